@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { load } from 'js-yaml';
+import type { RegistryPart } from '../../plugins/registry-core/plugin-presence';
+
+/** The few keys of a Verdaccio config.yaml our scripts need, with paths resolved against its folder. */
+export interface VerdaccioConfigSummary {
+  configPath: string;
+  configDir: string;
+  storageDir: string;
+  lockbPath: string | undefined;
+  authPlugins: string[];
+  storePlugins: string[];
+  middlewarePlugins: string[];
+}
+
+function sectionKeys(section: unknown): string[] {
+  return section && typeof section === 'object' ? Object.keys(section) : [];
+}
+
+export function readVerdaccioConfig(configPath: string): VerdaccioConfigSummary {
+  const parsed = load(readFileSync(configPath, 'utf8'));
+  if (!parsed || typeof parsed !== 'object') throw new Error(`${configPath} is not a YAML mapping`);
+  const yaml = parsed as Record<string, unknown>;
+  const configDir = dirname(resolve(configPath));
+  const storage = typeof yaml.storage === 'string' ? yaml.storage : './storage';
+  const lockb = typeof yaml.registry_lockb === 'string' ? yaml.registry_lockb : undefined;
+  return {
+    configPath: resolve(configPath),
+    configDir,
+    storageDir: resolve(configDir, storage),
+    lockbPath: lockb === undefined ? undefined : resolve(configDir, lockb),
+    authPlugins: sectionKeys(yaml.auth),
+    storePlugins: sectionKeys(yaml.store),
+    middlewarePlugins: sectionKeys(yaml.middlewares),
+  };
+}
+
+/** Which of our parts config.yaml asks for: each must announce itself before the server may listen. */
+export function requiredParts(config: VerdaccioConfigSummary): RegistryPart[] {
+  const parts: RegistryPart[] = [];
+  if (config.authPlugins.includes('registry-auth')) parts.push('auth');
+  if (config.storePlugins.includes('registry-storage')) parts.push('storage');
+  if (config.middlewarePlugins.includes('registry-dashboard')) parts.push('dashboard');
+  return parts;
+}

@@ -1,0 +1,272 @@
+/**
+ * Integration-test harness: a REAL registry (our start script + Verdaccio, from the project's
+ * config.yaml) in a temp folder on 127.0.0.1 port 0, and REAL npm and bun clients with isolated
+ * config and cache folders. Nothing here fakes a part; it only wires them together.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { dump, load } from 'js-yaml';
+
+export const PROJECT_ROOT = resolve(__dirname, '..', '..', '..');
+export const NODE_BIN = join(PROJECT_ROOT, 'node_modules', '.bin', 'node');
+export const BUN_BIN = join(PROJECT_ROOT, 'node_modules', '.bin', 'bun');
+const START_SCRIPT = join(PROJECT_ROOT, 'build', 'scripts', 'start.js');
+
+export interface StartOptions {
+  /** Reuse a folder (restart tests); a fresh temp folder otherwise. */
+  dir?: string;
+  /** Extra environment for the registry process (e.g. BUN_FEATURE_DEBUG=1). */
+  env?: Record<string, string>;
+  /** Edit the parsed config.yaml before it is written (plugin options, packages rules…). */
+  editConfig?: (config: Record<string, unknown>) => void;
+  /** How long to wait for the registry to answer /-/ping. */
+  timeoutMs?: number;
+}
+
+export interface RunningRegistry {
+  url: string;
+  port: number;
+  dir: string;
+  configPath: string;
+  lockbPath: string;
+  storageDir: string;
+  envFile: string;
+  process: ChildProcess;
+  logs(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  restart(options?: Omit<StartOptions, 'dir'>): Promise<RunningRegistry>;
+}
+
+/** Environment for a child process with nothing inherited from an enclosing npm script or from our own BUN_* settings. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    const lower = key.toLowerCase();
+    if (lower.startsWith('npm_') || key.startsWith('BUN_') || key === 'NODE_OPTIONS' || key === 'NO_COLOR') continue;
+    env[key] = value;
+  }
+  env.PATH = `${join(PROJECT_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`;
+  return { ...env, ...extra };
+}
+
+function writeConfig(dir: string, edit?: (config: Record<string, unknown>) => void): void {
+  const base = load(readFileSync(join(PROJECT_ROOT, 'config.yaml'), 'utf8')) as Record<string, unknown>;
+  base.storage = './storage';
+  base.plugins = join(PROJECT_ROOT, 'plugins');
+  base.registry_lockb = './registry.lockb';
+  base.listen = '127.0.0.1:0';
+  base.log = { type: 'stdout', format: 'pretty', level: 'warn' };
+  edit?.(base);
+  writeFileSync(join(dir, 'config.yaml'), dump(base));
+}
+
+export async function startRegistry(options: StartOptions = {}): Promise<RunningRegistry> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'registry-test-'));
+  mkdirSync(dir, { recursive: true });
+  const configPath = join(dir, 'config.yaml');
+  if (options.editConfig || !existsSync(configPath)) writeConfig(dir, options.editConfig);
+  const child = spawn(NODE_BIN, [START_SCRIPT, '-c', configPath, '--listen', '127.0.0.1:0'], {
+    cwd: dir,
+    env: cleanEnv(options.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+
+  const port = await new Promise<number>((resolvePort, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`registry did not start within ${options.timeoutMs ?? 30000} ms:\n${output}`)),
+      options.timeoutMs ?? 30000,
+    );
+    const onData = (): void => {
+      const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        child.stdout.off('data', onData);
+        resolvePort(Number(match[1]));
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`registry exited (code ${code}, signal ${signal}) before listening:\n${output}`));
+    });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForPing(url, child, () => output);
+
+  const registry: RunningRegistry = {
+    url,
+    port,
+    dir,
+    configPath,
+    lockbPath: join(dir, 'registry.lockb'),
+    storageDir: join(dir, 'storage'),
+    envFile: join(dir, '.env.local'),
+    process: child,
+    logs: () => output,
+    stop: (signal: NodeJS.Signals = 'SIGTERM') => stopProcess(child, signal),
+    restart: async (restartOptions = {}) => {
+      await stopProcess(child, 'SIGTERM');
+      return startRegistry({ ...restartOptions, dir });
+    },
+  };
+  return registry;
+}
+
+async function waitForPing(url: string, child: ChildProcess, logs: () => string): Promise<void> {
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`registry exited before answering /-/ping:\n${logs()}`);
+    try {
+      const response = await fetch(`${url}/-/ping`);
+      if (response.ok) return;
+    } catch {
+      // not accepting connections yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`registry never answered /-/ping:\n${logs()}`);
+}
+
+function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolveStop) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolveStop();
+    });
+    child.kill(signal);
+  });
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): Promise<CommandResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? cleanEnv(), stdio: 'pipe' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${command} ${args.join(' ')} timed out after ${options.timeoutMs ?? 120000} ms\n${stdout}\n${stderr}`));
+    }, options.timeoutMs ?? 120000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolveRun({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+export interface ClientDir {
+  dir: string;
+  npmrc: string;
+  cache: string;
+  /** Real npm 11 with this folder's .npmrc and cache only. */
+  npm(args: string[], options?: { cwd?: string; input?: string }): Promise<CommandResult>;
+  /** Real bun with this folder's bunfig.toml, .npmrc and cache only. */
+  bun(args: string[], options?: { cwd?: string }): Promise<CommandResult>;
+  setToken(token: string | undefined): void;
+}
+
+/** The `//host:port/:_authToken` key npm derives from a registry URL ("nerf dart"). */
+export function nerfDart(registryUrl: string): string {
+  const url = new URL(registryUrl);
+  const path = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
+  return `//${url.host}${path}`;
+}
+
+export function createClientDir(registry: { url: string }, options: { token?: string } = {}): ClientDir {
+  const dir = mkdtempSync(join(tmpdir(), 'registry-client-'));
+  const npmrc = join(dir, '.npmrc');
+  const cache = join(dir, 'npm-cache');
+  const bunCache = join(dir, 'bun-cache');
+  const bunfig = join(dir, 'bunfig.toml');
+  const registryUrl = `${registry.url}/`;
+  let token = options.token;
+
+  const writeClientConfig = (): void => {
+    writeFileSync(npmrc, `registry=${registryUrl}\n${token ? `${nerfDart(registryUrl)}:_authToken=${token}\n` : ''}`);
+    const tokenLine = token ? `, token = "${token}"` : '';
+    writeFileSync(bunfig, `[install]\nregistry = { url = "${registryUrl}"${tokenLine} }\n[install.cache]\ndir = "${bunCache}"\n`);
+  };
+  writeClientConfig();
+
+  const npmEnv = (): NodeJS.ProcessEnv =>
+    cleanEnv({
+      npm_config_userconfig: npmrc,
+      npm_config_cache: cache,
+      npm_config_registry: registryUrl,
+      npm_config_update_notifier: 'false',
+      npm_config_fund: 'false',
+      npm_config_audit: 'false',
+      HOME: dir,
+    });
+
+  return {
+    dir,
+    npmrc,
+    cache,
+    npm: (args, runOptions = {}) =>
+      run('npm', args, { cwd: runOptions.cwd ?? dir, env: npmEnv(), input: runOptions.input }),
+    bun: (args, runOptions = {}) =>
+      run(BUN_BIN, [`--config=${bunfig}`, ...args], {
+        cwd: runOptions.cwd ?? dir,
+        env: cleanEnv({
+          BUN_INSTALL_CACHE_DIR: bunCache,
+          NPM_CONFIG_REGISTRY: registryUrl,
+          ...(token ? { NPM_CONFIG_TOKEN: token } : {}),
+          HOME: dir,
+        }),
+      }),
+    setToken: (next) => {
+      token = next;
+      writeClientConfig();
+    },
+  };
+}
+
+export interface PackageSpec {
+  name: string;
+  version: string;
+  files?: Record<string, string>;
+  extra?: Record<string, unknown>;
+}
+
+/** Writes a publishable package folder and returns its path. */
+export function writePackage(parentDir: string, spec: PackageSpec): string {
+  const dir = mkdtempSync(join(parentDir, 'pkg-'));
+  const manifest = { name: spec.name, version: spec.version, main: 'index.js', license: 'MIT', ...spec.extra };
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  const files = spec.files ?? { 'index.js': `module.exports = ${JSON.stringify(`${spec.name}@${spec.version}`)};\n` };
+  for (const [file, content] of Object.entries(files)) writeFileSync(join(dir, file), content);
+  return dir;
+}
+
+/** Creates (or logs in) a user through npm's couch route and returns the token the registry issued. */
+export async function addUser(registry: { url: string }, name: string, password: string): Promise<string> {
+  const response = await fetch(`${registry.url}/-/user/org.couchdb.user:${encodeURIComponent(name)}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ _id: `org.couchdb.user:${name}`, name, password, type: 'user', roles: [], date: new Date().toISOString() }),
+  });
+  const body = (await response.json()) as { token?: string; error?: string };
+  if (!response.ok || !body.token) throw new Error(`adduser ${name} failed: ${response.status} ${JSON.stringify(body)}`);
+  return body.token;
+}

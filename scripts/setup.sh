@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the registry and its tests need on a fresh Debian machine, and nothing twice:
+#   npm packages (incl. the pinned Node 24 and bun) when node_modules is missing or stale,
+#   Debian's chromium and tmux when the tests need them and they are missing.
+# Usage: bash scripts/setup.sh [--with-test-tools]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stamp=node_modules/.install-stamp
+if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+  echo "setup: installing npm packages (npm ci)…"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi
+
+if [ "${1:-}" = "--with-test-tools" ]; then
+  missing=()
+  command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi

@@ -1,0 +1,310 @@
+/**
+ * Issued-token records (`npm token create`) and revocations (`npm logout`, `npm token revoke`)
+ * in one small JSON file: `<storage>/.registry-tokens.json`.
+ *
+ * The auth plugin writes it and checks revocations on every request; the storage plugin
+ * implements Verdaccio's saveToken/readTokens/deleteToken by delegating here. Both live in one
+ * Verdaccio process, so ONE instance per real path (ref-counted close) makes a revocation
+ * visible to every reader at once. Writes are rare (login, logout, token create/revoke) and
+ * atomic: temp file + fsync + rename, then the folder is fsynced so the rename survives a crash.
+ * The file holds masked tokens only, never a usable token.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+
+export const TOKEN_STORE_FILE = '.registry-tokens.json';
+
+export type TokenStoreErrorCode = 'ERR_TOKEN_STORE_CORRUPT' | 'ERR_TOKEN_NOT_FOUND' | 'ERR_TOKEN_RECORD' | 'ERR_TOKEN_STORE_CLOSED';
+
+export class TokenStoreError extends Error {
+  readonly code: TokenStoreErrorCode;
+  constructor(code: TokenStoreErrorCode, message: string) {
+    super(message);
+    this.name = 'TokenStoreError';
+    this.code = code;
+  }
+}
+
+/** One token made by `npm token create` (or the dashboard). `key` is the token's `jti`. */
+export interface IssuedTokenRecord {
+  key: string;
+  user: string;
+  /** ms since epoch */
+  created: number;
+  /** ms since epoch; null = the token itself carries no expiry (foreign records adopted by the storage plugin) */
+  expiresAt: number | null;
+  readonly: boolean;
+  cidr: string[];
+  /** masked: the first characters and an ellipsis, never the whole token */
+  token: string;
+  name?: string;
+  description?: string;
+}
+
+export interface RevocationRecord {
+  jti: string;
+  /** when the revoked token would have expired anyway; null = keep forever */
+  expiresAt: number | null;
+}
+
+interface StoreFileShape {
+  version: 1;
+  tokens: IssuedTokenRecord[];
+  revoked: RevocationRecord[];
+}
+
+/** Shows enough of a token to recognise it in `npm token list`, never enough to use it. */
+export function maskToken(token: string, visible = 6): string {
+  return `${token.slice(0, visible)}…`;
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+function isExpiry(value: unknown): value is number | null {
+  return value === null || (typeof value === 'number' && Number.isFinite(value));
+}
+
+function checkTokenRecord(value: unknown, where: string): IssuedTokenRecord {
+  const record = value as Partial<IssuedTokenRecord> | null;
+  if (
+    !record ||
+    typeof record !== 'object' ||
+    typeof record.key !== 'string' ||
+    record.key.length === 0 ||
+    typeof record.user !== 'string' ||
+    record.user.length === 0 ||
+    typeof record.created !== 'number' ||
+    !isExpiry(record.expiresAt) ||
+    typeof record.readonly !== 'boolean' ||
+    !isStringArray(record.cidr) ||
+    typeof record.token !== 'string' ||
+    (record.name !== undefined && typeof record.name !== 'string') ||
+    (record.description !== undefined && typeof record.description !== 'string')
+  ) {
+    throw new TokenStoreError('ERR_TOKEN_RECORD', `${where}: not a valid token record`);
+  }
+  const clean: IssuedTokenRecord = {
+    key: record.key,
+    user: record.user,
+    created: record.created,
+    expiresAt: record.expiresAt,
+    readonly: record.readonly,
+    cidr: [...record.cidr],
+    token: record.token,
+  };
+  if (record.name !== undefined) clean.name = record.name;
+  if (record.description !== undefined) clean.description = record.description;
+  return clean;
+}
+
+function parseStoreFile(path: string, text: string): StoreFileShape {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new TokenStoreError('ERR_TOKEN_STORE_CORRUPT', `${path} is not valid JSON (${(error as Error).message}); fix or remove it`);
+  }
+  const shape = parsed as Partial<StoreFileShape> | null;
+  if (!shape || typeof shape !== 'object' || shape.version !== 1 || !Array.isArray(shape.tokens) || !Array.isArray(shape.revoked)) {
+    throw new TokenStoreError('ERR_TOKEN_STORE_CORRUPT', `${path} is not a token store (expected {"version":1,"tokens":[],"revoked":[]})`);
+  }
+  try {
+    const tokens = shape.tokens.map((record, index) => checkTokenRecord(record, `${path} tokens[${index}]`));
+    const revoked = shape.revoked.map((entry, index) => {
+      const candidate = entry as Partial<RevocationRecord> | null;
+      if (!candidate || typeof candidate.jti !== 'string' || candidate.jti.length === 0 || !isExpiry(candidate.expiresAt)) {
+        throw new TokenStoreError('ERR_TOKEN_RECORD', `${path} revoked[${index}]: not a valid revocation`);
+      }
+      return { jti: candidate.jti, expiresAt: candidate.expiresAt };
+    });
+    return { version: 1, tokens, revoked };
+  } catch (error) {
+    if (error instanceof TokenStoreError) throw new TokenStoreError('ERR_TOKEN_STORE_CORRUPT', error.message);
+    throw error;
+  }
+}
+
+function writeFileAtomic(path: string, text: string): void {
+  const folder = dirname(path);
+  const temp = join(folder, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    unlinkSync(temp);
+    throw error;
+  }
+  closeSync(fd);
+  renameSync(temp, path);
+  const dirFd = openSync(folder, 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
+const openStores = new Map<string, { store: TokenStore; refs: number }>();
+
+export class TokenStore {
+  readonly file: string;
+  private tokens = new Map<string, IssuedTokenRecord>();
+  private revoked = new Map<string, number | null>();
+  private closed = false;
+
+  private constructor(file: string) {
+    this.file = file;
+    if (existsSync(file)) {
+      const shape = parseStoreFile(file, readFileSync(file, 'utf8'));
+      for (const record of shape.tokens) this.tokens.set(record.key, record);
+      for (const entry of shape.revoked) this.revoked.set(entry.jti, entry.expiresAt);
+    }
+  }
+
+  /**
+   * Opens (creating the folder, not the file) the store at `file`. Every call for the same real
+   * path in this process returns the same instance; each call needs its own close().
+   */
+  static open(file: string): TokenStore {
+    const absolute = resolve(file);
+    mkdirSync(dirname(absolute), { recursive: true });
+    const key = join(realpathSync(dirname(absolute)), basename(absolute));
+    const existing = openStores.get(key);
+    if (existing) {
+      existing.refs += 1;
+      return existing.store;
+    }
+    const store = new TokenStore(key);
+    openStores.set(key, { store, refs: 1 });
+    return store;
+  }
+
+  /** Records a newly issued token. A record with the same key is refused (keys are random jtis). */
+  save(record: IssuedTokenRecord): void {
+    this.assertOpen();
+    const clean = checkTokenRecord(record, 'save()');
+    if (this.tokens.has(clean.key)) throw new TokenStoreError('ERR_TOKEN_RECORD', `a token with key ${clean.key} already exists`);
+    this.tokens.set(clean.key, clean);
+    try {
+      this.persist();
+    } catch (error) {
+      this.tokens.delete(clean.key);
+      throw error;
+    }
+  }
+
+  /** The user's live (unexpired, unrevoked) tokens, oldest first. */
+  list(user: string, now = Date.now()): IssuedTokenRecord[] {
+    this.assertOpen();
+    return [...this.tokens.values()]
+      .filter((record) => record.user === user && (record.expiresAt === null || record.expiresAt > now))
+      .sort((a, b) => a.created - b.created)
+      .map((record) => ({ ...record, cidr: [...record.cidr] }));
+  }
+
+  get(key: string): IssuedTokenRecord | undefined {
+    this.assertOpen();
+    const record = this.tokens.get(key);
+    return record ? { ...record, cidr: [...record.cidr] } : undefined;
+  }
+
+  /**
+   * `npm token revoke`: removes the user's token `key` and remembers its jti as revoked until it
+   * would have expired. Another user's key is "not found" (no hint that it exists).
+   */
+  revoke(user: string, key: string): IssuedTokenRecord {
+    this.assertOpen();
+    const record = this.tokens.get(key);
+    if (!record || record.user !== user) throw new TokenStoreError('ERR_TOKEN_NOT_FOUND', `no token ${key} for user ${user}`);
+    this.tokens.delete(key);
+    const previous = this.revoked.get(key);
+    this.revoked.set(key, record.expiresAt);
+    try {
+      this.persist();
+    } catch (error) {
+      this.tokens.set(key, record);
+      if (previous === undefined) this.revoked.delete(key);
+      else this.revoked.set(key, previous);
+      throw error;
+    }
+    return record;
+  }
+
+  /** `npm logout` and friends: revokes any token by its jti (idempotent). */
+  revokeJti(jti: string, expiresAt: number | null): void {
+    this.assertOpen();
+    if (jti.length === 0) throw new TokenStoreError('ERR_TOKEN_RECORD', 'a revocation needs a jti');
+    if (this.revoked.has(jti) && !this.tokens.has(jti)) return;
+    const record = this.tokens.get(jti);
+    const previous = this.revoked.get(jti);
+    this.tokens.delete(jti);
+    this.revoked.set(jti, expiresAt);
+    try {
+      this.persist();
+    } catch (error) {
+      if (record) this.tokens.set(jti, record);
+      if (previous === undefined) this.revoked.delete(jti);
+      else this.revoked.set(jti, previous);
+      throw error;
+    }
+  }
+
+  /** Called on every authenticated request: one Map lookup. */
+  isRevoked(jti: string): boolean {
+    return this.revoked.has(jti);
+  }
+
+  /** Drops records and revocations of tokens that have expired anyway; returns how many. */
+  prune(now = Date.now()): number {
+    this.assertOpen();
+    let dropped = 0;
+    for (const [key, record] of this.tokens) {
+      if (record.expiresAt !== null && record.expiresAt <= now) {
+        this.tokens.delete(key);
+        dropped += 1;
+      }
+    }
+    for (const [jti, expiresAt] of this.revoked) {
+      if (expiresAt !== null && expiresAt <= now) {
+        this.revoked.delete(jti);
+        dropped += 1;
+      }
+    }
+    if (dropped > 0) this.persist();
+    return dropped;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    const entry = openStores.get(this.file);
+    if (!entry || entry.store !== this) {
+      this.closed = true;
+      return;
+    }
+    entry.refs -= 1;
+    if (entry.refs === 0) {
+      openStores.delete(this.file);
+      this.closed = true;
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new TokenStoreError('ERR_TOKEN_STORE_CLOSED', `token store ${this.file} is closed`);
+  }
+
+  private persist(): void {
+    const now = Date.now();
+    const shape: StoreFileShape = {
+      version: 1,
+      tokens: [...this.tokens.values()].filter((record) => record.expiresAt === null || record.expiresAt > now),
+      revoked: [...this.revoked.entries()]
+        .filter(([, expiresAt]) => expiresAt === null || expiresAt > now)
+        .map(([jti, expiresAt]) => ({ jti, expiresAt })),
+    };
+    writeFileAtomic(this.file, `${JSON.stringify(shape, null, 1)}\n`);
+  }
+}

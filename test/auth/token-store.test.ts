@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { TokenStore, TokenStoreError, maskToken, type IssuedTokenRecord } from '../../plugins/registry-core/token-store';
+
+function tempFile(): string {
+  return join(mkdtempSync(join(tmpdir(), 'token-store-')), 'storage', '.registry-tokens.json');
+}
+
+function record(overrides: Partial<IssuedTokenRecord> = {}): IssuedTokenRecord {
+  return {
+    key: 'k1',
+    user: 'alice',
+    created: Date.now(),
+    expiresAt: Date.now() + 60_000,
+    readonly: false,
+    cidr: [],
+    token: maskToken('eyJhbGciOiJFZERTQSJ9.payload.sig'),
+    ...overrides,
+  };
+}
+
+describe('TokenStore', () => {
+  test('save, list per user, persisted atomically with mode 0600 and read back by a new instance', () => {
+    const file = tempFile();
+    const store = TokenStore.open(file);
+    store.save(record({ key: 'a', user: 'alice', readonly: true, cidr: ['10.0.0.0/8'] }));
+    store.save(record({ key: 'b', user: 'bob' }));
+    assert.deepEqual(
+      store.list('alice').map((r) => [r.key, r.readonly, r.cidr]),
+      [['a', true, ['10.0.0.0/8']]],
+    );
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(join(file, '..')), ['.registry-tokens.json'], 'no temp file left behind');
+    store.close();
+
+    const reopened = TokenStore.open(file);
+    assert.equal(reopened.list('bob').length, 1);
+    assert.equal(reopened.get('a')?.user, 'alice');
+    reopened.close();
+  });
+
+  test('one shared instance per path in a process; close is ref-counted', () => {
+    const file = tempFile();
+    const first = TokenStore.open(file);
+    const second = TokenStore.open(join(file, '..', '.', '.registry-tokens.json'));
+    assert.equal(first, second);
+    first.save(record({ key: 'shared' }));
+    first.close();
+    assert.equal(second.get('shared')?.key, 'shared', 'still open for the second holder');
+    second.close();
+    assert.throws(() => second.list('alice'), (error: unknown) => (error as TokenStoreError).code === 'ERR_TOKEN_STORE_CLOSED');
+    const third = TokenStore.open(file);
+    assert.notEqual(third, first);
+    third.close();
+  });
+
+  test('revoke: only the owner, removes the record, remembers the jti, survives reopening', () => {
+    const file = tempFile();
+    const store = TokenStore.open(file);
+    store.save(record({ key: 'k', user: 'alice' }));
+    assert.throws(() => store.revoke('mallory', 'k'), (error: unknown) => (error as TokenStoreError).code === 'ERR_TOKEN_NOT_FOUND');
+    assert.equal(store.isRevoked('k'), false);
+    const removed = store.revoke('alice', 'k');
+    assert.equal(removed.key, 'k');
+    assert.equal(store.isRevoked('k'), true);
+    assert.deepEqual(store.list('alice'), []);
+    assert.throws(() => store.revoke('alice', 'k'), (error: unknown) => (error as TokenStoreError).code === 'ERR_TOKEN_NOT_FOUND');
+    store.close();
+    const reopened = TokenStore.open(file);
+    assert.equal(reopened.isRevoked('k'), true);
+    reopened.close();
+  });
+
+  test('revokeJti is idempotent and works for tokens that were never recorded (login tokens)', () => {
+    const file = tempFile();
+    const store = TokenStore.open(file);
+    store.revokeJti('login-jti', Date.now() + 60_000);
+    store.revokeJti('login-jti', Date.now() + 60_000);
+    assert.equal(store.isRevoked('login-jti'), true);
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { revoked: unknown[] };
+    assert.equal(saved.revoked.length, 1);
+    store.close();
+  });
+
+  test('prune drops expired records and revocations, keeps the rest', () => {
+    const file = tempFile();
+    const store = TokenStore.open(file);
+    const now = Date.now();
+    store.save(record({ key: 'old', expiresAt: now + 1000 }));
+    store.save(record({ key: 'new', expiresAt: now + 100_000 }));
+    store.save(record({ key: 'forever', expiresAt: null }));
+    store.revokeJti('gone', now + 1000);
+    store.revokeJti('kept', now + 100_000);
+    assert.equal(store.list('alice', now + 2000).length, 2, 'expired records are not listed');
+    assert.equal(store.prune(now + 2000), 2);
+    assert.equal(store.get('old'), undefined);
+    assert.equal(store.isRevoked('gone'), false);
+    assert.equal(store.isRevoked('kept'), true);
+    assert.ok(store.get('forever'));
+    store.close();
+  });
+
+  test('refuses duplicate keys and malformed records without changing the file', () => {
+    const file = tempFile();
+    const store = TokenStore.open(file);
+    store.save(record({ key: 'dup' }));
+    const before = readFileSync(file, 'utf8');
+    assert.throws(() => store.save(record({ key: 'dup' })), (error: unknown) => (error as TokenStoreError).code === 'ERR_TOKEN_RECORD');
+    assert.throws(
+      () => store.save({ ...record({ key: 'bad' }), cidr: 'nope' } as unknown as IssuedTokenRecord),
+      (error: unknown) => (error as TokenStoreError).code === 'ERR_TOKEN_RECORD',
+    );
+    assert.equal(readFileSync(file, 'utf8'), before);
+    store.close();
+  });
+
+  test('a corrupt file is never silently replaced: open throws ERR_TOKEN_STORE_CORRUPT', () => {
+    const file = tempFile();
+    TokenStore.open(file).close();
+    writeFileSync(file, '{"version":1,"tokens":[{"key":1}],"revoked":[]}');
+    assert.throws(() => TokenStore.open(file), (error: unknown) => (error as TokenStoreError).code === 'ERR_TOKEN_STORE_CORRUPT');
+    writeFileSync(file, '{not json');
+    assert.throws(() => TokenStore.open(file), (error: unknown) => (error as TokenStoreError).code === 'ERR_TOKEN_STORE_CORRUPT');
+    assert.equal(readFileSync(file, 'utf8'), '{not json');
+  });
+
+  test('maskToken never reveals more than the prefix', () => {
+    const token = 'eyJhbGciOiJFZERTQSIsImtpZCI6IngifQ.eyJzdWIiOiJhIn0.c2ln';
+    const masked = maskToken(token);
+    assert.equal(masked, 'eyJhbG…');
+    assert.ok(!masked.includes('c2ln'));
+  });
+});

@@ -1,0 +1,6 @@
+/** Public API of registry-core. Consumers import only from here (and `./plugin-presence`). */
+export * from './errors';
+export * from './crc8';
+export * from './registry-url';
+export * from './layout';
+export * from './describe';

@@ -1,0 +1,155 @@
+/**
+ * Wall-time rows with the real clients: `npm publish` of 20 distinct packages, `npm install` and
+ * `bun install` of the 20 seeded packages in a fresh project with a fresh cache. Each measurement
+ * gets a brand-new client folder (config, cache, HOME), so nothing is served from a client cache.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { emptyOutcome, type RowOutcome } from './http-bench';
+import { makeRow, median } from './report';
+import { createClient, interleave, packageFiles, type BenchServer, type Budget, type Log, type RunResult, type Side } from './stock';
+
+export interface ClientTarget {
+  server: BenchServer;
+  token: string;
+}
+
+export interface ClientBenchSettings {
+  publishRounds: number;
+  installRounds: number;
+  bunRounds: number;
+  publishCount: number;
+}
+
+export const CLIENT_SETTINGS: Record<'quick' | 'full', ClientBenchSettings> = {
+  quick: { publishRounds: 1, installRounds: 2, bunRounds: 3, publishCount: 20 },
+  full: { publishRounds: 3, installRounds: 5, bunRounds: 7, publishCount: 20 },
+};
+
+function failure(what: string, result: RunResult): string {
+  const output = `${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-6).join('\n    ');
+  return `ERROR ${what} exited ${result.code}:\n    ${output}`;
+}
+
+function timeRow(
+  name: string,
+  runs: { stock: (number | string)[]; ours: (number | string)[]; skippedRounds: number },
+  unit: string,
+  target: string,
+): RowOutcome {
+  const outcome = emptyOutcome();
+  const notes: string[] = [];
+  const numbers = (side: Side): number[] => runs[side].filter((v): v is number => typeof v === 'number');
+  for (const side of ['stock', 'ours'] as const) {
+    for (const value of runs[side]) if (typeof value === 'string') notes.push(value.replace(/^ERROR /, `ERROR ${side}: `));
+  }
+  if (runs.skippedRounds > 0) notes.push(`${runs.skippedRounds} round(s) skipped: time budget`);
+  notes.push(`${numbers('ours').length} round(s) per side`);
+  const stock = numbers('stock');
+  const ours = numbers('ours');
+  outcome.rows.push(makeRow(name, median(ours), median(stock), unit, target));
+  outcome.notes[name] = notes;
+  outcome.samples[name] = { stock, ours };
+  return outcome;
+}
+
+/** `npm publish` of `publishCount` distinct new packages, sequentially, from a fresh client folder. */
+export async function runPublishBench(
+  targets: Record<Side, ClientTarget>,
+  settings: ClientBenchSettings,
+  budget: Budget,
+  log: Log,
+): Promise<RowOutcome> {
+  const name = `npm publish × ${settings.publishCount} packages`;
+  const runs = await interleave(settings.publishRounds, budget, async (side, round): Promise<number | string> => {
+    const { server, token } = targets[side];
+    const client = createClient(server.url, token);
+    try {
+      const dirs: string[] = [];
+      for (let i = 1; i <= settings.publishCount; i += 1) {
+        const dir = join(client.dir, 'packages', `p${i}`);
+        mkdirSync(dir, { recursive: true });
+        for (const [file, content] of Object.entries(packageFiles(`@mycompany/pub${round}-${i}`, '1.0.0'))) {
+          writeFileSync(join(dir, file), content);
+        }
+        dirs.push(dir);
+      }
+      let total = 0;
+      for (const dir of dirs) {
+        const result = await client.npm(['publish'], dir);
+        if (result.code !== 0) return failure(`npm publish (${dir})`, result);
+        total += result.ms;
+      }
+      log(`  ${name} ${side}: ${(total / 1000).toFixed(2)} s (${(total / dirs.length).toFixed(0)} ms per package)`);
+      return total / 1000;
+    } finally {
+      client.remove();
+    }
+  });
+  return timeRow(name, runs, 's', '≤ 1.05× stock time');
+}
+
+function writeProject(dir: string, packages: readonly string[]): void {
+  mkdirSync(dir, { recursive: true });
+  const dependencies = Object.fromEntries(packages.map((pkg) => [pkg, '^1.0.0']));
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'bench-app', version: '1.0.0', private: true, dependencies }, null, 2)}\n`);
+}
+
+function missingInstall(project: string, packages: readonly string[]): string | null {
+  const missing = packages.filter((pkg) => !existsSync(join(project, 'node_modules', pkg, 'package.json')));
+  return missing.length > 0 ? `ERROR install left out ${missing.length} package(s), e.g. ${missing[0]}` : null;
+}
+
+/**
+ * Installs anonymously (no token): reads are public in both configs, and a token would make stock's
+ * default AES mode run bcrypt on every request — the whoami rows show that cost separately.
+ */
+async function installRow(
+  client: 'npm' | 'bun',
+  targets: Record<Side, ClientTarget>,
+  packages: readonly string[],
+  rounds: number,
+  budget: Budget,
+  log: Log,
+): Promise<RowOutcome> {
+  const name = `${client} install × ${packages.length} packages`;
+  const runs = await interleave(rounds, budget, async (side): Promise<number | string> => {
+    const clientDir = createClient(targets[side].server.url);
+    try {
+      const project = join(clientDir.dir, 'app');
+      writeProject(project, packages);
+      const result =
+        client === 'npm'
+          ? await clientDir.npm(['install', '--no-audit', '--no-fund', '--ignore-scripts'], project)
+          : await clientDir.bun(['install', '--ignore-scripts'], project);
+      if (result.code !== 0) return failure(`${client} install`, result);
+      const missing = missingInstall(project, packages);
+      if (missing) return missing;
+      log(`  ${name} ${side}: ${result.ms.toFixed(0)} ms`);
+      return result.ms;
+    } finally {
+      clientDir.remove();
+    }
+  });
+  return timeRow(name, runs, 'ms', '≤ 1.05× stock time');
+}
+
+export async function runInstallBench(
+  targets: Record<Side, ClientTarget>,
+  packages: readonly string[],
+  settings: ClientBenchSettings,
+  budget: Budget,
+  log: Log,
+): Promise<RowOutcome> {
+  const outcome = emptyOutcome();
+  for (const [client, rounds] of [
+    ['npm', settings.installRounds],
+    ['bun', settings.bunRounds],
+  ] as const) {
+    const row = await installRow(client, targets, packages, rounds, budget, log);
+    outcome.rows.push(...row.rows);
+    Object.assign(outcome.notes, row.notes);
+    Object.assign(outcome.samples, row.samples);
+  }
+  return outcome;
+}

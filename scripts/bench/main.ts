@@ -1,0 +1,330 @@
+/**
+ * `npm run bench [-- --quick] [--only a,b] [--profile]` — stock Verdaccio 6.10.4 and ours, same
+ * machine, same Node, same workloads, interleaved; one table (SPEC §9 rows with both figures and
+ * the ratio) on stdout and the full record as JSON (+ a Markdown table) in bench-results/.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { runInstallBench, runPublishBench, CLIENT_SETTINGS, type ClientTarget } from './clients-bench';
+import { HTTP_SETTINGS, emptyOutcome, mergeOutcome, runReadBench, runWhoamiBench, type RowOutcome } from './http-bench';
+import { formatProfile, readProfile, summarizeProfile } from './profile';
+import { evaluateRow, formatTable, makeRow, summarize } from './report';
+import { runStartupBench, STARTUP_SETTINGS } from './startup-bench';
+import {
+  BUN_BIN,
+  Budget,
+  PROJECT_ROOT,
+  addUser,
+  publishRaw,
+  startServer,
+  tempDir,
+  removeDir,
+  type BenchServer,
+  type ServerKind,
+  type Side,
+} from './stock';
+import type { BenchRow } from './types';
+
+/** Groups of rows, selectable with `--only`. Order = run order: in-process micro benches first, on a quiet machine. */
+const GROUPS = ['config', 'auth', 'startup', 'read', 'publish', 'install', 'whoami', 'dashboard', 'terminal'] as const;
+type Group = (typeof GROUPS)[number];
+
+/** Bench modules written by the other parts' owners: `run<X>Bench({quick})` → BenchRow[]. */
+const EXTERNAL: readonly { group: Group; file: string; fn: string }[] = [
+  { group: 'config', file: 'config-bench', fn: 'runConfigBench' },
+  { group: 'auth', file: 'auth-bench', fn: 'runAuthBench' },
+  { group: 'dashboard', file: 'dashboard-bench', fn: 'runDashboardBench' },
+  { group: 'terminal', file: 'terminal-bench', fn: 'runTerminalBench' },
+];
+
+const USER = 'bench';
+const PASSWORD = 'bench-password-1';
+const SEED_COUNT = 20;
+
+export interface BenchOptions {
+  quick: boolean;
+  only: Set<Group>;
+  profile: boolean;
+  budgetMs: number;
+}
+
+export function parseArgs(argv: readonly string[]): BenchOptions {
+  const quick = argv.includes('--quick');
+  let only = new Set<Group>(GROUPS);
+  let budgetMs = quick ? 110_000 : 570_000;
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    if (arg === '--quick' || arg === '--profile') continue;
+    if (arg === '--only' || arg.startsWith('--only=')) {
+      const value = arg.includes('=') ? arg.slice('--only='.length) : argv[(i += 1)];
+      const names = (value ?? '').split(',').filter(Boolean);
+      const unknown = names.filter((name) => !(GROUPS as readonly string[]).includes(name));
+      if (names.length === 0 || unknown.length > 0) throw new Error(`--only takes a comma list of ${GROUPS.join(', ')}; got ${value}`);
+      only = new Set(names as Group[]);
+    } else if (arg === '--budget' || arg.startsWith('--budget=')) {
+      const value = Number(arg.includes('=') ? arg.slice('--budget='.length) : argv[(i += 1)]);
+      if (!Number.isFinite(value) || value <= 0) throw new Error('--budget takes seconds > 0');
+      budgetMs = value * 1000;
+    } else if (arg === '--help' || arg === '-h') {
+      throw new Error('usage');
+    } else {
+      throw new Error(`unknown argument ${arg}`);
+    }
+  }
+  return { quick, only, profile: argv.includes('--profile'), budgetMs };
+}
+
+const USAGE = `usage: npm run bench -- [--quick] [--only ${GROUPS.join(',')}] [--budget <seconds>] [--profile]
+  --quick    fewer rounds, shorter load runs (≤ 2 min)
+  --only     run only these row groups
+  --budget   wall-clock allowance for the workloads (default 570 s, quick 110 s); later rounds are skipped past it
+  --profile  run the servers under node --cpu-prof and print where their CPU went`;
+
+function version(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', timeout: 20000 }).trim();
+  } catch {
+    return 'unavailable';
+  }
+}
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function runExternal(group: Group, quick: boolean): Promise<RowOutcome> {
+  const entry = EXTERNAL.find((e) => e.group === group);
+  const outcome = emptyOutcome();
+  if (!entry) return outcome;
+  const path = join(__dirname, `${entry.file}.js`);
+  if (!existsSync(path)) {
+    const name = `${group} rows (${entry.file}.ts)`;
+    log(`  ${name}: not present in this checkout — listed as missing`);
+    outcome.rows.push(makeRow(name, Number.NaN, null, '', 'missing'));
+    outcome.notes[name] = [`ERROR scripts/bench/${entry.file}.ts does not exist yet`];
+    return outcome;
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require(path) as Record<string, unknown>;
+    const fn = mod[entry.fn];
+    if (typeof fn !== 'function') throw new Error(`${entry.file}.js exports no ${entry.fn}()`);
+    const rows = (await (fn as (o: { quick: boolean }) => Promise<BenchRow[]>)({ quick })) ?? [];
+    for (const row of rows) log(`  ${row.name}: ours ${row.ours} ${row.unit}${row.baseline === null ? '' : `, baseline ${row.baseline}`}`);
+    outcome.rows.push(...rows);
+  } catch (error) {
+    const name = `${group} rows (${entry.file}.ts)`;
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    log(`  ${name}: FAILED — ${message}`);
+    outcome.rows.push(makeRow(name, Number.NaN, null, '', 'failed'));
+    outcome.notes[name] = [`ERROR ${message}`];
+  }
+  return outcome;
+}
+
+interface Started {
+  server: BenchServer;
+  token: string;
+}
+
+async function startSeeded(
+  kind: ServerKind,
+  cleanup: { dirs: string[]; running: BenchServer[] },
+  options: BenchOptions,
+  profileDir: string,
+  seed: boolean,
+): Promise<Started> {
+  const dir = tempDir(kind);
+  cleanup.dirs.push(dir);
+  const server = await startServer(kind, dir, { cpuProfDir: options.profile ? join(profileDir, kind) : undefined });
+  cleanup.running.push(server);
+  const token = await addUser(server.url, USER, PASSWORD);
+  if (seed) {
+    for (let i = 1; i <= SEED_COUNT; i += 1) await publishRaw(server.url, token, `@mycompany/lib-${i}`, '1.0.0');
+  }
+  return { server, token };
+}
+
+function seededPackages(): string[] {
+  return Array.from({ length: SEED_COUNT }, (_, i) => `@mycompany/lib-${i + 1}`);
+}
+
+async function tarballSha1(url: string, path: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const response = await fetch(`${url}${path}`);
+  if (!response.ok) throw new Error(`GET ${path} after seeding: ${response.status}`);
+  return createHash('sha1').update(Buffer.from(await response.arrayBuffer())).digest('hex');
+}
+
+export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[]; outcome: RowOutcome; file: string }> {
+  const budget = new Budget(options.budgetMs);
+  const mode = options.quick ? 'quick' : 'full';
+  const started = new Date();
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  const resultsDir = join(PROJECT_ROOT, 'bench-results');
+  const profileDir = join(resultsDir, `profile-${stamp}`);
+  mkdirSync(resultsDir, { recursive: true });
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
+    node: process.version,
+    npm: version('npm', ['--version']),
+    bun: version(BUN_BIN, ['--version']),
+    verdaccio: (require(join(PROJECT_ROOT, 'node_modules', 'verdaccio', 'package.json')) as { version: string }).version,
+  };
+  log(`npm run bench (${mode}) — ${started.toISOString()}`);
+  log(`machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB; node ${machine.node}, npm ${machine.npm}, bun ${machine.bun}, verdaccio ${machine.verdaccio}`);
+  log('stock = node_modules/verdaccio/bin/verdaccio (htpasswd + local storage, no uplinks); ours = build/scripts/start.js with config.yaml');
+
+  const outcome = emptyOutcome();
+  const dirs: string[] = [];
+  const running: BenchServer[] = [];
+  const wants = (group: Group): boolean => options.only.has(group);
+  try {
+    for (const group of ['config', 'auth'] as const) {
+      if (!wants(group)) continue;
+      log(`\n[${group}]`);
+      mergeOutcome(outcome, await runExternal(group, options.quick));
+    }
+    if (wants('startup')) {
+      log('\n[startup] cold start, interleaved');
+      mergeOutcome(outcome, await runStartupBench(STARTUP_SETTINGS[mode], budget, log));
+    }
+    const serverGroups = (['read', 'publish', 'install', 'whoami'] as const).filter(wants);
+    if (serverGroups.length > 0) {
+      try {
+        await runServerGroups(options, mode, budget, dirs, running, profileDir, outcome);
+      } catch (error) {
+        // Still print the table: a side that cannot start or be seeded is an error row, not a crash.
+        const message = error instanceof Error ? error.message.split('\n').slice(0, 6).join(' | ') : String(error);
+        log(`  FAILED: ${message}`);
+        const name = `${serverGroups.join(' / ')} rows`;
+        outcome.rows.push(makeRow(name, Number.NaN, Number.NaN, '', 'failed'));
+        outcome.notes[name] = [`ERROR ${message}`];
+      }
+    }
+  } finally {
+    for (const server of running) await server.stop();
+    for (const dir of dirs) removeDir(dir);
+  }
+  for (const group of ['dashboard', 'terminal'] as const) {
+    if (!wants(group)) continue;
+    log(`\n[${group}]`);
+    mergeOutcome(outcome, await runExternal(group, options.quick));
+  }
+  return finish(options, started, stamp, resultsDir, profileDir, machine, outcome);
+}
+
+async function runServerGroups(
+  options: BenchOptions,
+  mode: 'quick' | 'full',
+  budget: Budget,
+  dirs: string[],
+  running: BenchServer[],
+  profileDir: string,
+  outcome: RowOutcome,
+): Promise<void> {
+  const wants = (group: Group): boolean => options.only.has(group);
+  log(`\n[servers] starting stock and ours, seeding both with ${SEED_COUNT} packages @mycompany/lib-1..${SEED_COUNT}`);
+  const stock = await startSeeded('stock', { dirs, running }, options, profileDir, true);
+  const ours = await startSeeded('ours', { dirs, running }, options, profileDir, true);
+  const servers: Record<Side, BenchServer> = { stock: stock.server, ours: ours.server };
+  const targets: Record<Side, ClientTarget> = { stock, ours };
+  if (wants('read')) {
+    log('\n[read] autocannon, interleaved');
+    const tarballPath = '/@mycompany/lib-1/-/lib-1-1.0.0.tgz';
+    const sha1 = await tarballSha1(stock.server.url, tarballPath);
+    mergeOutcome(outcome, await runReadBench(servers, { name: '@mycompany/lib-1', tarballPath, tarballSha1: sha1 }, HTTP_SETTINGS[mode], budget, log));
+  }
+  if (wants('publish')) {
+    log('\n[publish] real npm, interleaved');
+    mergeOutcome(outcome, await runPublishBench(targets, CLIENT_SETTINGS[mode], budget, log));
+  }
+  if (wants('install')) {
+    log('\n[install] real npm and bun, fresh project + cache each run, interleaved');
+    mergeOutcome(outcome, await runInstallBench(targets, seededPackages(), CLIENT_SETTINGS[mode], budget, log));
+  }
+  if (wants('whoami')) {
+    log('\n[whoami] Bearer token on every request: ours vs stock in JWT mode (and stock default AES as info)');
+    const stockJwt = await startSeeded('stock-jwt', { dirs, running }, options, profileDir, false);
+    mergeOutcome(outcome, await runWhoamiBench(ours, stockJwt, stock, USER, HTTP_SETTINGS[mode], budget, log));
+  }
+}
+
+function finish(
+  options: BenchOptions,
+  started: Date,
+  stamp: string,
+  resultsDir: string,
+  profileDir: string,
+  machine: Record<string, unknown>,
+  outcome: RowOutcome,
+): { rows: BenchRow[]; outcome: RowOutcome; file: string } {
+  const mode = options.quick ? 'quick' : 'full';
+  const counts = summarize(outcome.rows, outcome.notes);
+  log(`\n${formatTable(outcome.rows, { notes: outcome.notes })}`);
+  log(`\n${counts.pass} met, ${counts.fail} missed, ${counts.error} error(s), ${counts.info} informative — ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);
+  for (const row of outcome.rows) {
+    const notes = new Set((outcome.notes[row.name] ?? []).filter((note) => note.startsWith('ERROR') || note.includes('skipped')));
+    for (const note of notes) log(`  ${row.name}: ${note}`);
+  }
+
+  let profiles: Record<string, unknown> = {};
+  if (options.profile && existsSync(profileDir)) profiles = reportProfiles(profileDir);
+
+  const file = join(resultsDir, `bench-${stamp}.json`);
+  const record = {
+    date: started.toISOString(),
+    mode,
+    command: `npm run bench${options.quick ? ' -- --quick' : ''}`,
+    argv: process.argv.slice(2),
+    durationSec: Math.round((Date.now() - started.getTime()) / 1000),
+    machine,
+    ratio: 'ratio = ours / stock (or ours / the named baseline); the target says which direction wins',
+    rows: outcome.rows.map((row) => ({ ...row, verdict: evaluateRow(row, outcome.notes[row.name]) })),
+    notes: outcome.notes,
+    samples: outcome.samples,
+    profiles,
+  };
+  writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+  writeFileSync(file.replace(/\.json$/, '.md'), `${formatTable(outcome.rows, { notes: outcome.notes, markdown: true })}\n`);
+  log(`\nwrote ${file} (+ .md)`);
+  return { rows: outcome.rows, outcome, file };
+}
+
+function reportProfiles(profileDir: string): Record<string, unknown> {
+  const summaries: Record<string, unknown> = {};
+  for (const kind of readdirSync(profileDir)) {
+    const files = readdirSync(join(profileDir, kind)).filter((f) => f.endsWith('.cpuprofile'));
+    for (const file of files) {
+      const summary = summarizeProfile(readProfile(join(profileDir, kind, file)));
+      summaries[`${kind}/${file}`] = summary;
+      log(`\n${formatProfile(`CPU profile ${kind} (${join(profileDir, kind, file)})`, summary)}`);
+    }
+  }
+  return summaries;
+}
+
+if (require.main === module) {
+  let options: BenchOptions;
+  try {
+    options = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(message === 'usage' ? `${USAGE}\n` : `${message}\n${USAGE}\n`);
+    process.exit(message === 'usage' ? 0 : 2);
+  }
+  runBench(options).then(
+    ({ outcome }) => {
+      const counts = summarize(outcome.rows, outcome.notes);
+      process.exitCode = counts.error > 0 ? 1 : 0;
+    },
+    (error: unknown) => {
+      process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,94 @@
+/**
+ * Cold start: spawn → first `GET /-/ping` 200, storage without packages. Both sides are measured
+ * the same way (a port picked here, ping polled every 5 ms on fresh connections), in two flavours:
+ *   - first start in a fresh folder (stock writes its secret; ours also creates registry.lockb and key pairs),
+ *   - restart of a folder that already holds that state (the everyday case).
+ */
+import { emptyOutcome, type RowOutcome } from './http-bench';
+import { makeRow, median } from './report';
+import {
+  freePort,
+  interleave,
+  removeDir,
+  spawnServer,
+  startServer,
+  stopChild,
+  tempDir,
+  waitForPing,
+  writeOursConfig,
+  writeStockConfig,
+  type Budget,
+  type Log,
+  type Side,
+} from './stock';
+
+export interface StartupBenchSettings {
+  rounds: number;
+}
+
+export const STARTUP_SETTINGS: Record<'quick' | 'full', StartupBenchSettings> = {
+  quick: { rounds: 2 },
+  full: { rounds: 5 },
+};
+
+/** Spawn → /-/ping 200 in ms, then a graceful stop. */
+export async function coldStartOnce(side: Side, dir: string): Promise<number> {
+  if (side === 'ours') writeOursConfig(dir);
+  else writeStockConfig(dir);
+  const port = await freePort();
+  const started = performance.now();
+  const { child, logs } = spawnServer(side, dir, port);
+  try {
+    await waitForPing(`http://127.0.0.1:${port}`, child, logs, 30000);
+    return performance.now() - started;
+  } finally {
+    await stopChild(child);
+  }
+}
+
+export async function runStartupBench(settings: StartupBenchSettings, budget: Budget, log: Log): Promise<RowOutcome> {
+  const outcome = emptyOutcome();
+  const kept: Record<Side, string> = { stock: tempDir('start-stock'), ours: tempDir('start-ours') };
+  try {
+    // One first start each, so the "restart" flavour finds secret / lockb / keys already there.
+    // A side that cannot start here fails every measurement below too, each recorded as an ERROR.
+    for (const side of ['stock', 'ours'] as const) {
+      try {
+        const server = await startServer(side, kept[side]);
+        await server.stop();
+      } catch (error) {
+        log(`  first start of ${side} failed: ${error instanceof Error ? error.message.split('\n').slice(0, 3).join(' | ') : String(error)}`);
+      }
+    }
+    const flavours = [
+      { name: 'cold start → /-/ping 200, fresh folder (first start)', fresh: true },
+      { name: 'cold start → /-/ping 200, restart (state kept, no packages)', fresh: false },
+    ];
+    for (const flavour of flavours) {
+      const notes: string[] = [];
+      const runs = await interleave(settings.rounds, budget, async (side): Promise<number | string> => {
+        const dir = flavour.fresh ? tempDir(`fresh-${side}`) : kept[side];
+        try {
+          const ms = await coldStartOnce(side, dir);
+          log(`  ${flavour.name} ${side}: ${ms.toFixed(0)} ms`);
+          return ms;
+        } catch (error) {
+          return `ERROR ${side}: ${error instanceof Error ? error.message.split('\n').slice(0, 4).join(' | ') : String(error)}`;
+        } finally {
+          if (flavour.fresh) removeDir(dir);
+        }
+      });
+      const numbers = (side: Side): number[] => runs[side].filter((v): v is number => typeof v === 'number');
+      for (const side of ['stock', 'ours'] as const) for (const v of runs[side]) if (typeof v === 'string') notes.push(v);
+      if (runs.skippedRounds > 0) notes.push(`${runs.skippedRounds} round(s) skipped: time budget`);
+      notes.push(`${numbers('ours').length} round(s) per side`);
+      outcome.rows.push(makeRow(flavour.name, median(numbers('ours')), median(numbers('stock')), 'ms', '≤ 1.1× stock time'));
+      outcome.notes[flavour.name] = notes;
+      outcome.samples[flavour.name] = { stock: numbers('stock'), ours: numbers('ours') };
+    }
+  } finally {
+    removeDir(kept.stock);
+    removeDir(kept.ours);
+  }
+  return outcome;
+}

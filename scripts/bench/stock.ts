@@ -1,0 +1,448 @@
+/**
+ * Launchers and real clients for the benchmark: stock Verdaccio 6.10.4 (its own CLI, htpasswd +
+ * local storage, optionally JWT mode) and ours (the project's start script), both as child
+ * processes on the same Node, plus npm/bun client folders and a fast raw-HTTP publisher for seeding.
+ *
+ * Deliberately no import from test/: scripts must run from a fresh clone without the test tree.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { dump, load } from 'js-yaml';
+
+export const PROJECT_ROOT = resolve(__dirname, '..', '..', '..');
+export const NODE_BIN = process.execPath;
+export const BUN_BIN = join(PROJECT_ROOT, 'node_modules', '.bin', 'bun');
+const START_SCRIPT = join(PROJECT_ROOT, 'build', 'scripts', 'start.js');
+const STOCK_BIN = join(PROJECT_ROOT, 'node_modules', 'verdaccio', 'bin', 'verdaccio');
+
+export type ServerKind = 'stock' | 'stock-jwt' | 'ours';
+
+export interface BenchServer {
+  kind: ServerKind;
+  url: string;
+  port: number;
+  dir: string;
+  child: ChildProcess;
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+export interface LaunchOptions {
+  /** Fixed port (cold-start measurement uses the same picked-port + ping polling for both sides). */
+  port?: number;
+  /** Write a V8 CPU profile of the server into this folder (`node --cpu-prof`); written on graceful exit. */
+  cpuProfDir?: string;
+  timeoutMs?: number;
+}
+
+/** A child environment without anything an enclosing `npm run` or our own BUN_* settings would leak in. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    const lower = key.toLowerCase();
+    if (lower.startsWith('npm_') || key.startsWith('BUN_') || key === 'NODE_OPTIONS' || key === 'NO_COLOR') continue;
+    env[key] = value;
+  }
+  env.PATH = `${join(PROJECT_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`;
+  return { ...env, ...extra };
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `registry-bench-${prefix}-`));
+}
+
+/** Binds port 0, reads the port the kernel chose and releases it (tiny race, acceptable for a bench). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = address && typeof address === 'object' ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function projectConfig(): Record<string, unknown> {
+  return load(readFileSync(join(PROJECT_ROOT, 'config.yaml'), 'utf8')) as Record<string, unknown>;
+}
+
+/** Same keys as the project config (packages, server, body limit…), with only Verdaccio's own parts. */
+export function writeStockConfig(dir: string, options: { jwt?: boolean } = {}): string {
+  const config = projectConfig();
+  delete config.plugins;
+  delete config.store;
+  delete config.registry_lockb;
+  config.storage = './storage';
+  config.auth = { htpasswd: { file: './htpasswd', max_users: 1000 } };
+  config.middlewares = { audit: { enabled: true } };
+  config.uplinks = {};
+  config.listen = '127.0.0.1:0';
+  config.log = { type: 'stdout', format: 'pretty', level: 'warn' };
+  if (options.jwt) config.security = { api: { jwt: { sign: { expiresIn: '7d' } } } };
+  const configPath = join(dir, 'config.yaml');
+  writeFileSync(configPath, dump(config));
+  return configPath;
+}
+
+/** The project's config.yaml as the harness uses it: state inside `dir`, plugins from the checkout. */
+export function writeOursConfig(dir: string): string {
+  const config = projectConfig();
+  config.storage = './storage';
+  config.plugins = join(PROJECT_ROOT, 'plugins');
+  config.registry_lockb = './registry.lockb';
+  config.listen = '127.0.0.1:0';
+  config.log = { type: 'stdout', format: 'pretty', level: 'warn' };
+  const configPath = join(dir, 'config.yaml');
+  writeFileSync(configPath, dump(config));
+  return configPath;
+}
+
+/** Spawns a server without waiting for it; the caller decides how readiness is detected. */
+export function spawnServer(
+  kind: ServerKind,
+  dir: string,
+  port: number,
+  options: LaunchOptions = {},
+): { child: ChildProcess; logs: () => string } {
+  mkdirSync(dir, { recursive: true });
+  const configPath = join(dir, 'config.yaml');
+  const nodeArgs = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
+  const script = kind === 'ours' ? START_SCRIPT : STOCK_BIN;
+  const child = spawn(NODE_BIN, [...nodeArgs, script, '-c', configPath, '--listen', `127.0.0.1:${port}`], {
+    cwd: dir,
+    // Graceful SIGTERM lets stock exit through process.exit(0), which is when --cpu-prof writes its file.
+    env: cleanEnv({ VERDACCIO_HANDLE_KILL_SIGNALS: 'true' }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  return { child, logs: () => output };
+}
+
+/** One GET on a fresh connection; resolves with the status, or 0 when nothing listens yet. */
+export function probe(url: string, timeoutMs = 2000): Promise<number> {
+  return new Promise((resolveStatus) => {
+    const req = request(url, { agent: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolveStatus(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolveStatus(0));
+    req.end();
+  });
+}
+
+export async function waitForPing(url: string, child: ChildProcess, logs: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`server exited (code ${child.exitCode}, signal ${child.signalCode}) before /-/ping answered:\n${logs()}`);
+    }
+    if ((await probe(`${url}/-/ping`)) === 200) return;
+    await sleep(5);
+  }
+  throw new Error(`server did not answer /-/ping within ${timeoutMs} ms:\n${logs()}`);
+}
+
+function waitForListenLine(child: ChildProcess, logs: () => string, timeoutMs: number): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const timer = setTimeout(() => done(new Error(`no "listening on" line within ${timeoutMs} ms:\n${logs()}`)), timeoutMs);
+    const onData = (): void => {
+      const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(logs());
+      if (match) done(null, Number(match[1]));
+    };
+    const onExit = (code: number | null, signal: string | null): void =>
+      done(new Error(`ours exited (code ${code}, signal ${signal}) before listening:\n${logs()}`));
+    function done(error: Error | null, port = 0): void {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.off('exit', onExit);
+      if (error) reject(error);
+      else resolvePort(port);
+    }
+    child.stdout?.on('data', onData);
+    child.once('exit', onExit);
+    onData();
+  });
+}
+
+export function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolveStop) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 8000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolveStop();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function server(kind: ServerKind, dir: string, port: number, child: ChildProcess, logs: () => string): BenchServer {
+  return { kind, url: `http://127.0.0.1:${port}`, port, dir, child, logs, stop: () => stopChild(child) };
+}
+
+/** Ours: the lead's start script on a config derived from the project's config.yaml; port 0 unless given. */
+export async function startOurs(dir: string, options: LaunchOptions = {}): Promise<BenchServer> {
+  mkdirSync(dir, { recursive: true });
+  writeOursConfig(dir);
+  const timeoutMs = options.timeoutMs ?? 30000;
+  const { child, logs } = spawnServer('ours', dir, options.port ?? 0, options);
+  try {
+    const port = options.port ?? (await waitForListenLine(child, logs, timeoutMs));
+    const url = `http://127.0.0.1:${port}`;
+    await waitForPing(url, child, logs, timeoutMs);
+    return server('ours', dir, port, child, logs);
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+}
+
+/** Stock: `node_modules/verdaccio/bin/verdaccio` itself, htpasswd + local storage, on a port picked here. */
+export async function startStock(dir: string, options: LaunchOptions & { jwt?: boolean } = {}): Promise<BenchServer> {
+  mkdirSync(dir, { recursive: true });
+  writeStockConfig(dir, { jwt: options.jwt });
+  const port = options.port ?? (await freePort());
+  const { child, logs } = spawnServer(options.jwt ? 'stock-jwt' : 'stock', dir, port, options);
+  try {
+    await waitForPing(`http://127.0.0.1:${port}`, child, logs, options.timeoutMs ?? 30000);
+    return server(options.jwt ? 'stock-jwt' : 'stock', dir, port, child, logs);
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+}
+
+export function startServer(kind: ServerKind, dir: string, options: LaunchOptions = {}): Promise<BenchServer> {
+  return kind === 'ours' ? startOurs(dir, options) : startStock(dir, { ...options, jwt: kind === 'stock-jwt' });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users and raw publishing
+
+export async function addUser(url: string, name: string, password: string): Promise<string> {
+  const response = await fetch(`${url}/-/user/org.couchdb.user:${encodeURIComponent(name)}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ _id: `org.couchdb.user:${name}`, name, password, type: 'user', roles: [], date: new Date().toISOString() }),
+  });
+  const text = await response.text();
+  let token: unknown;
+  try {
+    token = (JSON.parse(text) as { token?: unknown }).token;
+  } catch {
+    token = undefined;
+  }
+  if (!response.ok || typeof token !== 'string') throw new Error(`adduser ${name} at ${url} failed: ${response.status} ${text}`);
+  return token;
+}
+
+/** A gzipped ustar archive with every file under `package/`, like `npm pack` makes. */
+export function makeTarball(files: Record<string, string>): Buffer {
+  const blocks: Buffer[] = [];
+  for (const [name, content] of Object.entries(files)) {
+    const body = Buffer.from(content, 'utf8');
+    const header = Buffer.alloc(512);
+    const put = (text: string, offset: number, length: number): void => {
+      header.write(text.slice(0, length), offset, length, 'ascii');
+    };
+    put(`package/${name}`, 0, 100);
+    put('0000644\0', 100, 8);
+    put('0000000\0', 108, 8);
+    put('0000000\0', 116, 8);
+    put(`${body.length.toString(8).padStart(11, '0')}\0`, 124, 12);
+    put(`${Math.floor(Date.UTC(1985, 9, 26) / 1000).toString(8).padStart(11, '0')}\0`, 136, 12);
+    put('        ', 148, 8);
+    put('0', 156, 1);
+    put('ustar\0', 257, 6);
+    put('00', 263, 2);
+    let sum = 0;
+    for (const byte of header) sum += byte;
+    put(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8);
+    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return gzipSync(Buffer.concat(blocks), { level: 9 });
+}
+
+/** Package files of realistic small-library size (a few KB), identical for both servers. */
+export function packageFiles(name: string, version: string): Record<string, string> {
+  const manifest = { name, version, description: `benchmark fixture ${name}`, main: 'index.js', license: 'MIT' };
+  // Hash lines compress like real code does (about 2:1), so the tarball is a few KB, not a few hundred bytes.
+  const lines = Array.from({ length: 100 }, (_, i) => createHash('sha256').update(`${name}@${version}#${i}`).digest('hex'));
+  const readme = `# ${name}\n\nA small library used by the registry benchmark.\n\n${lines.map((line) => `    ${line}`).join('\n')}\n`;
+  const index = `'use strict';\n${Array.from({ length: 40 }, (_, i) => `exports.f${i} = (x) => x * ${i} + ${JSON.stringify(name)}.length;`).join('\n')}\n`;
+  return { 'package.json': `${JSON.stringify(manifest, null, 2)}\n`, 'README.md': readme, 'index.js': index };
+}
+
+/** `PUT /<name>` with the packument + base64 tarball, the same document npm publish sends. */
+export async function publishRaw(url: string, token: string, name: string, version: string): Promise<{ tarballPath: string }> {
+  const files = packageFiles(name, version);
+  const tarball = makeTarball(files);
+  const integrity = `sha512-${createHash('sha512').update(tarball).digest('base64')}`;
+  const shasum = createHash('sha1').update(tarball).digest('hex');
+  const basename = name.includes('/') ? name.split('/')[1] : name;
+  const tarballPath = `/${name}/-/${basename}-${version}.tgz`;
+  const manifest = JSON.parse(files['package.json']) as Record<string, unknown>;
+  const body = {
+    _id: name,
+    name,
+    description: manifest.description,
+    'dist-tags': { latest: version },
+    versions: {
+      [version]: { ...manifest, _id: `${name}@${version}`, readme: files['README.md'], dist: { integrity, shasum, tarball: `${url}${tarballPath}` } },
+    },
+    access: null,
+    _attachments: { [`${name}-${version}.tgz`]: { content_type: 'application/octet-stream', data: tarball.toString('base64'), length: tarball.length } },
+  };
+  const response = await fetch(`${url}/${name.replace('/', '%2f')}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'npm-command': 'publish' },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`publish ${name}@${version} to ${url} failed: ${response.status} ${await response.text()}`);
+  await response.arrayBuffer();
+  return { tarballPath };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real npm / bun clients with isolated config and cache
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export function run(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<RunResult> {
+  return new Promise((resolveRun, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timeoutMs = options.timeoutMs ?? 120000;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${command} ${args.join(' ')} timed out after ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolveRun({ code: code ?? -1, stdout, stderr, ms: performance.now() - started });
+    });
+  });
+}
+
+/** `//host:port/` — the key npm files a registry's token under. */
+export function nerfDart(registryUrl: string): string {
+  const url = new URL(registryUrl);
+  return `//${url.host}${url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`}`;
+}
+
+export interface ClientDir {
+  dir: string;
+  npm(args: string[], cwd?: string): Promise<RunResult>;
+  bun(args: string[], cwd: string): Promise<RunResult>;
+  remove(): void;
+}
+
+/** A throw-away client folder: its own .npmrc, npm cache, bun cache and HOME. */
+export function createClient(serverUrl: string, token?: string): ClientDir {
+  const dir = tempDir('client');
+  const registry = `${serverUrl}/`;
+  const npmrc = join(dir, '.npmrc');
+  writeFileSync(npmrc, `registry=${registry}\n${token ? `${nerfDart(registry)}:_authToken=${token}\n` : ''}`);
+  const npmEnv = cleanEnv({
+    HOME: dir,
+    npm_config_userconfig: npmrc,
+    npm_config_cache: join(dir, 'npm-cache'),
+    npm_config_registry: registry,
+    npm_config_update_notifier: 'false',
+    npm_config_fund: 'false',
+    npm_config_audit: 'false',
+    npm_config_loglevel: 'warn',
+  });
+  const bunEnv = cleanEnv({ HOME: dir, BUN_INSTALL_CACHE_DIR: join(dir, 'bun-cache'), NPM_CONFIG_REGISTRY: registry, NO_COLOR: '1' });
+  return {
+    dir,
+    npm: (args, cwd = dir) => run('npm', args, { cwd, env: npmEnv }),
+    bun: (args, cwd) => {
+      // bun reads ./bunfig.toml from the project folder: registry (and token) live there.
+      writeFileSync(join(cwd, 'bunfig.toml'), `[install]\nregistry = { url = "${registry}"${token ? `, token = "${token}"` : ''} }\n`);
+      return run(BUN_BIN, args, { cwd, env: bunEnv });
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rounds: interleaved, bounded in count and time
+
+export type Side = 'stock' | 'ours';
+
+/** A wall-clock allowance shared by the whole run, so `--quick` and full mode stay bounded. */
+export class Budget {
+  private readonly started = Date.now();
+  constructor(readonly totalMs: number) {}
+  elapsedMs(): number {
+    return Date.now() - this.started;
+  }
+  leftMs(): number {
+    return this.totalMs - this.elapsedMs();
+  }
+}
+
+export interface Interleaved<T> {
+  stock: T[];
+  ours: T[];
+  /** Rounds skipped because the budget ran low (reported in the notes, never silently). */
+  skippedRounds: number;
+}
+
+/**
+ * stock, ours, then ours, stock, … — the order flips every round so neither side always runs
+ * first (warmer disk cache, quieter machine). Round 0 always runs; later rounds only while the
+ * budget still covers one more round at the rate observed so far.
+ */
+export async function interleave<T>(rounds: number, budget: Budget, measure: (side: Side, round: number) => Promise<T>): Promise<Interleaved<T>> {
+  const result: Interleaved<T> = { stock: [], ours: [], skippedRounds: 0 };
+  const started = Date.now();
+  for (let round = 0; round < rounds; round += 1) {
+    if (round > 0) {
+      const perRound = (Date.now() - started) / round;
+      if (budget.leftMs() < perRound * 1.2) {
+        result.skippedRounds = rounds - round;
+        break;
+      }
+    }
+    const order: Side[] = round % 2 === 0 ? ['stock', 'ours'] : ['ours', 'stock'];
+    for (const side of order) result[side].push(await measure(side, round));
+  }
+  return result;
+}
+
+export type Log = (line: string) => void;

@@ -4,3 +4,5 @@ export * from './crc8';
 export * from './registry-url';
 export * from './layout';
 export * from './describe';
+export { createConfigFile, inspectConfigFile, repairConfigFile } from './header-file';
+export * from './config-file';

@@ -1,0 +1,333 @@
+/**
+ * The live 13-byte config of one registry.lockb: in-memory snapshot (getConfig), positioned
+ * writes (setByte), locked read-modify-write (update/toggleFeature) and change notification
+ * (watchConfig). All handles opened on one real path in a process share one state, so every
+ * plugin sees an in-process write at once; other processes' writes are picked up by fs.watch
+ * with a 50 ms poll as the safety net (inotify misses events on some mounts and after renames).
+ */
+import { closeSync, existsSync, fstatSync, openSync, realpathSync, statSync, watch, writeSync, type FSWatcher } from 'node:fs';
+import { resolve } from 'node:path';
+import { crc8 } from './crc8';
+import { RegistryCoreError } from './errors';
+import { describeBytes, type ConfigView } from './describe';
+import {
+  CHECK_OFFSET,
+  CONFIG_START,
+  FEATURE_FLAGS,
+  FEATURE_FLAG_NAMES,
+  HEADER_SIZE,
+  MAGIC,
+  checkByteEdit,
+  decodeHeader,
+  fieldProblem,
+  readConfigBytes,
+  validateFields,
+  withFeatureToggled,
+  writeConfigBytes,
+  type ConfigFields,
+  type FeatureFlag,
+} from './layout';
+import { createConfigFile, missingFile, readHeaderBytes } from './header-file';
+import { withFileLock } from './lock';
+
+export interface ConfigSnapshot {
+  readonly fields: Readonly<ConfigFields>;
+  /** the 13 config bytes: file offsets 4..16 (check byte last). Treat as read-only. */
+  readonly bytes: Uint8Array;
+  readonly view: ConfigView;
+}
+
+export type ConfigListener = (next: ConfigSnapshot, prev: ConfigSnapshot) => void;
+
+export const WATCH_POLL_MS = 50;
+
+/** Immutable; the JSON view is built on first use so setByte stays a syscall plus a few hundred ns. */
+class Snapshot implements ConfigSnapshot {
+  readonly fields: Readonly<ConfigFields>;
+  readonly bytes: Uint8Array;
+  readonly #header: Uint8Array;
+  #view: ConfigView | undefined;
+
+  constructor(header: Uint8Array, fields: ConfigFields) {
+    this.#header = header;
+    this.bytes = header.subarray(CONFIG_START, HEADER_SIZE);
+    this.fields = Object.freeze(fields);
+  }
+
+  get view(): ConfigView {
+    return (this.#view ??= describeBytes(this.fields, this.#header));
+  }
+
+  get header(): Uint8Array {
+    return this.#header;
+  }
+}
+
+interface SharedState {
+  readonly path: string;
+  fd: number;
+  ino: number;
+  snapshot: Snapshot;
+  readonly listeners: Set<ConfigListener>;
+  handles: number;
+  watcher: FSWatcher | undefined;
+  poll: NodeJS.Timeout | undefined;
+  /** serialises this process's locked updates so they do not spin against each other on the lock directory */
+  queue: Promise<unknown>;
+}
+
+const states = new Map<string, SharedState>();
+
+function sameHeader(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < HEADER_SIZE; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function notify(state: SharedState, next: Snapshot, prev: Snapshot): void {
+  for (const listener of [...state.listeners]) {
+    try {
+      listener(next, prev);
+    } catch (error) {
+      // one broken listener must not stop the others nor the write that triggered it
+      process.emitWarning(`registry-core: config listener threw: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+}
+
+function adopt(state: SharedState, header: Uint8Array, fields: ConfigFields): Snapshot {
+  const prev = state.snapshot;
+  if (sameHeader(prev.header, header)) return prev;
+  const next = new Snapshot(header, fields);
+  state.snapshot = next;
+  notify(state, next, prev);
+  return next;
+}
+
+/** Reads and verifies the header from disk; adopts it (notifying watchers) when it differs from memory. */
+function reloadState(state: SharedState): Snapshot {
+  const header = readHeaderBytes(state.fd);
+  const fields = decodeHeader(header);
+  return adopt(state, header.slice(), fields);
+}
+
+function pollState(state: SharedState): void {
+  try {
+    const ino = statSync(state.path).ino;
+    if (ino !== state.ino) {
+      // someone replaced the file (editor, restore from backup): follow the path, not the old inode
+      const fd = openSync(state.path, 'r+');
+      closeSync(state.fd);
+      state.fd = fd;
+      state.ino = ino;
+    }
+    const header = readHeaderBytes(state.fd);
+    if (header.length === HEADER_SIZE && sameHeader(header, state.snapshot.header)) return;
+    adopt(state, header.slice(), decodeHeader(header));
+  } catch {
+    // A half-written or damaged header is never adopted; memory keeps the last valid config and
+    // the next tick tries again. (A lasting problem is reported by reload() / start-up.)
+  }
+}
+
+function startWatching(state: SharedState): void {
+  if (state.poll) return;
+  state.poll = setInterval(() => pollState(state), WATCH_POLL_MS);
+  state.poll.unref();
+  try {
+    state.watcher = watch(state.path, { persistent: false }, () => pollState(state));
+    state.watcher.on('error', () => {
+      state.watcher?.close();
+      state.watcher = undefined; // the poll keeps going
+    });
+  } catch {
+    state.watcher = undefined; // no inotify here: the poll alone still meets the 100 ms bound
+  }
+}
+
+function stopWatching(state: SharedState): void {
+  if (state.poll) clearInterval(state.poll);
+  state.poll = undefined;
+  state.watcher?.close();
+  state.watcher = undefined;
+}
+
+function openState(realPath: string): SharedState {
+  const fd = openSync(realPath, 'r+'); // no O_APPEND: positioned writes must land where they say
+  try {
+    const header = readHeaderBytes(fd).slice();
+    const fields = decodeHeader(header);
+    const state: SharedState = {
+      path: realPath,
+      fd,
+      ino: fstatSync(fd).ino,
+      snapshot: new Snapshot(header, fields),
+      listeners: new Set(),
+      handles: 0,
+      watcher: undefined,
+      poll: undefined,
+      queue: Promise.resolve(),
+    };
+    return state;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+function closedError(path: string): RegistryCoreError {
+  return new RegistryCoreError('ERR_CLOSED', `ConfigFile for ${path} is closed`);
+}
+
+function checkFlag(flag: FeatureFlag): void {
+  if (typeof flag !== 'string' || !Object.hasOwn(FEATURE_FLAGS, flag)) {
+    throw new RegistryCoreError('ERR_CONFIG_FIELD', `unknown feature flag ${JSON.stringify(flag)} (known: ${FEATURE_FLAG_NAMES.join(', ')})`, {
+      field: 'featureFlags',
+    });
+  }
+}
+
+export class ConfigFile {
+  readonly path: string;
+  #state: SharedState | undefined;
+  readonly #ownListeners = new Set<ConfigListener>();
+
+  private constructor(state: SharedState) {
+    this.#state = state;
+    this.path = state.path;
+  }
+
+  /**
+   * Opens (sync) and verifies the header. Every open() on the same real path in this process
+   * shares one state; each returned handle must be closed once. Throws ERR_LOCKB_MISSING (unless
+   * `createWith` is given), ERR_LOCKB_TRUNCATED / _MAGIC / _CHECK or ERR_CONFIG_FIELD.
+   */
+  static open(path: string, options: { createWith?: ConfigFields } = {}): ConfigFile {
+    const absolute = resolve(path);
+    if (!existsSync(absolute)) {
+      if (!options.createWith) throw missingFile(absolute);
+      try {
+        createConfigFile(absolute, options.createWith);
+      } catch (error) {
+        // lost a creation race against another process: theirs is as good as ours
+        if (!(error instanceof RegistryCoreError && error.code === 'ERR_LOCKB_EXISTS')) throw error;
+      }
+    }
+    const realPath = realpathSync(absolute);
+    let state = states.get(realPath);
+    if (!state) {
+      state = openState(realPath);
+      states.set(realPath, state);
+    }
+    state.handles++;
+    return new ConfigFile(state);
+  }
+
+  #live(): SharedState {
+    const state = this.#state;
+    if (!state) throw closedError(this.path);
+    return state;
+  }
+
+  getConfig(): ConfigSnapshot {
+    const state = this.#state;
+    if (state === undefined) throw closedError(this.path);
+    return state.snapshot;
+  }
+
+  /**
+   * One positioned write, no lock, no fsync: the fast path for a single writer. The write covers
+   * bytes 4..16 (so also [offset..16]) from memory: if another process changed a different byte
+   * meanwhile, the file still ends up self-consistent (its check byte matches its bytes) instead
+   * of carrying a check byte computed over bytes it does not hold. Cross-process
+   * read-modify-write goes through update()/toggleFeature().
+   */
+  setByte(offset: number, value: number): ConfigSnapshot {
+    const state = this.#live();
+    checkByteEdit(offset, value);
+    const header = state.snapshot.header.slice();
+    header[offset] = value;
+    const fields = readConfigBytes(header);
+    const problem = fieldProblem(fieldOf(offset), fields[fieldOf(offset)]);
+    if (problem !== undefined) throw new RegistryCoreError('ERR_CONFIG_FIELD', problem, { field: fieldOf(offset) });
+    header[CHECK_OFFSET] = crc8(header, CONFIG_START, CHECK_OFFSET);
+    writeSync(state.fd, header, CONFIG_START, HEADER_SIZE - CONFIG_START, CONFIG_START);
+    return adopt(state, header, fields);
+  }
+
+  toggleFeature(flag: FeatureFlag): Promise<ConfigSnapshot> {
+    try {
+      checkFlag(flag);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.update((fields) => withFeatureToggled(fields, flag));
+  }
+
+  /**
+   * Locked read-modify-write: takes the cross-process lock, re-reads the header from disk (so
+   * another process's change is the base, never lost), applies `mutate`, validates, writes all
+   * 13 bytes in one positioned write, releases. If `mutate` throws or the result is invalid,
+   * nothing is written.
+   */
+  update(mutate: (fields: ConfigFields) => ConfigFields): Promise<ConfigSnapshot> {
+    let state: SharedState;
+    try {
+      state = this.#live();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const run = (): Promise<ConfigSnapshot> =>
+      withFileLock(state.path, () => {
+        const current = reloadState(state);
+        const nextFields = mutate({ ...current.fields });
+        validateFields(nextFields);
+        const header = new Uint8Array(HEADER_SIZE);
+        header.set(MAGIC, 0);
+        writeConfigBytes(nextFields, header);
+        if (sameHeader(header, current.header)) return current;
+        writeSync(state.fd, header, CONFIG_START, HEADER_SIZE - CONFIG_START, CONFIG_START);
+        return adopt(state, header, { ...nextFields });
+      });
+    const result = state.queue.then(run, run);
+    state.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Re-reads from disk; throws (and keeps the last valid config in memory) if the file is now invalid. */
+  reload(): ConfigSnapshot {
+    return reloadState(this.#live());
+  }
+
+  watchConfig(listener: ConfigListener): () => void {
+    const state = this.#live();
+    state.listeners.add(listener);
+    this.#ownListeners.add(listener);
+    startWatching(state);
+    return () => {
+      this.#ownListeners.delete(listener);
+      if (state.listeners.delete(listener) && state.listeners.size === 0) stopWatching(state);
+    };
+  }
+
+  close(): void {
+    const state = this.#state;
+    if (!state) return;
+    this.#state = undefined;
+    for (const listener of this.#ownListeners) state.listeners.delete(listener);
+    this.#ownListeners.clear();
+    if (state.listeners.size === 0) stopWatching(state);
+    if (--state.handles === 0) {
+      stopWatching(state);
+      closeSync(state.fd);
+      states.delete(state.path);
+    }
+  }
+}
+
+function fieldOf(offset: number): keyof ConfigFields {
+  if (offset === 4) return 'version';
+  if (offset <= 8) return 'registryHash';
+  if (offset <= 12) return 'featureFlags';
+  if (offset === 13) return 'terminalMode';
+  return offset === 14 ? 'rows' : 'cols';
+}

@@ -434,7 +434,7 @@ export async function interleave<T>(rounds: number, budget: Budget, measure: (si
   for (let round = 0; round < rounds; round += 1) {
     if (round > 0) {
       const perRound = (Date.now() - started) / round;
-      if (budget.leftMs() < perRound * 1.2) {
+      if (budget.leftMs() <= perRound * 1.2) {
         result.skippedRounds = rounds - round;
         break;
       }

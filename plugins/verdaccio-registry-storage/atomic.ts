@@ -1,0 +1,127 @@
+/**
+ * Durable file primitives. A reader sees either the old or the new content, never a half
+ * written file: data goes to a temp file in the same folder, is fsynced, then renamed (or
+ * hard-linked) into place, and the folder is fsynced so the new name survives a power cut.
+ *
+ * Temp names start with `.tmp-<pid>-`: no package or tarball name can start with a dot, so a
+ * temp file can never be served, and the pid lets start-up sweep temps of dead processes.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { readdirSync, statSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import { isErrno } from './errors';
+
+export const TEMP_PREFIX = '.tmp-';
+
+export function tempPathFor(finalPath: string): string {
+  return join(dirname(finalPath), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}-${basename(finalPath)}`);
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * mkdir -p below root, fsyncing the parent of every folder it creates (a new folder entry is
+ * only durable once its parent is synced).
+ */
+export async function ensureDir(root: string, dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  const created = relative(root, dir).split(sep);
+  let current = root;
+  const toSync = new Set<string>();
+  for (const part of created) {
+    const next = join(current, part);
+    if (next.length >= first.length) toSync.add(current);
+    current = next;
+  }
+  for (const folder of toSync) await fsyncDir(folder);
+}
+
+/** Atomically replaces path with data (temp + fsync + rename + fsync of the folder). */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const temp = tempPathFor(path);
+  const handle = await open(temp, 'wx', 0o644);
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+  await fsyncDir(dirname(path));
+}
+
+/** Unlinks path and makes the removal durable; false when it was not there. */
+export async function unlinkDurable(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return false;
+    throw error;
+  }
+  await fsyncDir(dirname(path));
+  return true;
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return !isErrno(error, 'ESRCH');
+  }
+}
+
+/**
+ * Removes temp files left by dead processes (or older than maxAgeMs) in the storage root, scope
+ * folders and package folders. Synchronous: runs once in the plugin constructor.
+ */
+export function sweepTempFiles(root: string, maxAgeMs = 3_600_000): string[] {
+  const removed: string[] = [];
+  const visit = (dir: string, depth: number): void => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const full = join(dir, entry.name);
+      if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX)) {
+        const pid = Number(entry.name.slice(TEMP_PREFIX.length).split('-')[0]);
+        let old = false;
+        try {
+          old = Date.now() - statSync(full).mtimeMs > maxAgeMs;
+        } catch {
+          continue;
+        }
+        if (old || !Number.isInteger(pid) || !pidAlive(pid)) {
+          try {
+            unlinkSync(full);
+            removed.push(full);
+          } catch {
+            // gone already
+          }
+        }
+      } else if (entry.isDirectory() && depth < 2 && !entry.name.startsWith('.')) {
+        visit(full, entry.name.startsWith('@') ? depth + 1 : 2);
+      }
+    }
+  };
+  visit(root, 0);
+  return removed;
+}

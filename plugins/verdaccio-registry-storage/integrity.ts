@@ -1,0 +1,53 @@
+/**
+ * Publish validation: the tarball actually stored must be the one the manifest describes.
+ * Verdaccio only compares sha1 when an attachment record exists and never looks at sha512.
+ */
+import * as ssri from 'ssri';
+import { StorageError } from './errors';
+import type { TarballDigest, VersionManifest } from './store';
+
+const CHECKED = ['sha512', 'sha1'] as const;
+
+function hexOf(base64: string): string {
+  return Buffer.from(base64, 'base64').toString('hex');
+}
+
+/** Throws ERR_INTEGRITY unless dist.integrity and/or dist.shasum match the stored bytes. */
+export function verifyDist(label: string, dist: VersionManifest['dist'], digest: TarballDigest): void {
+  const integrity = typeof dist?.integrity === 'string' ? dist.integrity.trim() : '';
+  const shasum = typeof dist?.shasum === 'string' ? dist.shasum.trim().toLowerCase() : '';
+  if (integrity === '' && shasum === '') {
+    throw new StorageError('ERR_INTEGRITY', `${label}: dist.integrity and dist.shasum are both missing; refusing a tarball nobody can verify`);
+  }
+  let checked = 0;
+  if (integrity !== '') {
+    const parsed = ssri.parse(integrity) as unknown as Record<string, Array<{ digest: string }> | undefined>;
+    for (const algorithm of CHECKED) {
+      const entries = parsed[algorithm];
+      if (!entries || entries.length === 0) continue;
+      const actual = digest[algorithm];
+      if (!entries.some((entry) => hexOf(entry.digest) === actual)) {
+        throw new StorageError('ERR_INTEGRITY', `${label}: tarball ${algorithm} is ${Buffer.from(actual, 'hex').toString('base64')} but dist.integrity declares ${entries.map((e) => e.digest).join(' / ')}`);
+      }
+      checked += 1;
+    }
+    if (checked === 0) {
+      throw new StorageError('ERR_INTEGRITY', `${label}: dist.integrity ${JSON.stringify(integrity.slice(0, 80))} has no sha512 or sha1 hash`);
+    }
+  }
+  if (shasum !== '') {
+    if (shasum !== digest.sha1) {
+      throw new StorageError('ERR_INTEGRITY', `${label}: tarball sha1 is ${digest.sha1} but dist.shasum declares ${shasum}`);
+    }
+  }
+}
+
+/** sha512 of a dist block as 128 hex chars, '' when it declares none. */
+export function sha512HexOf(dist: VersionManifest['dist']): string {
+  if (typeof dist?.integrity !== 'string') return '';
+  const parsed = ssri.parse(dist.integrity) as unknown as Record<string, Array<{ digest: string }> | undefined>;
+  const first = parsed.sha512?.[0];
+  if (!first) return '';
+  const hex = hexOf(first.digest);
+  return hex.length === 128 ? hex : '';
+}

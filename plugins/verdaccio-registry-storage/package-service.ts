@@ -1,0 +1,302 @@
+/**
+ * The storage rules, Verdaccio-free and promise-based, on top of any `PackageStore`:
+ * - tarball first, then metadata: a new package gets no package.json before its first version
+ *   (createPackage's template is held in memory until then);
+ * - every manifest read-modify-write runs under the package lock;
+ * - a version is only added when its stored tarball matches dist.integrity / dist.shasum;
+ *   otherwise the orphan tarball is deleted and nothing remains, not even an index record;
+ * - every publish / unpublish / dist-tag change / deprecation becomes an index record,
+ *   appended under the same lock once the manifest is durable.
+ */
+import { type ManifestSnapshot, diffSnapshots, isEmpty, recordsFor, snapshotOf } from './changes';
+import { StorageError } from './errors';
+import { verifyDist } from './integrity';
+import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, tarballNameFor } from './names';
+import type { Manifest, PackageStore, TarballReader, TarballWriter } from './store';
+import type { IndexRecord } from '../registry-core/index';
+
+export const PACKUMENT_FILE = 'package.json';
+const PENDING_TTL_MS = 10 * 60_000;
+
+/** Where index records go (registry.lockb + the dashboard event bus in production). */
+export interface IndexSink {
+  append(records: IndexRecord[], context: { user?: string }): void;
+}
+
+export interface ServiceLog {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+function notFound(what: string): StorageError {
+  return new StorageError('ERR_NOT_FOUND', `${what} not found`);
+}
+
+function tarballBaseName(url: unknown): string | null {
+  if (typeof url !== 'string' || url === '') return null;
+  const path = url.split(/[?#]/)[0];
+  const base = path.slice(path.lastIndexOf('/') + 1);
+  try {
+    return decodeURIComponent(base);
+  } catch {
+    return base;
+  }
+}
+
+export class PackageService {
+  readonly store: PackageStore;
+  private readonly sink: IndexSink;
+  private readonly log: ServiceLog;
+  /** createPackage templates (plus attachment registrations) of packages without a version yet. */
+  private readonly pending = new Map<string, { manifest: Manifest; expires: number }>();
+  /** The manifest our updatePackage handed to Verdaccio's onWrite: its savePackage runs under our lock. */
+  private readonly inflight = new Map<string, Manifest>();
+
+  constructor(store: PackageStore, sink: IndexSink, log: ServiceLog) {
+    this.store = store;
+    this.sink = sink;
+    this.log = log;
+  }
+
+  /** Names that cannot exist in this storage read as "not found" (Verdaccio turns other read errors into 500). */
+  private forRead(name: string): ParsedName {
+    try {
+      return parsePackageName(name, 'read');
+    } catch {
+      throw notFound(`package ${JSON.stringify(name)}`);
+    }
+  }
+
+  private pendingOf(name: string): Manifest | null {
+    const entry = this.pending.get(name);
+    if (!entry) return null;
+    if (entry.expires < Date.now()) {
+      this.pending.delete(name);
+      return null;
+    }
+    return entry.manifest;
+  }
+
+  private hold(name: string, manifest: Manifest): void {
+    this.pending.set(name, { manifest, expires: Date.now() + PENDING_TTL_MS });
+  }
+
+  // ---- manifests ------------------------------------------------------------------------
+
+  async readPackage(name: string): Promise<Manifest> {
+    const manifest = await this.store.readPackument(this.forRead(name));
+    if (!manifest) throw notFound(`package ${name}`);
+    return manifest;
+  }
+
+  async createPackage(name: string, template: Manifest): Promise<void> {
+    const pkg = parsePackageName(name, 'write');
+    if (template.name !== name) throw new StorageError('ERR_BAD_MANIFEST', `manifest name ${JSON.stringify(template.name)} does not match ${name}`);
+    if (this.pendingOf(name) || (await this.store.packumentExists(pkg))) throw new StorageError('ERR_EXISTS', `package ${name} already exists`);
+    this.hold(pkg.name, template);
+  }
+
+  async savePackage(name: string, manifest: Manifest): Promise<void> {
+    const pkg = this.parseForWrite(name);
+    if (this.inflight.get(name) === manifest) return this.writeOrHold(pkg, manifest);
+    await this.store.withLock(pkg.name, () => this.writeOrHold(pkg, manifest));
+  }
+
+  /** Existing (adopted) packages keep their legacy names; new ones must follow npm's rules. */
+  private parseForWrite(name: string): ParsedName {
+    try {
+      return parsePackageName(name, 'write');
+    } catch (error) {
+      const legacy = parsePackageName(name, 'read');
+      if (this.pendingOf(name)) throw error;
+      return legacy;
+    }
+  }
+
+  private async writeOrHold(pkg: ParsedName, manifest: Manifest): Promise<void> {
+    if (manifest.name !== pkg.name) throw new StorageError('ERR_BAD_MANIFEST', `manifest name ${JSON.stringify(manifest.name)} does not match ${pkg.name}`);
+    const hasVersions = manifest.versions !== null && typeof manifest.versions === 'object' && Object.keys(manifest.versions).length > 0;
+    if (!hasVersions && this.pendingOf(pkg.name) && !(await this.store.packumentExists(pkg))) {
+      this.hold(pkg.name, manifest); // still no version: keep it in memory, no metadata before a tarball+version
+      return;
+    }
+    await this.store.writePackument(pkg, manifest);
+    this.pending.delete(pkg.name);
+  }
+
+  /**
+   * Verdaccio's read-modify-write: mutate = its update handler (+ normalisation), write = its
+   * onWrite (bumps _rev, then calls our savePackage with that very object).
+   */
+  async updatePackage(name: string, mutate: (manifest: Manifest) => Promise<Manifest>, write: (manifest: Manifest) => Promise<void>): Promise<void> {
+    const pkg = this.forRead(name);
+    await this.store.withLock(pkg.name, async () => {
+      const onDisk = await this.store.readPackument(pkg);
+      const held = this.pendingOf(pkg.name);
+      let current: Manifest;
+      if (onDisk) {
+        current = onDisk;
+        // another process created the package meanwhile: keep our uploads' registrations
+        if (held?._attachments) current._attachments = { ...held._attachments, ...(current._attachments ?? {}) };
+      } else if (held) {
+        current = structuredClone(held);
+      } else {
+        throw notFound(`package ${name}`);
+      }
+      const original = structuredClone(current);
+      const before: ManifestSnapshot = snapshotOf(current);
+      const next = await mutate(current);
+      const changes = diffSnapshots(before, snapshotOf(next));
+
+      let published = new Map<string, string>();
+      if (changes.added.length > 0) {
+        try {
+          published = await this.verifyAddedVersions(pkg, next, changes.added);
+        } catch (error) {
+          await this.rollbackRejectedVersions(pkg, original, onDisk !== null, changes.added);
+          throw error;
+        }
+      }
+
+      this.inflight.set(pkg.name, next);
+      try {
+        await write(next);
+      } finally {
+        this.inflight.delete(pkg.name);
+      }
+      if (!isEmpty(changes)) {
+        const user = changes.added.map((v) => next.versions[v]?._npmUser?.name).find((n) => typeof n === 'string');
+        this.appendRecords(recordsFor(pkg.name, changes, published, Date.now()), { user });
+      }
+    });
+  }
+
+  private appendRecords(records: IndexRecord[], context: { user?: string }): void {
+    try {
+      this.sink.append(records, context);
+    } catch (error) {
+      // the manifest (the source of truth) is durable already; the index can be rebuilt from it
+      this.log.error(`registry.lockb: could not append ${records.length} index record(s): ${(error as Error).message} — run \`npm run config -- rebuild-index\``);
+    }
+  }
+
+  private async verifyAddedVersions(pkg: ParsedName, manifest: Manifest, added: string[]): Promise<Map<string, string>> {
+    const published = new Map<string, string>();
+    for (const version of added) {
+      const label = `${pkg.name}@${version}`;
+      if (!isValidVersion(version)) throw new StorageError('ERR_BAD_MANIFEST', `${label}: not a semver version`);
+      const meta = manifest.versions[version];
+      const expected = tarballNameFor(pkg, version);
+      const declared = tarballBaseName(meta?.dist?.tarball);
+      if (declared !== expected) {
+        throw new StorageError('ERR_BAD_MANIFEST', `${label}: dist.tarball must end in /${expected} (got ${JSON.stringify(meta?.dist?.tarball ?? null)})`);
+      }
+      const digest = await this.store.tarballDigest(pkg, expected);
+      if (!digest) throw new StorageError('ERR_BAD_MANIFEST', `${label}: tarball ${expected} was not uploaded`);
+      verifyDist(label, meta?.dist, digest);
+      published.set(version, digest.sha512);
+    }
+    return published;
+  }
+
+  /** A refused publish leaves nothing: its tarball, its attachment record, a package made for it. */
+  private async rollbackRejectedVersions(pkg: ParsedName, original: Manifest, existedOnDisk: boolean, versions: string[]): Promise<void> {
+    try {
+      for (const version of versions) {
+        if (!isValidVersion(version)) continue;
+        const file = tarballNameFor(pkg, version);
+        await this.store.deleteTarball(pkg, file);
+        if (original._attachments) delete original._attachments[file];
+      }
+      if (existedOnDisk) {
+        await this.store.writePackument(pkg, original);
+        return;
+      }
+      if (Object.keys(original._attachments ?? {}).length > 0) {
+        this.hold(pkg.name, original); // a concurrent upload of another version is still on its way
+        return;
+      }
+      this.pending.delete(pkg.name);
+      await this.store.removePackageContainer(pkg);
+      await this.store.updateDb((db) => ({ ...db, list: db.list.filter((item) => item !== pkg.name) }));
+    } catch (error) {
+      this.log.error(`${pkg.name}: cleanup after a refused publish failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Verdaccio's deletePackage: 'package.json' (whole-package unpublish) or one tarball. */
+  async deleteFile(name: string, fileName: string): Promise<void> {
+    const pkg = this.forRead(name);
+    if (fileName === PACKUMENT_FILE) {
+      await this.store.withLock(pkg.name, async () => {
+        const existed = await this.store.readPackument(pkg);
+        this.pending.delete(pkg.name);
+        const removed = await this.store.deletePackument(pkg);
+        if (!removed) throw notFound(`package ${name}`);
+        const versions = Object.keys(existed?.versions ?? {});
+        this.appendRecords([{ kind: 'unpublish-package', name: pkg.name, version: '', sha512: '', time: Date.now(), detail: versions.join(',') }], {});
+      });
+      return;
+    }
+    parseTarballName(pkg, fileName);
+    // a tarball that is already gone is fine: unpublish must be idempotent
+    await this.store.withLock(pkg.name, async () => {
+      await this.store.deleteTarball(pkg, fileName);
+    });
+  }
+
+  async removeContainer(name: string): Promise<void> {
+    await this.store.removePackageContainer(this.forRead(name));
+  }
+
+  // ---- tarballs -------------------------------------------------------------------------
+
+  uploadTarball(name: string, fileName: string): TarballWriter {
+    const pkg = this.parseForWrite(name);
+    parseTarballName(pkg, fileName);
+    return this.store.createTarball(pkg, fileName);
+  }
+
+  async readTarball(name: string, fileName: string): Promise<TarballReader> {
+    const pkg = this.forRead(name);
+    try {
+      parseTarballName(pkg, fileName);
+    } catch {
+      throw notFound(`tarball ${JSON.stringify(fileName)}`);
+    }
+    const reader = await this.store.readTarball(pkg, fileName);
+    if (!reader) throw notFound(`tarball ${fileName}`);
+    return reader;
+  }
+
+  // ---- package list, secret -------------------------------------------------------------
+
+  async listNames(): Promise<string[]> {
+    return (await this.store.readDb()).list;
+  }
+
+  async addName(name: string): Promise<void> {
+    const pkg = this.forRead(name);
+    const db = await this.store.readDb();
+    if (db.list.includes(pkg.name)) return;
+    await this.store.updateDb((current) => (current.list.includes(pkg.name) ? current : { ...current, list: [...current.list, pkg.name] }));
+  }
+
+  async removeName(name: string): Promise<void> {
+    await this.store.updateDb((current) => ({ ...current, list: current.list.filter((item) => item !== name) }));
+  }
+
+  async getSecret(): Promise<string> {
+    return (await this.store.readDb()).secret;
+  }
+
+  async setSecret(secret: string): Promise<void> {
+    if ((await this.store.readDb()).secret === secret) return;
+    await this.store.updateDb((current) => ({ ...current, secret }));
+  }
+
+  /** Every stored package with the mtime of its manifest (for search). */
+  listStored(): Promise<Array<{ name: string; mtimeMs: number }>> {
+    return this.store.listPackages();
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The narrow, promise-based storage contract. Nothing here knows Verdaccio: the callback
+ * adapter (`verdaccio-adapter.ts`) drives a `PackageStore`, so a shared backend (PostgreSQL for
+ * metadata + an object store for tarballs) can be added by implementing this interface alone.
+ *
+ * Guarantees every implementation must give:
+ * - `readPackument` returns a fresh object the caller may mutate;
+ * - `writePackument` and a committed tarball are atomic and durable when the promise resolves;
+ * - `commit()` of a tarball fails with ERR_EXISTS if that tarball exists (never replaces it);
+ * - `withLock(key)` excludes every other holder of key, in this process and in others.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { ParsedName } from './names';
+
+export interface VersionManifest {
+  name?: string;
+  version?: string;
+  deprecated?: string;
+  dist?: { tarball?: string; integrity?: string; shasum?: string; [key: string]: unknown };
+  _npmUser?: { name?: string };
+  [key: string]: unknown;
+}
+
+export interface Manifest {
+  name: string;
+  versions: Record<string, VersionManifest>;
+  'dist-tags': Record<string, string>;
+  time?: Record<string, string>;
+  _attachments?: Record<string, { shasum?: string; version?: string }>;
+  _rev?: string;
+  [key: string]: unknown;
+}
+
+export interface TarballDigest {
+  sha512: string; // hex
+  sha1: string; // hex
+  size: number;
+}
+
+export interface TarballWriter {
+  /** The bytes go here; hashed while they stream. Emits 'open' once the temp file exists. */
+  readonly stream: Writable;
+  /** After `stream` finished: fsync, put in place (ERR_EXISTS if already there), fsync the folder. */
+  commit(): Promise<TarballDigest>;
+  /** Drops the temp file; safe to call at any time, also after a failed commit. */
+  abort(): Promise<void>;
+}
+
+export interface TarballReader {
+  readonly stream: Readable;
+  readonly size: number;
+}
+
+export interface StorageDb {
+  list: string[];
+  secret: string;
+}
+
+export interface PackageStore {
+  /** Human-readable location (folder, connection string without secrets). */
+  readonly location: string;
+
+  readPackument(pkg: ParsedName): Promise<Manifest | null>;
+  packumentExists(pkg: ParsedName): Promise<boolean>;
+  writePackument(pkg: ParsedName, manifest: Manifest): Promise<void>;
+  deletePackument(pkg: ParsedName): Promise<boolean>;
+
+  createTarball(pkg: ParsedName, fileName: string): TarballWriter;
+  readTarball(pkg: ParsedName, fileName: string): Promise<TarballReader | null>;
+  /** Digest of a stored tarball (memoised from the upload when possible). */
+  tarballDigest(pkg: ParsedName, fileName: string): Promise<TarballDigest | null>;
+  tarballExists(pkg: ParsedName, fileName: string): Promise<boolean>;
+  deleteTarball(pkg: ParsedName, fileName: string): Promise<boolean>;
+  /** Removes the package container once its files are gone (no-op when something remains). */
+  removePackageContainer(pkg: ParsedName): Promise<void>;
+
+  /** Every stored package, sorted by name. */
+  listPackages(): Promise<Array<{ name: string; mtimeMs: number }>>;
+
+  readDb(): Promise<StorageDb>;
+  /** Read-modify-write of the package list / secret under the store's own lock. */
+  updateDb(mutate: (db: StorageDb) => StorageDb): Promise<StorageDb>;
+
+  /** Exclusive section for key (package name, or a store-internal key). */
+  withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
+}

@@ -1,0 +1,290 @@
+/**
+ * The Verdaccio 6.10.4 boundary: the legacy callback storage contract (`IPluginStorage` /
+ * `ILocalPackageManager` of @verdaccio/types 10.8.0) translated onto `PackageService` promises.
+ * Every `any` Verdaccio hands us is typed here and nowhere else.
+ *
+ * Error contract Verdaccio relies on (src/lib/local-storage.ts): "not found" = code 404/ENOENT,
+ * "exists" = code 409/EEXISTS; anything else with an HTTP `status` reaches the client as is.
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import { errorUtils } from '@verdaccio/core';
+import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
+import { StorageError } from './errors';
+import type { PackageService } from './package-service';
+import type { Manifest, TarballWriter } from './store';
+import type { TokenLedger } from './tokens';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- the Verdaccio boundary */
+type VerdaccioCallback = (err: any, ...results: any[]) => void;
+type UpdateHandler = (manifest: any, cb: (err: any) => void) => void;
+type WriteCallback = (name: string, manifest: any, cb: (err: any) => void) => void;
+type Transform = (manifest: any) => any;
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+interface HttpLikeError extends Error {
+  status: number;
+}
+
+function hasStatus(error: unknown): error is HttpLikeError {
+  return error instanceof Error && typeof (error as { status?: unknown }).status === 'number';
+}
+
+/** StorageError → the http-errors object Verdaccio expects; other HTTP errors pass through. */
+export function toVerdaccioError(error: unknown, logger?: Logger): Error {
+  if (error instanceof StorageError) {
+    switch (error.status) {
+      case 404:
+        return errorUtils.getNotFound(error.message);
+      case 409:
+        return errorUtils.getConflict(error.message);
+      case 503:
+        return errorUtils.getServiceUnavailable(error.message);
+      case 400:
+        return errorUtils.getBadRequest(error.message);
+      default:
+        return errorUtils.getInternalError(error.message);
+    }
+  }
+  if (hasStatus(error)) return error;
+  logger?.error({ detail: error instanceof Error ? (error.stack ?? error.message) : String(error) }, 'registry-storage: @{detail}');
+  return errorUtils.getInternalError(error instanceof Error ? error.message : 'storage failure');
+}
+
+/** What Verdaccio's addTarball pipes into: a PassThrough with done()/abort(). */
+export class UploadStream extends PassThrough {
+  done(): void {}
+  abort(): void {}
+}
+
+/** What Verdaccio's getTarball reads: emits 'content-length', 'open', then the bytes. */
+export class DownloadStream extends PassThrough {
+  abort(): void {}
+}
+
+function later(fn: () => void): void {
+  process.nextTick(fn);
+}
+
+export interface AdapterDeps {
+  service: PackageService;
+  tokens: TokenLedger;
+  logger: Logger;
+}
+
+/** Verdaccio's manifests are our `Manifest` (a loose JSON shape); this is the one place that says so. */
+function asManifest(value: Package): Manifest {
+  return value as unknown as Manifest;
+}
+
+/** One per Verdaccio call to getPackageStorage(name): cheap, stateless. */
+export class PackageHandler implements ILocalPackageManager {
+  readonly logger: Logger;
+  private readonly name: string;
+  private readonly deps: AdapterDeps;
+
+  constructor(name: string, deps: AdapterDeps) {
+    this.name = name;
+    this.deps = deps;
+    this.logger = deps.logger;
+  }
+
+  private settle(promise: Promise<unknown>, cb: VerdaccioCallback, withResult = false): void {
+    promise.then(
+      (result) => (withResult ? cb(null, result) : cb(null)),
+      (error: unknown) => cb(toVerdaccioError(error, this.logger)),
+    );
+  }
+
+  readPackage(_name: string, cb: VerdaccioCallback): void {
+    this.settle(this.deps.service.readPackage(this.name), cb, true);
+  }
+
+  createPackage(_name: string, manifest: Package, cb: VerdaccioCallback): void {
+    this.settle(this.deps.service.createPackage(this.name, asManifest(manifest)), cb);
+  }
+
+  savePackage(_name: string, manifest: Package, cb: VerdaccioCallback): void {
+    this.settle(this.deps.service.savePackage(this.name, asManifest(manifest)), cb);
+  }
+
+  updatePackage(_name: string, handler: UpdateHandler, onWrite: WriteCallback, transform: Transform, onEnd: VerdaccioCallback): void {
+    const mutate = (manifest: Manifest): Promise<Manifest> =>
+      new Promise<Manifest>((resolve, reject) => {
+        handler(manifest, (err) => {
+          if (err) reject(err);
+          else {
+            try {
+              resolve(transform(manifest) as Manifest);
+            } catch (error) {
+              reject(error);
+            }
+          }
+        });
+      });
+    const write = (manifest: Manifest): Promise<void> =>
+      new Promise<void>((resolve, reject) => onWrite(this.name, manifest, (err) => (err ? reject(err) : resolve())));
+    this.settle(this.deps.service.updatePackage(this.name, mutate, write), onEnd);
+  }
+
+  deletePackage(fileName: string, cb: VerdaccioCallback): void {
+    this.settle(this.deps.service.deleteFile(this.name, fileName), cb);
+  }
+
+  removePackage(cb: VerdaccioCallback): void {
+    this.settle(this.deps.service.removeContainer(this.name), cb);
+  }
+
+  writeTarball(fileName: string): UploadStream {
+    const upload = new UploadStream();
+    let writer: TarballWriter;
+    try {
+      writer = this.deps.service.uploadTarball(this.name, fileName);
+    } catch (error) {
+      later(() => upload.emit('error', toVerdaccioError(error, this.logger)));
+      upload.resume(); // drain whatever is piped in
+      return upload;
+    }
+    // exactly one of 'success' / 'error' reaches Verdaccio (it answers the request on either)
+    let settled = false;
+    const fail = (error: unknown): void => {
+      if (settled) return;
+      settled = true;
+      upload.unpipe(writer.stream);
+      upload.resume();
+      void writer.abort();
+      upload.emit('error', toVerdaccioError(error, this.logger));
+    };
+    writer.stream.on('open', () => upload.emit('open'));
+    writer.stream.on('error', fail);
+    upload.pipe(writer.stream);
+    upload.done = () => {
+      const commit = (): void => {
+        if (settled) return;
+        writer.commit().then(
+          () => {
+            if (settled) return;
+            settled = true;
+            upload.emit('success');
+          },
+          fail,
+        );
+      };
+      if (writer.stream.writableFinished) commit();
+      else writer.stream.once('finish', commit);
+    };
+    upload.abort = () => {
+      if (settled) return;
+      settled = true;
+      upload.unpipe(writer.stream);
+      upload.resume();
+      void writer.abort();
+    };
+    return upload;
+  }
+
+  readTarball(fileName: string): DownloadStream {
+    const out = new DownloadStream();
+    let source: Readable | null = null;
+    let aborted = false;
+    out.abort = () => {
+      aborted = true;
+      source?.destroy();
+    };
+    this.deps.service.readTarball(this.name, fileName).then(
+      (reader) => {
+        if (aborted) {
+          reader.stream.destroy();
+          return;
+        }
+        source = reader.stream;
+        reader.stream.on('error', (error) => out.emit('error', toVerdaccioError(error, this.logger)));
+        out.emit('content-length', reader.size);
+        out.emit('open');
+        reader.stream.pipe(out);
+      },
+      (error: unknown) => out.emit('error', toVerdaccioError(error, this.logger)),
+    );
+    return out;
+  }
+}
+
+export interface StorageConfig {
+  [key: string]: unknown;
+}
+
+/** The plugin object Verdaccio keeps: package list, secret, search, tokens, per-package handlers. */
+export class StoragePluginAdapter implements IPluginStorage<StorageConfig> {
+  readonly logger: Logger;
+  readonly config: StorageConfig & Config;
+  protected readonly deps: AdapterDeps;
+
+  constructor(config: StorageConfig & Config, deps: AdapterDeps) {
+    this.config = config;
+    this.deps = deps;
+    this.logger = deps.logger;
+  }
+
+  getPackageStorage(packageName: string): IPackageStorage {
+    return new PackageHandler(packageName, this.deps);
+  }
+
+  get(cb: VerdaccioCallback): void {
+    this.deps.service.listNames().then(
+      (list) => cb(null, list),
+      (error: unknown) => cb(toVerdaccioError(error, this.logger)),
+    );
+  }
+
+  add(name: string, cb: VerdaccioCallback): void {
+    this.deps.service.addName(name).then(
+      () => cb(null),
+      (error: unknown) => cb(toVerdaccioError(error, this.logger)),
+    );
+  }
+
+  remove(name: string, cb: VerdaccioCallback): void {
+    this.deps.service.removeName(name).then(
+      () => cb(null),
+      (error: unknown) => cb(toVerdaccioError(error, this.logger)),
+    );
+  }
+
+  getSecret(): Promise<string> {
+    return this.deps.service.getSecret();
+  }
+
+  setSecret(secret: string): Promise<void> {
+    return this.deps.service.setSecret(secret);
+  }
+
+  search(onPackage: onSearchPackage, onEnd: onEndSearchPackage, validateName: onValidatePackage): void {
+    const emit = (item: { name: string; path: string; time: number }): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        // Verdaccio's item type is a Package; search only reads name/path/time
+        (onPackage as unknown as (item: object, cb: (err?: unknown) => void) => void)(item, (err) => (err ? reject(err) : resolve()));
+      });
+    const run = async (): Promise<void> => {
+      for (const item of await this.deps.service.listStored()) {
+        const bare = item.name.slice(item.name.lastIndexOf('/') + 1);
+        if (!validateName(bare)) continue;
+        await emit({ name: item.name, path: item.name, time: item.mtimeMs });
+      }
+    };
+    run().then(
+      () => onEnd(null),
+      (error: unknown) => onEnd(error),
+    );
+  }
+
+  saveToken(token: Token): Promise<void> {
+    return this.deps.tokens.save(token);
+  }
+
+  readTokens(filter: { user: string }): Promise<Token[]> {
+    return this.deps.tokens.read(filter.user);
+  }
+
+  deleteToken(user: string, tokenKey: string): Promise<void> {
+    return this.deps.tokens.delete(user, tokenKey);
+  }
+}

@@ -6,3 +6,7 @@ export * from './layout';
 export * from './describe';
 export { createConfigFile, inspectConfigFile, repairConfigFile } from './header-file';
 export * from './config-file';
+export * from './issuer';
+export * from './events';
+export * from './timeline';
+export * from './env';

@@ -1,0 +1,287 @@
+/**
+ * `.env.local` and process-environment import/export of the config (SPEC §2 "Environment").
+ * The 13 bytes hold only the registry URL's hash; the URL itself lives in `.env.local`.
+ */
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { RegistryCoreError } from './errors';
+import { fsyncDirectory } from './header-file';
+import { FEATURE_FLAGS, TERMINAL_MODES, hasFeature, validateFields, type ConfigFields, type FeatureFlag } from './layout';
+import { LOCAL_REGISTRY_URL, hashRegistryUrl, normalizeRegistryUrl } from './registry-url';
+
+export const ENV_KEYS = [
+  'BUN_CONFIG_VERSION',
+  'BUN_REGISTRY_URL',
+  'BUN_FEATURE_PRIVATE_REGISTRY',
+  'BUN_FEATURE_PREMIUM_TYPES',
+  'BUN_FEATURE_DEBUG',
+  'BUN_TERMINAL_MODE',
+  'BUN_TERMINAL_ROWS',
+  'BUN_TERMINAL_COLS',
+] as const satisfies readonly string[];
+export type EnvKey = (typeof ENV_KEYS)[number];
+
+export const ENV_FILE_NAME = '.env.local';
+
+const FLAG_KEYS: Record<string, FeatureFlag> = {
+  BUN_FEATURE_PRIVATE_REGISTRY: 'PRIVATE_REGISTRY',
+  BUN_FEATURE_PREMIUM_TYPES: 'PREMIUM_TYPES',
+  BUN_FEATURE_DEBUG: 'DEBUG',
+};
+
+/** Exactly the 8 SPEC lines, in ENV_KEYS order, each '\n'-terminated. */
+export function exportEnv(fields: ConfigFields, registryUrl: string): string {
+  const flag = (name: FeatureFlag): string => (hasFeature(fields, name) ? '1' : '0');
+  return [
+    `BUN_CONFIG_VERSION=${fields.version}`,
+    `BUN_REGISTRY_URL=${normalizeRegistryUrl(registryUrl)}`,
+    `BUN_FEATURE_PRIVATE_REGISTRY=${flag('PRIVATE_REGISTRY')}`,
+    `BUN_FEATURE_PREMIUM_TYPES=${flag('PREMIUM_TYPES')}`,
+    `BUN_FEATURE_DEBUG=${flag('DEBUG')}`,
+    `BUN_TERMINAL_MODE=${TERMINAL_MODES[fields.terminalMode] ?? fields.terminalMode}`,
+    `BUN_TERMINAL_ROWS=${fields.rows}`,
+    `BUN_TERMINAL_COLS=${fields.cols}`,
+  ]
+    .map((line) => `${line}\n`)
+    .join('');
+}
+
+function envError(key: string, message: string): RegistryCoreError {
+  return new RegistryCoreError('ERR_ENV_VALUE', `${key}: ${message}`, { field: key });
+}
+
+const KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_.]*$/;
+
+function unescapeDoubleQuoted(body: string): string {
+  return body.replace(/\\([nrt"\\])/g, (_, c: string) => ({ n: '\n', r: '\r', t: '\t', '"': '"', '\\': '\\' })[c] ?? c);
+}
+
+/**
+ * dotenv syntax: `KEY=VALUE`, optional `export `, `#` comment lines, `"double"` (with \n \" \\
+ * escapes) or `'single'` (literal) quotes, ` # comment` after an unquoted value. A line that is
+ * none of these is an error naming its line number — a typo must not be silently ignored.
+ */
+export function parseEnvText(text: string): Record<string, string> {
+  const result: Record<string, string> = {};
+  const lines = text.split(/\r?\n/);
+  lines.forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const match = /^(?:export\s+)?([^=\s]+)\s*=\s*(.*)$/.exec(line);
+    if (!match || !KEY_PATTERN.test(match[1])) {
+      throw new RegistryCoreError('ERR_ENV_VALUE', `line ${index + 1}: expected KEY=VALUE, got ${JSON.stringify(raw)}`, { field: `line ${index + 1}` });
+    }
+    const [, key, rest] = match;
+    let value: string;
+    const quote = rest[0];
+    if (quote === '"' || quote === "'") {
+      const end = quote === '"' ? findClosingDoubleQuote(rest) : rest.indexOf("'", 1);
+      const after = end < 0 ? '' : rest.slice(end + 1).trim();
+      if (end < 0 || (after !== '' && !after.startsWith('#'))) {
+        throw new RegistryCoreError('ERR_ENV_VALUE', `line ${index + 1}: unterminated or trailing text after quoted value for ${key}`, { field: key });
+      }
+      const body = rest.slice(1, end);
+      value = quote === '"' ? unescapeDoubleQuoted(body) : body;
+    } else {
+      value = rest.replace(/\s+#.*$/, '').trim();
+    }
+    result[key] = value;
+  });
+  return result;
+}
+
+function findClosingDoubleQuote(text: string): number {
+  for (let i = 1; i < text.length; i++) {
+    if (text[i] === '\\') i++;
+    else if (text[i] === '"') return i;
+  }
+  return -1;
+}
+
+function parseBoolean(key: string, value: string): boolean {
+  const v = value.toLowerCase();
+  if (v === '1' || v === 'true') return true;
+  if (v === '0' || v === 'false') return false;
+  throw envError(key, `expected 0, 1, true or false, got ${JSON.stringify(value)}`);
+}
+
+function parseInteger(key: string, value: string, min: number, max: number, what: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw envError(key, `expected ${what}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+function parseTerminalMode(key: string, value: string): number {
+  const byName = (TERMINAL_MODES as readonly string[]).indexOf(value.toLowerCase());
+  if (byName >= 0) return byName;
+  if (/^[012]$/.test(value)) return Number(value);
+  throw envError(key, `expected disabled, cooked, raw or 0, 1, 2, got ${JSON.stringify(value)}`);
+}
+
+/**
+ * Applies the BUN_* variables present in `env` (an empty value counts as unset) to `fields`.
+ * `applied` lists the variables that changed something. Throws ERR_ENV_VALUE naming the variable.
+ */
+export function applyEnv(
+  fields: ConfigFields,
+  env: Record<string, string | undefined>,
+): { fields: ConfigFields; registryUrl: string | undefined; applied: string[] } {
+  const next: ConfigFields = { ...fields };
+  const applied: string[] = [];
+  let registryUrl: string | undefined;
+  const value = (key: EnvKey): string | undefined => {
+    const raw = env[key];
+    return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+  };
+  const set = (key: EnvKey, field: keyof ConfigFields, v: number): void => {
+    if (next[field] !== v) applied.push(key);
+    next[field] = v;
+  };
+
+  const version = value('BUN_CONFIG_VERSION');
+  if (version !== undefined) set('BUN_CONFIG_VERSION', 'version', parseInteger('BUN_CONFIG_VERSION', version, 0, 1, '0 (legacy) or 1 (modern)'));
+  const url = value('BUN_REGISTRY_URL');
+  if (url !== undefined) {
+    try {
+      registryUrl = normalizeRegistryUrl(url);
+    } catch (error) {
+      throw envError('BUN_REGISTRY_URL', error instanceof Error ? error.message : String(error));
+    }
+    set('BUN_REGISTRY_URL', 'registryHash', hashRegistryUrl(registryUrl));
+  }
+  for (const [key, flag] of Object.entries(FLAG_KEYS) as [EnvKey, FeatureFlag][]) {
+    const v = value(key);
+    if (v === undefined) continue;
+    const on = parseBoolean(key, v);
+    const bit = FEATURE_FLAGS[flag];
+    set(key, 'featureFlags', (on ? next.featureFlags | bit : next.featureFlags & ~bit) >>> 0);
+  }
+  const mode = value('BUN_TERMINAL_MODE');
+  if (mode !== undefined) set('BUN_TERMINAL_MODE', 'terminalMode', parseTerminalMode('BUN_TERMINAL_MODE', mode));
+  const rows = value('BUN_TERMINAL_ROWS');
+  if (rows !== undefined) set('BUN_TERMINAL_ROWS', 'rows', parseInteger('BUN_TERMINAL_ROWS', rows, 1, 255, 'an integer 1..255'));
+  const cols = value('BUN_TERMINAL_COLS');
+  if (cols !== undefined) set('BUN_TERMINAL_COLS', 'cols', parseInteger('BUN_TERMINAL_COLS', cols, 1, 255, 'an integer 1..255'));
+  validateFields(next);
+  return { fields: next, registryUrl, applied };
+}
+
+export interface RegistrySettings {
+  configDir: string;
+  lockbPath: string;
+  envFile: string;
+  registryUrl: string;
+}
+
+function readEnvFile(envFile: string): Record<string, string> {
+  if (!existsSync(envFile)) return {};
+  try {
+    return parseEnvText(readFileSync(envFile, 'utf8'));
+  } catch (error) {
+    if (error instanceof RegistryCoreError) {
+      throw new RegistryCoreError('ERR_ENV_VALUE', `${envFile}: ${error.message}`, { field: error.field ?? 'envFile' });
+    }
+    throw error;
+  }
+}
+
+/** Where things are, and the effective registry URL: env BUN_REGISTRY_URL > `.env.local` > default. */
+export function loadRegistrySettings(options: { configPath: string; lockbPath?: string; env?: Record<string, string | undefined> }): RegistrySettings {
+  const configDir = dirname(resolve(options.configPath));
+  const envFile = join(configDir, ENV_FILE_NAME);
+  const lockbPath = options.lockbPath === undefined ? join(configDir, 'registry.lockb') : resolve(configDir, options.lockbPath);
+  const fromEnv = options.env?.BUN_REGISTRY_URL?.trim();
+  const fromFile = readEnvFile(envFile).BUN_REGISTRY_URL?.trim();
+  const [source, raw] = fromEnv ? ['environment variable BUN_REGISTRY_URL', fromEnv] : fromFile ? [`BUN_REGISTRY_URL in ${envFile}`, fromFile] : ['default', LOCAL_REGISTRY_URL];
+  let registryUrl: string;
+  try {
+    registryUrl = normalizeRegistryUrl(raw);
+  } catch (error) {
+    throw new RegistryCoreError('ERR_ENV_VALUE', `${source}: ${error instanceof Error ? error.message : String(error)}`, { field: 'BUN_REGISTRY_URL' });
+  }
+  return { configDir, lockbPath, envFile, registryUrl };
+}
+
+function formatEnvValue(value: string): string {
+  if (/^[A-Za-z0-9_./:@+,=-]*$/.test(value)) return value;
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t')}"`;
+}
+
+/** Sets KEY in the env file (first occurrence replaced, duplicates dropped, other lines kept verbatim). Atomic. */
+export function setEnvFileValue(envFile: string, key: string, value: string): void {
+  if (!KEY_PATTERN.test(key)) throw envError(key, 'not a valid variable name');
+  const target = resolve(envFile);
+  const existing = existsSync(target) ? readFileSync(target, 'utf8') : '';
+  const lines = existing === '' ? [] : existing.replace(/\r?\n$/, '').split(/\r?\n/);
+  const assignment = new RegExp(`^\\s*(?:export\\s+)?${key.replace(/\./g, '\\.')}\\s*=`);
+  const line = `${key}=${formatEnvValue(value)}`;
+  let replaced = false;
+  const out: string[] = [];
+  for (const current of lines) {
+    if (assignment.test(current)) {
+      if (!replaced) out.push(line);
+      replaced = true;
+    } else {
+      out.push(current);
+    }
+  }
+  if (!replaced) out.push(line);
+  writeFileAtomic(target, `${out.join('\n')}\n`);
+  urlCache.delete(target);
+}
+
+function writeFileAtomic(target: string, text: string): void {
+  const mode = existsSync(target) ? statSync(target).mode & 0o777 : 0o644;
+  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = openSync(temp, 'wx', mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(temp, target);
+  } catch (error) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    if (existsSync(temp)) unlinkSync(temp);
+    throw error;
+  }
+  fsyncDirectory(dirname(target));
+}
+
+interface UrlCacheEntry {
+  ino: bigint;
+  mtimeNs: bigint;
+  size: bigint;
+  url: string;
+}
+const urlCache = new Map<string, UrlCacheEntry>();
+
+/**
+ * BUN_REGISTRY_URL from the env file (default http://localhost:4873 when the file or the key is
+ * absent), normalized. Cached by (inode, mtime, size): one stat per call. An invalid value throws.
+ */
+export function readRegistryUrl(envFile: string): string {
+  const target = resolve(envFile);
+  const stat = statSync(target, { bigint: true, throwIfNoEntry: false });
+  if (!stat) {
+    urlCache.delete(target);
+    return LOCAL_REGISTRY_URL;
+  }
+  const cached = urlCache.get(target);
+  if (cached && cached.ino === stat.ino && cached.mtimeNs === stat.mtimeNs && cached.size === stat.size) return cached.url;
+  const raw = readEnvFile(target).BUN_REGISTRY_URL?.trim();
+  let url: string;
+  try {
+    url = raw ? normalizeRegistryUrl(raw) : LOCAL_REGISTRY_URL;
+  } catch (error) {
+    throw new RegistryCoreError('ERR_ENV_VALUE', `BUN_REGISTRY_URL in ${target}: ${error instanceof Error ? error.message : String(error)}`, {
+      field: 'BUN_REGISTRY_URL',
+    });
+  }
+  urlCache.set(target, { ino: stat.ino, mtimeNs: stat.mtimeNs, size: stat.size, url });
+  return url;
+}

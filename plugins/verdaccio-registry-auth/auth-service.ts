@@ -1,0 +1,240 @@
+/**
+ * What the routes and Verdaccio's callbacks do, without HTTP: password checks behind the
+ * failed-login limiter, registration, login tokens, generated (npm token) tokens, revocation.
+ */
+import { createHash } from 'node:crypto';
+import { maskToken, type IssuedTokenRecord, type TokenStore } from '../registry-core/token-store';
+import { AuthError } from './errors';
+import type { PluginLogger } from './verdaccio-adapter';
+import { parseCidr } from './network';
+import type { FailedLoginLimiter } from './rate-limit';
+import type { IssuedToken, TokenIssuer } from './token-issuer';
+import type { UserStore } from './users';
+
+export const ADMIN_GROUP = 'registry-admin';
+/** Names that would read as one of Verdaccio's role groups (or ours) when used as a group. */
+export const RESERVED_USERNAMES: readonly string[] = [ADMIN_GROUP, 'all', 'anonymous', 'authenticated', 'undefined', 'null'];
+
+const BASIC_CACHE_MS = 60_000;
+const BASIC_CACHE_SIZE = 1000;
+const COUCH_RETRY_MS = 30_000;
+
+/** npm 11 `token create` options we cannot honour. Refused rather than ignored: ignoring a scope would hand out a broader token than asked for. */
+const UNSUPPORTED_TOKEN_OPTIONS = ['packages', 'packages_all', 'scopes', 'orgs', 'orgs_permission', 'bypass_2fa'] as const;
+
+export interface RegistryEventSink {
+  emit(event: { kind: 'login' | 'logout' | 'token'; time: number; user?: string; detail?: string }): void;
+}
+
+export interface AuthServiceOptions {
+  users: UserStore;
+  issuer: TokenIssuer;
+  tokens: TokenStore;
+  limiter: FailedLoginLimiter;
+  events: RegistryEventSink;
+  logger: PluginLogger;
+  admins: readonly string[] | undefined;
+  generatedTokenTtlSeconds: number;
+}
+
+export interface GeneratedTokenResult {
+  issued: IssuedToken;
+  record: IssuedTokenRecord;
+}
+
+/** The npm `POST /-/npm/v1/tokens` body after validation. */
+export interface TokenRequest {
+  password: string;
+  readonly: boolean;
+  cidr: string[];
+  name?: string;
+  description?: string;
+  ttlSeconds?: number;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Validates npm's token-create body (npm 11 sends `packages_and_scopes_permission`, older npm `readonly`). */
+export function parseTokenRequest(body: unknown, maxTtlSeconds: number): TokenRequest {
+  if (!isRecord(body)) throw new AuthError('ERR_BAD_REQUEST', 'expected a JSON object body');
+  if (typeof body.password !== 'string' || body.password.length === 0) throw new AuthError('ERR_BAD_REQUEST', 'password is required to create a token');
+  const unsupported = UNSUPPORTED_TOKEN_OPTIONS.filter((option) => body[option] !== undefined && body[option] !== null && body[option] !== false);
+  if (unsupported.length > 0) throw new AuthError('ERR_TOKEN_OPTIONS', `granular token options are not supported: ${unsupported.join(', ')}`);
+  if (body.readonly !== undefined && typeof body.readonly !== 'boolean') throw new AuthError('ERR_TOKEN_OPTIONS', 'readonly must be true or false');
+  const permission = body.packages_and_scopes_permission;
+  if (permission !== undefined && permission !== null && permission !== 'read-only' && permission !== 'read-write') {
+    throw new AuthError('ERR_TOKEN_OPTIONS', `packages_and_scopes_permission ${JSON.stringify(permission)} is not supported (read-only or read-write)`);
+  }
+  const cidrInput = body.cidr_whitelist ?? [];
+  if (!Array.isArray(cidrInput)) throw new AuthError('ERR_TOKEN_OPTIONS', 'cidr_whitelist must be a list of CIDR ranges');
+  const cidr = cidrInput.map((entry) => parseCidr(entry).text);
+  const request: TokenRequest = { password: body.password, readonly: body.readonly === true || permission === 'read-only', cidr };
+  if (body.name !== undefined && body.name !== null) {
+    if (typeof body.name !== 'string' || body.name.length > 100) throw new AuthError('ERR_TOKEN_OPTIONS', 'name must be a string of at most 100 characters');
+    request.name = body.name;
+  }
+  if (body.description !== undefined && body.description !== null) {
+    if (typeof body.description !== 'string' || body.description.length > 500) throw new AuthError('ERR_TOKEN_OPTIONS', 'description must be a string of at most 500 characters');
+    request.description = body.description;
+  }
+  if (body.expires !== undefined && body.expires !== null) {
+    const days = body.expires;
+    if (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days * 86_400 > maxTtlSeconds) {
+      throw new AuthError('ERR_TOKEN_OPTIONS', `expires must be a whole number of days between 1 and ${Math.floor(maxTtlSeconds / 86_400)}`);
+    }
+    request.ttlSeconds = days * 86_400;
+  }
+  return request;
+}
+
+export class AuthService {
+  private readonly options: AuthServiceOptions;
+  private readonly basicCache = new Map<string, { groups: string[]; until: number; version: number }>();
+  /** couch logins that just failed: npm retries them at once on /-rev/, which must not count twice */
+  private readonly couchFailures = new Map<string, number>();
+
+  constructor(options: AuthServiceOptions) {
+    this.options = options;
+  }
+
+  get users(): UserStore {
+    return this.options.users;
+  }
+
+  isAdmin(user: string): boolean {
+    const admins = this.options.admins;
+    if (admins) return admins.includes(user);
+    return this.options.users.names()[0] === user;
+  }
+
+  /** Real groups: the user's own name (Verdaccio's htpasswd convention) and `registry-admin` for admins. */
+  groupsOf(user: string): string[] {
+    return this.isAdmin(user) ? [user, ADMIN_GROUP] : [user];
+  }
+
+  /** Password check behind the limiter. Throws ERR_RATE_LIMITED while locked out (even for a right password). */
+  async checkPassword(user: string, password: string, ip: string): Promise<boolean> {
+    const { limiter } = this.options;
+    const wait = limiter.retryAfter(user, ip);
+    if (wait > 0) throw new AuthError('ERR_RATE_LIMITED', `too many failed logins for ${user}; retry in ${wait} s`, { retryAfter: wait });
+    const ok = await this.options.users.verify(user, password);
+    if (ok) {
+      limiter.succeed(user, ip);
+      return true;
+    }
+    const lock = limiter.fail(user, ip);
+    this.options.logger.warn({ user, ip, locked: lock }, 'failed login for @{user} from @{ip} (lock-out @{locked} s)');
+    return false;
+  }
+
+  /** `Authorization: Basic` on any request: the bcrypt result is cached briefly by a hash of user and password. */
+  async basic(user: string, password: string, ip: string): Promise<string[] | null> {
+    const key = createHash('sha256').update(user).update('\u0000').update(password).digest('base64');
+    const version = this.options.users.version;
+    const cached = this.basicCache.get(key);
+    if (cached && cached.until > Date.now() && cached.version === version) return cached.groups;
+    if (cached) this.basicCache.delete(key);
+    if (this.recentCouchFailure(user, password, ip)) return null;
+    if (!(await this.checkPassword(user, password, ip))) return null;
+    const groups = this.groupsOf(user);
+    if (this.basicCache.size >= BASIC_CACHE_SIZE) {
+      const oldest = this.basicCache.keys().next().value;
+      if (oldest !== undefined) this.basicCache.delete(oldest);
+    }
+    this.basicCache.set(key, { groups, until: Date.now() + BASIC_CACHE_MS, version });
+    return groups;
+  }
+
+  private static credentialKey(user: string, password: string, ip: string): string {
+    return createHash('sha256').update(user).update('\u0000').update(password).update('\u0000').update(ip).digest('base64');
+  }
+
+  /** A first couch PUT with a wrong password answered 409; remember it for npm's immediate retry. */
+  rememberCouchFailure(user: string, password: string, ip: string): void {
+    const now = Date.now();
+    for (const [key, until] of this.couchFailures) if (until <= now || this.couchFailures.size > BASIC_CACHE_SIZE) this.couchFailures.delete(key);
+    this.couchFailures.set(AuthService.credentialKey(user, password, ip), now + COUCH_RETRY_MS);
+  }
+
+  /** true when these exact credentials failed on the first couch PUT moments ago (already counted). */
+  recentCouchFailure(user: string, password: string, ip: string): boolean {
+    const until = this.couchFailures.get(AuthService.credentialKey(user, password, ip));
+    return until !== undefined && until > Date.now();
+  }
+
+  /** Login token for an existing user (couch login, POST /_auth/token). */
+  async login(user: string, password: string, ip: string): Promise<IssuedToken> {
+    if (typeof user !== 'string' || typeof password !== 'string' || user.length === 0) {
+      throw new AuthError('ERR_BAD_REQUEST', 'username and password are required');
+    }
+    if (!(await this.checkPassword(user, password, ip))) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
+    return this.issueSession(user, ip);
+  }
+
+  /** `npm adduser` for a new name: registration rules, then a login token. */
+  async register(user: string, password: string, ip: string): Promise<IssuedToken> {
+    await this.addUser(user, password);
+    this.options.logger.info({ user, ip }, 'user @{user} registered from @{ip}');
+    return this.issueSession(user, ip);
+  }
+
+  /** Registration rules (name, password policy, max_users) without issuing a token. */
+  async addUser(user: string, password: string): Promise<void> {
+    if (RESERVED_USERNAMES.includes(user)) throw new AuthError('ERR_USER_NAME', `the name ${user} is reserved`);
+    await this.options.users.add(user, password);
+  }
+
+  async issueSession(user: string, ip: string): Promise<IssuedToken> {
+    const issued = await this.options.issuer.issue(user, this.groupsOf(user));
+    this.options.logger.info({ user, ip, alg: issued.alg }, 'issued a @{alg} login token for @{user} (@{ip})');
+    this.options.events.emit({ kind: 'login', time: Date.now(), user });
+    return issued;
+  }
+
+  /** `npm token create`: re-checks the password, issues a restricted token and records it. */
+  async createGeneratedToken(user: string, request: TokenRequest, ip: string): Promise<GeneratedTokenResult> {
+    if (!(await this.checkPassword(user, request.password, ip))) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
+    const issued = await this.options.issuer.issue(user, this.groupsOf(user), {
+      ttlSeconds: request.ttlSeconds ?? this.options.generatedTokenTtlSeconds,
+      readonly: request.readonly,
+      cidr: request.cidr,
+    });
+    const record: IssuedTokenRecord = {
+      key: issued.jti,
+      user,
+      created: issued.issuedAt,
+      expiresAt: issued.expiresAt,
+      readonly: request.readonly,
+      cidr: request.cidr,
+      token: maskToken(issued.token),
+    };
+    if (request.name !== undefined) record.name = request.name;
+    if (request.description !== undefined) record.description = request.description;
+    this.options.tokens.save(record);
+    this.options.logger.info({ user, key: record.key, readonly: record.readonly }, 'token @{key} created for @{user} (readonly @{readonly})');
+    this.options.events.emit({ kind: 'token', time: Date.now(), user, detail: `created ${record.key}` });
+    return { issued, record };
+  }
+
+  listTokens(user: string): IssuedTokenRecord[] {
+    return this.options.tokens.list(user);
+  }
+
+  revokeToken(user: string, key: string): IssuedTokenRecord {
+    const record = this.options.tokens.revoke(user, key);
+    this.options.logger.info({ user, key }, 'token @{key} of @{user} revoked');
+    this.options.events.emit({ kind: 'token', time: Date.now(), user, detail: `revoked ${key}` });
+    return record;
+  }
+
+  /** `npm logout`: holding a token we signed is authority enough to revoke it. */
+  async logout(token: string): Promise<{ user: string; jti: string }> {
+    const { jti, user, expiresAt } = await this.options.issuer.verifySignatureOnly(token);
+    this.options.tokens.revokeJti(jti, expiresAt);
+    this.options.logger.info({ user, jti }, 'logout: token @{jti} of @{user} revoked');
+    this.options.events.emit({ kind: 'logout', time: Date.now(), user });
+    return { user, jti };
+  }
+}

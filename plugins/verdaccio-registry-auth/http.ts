@@ -1,0 +1,399 @@
+/**
+ * The plugin's HTTP side, returned by `apiJWTmiddleware(helpers)` and therefore run app-wide,
+ * before every other route (research §1/§3.3):
+ *
+ *   credentials → req.remote_user (ALWAYS set, anonymous at least) → token restrictions
+ *   (read-only, CIDR) → our routes → next()
+ *
+ * Verdaccio calls the factory twice (app level and inside its API router); the second copy sees
+ * `req` already handled and passes it on.
+ *
+ * `npm logout` puts the token itself in the URL (`DELETE /-/user/token/<token>`), and Verdaccio's
+ * request logger prints URLs. The token is taken out of the URL before any logger sees it
+ * (Node's `http.server.request.start` diagnostics channel fires before the app runs) and kept
+ * beside the request for the logout route.
+ */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { IncomingMessage } from 'node:http';
+import { Router, type Response } from 'express';
+import { TokenStoreError, type IssuedTokenRecord } from '../registry-core/token-store';
+import { AuthError, isAuthError } from './errors';
+import { parseTokenRequest, type AuthService } from './auth-service';
+import { normalizeIp } from './network';
+import type { TokenIssuer, VerifiedToken } from './token-issuer';
+import type { AuthRequest, Middleware, PluginLogger, RemoteUserHelpers } from './verdaccio-adapter';
+import { TOKEN_ALGORITHMS } from './keys';
+
+const LOGOUT_PATH = /\/-\/user\/token\/([^/?#]+)/;
+const REDACTED = '[redacted]';
+const COUCH_PREFIX = 'org.couchdb.user:';
+
+const logoutTokens = new WeakMap<IncomingMessage, string>();
+let redactionInstalled = false;
+
+/** Takes `npm logout` tokens out of request URLs before anything logs them (once per process). */
+export function installLogoutUrlRedaction(): void {
+  if (redactionInstalled) return;
+  redactionInstalled = true;
+  diagnosticsChannel.subscribe('http.server.request.start', (message) => {
+    const { request } = message as { request: IncomingMessage };
+    const url = request.url;
+    if (!url || !url.includes('/-/user/token/')) return;
+    const match = LOGOUT_PATH.exec(url);
+    if (!match || match[1] === REDACTED) return;
+    let token: string;
+    try {
+      token = decodeURIComponent(match[1]);
+    } catch {
+      token = match[1];
+    }
+    logoutTokens.set(request, token);
+    request.url = url.replace(LOGOUT_PATH, `/-/user/token/${REDACTED}`);
+  });
+}
+
+export interface HttpDependencies {
+  service: AuthService;
+  issuer: TokenIssuer;
+  helpers: RemoteUserHelpers;
+  logger: PluginLogger;
+  maxGeneratedTtlSeconds: number;
+}
+
+interface RequestAuth {
+  kind: 'anonymous' | 'bearer' | 'basic';
+  bearer?: string;
+  verified?: VerifiedToken;
+  basicUser?: string;
+  basicOk?: boolean;
+}
+
+const requestAuth = new WeakMap<IncomingMessage, RequestAuth>();
+
+function clientIp(req: AuthRequest): string {
+  return normalizeIp(req.ip ?? req.socket.remoteAddress);
+}
+
+function sendJson(res: Response, status: number, body: unknown, noStore = false): void {
+  if (noStore) res.set('cache-control', 'no-store');
+  res.status(status).json(body);
+}
+
+function sendError(res: Response, logger: PluginLogger, error: unknown): void {
+  if (error instanceof AuthError) {
+    if (error.retryAfter !== undefined) res.set('retry-after', String(error.retryAfter));
+    sendJson(res, error.status, { error: error.message });
+    return;
+  }
+  if (error instanceof TokenStoreError && error.code === 'ERR_TOKEN_NOT_FOUND') {
+    sendJson(res, 404, { error: error.message });
+    return;
+  }
+  logger.error({ message: error instanceof Error ? error.message : String(error) }, 'auth route failed: @{message}');
+  sendJson(res, 500, { error: 'internal error in the auth plugin' });
+}
+
+function parseBasic(value: string): { user: string; password: string } | null {
+  let decoded: string;
+  try {
+    decoded = Buffer.from(value, 'base64').toString('utf8');
+  } catch {
+    return null;
+  }
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return null;
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The one exception to read-only: a token may always revoke itself. */
+function isSelfRevocation(req: AuthRequest, auth: RequestAuth): boolean {
+  if (req.method !== 'DELETE' || !auth.verified) return false;
+  if (logoutTokens.get(req) === auth.bearer) return true;
+  const match = /^\/-\/npm\/v1\/tokens\/token\/([^/]+)$/.exec(req.path);
+  return match !== null && decodeURIComponent(match[1]) === auth.verified.jti;
+}
+
+function tokenView(record: IssuedTokenRecord): Record<string, unknown> {
+  const view: Record<string, unknown> = {
+    token: record.token,
+    key: record.key,
+    user: record.user,
+    readonly: record.readonly,
+    cidr_whitelist: record.cidr.length > 0 ? record.cidr : null,
+    created: new Date(record.created).toISOString(),
+    updated: new Date(record.created).toISOString(),
+  };
+  if (record.expiresAt !== null) view.expires = new Date(record.expiresAt).toISOString();
+  if (record.name !== undefined) view.name = record.name;
+  if (record.description !== undefined) view.description = record.description;
+  return view;
+}
+
+export function createAuthMiddleware(deps: HttpDependencies): Middleware {
+  const { service, issuer, helpers, logger } = deps;
+  const router = createRoutes(deps);
+
+  const resolveCredentials = async (req: AuthRequest, res: Response): Promise<boolean> => {
+    const header = req.headers.authorization;
+    const auth: RequestAuth = { kind: 'anonymous' };
+    requestAuth.set(req, auth);
+    const anonymous = (error?: string): void => {
+      const user = helpers.createAnonymousRemoteUser();
+      if (error) user.error = error;
+      req.remote_user = user;
+      res.locals.remote_user = user;
+    };
+    if (!header) {
+      anonymous();
+      return true;
+    }
+    const space = header.indexOf(' ');
+    const scheme = space > 0 ? header.slice(0, space).toLowerCase() : '';
+    const value = space > 0 ? header.slice(space + 1).trim() : '';
+    if (scheme === 'bearer' && value) {
+      auth.kind = 'bearer';
+      auth.bearer = value;
+      let verified: VerifiedToken;
+      try {
+        verified = await issuer.verify(value);
+      } catch (error) {
+        const reason = isAuthError(error) ? error.message : 'invalid token';
+        logger.debug({ ip: clientIp(req), reason }, 'bearer token rejected from @{ip}: @{reason}');
+        anonymous(reason);
+        return true;
+      }
+      auth.verified = verified;
+      const user = helpers.createRemoteUser(verified.user, verified.groups);
+      req.remote_user = user;
+      res.locals.remote_user = user;
+      if (verified.cidr && !verified.cidr.allows(clientIp(req))) {
+        sendJson(res, 403, { error: `this token may not be used from ${clientIp(req)} (allowed: ${verified.cidr.ranges.join(', ')})` });
+        return false;
+      }
+      if (verified.readonly && req.method !== 'GET' && req.method !== 'HEAD' && !isSelfRevocation(req, auth)) {
+        sendJson(res, 403, { error: 'this token is read-only' });
+        return false;
+      }
+      return true;
+    }
+    if (scheme === 'basic' && value) {
+      const credentials = parseBasic(value);
+      if (!credentials) {
+        anonymous('malformed Basic credentials');
+        return true;
+      }
+      auth.kind = 'basic';
+      auth.basicUser = credentials.user;
+      let groups: string[] | null;
+      try {
+        groups = await service.basic(credentials.user, credentials.password, clientIp(req));
+      } catch (error) {
+        anonymous();
+        sendError(res, logger, error);
+        return false;
+      }
+      auth.basicOk = groups !== null;
+      if (!groups) {
+        anonymous('bad username or password');
+        return true;
+      }
+      const user = helpers.createRemoteUser(credentials.user, groups);
+      req.remote_user = user;
+      res.locals.remote_user = user;
+      return true;
+    }
+    anonymous('unsupported Authorization header (use Bearer or Basic)');
+    return true;
+  };
+
+  return (req, res, next) => {
+    if (requestAuth.has(req)) {
+      next();
+      return;
+    }
+    resolveCredentials(req, res).then(
+      (proceed) => {
+        if (proceed) router(req, res, next);
+      },
+      (error: unknown) => {
+        if (!req.remote_user) req.remote_user = helpers.createAnonymousRemoteUser();
+        sendError(res, logger, error);
+      },
+    );
+  };
+}
+
+function createRoutes(deps: HttpDependencies): Router {
+  const { service, issuer, logger } = deps;
+  const router = Router({ caseSensitive: true, strict: false });
+
+  const authenticatedUser = (req: AuthRequest, res: Response): string | null => {
+    const name = req.remote_user?.name;
+    if (name) return name;
+    sendJson(res, 401, { error: req.remote_user?.error ?? 'authentication required' });
+    return null;
+  };
+
+  router.get('/_auth/.well-known/jwks.json', (_req, res) => {
+    res.set('cache-control', 'public, max-age=300');
+    res.json(issuer.jwks());
+  });
+
+  router.get('/_auth/.well-known/openid-configuration', (_req, res) => {
+    const state = issuer.state();
+    res.set('cache-control', 'no-cache');
+    res.json({
+      issuer: state.issuer.url,
+      jwks_uri: `${state.registryUrl}/_auth/.well-known/jwks.json`,
+      token_endpoint: `${state.registryUrl}/_auth/token`,
+      id_token_signing_alg_values_supported: [...TOKEN_ALGORITHMS],
+      token_endpoint_auth_methods_supported: ['none'],
+      grant_types_supported: ['password'],
+      response_types_supported: ['token'],
+      subject_types_supported: ['public'],
+      claims_supported: ['sub', 'groups', 'iss', 'aud', 'iat', 'exp', 'jti', 'readonly', 'cidr'],
+      registry_signing_alg: state.alg,
+      registry_audience: state.audience,
+      registry_issuer_kind: state.issuer.kind,
+    });
+  });
+
+  router.post('/_auth/token', (req: AuthRequest, res) => {
+    const body: unknown = req.body;
+    if (!isRecord(body) || typeof body.username !== 'string' || typeof body.password !== 'string' || body.username === '') {
+      sendJson(res, 400, { error: 'expected a JSON body {"username": "...", "password": "..."}' });
+      return;
+    }
+    service.login(body.username, body.password, clientIp(req)).then(
+      (issued) => sendJson(res, 200, { token: issued.token, expiresAt: new Date(issued.expiresAt).toISOString() }, true),
+      (error: unknown) => sendError(res, logger, error),
+    );
+  });
+
+  // npm's couch login/adduser (npm-profile loginCouch/adduserCouch).
+  const couchName = (req: AuthRequest): string | null => {
+    const id = req.params.couchId;
+    return typeof id === 'string' && id.startsWith(COUCH_PREFIX) ? id.slice(COUCH_PREFIX.length) : null;
+  };
+
+  router.get('/-/user/:couchId', (req: AuthRequest, res, next) => {
+    const name = couchName(req);
+    if (name === null) return next();
+    const self = req.remote_user?.name === name;
+    sendJson(res, 200, {
+      _id: `${COUCH_PREFIX}${name}`,
+      _rev: '1-registry',
+      name,
+      type: 'user',
+      roles: [],
+      ok: self ? `you are authenticated as '${name}'` : 'you are not authenticated',
+    });
+  });
+
+  const couchPut = (retry: boolean) => (req: AuthRequest, res: Response, next: () => void) => {
+    const name = couchName(req);
+    if (name === null) return next();
+    const body: unknown = req.body;
+    if (!isRecord(body)) {
+      sendJson(res, 400, { error: 'expected a JSON user document' });
+      return;
+    }
+    if (body.name !== undefined && body.name !== name) {
+      sendJson(res, 400, { error: `the document name ${JSON.stringify(body.name)} does not match the URL (${name})` });
+      return;
+    }
+    const auth = requestAuth.get(req);
+    const ip = clientIp(req);
+    const run = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
+      if (auth?.kind === 'basic' && auth.basicUser === name) {
+        // the middleware already checked these credentials (and counted a failure)
+        if (!auth.basicOk) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
+        const issued = await service.issueSession(name, ip);
+        return { status: 201, body: { ok: `you are authenticated as '${name}'`, token: issued.token } };
+      }
+      if (typeof body.password !== 'string' || body.password === '') throw new AuthError('ERR_BAD_REQUEST', 'password is required');
+      if (retry) {
+        if (service.recentCouchFailure(name, body.password, ip)) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
+        const issued = await service.login(name, body.password, ip);
+        return { status: 201, body: { ok: `you are authenticated as '${name}'`, token: issued.token } };
+      }
+      if (service.users.has(name)) {
+        try {
+          const issued = await service.login(name, body.password, ip);
+          return { status: 201, body: { ok: `you are authenticated as '${name}'`, token: issued.token } };
+        } catch (error) {
+          if (!isAuthError(error, 'ERR_BAD_CREDENTIALS')) throw error;
+          // CouchDB semantics: the user document exists. npm then retries on /-rev/ with Basic
+          // auth, and that answer (401) is what it shows.
+          service.rememberCouchFailure(name, body.password, ip);
+          throw new AuthError('ERR_USER_EXISTS', `user ${name} already exists (wrong password?)`);
+        }
+      }
+      const issued = await service.register(name, body.password, ip);
+      return { status: 201, body: { ok: `user '${name}' created`, token: issued.token } };
+    };
+    run().then(
+      (result) => sendJson(res, result.status, result.body, true),
+      (error: unknown) => sendError(res, logger, error),
+    );
+  };
+  router.put('/-/user/:couchId', couchPut(false));
+  router.put('/-/user/:couchId/-rev/:rev', couchPut(true));
+
+  // npm logout
+  router.delete('/-/user/token/:token', (req: AuthRequest, res) => {
+    const token = logoutTokens.get(req) ?? req.params.token;
+    if (!token || token === REDACTED) {
+      sendJson(res, 400, { error: 'no token in the URL' });
+      return;
+    }
+    service.logout(token).then(
+      () => sendJson(res, 200, { ok: 'Logged out' }),
+      (error: unknown) =>
+        isAuthError(error, 'ERR_TOKEN_INVALID')
+          ? sendJson(res, 400, { error: `not a token issued by this registry (${error.message})` })
+          : sendError(res, logger, error),
+    );
+  });
+
+  // npm token list / create / revoke
+  router.get('/-/npm/v1/tokens', (req: AuthRequest, res) => {
+    const user = authenticatedUser(req, res);
+    if (!user) return;
+    const objects = service.listTokens(user).map(tokenView);
+    sendJson(res, 200, { objects, total: objects.length, urls: {} }, true);
+  });
+
+  router.post('/-/npm/v1/tokens', (req: AuthRequest, res) => {
+    const user = authenticatedUser(req, res);
+    if (!user) return;
+    let request;
+    try {
+      request = parseTokenRequest(req.body, deps.maxGeneratedTtlSeconds);
+    } catch (error) {
+      sendError(res, logger, error);
+      return;
+    }
+    service.createGeneratedToken(user, request, clientIp(req)).then(
+      ({ issued, record }) => sendJson(res, 201, { ...tokenView(record), token: issued.token }, true),
+      (error: unknown) => sendError(res, logger, error),
+    );
+  });
+
+  router.delete('/-/npm/v1/tokens/token/:key', (req: AuthRequest, res) => {
+    const user = authenticatedUser(req, res);
+    if (!user) return;
+    try {
+      service.revokeToken(user, req.params.key);
+      sendJson(res, 200, {});
+    } catch (error) {
+      sendError(res, logger, error);
+    }
+  });
+
+  return router;
+}

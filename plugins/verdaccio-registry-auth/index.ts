@@ -1,0 +1,219 @@
+/**
+ * verdaccio-registry-auth — the `auth:` plugin: htpasswd users (bcrypt) and a real JWT issuer
+ * (jose, EdDSA or RS256 by the PREMIUM_TYPES flag) whose issuer and audience follow the 13-byte
+ * config. Verdaccio loads the default export; the named exports are the library functions the
+ * SPEC names, bound to the instance Verdaccio constructed in this process.
+ *
+ * The constructor throws when it cannot initialise (bad keys folder, unreadable htpasswd,
+ * invalid registry.lockb): Verdaccio then skips the plugin, and scripts/start.ts refuses to
+ * serve because 'auth' never announced itself — instead of Verdaccio's silent fallback to an
+ * htpasswd file with open registration.
+ */
+import { join } from 'node:path';
+import {
+  ConfigFile,
+  bootMark,
+  getAudience,
+  loadRegistrySettings,
+  readRegistryUrl,
+  registryEvents,
+  registryUrlMatches,
+} from '../registry-core/index';
+import { announcePluginLoaded } from '../registry-core/plugin-presence';
+import { TOKEN_STORE_FILE, TokenStore } from '../registry-core/token-store';
+import { AuthService } from './auth-service';
+import { AuthError } from './errors';
+import { createAuthMiddleware, installLogoutUrlRedaction } from './http';
+import { loadKeyRing, type TokenAlgorithm } from './keys';
+import { readPluginSettings, type AuthPluginSettings } from './plugin-config';
+import { FailedLoginLimiter } from './rate-limit';
+import { TokenIssuer, type IssueOptions, type IssuedToken, type VerifiedToken } from './token-issuer';
+import { UserStore } from './users';
+import {
+  adaptHelpers,
+  adaptPackageRule,
+  adaptPluginArguments,
+  adaptRemoteUser,
+  toVerdaccioError,
+  verdaccioErrors,
+  type AccessCallback,
+  type AddUserCallback,
+  type AuthCallback,
+  type Middleware,
+  type PackageRule,
+  type PluginLogger,
+  type RemoteUser,
+} from './verdaccio-adapter';
+
+export type { IssueOptions, IssuedToken, VerifiedToken } from './token-issuer';
+export type { TokenAlgorithm } from './keys';
+export { ADMIN_GROUP } from './auth-service';
+
+/** Callers of the plugin-interface methods have no client IP; their failures share this key. */
+const PLUGIN_API_CLIENT = 'verdaccio-plugin-api';
+
+let active: RegistryAuthPlugin | null = null;
+
+function running(): RegistryAuthPlugin {
+  if (!active) throw new AuthError('ERR_AUTH_CONFIG', 'the registry auth plugin is not loaded in this process');
+  return active;
+}
+
+/** The issuer (SPEC §3 decision tree) for the config as it is now. */
+export function getIssuer(): { url: string; kind: 'private' | 'local' | 'public' } {
+  return running().issuer.state().issuer;
+}
+
+/** EdDSA when PREMIUM_TYPES is set, else RS256 — what the next token will be signed with. */
+export function getTokenAlgorithm(): TokenAlgorithm {
+  return running().issuer.state().alg;
+}
+
+/** Signs a token of this registry for `user` (not recorded in the token store). */
+export function issueLocalToken(user: string, groups: readonly string[] = [], options: IssueOptions = {}): Promise<IssuedToken> {
+  return running().issuer.issue(user, groups, options);
+}
+
+/** Verifies a token against the current issuer, audience, keys and revocations; throws ERR_TOKEN_INVALID. */
+export function verifyToken(token: string): Promise<VerifiedToken> {
+  return running().issuer.verify(token);
+}
+
+export default class RegistryAuthPlugin {
+  readonly version = 1;
+  readonly settings: AuthPluginSettings;
+  readonly issuer: TokenIssuer;
+  readonly service: AuthService;
+  private readonly logger: PluginLogger;
+  private middleware: Middleware | null = null;
+
+  constructor(config: unknown, options: unknown) {
+    const { merged, configPath, logger } = adaptPluginArguments(config, options);
+    this.logger = logger;
+    const settings = readPluginSettings(merged, configPath);
+    this.settings = settings;
+
+    const users = new UserStore({
+      file: settings.htpasswdFile,
+      maxUsers: settings.maxUsers,
+      passwordMinLength: settings.passwordMinLength,
+      bcryptRounds: settings.bcryptRounds,
+    });
+    for (const warning of users.warnings) logger.warn({ warning }, '@{warning}');
+
+    // The start script created and validated registry.lockb; an invalid one throws here.
+    const configFile = ConfigFile.open(settings.lockbPath);
+    const { envFile } = loadRegistrySettings({ configPath: settings.configPath, lockbPath: settings.lockbPath, env: {} });
+    const tokens = TokenStore.open(join(settings.storageDir, TOKEN_STORE_FILE));
+    tokens.prune();
+    const ring = loadKeyRing(settings.keysDir);
+
+    this.issuer = new TokenIssuer(
+      ring,
+      { fields: () => configFile.getConfig().fields, registryUrl: () => readRegistryUrl(envFile) },
+      tokens,
+      { defaultTtlSeconds: settings.tokenTtlSeconds },
+    );
+    this.service = new AuthService({
+      users,
+      issuer: this.issuer,
+      tokens,
+      limiter: new FailedLoginLimiter({ maxFailures: settings.loginMaxFailures }),
+      events: registryEvents(settings.lockbPath),
+      logger,
+      admins: settings.admins,
+      generatedTokenTtlSeconds: settings.generatedTokenTtlSeconds,
+    });
+    installLogoutUrlRedaction();
+
+    const state = this.issuer.state();
+    const generated = ring.created.length > 0 ? `generated ${ring.created.length} key file(s) in ${ring.dir}` : `from ${ring.dir}`;
+    bootMark(`keys loaded (${state.alg} signs; EdDSA kid ${ring.byAlg.EdDSA.kid}, RS256 kid ${ring.byAlg.RS256.kid}; ${generated})`);
+    bootMark(`issuer ${state.issuer.url} (${state.issuer.kind}), audience ${state.audience}`);
+    if (!registryUrlMatches(configFile.getConfig().fields, state.registryUrl)) {
+      bootMark(`WARNING: registry URL ${state.registryUrl} does not hash to registryHash ${getAudience(configFile.getConfig().fields).slice(9)}`);
+    }
+    let last = state;
+    configFile.watchConfig(() => {
+      const now = this.issuer.state();
+      if (now.alg !== last.alg) logger.info({ alg: now.alg }, 'new tokens are now signed with @{alg}');
+      if (now.audience !== last.audience || now.issuer.url !== last.issuer.url) {
+        logger.warn({ iss: now.issuer.url, aud: now.audience }, 'issuer/audience changed to @{iss} / @{aud}: tokens issued before are no longer accepted');
+      }
+      last = now;
+    });
+
+    active = this;
+    announcePluginLoaded('auth', `${state.alg}, issuer ${state.issuer.url}`);
+  }
+
+  getVersion(): number {
+    return this.version;
+  }
+
+  /* eslint-disable @typescript-eslint/no-explicit-any -- Verdaccio's plugin interface; narrowed in verdaccio-adapter.ts */
+  authenticate(user: string, password: string, cb: AuthCallback): void {
+    if (typeof user !== 'string' || typeof password !== 'string' || user === '') {
+      cb(verdaccioErrors.unauthorized('username and password are required'));
+      return;
+    }
+    this.service.checkPassword(user, password, PLUGIN_API_CLIENT).then(
+      (ok) => (ok ? cb(null, this.service.groupsOf(user)) : cb(verdaccioErrors.unauthorized('bad username or password'))),
+      (error: unknown) => cb(toVerdaccioError(error)),
+    );
+  }
+
+  adduser(user: string, password: string, cb: AddUserCallback): void {
+    this.service.addUser(user, password).then(
+      () => cb(null, true),
+      (error: unknown) => cb(toVerdaccioError(error)),
+    );
+  }
+
+  changePassword(user: string, password: string, newPassword: string, cb: (error: Error | null, ok?: boolean) => void): void {
+    this.service.users.changePassword(user, password, newPassword).then(
+      () => cb(null, true),
+      (error: unknown) => cb(toVerdaccioError(error)),
+    );
+  }
+
+  allow_access(user: any, pkg: any, cb: AccessCallback): void {
+    this.allow('access', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
+  }
+
+  allow_publish(user: any, pkg: any, cb: AccessCallback): void {
+    this.allow('publish', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
+  }
+
+  allow_unpublish(user: any, pkg: any, cb: AccessCallback): void {
+    this.allow('unpublish', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
+  }
+
+  apiJWTmiddleware(helpers: any): Middleware {
+    // Verdaccio calls this twice (app level and API router): one middleware, one set of routes.
+    this.middleware ??= createAuthMiddleware({
+      service: this.service,
+      issuer: this.issuer,
+      helpers: adaptHelpers(helpers),
+      logger: this.logger,
+      maxGeneratedTtlSeconds: 365 * 86_400,
+    });
+    return this.middleware;
+  }
+  /* eslint-enable @typescript-eslint/no-explicit-any */
+
+  /** The `packages:` rule for the package: allowed when the user or one of its groups is listed. */
+  private allow(action: 'access' | 'publish' | 'unpublish', user: RemoteUser, rule: PackageRule, cb: AccessCallback): void {
+    let list: string[] | undefined;
+    if (action === 'access') list = rule.access;
+    else if (action === 'publish') list = rule.publish;
+    else list = rule.unpublish === false || rule.unpublish === undefined || rule.unpublish.length === 0 ? rule.publish : rule.unpublish;
+    const allowed = (list ?? []).some((entry) => entry === user.name || user.groups.includes(entry));
+    if (allowed) {
+      cb(null, true);
+      return;
+    }
+    if (user.name) cb(verdaccioErrors.forbidden(`user ${user.name} is not allowed to ${action} package ${rule.name}`));
+    else cb(verdaccioErrors.unauthorized(`authorization required to ${action} package ${rule.name}`));
+  }
+}

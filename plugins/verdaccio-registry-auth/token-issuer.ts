@@ -1,0 +1,270 @@
+/**
+ * The JWT issuer and verifier (jose), steered by the 13-byte config.
+ *
+ * Algorithm, issuer and audience are computed from the config NOW (core's SPEC §3 decision
+ * functions), for every token issued and every token verified — never stored at start-up — so a
+ * flag flipped by the dashboard or the CLI applies to the very next request.
+ *
+ * Verification: the `kid` names one of our keys and the header `alg` must be that key's
+ * algorithm (no algorithm confusion, no `none`), then jose checks signature, `iss`, `aud`,
+ * `exp`, and we check the claim types and the revocation list. A verified token is cached by
+ * its exact string (bounded): a hit is re-checked against expiry, revocation and the CURRENT
+ * issuer/audience, so the cache can never outlive a logout or a registry-URL change.
+ */
+import { randomBytes } from 'node:crypto';
+import { SignJWT, compactVerify, errors as joseErrors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
+import { getAudience, getIssuer, getTokenAlgorithm, type ConfigFields } from '../registry-core/index';
+import { AuthError } from './errors';
+import { TOKEN_ALGORITHMS, jwksDocument, type KeyRing, type PublicJwk, type TokenAlgorithm } from './keys';
+import { CidrAllowList } from './network';
+
+export const MAX_TOKEN_LENGTH = 8192;
+
+/** Where the issuer reads the live config from (a ConfigFile and `.env.local` in the plugin). */
+export interface IssuerContext {
+  fields(): ConfigFields;
+  registryUrl(): string;
+}
+
+export interface RevocationList {
+  isRevoked(jti: string): boolean;
+}
+
+export interface IssuerState {
+  alg: TokenAlgorithm;
+  issuer: { url: string; kind: 'private' | 'local' | 'public' };
+  audience: string;
+  registryUrl: string;
+}
+
+export interface IssueOptions {
+  /** lifetime in seconds (default: the plugin's token_ttl) */
+  ttlSeconds?: number;
+  /** generated tokens only: no writes with this token */
+  readonly?: boolean;
+  /** generated tokens only: requests must come from one of these ranges */
+  cidr?: readonly string[];
+  /** defaults to 128 random bits, hex */
+  jti?: string;
+}
+
+export interface IssuedToken {
+  token: string;
+  jti: string;
+  alg: TokenAlgorithm;
+  kid: string;
+  /** ms since epoch */
+  issuedAt: number;
+  /** ms since epoch */
+  expiresAt: number;
+  issuer: string;
+  audience: string;
+}
+
+export interface VerifiedToken {
+  user: string;
+  groups: string[];
+  jti: string;
+  alg: TokenAlgorithm;
+  kid: string;
+  issuer: string;
+  audience: string;
+  /** ms since epoch */
+  expiresAt: number;
+  readonly: boolean;
+  cidr: CidrAllowList | null;
+}
+
+export interface TokenIssuerOptions {
+  defaultTtlSeconds: number;
+  cacheSize?: number;
+}
+
+function invalid(reason: string): AuthError {
+  return new AuthError('ERR_TOKEN_INVALID', `invalid token: ${reason}`);
+}
+
+/** A short, token-free reason for logs and 401 bodies. */
+function reasonFor(error: unknown): string {
+  if (error instanceof AuthError) return error.message.replace(/^invalid token: /, '');
+  if (error instanceof joseErrors.JWTExpired) return 'expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) return `claim ${error.claim} rejected (${error.reason})`;
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'signature verification failed';
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm not allowed';
+  if (error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JWTInvalid) return 'malformed token';
+  if (error instanceof joseErrors.JOSEError) return error.code;
+  return 'malformed token';
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+export class TokenIssuer {
+  private readonly ring: KeyRing;
+  private readonly context: IssuerContext;
+  private readonly revocations: RevocationList;
+  private readonly defaultTtlSeconds: number;
+  private readonly cacheSize: number;
+  private readonly cache = new Map<string, VerifiedToken>();
+  private stateKey: { fields: ConfigFields; registryUrl: string } | null = null;
+  private stateValue: IssuerState | null = null;
+
+  constructor(ring: KeyRing, context: IssuerContext, revocations: RevocationList, options: TokenIssuerOptions) {
+    this.ring = ring;
+    this.context = context;
+    this.revocations = revocations;
+    this.defaultTtlSeconds = options.defaultTtlSeconds;
+    this.cacheSize = options.cacheSize ?? 10_000;
+  }
+
+  /** Algorithm, issuer and audience for the config as it is right now. */
+  state(): IssuerState {
+    const fields = this.context.fields();
+    const registryUrl = this.context.registryUrl();
+    if (this.stateValue && this.stateKey && this.stateKey.fields === fields && this.stateKey.registryUrl === registryUrl) {
+      return this.stateValue;
+    }
+    const state: IssuerState = {
+      alg: getTokenAlgorithm(fields),
+      issuer: getIssuer(fields, registryUrl),
+      audience: getAudience(fields),
+      registryUrl,
+    };
+    this.stateKey = { fields, registryUrl };
+    this.stateValue = state;
+    return state;
+  }
+
+  jwks(): { keys: PublicJwk[] } {
+    return jwksDocument(this.ring);
+  }
+
+  kidFor(alg: TokenAlgorithm): string {
+    return this.ring.byAlg[alg].kid;
+  }
+
+  async issue(user: string, groups: readonly string[], options: IssueOptions = {}): Promise<IssuedToken> {
+    if (typeof user !== 'string' || user.length === 0) throw new AuthError('ERR_BAD_REQUEST', 'a token needs a user');
+    const state = this.state();
+    const key = this.ring.byAlg[state.alg];
+    const ttl = options.ttlSeconds ?? this.defaultTtlSeconds;
+    if (!Number.isInteger(ttl) || ttl <= 0) throw new AuthError('ERR_TOKEN_OPTIONS', `token lifetime must be a positive number of seconds, got ${ttl}`);
+    const now = Math.floor(Date.now() / 1000);
+    const jti = options.jti ?? randomBytes(16).toString('hex');
+    const payload: JWTPayload = { groups: [...groups] };
+    if (options.readonly !== undefined) payload.readonly = options.readonly;
+    if (options.cidr !== undefined) payload.cidr = new CidrAllowList(options.cidr).ranges;
+    const token = await new SignJWT(payload)
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
+      .setSubject(user)
+      .setIssuer(state.issuer.url)
+      .setAudience(state.audience)
+      .setIssuedAt(now)
+      .setExpirationTime(now + ttl)
+      .setJti(jti)
+      .sign(key.privateKey);
+    return {
+      token,
+      jti,
+      alg: key.alg,
+      kid: key.kid,
+      issuedAt: now * 1000,
+      expiresAt: (now + ttl) * 1000,
+      issuer: state.issuer.url,
+      audience: state.audience,
+    };
+  }
+
+  /** Full check of a token against the current config. Throws ERR_TOKEN_INVALID with a reason. */
+  async verify(token: string): Promise<VerifiedToken> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid('malformed token');
+    const state = this.state();
+    const cached = this.cache.get(token);
+    if (cached) {
+      if (
+        cached.expiresAt > Date.now() &&
+        cached.issuer === state.issuer.url &&
+        cached.audience === state.audience &&
+        !this.revocations.isRevoked(cached.jti)
+      ) {
+        return cached;
+      }
+      this.cache.delete(token);
+    }
+    const verified = await this.verifyUncached(token, state);
+    if (this.cache.size >= this.cacheSize) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(token, verified);
+    return verified;
+  }
+
+  /**
+   * Signature and key only — for revoking a token (logout): presenting a token we signed is
+   * enough authority to revoke it, even once it no longer verifies for access (expired, or
+   * issued for a registry URL that has since changed).
+   */
+  async verifySignatureOnly(token: string): Promise<{ jti: string; user: string; expiresAt: number | null }> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid('malformed token');
+    try {
+      const { payload: bytes } = await compactVerify(token, this.keyResolver, { algorithms: [...TOKEN_ALGORITHMS] });
+      const payload = JSON.parse(new TextDecoder().decode(bytes)) as JWTPayload;
+      if (typeof payload.jti !== 'string' || typeof payload.sub !== 'string') throw invalid('missing jti or sub');
+      return { jti: payload.jti, user: payload.sub, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : null };
+    } catch (error) {
+      throw invalid(reasonFor(error));
+    }
+  }
+
+  private readonly keyResolver = (header: JWTHeaderParameters | CompactJWSHeaderParameters): CryptoKey => {
+    const key = typeof header.kid === 'string' ? this.ring.byKid.get(header.kid) : undefined;
+    if (!key) throw invalid('unknown kid');
+    if (header.alg !== key.alg) throw invalid(`algorithm ${String(header.alg)} does not match key ${key.kid} (${key.alg})`);
+    return key.publicKey as CryptoKey;
+  };
+
+  private async verifyUncached(token: string, state: IssuerState): Promise<VerifiedToken> {
+    let payload: JWTPayload;
+    let header: JWTHeaderParameters;
+    try {
+      ({ payload, protectedHeader: header } = await jwtVerify(token, this.keyResolver, {
+        algorithms: [...TOKEN_ALGORITHMS],
+        issuer: state.issuer.url,
+        audience: state.audience,
+        requiredClaims: ['sub', 'jti', 'iat', 'exp'],
+      }));
+    } catch (error) {
+      throw invalid(reasonFor(error));
+    }
+    const { sub, jti, exp, groups, readonly, cidr } = payload;
+    if (typeof sub !== 'string' || sub.length === 0) throw invalid('sub must be a user name');
+    if (typeof jti !== 'string' || jti.length === 0) throw invalid('jti must be a string');
+    if (typeof exp !== 'number') throw invalid('exp must be a number');
+    if (groups !== undefined && !isStringArray(groups)) throw invalid('groups must be a list of strings');
+    if (readonly !== undefined && typeof readonly !== 'boolean') throw invalid('readonly must be a boolean');
+    if (cidr !== undefined && !isStringArray(cidr)) throw invalid('cidr must be a list of ranges');
+    if (this.revocations.isRevoked(jti)) throw invalid('revoked');
+    let allowList: CidrAllowList | null = null;
+    if (cidr !== undefined) {
+      try {
+        allowList = new CidrAllowList(cidr);
+      } catch {
+        throw invalid('cidr holds an invalid range');
+      }
+    }
+    return {
+      user: sub,
+      groups: groups ?? [],
+      jti,
+      alg: header.alg as TokenAlgorithm,
+      kid: header.kid as string,
+      issuer: state.issuer.url,
+      audience: state.audience,
+      expiresAt: exp * 1000,
+      readonly: readonly === true,
+      cidr: allowList,
+    };
+  }
+}

@@ -15,6 +15,7 @@ export type RegistryCoreErrorCode =
   | 'ERR_INDEX_CORRUPT'
   | 'ERR_INDEX_RECORD'
   | 'ERR_LOCK_TIMEOUT'
+  | 'ERR_STORAGE_MISSING'
   | 'ERR_CLOSED';
 
 export const REPAIR_HINT = 'run `npm run config -- repair`';

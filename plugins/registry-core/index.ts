@@ -10,3 +10,7 @@ export * from './issuer';
 export * from './events';
 export * from './timeline';
 export * from './env';
+export * from './index-record';
+export * from './package-index';
+export * from './index-summary';
+export * from './index-rebuild';

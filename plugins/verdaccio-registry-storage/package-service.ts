@@ -234,7 +234,7 @@ export class PackageService {
         const removed = await this.store.deletePackument(pkg);
         if (!removed) throw notFound(`package ${name}`);
         const versions = Object.keys(existed?.versions ?? {});
-        this.appendRecords([{ kind: 'unpublish-package', name: pkg.name, version: '', sha512: '', time: Date.now(), detail: versions.join(',') }], {});
+        this.appendRecords([{ kind: 'unpublish-package', name: pkg.name, version: '', sha512: '', time: Date.now(), detail: '' }], {});
       });
       return;
     }

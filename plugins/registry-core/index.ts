@@ -14,3 +14,4 @@ export * from './index-record';
 export * from './package-index';
 export * from './index-summary';
 export * from './index-rebuild';
+export * from './commands';

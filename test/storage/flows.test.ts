@@ -9,11 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PackageIndex, type IndexRecord } from '../../plugins/registry-core/index';
 import { addUser, createClientDir, startRegistry, writePackage, type ClientDir, type RunningRegistry } from '../harness/registry';
-import { getBytes, getJson, tarballUrl } from './lib/packages';
-
-export function useOurStorage(config: Record<string, unknown>): void {
-  config.store = { 'registry-storage': {} };
-}
+import { getBytes, getJson, tarballUrl, useOurStorage } from './lib/packages';
 
 function indexRecords(registry: RunningRegistry): IndexRecord[] {
   const index = PackageIndex.open(registry.lockbPath);

@@ -133,3 +133,8 @@ export async function getBytes(url: string): Promise<{ status: number; bytes: Bu
 export function tarballUrl(registryUrl: string, name: string, version: string): string {
   return `${registryUrl}/${name}/-/${bareName(name)}-${version}.tgz`;
 }
+
+/** config.yaml already names our store; tests say so explicitly so they never run against stock storage. */
+export function useOurStorage(config: Record<string, unknown>): void {
+  config.store = { 'registry-storage': {} };
+}

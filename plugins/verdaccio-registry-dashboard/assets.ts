@@ -1,0 +1,136 @@
+/**
+ * The page's static files, read once at start-up and kept in memory in three encodings
+ * (identity, gzip, brotli) with a strong ETag each. Serving is a header lookup and one
+ * `res.end(buffer)`: no disk, no compression per request. Setting Content-Encoding ourselves
+ * also makes Verdaccio's app-wide `compression()` leave the body alone.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname, join } from 'node:path';
+import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib';
+
+export type Encoding = 'br' | 'gzip' | 'identity';
+
+interface Representation {
+  body: Buffer;
+  etag: string;
+}
+
+export interface Asset {
+  /** URL below /_dashboard, e.g. `/assets/app.js` or `/` for the page */
+  route: string;
+  contentType: string;
+  /** content hash, also the `?v=` of versioned asset URLs */
+  version: string;
+  representations: Record<Encoding, Representation>;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.json': 'application/json; charset=utf-8',
+};
+
+export const PAGE_FILE = 'index.html';
+/** In index.html, `{{asset:app.js}}` becomes `/_dashboard/assets/app.js?v=<hash>`. */
+const ASSET_REFERENCE = /\{\{asset:([\w.-]+)\}\}/g;
+
+function makeAsset(route: string, contentType: string, content: Buffer): Asset {
+  const version = createHash('sha256').update(content).digest('base64url').slice(0, 16);
+  const compressible = !contentType.startsWith('image/') || contentType === 'image/svg+xml';
+  const gzip = compressible ? gzipSync(content, { level: 9 }) : content;
+  const br = compressible
+    ? brotliCompressSync(content, {
+        params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 11, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: content.length },
+      })
+    : content;
+  return {
+    route,
+    contentType,
+    version,
+    representations: {
+      identity: { body: content, etag: `"${version}"` },
+      gzip: { body: gzip, etag: `"${version}-gz"` },
+      br: { body: br, etag: `"${version}-br"` },
+    },
+  };
+}
+
+export function loadAssets(publicDir: string, mountPath: string): Map<string, Asset> {
+  const assets = new Map<string, Asset>();
+  const files = readdirSync(publicDir).filter((file) => file !== PAGE_FILE && CONTENT_TYPES[extname(file)] !== undefined);
+  for (const file of files) {
+    const asset = makeAsset(`/assets/${file}`, CONTENT_TYPES[extname(file)], readFileSync(join(publicDir, file)));
+    assets.set(asset.route, asset);
+  }
+  const html = readFileSync(join(publicDir, PAGE_FILE), 'utf8').replace(ASSET_REFERENCE, (_match, file: string) => {
+    const asset = assets.get(`/assets/${file}`);
+    if (!asset) throw new Error(`registry-dashboard: ${PAGE_FILE} references missing asset ${file} (in ${publicDir})`);
+    return `${mountPath}/assets/${file}?v=${asset.version}`;
+  });
+  assets.set('/', makeAsset('/', CONTENT_TYPES['.html'], Buffer.from(html, 'utf8')));
+  return assets;
+}
+
+const encodingCache = new Map<string, Encoding>();
+
+/** br > gzip > identity, honouring `q=0`; memoised per header value (browsers send a handful). */
+export function chooseEncoding(acceptEncoding: string | undefined): Encoding {
+  if (!acceptEncoding) return 'identity';
+  const cached = encodingCache.get(acceptEncoding);
+  if (cached) return cached;
+  const accepted = new Map<string, number>();
+  for (const part of acceptEncoding.split(',')) {
+    const [name, ...params] = part.trim().toLowerCase().split(';');
+    let quality = 1;
+    for (const param of params) {
+      const [key, value] = param.trim().split('=');
+      if (key === 'q') quality = Number.parseFloat(value ?? '');
+    }
+    if (name) accepted.set(name, Number.isFinite(quality) ? quality : 0);
+  }
+  const allows = (name: string): boolean => (accepted.get(name) ?? accepted.get('*') ?? 0) > 0;
+  const choice: Encoding = allows('br') ? 'br' : allows('gzip') ? 'gzip' : 'identity';
+  if (encodingCache.size < 64) encodingCache.set(acceptEncoding, choice);
+  return choice;
+}
+
+function etagMatches(ifNoneMatch: string, etag: string): boolean {
+  if (ifNoneMatch.trim() === '*') return true;
+  // If-None-Match uses the weak comparison: W/"x" matches "x".
+  return ifNoneMatch.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === etag);
+}
+
+export function serveAsset(
+  req: IncomingMessage,
+  res: ServerResponse,
+  asset: Asset,
+  headers: Record<string, string>,
+  cacheControl: string,
+): void {
+  const encoding = chooseEncoding(req.headers['accept-encoding']);
+  const representation = asset.representations[encoding];
+  const common: Record<string, string> = {
+    ...headers,
+    ETag: representation.etag,
+    'Cache-Control': cacheControl,
+    Vary: 'Accept-Encoding',
+  };
+  const ifNoneMatch = req.headers['if-none-match'];
+  if (ifNoneMatch && etagMatches(ifNoneMatch, representation.etag)) {
+    res.writeHead(304, common);
+    res.end();
+    return;
+  }
+  const full: Record<string, string> = {
+    ...common,
+    'Content-Type': asset.contentType,
+    'Content-Length': String(representation.body.length),
+  };
+  if (encoding !== 'identity') full['Content-Encoding'] = encoding;
+  res.writeHead(200, full);
+  res.end(req.method === 'HEAD' ? undefined : representation.body);
+}

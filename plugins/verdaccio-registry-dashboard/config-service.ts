@@ -1,0 +1,162 @@
+/**
+ * The dashboard's side of the 13 bytes: the current document, the three write operations of
+ * SPEC §4, and the CommandContext the shared command language runs against. All writes go
+ * through core ConfigFile's locked `update`/`toggleFeature`, so the dashboard, the terminal and
+ * `npm run config` in another process never lose each other's changes.
+ */
+import {
+  FEATURE_FLAG_NAMES,
+  TERMINAL_MODES,
+  formatHash,
+  hasFeature,
+  hashRegistryUrl,
+  normalizeRegistryUrl,
+  readRegistryUrl,
+  setEnvFileValue,
+  validateFields,
+  withByte,
+  withFeatureToggled,
+  type CommandContext,
+  type ConfigFields,
+  type ConfigFile,
+  type ConfigSnapshot,
+  type PackageSummary,
+} from '../registry-core/index';
+import { ConfigRenderer, type RenderedConfig } from './config-view';
+import type { ConfigOperation } from './requests';
+
+/** What changed and, when it was this process's dashboard or terminal socket, who did it. */
+export interface ConfigChange {
+  detail: string;
+  user?: string;
+}
+
+type ConfigWriter = Pick<ConfigFile, 'getConfig' | 'update' | 'toggleFeature'>;
+
+export class ConfigService {
+  readonly config: ConfigFile;
+  readonly envFile: string;
+  readonly #renderer = new ConfigRenderer();
+  /**
+   * Set inside the locked critical section, right before the write it describes, and consumed
+   * by the (synchronous) change notification of that write: so a change another process made
+   * meanwhile is never attributed to our user.
+   */
+  #actor: string | undefined;
+
+  constructor(config: ConfigFile, envFile: string) {
+    this.config = config;
+    this.envFile = envFile;
+  }
+
+  /** `.env.local` is the one source of truth for the URL inside the server (start.ts writes it). */
+  registryUrl(): string {
+    return readRegistryUrl(this.envFile);
+  }
+
+  current(snapshot: ConfigSnapshot = this.config.getConfig()): RenderedConfig {
+    return this.#renderer.render(snapshot, this.registryUrl());
+  }
+
+  /** Locked read-modify-write on behalf of `actor` (a user name, or undefined for anonymous/system). */
+  async update(mutate: (fields: ConfigFields) => ConfigFields, actor?: string): Promise<ConfigSnapshot> {
+    try {
+      return await this.config.update((current) => {
+        const next = mutate(current);
+        validateFields(next);
+        this.#actor = sameFields(current, next) ? undefined : actor;
+        return next;
+      });
+    } finally {
+      this.#actor = undefined;
+    }
+  }
+
+  async apply(operation: ConfigOperation, actor?: string): Promise<RenderedConfig> {
+    switch (operation.op) {
+      case 'setByte': {
+        const { offset, value } = operation;
+        return this.current(await this.update((fields) => withByte(fields, offset, value), actor));
+      }
+      case 'toggleFeature': {
+        const { flag } = operation;
+        return this.current(await this.update((fields) => withFeatureToggled(fields, flag), actor));
+      }
+      case 'setRegistryUrl':
+        await this.setRegistryUrl(operation.url, actor);
+        return this.current();
+    }
+  }
+
+  /**
+   * The env file first, THEN the hash: watchers react to the hash change and read the URL from
+   * the file, so by the time they look the file already holds the new URL.
+   */
+  async setRegistryUrl(url: string, actor?: string): Promise<void> {
+    const normalized = normalizeRegistryUrl(url);
+    setEnvFileValue(this.envFile, 'BUN_REGISTRY_URL', normalized);
+    const registryHash = hashRegistryUrl(normalized);
+    await this.update((fields) => ({ ...fields, registryHash }), actor);
+  }
+
+  /** Every change from any source (this process at once, other processes within ~100 ms). */
+  watch(listener: (rendered: RenderedConfig, change: ConfigChange) => void): () => void {
+    return this.config.watchConfig((next, prev) => {
+      const change: ConfigChange = { detail: describeChange(prev.fields, next.fields) };
+      if (this.#actor !== undefined) change.user = this.#actor;
+      this.#actor = undefined;
+      listener(this.current(next), change);
+    });
+  }
+
+  /** The shared command language runs against this, so its writes are attributed and locked like the API's. */
+  commandContext(actor: string | undefined, listPackages: () => Promise<PackageSummary[]>): CommandContext {
+    const config: ConfigWriter = {
+      getConfig: () => this.config.getConfig(),
+      update: (mutate) => this.update(mutate, actor),
+      toggleFeature: (flag) => this.update((fields) => withFeatureToggled(fields, flag), actor),
+    };
+    return {
+      config,
+      registryUrl: () => this.registryUrl(),
+      setRegistryUrl: (url) => this.setRegistryUrl(url, actor),
+      listPackages,
+    };
+  }
+}
+
+const FIELD_ORDER: (keyof ConfigFields)[] = ['version', 'registryHash', 'featureFlags', 'terminalMode', 'rows', 'cols'];
+
+function sameFields(a: ConfigFields, b: ConfigFields): boolean {
+  return FIELD_ORDER.every((field) => a[field] === b[field]);
+}
+
+function formatField(field: keyof ConfigFields, fields: ConfigFields): string {
+  switch (field) {
+    case 'registryHash':
+      return formatHash(fields.registryHash);
+    case 'featureFlags':
+      return `0x${fields.featureFlags.toString(16)}`;
+    case 'terminalMode':
+      return TERMINAL_MODES[fields.terminalMode] ?? String(fields.terminalMode);
+    default:
+      return String(fields[field]);
+  }
+}
+
+/** e.g. `featureFlags 0x3 → 0x7 (DEBUG on)`, `rows 24 → 30, cols 80 → 100` */
+export function describeChange(prev: ConfigFields, next: ConfigFields): string {
+  const parts: string[] = [];
+  for (const field of FIELD_ORDER) {
+    if (prev[field] === next[field]) continue;
+    let part = `${field} ${formatField(field, prev)} → ${formatField(field, next)}`;
+    if (field === 'featureFlags') {
+      const flips = FEATURE_FLAG_NAMES.filter((flag) => hasFeature(prev, flag) !== hasFeature(next, flag)).map(
+        (flag) => `${flag} ${hasFeature(next, flag) ? 'on' : 'off'}`,
+      );
+      if (flips.length > 0) part += ` (${flips.join(', ')})`;
+    }
+    parts.push(part);
+  }
+  return parts.length > 0 ? parts.join(', ') : 'rewritten with the same values';
+}

@@ -1,0 +1,167 @@
+/**
+ * Verdaccio middleware plugin `registry-dashboard` (config.yaml: `middlewares: { registry-dashboard: {} }`).
+ * Owns `/_dashboard` and everything below it: the page, its JSON API and the WebSocket.
+ * `/_auth/*` and the npm login/token routes belong to the auth plugin.
+ *
+ * Options (all optional):
+ *   admins: [alice, bob]   users allowed to change the config, besides the `registry-admin` group
+ */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { Server } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import { dirname, join, resolve } from 'node:path';
+import type { Application } from 'express';
+import {
+  bootMark,
+  ConfigFile,
+  loadRegistrySettings,
+  registryEvents,
+  type PackageSummary,
+  type RegistryEvent,
+} from '../registry-core/index';
+import { announcePluginLoaded } from '../registry-core/plugin-presence';
+import { loadAssets, type Asset } from './assets';
+import { ConfigService } from './config-service';
+import { listPackages } from './packages';
+import { createDashboardErrorHandler, createDashboardHandler } from './routes';
+import { rejectUpgrade, TerminalSockets } from './terminal-socket';
+import { checkTokenOnLoopback } from './token-check';
+import {
+  adaptAuth,
+  adaptPluginHost,
+  adaptStorage,
+  serverServesApp,
+  type DashboardLogger,
+  type PluginHost,
+  type RemoteUser,
+} from './verdaccio-adapter';
+
+export const MOUNT_PATH = '/_dashboard';
+export const TERMINAL_PATH = `${MOUNT_PATH}/terminal`;
+export const SESSION_PATH = `${MOUNT_PATH}/api/session`;
+/** build/plugins/verdaccio-registry-dashboard/ → plugins/verdaccio-registry-dashboard/public */
+export const PUBLIC_DIR = resolve(__dirname, '..', '..', '..', 'plugins', 'verdaccio-registry-dashboard', 'public');
+
+const LISTEN_START = 'tracing:net.server.listen:asyncStart';
+const LISTEN_END = 'tracing:net.server.listen:asyncEnd';
+
+export interface DashboardOptions {
+  admins: ReadonlySet<string>;
+}
+
+export function parseDashboardOptions(pluginConfig: unknown): DashboardOptions {
+  const admins = (pluginConfig as { admins?: unknown } | undefined)?.admins;
+  if (admins === undefined || admins === null) return { admins: new Set() };
+  if (!Array.isArray(admins) || !admins.every((name) => typeof name === 'string' && name.length > 0)) {
+    throw new Error('registry-dashboard: `admins` must be a list of user names');
+  }
+  return { admins: new Set(admins as string[]) };
+}
+
+function httpUrl(server: Server, path: string, scheme: 'http' | 'ws'): string | undefined {
+  const address = server.address();
+  if (!address || typeof address === 'string') return undefined;
+  const secure = server instanceof HttpsServer;
+  const host = address.address === '0.0.0.0' || address.address === '::' ? 'localhost' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `${scheme}${secure ? 's' : ''}://${host}:${address.port}${path}`;
+}
+
+export default class RegistryDashboard {
+  readonly #host: PluginHost;
+  readonly #logger: DashboardLogger;
+  readonly #options: DashboardOptions;
+  readonly #config: ConfigFile;
+  readonly #service: ConfigService;
+  readonly #assets: Map<string, Asset>;
+  readonly #events: ReturnType<typeof registryEvents>;
+  readonly #attached = new WeakSet<Server>();
+  #app: Application | undefined;
+  #sockets: TerminalSockets | undefined;
+
+  constructor(pluginConfig: unknown, options: unknown) {
+    this.#host = adaptPluginHost(options);
+    this.#logger = this.#host.logger;
+    this.#options = parseDashboardOptions(pluginConfig);
+    const configDir = dirname(resolve(this.#host.configPath));
+    const settings = loadRegistrySettings({
+      configPath: this.#host.configPath,
+      lockbPath: this.#host.lockbSetting === undefined ? undefined : resolve(configDir, this.#host.lockbSetting),
+      env: process.env,
+    });
+    // Throws on a missing or damaged file: the plugin then does not load and start-up refuses to serve.
+    this.#config = ConfigFile.open(settings.lockbPath);
+    this.#service = new ConfigService(this.#config, settings.envFile);
+    this.#assets = loadAssets(PUBLIC_DIR, MOUNT_PATH);
+    this.#events = registryEvents(settings.lockbPath);
+
+    // The plugin API never hands us the http.Server; Node announces every server that starts
+    // listening, and ours is the one whose request listener is the app we get below. Attaching
+    // at listen time (not on a first HTTP request) lets a WebSocket be the very first request.
+    diagnosticsChannel.subscribe(LISTEN_START, this.#onListenStart);
+    diagnosticsChannel.subscribe(LISTEN_END, this.#onListenEnd);
+
+    announcePluginLoaded('dashboard', `${MOUNT_PATH} (${this.#assets.size} assets, ${settings.lockbPath})`);
+  }
+
+  register_middlewares(app: Application, auth: unknown, storage: unknown): void {
+    this.#app = app;
+    const access = adaptAuth(auth);
+    const source = adaptStorage(storage);
+    const packagesFor = (user: RemoteUser, filter?: string): Promise<PackageSummary[]> => listPackages(source, access, user, filter);
+
+    const sockets = new TerminalSockets({
+      path: TERMINAL_PATH,
+      service: this.#service,
+      access,
+      listPackages: (user) => packagesFor(user),
+      verifyToken: (server, token) => checkTokenOnLoopback(server, SESSION_PATH, token),
+      logger: this.#logger,
+    });
+    this.#sockets = sockets;
+    this.#service.watch((rendered, change) => sockets.broadcastConfig(rendered, change));
+    this.#events.on((event: RegistryEvent) => {
+      // config events come from watching the file itself (every source, this process or not)
+      if (event.kind !== 'config') sockets.broadcastEvent(event);
+    });
+
+    app.use(
+      MOUNT_PATH,
+      createDashboardHandler({
+        mountPath: MOUNT_PATH,
+        assets: this.#assets,
+        service: this.#service,
+        admins: this.#options.admins,
+        listPackages: packagesFor,
+        logger: this.#logger,
+      }),
+    );
+    app.use(MOUNT_PATH, createDashboardErrorHandler(this.#logger));
+  }
+
+  readonly #onListenStart = (message: unknown): void => {
+    const server = (message as { server?: Server }).server;
+    if (!server || !this.#app || !this.#sockets || this.#attached.has(server) || !serverServesApp(server, this.#app)) return;
+    this.#attached.add(server);
+    const sockets = this.#sockets;
+    server.on('upgrade', (req, socket, head) => {
+      if (sockets.handleUpgrade(req, socket, head, server)) return;
+      // nobody else listens for upgrades on this server: answer instead of leaving the client hanging
+      if (server.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404, `no WebSocket endpoint at ${req.url ?? ''}; use ${TERMINAL_PATH}`);
+    });
+    // Upgraded sockets keep a server from closing; a graceful close must end them too.
+    const close = server.close.bind(server);
+    server.close = ((callback?: (error?: Error) => void) => {
+      sockets.close();
+      return close(callback);
+    }) as Server['close'];
+  };
+
+  readonly #onListenEnd = (message: unknown): void => {
+    const server = (message as { server?: Server }).server;
+    if (!server || !this.#attached.has(server)) return;
+    const page = httpUrl(server, MOUNT_PATH, 'http');
+    const terminal = httpUrl(server, TERMINAL_PATH, 'ws');
+    if (page) bootMark(`dashboard ${page}`);
+    if (terminal) bootMark(`terminal endpoint ${terminal}`);
+  };
+}

@@ -1,0 +1,717 @@
+// @ts-check
+/**
+ * The dashboard page. Plain browser JavaScript, no build step, no third-party code: it talks to
+ * the registry only (same origin) — /_dashboard/api/* over HTTP, /_dashboard/terminal over a
+ * WebSocket for live updates, and /_auth/token for signing in. The token lives in
+ * sessionStorage (gone when the tab closes) and only ever travels in an Authorization header
+ * or the socket's `auth` message, never in a URL.
+ */
+'use strict';
+
+/**
+ * @typedef {'PREMIUM_TYPES' | 'PRIVATE_REGISTRY' | 'DEBUG'} FlagName
+ * @typedef {{
+ *   hex: string; check: string;
+ *   fields: { version: number; registryHash: string; featureFlags: number; terminalMode: string; rows: number; cols: number };
+ *   flags: Record<FlagName, boolean>;
+ *   issuer: { url: string; alg: string; kind: string };
+ *   env: string; registryUrl: string; urlMatchesHash: boolean;
+ * }} DashboardConfig
+ * @typedef {{ name: string; versions: string[]; distTags: Record<string, string>; time: string }} PackageSummary
+ * @typedef {{ kind: string; time: number; name?: string; version?: string; user?: string; detail?: string }} RegistryEvent
+ * @typedef {{ user: string | null; admin: boolean; groups: string[]; error?: string }} Session
+ */
+
+const API = '/_dashboard/api';
+const SOCKET_PATH = '/_dashboard/terminal';
+const TOKEN_KEY = 'registry-dashboard.token';
+const MAX_EVENTS = 200;
+
+/** @type {{ offset: number; field: string; short: string }[]} */
+const CELLS = [
+  { offset: 4, field: 'version', short: 'ver' },
+  { offset: 5, field: 'registryHash', short: 'hash·0' },
+  { offset: 6, field: 'registryHash', short: 'hash·1' },
+  { offset: 7, field: 'registryHash', short: 'hash·2' },
+  { offset: 8, field: 'registryHash', short: 'hash·3' },
+  { offset: 9, field: 'featureFlags', short: 'flags·0' },
+  { offset: 10, field: 'featureFlags', short: 'flags·1' },
+  { offset: 11, field: 'featureFlags', short: 'flags·2' },
+  { offset: 12, field: 'featureFlags', short: 'flags·3' },
+  { offset: 13, field: 'terminalMode', short: 'mode' },
+  { offset: 14, field: 'rows', short: 'rows' },
+  { offset: 15, field: 'cols', short: 'cols' },
+  { offset: 16, field: 'check', short: 'check' },
+];
+
+/** @type {{ name: FlagName; help: string; invalidatesTokens: boolean }[]} */
+const FLAGS = [
+  { name: 'PREMIUM_TYPES', help: 'On: new tokens are EdDSA (Ed25519). Off: RS256.', invalidatesTokens: false },
+  { name: 'PRIVATE_REGISTRY', help: 'On: issuer is <registry URL>/_auth. Changes the token issuer.', invalidatesTokens: true },
+  { name: 'DEBUG', help: 'Verbose diagnostics.', invalidatesTokens: false },
+];
+
+const TOKEN_WARNING =
+  'This change gives tokens a different issuer or audience: every token issued so far (npm logins, CI tokens, ' +
+  'this session) stops working and everyone must log in again. Continue?';
+
+/**
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @param {new () => T} type
+ * @returns {T}
+ */
+function $(id, type) {
+  const element = document.getElementById(id);
+  if (!(element instanceof type)) throw new Error(`page is missing #${id}`);
+  return element;
+}
+
+const ui = {
+  connection: $('connection', HTMLElement),
+  loginForm: $('login-form', HTMLFormElement),
+  loginUser: $('login-user', HTMLInputElement),
+  loginPassword: $('login-password', HTMLInputElement),
+  signedIn: $('signed-in', HTMLElement),
+  who: $('who', HTMLElement),
+  role: $('role', HTMLElement),
+  logout: $('logout', HTMLButtonElement),
+  notice: $('notice', HTMLElement),
+  noticeText: $('notice-text', HTMLElement),
+  noticeClose: $('notice-close', HTMLButtonElement),
+  grid: $('grid', HTMLOListElement),
+  decoded: $('decoded', HTMLElement),
+  byteEditor: $('byte-editor', HTMLFormElement),
+  byteLabel: $('byte-label', HTMLLabelElement),
+  byteValue: $('byte-value', HTMLInputElement),
+  byteCancel: $('byte-cancel', HTMLButtonElement),
+  flagList: $('flag-list', HTMLUListElement),
+  terminalForm: $('terminal-form', HTMLFormElement),
+  terminalMode: $('terminal-mode', HTMLSelectElement),
+  terminalRows: $('terminal-rows', HTMLInputElement),
+  terminalCols: $('terminal-cols', HTMLInputElement),
+  registryUrl: $('registry-url', HTMLElement),
+  registryHash: $('registry-hash', HTMLElement),
+  issuerUrl: $('issuer-url', HTMLElement),
+  issuerKind: $('issuer-kind', HTMLElement),
+  issuerAlg: $('issuer-alg', HTMLElement),
+  hashWarning: $('hash-warning', HTMLElement),
+  urlForm: $('url-form', HTMLFormElement),
+  urlInput: $('url-input', HTMLInputElement),
+  envText: $('env-text', HTMLElement),
+  envCopy: $('env-copy', HTMLButtonElement),
+  envStatus: $('env-status', HTMLElement),
+  packageFilter: $('package-filter', HTMLInputElement),
+  packageRows: $('package-rows', HTMLTableSectionElement),
+  packageCount: $('package-count', HTMLElement),
+  packagesEmpty: $('packages-empty', HTMLElement),
+  eventLog: $('event-log', HTMLOListElement),
+  commandForm: $('command-form', HTMLFormElement),
+  commandInput: $('command-input', HTMLInputElement),
+  commandOutput: $('command-output', HTMLElement),
+};
+
+const state = {
+  /** @type {DashboardConfig | null} */
+  config: null,
+  /** @type {string | null} */
+  token: sessionStorage.getItem(TOKEN_KEY),
+  /** @type {Session} */
+  session: { user: null, admin: false, groups: [] },
+  /** @type {PackageSummary[]} */
+  packages: [],
+  /** @type {WebSocket | null} */
+  socket: null,
+  reconnectAttempt: 0,
+  /** @type {number | undefined} */
+  packagesTimer: undefined,
+  /** @type {number | null} */
+  editingOffset: null,
+  /** @type {Set<string>} */
+  seenEvents: new Set(),
+};
+
+// ---------------------------------------------------------------- helpers
+
+/**
+ * @param {string} text
+ * @param {'error' | 'info'} [kind]
+ */
+function showNotice(text, kind = 'error') {
+  ui.noticeText.textContent = text;
+  ui.notice.classList.toggle('info', kind === 'info');
+  ui.notice.hidden = false;
+}
+
+function hideNotice() {
+  ui.notice.hidden = true;
+}
+
+/** @param {number} value */
+function hex2(value) {
+  return value.toString(16).padStart(2, '0');
+}
+
+/** @param {string} hex */
+function bytesOf(hex) {
+  /** @type {number[]} */
+  const bytes = [];
+  for (let i = 0; i + 1 < hex.length; i += 2) bytes.push(Number.parseInt(hex.slice(i, i + 2), 16));
+  return bytes;
+}
+
+/** @param {number | string} time */
+function formatTime(time) {
+  const date = new Date(time);
+  if (Number.isNaN(date.getTime())) return '';
+  const pad = (/** @type {number} */ n) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+/**
+ * @param {string} tag
+ * @param {Record<string, string>} [attributes]
+ * @param {(Node | string)[]} [children]
+ */
+function h(tag, attributes = {}, children = []) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+  for (const child of children) element.append(child);
+  return element;
+}
+
+/** @returns {Record<string, string>} */
+function authHeaders() {
+  return state.token ? { authorization: `Bearer ${state.token}` } : {};
+}
+
+/**
+ * @param {string} path
+ * @param {RequestInit} [init]
+ * @returns {Promise<any>}
+ */
+async function api(path, init = {}) {
+  const response = await fetch(`${API}${path}`, {
+    ...init,
+    headers: { accept: 'application/json', ...authHeaders(), ...(init.headers ?? {}) },
+    cache: 'no-store',
+  });
+  const text = await response.text();
+  /** @type {any} */
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = { error: text.slice(0, 200) || `HTTP ${response.status}` };
+  }
+  if (!response.ok) {
+    if (response.status === 401 && state.token) signOut('Your session is no longer valid. Please sign in again.');
+    throw new Error((body && typeof body.error === 'string' && body.error) || `HTTP ${response.status}`);
+  }
+  return body;
+}
+
+// ---------------------------------------------------------------- rendering
+
+function buildGrid() {
+  ui.grid.replaceChildren();
+  for (const cell of CELLS) {
+    const editable = cell.offset !== 16;
+    const button = h('button', {
+      type: 'button',
+      class: `cell f-${cell.field}`,
+      'data-offset': String(cell.offset),
+      'data-field': cell.field,
+    }, [
+      h('span', { class: 'offset', 'aria-hidden': 'true' }, [`${cell.offset} · 0x${hex2(cell.offset)}`]),
+      h('span', { class: 'value' }, ['--']),
+      h('span', { class: 'field', 'aria-hidden': 'true' }, [cell.short]),
+    ]);
+    if (!editable) button.setAttribute('aria-disabled', 'true');
+    ui.grid.append(h('li', {}, [button]));
+  }
+}
+
+/** @param {number} offset */
+function cellButton(offset) {
+  const button = ui.grid.querySelector(`button[data-offset="${offset}"]`);
+  if (!(button instanceof HTMLButtonElement)) throw new Error(`no cell for offset ${offset}`);
+  return button;
+}
+
+/** @param {DashboardConfig} config */
+function renderConfig(config) {
+  const previous = state.config;
+  state.config = config;
+  const bytes = [...bytesOf(config.hex), Number.parseInt(config.check, 16)];
+  const oldBytes = previous ? [...bytesOf(previous.hex), Number.parseInt(previous.check, 16)] : null;
+  ui.grid.dataset.hex = config.hex + config.check;
+  CELLS.forEach((cell, index) => {
+    const button = cellButton(cell.offset);
+    const value = bytes[index];
+    const valueSpan = button.querySelector('.value');
+    if (valueSpan) valueSpan.textContent = hex2(value);
+    const editHint = cell.offset === 16 ? 'computed, read-only' : state.session.admin ? 'press Enter to edit' : 'sign in as admin to edit';
+    button.setAttribute('aria-label', `offset ${cell.offset}, ${cell.field}, value 0x${hex2(value)} (${value}), ${editHint}`);
+    if (oldBytes && oldBytes[index] !== value) {
+      button.classList.remove('changed');
+      void button.offsetWidth; // restart the animation
+      button.classList.add('changed');
+    }
+  });
+
+  const f = config.fields;
+  const on = FLAGS.filter((flag) => config.flags[flag.name]).map((flag) => flag.name);
+  ui.decoded.textContent =
+    `version ${f.version} · registryHash ${f.registryHash} · featureFlags ${f.featureFlags} [${on.join(', ') || 'none'}] · ` +
+    `terminalMode ${f.terminalMode} · ${f.rows}×${f.cols} · check 0x${config.check}`;
+
+  renderFlags(config);
+  if (document.activeElement?.closest('#terminal-form') == null) {
+    ui.terminalMode.value = String(['disabled', 'cooked', 'raw'].indexOf(f.terminalMode));
+    ui.terminalRows.value = String(f.rows);
+    ui.terminalCols.value = String(f.cols);
+  }
+  ui.registryUrl.textContent = config.registryUrl;
+  ui.registryHash.textContent = f.registryHash;
+  ui.issuerUrl.textContent = config.issuer.url;
+  ui.issuerKind.textContent = config.issuer.kind;
+  ui.issuerAlg.textContent = config.issuer.alg;
+  ui.hashWarning.hidden = config.urlMatchesHash;
+  ui.hashWarning.textContent = config.urlMatchesHash
+    ? ''
+    : `registryHash ${f.registryHash} is not the hash of ${config.registryUrl}: tokens are issued for a different audience ` +
+      'than this URL suggests. Set the URL again to fix the hash.';
+  ui.envText.textContent = config.env;
+  if (state.editingOffset !== null && document.activeElement !== ui.byteValue) openEditor(state.editingOffset);
+}
+
+/** @param {DashboardConfig} config */
+function renderFlags(config) {
+  if (ui.flagList.children.length === 0) {
+    for (const flag of FLAGS) {
+      const button = h('button', { type: 'button', class: 'needs-admin', 'data-flag': flag.name, 'aria-pressed': 'false' }, ['Toggle']);
+      button.addEventListener('click', () => toggleFlag(flag.name));
+      ui.flagList.append(
+        h('li', { class: 'flag', 'data-flag': flag.name }, [
+          h('span', { class: 'led', 'aria-hidden': 'true' }),
+          h('span', {}, [h('span', { class: 'flag-name' }, [flag.name]), ' ', h('span', { class: 'flag-state' })]),
+          button,
+          h('p', { class: 'hint' }, [flag.help]),
+        ]),
+      );
+    }
+  }
+  for (const flag of FLAGS) {
+    const item = ui.flagList.querySelector(`li[data-flag="${flag.name}"]`);
+    if (!item) continue;
+    const on = config.flags[flag.name];
+    item.querySelector('.led')?.classList.toggle('on', on);
+    const stateLabel = item.querySelector('.flag-state');
+    if (stateLabel) stateLabel.textContent = on ? 'on' : 'off';
+    const button = item.querySelector('button');
+    if (button) {
+      button.setAttribute('aria-pressed', String(on));
+      button.textContent = on ? `Turn ${flag.name} off` : `Turn ${flag.name} on`;
+    }
+  }
+  applyPermissions();
+}
+
+function applyPermissions() {
+  const admin = state.session.admin;
+  for (const element of document.querySelectorAll('.needs-admin')) {
+    if (element instanceof HTMLButtonElement) {
+      element.disabled = !admin;
+      element.title = admin ? '' : 'Sign in as a registry admin to change the config';
+    }
+  }
+}
+
+function renderSession() {
+  const { user, admin } = state.session;
+  ui.loginForm.hidden = user !== null;
+  ui.signedIn.hidden = user === null;
+  ui.who.textContent = user ?? '';
+  ui.role.textContent = admin ? 'admin' : 'read-only';
+  ui.role.classList.toggle('admin', admin);
+  applyPermissions();
+  if (state.config) renderConfig(state.config);
+}
+
+function renderPackages() {
+  const filter = ui.packageFilter.value.trim().toLowerCase();
+  const shown = state.packages.filter((pkg) => !filter || pkg.name.toLowerCase().includes(filter));
+  ui.packageCount.textContent = filter ? `${shown.length} of ${state.packages.length}` : `${state.packages.length}`;
+  ui.packagesEmpty.hidden = shown.length > 0;
+  ui.packagesEmpty.textContent = state.packages.length === 0 ? 'No packages yet.' : 'No package matches the filter.';
+  ui.packageRows.replaceChildren(
+    ...shown.map((pkg) =>
+      h('tr', { 'data-package': pkg.name }, [
+        h('td', { class: 'name' }, [pkg.name]),
+        h('td', {}, [h('ul', { class: 'versions', 'aria-label': `versions of ${pkg.name}` }, pkg.versions.map((v) => h('li', {}, [v])))]),
+        h('td', {}, [
+          h('ul', { class: 'tags', 'aria-label': `dist-tags of ${pkg.name}` }, Object.entries(pkg.distTags).map(([tag, v]) => h('li', {}, [`${tag}: ${v}`]))),
+        ]),
+        h('td', {}, [pkg.time ? h('time', { datetime: pkg.time }, [formatTime(pkg.time)]) : '']),
+      ]),
+    ),
+  );
+}
+
+/** @param {RegistryEvent} event */
+function eventKey(event) {
+  return `${event.time}|${event.kind}|${event.name ?? ''}|${event.version ?? ''}|${event.detail ?? ''}`;
+}
+
+/** @param {RegistryEvent} event */
+function logEvent(event) {
+  const key = eventKey(event);
+  if (state.seenEvents.has(key)) return;
+  state.seenEvents.add(key);
+  const subject = event.name ? `${event.name}${event.version ? `@${event.version}` : ''}` : '';
+  const parts = [subject, event.user ? `by ${event.user}` : '', event.detail ?? ''].filter(Boolean).join(' · ');
+  const item = h('li', { 'data-kind': event.kind }, [
+    h('time', { datetime: new Date(event.time).toISOString() }, [formatTime(event.time)]),
+    h('span', { class: `event-kind ${event.kind}` }, [event.kind]),
+    parts,
+  ]);
+  ui.eventLog.prepend(item);
+  while (ui.eventLog.children.length > MAX_EVENTS) ui.eventLog.lastElementChild?.remove();
+}
+
+// ---------------------------------------------------------------- data
+
+async function loadConfig() {
+  renderConfig(await api('/config'));
+}
+
+async function loadPackages() {
+  try {
+    const body = await api('/packages');
+    state.packages = Array.isArray(body?.packages) ? body.packages : [];
+    renderPackages();
+  } catch (error) {
+    showNotice(`Could not load packages: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function schedulePackages() {
+  window.clearTimeout(state.packagesTimer);
+  state.packagesTimer = window.setTimeout(loadPackages, 150);
+}
+
+async function loadSession() {
+  if (!state.token) {
+    state.session = { user: null, admin: false, groups: [] };
+    renderSession();
+    return;
+  }
+  const session = /** @type {Session} */ (await api('/session'));
+  if (!session.user) {
+    signOut(session.error ? `Sign-in expired or was revoked (${session.error}).` : 'Sign-in expired or was revoked.');
+    return;
+  }
+  state.session = session;
+  renderSession();
+}
+
+/**
+ * @param {Record<string, unknown>} operation
+ * @returns {Promise<boolean>}
+ */
+async function writeConfig(operation) {
+  try {
+    const config = await api('/config', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(operation),
+    });
+    renderConfig(config);
+    hideNotice();
+    return true;
+  } catch (error) {
+    showNotice(`Change refused: ${error instanceof Error ? error.message : String(error)}`);
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------- actions
+
+/** @param {FlagName} name */
+async function toggleFlag(name) {
+  const flag = FLAGS.find((candidate) => candidate.name === name);
+  if (flag?.invalidatesTokens && !window.confirm(TOKEN_WARNING)) return;
+  await writeConfig({ op: 'toggleFeature', flag: name });
+}
+
+/** @param {number} offset */
+function openEditor(offset) {
+  if (!state.config) return;
+  const index = CELLS.findIndex((cell) => cell.offset === offset);
+  const cell = CELLS[index];
+  const bytes = bytesOf(state.config.hex);
+  for (const button of ui.grid.querySelectorAll('.cell.selected')) button.classList.remove('selected');
+  cellButton(offset).classList.add('selected');
+  state.editingOffset = offset;
+  ui.byteLabel.textContent = `Byte ${offset} (0x${hex2(offset)}, ${cell.field})`;
+  ui.byteValue.value = `0x${hex2(bytes[index])}`;
+  ui.byteEditor.hidden = false;
+}
+
+function closeEditor() {
+  const offset = state.editingOffset;
+  state.editingOffset = null;
+  ui.byteEditor.hidden = true;
+  for (const button of ui.grid.querySelectorAll('.cell.selected')) button.classList.remove('selected');
+  if (offset !== null) cellButton(offset).focus();
+}
+
+/** @param {string} text */
+function parseByte(text) {
+  const trimmed = text.trim().toLowerCase();
+  const value = /^0x[0-9a-f]{1,2}$/.test(trimmed) ? Number.parseInt(trimmed.slice(2), 16) : /^\d{1,3}$/.test(trimmed) ? Number(trimmed) : NaN;
+  return Number.isInteger(value) && value >= 0 && value <= 255 ? value : null;
+}
+
+/**
+ * @param {string} text
+ * @param {Element} status
+ */
+async function copyText(text, status) {
+  try {
+    await navigator.clipboard.writeText(text);
+    status.textContent = 'Copied.';
+    return;
+  } catch {
+    // no clipboard API (insecure context, permission refused): fall back to a selection copy
+  }
+  const area = h('textarea', { 'aria-hidden': 'true', readonly: '' });
+  if (!(area instanceof HTMLTextAreaElement)) return;
+  area.value = text;
+  area.style.position = 'fixed';
+  area.style.opacity = '0';
+  document.body.append(area);
+  area.select();
+  let copied = false;
+  try {
+    copied = document.execCommand('copy');
+  } catch {
+    copied = false;
+  }
+  area.remove();
+  if (copied) {
+    status.textContent = 'Copied.';
+  } else {
+    const range = document.createRange();
+    range.selectNodeContents(ui.envText);
+    window.getSelection()?.removeAllRanges();
+    window.getSelection()?.addRange(range);
+    status.textContent = 'Copy is blocked here: the text is selected, press Ctrl+C.';
+  }
+}
+
+/**
+ * @param {string} message
+ */
+function signOut(message) {
+  state.token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.session = { user: null, admin: false, groups: [] };
+  renderSession();
+  if (message) showNotice(message, 'info');
+  // the socket keeps its old identity until it reconnects
+  state.socket?.close(4000, 'signed out');
+}
+
+// ---------------------------------------------------------------- live socket
+
+function setConnection(/** @type {'connecting' | 'live' | 'reconnecting'} */ status, /** @type {string} */ text) {
+  ui.connection.dataset.state = status;
+  ui.connection.textContent = text;
+}
+
+function connect() {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const socket = new WebSocket(`${scheme}//${location.host}${SOCKET_PATH}`);
+  state.socket = socket;
+  socket.addEventListener('open', () => {
+    state.reconnectAttempt = 0;
+    setConnection('live', 'Live');
+    if (state.token) socket.send(JSON.stringify({ type: 'auth', token: state.token }));
+    // whatever happened while we were away: one fresh package list
+    schedulePackages();
+  });
+  socket.addEventListener('message', (message) => {
+    /** @type {any} */
+    let data;
+    try {
+      data = JSON.parse(String(message.data));
+    } catch {
+      return;
+    }
+    switch (data?.type) {
+      case 'config': {
+        const { type: _type, ...config } = data;
+        renderConfig(/** @type {DashboardConfig} */ (config));
+        break;
+      }
+      case 'event':
+        logEvent(data);
+        if (data.kind !== 'config' && data.kind !== 'login' && data.kind !== 'logout' && data.kind !== 'token') schedulePackages();
+        break;
+      case 'history':
+        for (const event of Array.isArray(data.events) ? data.events : []) logEvent(event);
+        break;
+      case 'output':
+        ui.commandOutput.textContent = String(data.text ?? '');
+        ui.commandOutput.classList.toggle('failed', data.ok !== true);
+        break;
+      case 'auth':
+        if (data.ok !== true && state.token) signOut(`Sign-in is no longer valid (${data.error ?? 'rejected'}).`);
+        break;
+      case 'error':
+        ui.commandOutput.textContent = String(data.error ?? 'error');
+        ui.commandOutput.classList.add('failed');
+        break;
+      default:
+        break;
+    }
+  });
+  socket.addEventListener('close', () => {
+    if (state.socket !== socket) return;
+    state.socket = null;
+    const delay = Math.min(10_000, 500 * 2 ** state.reconnectAttempt) * (0.8 + Math.random() * 0.4);
+    state.reconnectAttempt += 1;
+    setConnection('reconnecting', `Disconnected, retrying in ${Math.round(delay / 1000)} s…`);
+    window.setTimeout(connect, delay);
+  });
+}
+
+// ---------------------------------------------------------------- wiring
+
+buildGrid();
+
+ui.grid.addEventListener('click', (event) => {
+  const target = event.target instanceof Element ? event.target.closest('button.cell') : null;
+  if (!(target instanceof HTMLButtonElement)) return;
+  const offset = Number(target.dataset.offset);
+  if (offset === 16) {
+    showNotice('The check byte is computed from bytes 4..15; edit those instead.', 'info');
+    return;
+  }
+  if (!state.session.admin) {
+    showNotice('Sign in as a registry admin to edit bytes.', 'info');
+    return;
+  }
+  openEditor(offset);
+  ui.byteValue.focus();
+  ui.byteValue.select();
+});
+
+ui.grid.addEventListener('keydown', (event) => {
+  const target = event.target instanceof Element ? event.target.closest('button.cell') : null;
+  if (!(target instanceof HTMLButtonElement)) return;
+  const offset = Number(target.dataset.offset);
+  /** @type {Record<string, number>} */
+  const moves = { ArrowLeft: -1, ArrowRight: 1, Home: 4 - offset, End: 16 - offset };
+  const step = moves[event.key];
+  if (step === undefined) return;
+  const next = Math.min(16, Math.max(4, offset + step));
+  event.preventDefault();
+  cellButton(next).focus();
+});
+
+ui.byteEditor.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const offset = state.editingOffset;
+  if (offset === null) return;
+  const value = parseByte(ui.byteValue.value);
+  if (value === null) {
+    showNotice('A byte is 0..255 in decimal, or 0x00..0xff.');
+    ui.byteValue.focus();
+    return;
+  }
+  if (offset >= 5 && offset <= 8 && !window.confirm(TOKEN_WARNING)) return;
+  if (await writeConfig({ op: 'setByte', offset, value })) closeEditor();
+});
+ui.byteCancel.addEventListener('click', closeEditor);
+ui.byteEditor.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape') closeEditor();
+});
+
+ui.terminalForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  if (!state.config) return;
+  const wanted = [
+    { offset: 13, value: Number(ui.terminalMode.value), current: ['disabled', 'cooked', 'raw'].indexOf(state.config.fields.terminalMode) },
+    { offset: 14, value: Number(ui.terminalRows.value), current: state.config.fields.rows },
+    { offset: 15, value: Number(ui.terminalCols.value), current: state.config.fields.cols },
+  ];
+  for (const { offset, value, current } of wanted) {
+    if (value === current) continue;
+    if (!(await writeConfig({ op: 'setByte', offset, value }))) return;
+  }
+});
+
+ui.urlForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const url = ui.urlInput.value.trim();
+  if (!url) return;
+  if (!window.confirm(`${TOKEN_WARNING}\n\nNew registry URL: ${url}`)) return;
+  if (await writeConfig({ op: 'setRegistryUrl', url })) ui.urlInput.value = '';
+});
+
+ui.envCopy.addEventListener('click', () => {
+  void copyText(state.config?.env ?? ui.envText.textContent ?? '', ui.envStatus);
+});
+
+ui.packageFilter.addEventListener('input', renderPackages);
+
+ui.commandForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const line = ui.commandInput.value.trim();
+  if (!line) return;
+  if (!state.socket || state.socket.readyState !== WebSocket.OPEN) {
+    ui.commandOutput.textContent = 'Not connected; the command was not sent.';
+    ui.commandOutput.classList.add('failed');
+    return;
+  }
+  state.socket.send(JSON.stringify({ type: 'command', line }));
+});
+
+ui.loginForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  try {
+    const response = await fetch('/_auth/token', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ username: ui.loginUser.value, password: ui.loginPassword.value }),
+      cache: 'no-store',
+    });
+    /** @type {any} */
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok || typeof body?.token !== 'string') throw new Error(body?.error ?? `HTTP ${response.status}`);
+    state.token = body.token;
+    sessionStorage.setItem(TOKEN_KEY, body.token);
+    ui.loginPassword.value = '';
+    await loadSession();
+    hideNotice();
+    if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify({ type: 'auth', token: body.token }));
+    schedulePackages();
+  } catch (error) {
+    showNotice(`Sign-in failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+});
+
+ui.logout.addEventListener('click', () => signOut(''));
+ui.noticeClose.addEventListener('click', hideNotice);
+
+setConnection('connecting', 'Connecting…');
+loadSession()
+  .catch((error) => showNotice(`Could not check the sign-in: ${error instanceof Error ? error.message : String(error)}`))
+  .finally(() => {
+    loadConfig().catch((error) => showNotice(`Could not load the config: ${error instanceof Error ? error.message : String(error)}`));
+    void loadPackages();
+    connect();
+  });

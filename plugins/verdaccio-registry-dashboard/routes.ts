@@ -1,0 +1,174 @@
+/**
+ * Everything below `/_dashboard` over plain HTTP, as one handler (no router stack: the page is
+ * a hot path). Routes (SPEC §4):
+ *   GET  /_dashboard                 the page
+ *   GET  /_dashboard/assets/<file>   its script, styles, icon
+ *   GET  /_dashboard/api/config      the config document
+ *   POST /_dashboard/api/config      {op: setByte|toggleFeature|setRegistryUrl} (admin)
+ *   GET  /_dashboard/api/packages    packages the caller may read (?q= filters by name)
+ *   GET  /_dashboard/api/env         the env export (text/plain)
+ *   GET  /_dashboard/api/session     who the caller is: {user, admin, groups, accessGroups}
+ *   GET  /_dashboard/terminal        WebSocket only (the upgrade is handled in terminal-socket.ts)
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NextFunction, Request, Response } from 'express';
+import { RegistryCoreError, type PackageSummary } from '../registry-core/index';
+import { requireAdmin, sessionOf } from './access';
+import { serveAsset, type Asset } from './assets';
+import type { ConfigService } from './config-service';
+import { DashboardHttpError, describeBodyParserError, sendError, sendJson } from './http-errors';
+import { ConfigOperation, describeIssues, MAX_BODY_BYTES } from './requests';
+import type { SessionDocument } from './token-check';
+import { remoteUserOf, type DashboardLogger, type RemoteUser } from './verdaccio-adapter';
+
+export interface RouteOptions {
+  mountPath: string;
+  assets: Map<string, Asset>;
+  service: ConfigService;
+  admins: ReadonlySet<string>;
+  listPackages(user: RemoteUser, filter?: string): Promise<PackageSummary[]>;
+  logger: DashboardLogger;
+}
+
+const PAGE_CACHE = 'no-cache, no-transform';
+const VERSIONED_CACHE = 'public, max-age=31536000, immutable, no-transform';
+const MAX_FILTER_LENGTH = 214; // the longest npm package name
+
+/** Strict CSP: our own origin only; the WebSocket of this very host is named explicitly for older engines. */
+function securityHeaders(host: string | undefined, cache: Map<string, Record<string, string>>): Record<string, string> {
+  const key = host ?? '';
+  const cached = cache.get(key);
+  if (cached) return cached;
+  const safeHost = host !== undefined && /^[a-z0-9.\-:[\]]{1,255}$/i.test(host) ? host : undefined;
+  const connect = safeHost ? `'self' ws://${safeHost} wss://${safeHost}` : `'self'`;
+  const headers = {
+    'Content-Security-Policy':
+      `default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src ${connect}; ` +
+      `object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`,
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    'X-Frame-Options': 'DENY',
+  };
+  if (cache.size < 32) cache.set(key, headers);
+  return headers;
+}
+
+function methodNotAllowed(allowed: string): DashboardHttpError {
+  return new DashboardHttpError(405, `method not allowed; use ${allowed}`, { Allow: allowed });
+}
+
+function queryFilter(req: Request): string | undefined {
+  const raw: unknown = req.query.q;
+  if (raw === undefined || raw === '') return undefined;
+  if (typeof raw !== 'string') throw new DashboardHttpError(400, 'q must be a single string');
+  if (raw.length > MAX_FILTER_LENGTH) throw new DashboardHttpError(400, `q must be at most ${MAX_FILTER_LENGTH} characters`);
+  return raw;
+}
+
+/** The body as parsed by Verdaccio's app-wide express.json, after the checks it does not do for us. */
+function operationBody(req: Request): ConfigOperation {
+  if (!req.is('application/json')) {
+    throw new DashboardHttpError(415, 'content-type must be application/json');
+  }
+  const declared = Number(req.headers['content-length'] ?? Number.NaN);
+  // With a Content-Length we know the wire size; chunked bodies are measured after parsing.
+  const size = Number.isFinite(declared) ? declared : Buffer.byteLength(JSON.stringify(req.body) ?? '');
+  if (size > MAX_BODY_BYTES) throw new DashboardHttpError(413, `body is too large (at most ${MAX_BODY_BYTES} bytes)`);
+  const parsed = ConfigOperation.safeParse(req.body);
+  if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
+  return parsed.data;
+}
+
+export function createDashboardHandler(options: RouteOptions): (req: Request, res: Response, next: NextFunction) => void {
+  const { assets, service, admins, mountPath } = options;
+  const headerCache = new Map<string, Record<string, string>>();
+  const page = assets.get('/');
+  if (!page) throw new Error('registry-dashboard: the page asset is missing');
+
+  const handle = async (req: Request, res: Response): Promise<void> => {
+    const path = req.path;
+    const method = req.method;
+
+    if (path === '/' || path === '') {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
+      return serveAsset(req, res, page, securityHeaders(req.headers.host, headerCache), PAGE_CACHE);
+    }
+    if (path.startsWith('/assets/')) {
+      const asset = assets.get(path);
+      if (!asset) throw new DashboardHttpError(404, `no asset ${path.slice('/assets/'.length)}`);
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
+      const versioned = req.query.v === asset.version;
+      return serveAsset(req, res, asset, securityHeaders(req.headers.host, headerCache), versioned ? VERSIONED_CACHE : PAGE_CACHE);
+    }
+    switch (path) {
+      case '/api/config': {
+        if (method === 'GET' || method === 'HEAD') return sendJson(res, 200, service.current().json);
+        if (method !== 'POST') throw methodNotAllowed('GET, POST');
+        const session = requireAdmin(remoteUserOf(req), admins);
+        const operation = operationBody(req);
+        const rendered = await service.apply(operation, session.user ?? undefined);
+        return sendJson(res, 200, rendered.json);
+      }
+      case '/api/packages': {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
+        const packages = await options.listPackages(remoteUserOf(req), queryFilter(req));
+        return sendJson(res, 200, JSON.stringify({ packages }));
+      }
+      case '/api/env': {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
+        const env = service.current().value.env;
+        res.writeHead(200, {
+          'Content-Type': 'text/plain; charset=utf-8',
+          'Content-Length': String(Buffer.byteLength(env)),
+          'Cache-Control': 'no-store',
+          'X-Content-Type-Options': 'nosniff',
+        });
+        res.end(method === 'HEAD' ? undefined : env);
+        return;
+      }
+      case '/api/session': {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
+        const user = remoteUserOf(req);
+        const session = sessionOf(user, admins);
+        const document: SessionDocument = { ...session, accessGroups: session.user ? user.groups : [] };
+        if (user.error) document.error = user.error;
+        return sendJson(res, 200, JSON.stringify(document));
+      }
+      case '/terminal':
+      case '/terminal/':
+        throw new DashboardHttpError(426, 'this is a WebSocket endpoint: connect with Upgrade: websocket', { Upgrade: 'websocket' });
+      default:
+        throw new DashboardHttpError(404, `no dashboard route ${mountPath}${path}`);
+    }
+  };
+
+  return (req, res) => {
+    handle(req, res).catch((error: unknown) => respondWithError(res, error, options.logger));
+  };
+}
+
+export function respondWithError(res: ServerResponse, error: unknown, logger: DashboardLogger): void {
+  if (error instanceof DashboardHttpError) return sendError(res, error.status, error.message, error.headers);
+  if (error instanceof RegistryCoreError) {
+    // the core names the field in its message; lock contention is ours to retry, not the client's fault
+    if (error.code === 'ERR_LOCK_TIMEOUT') return sendError(res, 503, error.message, { 'Retry-After': '1' });
+    if (error.code === 'ERR_CONFIG_FIELD' || error.code === 'ERR_REGISTRY_URL' || error.code === 'ERR_ENV_VALUE') {
+      return sendError(res, 400, error.message);
+    }
+    logger.error(`${error.code}: ${error.message}`);
+    return sendError(res, 500, `${error.message}${error.hint ? ` (${error.hint})` : ''}`);
+  }
+  const bodyProblem = describeBodyParserError(error);
+  if (bodyProblem) return sendError(res, bodyProblem.status, bodyProblem.message);
+  logger.error(`unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  sendError(res, 500, 'internal error in the dashboard');
+}
+
+/**
+ * Errors raised before our handler (Verdaccio's app-wide JSON parser: bad JSON, huge body,
+ * bad charset) skip non-error middleware; this error-handling middleware turns them into the
+ * same `{"error"}` answers for everything under the mount path.
+ */
+export function createDashboardErrorHandler(logger: DashboardLogger): (error: unknown, req: IncomingMessage, res: ServerResponse, next: NextFunction) => void {
+  return (error, _req, res, _next) => respondWithError(res, error, logger);
+}

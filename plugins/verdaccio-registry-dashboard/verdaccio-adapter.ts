@@ -1,0 +1,140 @@
+/**
+ * The one place where Verdaccio's untyped objects enter the dashboard. Everything else in this
+ * plugin works with the small typed interfaces below, so a Verdaccio upgrade that changes a shape
+ * breaks here, loudly, and nowhere else.
+ */
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import type { Server } from 'node:http';
+import type { Application, Request } from 'express';
+
+/** What `req.remote_user` holds (Verdaccio's RemoteUser, structurally). */
+export interface RemoteUser {
+  name: string | undefined;
+  groups: string[];
+  real_groups: string[];
+  error?: string;
+}
+
+/** Verdaccio's plugin options: `{ config, logger }`. */
+export interface PluginHost {
+  configPath: string;
+  /** Top-level `registry_lockb:` of config.yaml, unresolved. */
+  lockbSetting: string | undefined;
+  logger: DashboardLogger;
+}
+
+export interface DashboardLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** A packument as far as the dashboard reads it. */
+export interface Packument {
+  name: string;
+  versions: Record<string, unknown>;
+  'dist-tags': Record<string, string>;
+  time: Record<string, string>;
+}
+
+/** Access to locally published packages, through Verdaccio's Storage (filters applied, no uplinks). */
+export interface PackageSource {
+  listNames(): Promise<string[]>;
+  /** undefined when the package vanished between listing and reading. */
+  readPackage(name: string): Promise<Packument | undefined>;
+}
+
+export interface AccessChecker {
+  canAccess(packageName: string, user: RemoteUser): Promise<boolean>;
+}
+
+function asString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function stringArray(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+}
+
+export function adaptPluginHost(options: unknown): PluginHost {
+  const opts = options as { config?: any; logger?: any } | undefined;
+  const config = opts?.config;
+  const configPath = asString(config?.configPath) ?? asString(config?.config_path) ?? asString(config?.self_path);
+  if (!configPath) throw new Error('registry-dashboard: Verdaccio did not pass config.configPath (needed to find registry.lockb)');
+  const logger = opts?.logger;
+  const log = (level: 'info' | 'warn' | 'error') => (message: string): void => {
+    if (logger && typeof logger[level] === 'function') logger[level]({}, `registry-dashboard: ${message.replace(/@\{/g, '@ {')}`);
+  };
+  return {
+    configPath,
+    lockbSetting: asString(config?.registry_lockb),
+    logger: { info: log('info'), warn: log('warn'), error: log('error') },
+  };
+}
+
+/** `req.remote_user` as set by the app-wide auth middleware; anonymous when missing. */
+export function remoteUserOf(req: Request): RemoteUser {
+  const raw = (req as any).remote_user ?? (req as any).res?.locals?.remote_user;
+  if (!raw || typeof raw !== 'object') return { name: undefined, groups: [], real_groups: [] };
+  const user: RemoteUser = {
+    name: asString(raw.name) || undefined,
+    groups: stringArray(raw.groups),
+    real_groups: stringArray(raw.real_groups),
+  };
+  const error = asString(raw.error);
+  if (error) user.error = error;
+  return user;
+}
+
+export function adaptStorage(storage: unknown): PackageSource {
+  const s = storage as any;
+  const plugin = s?.localStorage?.storagePlugin;
+  if (typeof plugin?.get !== 'function' || typeof s?.getPackage !== 'function') {
+    throw new Error('registry-dashboard: Verdaccio storage has no localStorage.storagePlugin.get / getPackage (unsupported Verdaccio version?)');
+  }
+  return {
+    listNames: () =>
+      new Promise((resolve, reject) => {
+        plugin.get((err: unknown, names: unknown) => (err ? reject(err) : resolve(stringArray(names))));
+      }),
+    readPackage: (name) =>
+      new Promise((resolve, reject) => {
+        s.getPackage({
+          name,
+          uplinksLook: false,
+          keepUpLinkData: true,
+          req: undefined,
+          callback: (err: any, manifest: any) => {
+            if (err) {
+              const status = err.status ?? err.statusCode ?? err.code;
+              if (status === 404 || status === 'ENOENT') return resolve(undefined);
+              return reject(err);
+            }
+            resolve({
+              name: asString(manifest?.name) ?? name,
+              versions: manifest?.versions && typeof manifest.versions === 'object' ? manifest.versions : {},
+              'dist-tags': manifest?.['dist-tags'] && typeof manifest['dist-tags'] === 'object' ? manifest['dist-tags'] : {},
+              time: manifest?.time && typeof manifest.time === 'object' ? manifest.time : {},
+            });
+          },
+        });
+      }),
+  };
+}
+
+export function adaptAuth(auth: unknown): AccessChecker {
+  const a = auth as any;
+  if (typeof a?.allow_access !== 'function') throw new Error('registry-dashboard: Verdaccio auth has no allow_access');
+  return {
+    canAccess: (packageName, user) =>
+      new Promise((resolve) => {
+        // A 401/403 from the chain means "not for this user": the package is simply not listed.
+        a.allow_access({ packageName }, user, (err: unknown, ok: unknown) => resolve(!err && ok === true));
+      }),
+  };
+}
+
+/** The Express app Verdaccio hands to register_middlewares, used as a request listener of its http.Server. */
+export function serverServesApp(server: Server, app: Application): boolean {
+  return server.listeners('request').includes(app as any);
+}

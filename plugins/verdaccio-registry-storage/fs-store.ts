@@ -15,7 +15,7 @@ import { scanPackages } from './scan';
 import { StorageError, isErrno } from './errors';
 import { KeyedLock } from './lock';
 import { packageDirOf, parsePackageName, parseTarballName, type ParsedName } from './names';
-import type { Manifest, PackageStore, StorageDb, TarballDigest, TarballReader, TarballWriter } from './store';
+import type { Manifest, PackageStore, StorageDb, TarballDigest, TarballReader, TarballWriteOptions, TarballWriter } from './store';
 
 export const DB_FILE = '.verdaccio-db.json';
 const LEGACY_DB_FILE = '.sinopia-db.json';
@@ -69,11 +69,13 @@ class FileTarballWriter implements TarballWriter {
   private readonly sha1: Hash = createHash('sha1');
   private size = 0;
   private done = false;
+  private readonly options: TarballWriteOptions;
 
-  constructor(root: string, dir: string, finalPath: string) {
+  constructor(root: string, dir: string, finalPath: string, options: TarballWriteOptions = {}) {
     this.root = root;
     this.dir = dir;
     this.finalPath = finalPath;
+    this.options = options;
     this.tempPath = tempPathFor(finalPath);
     this.stream = new Writable({
       construct: (callback) => {
@@ -91,8 +93,11 @@ class FileTarballWriter implements TarballWriter {
   }
 
   private async prepare(): Promise<void> {
+    await this.options.precheck?.();
     // Fail fast (before reading the body) when the tarball exists; commit() re-checks atomically.
-    if (existsSync(this.finalPath)) throw new StorageError('ERR_EXISTS', `${this.finalPath.slice(this.root.length + 1)} already exists`);
+    if (existsSync(this.finalPath) && !(await this.options.reclaim?.())) {
+      throw new StorageError('ERR_EXISTS', `${this.finalPath.slice(this.root.length + 1)} already exists`);
+    }
     await ensureDir(this.root, this.dir);
     this.handle = await open(this.tempPath, 'wx', 0o644);
     this.stream.emit('open');
@@ -261,9 +266,9 @@ export class FileSystemStore implements PackageStore {
 
   // ---- tarballs -------------------------------------------------------------------------
 
-  createTarball(pkg: ParsedName, fileName: string): TarballWriter {
+  createTarball(pkg: ParsedName, fileName: string, options?: TarballWriteOptions): TarballWriter {
     const finalPath = this.tarballPath(pkg, fileName);
-    const writer = new FileTarballWriter(this.root, packageDirOf(this.root, pkg), finalPath);
+    const writer = new FileTarballWriter(this.root, packageDirOf(this.root, pkg), finalPath, options);
     const commit = writer.commit.bind(writer);
     // remember the digest computed while streaming, keyed by inode so a replaced file is re-hashed
     writer.commit = async () => {
@@ -366,12 +371,11 @@ export class FileSystemStore implements PackageStore {
     }
   }
 
-  async tarballExists(pkg: ParsedName, fileName: string): Promise<boolean> {
+  async tarballAgeMs(pkg: ParsedName, fileName: string): Promise<number | null> {
     try {
-      await stat(this.tarballPath(pkg, fileName));
-      return true;
+      return Date.now() - (await stat(this.tarballPath(pkg, fileName))).mtimeMs;
     } catch (error) {
-      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return false;
+      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return null;
       throw error;
     }
   }

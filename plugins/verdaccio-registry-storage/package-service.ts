@@ -17,6 +17,8 @@ import type { IndexRecord } from '../registry-core/index';
 
 export const PACKUMENT_FILE = 'package.json';
 const PENDING_TTL_MS = 10 * 60_000;
+/** No publish takes this long between writing its tarball and adding its version. */
+const ABANDONED_TARBALL_MS = 120_000;
 
 /** Where index records go (registry.lockb + the dashboard event bus in production). */
 export interface IndexSink {
@@ -41,6 +43,11 @@ function tarballBaseName(url: unknown): string | null {
   } catch {
     return base;
   }
+}
+
+function isReferenced(manifest: Manifest, fileName: string): boolean {
+  if (manifest._attachments?.[fileName]?.version) return true;
+  return Object.values(manifest.versions ?? {}).some((meta) => tarballBaseName(meta?.dist?.tarball) === fileName);
 }
 
 export class PackageService {
@@ -97,19 +104,19 @@ export class PackageService {
   }
 
   async savePackage(name: string, manifest: Manifest): Promise<void> {
-    const pkg = this.parseForWrite(name);
-    if (this.inflight.get(name) === manifest) return this.writeOrHold(pkg, manifest);
+    if (this.inflight.get(name) === manifest) return this.writeOrHold(this.forRead(name), manifest);
+    const pkg = await this.parseForWrite(name);
     await this.store.withLock(pkg.name, () => this.writeOrHold(pkg, manifest));
   }
 
   /** Existing (adopted) packages keep their legacy names; new ones must follow npm's rules. */
-  private parseForWrite(name: string): ParsedName {
+  private async parseForWrite(name: string): Promise<ParsedName> {
     try {
       return parsePackageName(name, 'write');
     } catch (error) {
       const legacy = parsePackageName(name, 'read');
-      if (this.pendingOf(name)) throw error;
-      return legacy;
+      if (await this.store.packumentExists(legacy)) return legacy;
+      throw error;
     }
   }
 
@@ -145,7 +152,14 @@ export class PackageService {
       }
       const original = structuredClone(current);
       const before: ManifestSnapshot = snapshotOf(current);
-      const next = await mutate(current);
+      let next: Manifest;
+      try {
+        next = await mutate(current);
+      } catch (error) {
+        const refused = this.filesRefusedByVerdaccio(original, error);
+        if (refused.length > 0) await this.rollbackRefusedTarballs(pkg, original, onDisk !== null, refused);
+        throw error;
+      }
       const changes = diffSnapshots(before, snapshotOf(next));
 
       let published = new Map<string, string>();
@@ -153,7 +167,8 @@ export class PackageService {
         try {
           published = await this.verifyAddedVersions(pkg, next, changes.added);
         } catch (error) {
-          await this.rollbackRejectedVersions(pkg, original, onDisk !== null, changes.added);
+          const files = changes.added.filter((version) => isValidVersion(version)).map((version) => tarballNameFor(pkg, version));
+          await this.rollbackRefusedTarballs(pkg, original, onDisk !== null, files);
           throw error;
         }
       }
@@ -199,12 +214,24 @@ export class PackageService {
     return published;
   }
 
+  /**
+   * Verdaccio's own addVersion handler refuses a version whose dist.shasum differs from the sha1
+   * it recorded for the upload ("shasum error, <recorded> != <declared>"); it names no file, but
+   * the recorded sha1 identifies the attachment that is not part of any version yet.
+   */
+  private filesRefusedByVerdaccio(original: Manifest, error: unknown): string[] {
+    const match = /^shasum error, ([0-9a-f]{40}) != /i.exec(error instanceof Error ? error.message : '');
+    if (!match) return [];
+    const referenced = new Set(Object.values(original.versions ?? {}).map((meta) => tarballBaseName(meta?.dist?.tarball)));
+    return Object.entries(original._attachments ?? {})
+      .filter(([file, entry]) => entry?.shasum === match[1] && !entry.version && !referenced.has(file))
+      .map(([file]) => file);
+  }
+
   /** A refused publish leaves nothing: its tarball, its attachment record, a package made for it. */
-  private async rollbackRejectedVersions(pkg: ParsedName, original: Manifest, existedOnDisk: boolean, versions: string[]): Promise<void> {
+  private async rollbackRefusedTarballs(pkg: ParsedName, original: Manifest, existedOnDisk: boolean, files: string[]): Promise<void> {
     try {
-      for (const version of versions) {
-        if (!isValidVersion(version)) continue;
-        const file = tarballNameFor(pkg, version);
+      for (const file of files) {
         await this.store.deleteTarball(pkg, file);
         if (original._attachments) delete original._attachments[file];
       }
@@ -252,9 +279,32 @@ export class PackageService {
   // ---- tarballs -------------------------------------------------------------------------
 
   uploadTarball(name: string, fileName: string): TarballWriter {
-    const pkg = this.parseForWrite(name);
+    const pkg = parsePackageName(name, 'read');
     parseTarballName(pkg, fileName);
-    return this.store.createTarball(pkg, fileName);
+    return this.store.createTarball(pkg, fileName, {
+      precheck: async () => {
+        await this.parseForWrite(name);
+      },
+      reclaim: () => this.reclaimAbandonedTarball(pkg, fileName),
+    });
+  }
+
+  /**
+   * A tarball no version refers to, older than any publish in flight, is what a publish
+   * interrupted between its tarball and its metadata leaves behind (client gone, process
+   * killed). It was never acknowledged, so the next publish of that version may replace it.
+   */
+  private reclaimAbandonedTarball(pkg: ParsedName, fileName: string): Promise<boolean> {
+    return this.store.withLock(pkg.name, async () => {
+      const age = await this.store.tarballAgeMs(pkg, fileName);
+      if (age === null) return true;
+      if (age < ABANDONED_TARBALL_MS) return false;
+      const manifest = (await this.store.readPackument(pkg)) ?? this.pendingOf(pkg.name);
+      if (manifest && isReferenced(manifest, fileName)) return false;
+      await this.store.deleteTarball(pkg, fileName);
+      this.log.warn(`${pkg.name}: removed ${fileName}, left by an interrupted publish ${Math.round(age / 1000)} s ago and never part of a version`);
+      return true;
+    });
   }
 
   async readTarball(name: string, fileName: string): Promise<TarballReader> {

@@ -51,6 +51,16 @@ export interface TarballReader {
   readonly size: number;
 }
 
+export interface TarballWriteOptions {
+  /** Runs before anything is written (e.g. a name check that needs to look at storage). */
+  precheck?: () => Promise<void>;
+  /**
+   * The tarball exists already. Return true when it was an abandoned leftover that has been
+   * removed (the write then proceeds), false to refuse with ERR_EXISTS.
+   */
+  reclaim?: () => Promise<boolean>;
+}
+
 export interface StorageDb {
   list: string[];
   secret: string;
@@ -65,11 +75,12 @@ export interface PackageStore {
   writePackument(pkg: ParsedName, manifest: Manifest): Promise<void>;
   deletePackument(pkg: ParsedName): Promise<boolean>;
 
-  createTarball(pkg: ParsedName, fileName: string): TarballWriter;
+  createTarball(pkg: ParsedName, fileName: string, options?: TarballWriteOptions): TarballWriter;
   readTarball(pkg: ParsedName, fileName: string): Promise<TarballReader | null>;
   /** Digest of a stored tarball (memoised from the upload when possible). */
   tarballDigest(pkg: ParsedName, fileName: string): Promise<TarballDigest | null>;
-  tarballExists(pkg: ParsedName, fileName: string): Promise<boolean>;
+  /** ms since the tarball was written, null when there is none. */
+  tarballAgeMs(pkg: ParsedName, fileName: string): Promise<number | null>;
   deleteTarball(pkg: ParsedName, fileName: string): Promise<boolean>;
   /** Removes the package container once its files are gone (no-op when something remains). */
   removePackageContainer(pkg: ParsedName): Promise<void>;

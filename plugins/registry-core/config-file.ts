@@ -9,11 +9,12 @@ import { closeSync, existsSync, fstatSync, openSync, realpathSync, statSync, wat
 import { resolve } from 'node:path';
 import { crc8 } from './crc8';
 import { RegistryCoreError } from './errors';
-import { describeBytes, type ConfigView } from './describe';
+import { describeConfig, type ConfigView } from './describe';
 import {
   CHECK_OFFSET,
   CONFIG_START,
   FEATURE_FLAGS,
+  FIELD_OFFSETS,
   FEATURE_FLAG_NAMES,
   HEADER_SIZE,
   MAGIC,
@@ -41,25 +42,49 @@ export type ConfigListener = (next: ConfigSnapshot, prev: ConfigSnapshot) => voi
 
 export const WATCH_POLL_MS = 50;
 
-/** Immutable; the JSON view is built on first use so setByte stays a syscall plus a few hundred ns. */
+/**
+ * Immutable. Holds the decoded fields; `bytes` and `view` are derived on first use, so setByte()
+ * costs one syscall plus a small object (SPEC §9: ≤ 2× a bare positioned write). `fields` is
+ * frozen on first read rather than at creation, for the same reason.
+ */
 class Snapshot implements ConfigSnapshot {
-  readonly fields: Readonly<ConfigFields>;
-  readonly bytes: Uint8Array;
-  readonly #header: Uint8Array;
+  readonly #fields: ConfigFields;
+  #frozen = false;
+  #bytes: Uint8Array | undefined;
   #view: ConfigView | undefined;
 
-  constructor(header: Uint8Array, fields: ConfigFields) {
-    this.#header = header;
-    this.bytes = header.subarray(CONFIG_START, HEADER_SIZE);
-    this.fields = Object.freeze(fields);
+  constructor(fields: ConfigFields) {
+    this.#fields = fields;
+  }
+
+  get fields(): Readonly<ConfigFields> {
+    if (!this.#frozen) {
+      Object.freeze(this.#fields);
+      this.#frozen = true;
+    }
+    return this.#fields;
+  }
+
+  /** the same fields, for internal comparisons without freezing */
+  get raw(): ConfigFields {
+    return this.#fields;
+  }
+
+  get bytes(): Uint8Array {
+    if (this.#bytes === undefined) {
+      const header = new Uint8Array(HEADER_SIZE);
+      writeConfigBytes(this.#fields, header);
+      this.#bytes = header.subarray(CONFIG_START, HEADER_SIZE);
+    }
+    return this.#bytes;
   }
 
   get view(): ConfigView {
-    return (this.#view ??= describeBytes(this.fields, this.#header));
+    return (this.#view ??= describeConfig(this.fields));
   }
 
-  get header(): Uint8Array {
-    return this.#header;
+  toJSON(): { fields: Readonly<ConfigFields>; view: ConfigView } {
+    return { fields: this.fields, view: this.view };
   }
 }
 
@@ -67,6 +92,8 @@ interface SharedState {
   readonly path: string;
   fd: number;
   ino: number;
+  /** the 17 header bytes as this process last read or wrote them; never handed out */
+  readonly mirror: Uint8Array;
   snapshot: Snapshot;
   readonly listeners: Set<ConfigListener>;
   handles: number;
@@ -83,7 +110,19 @@ function sameHeader(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+function sameFields(a: ConfigFields, b: ConfigFields): boolean {
+  return (
+    a.version === b.version &&
+    a.registryHash === b.registryHash &&
+    a.featureFlags === b.featureFlags &&
+    a.terminalMode === b.terminalMode &&
+    a.rows === b.rows &&
+    a.cols === b.cols
+  );
+}
+
 function notify(state: SharedState, next: Snapshot, prev: Snapshot): void {
+  if (state.listeners.size === 0) return;
   for (const listener of [...state.listeners]) {
     try {
       listener(next, prev);
@@ -94,10 +133,11 @@ function notify(state: SharedState, next: Snapshot, prev: Snapshot): void {
   }
 }
 
-function adopt(state: SharedState, header: Uint8Array, fields: ConfigFields): Snapshot {
+/** Makes `fields` the current snapshot (the mirror already holds its bytes) and tells the watchers. */
+function adopt(state: SharedState, fields: ConfigFields): Snapshot {
   const prev = state.snapshot;
-  if (sameHeader(prev.header, header)) return prev;
-  const next = new Snapshot(header, fields);
+  if (sameFields(prev.raw, fields)) return prev;
+  const next = new Snapshot(fields);
   state.snapshot = next;
   notify(state, next, prev);
   return next;
@@ -107,7 +147,8 @@ function adopt(state: SharedState, header: Uint8Array, fields: ConfigFields): Sn
 function reloadState(state: SharedState): Snapshot {
   const header = readHeaderBytes(state.fd);
   const fields = decodeHeader(header);
-  return adopt(state, header.slice(), fields);
+  state.mirror.set(header);
+  return adopt(state, fields);
 }
 
 function pollState(state: SharedState): void {
@@ -121,8 +162,10 @@ function pollState(state: SharedState): void {
       state.ino = ino;
     }
     const header = readHeaderBytes(state.fd);
-    if (header.length === HEADER_SIZE && sameHeader(header, state.snapshot.header)) return;
-    adopt(state, header.slice(), decodeHeader(header));
+    if (header.length === HEADER_SIZE && sameHeader(header, state.mirror)) return;
+    const fields = decodeHeader(header);
+    state.mirror.set(header);
+    adopt(state, fields);
   } catch {
     // A half-written or damaged header is never adopted; memory keeps the last valid config and
     // the next tick tries again. (A lasting problem is reported by reload() / start-up.)
@@ -160,7 +203,8 @@ function openState(realPath: string): SharedState {
       path: realPath,
       fd,
       ino: fstatSync(fd).ino,
-      snapshot: new Snapshot(header, fields),
+      mirror: header,
+      snapshot: new Snapshot(fields),
       listeners: new Set(),
       handles: 0,
       watcher: undefined,
@@ -244,14 +288,25 @@ export class ConfigFile {
   setByte(offset: number, value: number): ConfigSnapshot {
     const state = this.#live();
     checkByteEdit(offset, value);
-    const header = state.snapshot.header.slice();
-    header[offset] = value;
-    const fields = readConfigBytes(header);
-    const problem = fieldProblem(fieldOf(offset), fields[fieldOf(offset)]);
-    if (problem !== undefined) throw new RegistryCoreError('ERR_CONFIG_FIELD', problem, { field: fieldOf(offset) });
-    header[CHECK_OFFSET] = crc8(header, CONFIG_START, CHECK_OFFSET);
-    writeSync(state.fd, header, CONFIG_START, HEADER_SIZE - CONFIG_START, CONFIG_START);
-    return adopt(state, header, fields);
+    const mirror = state.mirror;
+    const oldByte = mirror[offset];
+    const oldCheck = mirror[CHECK_OFFSET];
+    mirror[offset] = value;
+    const field = fieldOf(offset);
+    const problem = fieldProblem(field, fieldValue(mirror, field));
+    if (problem !== undefined) {
+      mirror[offset] = oldByte;
+      throw new RegistryCoreError('ERR_CONFIG_FIELD', problem, { field });
+    }
+    mirror[CHECK_OFFSET] = crc8(mirror, CONFIG_START, CHECK_OFFSET);
+    try {
+      writeSync(state.fd, mirror, CONFIG_START, HEADER_SIZE - CONFIG_START, CONFIG_START);
+    } catch (error) {
+      mirror[offset] = oldByte;
+      mirror[CHECK_OFFSET] = oldCheck;
+      throw error;
+    }
+    return adopt(state, readConfigBytes(mirror));
   }
 
   toggleFeature(flag: FeatureFlag): Promise<ConfigSnapshot> {
@@ -284,9 +339,10 @@ export class ConfigFile {
         const header = new Uint8Array(HEADER_SIZE);
         header.set(MAGIC, 0);
         writeConfigBytes(nextFields, header);
-        if (sameHeader(header, current.header)) return current;
+        if (sameHeader(header, state.mirror)) return current;
         writeSync(state.fd, header, CONFIG_START, HEADER_SIZE - CONFIG_START, CONFIG_START);
-        return adopt(state, header, { ...nextFields });
+        state.mirror.set(header);
+        return adopt(state, readConfigBytes(header));
       });
     const result = state.queue.then(run, run);
     state.queue = result.catch(() => undefined);
@@ -321,6 +377,18 @@ export class ConfigFile {
       closeSync(state.fd);
       states.delete(state.path);
     }
+  }
+}
+
+/** One field's value straight from header bytes (the others are unchanged and were valid). */
+function fieldValue(header: Uint8Array, field: keyof ConfigFields): number {
+  switch (field) {
+    case 'registryHash':
+      return (header[5] | (header[6] << 8) | (header[7] << 16) | (header[8] << 24)) >>> 0;
+    case 'featureFlags':
+      return (header[9] | (header[10] << 8) | (header[11] << 16) | (header[12] << 24)) >>> 0;
+    default:
+      return header[FIELD_OFFSETS[field]];
   }
 }
 

@@ -37,25 +37,26 @@ function isInt(value: unknown, min: number, max: number): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 }
 
+const shown = (value: unknown): string => (typeof value === 'number' ? String(value) : JSON.stringify(value));
+
 /** The first problem, or undefined. Separate from validateFields so repair can test field by field. */
 export function fieldProblem(field: keyof ConfigFields, value: unknown): string | undefined {
-  const got = typeof value === 'number' ? String(value) : JSON.stringify(value);
   switch (field) {
     case 'version':
-      return isInt(value, 0, 1) ? undefined : `version must be 0 (legacy) or 1 (modern), got ${got}`;
+      return isInt(value, 0, 1) ? undefined : `version must be 0 (legacy) or 1 (modern), got ${shown(value)}`;
     case 'registryHash':
-      return isInt(value, 0, 0xffffffff) ? undefined : `registryHash must be an unsigned 32-bit integer, got ${got}`;
+      return isInt(value, 0, 0xffffffff) ? undefined : `registryHash must be an unsigned 32-bit integer, got ${shown(value)}`;
     case 'featureFlags':
-      if (!isInt(value, 0, 0xffffffff)) return `featureFlags must be an unsigned 32-bit integer, got ${got}`;
+      if (!isInt(value, 0, 0xffffffff)) return `featureFlags must be an unsigned 32-bit integer, got ${shown(value)}`;
       return (value & ~KNOWN_FLAG_BITS) === 0
         ? undefined
         : `featureFlags has unknown bit(s) 0x${((value & ~KNOWN_FLAG_BITS) >>> 0).toString(16)} set ` +
             `(known: PREMIUM_TYPES=1, PRIVATE_REGISTRY=2, DEBUG=4), got 0x${(value >>> 0).toString(16)}`;
     case 'terminalMode':
-      return isInt(value, 0, 2) ? undefined : `terminalMode must be 0 (disabled), 1 (cooked) or 2 (raw), got ${got}`;
+      return isInt(value, 0, 2) ? undefined : `terminalMode must be 0 (disabled), 1 (cooked) or 2 (raw), got ${shown(value)}`;
     case 'rows':
     case 'cols':
-      return isInt(value, 1, 255) ? undefined : `${field} must be 1..255, got ${got}`;
+      return isInt(value, 1, 255) ? undefined : `${field} must be 1..255, got ${shown(value)}`;
   }
 }
 

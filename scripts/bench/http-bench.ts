@@ -6,8 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import autocannon from 'autocannon';
+import { monotonicUs, type ProfileWindow } from './profile';
 import { makeRow, median } from './report';
-import { interleave, probe, sleep, type BenchServer, type Budget, type Log, type Side } from './stock';
+import { interleave, probe, sleep, type BenchServer, type Budget, type Log, type ServerKind, type Side } from './stock';
 import type { BenchRow } from './types';
 
 export interface CannonResult {
@@ -85,20 +86,29 @@ function problemsOf(side: Side, results: readonly CannonResult[]): string[] {
   return bad.map((r) => `ERROR ${side}: ${r.non2xx} non-2xx, ${r.errors} errors (${r.timeouts} timeouts) of ${r.requests} requests`);
 }
 
+/** When a load run hit a server, so its CPU profile can be cut to that run (`--profile`). */
+export interface LoadWindow extends ProfileWindow {
+  row: string;
+  kind: ServerKind;
+  requests: number;
+}
+
 export interface RowOutcome {
   rows: BenchRow[];
   notes: Record<string, string[]>;
   samples: Record<string, { stock: number[]; ours: number[] }>;
+  windows?: LoadWindow[];
 }
 
 export function emptyOutcome(): RowOutcome {
-  return { rows: [], notes: {}, samples: {} };
+  return { rows: [], notes: {}, samples: {}, windows: [] };
 }
 
 export function mergeOutcome(into: RowOutcome, from: RowOutcome): void {
   into.rows.push(...from.rows);
   Object.assign(into.notes, from.notes);
   Object.assign(into.samples, from.samples);
+  (into.windows ??= []).push(...(from.windows ?? []));
 }
 
 /** One endpoint, stock vs ours, interleaved rounds of autocannon; the row is ours/stock req/s. */
@@ -128,12 +138,15 @@ export async function throughputRow(
       headers: endpoints[side].headers,
     });
   }
+  const windows: LoadWindow[] = [];
   const runs = await interleave(settings.rounds, budget, async (side) => {
+    const startUs = monotonicUs();
     const result = await cannon(`${servers[side].url}${endpoints[side].path}`, {
       durationSec: settings.durationSec,
       connections: settings.connections,
       headers: endpoints[side].headers,
     });
+    windows.push({ row: rowName, kind: servers[side].kind, requests: result.requests, startUs, endUs: monotonicUs() });
     log(`  ${rowName} ${side}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms`);
     await sleep(200);
     return result;
@@ -149,6 +162,7 @@ export async function throughputRow(
     rows: [makeRow(rowName, median(oursRps), median(stockRps), 'req/s', target)],
     notes: { [rowName]: notes },
     samples: { [rowName]: { stock: stockRps, ours: oursRps } },
+    windows,
   };
 }
 

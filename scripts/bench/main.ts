@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { runInstallBench, runPublishBench, CLIENT_SETTINGS, type ClientTarget } from './clients-bench';
-import { HTTP_SETTINGS, emptyOutcome, mergeOutcome, runReadBench, runWhoamiBench, type RowOutcome } from './http-bench';
+import { HTTP_SETTINGS, emptyOutcome, mergeOutcome, runReadBench, runWhoamiBench, type LoadWindow, type RowOutcome } from './http-bench';
 import { formatProfile, readProfile, summarizeProfile } from './profile';
 import { evaluateRow, formatTable, makeRow, summarize } from './report';
 import { runStartupBench, STARTUP_SETTINGS } from './startup-bench';
@@ -273,7 +273,7 @@ function finish(
   }
 
   let profiles: Record<string, unknown> = {};
-  if (options.profile && existsSync(profileDir)) profiles = reportProfiles(profileDir);
+  if (options.profile && existsSync(profileDir)) profiles = reportProfiles(profileDir, outcome.windows ?? []);
 
   const file = join(resultsDir, `bench-${stamp}.json`);
   const record = {
@@ -295,14 +295,31 @@ function finish(
   return { rows: outcome.rows, outcome, file };
 }
 
-function reportProfiles(profileDir: string): Record<string, unknown> {
+/**
+ * Whole-life summary of each server's main-thread profile, then one summary per load row cut to
+ * the exact seconds autocannon hit that server, with its CPU cost per request.
+ */
+function reportProfiles(profileDir: string, windows: readonly LoadWindow[]): Record<string, unknown> {
   const summaries: Record<string, unknown> = {};
   for (const kind of readdirSync(profileDir)) {
     const files = readdirSync(join(profileDir, kind)).filter((f) => f.endsWith('.cpuprofile'));
-    for (const file of files) {
-      const summary = summarizeProfile(readProfile(join(profileDir, kind, file)));
-      summaries[`${kind}/${file}`] = summary;
-      log(`\n${formatProfile(`CPU profile ${kind} (${join(profileDir, kind, file)})`, summary)}`);
+    // Worker threads (the logger's transport) get their own file; the busiest one is the server.
+    const profiles = files.map((file) => ({ file, profile: readProfile(join(profileDir, kind, file)) }));
+    const main = profiles
+      .map((entry) => ({ ...entry, busy: summarizeProfile(entry.profile, 1).totalMs }))
+      .sort((a, b) => b.busy - a.busy)[0];
+    if (!main) continue;
+    const whole = summarizeProfile(main.profile);
+    summaries[`${kind}/whole run`] = { file: join(profileDir, kind, main.file), ...whole };
+    log(`\n${formatProfile(`CPU profile ${kind}, whole run (${join(profileDir, kind, main.file)})`, whole)}`);
+    const rows = [...new Set(windows.filter((w) => w.kind === kind).map((w) => w.row))];
+    for (const row of rows) {
+      const mine = windows.filter((w) => w.kind === kind && w.row === row);
+      const summary = summarizeProfile(main.profile, 15, mine);
+      const requests = mine.reduce((sum, w) => sum + w.requests, 0);
+      const perRequest = requests > 0 ? summary.totalMs / requests : Number.NaN;
+      summaries[`${kind}/${row}`] = { requests, cpuMsPerRequest: perRequest, ...summary };
+      log(`\n${formatProfile(`CPU profile ${kind}, ${row}: ${requests} requests, ${perRequest.toFixed(3)} ms CPU per request`, summary)}`);
     }
   }
   return summaries;

@@ -61,12 +61,29 @@ function shortUrl(url: string): string {
   return build >= 0 ? path.slice(build + '/build/'.length) : path;
 }
 
-export function summarizeProfile(profile: CpuProfile, top = 25): ProfileSummary {
+/** A stretch of a run in CLOCK_MONOTONIC µs — the clock V8 stamps profile samples with on Linux. */
+export interface ProfileWindow {
+  startUs: number;
+  endUs: number;
+}
+
+/** Now on the clock of profile timestamps (process.hrtime is CLOCK_MONOTONIC too), in µs. */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/** Ranks self time; with `windows`, only samples taken inside one of them count. */
+export function summarizeProfile(profile: CpuProfile, top = 25, windows?: readonly ProfileWindow[]): ProfileSummary {
   const hits = new Map<number, number>();
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
   // Self time per node from the sample stream (hitCount alone ignores uneven sampling intervals).
-  for (let i = 0; i < samples.length; i += 1) hits.set(samples[i], (hits.get(samples[i]) ?? 0) + (deltas[i] ?? 0) / 1000);
+  let at = profile.startTime;
+  for (let i = 0; i < samples.length; i += 1) {
+    at += deltas[i] ?? 0;
+    if (windows && !windows.some((w) => at >= w.startUs && at <= w.endUs)) continue;
+    hits.set(samples[i], (hits.get(samples[i]) ?? 0) + (deltas[i] ?? 0) / 1000);
+  }
   const byFunction = new Map<string, number>();
   const byOwner = new Map<string, number>();
   let totalMs = 0;

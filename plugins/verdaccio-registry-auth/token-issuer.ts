@@ -154,7 +154,8 @@ export class TokenIssuer {
     const jti = options.jti ?? randomBytes(16).toString('hex');
     const payload: JWTPayload = { groups: [...groups] };
     if (options.readonly !== undefined) payload.readonly = options.readonly;
-    if (options.cidr !== undefined) payload.cidr = new CidrAllowList(options.cidr).ranges;
+    // an empty allow-list means "no restriction" (npm's meaning), so it is left out of the token
+    if (options.cidr !== undefined && options.cidr.length > 0) payload.cidr = new CidrAllowList(options.cidr).ranges;
     const token = await new SignJWT(payload)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
       .setSubject(user)
@@ -247,7 +248,7 @@ export class TokenIssuer {
     if (cidr !== undefined && !isStringArray(cidr)) throw invalid('cidr must be a list of ranges');
     if (this.revocations.isRevoked(jti)) throw invalid('revoked');
     let allowList: CidrAllowList | null = null;
-    if (cidr !== undefined) {
+    if (cidr !== undefined && cidr.length > 0) {
       try {
         allowList = new CidrAllowList(cidr);
       } catch {

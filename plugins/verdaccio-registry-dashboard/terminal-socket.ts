@@ -26,7 +26,7 @@ import type { ConfigChange, ConfigService } from './config-service';
 import type { RenderedConfig } from './config-view';
 import { ClientMessage, describeIssues, MAX_BODY_BYTES } from './requests';
 import type { VerifiedToken } from './token-check';
-import type { AccessChecker, DashboardLogger, RemoteUser } from './verdaccio-adapter';
+import { anonymousUser, type AccessChecker, type DashboardLogger, type RemoteUser } from './verdaccio-adapter';
 
 export interface TerminalSocketOptions {
   path: string;
@@ -51,7 +51,7 @@ interface Client {
   outbox: Promise<void>;
 }
 
-const ANONYMOUS: RemoteUser = Object.freeze({ name: undefined, groups: [], real_groups: [] }) as RemoteUser;
+const ANONYMOUS: RemoteUser = Object.freeze(anonymousUser());
 const ANONYMOUS_SESSION: Session = Object.freeze({ user: null, admin: false, groups: [] }) as Session;
 const WRITE_COMMANDS = new Set<Command['name']>(['set', 'toggle', 'url']);
 /** a client that does not read what we send gets cut off rather than grow our memory */

@@ -72,10 +72,15 @@ export function adaptPluginHost(options: unknown): PluginHost {
   };
 }
 
+/** What Verdaccio's createAnonymousRemoteUser() gives: access rules like `$all` / `$anonymous` match it. */
+export function anonymousUser(): RemoteUser {
+  return { name: undefined, groups: ['$all', '$anonymous', '@all', '@anonymous'], real_groups: [] };
+}
+
 /** `req.remote_user` as set by the app-wide auth middleware; anonymous when missing. */
 export function remoteUserOf(req: Request): RemoteUser {
   const raw = (req as any).remote_user ?? (req as any).res?.locals?.remote_user;
-  if (!raw || typeof raw !== 'object') return { name: undefined, groups: [], real_groups: [] };
+  if (!raw || typeof raw !== 'object') return anonymousUser();
   const user: RemoteUser = {
     name: asString(raw.name) || undefined,
     groups: stringArray(raw.groups),

@@ -3,6 +3,7 @@
  * merged config. It either comes up fully (storage folder usable, index open, tokens readable)
  * and announces itself, or throws, so `scripts/start.ts` refuses to serve without it.
  */
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
 import { bootMark, rebuildIndex, summarizeIndex, PackageIndex, type PackageSummary } from '../registry-core/index';
@@ -41,31 +42,56 @@ function warn(logger: Logger, text: string): void {
   logger.warn({ detail: text }, 'registry-storage: @{detail}');
 }
 
+/** Versions of every stored package, read from its package.json (unreadable ones are left to rebuildIndex to report). */
+function storedVersions(storageDir: string, names: string[]): Map<string, Set<string>> {
+  const stored = new Map<string, Set<string>>();
+  for (const name of names) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(storageDir, ...name.split('/'), 'package.json'), 'utf8')) as { versions?: object };
+      stored.set(name, new Set(Object.keys(manifest?.versions ?? {})));
+    } catch {
+      stored.set(name, new Set(['<unreadable>']));
+    }
+  }
+  return stored;
+}
+
 /**
- * The index must list every stored package: a storage adopted from stock Verdaccio (or edited
- * by hand) is indexed from its package.json files before the first request.
+ * The index must describe exactly what is stored: a storage adopted from stock Verdaccio (or
+ * edited by hand, or a publish killed between its package.json and its index record) is
+ * re-indexed from the package.json files before the first request.
  */
 function reconcileIndex(lockbPath: string, storageDir: string, storedNames: string[], logger: Logger): void {
   const index = PackageIndex.open(lockbPath);
-  let indexed: Set<string>;
+  let summary: PackageSummary[];
   try {
     if (index.recovered) {
       const text = `registry.lockb: dropped a torn last record (${index.recovered.droppedBytes} bytes: ${index.recovered.reason}); the index verifies again`;
       warn(logger, text);
       bootMark(`storage: ${text}`);
     }
-    indexed = new Set(summarizeIndex(index.readAll()).filter((item: PackageSummary) => item.versions.length > 0).map((item: PackageSummary) => item.name));
+    summary = summarizeIndex(index.readAll());
   } finally {
     index.close();
   }
-  const missing = storedNames.filter((name) => !indexed.has(name));
-  const extra = [...indexed].filter((name) => !storedNames.includes(name));
-  if (missing.length === 0 && extra.length === 0) return;
-  const { records } = rebuildIndex(lockbPath, storageDir);
+  const indexed = new Map(summary.map((item) => [item.name, new Set(item.versions)]));
+  const stored = storedVersions(storageDir, storedNames);
+  const differing: string[] = [];
+  for (const [name, versions] of stored) {
+    const known = indexed.get(name);
+    if (!known) {
+      if (versions.size > 0) differing.push(name);
+    } else if (known.size !== versions.size || [...versions].some((v) => !known.has(v))) {
+      differing.push(name);
+    }
+  }
+  for (const [name, versions] of indexed) if (!stored.has(name) && versions.size > 0) differing.push(name);
+  if (differing.length === 0) return;
+  const { records, skipped } = rebuildIndex(lockbPath, storageDir);
   const text =
-    `registry.lockb did not match the storage folder (${missing.length} package(s) not indexed` +
-    (missing.length ? `: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}` : '') +
-    `, ${extra.length} indexed but not stored); rebuilt it from storage: ${records} records`;
+    `registry.lockb did not match the storage folder for ${differing.length} package(s) ` +
+    `(${differing.slice(0, 5).join(', ')}${differing.length > 5 ? ', …' : ''}); rebuilt the index from storage: ${records} records` +
+    (skipped.length > 0 ? `; unreadable: ${skipped.map((item) => `${item.path} (${item.reason})`).join(', ')}` : '');
   warn(logger, text);
   bootMark(`storage: ${text}`);
 }

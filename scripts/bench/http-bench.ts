@@ -46,7 +46,8 @@ export async function cannon(
     timeout: 10,
   });
   return {
-    rps: result.requests.average,
+    // total / duration, not the mean of per-second samples: a slow server's first second can be empty.
+    rps: result.requests.total / result.duration,
     p50: result.latency.p50,
     p99: result.latency.p99,
     requests: result.requests.total,
@@ -157,7 +158,11 @@ export async function throughputRow(
   const oursRps = runs.ours.map((r) => r.rps);
   const stockP50 = median(runs.stock.map((r) => r.p50));
   const oursP50 = median(runs.ours.map((r) => r.p50));
-  notes.push(`p50 latency ms: stock ${stockP50}, ours ${oursP50}; ${settings.connections} connections, ${settings.durationSec} s × ${oursRps.length} round(s)`);
+  const total = (list: CannonResult[]): number => list.reduce((sum, r) => sum + r.requests, 0);
+  notes.push(
+    `p50 latency ms: stock ${stockP50}, ours ${oursP50}; requests: stock ${total(runs.stock)}, ours ${total(runs.ours)}; ` +
+      `${settings.connections} connections, ${settings.durationSec} s × ${oursRps.length} round(s)`,
+  );
   return {
     rows: [makeRow(rowName, median(oursRps), median(stockRps), 'req/s', target)],
     notes: { [rowName]: notes },
@@ -257,7 +262,7 @@ export async function runWhoamiBench(
   );
   if (stockAes) {
     // One short round is enough to show the scale; its backlog is drained before anything else runs.
-    const short: HttpBenchSettings = { ...settings, rounds: 1, durationSec: 2, warmupSec: 0 };
+    const short: HttpBenchSettings = { ...settings, rounds: 1, durationSec: 3, warmupSec: 0 };
     const row = await throughputRow(
       'GET /-/whoami, Bearer (vs stock default AES mode)',
       { stock: stockAes.server, ours: ours.server },

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { runInstallBench, runPublishBench, CLIENT_SETTINGS, type ClientTarget } from './clients-bench';
 import { HTTP_SETTINGS, emptyOutcome, mergeOutcome, runReadBench, runWhoamiBench, type LoadWindow, type RowOutcome } from './http-bench';
 import { formatProfile, readProfile, summarizeProfile } from './profile';
@@ -15,6 +15,7 @@ import { runStartupBench, STARTUP_SETTINGS } from './startup-bench';
 import {
   BUN_BIN,
   Budget,
+  PROJECT_CONFIG,
   PROJECT_ROOT,
   addUser,
   publishRaw,
@@ -48,12 +49,15 @@ export interface BenchOptions {
   only: Set<Group>;
   profile: boolean;
   budgetMs: number;
+  /** config.yaml ours is derived from (default: the project's). */
+  oursConfig: string;
 }
 
 export function parseArgs(argv: readonly string[]): BenchOptions {
   const quick = argv.includes('--quick');
   let only = new Set<Group>(GROUPS);
   let budgetMs = quick ? 110_000 : 570_000;
+  let oursConfig = PROJECT_CONFIG;
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     if (arg === '--quick' || arg === '--profile') continue;
@@ -67,20 +71,25 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
       const value = Number(arg.includes('=') ? arg.slice('--budget='.length) : argv[(i += 1)]);
       if (!Number.isFinite(value) || value <= 0) throw new Error('--budget takes seconds > 0');
       budgetMs = value * 1000;
+    } else if (arg === '--config' || arg.startsWith('--config=')) {
+      const value = arg.includes('=') ? arg.slice('--config='.length) : argv[(i += 1)];
+      if (!value || !existsSync(value)) throw new Error(`--config takes an existing config.yaml; got ${value}`);
+      oursConfig = resolve(value);
     } else if (arg === '--help' || arg === '-h') {
       throw new Error('usage');
     } else {
       throw new Error(`unknown argument ${arg}`);
     }
   }
-  return { quick, only, profile: argv.includes('--profile'), budgetMs };
+  return { quick, only, profile: argv.includes('--profile'), budgetMs, oursConfig };
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--only ${GROUPS.join(',')}] [--budget <seconds>] [--profile]
+const USAGE = `usage: npm run bench -- [--quick] [--only ${GROUPS.join(',')}] [--budget <seconds>] [--profile] [--config <config.yaml>]
   --quick    fewer rounds, shorter load runs (≤ 2 min)
   --only     run only these row groups
   --budget   wall-clock allowance for the workloads (default 570 s, quick 110 s); later rounds are skipped past it
-  --profile  run the servers under node --cpu-prof and print where their CPU went`;
+  --profile  run the servers under node --cpu-prof and print where their CPU went
+  --config   derive ours from this config.yaml instead of the project's (to measure a config change)`;
 
 function version(command: string, args: string[]): string {
   try {
@@ -138,7 +147,10 @@ async function startSeeded(
 ): Promise<Started> {
   const dir = tempDir(kind);
   cleanup.dirs.push(dir);
-  const server = await startServer(kind, dir, { cpuProfDir: options.profile ? join(profileDir, kind) : undefined });
+  const server = await startServer(kind, dir, {
+    cpuProfDir: options.profile ? join(profileDir, kind) : undefined,
+    baseConfig: options.oursConfig,
+  });
   cleanup.running.push(server);
   const token = await addUser(server.url, USER, PASSWORD);
   if (seed) {
@@ -177,7 +189,7 @@ export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[
   };
   log(`npm run bench (${mode}) — ${started.toISOString()}`);
   log(`machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB; node ${machine.node}, npm ${machine.npm}, bun ${machine.bun}, verdaccio ${machine.verdaccio}`);
-  log('stock = node_modules/verdaccio/bin/verdaccio (htpasswd + local storage, no uplinks); ours = build/scripts/start.js with config.yaml');
+  log(`stock = node_modules/verdaccio/bin/verdaccio (htpasswd + local storage, no uplinks); ours = build/scripts/start.js with ${options.oursConfig}`);
 
   const outcome = emptyOutcome();
   const dirs: string[] = [];
@@ -191,7 +203,7 @@ export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[
     }
     if (wants('startup')) {
       log('\n[startup] cold start, interleaved');
-      mergeOutcome(outcome, await runStartupBench(STARTUP_SETTINGS[mode], budget, log));
+      mergeOutcome(outcome, await runStartupBench({ ...STARTUP_SETTINGS[mode], oursBaseConfig: options.oursConfig }, budget, log));
     }
     const serverGroups = (['read', 'publish', 'install', 'whoami'] as const).filter(wants);
     if (serverGroups.length > 0) {
@@ -283,6 +295,7 @@ function finish(
     argv: process.argv.slice(2),
     durationSec: Math.round((Date.now() - started.getTime()) / 1000),
     machine,
+    oursConfig: options.oursConfig,
     ratio: 'ratio = ours / stock (or ours / the named baseline); the target says which direction wins',
     rows: outcome.rows.map((row) => ({ ...row, verdict: evaluateRow(row, outcome.notes[row.name]) })),
     notes: outcome.notes,

@@ -24,6 +24,8 @@ import {
 
 export interface StartupBenchSettings {
   rounds: number;
+  /** Ours only: config.yaml to derive from (default: the project's). */
+  oursBaseConfig?: string;
 }
 
 export const STARTUP_SETTINGS: Record<'quick' | 'full', StartupBenchSettings> = {
@@ -32,8 +34,8 @@ export const STARTUP_SETTINGS: Record<'quick' | 'full', StartupBenchSettings> = 
 };
 
 /** Spawn → /-/ping 200 in ms, then a graceful stop. */
-export async function coldStartOnce(side: Side, dir: string): Promise<number> {
-  if (side === 'ours') writeOursConfig(dir);
+export async function coldStartOnce(side: Side, dir: string, oursBaseConfig?: string): Promise<number> {
+  if (side === 'ours') writeOursConfig(dir, oursBaseConfig);
   else writeStockConfig(dir);
   const port = await freePort();
   const started = performance.now();
@@ -54,7 +56,7 @@ export async function runStartupBench(settings: StartupBenchSettings, budget: Bu
     // A side that cannot start here fails every measurement below too, each recorded as an ERROR.
     for (const side of ['stock', 'ours'] as const) {
       try {
-        const server = await startServer(side, kept[side]);
+        const server = await startServer(side, kept[side], { baseConfig: settings.oursBaseConfig });
         await server.stop();
       } catch (error) {
         log(`  first start of ${side} failed: ${error instanceof Error ? error.message.split('\n').slice(0, 3).join(' | ') : String(error)}`);
@@ -69,7 +71,7 @@ export async function runStartupBench(settings: StartupBenchSettings, budget: Bu
       const runs = await interleave(settings.rounds, budget, async (side): Promise<number | string> => {
         const dir = flavour.fresh ? tempDir(`fresh-${side}`) : kept[side];
         try {
-          const ms = await coldStartOnce(side, dir);
+          const ms = await coldStartOnce(side, dir, settings.oursBaseConfig);
           log(`  ${flavour.name} ${side}: ${ms.toFixed(0)} ms`);
           return ms;
         } catch (error) {

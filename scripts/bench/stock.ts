@@ -38,6 +38,8 @@ export interface LaunchOptions {
   port?: number;
   /** Write a V8 CPU profile of the server into this folder (`node --cpu-prof`); written on graceful exit. */
   cpuProfDir?: string;
+  /** Ours only: the config.yaml to derive the server's config from (default: the project's). */
+  baseConfig?: string;
   timeoutMs?: number;
 }
 
@@ -70,13 +72,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-function projectConfig(): Record<string, unknown> {
-  return load(readFileSync(join(PROJECT_ROOT, 'config.yaml'), 'utf8')) as Record<string, unknown>;
+export const PROJECT_CONFIG = join(PROJECT_ROOT, 'config.yaml');
+
+function readConfig(path: string): Record<string, unknown> {
+  return load(readFileSync(path, 'utf8')) as Record<string, unknown>;
 }
 
 /** Same keys as the project config (packages, server, body limit…), with only Verdaccio's own parts. */
 export function writeStockConfig(dir: string, options: { jwt?: boolean } = {}): string {
-  const config = projectConfig();
+  const config = readConfig(PROJECT_CONFIG);
   delete config.plugins;
   delete config.store;
   delete config.registry_lockb;
@@ -92,9 +96,12 @@ export function writeStockConfig(dir: string, options: { jwt?: boolean } = {}): 
   return configPath;
 }
 
-/** The project's config.yaml as the harness uses it: state inside `dir`, plugins from the checkout. */
-export function writeOursConfig(dir: string): string {
-  const config = projectConfig();
+/**
+ * The project's config.yaml (or `baseConfig`, to compare a config change) as the harness uses it:
+ * state inside `dir`, plugins from the checkout.
+ */
+export function writeOursConfig(dir: string, baseConfig = PROJECT_CONFIG): string {
+  const config = readConfig(baseConfig);
   config.storage = './storage';
   config.plugins = join(PROJECT_ROOT, 'plugins');
   config.registry_lockb = './registry.lockb';
@@ -194,7 +201,7 @@ function server(kind: ServerKind, dir: string, port: number, child: ChildProcess
 /** Ours: the lead's start script on a config derived from the project's config.yaml; port 0 unless given. */
 export async function startOurs(dir: string, options: LaunchOptions = {}): Promise<BenchServer> {
   mkdirSync(dir, { recursive: true });
-  writeOursConfig(dir);
+  writeOursConfig(dir, options.baseConfig);
   const timeoutMs = options.timeoutMs ?? 30000;
   const { child, logs } = spawnServer('ours', dir, options.port ?? 0, options);
   try {

@@ -1,0 +1,82 @@
+/**
+ * The plain snapshot (`--once`, or stdout not a terminal): text only, no escape codes, laid out
+ * for the config's `cols` width. Pure.
+ */
+import { FEATURE_FLAG_NAMES } from '../plugins/registry-core/layout';
+import { fieldsOf } from './model';
+import { gridLines, lineText } from './render';
+import { configBytes, type PackageInfo, type ServerConfig } from './protocol';
+
+/** Snapshots are never narrower than the grid, whatever `cols` says. */
+const MIN_SNAPSHOT_WIDTH = 48;
+
+export const DISABLED_MESSAGE =
+  'terminal mode is disabled in registry.lockb (byte 13 = 0); enable it with `npm run config -- set 13 2`';
+
+export function renderSnapshot(input: {
+  registry: string;
+  config: ServerConfig;
+  packages: PackageInfo[] | { error: string };
+  now?: Date;
+}): string {
+  const { config } = input;
+  const width = Math.max(MIN_SNAPSHOT_WIDTH, config.fields.cols);
+  const f = config.fields;
+  const fields = fieldsOf(config);
+  const on = FEATURE_FLAG_NAMES.filter((flag) => config.flags[flag]);
+  const out: string[] = [];
+  out.push(`registry ${input.registry} at ${(input.now ?? new Date()).toISOString()}`);
+  out.push('');
+  out.push('config bytes (registry.lockb offsets 4..16)');
+  for (const line of gridLines(configBytes(config), null)) out.push(lineText(line));
+  out.push(`hex ${config.hex} check ${config.check}`);
+  out.push('');
+  out.push(`version       ${f.version} (${f.version === 1 ? 'modern' : 'legacy'})`);
+  out.push(`registryHash  ${f.registryHash}${typeof config.registryUrl === 'string' ? ` (${config.registryUrl}${config.urlMatchesHash === false ? ': does NOT hash to this value' : ''})` : ''}`);
+  out.push(`featureFlags  ${fields.featureFlags} = ${on.join(' | ') || 'none'}`);
+  out.push(`terminalMode  ${fields.terminalMode} (${f.terminalMode})`);
+  out.push(`rows x cols   ${f.rows} x ${f.cols}`);
+  out.push(`check         0x${config.check}`);
+  if (config.issuer) out.push(`issuer        ${config.issuer.url} (${config.issuer.alg})`);
+  out.push('');
+  out.push('flags');
+  for (const flag of FEATURE_FLAG_NAMES) out.push(`  [${config.flags[flag] ? 'x' : ' '}] ${flag}`);
+  out.push('');
+  if ('error' in input.packages) {
+    out.push(`packages: not available (${input.packages.error})`);
+  } else {
+    out.push(`packages (${input.packages.length})`);
+    for (const p of input.packages) {
+      const tags = Object.entries(p.distTags).map(([tag, version]) => `${tag}=${version}`).join(' ');
+      out.push(`  ${p.name}  ${p.versions.join(', ') || '(no versions)'}${tags ? `  [${tags}]` : ''}  ${p.time}`);
+    }
+  }
+  if (fields.terminalMode === 0) {
+    out.push('');
+    out.push(`note: ${DISABLED_MESSAGE}`);
+  }
+  return `${out.flatMap((line) => wrap(line, width)).join('\n')}\n`;
+}
+
+export function snapshotJson(input: { registry: string; config: ServerConfig; packages: PackageInfo[] | { error: string } }): string {
+  return `${JSON.stringify({ registry: input.registry, config: input.config, packages: input.packages }, null, 2)}\n`;
+}
+
+/** Breaks a long line at spaces (continuations indented), so nothing is cut off. */
+export function wrap(line: string, width: number): string[] {
+  if (line.length <= width) return [line];
+  const out: string[] = [];
+  let rest = line;
+  let indent = '';
+  while (indent.length + rest.length > width) {
+    const room = width - indent.length;
+    let cut = rest.lastIndexOf(' ', room);
+    if (cut <= 0) cut = room;
+    out.push(indent + rest.slice(0, cut).trimEnd());
+    rest = rest.slice(cut).trimStart();
+    indent = '    ';
+    if (rest === '') break;
+  }
+  if (rest !== '') out.push(indent + rest);
+  return out;
+}

@@ -11,6 +11,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
+import { armSelfPublishOnStart } from './lib/self-publish-on-start';
 import { readVerdaccioConfig, requiredParts } from './lib/verdaccio-config';
 import {
   ConfigFile,
@@ -121,6 +122,7 @@ async function main(): Promise<void> {
   const verdaccioConfig = readVerdaccioConfig(configPath);
   await prepareLockfile(configPath, verdaccioConfig.lockbPath);
   guardPluginPresence(requiredParts(verdaccioConfig));
+  armSelfPublishOnStart(configPath);
 
   const verdaccioBin = join(dirname(require.resolve('verdaccio/package.json')), 'bin', 'verdaccio');
   process.argv = [process.execPath, verdaccioBin, ...verdaccioArgs];

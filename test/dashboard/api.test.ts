@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
-import { createClientDir, writePackage, type RunningRegistry } from '../harness/registry';
-import { configHexOnDisk, createUsers, lockbBytes, postConfig, request, startDashboardRegistry } from './helpers';
+import { addUser, createClientDir, writePackage, type RunningRegistry } from '../harness/registry';
+import { ADMIN, READER, configHexOnDisk, createUsers, lockbBytes, postConfig, request, startDashboardRegistry } from './helpers';
 
 const SPEC_ENV =
   'BUN_CONFIG_VERSION=1\nBUN_REGISTRY_URL=http://localhost:4873\nBUN_FEATURE_PRIVATE_REGISTRY=1\nBUN_FEATURE_PREMIUM_TYPES=1\n' +
@@ -97,11 +97,20 @@ describe('dashboard API', () => {
     assert.equal(lockbBytes(registry).readUInt32LE(5), 0x4469efac);
     assert.match(readFileSync(registry.envFile, 'utf8'), /^BUN_REGISTRY_URL=https:\/\/registry\.mycompany\.com$/m);
 
-    // back to the start so other tests see the defaults
-    await postConfig(registry, { op: 'setRegistryUrl', url: 'http://localhost:4873' }, admin);
-    await postConfig(registry, { op: 'setByte', offset: 13, value: 2 }, admin);
-    await postConfig(registry, { op: 'toggleFeature', flag: 'DEBUG' }, admin);
+    // The new issuer/audience invalidates every token (SPEC §3): log in again to undo, and again after.
+    admin = await addUser(registry, ADMIN.name, ADMIN.password);
+    const back = await postConfig(registry, { op: 'setRegistryUrl', url: 'http://localhost:4873' }, admin);
+    assert.equal(back.status, 200, back.text);
+    admin = await addUser(registry, ADMIN.name, ADMIN.password);
+    for (const operation of [
+      { op: 'setByte', offset: 13, value: 2 },
+      { op: 'toggleFeature', flag: 'DEBUG' },
+    ]) {
+      const undone = await postConfig(registry, operation, admin);
+      assert.equal(undone.status, 200, undone.text);
+    }
     assert.equal(configHexOnDisk(registry), '010a96b6ce0300000002185036');
+    reader = await addUser(registry, READER.name, READER.password);
   });
 
   it('every malformed request is a 4xx JSON error naming the problem, and the file is unchanged', async () => {

@@ -7,9 +7,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PackageIndex, type IndexRecord } from '../../plugins/registry-core/index';
-import { addUser, createClientDir, startRegistry, writePackage, type ClientDir, type RunningRegistry } from '../harness/registry';
-import { getBytes, getJson, tarballUrl, useOurStorage } from './lib/packages';
+import { PackageIndex, summarizeIndex, type IndexRecord } from '../../plugins/registry-core/index';
+import { NODE_BIN, PROJECT_ROOT, addUser, createClientDir, run, startRegistry, writePackage, type ClientDir, type RunningRegistry } from '../harness/registry';
+import { getBytes, getJson, publishRaw, tarballUrl, useOurStorage } from './lib/packages';
 
 function indexRecords(registry: RunningRegistry): IndexRecord[] {
   const index = PackageIndex.open(registry.lockbPath);
@@ -147,5 +147,20 @@ describe('npm and bun flows against registry-storage', () => {
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /409|already present|already exists|cannot publish over/i);
     assert.ok(readFileSync(join(registry.storageDir, 'bun-flow', 'bun-flow-3.0.0.tgz')).equals(before));
+  });
+
+  test('npm run config -- rebuild-index, on the running registry: same packages, versions and tags; appends continue', async () => {
+    const summary = (): string[] =>
+      summarizeIndex(indexRecords(registry)).map((item) => `${item.name} ${[...item.versions].sort().join(',')} ${JSON.stringify(item.distTags)}`);
+    const before = summary();
+    assert.ok(before.some((line) => line.startsWith('bun-flow 3.0.0 ')), before.join('\n'));
+    const rebuilt = await run(NODE_BIN, [join(PROJECT_ROOT, 'build', 'scripts', 'config-cli.js'), '--config', registry.configPath, 'rebuild-index']);
+    assert.equal(rebuilt.code, 0, rebuilt.stderr);
+    assert.match(rebuilt.stdout, /rebuilt the package index/);
+    assert.deepEqual(summary(), before);
+    // the server's descriptors survive the rebuild (same inode): its next record lands in the file
+    const published = await publishRaw(registry.url, token, 'bun-flow', '3.1.0');
+    assert.equal(published.status, 201, published.text);
+    assert.deepEqual(describeRecords(indexRecords(registry), 'bun-flow').slice(-2), ['publish 3.1.0', 'dist-tag 3.1.0 latest']);
   });
 });

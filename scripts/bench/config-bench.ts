@@ -68,6 +68,17 @@ export async function runConfigBench(options: { quick: boolean }): Promise<Bench
     const setByteNs = median(setNs);
     const bareWriteNs = median(bareNs);
 
+    // The same with a watcher attached (what a running dashboard does): inotify makes the kernel
+    // queue an event per write. Informative; the SPEC row above is the plain call.
+    const stopWatching = config.watchConfig(() => undefined);
+    const watchedNs: number[] = [];
+    const bareAgainNs: number[] = [];
+    for (let b = 0; b < Math.ceil(batches / 2); b++) {
+      watchedNs.push(timeBatch(500, setOnce));
+      bareAgainNs.push(timeBatch(500, bareOnce));
+    }
+    stopWatching();
+
     // toggleFeature(): cross-process lock (mkdir/rmdir), re-read, write.
     const toggleBatches = options.quick ? 5 : 15;
     await timeBatchAsync(10, () => config.toggleFeature('DEBUG'));
@@ -78,6 +89,7 @@ export async function runConfigBench(options: { quick: boolean }): Promise<Bench
     return [
       makeRow('config: getConfig() in process', getConfigNs, null, 'ns', '≤ 100 ns median'),
       makeRow('config: setByte() (no fsync) vs bare 2-byte pwrite', setByteNs, bareWriteNs, 'ns', '≤ 2× bare write'),
+      makeRow('config: setByte() with a watcher attached (info)', median(watchedNs), median(bareAgainNs), 'ns', 'info'),
       makeRow('config: toggleFeature() (lock + re-read + write)', median(toggleUs), null, 'µs', 'info'),
     ];
   } finally {

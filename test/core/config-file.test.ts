@@ -196,6 +196,19 @@ test('watchConfig sees a write from another process within 100 ms', async () => 
   assert.ok(passed, `change not observed within 100 ms in 3 attempts: ${latencies.map((l) => l.toFixed(1)).join(', ')} ms`);
 });
 
+test('getConfig() follows another process\'s write even without a registered watcher', async () => {
+  const path = freshFile();
+  const config = ConfigFile.open(path);
+  await execFileAsync(process.execPath, [WORKER, 'toggle', path, 'DEBUG', '1'], { timeout: 30_000 });
+  let seen = false;
+  for (let i = 0; i < 40 && !seen; i++) {
+    seen = config.getConfig().fields.featureFlags === 7;
+    if (!seen) await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  config.close();
+  assert.ok(seen, 'the 50 ms poll picked up the change within 1 s');
+});
+
 test('a damaged header written by another party is never adopted by a watcher', async () => {
   const path = freshFile();
   const config = ConfigFile.open(path);

@@ -11,7 +11,7 @@
  * its exact string (bounded): a hit is re-checked against expiry, revocation and the CURRENT
  * issuer/audience, so the cache can never outlive a logout or a registry-URL change.
  */
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { SignJWT, compactVerify, errors as joseErrors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { getAudience, getIssuer, getTokenAlgorithm, type ConfigFields } from '../registry-core/index';
 import { AuthError } from './errors';
@@ -44,7 +44,7 @@ export interface IssueOptions {
   readonly?: boolean;
   /** generated tokens only: requests must come from one of these ranges */
   cidr?: readonly string[];
-  /** defaults to 128 random bits, hex */
+  /** defaults to 32 random hex digits (a UUID without dashes: npm redacts UUID-shaped strings in its output, and the jti is also the `npm token` key) */
   jti?: string;
 }
 
@@ -78,6 +78,12 @@ export interface VerifiedToken {
 export interface TokenIssuerOptions {
   defaultTtlSeconds: number;
   cacheSize?: number;
+  /**
+   * How long the registry URL read from `.env.local` is trusted while the 13 bytes stay the same
+   * (default 1000 ms). A URL change through the dashboard/CLI also rewrites registryHash, which is
+   * seen at once; this bound only covers a hand edit of `.env.local`.
+   */
+  urlRecheckMs?: number;
 }
 
 function invalid(reason: string): AuthError {
@@ -107,7 +113,8 @@ export class TokenIssuer {
   private readonly defaultTtlSeconds: number;
   private readonly cacheSize: number;
   private readonly cache = new Map<string, VerifiedToken>();
-  private stateKey: { fields: ConfigFields; registryUrl: string } | null = null;
+  private readonly urlRecheckMs: number;
+  private stateKey: { fields: ConfigFields; registryUrl: string; checkedAt: number } | null = null;
   private stateValue: IssuerState | null = null;
 
   constructor(ring: KeyRing, context: IssuerContext, revocations: RevocationList, options: TokenIssuerOptions) {
@@ -116,13 +123,18 @@ export class TokenIssuer {
     this.revocations = revocations;
     this.defaultTtlSeconds = options.defaultTtlSeconds;
     this.cacheSize = options.cacheSize ?? 10_000;
+    this.urlRecheckMs = options.urlRecheckMs ?? 1000;
   }
 
   /** Algorithm, issuer and audience for the config as it is right now. */
   state(): IssuerState {
     const fields = this.context.fields();
+    const now = Date.now();
+    const key = this.stateKey;
+    if (this.stateValue && key && key.fields === fields && now - key.checkedAt < this.urlRecheckMs) return this.stateValue;
     const registryUrl = this.context.registryUrl();
-    if (this.stateValue && this.stateKey && this.stateKey.fields === fields && this.stateKey.registryUrl === registryUrl) {
+    if (this.stateValue && key && key.fields === fields && key.registryUrl === registryUrl) {
+      key.checkedAt = now;
       return this.stateValue;
     }
     const state: IssuerState = {
@@ -131,7 +143,7 @@ export class TokenIssuer {
       audience: getAudience(fields),
       registryUrl,
     };
-    this.stateKey = { fields, registryUrl };
+    this.stateKey = { fields, registryUrl, checkedAt: now };
     this.stateValue = state;
     return state;
   }
@@ -151,7 +163,7 @@ export class TokenIssuer {
     const ttl = options.ttlSeconds ?? this.defaultTtlSeconds;
     if (!Number.isInteger(ttl) || ttl <= 0) throw new AuthError('ERR_TOKEN_OPTIONS', `token lifetime must be a positive number of seconds, got ${ttl}`);
     const now = Math.floor(Date.now() / 1000);
-    const jti = options.jti ?? randomBytes(16).toString('hex');
+    const jti = options.jti ?? randomUUID().replaceAll('-', '');
     const payload: JWTPayload = { groups: [...groups] };
     if (options.readonly !== undefined) payload.readonly = options.readonly;
     // an empty allow-list means "no restriction" (npm's meaning), so it is left out of the token

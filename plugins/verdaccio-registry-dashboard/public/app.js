@@ -373,7 +373,7 @@ function logEvent(event) {
   const parts = [subject, event.user ? `by ${event.user}` : '', event.detail ?? ''].filter(Boolean).join(' · ');
   const item = h('li', { 'data-kind': event.kind }, [
     h('time', { datetime: new Date(event.time).toISOString() }, [formatTime(event.time)]),
-    h('span', { class: `event-kind ${event.kind}` }, [event.kind]),
+    h('span', { class: `event-kind kind-${event.kind}` }, [event.kind]),
     parts,
   ]);
   ui.eventLog.prepend(item);

@@ -37,7 +37,7 @@ export const KEYMAP: readonly KeyBinding[] = [
   { keys: ['right', 'l'], label: '→', action: 'cursor-right', hint: 'move', summary: 'cursor to the next byte', edits: false, footer: true },
   { keys: ['up', 'k'], label: '↑', action: 'field-prev', hint: 'move', summary: 'cursor to the first byte of the previous field', edits: false, footer: true },
   { keys: ['down', 'j'], label: '↓', action: 'field-next', hint: 'move', summary: 'cursor to the first byte of the next field', edits: false, footer: true },
-  { keys: ['enter'], label: 'Enter', action: 'edit-byte', hint: 'edit byte', summary: 'edit the byte under the cursor (decimal or 0x hex; Esc cancels)', edits: true, footer: true },
+  { keys: ['enter'], label: 'Enter', action: 'edit-byte', hint: 'edit', summary: 'edit the byte under the cursor (decimal or 0x hex; Esc cancels)', edits: true, footer: true },
   { keys: ['tab'], label: 'Tab', action: 'next-flag', hint: 'pick flag', summary: 'move the flag cursor (the > in the flag panel) to the next flag', edits: false, footer: true },
   { keys: ['S-tab'], label: 'S-Tab', action: 'prev-flag', hint: 'pick flag', summary: 'move the flag cursor to the previous flag', edits: false, footer: false },
   { keys: ['f'], label: 'f', action: 'toggle-flag', hint: 'toggle flag', summary: 'toggle the flag under the flag cursor (>)', edits: true, footer: true },

@@ -4,7 +4,7 @@
  * the text directly.
  */
 import { helpText } from '../plugins/registry-core/commands';
-import { CONFIG_START, FEATURE_FLAGS, FEATURE_FLAG_NAMES, fieldAt } from '../plugins/registry-core/layout';
+import { CONFIG_START, FEATURE_FLAG_NAMES, fieldAt } from '../plugins/registry-core/layout';
 import { footerHints, keyHelpLines } from './keymap';
 import { describeCursor, type ClientState, type LogEntry } from './model';
 import { configBytes, type PackageInfo, type ServerConfig } from './protocol';
@@ -142,10 +142,10 @@ function flagLines(state: ClientState, config: ServerConfig, compact: boolean): 
     ];
   });
   if (compact) return [[seg('flags ', 'dim'), ...items.flatMap((item, i) => (i === 0 ? item : [seg(' '), ...item]))]];
-  const title = state.readonly ? 'flags' : 'flags (Tab picks >, f toggles)';
+  const title = state.readonly ? 'flags' : 'flags  Tab: pick >  f: toggle';
   return [
     [seg(title, 'heading')],
-    ...items.map((item, i) => [...item, seg(`  bit ${Math.log2(FEATURE_FLAGS[FEATURE_FLAG_NAMES[i]])}`, 'dim')]),
+    ...items,
   ];
 }
 
@@ -249,8 +249,9 @@ function mainScreen(state: ClientState, width: number, height: number): Line[] {
     if (!compact) top.push([]);
     const info = infoLines(config, compact);
     const flags = flagLines(state, config, compact);
-    if (!compact && width >= 84) {
-      const leftWidth = Math.max(...info.map((l) => lineText(l).length)) + 3;
+    const leftWidth = Math.max(...info.map((l) => lineText(l).length)) + 2;
+    const flagsWidth = Math.max(...flags.map((l) => lineText(l).length));
+    if (!compact && leftWidth + flagsWidth <= width) {
       for (let i = 0; i < Math.max(info.length, flags.length); i++) {
         const left = info[i] ?? [];
         top.push([...left, seg(' '.repeat(Math.max(1, leftWidth - lineText(left).length))), ...(flags[i] ?? [])]);

@@ -1,6 +1,6 @@
 /**
- * The plain snapshot (`--once`, or stdout not a terminal): text only, no escape codes, laid out
- * for the config's `cols` width. Pure.
+ * The plain snapshot (`--once`, or stdout not a terminal): text only, no escape codes; the
+ * package list is wrapped to the config's `cols`. Pure.
  */
 import { FEATURE_FLAG_NAMES } from '../plugins/registry-core/layout';
 import { fieldsOf } from './model';
@@ -48,14 +48,15 @@ export function renderSnapshot(input: {
     out.push(`packages (${input.packages.length})`);
     for (const p of input.packages) {
       const tags = Object.entries(p.distTags).map(([tag, version]) => `${tag}=${version}`).join(' ');
-      out.push(`  ${p.name}  ${p.versions.join(', ') || '(no versions)'}${tags ? `  [${tags}]` : ''}  ${p.time}`);
+      out.push(...wrap(`  ${p.name}  ${p.versions.join(', ') || '(no versions)'}${tags ? `  [${tags}]` : ''}  ${p.time}`, width));
     }
   }
   if (fields.terminalMode === 0) {
     out.push('');
     out.push(`note: ${DISABLED_MESSAGE}`);
   }
-  return `${out.flatMap((line) => wrap(line, width)).join('\n')}\n`;
+  // Only the package list can grow past `cols`: it is wrapped; messages stay on one line so they can be grepped.
+  return `${out.join('\n')}\n`;
 }
 
 export function snapshotJson(input: { registry: string; config: ServerConfig; packages: PackageInfo[] | { error: string } }): string {

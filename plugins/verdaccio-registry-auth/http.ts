@@ -27,6 +27,8 @@ import { TOKEN_ALGORITHMS } from './keys';
 const LOGOUT_PATH = /\/-\/user\/token\/([^/?#]+)/;
 const REDACTED = '[redacted]';
 const COUCH_PREFIX = 'org.couchdb.user:';
+/** Every route of ours starts with one of these. */
+const OWN_PATH_PREFIX = /^\/(?:_auth\/|-\/user\/|-\/npm\/v1\/tokens)/;
 
 const logoutTokens = new WeakMap<IncomingMessage, string>();
 let redactionInstalled = false;
@@ -137,18 +139,64 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
   const { service, issuer, helpers, logger } = deps;
   const router = createRoutes(deps);
 
-  const resolveCredentials = async (req: AuthRequest, res: Response): Promise<boolean> => {
+  const anonymous = (req: AuthRequest, res: Response, error?: string): void => {
+    const user = helpers.createAnonymousRemoteUser();
+    if (error) user.error = error;
+    req.remote_user = user;
+    res.locals.remote_user = user;
+  };
+
+  /** A verified token becomes the remote user, then its restrictions apply (false = answered 403). */
+  const acceptToken = (req: AuthRequest, res: Response, auth: RequestAuth, verified: VerifiedToken): boolean => {
+    auth.verified = verified;
+    const user = helpers.createRemoteUser(verified.user, verified.groups);
+    req.remote_user = user;
+    res.locals.remote_user = user;
+    if (verified.cidr && !verified.cidr.allows(clientIp(req))) {
+      sendJson(res, 403, { error: `this token may not be used from ${clientIp(req)} (allowed: ${verified.cidr.ranges.join(', ')})` });
+      return false;
+    }
+    if (verified.readonly && req.method !== 'GET' && req.method !== 'HEAD' && !isSelfRevocation(req, auth)) {
+      sendJson(res, 403, { error: 'this token is read-only' });
+      return false;
+    }
+    return true;
+  };
+
+  const rejectToken = (req: AuthRequest, res: Response, error: unknown): boolean => {
+    const reason = isAuthError(error) ? error.message : 'invalid token';
+    logger.debug({ ip: clientIp(req), reason }, 'bearer token rejected from @{ip}: @{reason}');
+    anonymous(req, res, reason);
+    return true;
+  };
+
+  const checkBasic = async (req: AuthRequest, res: Response, auth: RequestAuth, user: string, password: string): Promise<boolean> => {
+    let groups: string[] | null;
+    try {
+      groups = await service.basic(user, password, clientIp(req));
+    } catch (error) {
+      anonymous(req, res);
+      sendError(res, logger, error);
+      return false;
+    }
+    auth.basicOk = groups !== null;
+    if (!groups) {
+      anonymous(req, res, 'bad username or password');
+      return true;
+    }
+    const remoteUser = helpers.createRemoteUser(user, groups);
+    req.remote_user = remoteUser;
+    res.locals.remote_user = remoteUser;
+    return true;
+  };
+
+  /** true = go on, false = already answered. Synchronous when it can be (no header, a token seen before). */
+  const resolveCredentials = (req: AuthRequest, res: Response): boolean | Promise<boolean> => {
     const header = req.headers.authorization;
     const auth: RequestAuth = { kind: 'anonymous' };
     requestAuth.set(req, auth);
-    const anonymous = (error?: string): void => {
-      const user = helpers.createAnonymousRemoteUser();
-      if (error) user.error = error;
-      req.remote_user = user;
-      res.locals.remote_user = user;
-    };
     if (!header) {
-      anonymous();
+      anonymous(req, res);
       return true;
     }
     const space = header.indexOf(' ');
@@ -157,57 +205,30 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
     if (scheme === 'bearer' && value) {
       auth.kind = 'bearer';
       auth.bearer = value;
-      let verified: VerifiedToken;
-      try {
-        verified = await issuer.verify(value);
-      } catch (error) {
-        const reason = isAuthError(error) ? error.message : 'invalid token';
-        logger.debug({ ip: clientIp(req), reason }, 'bearer token rejected from @{ip}: @{reason}');
-        anonymous(reason);
-        return true;
-      }
-      auth.verified = verified;
-      const user = helpers.createRemoteUser(verified.user, verified.groups);
-      req.remote_user = user;
-      res.locals.remote_user = user;
-      if (verified.cidr && !verified.cidr.allows(clientIp(req))) {
-        sendJson(res, 403, { error: `this token may not be used from ${clientIp(req)} (allowed: ${verified.cidr.ranges.join(', ')})` });
-        return false;
-      }
-      if (verified.readonly && req.method !== 'GET' && req.method !== 'HEAD' && !isSelfRevocation(req, auth)) {
-        sendJson(res, 403, { error: 'this token is read-only' });
-        return false;
-      }
-      return true;
+      const seen = issuer.peekVerified(value);
+      if (seen) return acceptToken(req, res, auth, seen);
+      return issuer.verify(value).then(
+        (verified) => acceptToken(req, res, auth, verified),
+        (error: unknown) => rejectToken(req, res, error),
+      );
     }
     if (scheme === 'basic' && value) {
       const credentials = parseBasic(value);
       if (!credentials) {
-        anonymous('malformed Basic credentials');
+        anonymous(req, res, 'malformed Basic credentials');
         return true;
       }
       auth.kind = 'basic';
       auth.basicUser = credentials.user;
-      let groups: string[] | null;
-      try {
-        groups = await service.basic(credentials.user, credentials.password, clientIp(req));
-      } catch (error) {
-        anonymous();
-        sendError(res, logger, error);
-        return false;
-      }
-      auth.basicOk = groups !== null;
-      if (!groups) {
-        anonymous('bad username or password');
-        return true;
-      }
-      const user = helpers.createRemoteUser(credentials.user, groups);
-      req.remote_user = user;
-      res.locals.remote_user = user;
-      return true;
+      return checkBasic(req, res, auth, credentials.user, credentials.password);
     }
-    anonymous('unsupported Authorization header (use Bearer or Basic)');
+    anonymous(req, res, 'unsupported Authorization header (use Bearer or Basic)');
     return true;
+  };
+
+  const failed = (req: AuthRequest, res: Response, error: unknown): void => {
+    if (!req.remote_user) anonymous(req, res);
+    sendError(res, logger, error);
   };
 
   return (req, res, next) => {
@@ -215,15 +236,24 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
       next();
       return;
     }
-    resolveCredentials(req, res).then(
-      (proceed) => {
-        if (proceed) router(req, res, next);
-      },
-      (error: unknown) => {
-        if (!req.remote_user) req.remote_user = helpers.createAnonymousRemoteUser();
-        sendError(res, logger, error);
-      },
-    );
+    // only a few path prefixes are ours: everything else skips the router's per-route matching
+    const proceed = (): void => (OWN_PATH_PREFIX.test(req.url) ? router(req, res, next) : next());
+    let result: boolean | Promise<boolean>;
+    try {
+      result = resolveCredentials(req, res);
+    } catch (error) {
+      failed(req, res, error);
+      return;
+    }
+    if (result === true) proceed();
+    else if (result !== false) {
+      result.then(
+        (ok) => {
+          if (ok) proceed();
+        },
+        (error: unknown) => failed(req, res, error),
+      );
+    }
   };
 }
 

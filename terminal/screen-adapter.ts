@@ -22,8 +22,10 @@ export interface ScreenAdapter {
   readonly height: number;
   /** Replaces the whole content and paints what changed. */
   draw(lines: readonly Line[]): void;
-  /** Forgets what is on the terminal and paints every cell again (C-l; the bench's "full redraw"). */
+  /** Forgets what is on the terminal and paints every cell again (C-l). */
   repaint(): void;
+  /** Forgets what is on the terminal: the next `draw` writes every cell (the bench's "full redraw"). */
+  invalidate(): void;
   onKey(listener: (key: KeyPress) => void): void;
   onResize(listener: (width: number, height: number) => void): void;
   /** Leaves the alternate screen, shows the cursor, restores the tty mode. Idempotent. */
@@ -149,6 +151,10 @@ export function createScreen(options: ScreenOptions): ScreenAdapter {
       screen.realloc();
       screen.render();
       flush();
+    },
+    invalidate() {
+      if (destroyed) return;
+      screen.realloc();
     },
     onKey(listener) {
       keyListeners.push(listener);

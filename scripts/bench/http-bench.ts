@@ -5,11 +5,15 @@
  * of interleaved rounds.
  */
 import { createHash } from 'node:crypto';
+import { cpus } from 'node:os';
 import autocannon from 'autocannon';
 import { monotonicUs, type ProfileWindow } from './profile';
 import { makeRow, median } from './report';
-import { interleave, probe, sleep, type BenchServer, type Budget, type Log, type ServerKind, type Side } from './stock';
+import { cpuSnapshot, foreignCpuPercent, interleave, probe, sleep, type BenchServer, type Budget, type Log, type ServerKind, type Side } from './stock';
 import type { BenchRow } from './types';
+
+/** Above this much foreign CPU (% of one core) a load row is flagged NOISY in the table notes. */
+export const NOISY_CPU_PERCENT = 25;
 
 export interface CannonResult {
   rps: number;
@@ -140,15 +144,23 @@ export async function throughputRow(
     });
   }
   const windows: LoadWindow[] = [];
+  const foreignCpu: number[] = [];
   const runs = await interleave(settings.rounds, budget, async (side) => {
     const startUs = monotonicUs();
+    const pids = [process.pid, servers[side].child.pid ?? 0];
+    const before = cpuSnapshot(pids);
     const result = await cannon(`${servers[side].url}${endpoints[side].path}`, {
       durationSec: settings.durationSec,
       connections: settings.connections,
       headers: endpoints[side].headers,
     });
+    const foreign = foreignCpuPercent(before, cpuSnapshot(pids), cpus().length);
+    if (foreign !== null) foreignCpu.push(foreign);
     windows.push({ row: rowName, kind: servers[side].kind, requests: result.requests, startUs, endUs: monotonicUs() });
-    log(`  ${rowName} ${side}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms`);
+    log(
+      `  ${rowName} ${side}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms` +
+        (foreign === null ? '' : `, other CPU ${foreign.toFixed(0)} %`),
+    );
     await sleep(200);
     return result;
   });
@@ -159,6 +171,11 @@ export async function throughputRow(
   const stockP50 = median(runs.stock.map((r) => r.p50));
   const oursP50 = median(runs.ours.map((r) => r.p50));
   const total = (list: CannonResult[]): number => list.reduce((sum, r) => sum + r.requests, 0);
+  if (foreignCpu.length > 0) {
+    const worst = Math.max(...foreignCpu);
+    // 100 % = one of the cores was busy with work that is neither the server nor the bench.
+    notes.push(`${worst > NOISY_CPU_PERCENT ? 'NOISY: ' : ''}other CPU during the runs: max ${worst.toFixed(0)} % of a core, median ${median(foreignCpu).toFixed(0)} %`);
+  }
   notes.push(
     `p50 latency ms: stock ${stockP50}, ours ${oursP50}; requests: stock ${total(runs.stock)}, ours ${total(runs.ours)}; ` +
       `${settings.connections} connections, ${settings.durationSec} s × ${oursRps.length} round(s)`,
@@ -213,6 +230,10 @@ export async function runReadBench(
   const packumentPath = `/${seeded.name.replace('/', '%2f')}`;
   const packument: Endpoint = { name: 'packument', path: packumentPath, check: jsonNamed(seeded.name) };
   mergeOutcome(outcome, await throughputRow('packument GET', servers, both(packument), '≥ 1.5× stock req/s', settings, budget, log));
+  // What `npm install` really sends: the abbreviated document, gzip accepted (minipass-fetch's default).
+  const npmHeaders = { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*', 'accept-encoding': 'gzip,deflate' };
+  const abbreviated: Endpoint = { name: 'packument-npm', path: packumentPath, headers: npmHeaders, check: jsonNamed(seeded.name) };
+  mergeOutcome(outcome, await throughputRow('packument GET, npm install headers (abbreviated, gzip)', servers, both(abbreviated), 'info', settings, budget, log));
   const tarball: Endpoint = { name: 'tarball', path: seeded.tarballPath, check: tarballWithSha1(seeded.tarballSha1) };
   mergeOutcome(outcome, await throughputRow('tarball GET', servers, both(tarball), '≥ 1.5× stock req/s', settings, budget, log));
   return outcome;

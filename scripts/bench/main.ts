@@ -18,6 +18,7 @@ import {
   PROJECT_CONFIG,
   PROJECT_ROOT,
   addUser,
+  errorSummary,
   publishRaw,
   startServer,
   tempDir,
@@ -211,7 +212,7 @@ export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[
         await runServerGroups(options, mode, budget, dirs, running, profileDir, outcome);
       } catch (error) {
         // Still print the table: a side that cannot start or be seeded is an error row, not a crash.
-        const message = error instanceof Error ? error.message.split('\n').slice(0, 6).join(' | ') : String(error);
+        const message = errorSummary(error);
         log(`  FAILED: ${message}`);
         const name = `${serverGroups.join(' / ')} rows`;
         outcome.rows.push(makeRow(name, Number.NaN, Number.NaN, '', 'failed'));
@@ -280,7 +281,9 @@ function finish(
   log(`\n${formatTable(outcome.rows, { notes: outcome.notes })}`);
   log(`\n${counts.pass} met, ${counts.fail} missed, ${counts.error} error(s), ${counts.info} informative — ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);
   for (const row of outcome.rows) {
-    const notes = new Set((outcome.notes[row.name] ?? []).filter((note) => note.startsWith('ERROR') || note.includes('skipped')));
+    const notes = new Set(
+      (outcome.notes[row.name] ?? []).filter((note) => note.startsWith('ERROR') || note.startsWith('NOISY') || note.includes('skipped')),
+    );
     for (const note of notes) log(`  ${row.name}: ${note}`);
   }
 

@@ -7,6 +7,7 @@
 import { emptyOutcome, type RowOutcome } from './http-bench';
 import { makeRow, median } from './report';
 import {
+  errorSummary,
   freePort,
   interleave,
   removeDir,
@@ -59,7 +60,7 @@ export async function runStartupBench(settings: StartupBenchSettings, budget: Bu
         const server = await startServer(side, kept[side], { baseConfig: settings.oursBaseConfig });
         await server.stop();
       } catch (error) {
-        log(`  first start of ${side} failed: ${error instanceof Error ? error.message.split('\n').slice(0, 3).join(' | ') : String(error)}`);
+        log(`  first start of ${side} failed: ${errorSummary(error)}`);
       }
     }
     const flavours = [
@@ -75,7 +76,7 @@ export async function runStartupBench(settings: StartupBenchSettings, budget: Bu
           log(`  ${flavour.name} ${side}: ${ms.toFixed(0)} ms`);
           return ms;
         } catch (error) {
-          return `ERROR ${side}: ${error instanceof Error ? error.message.split('\n').slice(0, 4).join(' | ') : String(error)}`;
+          return `ERROR ${side}: ${errorSummary(error)}`;
         } finally {
           if (flavour.fresh) removeDir(dir);
         }

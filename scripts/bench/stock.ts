@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { dump, load } from 'js-yaml';
 
@@ -103,7 +103,7 @@ export function writeStockConfig(dir: string, options: { jwt?: boolean } = {}): 
 export function writeOursConfig(dir: string, baseConfig = PROJECT_CONFIG): string {
   const config = readConfig(baseConfig);
   config.storage = './storage';
-  config.plugins = join(PROJECT_ROOT, 'plugins');
+  config.plugins = resolve(dirname(baseConfig), typeof config.plugins === 'string' ? config.plugins : './plugins');
   config.registry_lockb = './registry.lockb';
   config.listen = '127.0.0.1:0';
   config.log = { type: 'stdout', format: 'pretty', level: 'warn' };
@@ -232,6 +232,13 @@ export async function startStock(dir: string, options: LaunchOptions & { jwt?: b
 
 export function startServer(kind: ServerKind, dir: string, options: LaunchOptions = {}): Promise<BenchServer> {
   return kind === 'ours' ? startOurs(dir, options) : startStock(dir, { ...options, jwt: kind === 'stock-jwt' });
+}
+
+/** First line (what failed) and the last lines of the server log (why), on one line for the table notes. */
+export function errorSummary(error: unknown, tailLines = 6): string {
+  const lines = (error instanceof Error ? error.message : String(error)).split('\n').filter((line) => line.trim() !== '');
+  const kept = lines.length <= tailLines + 1 ? lines : [lines[0], '…', ...lines.slice(-tailLines)];
+  return kept.join(' | ');
 }
 
 export function sleep(ms: number): Promise<void> {
@@ -453,3 +460,45 @@ export async function interleave<T>(rounds: number, budget: Budget, measure: (si
 }
 
 export type Log = (line: string) => void;
+
+// ---------------------------------------------------------------------------------------------
+// Noise: CPU used by anything but the server under test and the bench itself (Linux /proc)
+
+export interface CpuSnapshot {
+  busyTicks: number;
+  totalTicks: number;
+  ownTicks: number;
+}
+
+function processTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/** null where /proc is not available: the noise column is then simply absent. */
+export function cpuSnapshot(pids: readonly number[]): CpuSnapshot | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const values = line.trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = values;
+    const busyTicks = user + nice + system + irq + softirq + (steal ?? 0);
+    return { busyTicks, totalTicks: busyTicks + idle + (iowait ?? 0), ownTicks: pids.reduce((sum, pid) => sum + processTicks(pid), 0) };
+  } catch {
+    return null;
+  }
+}
+
+/** Foreign CPU between two snapshots, in % of one core (100 = a whole core busy with other work). */
+export function foreignCpuPercent(before: CpuSnapshot | null, after: CpuSnapshot | null, cores: number): number | null {
+  if (!before || !after) return null;
+  const elapsedPerCore = (after.totalTicks - before.totalTicks) / cores;
+  if (elapsedPerCore <= 0) return null;
+  const foreign = after.busyTicks - before.busyTicks - (after.ownTicks - before.ownTicks);
+  return Math.max(0, (foreign / elapsedPerCore) * 100);
+}

@@ -66,6 +66,28 @@ describe('real npm and bun with our tokens', () => {
     assert.notEqual(refused.code, 0, 'npm whoami with the logged-out token fails');
   });
 
+  test("npm login with a wrong password goes through npm's 409 retry path and fails with 401; the next right login works", async (t) => {
+    if (!(await hasScript())) {
+      t.skip('util-linux `script` is not installed, so npm login has no TTY');
+      return;
+    }
+    const client = createClientDir(registry);
+    const wrong = await npmInPty(client, registry, ['login', `--registry=${registry.url}/`, '--loglevel=http'], [
+      { prompt: /Username:/, answer: 'alice' },
+      { prompt: /Password:/, answer: 'not-alices-password' },
+    ]);
+    assert.notEqual(wrong.code, 0, wrong.output);
+    assert.match(wrong.output, /PUT 409 .*org\.couchdb\.user:alice/, 'first PUT: 409 (user exists)');
+    assert.match(wrong.output, /PUT 401 .*org\.couchdb\.user:alice\/-rev\//, 'npm retried on /-rev/ with Basic auth: 401');
+    assert.equal(tokenIn(client.npmrc), undefined);
+    const right = await npmInPty(client, registry, ['login', `--registry=${registry.url}/`], [
+      { prompt: /Username:/, answer: 'alice' },
+      { prompt: /Password:/, answer: PASSWORD },
+    ]);
+    assert.equal(right.code, 0, right.output);
+    assert.ok(tokenIn(client.npmrc));
+  });
+
   test('npm adduser (couch flow in a pty) registers a new user and returns our token', async (t) => {
     if (!(await hasScript())) {
       t.skip('util-linux `script` is not installed, so npm adduser has no TTY');

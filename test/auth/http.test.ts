@@ -140,6 +140,18 @@ describe('auth plugin over HTTP (real registry)', () => {
     assert.equal(await whoami(registry, await login(registry, 'alice', PASSWORD)), 'alice', 'other users are not affected');
   });
 
+  test("npm profile's password change (Verdaccio's POST /-/npm/v1/user → changePassword) rewrites the htpasswd line", async () => {
+    const token = (await couchPut(registry, 'grace', PASSWORD)).body.token as string;
+    const wrongOld = await http(registry, 'POST', '/-/npm/v1/user', { token, body: { password: { old: 'not-the-old-one', new: 'brand-new-password' } } });
+    assert.equal(wrongOld.status, 401, wrongOld.text);
+    const tooShort = await http(registry, 'POST', '/-/npm/v1/user', { token, body: { password: { old: PASSWORD, new: 'short' } } });
+    assert.equal(tooShort.status, 400, tooShort.text);
+    const changed = await http(registry, 'POST', '/-/npm/v1/user', { token, body: { password: { old: PASSWORD, new: 'brand-new-password' } } });
+    assert.equal(changed.status, 200, changed.text);
+    assert.equal((await http(registry, 'POST', '/_auth/token', { body: { username: 'grace', password: PASSWORD } })).status, 401);
+    assert.equal(await whoami(registry, await login(registry, 'grace', 'brand-new-password')), 'grace');
+  });
+
   test('Basic auth works on any request', async () => {
     const ok = await http(registry, 'GET', '/-/whoami', { basic: ['alice', PASSWORD] });
     assert.equal(ok.status, 200);

@@ -152,9 +152,8 @@ export function respondWithError(res: ServerResponse, error: unknown, logger: Da
   if (error instanceof RegistryCoreError) {
     // the core names the field in its message; lock contention is ours to retry, not the client's fault
     if (error.code === 'ERR_LOCK_TIMEOUT') return sendError(res, 503, error.message, { 'Retry-After': '1' });
-    if (error.code === 'ERR_CONFIG_FIELD' || error.code === 'ERR_REGISTRY_URL' || error.code === 'ERR_ENV_VALUE') {
-      return sendError(res, 400, error.message);
-    }
+    // the client's input was wrong; anything else (a broken .env.local, a damaged file) is ours
+    if (error.code === 'ERR_CONFIG_FIELD' || error.code === 'ERR_REGISTRY_URL') return sendError(res, 400, error.message);
     logger.error(`${error.code}: ${error.message}`);
     return sendError(res, 500, `${error.message}${error.hint ? ` (${error.hint})` : ''}`);
   }

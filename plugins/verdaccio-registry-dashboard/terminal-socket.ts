@@ -44,6 +44,8 @@ interface Client {
   server: Server;
   user: RemoteUser;
   session: Session;
+  /** kept to re-check before every write: revocation or a new issuer must bite here as on HTTP */
+  token: string | undefined;
   alive: boolean;
   /** messages are answered in the order they arrive */
   inbox: Promise<void>;
@@ -103,6 +105,7 @@ export class TerminalSockets {
       server,
       user: ANONYMOUS,
       session: ANONYMOUS_SESSION,
+      token: undefined,
       alive: true,
       inbox: Promise.resolve(),
       outbox: Promise.resolve(),
@@ -154,16 +157,27 @@ export class TerminalSockets {
   }
 
   async #authenticate(client: Client, token: string): Promise<void> {
+    const reason = await this.#verify(client, token);
+    if (reason === undefined) {
+      send(client, JSON.stringify({ type: 'auth', ok: true, user: client.session.user, admin: client.session.admin }));
+    } else {
+      send(client, JSON.stringify({ type: 'auth', ok: false, user: null, admin: false, error: reason }));
+    }
+  }
+
+  /** Sets the client's identity from the token; on failure the client is anonymous again. Returns the failure reason. */
+  async #verify(client: Client, token: string): Promise<string | undefined> {
     try {
       const verified = await this.#options.verifyToken(client.server, token);
       client.user = verified.user;
       client.session = verified.session;
-      send(client, JSON.stringify({ type: 'auth', ok: true, user: verified.session.user, admin: verified.session.admin }));
+      client.token = token;
+      return undefined;
     } catch (error) {
       client.user = ANONYMOUS;
       client.session = ANONYMOUS_SESSION;
-      const reason = error instanceof Error ? error.message : String(error);
-      send(client, JSON.stringify({ type: 'auth', ok: false, user: null, admin: false, error: reason }));
+      client.token = undefined;
+      return error instanceof Error ? error.message : String(error);
     }
   }
 
@@ -180,6 +194,11 @@ export class TerminalSockets {
     if (spec?.scope === 'cli') return reply(false, `${command.name} works only in the CLI: npm run config -- ${command.name}`);
     if (command.name === 'help') return reply(true, helpText('shared'));
     if (WRITE_COMMANDS.has(command.name)) {
+      // HTTP checks the token on every request; a socket re-checks it before every write
+      if (client.token !== undefined) {
+        const reason = await this.#verify(client, client.token);
+        if (reason !== undefined) return reply(false, `${command.name} refused: the token is no longer valid (${reason}); sign in again`);
+      }
       if (!client.session.user) return reply(false, `${command.name} needs an admin token: send {"type":"auth","token":"…"} first`);
       if (!client.session.admin) return reply(false, `${command.name} needs an admin; ${client.session.user} is not one`);
     }

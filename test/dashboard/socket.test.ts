@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dump, load } from 'js-yaml';
 import WebSocket from 'ws';
-import { NODE_BIN, PROJECT_ROOT, cleanEnv, createClientDir, run, writePackage, type RunningRegistry } from '../harness/registry';
-import { SocketClient, configHexOnDisk, createUsers, postConfig, socketUrl, startDashboardRegistry, withDashboard } from './helpers';
+import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, writePackage, type RunningRegistry } from '../harness/registry';
+import { ADMIN, SocketClient, configHexOnDisk, createUsers, postConfig, socketUrl, startDashboardRegistry, withDashboard } from './helpers';
 
 const CONFIG_CLI = join(PROJECT_ROOT, 'build', 'scripts', 'config-cli.js');
 const START = join(PROJECT_ROOT, 'build', 'scripts', 'start.js');
@@ -211,6 +211,28 @@ describe('dashboard WebSocket protocol', () => {
     assert.ok(names.includes('open-socket'));
     assert.ok(!names.includes('secret-socket'));
     await Promise.all([anonymous.close(), signedIn.close(), late.close()]);
+  });
+
+  it('re-checks its token before a write: a URL change (new issuer) ends the admin rights of an open socket', async () => {
+    const client = await SocketClient.open(socketUrl(registry));
+    await client.next((m) => m.type === 'config');
+    client.send({ type: 'auth', token: admin });
+    assert.equal((await client.next((m) => m.type === 'auth')).admin, true);
+
+    const moved = await postConfig(registry, { op: 'setRegistryUrl', url: 'https://registry.mycompany.com' }, admin);
+    assert.equal(moved.status, 200, moved.text);
+    const before = configHexOnDisk(registry);
+    client.send({ type: 'command', line: 'toggle DEBUG', id: 'stale' });
+    const refused = await client.next((m) => m.type === 'output' && m.id === 'stale');
+    assert.equal(refused.ok, false);
+    assert.match(String(refused.text), /no longer valid/);
+    assert.equal(configHexOnDisk(registry), before);
+
+    // undo with a token of the new issuer, then log in again for the tests that follow
+    const fresh = await addUser(registry, ADMIN.name, ADMIN.password);
+    assert.equal((await postConfig(registry, { op: 'setRegistryUrl', url: 'http://localhost:4873' }, fresh)).status, 200);
+    ({ admin, reader } = await createUsers(registry));
+    await client.close();
   });
 
   it('keeps answering after a client vanishes mid-conversation', async () => {

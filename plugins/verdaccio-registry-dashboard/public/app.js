@@ -284,6 +284,11 @@ function renderConfig(config) {
       'than this URL suggests. Set the URL again to fix the hash.';
   ui.envText.textContent = config.env;
   if (state.editingOffset !== null && document.activeElement !== ui.byteValue) openEditor(state.editingOffset);
+  // a new registry hash or issuer kind invalidates tokens: find out at once whether ours still works
+  const issuerChanged = previous !== null && (previous.fields.registryHash !== f.registryHash || previous.flags.PRIVATE_REGISTRY !== config.flags.PRIVATE_REGISTRY);
+  if (issuerChanged && state.token) {
+    loadSession().catch(() => undefined);
+  }
 }
 
 /** @param {DashboardConfig} config */

@@ -10,7 +10,7 @@ import { parseTokenRequest } from '../../plugins/verdaccio-registry-auth/auth-se
 import { isAuthError } from '../../plugins/verdaccio-registry-auth/errors';
 import { loadKeyRing } from '../../plugins/verdaccio-registry-auth/keys';
 import { CidrAllowList, normalizeIp, parseCidr } from '../../plugins/verdaccio-registry-auth/network';
-import { parseDuration } from '../../plugins/verdaccio-registry-auth/plugin-config';
+import { parseDuration, readPluginSettings } from '../../plugins/verdaccio-registry-auth/plugin-config';
 import { FailedLoginLimiter } from '../../plugins/verdaccio-registry-auth/rate-limit';
 import { UserStore, usernameProblem } from '../../plugins/verdaccio-registry-auth/users';
 
@@ -190,6 +190,37 @@ describe('npm token-create bodies', () => {
     assert.throws(() => parseTokenRequest({ password: 'p', cidr_whitelist: '10.0.0.0/8' }, year), code('ERR_TOKEN_OPTIONS'));
     assert.throws(() => parseTokenRequest({}, year), code('ERR_BAD_REQUEST'));
     assert.throws(() => parseTokenRequest('nope', year), code('ERR_BAD_REQUEST'));
+  });
+
+  test('plugin settings: defaults, paths relative to config.yaml, bad values name the key', () => {
+    const settings = readPluginSettings({ storage: './store', registry_lockb: 'state/registry.lockb' }, '/srv/registry/config.yaml');
+    assert.equal(settings.htpasswdFile, '/srv/registry/htpasswd');
+    assert.equal(settings.keysDir, '/srv/registry/keys');
+    assert.equal(settings.storageDir, '/srv/registry/store');
+    assert.equal(settings.lockbPath, '/srv/registry/state/registry.lockb');
+    assert.equal(settings.maxUsers, 1000);
+    assert.equal(settings.admins, undefined);
+    assert.equal(settings.tokenTtlSeconds, 7 * 86_400);
+    assert.equal(settings.generatedTokenTtlSeconds, 90 * 86_400);
+    assert.equal(settings.passwordMinLength, 8);
+    const custom = readPluginSettings({ file: '/etc/htpasswd', max_users: -1, admins: ['root'], keys_dir: '../keys', token_ttl: '1h' }, '/srv/registry/config.yaml');
+    assert.equal(custom.htpasswdFile, '/etc/htpasswd');
+    assert.equal(custom.maxUsers, -1);
+    assert.deepEqual(custom.admins, ['root']);
+    assert.equal(custom.keysDir, '/srv/keys');
+    assert.equal(custom.tokenTtlSeconds, 3600);
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ max_users: -2 }, /max_users/],
+      [{ max_users: '10' }, /max_users/],
+      [{ admins: 'root' }, /admins/],
+      [{ file: '' }, /file/],
+      [{ token_ttl: 'forever' }, /token_ttl/],
+      [{ password_min_length: 100 }, /password_min_length/],
+    ];
+    for (const [section, key] of bad) {
+      assert.throws(() => readPluginSettings(section, '/srv/registry/config.yaml'), (error: unknown) => isAuthError(error, 'ERR_AUTH_CONFIG') && key.test((error as Error).message), JSON.stringify(section));
+    }
+    assert.throws(() => readPluginSettings({}, undefined), (error: unknown) => isAuthError(error, 'ERR_AUTH_CONFIG'));
   });
 
   test('durations', () => {

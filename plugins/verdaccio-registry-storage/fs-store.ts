@@ -38,6 +38,17 @@ interface CachedText {
   text: string;
 }
 
+/**
+ * File timestamps come from the kernel's coarse clock (a few ms per tick), so two writes in one
+ * tick can leave the same mtime. Like git's "racily clean" rule: a stat is only trusted as a
+ * version stamp once the file is older than this; fresher files are simply re-read.
+ */
+const RACY_WINDOW_NS = 100_000_000n;
+
+function settled(mtimeNs: bigint): boolean {
+  return BigInt(Date.now()) * 1_000_000n - mtimeNs > RACY_WINDOW_NS;
+}
+
 interface CachedTarball {
   ino: bigint;
   size: bigint;
@@ -204,7 +215,7 @@ export class FileSystemStore implements PackageStore {
         this.packuments.delete(path);
         return null;
       }
-      if (info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs) return cached.text;
+      if (info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs && settled(info.mtimeNs)) return cached.text;
     }
     let handle: FileHandle;
     try {
@@ -235,6 +246,14 @@ export class FileSystemStore implements PackageStore {
       if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return false;
       throw error;
     }
+  }
+
+  packumentStamp(pkg: ParsedName): string | null {
+    const info = statSync(this.packumentPath(pkg), { bigint: true, throwIfNoEntry: false });
+    if (!info) return null;
+    // a file changed within the racy window gets a stamp that never repeats: nothing reuses it
+    const racy = settled(info.mtimeNs) ? '' : `:racy-${process.hrtime.bigint()}`;
+    return `${info.ino}:${info.size}:${info.mtimeNs}${racy}`;
   }
 
   async writePackument(pkg: ParsedName, manifest: Manifest): Promise<void> {
@@ -287,7 +306,7 @@ export class FileSystemStore implements PackageStore {
     const cached = this.tarballs.get(path);
     if (cached) {
       const info = statSync(path, { bigint: true, throwIfNoEntry: false });
-      if (info && info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs) {
+      if (info && info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs && settled(info.mtimeNs)) {
         return { stream: bufferStream(cached.bytes), size: cached.bytes.length };
       }
       this.dropTarballCache(path);

@@ -96,6 +96,15 @@ export class PackageService {
     return manifest;
   }
 
+  /** Changes whenever the packument of name changes; null for no (or an impossible) package. */
+  packumentStamp(name: string): string | null {
+    try {
+      return this.store.packumentStamp(parsePackageName(name, 'read'));
+    } catch {
+      return null;
+    }
+  }
+
   async createPackage(name: string, template: Manifest): Promise<void> {
     const pkg = parsePackageName(name, 'write');
     if (template.name !== name) throw new StorageError('ERR_BAD_MANIFEST', `manifest name ${JSON.stringify(template.name)} does not match ${name}`);

@@ -72,6 +72,11 @@ export interface PackageStore {
 
   readPackument(pkg: ParsedName): Promise<Manifest | null>;
   packumentExists(pkg: ParsedName): Promise<boolean>;
+  /**
+   * A cheap token that changes whenever the stored packument changes (also by another process);
+   * null when there is none. Lets an HTTP layer cache rendered responses safely.
+   */
+  packumentStamp(pkg: ParsedName): string | null;
   writePackument(pkg: ParsedName, manifest: Manifest): Promise<void>;
   deletePackument(pkg: ParsedName): Promise<boolean>;
 

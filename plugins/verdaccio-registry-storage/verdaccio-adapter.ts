@@ -224,6 +224,15 @@ export class StoragePluginAdapter implements IPluginStorage<StorageConfig> {
     this.logger = deps.logger;
   }
 
+  /**
+   * Not part of Verdaccio's contract: a middleware that caches rendered packument responses can
+   * reach this as `storage.localStorage.storagePlugin.packumentRevision(name)` (duck-typed) and
+   * reuse a response while the revision is unchanged. Synchronous, ~1 µs (one stat).
+   */
+  packumentRevision(name: string): string | null {
+    return this.deps.service.packumentStamp(name);
+  }
+
   getPackageStorage(packageName: string): IPackageStorage {
     return new PackageHandler(packageName, this.deps);
   }

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -68,25 +68,41 @@ test('tarball: an existing file is refused before the body is read; abort leaves
   assert.equal((await store.readTarball(pkg, 'lib-2.0.0.tgz')), null);
 });
 
-test('packument cache: sees writes by another process (in place, same size, and by rename)', async () => {
+test('packument cache: sees writes by another process (in place, same size, same clock tick, and by rename)', async () => {
   const store = freshStore();
   const pkg = parsePackageName('cached');
   const manifest: Manifest = { name: 'cached', versions: {}, 'dist-tags': { latest: 'aaaa' } };
   await store.writePackument(pkg, manifest);
-  assert.equal((await store.readPackument(pkg))?.['dist-tags'].latest, 'aaaa');
   const path = join(store.root, 'cached', 'package.json');
-  // same size, same inode, new mtime
-  writeFileSync(path, readFileSync(path, 'utf8').replace('aaaa', 'bbbb'));
-  assert.equal((await store.readPackument(pkg))?.['dist-tags'].latest, 'bbbb');
+  const latest = async (): Promise<string | undefined> => (await store.readPackument(pkg))?.['dist-tags'].latest;
+  assert.equal(await latest(), 'aaaa');
+  // rewritten in place, same size, back to back: mtimes may be equal (coarse kernel clock)
+  for (const next of ['bbbb', 'bbbc', 'bbbd', 'bbbe']) {
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/"latest": "[a-z]{4}"/, `"latest": "${next}"`));
+    assert.equal(await latest(), next);
+  }
   // replaced by rename (new inode), same size
-  writeFileSync(`${path}.other`, readFileSync(path, 'utf8').replace('bbbb', 'cccc'));
+  writeFileSync(`${path}.other`, readFileSync(path, 'utf8').replace('bbbe', 'cccc'));
   renameSync(`${path}.other`, path);
-  assert.equal((await store.readPackument(pkg))?.['dist-tags'].latest, 'cccc');
+  assert.equal(await latest(), 'cccc');
   // each read is a fresh object: mutating it never changes the next read
   const read = await store.readPackument(pkg);
   read!['dist-tags'].latest = 'mutated';
-  assert.equal((await store.readPackument(pkg))?.['dist-tags'].latest, 'cccc');
+  assert.equal(await latest(), 'cccc');
+  // an old file: reads come from memory and the stamp is stable until the file changes
+  const past = new Date(Date.now() - 60_000);
+  utimesSync(path, past, past);
+  assert.equal(await latest(), 'cccc');
+  const stamp = store.packumentStamp(pkg);
+  assert.ok(stamp);
+  assert.equal(store.packumentStamp(pkg), stamp);
+  assert.equal(await latest(), 'cccc');
+  writeFileSync(path, readFileSync(path, 'utf8').replace('cccc', 'dddd'));
+  assert.notEqual(store.packumentStamp(pkg), stamp, 'an in-place rewrite by another process changes the stamp');
+  assert.notEqual(store.packumentStamp(pkg), store.packumentStamp(pkg), 'a file inside the racy window never gets a reusable stamp');
+  assert.equal(await latest(), 'dddd');
   rmSync(path);
+  assert.equal(store.packumentStamp(pkg), null);
   assert.equal(await store.readPackument(pkg), null);
 });
 

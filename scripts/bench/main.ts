@@ -7,11 +7,15 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { runAuthBench } from './auth-bench';
 import { runInstallBench, runPublishBench, CLIENT_SETTINGS, type ClientTarget } from './clients-bench';
+import { runConfigBench } from './config-bench';
+import { runDashboardBench } from './dashboard-bench';
 import { HTTP_SETTINGS, emptyOutcome, mergeOutcome, runReadBench, runWhoamiBench, type LoadWindow, type RowOutcome } from './http-bench';
 import { formatProfile, readProfile, summarizeProfile } from './profile';
 import { evaluateRow, formatTable, makeRow, summarize } from './report';
 import { runStartupBench, STARTUP_SETTINGS } from './startup-bench';
+import { runTerminalBench } from './terminal-bench';
 import {
   BUN_BIN,
   Budget,
@@ -34,12 +38,12 @@ const GROUPS = ['config', 'auth', 'startup', 'read', 'publish', 'install', 'whoa
 type Group = (typeof GROUPS)[number];
 
 /** Bench modules written by the other parts' owners: `run<X>Bench({quick})` → BenchRow[]. */
-const EXTERNAL: readonly { group: Group; file: string; fn: string }[] = [
-  { group: 'config', file: 'config-bench', fn: 'runConfigBench' },
-  { group: 'auth', file: 'auth-bench', fn: 'runAuthBench' },
-  { group: 'dashboard', file: 'dashboard-bench', fn: 'runDashboardBench' },
-  { group: 'terminal', file: 'terminal-bench', fn: 'runTerminalBench' },
-];
+const EXTERNAL: Partial<Record<Group, { file: string; run: (options: { quick: boolean }) => Promise<BenchRow[]> }>> = {
+  config: { file: 'config-bench.ts', run: runConfigBench },
+  auth: { file: 'auth-bench.ts', run: runAuthBench },
+  dashboard: { file: 'dashboard-bench.ts', run: runDashboardBench },
+  terminal: { file: 'terminal-bench.ts', run: runTerminalBench },
+};
 
 const USER = 'bench';
 const PASSWORD = 'bench-password-1';
@@ -105,28 +109,17 @@ function log(line: string): void {
 }
 
 async function runExternal(group: Group, quick: boolean): Promise<RowOutcome> {
-  const entry = EXTERNAL.find((e) => e.group === group);
+  const entry = EXTERNAL[group];
   const outcome = emptyOutcome();
   if (!entry) return outcome;
-  const path = join(__dirname, `${entry.file}.js`);
-  if (!existsSync(path)) {
-    const name = `${group} rows (${entry.file}.ts)`;
-    log(`  ${name}: not present in this checkout — listed as missing`);
-    outcome.rows.push(makeRow(name, Number.NaN, null, '', 'missing'));
-    outcome.notes[name] = [`ERROR scripts/bench/${entry.file}.ts does not exist yet`];
-    return outcome;
-  }
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require(path) as Record<string, unknown>;
-    const fn = mod[entry.fn];
-    if (typeof fn !== 'function') throw new Error(`${entry.file}.js exports no ${entry.fn}()`);
-    const rows = (await (fn as (o: { quick: boolean }) => Promise<BenchRow[]>)({ quick })) ?? [];
+    const rows = await entry.run({ quick });
     for (const row of rows) log(`  ${row.name}: ours ${row.ours} ${row.unit}${row.baseline === null ? '' : `, baseline ${row.baseline}`}`);
     outcome.rows.push(...rows);
   } catch (error) {
-    const name = `${group} rows (${entry.file}.ts)`;
-    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    // One failing module costs its rows, not the run: the table still prints, with the failure in it.
+    const name = `${group} rows (${entry.file})`;
+    const message = errorSummary(error);
     log(`  ${name}: FAILED — ${message}`);
     outcome.rows.push(makeRow(name, Number.NaN, null, '', 'failed'));
     outcome.notes[name] = [`ERROR ${message}`];
@@ -196,28 +189,42 @@ export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[
   const dirs: string[] = [];
   const running: BenchServer[] = [];
   const wants = (group: Group): boolean => options.only.has(group);
+  const phaseSeconds: Record<string, number> = {};
+  const timed = async (phase: string, work: () => Promise<void>): Promise<void> => {
+    const phaseStart = Date.now();
+    try {
+      await work();
+    } finally {
+      phaseSeconds[phase] = Math.round((Date.now() - phaseStart) / 100) / 10;
+      log(`  (${phase}: ${phaseSeconds[phase]} s)`);
+    }
+  };
   try {
     for (const group of ['config', 'auth'] as const) {
       if (!wants(group)) continue;
       log(`\n[${group}]`);
-      mergeOutcome(outcome, await runExternal(group, options.quick));
+      await timed(group, async () => mergeOutcome(outcome, await runExternal(group, options.quick)));
     }
     if (wants('startup')) {
       log('\n[startup] cold start, interleaved');
-      mergeOutcome(outcome, await runStartupBench({ ...STARTUP_SETTINGS[mode], oursBaseConfig: options.oursConfig }, budget, log));
+      await timed('startup', async () =>
+        mergeOutcome(outcome, await runStartupBench({ ...STARTUP_SETTINGS[mode], oursBaseConfig: options.oursConfig }, budget, log)),
+      );
     }
     const serverGroups = (['read', 'publish', 'install', 'whoami'] as const).filter(wants);
     if (serverGroups.length > 0) {
-      try {
-        await runServerGroups(options, mode, budget, dirs, running, profileDir, outcome);
-      } catch (error) {
-        // Still print the table: a side that cannot start or be seeded is an error row, not a crash.
-        const message = errorSummary(error);
-        log(`  FAILED: ${message}`);
-        const name = `${serverGroups.join(' / ')} rows`;
-        outcome.rows.push(makeRow(name, Number.NaN, Number.NaN, '', 'failed'));
-        outcome.notes[name] = [`ERROR ${message}`];
-      }
+      await timed(serverGroups.join('+'), async () => {
+        try {
+          await runServerGroups(options, mode, budget, dirs, running, profileDir, outcome);
+        } catch (error) {
+          // Still print the table: a side that cannot start or be seeded is an error row, not a crash.
+          const message = errorSummary(error);
+          log(`  FAILED: ${message}`);
+          const name = `${serverGroups.join(' / ')} rows`;
+          outcome.rows.push(makeRow(name, Number.NaN, Number.NaN, '', 'failed'));
+          outcome.notes[name] = [`ERROR ${message}`];
+        }
+      });
     }
   } finally {
     for (const server of running) await server.stop();
@@ -226,9 +233,9 @@ export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[
   for (const group of ['dashboard', 'terminal'] as const) {
     if (!wants(group)) continue;
     log(`\n[${group}]`);
-    mergeOutcome(outcome, await runExternal(group, options.quick));
+    await timed(group, async () => mergeOutcome(outcome, await runExternal(group, options.quick)));
   }
-  return finish(options, started, stamp, resultsDir, profileDir, machine, outcome);
+  return finish(options, started, stamp, resultsDir, profileDir, { ...machine, phaseSeconds }, outcome);
 }
 
 async function runServerGroups(

@@ -464,6 +464,9 @@ export type Log = (line: string) => void;
 // ---------------------------------------------------------------------------------------------
 // Noise: CPU used by anything but the server under test and the bench itself (Linux /proc)
 
+/** USER_HZ of /proc/<pid>/stat: 100 on every Linux architecture Node supports. */
+export const CLOCK_TICKS_PER_SECOND = 100;
+
 export interface CpuSnapshot {
   busyTicks: number;
   totalTicks: number;

@@ -170,7 +170,7 @@ export default class RegistryAuthPlugin {
     );
   }
 
-  changePassword(user: string, password: string, newPassword: string, cb: (error: Error | null, ok?: boolean) => void): void {
+  changePassword(user: string, password: string, newPassword: string, cb: AccessCallback): void {
     this.service.users.changePassword(user, password, newPassword).then(
       () => cb(null, true),
       (error: unknown) => cb(toVerdaccioError(error)),

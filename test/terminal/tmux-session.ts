@@ -4,6 +4,7 @@
  * report what was on the screen when they gave up.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { NODE_BIN, PROJECT_ROOT, cleanEnv } from '../harness/registry';
@@ -33,6 +34,7 @@ export interface ClientLaunch {
 export class TmuxSession {
   readonly socket: string;
   readonly target = 'term';
+  private socketPath: string | null = null;
 
   private constructor(socket: string) {
     this.socket = socket;
@@ -53,6 +55,7 @@ export class TmuxSession {
       `cd ${quote(launch.cwd)} && env -u NO_COLOR -u BUN_REGISTRY_URL -u NPM_CONFIG_USERCONFIG -u npm_config_userconfig ${assignments} ${client}; ` +
       `echo "EXITED $?"; echo "TTY: $(stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$' | tr '\\n' ' ')"; sleep 600`;
     session.tmux(['-f', '/dev/null', 'new-session', '-d', '-s', session.target, '-x', String(launch.width ?? 100), '-y', String(launch.height ?? 30), command]);
+    session.socketPath = session.tmux(['display-message', '-p', '#{socket_path}']).trim() || null;
     return session;
   }
 
@@ -100,6 +103,8 @@ export class TmuxSession {
     } catch {
       // already gone
     }
+    // tmux leaves its socket file behind; it is ours (own -L name), so remove it.
+    if (this.socketPath !== null) rmSync(this.socketPath, { force: true });
   }
 }
 

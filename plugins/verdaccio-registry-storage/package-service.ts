@@ -265,11 +265,9 @@ export class PackageService {
     const pkg = this.forRead(name);
     if (fileName === PACKUMENT_FILE) {
       await this.store.withLock(pkg.name, async () => {
-        const existed = await this.store.readPackument(pkg);
         this.pending.delete(pkg.name);
         const removed = await this.store.deletePackument(pkg);
         if (!removed) throw notFound(`package ${name}`);
-        const versions = Object.keys(existed?.versions ?? {});
         this.appendRecords([{ kind: 'unpublish-package', name: pkg.name, version: '', sha512: '', time: Date.now(), detail: '' }], {});
       });
       return;

@@ -269,8 +269,13 @@ function createRoutes(deps: HttpDependencies): Router {
   };
 
   router.get('/_auth/.well-known/jwks.json', (_req, res) => {
-    res.set('cache-control', 'public, max-age=300');
-    res.json(issuer.jwks());
+    issuer.jwks().then(
+      (document) => {
+        res.set('cache-control', 'public, max-age=300');
+        res.json(document);
+      },
+      (error: unknown) => sendError(res, logger, error),
+    );
   });
 
   router.get('/_auth/.well-known/openid-configuration', (_req, res) => {

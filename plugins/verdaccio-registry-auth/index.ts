@@ -24,7 +24,7 @@ import { TOKEN_STORE_FILE, TokenStore } from '../registry-core/token-store';
 import { AuthService } from './auth-service';
 import { AuthError } from './errors';
 import { createAuthMiddleware, installLogoutUrlRedaction } from './http';
-import { loadKeyRing, type TokenAlgorithm } from './keys';
+import { KeyRing, TOKEN_ALGORITHMS, type TokenAlgorithm } from './keys';
 import { readPluginSettings, type AuthPluginSettings } from './plugin-config';
 import { FailedLoginLimiter } from './rate-limit';
 import { TokenIssuer, type IssueOptions, type IssuedToken, type VerifiedToken } from './token-issuer';
@@ -106,7 +106,7 @@ export default class RegistryAuthPlugin {
     const { envFile } = loadRegistrySettings({ configPath: settings.configPath, lockbPath: settings.lockbPath, env: {} });
     const tokens = TokenStore.open(join(settings.storageDir, TOKEN_STORE_FILE));
     tokens.prune();
-    const ring = loadKeyRing(settings.keysDir);
+    const ring = KeyRing.open(settings.keysDir, { background: true });
 
     this.issuer = new TokenIssuer(
       ring,
@@ -127,8 +127,19 @@ export default class RegistryAuthPlugin {
     installLogoutUrlRedaction();
 
     const state = this.issuer.state();
+    const kids = TOKEN_ALGORITHMS.map((alg) => `${alg} kid ${ring.byAlg[alg]?.kid ?? '(generating in the background)'}`).join(', ');
     const generated = ring.created.length > 0 ? `generated ${ring.created.length} key file(s) in ${ring.dir}` : `from ${ring.dir}`;
-    bootMark(`keys loaded (${state.alg} signs; EdDSA kid ${ring.byAlg.EdDSA.kid}, RS256 kid ${ring.byAlg.RS256.kid}; ${generated})`);
+    bootMark(`keys loaded (${state.alg} signs; ${kids}; ${generated})`);
+    if (TOKEN_ALGORITHMS.some((alg) => !ring.byAlg[alg])) {
+      ring.ready.then(
+        () => bootMark(`keys generated: ${TOKEN_ALGORITHMS.map((alg) => `${alg} kid ${ring.require(alg).kid}`).join(', ')} in ${ring.dir}`),
+        (error: unknown) => {
+          const message = error instanceof Error ? error.message : String(error);
+          bootMark(`ERROR: ${message}`);
+          logger.error({ message }, 'auth keys: @{message}');
+        },
+      );
+    }
     bootMark(`issuer ${state.issuer.url} (${state.issuer.kind}), audience ${state.audience}`);
     if (!registryUrlMatches(configFile.getConfig().fields, state.registryUrl)) {
       bootMark(`WARNING: registry URL ${state.registryUrl} does not hash to registryHash ${getAudience(configFile.getConfig().fields).slice(9)}`);

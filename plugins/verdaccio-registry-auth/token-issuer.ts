@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT, compactVerify, errors as joseErrors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { getAudience, getIssuer, getTokenAlgorithm, type ConfigFields } from '../registry-core/index';
 import { AuthError } from './errors';
-import { TOKEN_ALGORITHMS, jwksDocument, type KeyRing, type PublicJwk, type TokenAlgorithm } from './keys';
+import { TOKEN_ALGORITHMS, type KeyRing, type PublicJwk, type TokenAlgorithm } from './keys';
 import { CidrAllowList } from './network';
 
 export const MAX_TOKEN_LENGTH = 8192;
@@ -148,18 +148,14 @@ export class TokenIssuer {
     return state;
   }
 
-  jwks(): { keys: PublicJwk[] } {
-    return jwksDocument(this.ring);
-  }
-
-  kidFor(alg: TokenAlgorithm): string {
-    return this.ring.byAlg[alg].kid;
+  jwks(): Promise<{ keys: PublicJwk[] }> {
+    return this.ring.jwks();
   }
 
   async issue(user: string, groups: readonly string[], options: IssueOptions = {}): Promise<IssuedToken> {
     if (typeof user !== 'string' || user.length === 0) throw new AuthError('ERR_BAD_REQUEST', 'a token needs a user');
     const state = this.state();
-    const key = this.ring.byAlg[state.alg];
+    const key = this.ring.byAlg[state.alg] ?? (await this.ring.signingKey(state.alg));
     const ttl = options.ttlSeconds ?? this.defaultTtlSeconds;
     if (!Number.isInteger(ttl) || ttl <= 0) throw new AuthError('ERR_TOKEN_OPTIONS', `token lifetime must be a positive number of seconds, got ${ttl}`);
     const now = Math.floor(Date.now() / 1000);

@@ -47,7 +47,7 @@ export async function runAuthBench(options: { quick: boolean }): Promise<BenchRo
       await config.update((fields: ConfigFields) => ({ ...fields, featureFlags: FLAGS[alg] }));
       const state = issuer.state();
       if (state.alg !== alg) throw new Error(`auth bench: expected ${alg} after setting the flags, issuer says ${state.alg}`);
-      const key = ring.byAlg[alg];
+      const key = ring.require(alg);
 
       const ours = async (i: number): Promise<void> => {
         const { token } = await issuer.issue('bench', GROUPS);

@@ -34,9 +34,13 @@ describe('auth plugin over HTTP (real registry)', () => {
     await registry?.stop();
   });
 
-  test('boot timeline names the keys and the issuer; key files are 0600', () => {
+  test('boot timeline names the keys and the issuer; key files are 0600', async () => {
+    // first start: the RSA pair is generated off the main thread; the JWKS answer waits for it
+    const jwks = await http(registry, 'GET', '/_auth/.well-known/jwks.json');
+    assert.equal((jwks.body.keys as unknown[]).length, 2);
     const logs = registry.logs();
-    assert.match(logs, /\[boot \+\s*[\d.]+ ms\] keys loaded \(EdDSA signs; EdDSA kid \S+, RS256 kid \S+/);
+    assert.match(logs, /\[boot \+\s*[\d.]+ ms\] keys loaded \(EdDSA signs; EdDSA kid \S+, RS256 kid (\S+|\(generating in the background\)); generated/);
+    await eventually(async () => /\[boot \+\s*[\d.]+ ms\] keys generated: EdDSA kid \S+, RS256 kid \S+/.test(registry.logs()), 'the RS256 key line');
     assert.match(logs, /\[boot \+\s*[\d.]+ ms\] issuer http:\/\/localhost:4873\/_auth \(private\), audience registry:ceb6960a/);
     const keysDir = join(registry.dir, 'keys');
     const files = readdirSync(keysDir);

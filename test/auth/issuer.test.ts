@@ -82,7 +82,7 @@ describe('SPEC §3 decision tree: algorithm, issuer, audience (table-driven)', (
         const issued = await fixture.issuer.issue('alice', ['alice', 'registry-admin']);
         const header = decodeProtectedHeader(issued.token);
         assert.equal(header.alg, row.alg);
-        assert.equal(header.kid, fixture.ring.byAlg[row.alg].kid);
+        assert.equal(header.kid, fixture.ring.require(row.alg).kid);
         assert.equal(header.typ, 'JWT');
         const claims = decodeJwt(issued.token);
         assert.equal(claims.iss, row.iss);
@@ -94,7 +94,7 @@ describe('SPEC §3 decision tree: algorithm, issuer, audience (table-driven)', (
         assert.ok(Math.abs(claims.iat! * 1000 - Date.now()) < 60_000);
 
         // an independent verifier that knows only the JWKS document
-        const jwks = createLocalJWKSet(JSON.parse(JSON.stringify(fixture.issuer.jwks())));
+        const jwks = createLocalJWKSet(JSON.parse(JSON.stringify(await fixture.issuer.jwks())));
         const independent = await jwtVerify(issued.token, jwks, { issuer: row.iss, audience: row.aud, algorithms: [row.alg] });
         assert.equal(independent.payload.sub, 'alice');
 
@@ -143,13 +143,13 @@ describe('rejected tokens', () => {
   test('alg: none', async () => {
     const unsecured = new UnsecuredJWT(claimsFor({ sub: 'mallory' })).encode();
     await rejects(unsecured, /./);
-    const withKid = `${Buffer.from(JSON.stringify({ alg: 'none', kid: fixture.ring.byAlg.EdDSA.kid })).toString('base64url')}.${good.split('.')[1]}.`;
+    const withKid = `${Buffer.from(JSON.stringify({ alg: 'none', kid: fixture.ring.require('EdDSA').kid })).toString('base64url')}.${good.split('.')[1]}.`;
     await rejects(withKid, /./);
   });
 
   test('HS256 signed with our public key (algorithm confusion)', async () => {
     for (const alg of ['EdDSA', 'RS256'] as const) {
-      const key = fixture.ring.byAlg[alg];
+      const key = fixture.ring.require(alg);
       const publicBytes = new TextEncoder().encode(JSON.stringify(key.publicJwk));
       const pem = new TextEncoder().encode(createPublicKey({ key: key.publicJwk as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString());
       for (const secret of [publicBytes, pem]) {
@@ -160,7 +160,7 @@ describe('rejected tokens', () => {
   });
 
   test('EdDSA token naming the RSA kid (and the reverse)', async () => {
-    const header = { ...decodeProtectedHeader(good), kid: fixture.ring.byAlg.RS256.kid };
+    const header = { ...decodeProtectedHeader(good), kid: fixture.ring.require('RS256').kid };
     const swapped = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${good.split('.')[1]}.${good.split('.')[2]}`;
     await rejects(swapped, /algorithm|signature/);
   });
@@ -173,7 +173,7 @@ describe('rejected tokens', () => {
 
   test('signed by a key that is not ours, with our kid', async () => {
     const { privateKey } = generateKeyPairSync('ed25519');
-    const forged = await new SignJWT(claimsFor()).setProtectedHeader({ alg: 'EdDSA', kid: fixture.ring.byAlg.EdDSA.kid }).sign(privateKey);
+    const forged = await new SignJWT(claimsFor()).setProtectedHeader({ alg: 'EdDSA', kid: fixture.ring.require('EdDSA').kid }).sign(privateKey);
     await rejects(forged, /signature/);
   });
 
@@ -192,7 +192,7 @@ describe('rejected tokens', () => {
   });
 
   test('wrong aud, wrong iss, missing claims (signed with our own key)', async () => {
-    const key = fixture.ring.byAlg.EdDSA;
+    const key = fixture.ring.require('EdDSA');
     const sign = (claims: Record<string, unknown>): Promise<string> =>
       new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: key.kid }).sign(key.privateKey as CryptoKey);
     await rejects(await sign(claimsFor({ aud: 'registry:4469efac' })), /aud/);
@@ -232,7 +232,7 @@ describe('config changes apply to the very next token', () => {
       await fixture.config.toggleFeature('PREMIUM_TYPES');
       const rsa = await fixture.issuer.issue('alice', []);
       assert.equal(decodeProtectedHeader(rsa.token).alg, 'RS256');
-      assert.equal(decodeProtectedHeader(rsa.token).kid, fixture.ring.byAlg.RS256.kid);
+      assert.equal(decodeProtectedHeader(rsa.token).kid, fixture.ring.require('RS256').kid);
       assert.equal((await fixture.issuer.verify(ed.token)).alg, 'EdDSA', 'the EdDSA token still verifies');
       await fixture.config.toggleFeature('PREMIUM_TYPES');
       const back = await fixture.issuer.issue('alice', []);

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { calculateJwkThumbprint } from 'jose';
 import { parseTokenRequest } from '../../plugins/verdaccio-registry-auth/auth-service';
 import { isAuthError } from '../../plugins/verdaccio-registry-auth/errors';
-import { loadKeyRing } from '../../plugins/verdaccio-registry-auth/keys';
+import { KeyRing, loadKeyRing } from '../../plugins/verdaccio-registry-auth/keys';
 import { CidrAllowList, normalizeIp, parseCidr } from '../../plugins/verdaccio-registry-auth/network';
 import { parseDuration, readPluginSettings } from '../../plugins/verdaccio-registry-auth/plugin-config';
 import { FailedLoginLimiter } from '../../plugins/verdaccio-registry-auth/rate-limit';
@@ -25,13 +25,27 @@ describe('key ring', () => {
     for (const file of readdirSync(dir)) assert.equal(statSync(join(dir, file)).mode & 0o777, 0o600, file);
     assert.deepEqual(readdirSync(dir).sort(), ['ed25519.private.jwk.json', 'rsa-2048.private.jwk.json']);
     for (const alg of ['EdDSA', 'RS256'] as const) {
-      const key = ring.byAlg[alg];
+      const key = ring.require(alg);
       assert.equal(key.kid, await calculateJwkThumbprint(key.publicJwk, 'sha256'));
       assert.equal(key.publicJwk.alg, alg);
       assert.equal(key.publicJwk.use, 'sig');
       assert.equal((key.publicJwk as unknown as Record<string, unknown>).d, undefined, 'no private part in the public JWK');
     }
-    assert.equal(Buffer.from(ring.byAlg.RS256.publicJwk.n!, 'base64url').length * 8, 2048);
+    assert.equal(Buffer.from(ring.require('RS256').publicJwk.n!, 'base64url').length * 8, 2048);
+  });
+
+  test('background mode: Ed25519 at once, RSA off the main thread; signingKey and jwks wait for it', async () => {
+    const dir = join(tempDir('auth-keys-'), 'keys');
+    const ring = KeyRing.open(dir, { background: true });
+    assert.ok(ring.byAlg.EdDSA, 'the Ed25519 key is there synchronously');
+    const rsa = await ring.signingKey('RS256');
+    assert.equal(rsa.alg, 'RS256');
+    assert.equal((await ring.jwks()).keys.length, 2);
+    assert.equal(ring.created.length, 2);
+    for (const file of readdirSync(dir)) assert.equal(statSync(join(dir, file)).mode & 0o777, 0o600, file);
+    const again = loadKeyRing(dir);
+    assert.equal(again.require('RS256').kid, rsa.kid, 'the background key was persisted');
+    assert.equal(again.created.length, 0);
   });
 
   test('a second start loads the same keys (same kids), generates nothing', () => {
@@ -39,8 +53,8 @@ describe('key ring', () => {
     const first = loadKeyRing(dir);
     const second = loadKeyRing(dir);
     assert.equal(second.created.length, 0);
-    assert.equal(second.byAlg.EdDSA.kid, first.byAlg.EdDSA.kid);
-    assert.equal(second.byAlg.RS256.kid, first.byAlg.RS256.kid);
+    assert.equal(second.require('EdDSA').kid, first.require('EdDSA').kid);
+    assert.equal(second.require('RS256').kid, first.require('RS256').kid);
   });
 
   test('refuses a key file readable by others, a corrupt key file and a keys path that is a file', () => {

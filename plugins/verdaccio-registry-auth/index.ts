@@ -162,7 +162,7 @@ export default class RegistryAuthPlugin {
     return this.version;
   }
 
-  /* eslint-disable @typescript-eslint/no-explicit-any -- Verdaccio's plugin interface; narrowed in verdaccio-adapter.ts */
+  // Verdaccio's arguments arrive untyped; verdaccio-adapter.ts narrows them.
   authenticate(user: string, password: string, cb: AuthCallback): void {
     if (typeof user !== 'string' || typeof password !== 'string' || user === '') {
       cb(verdaccioErrors.unauthorized('username and password are required'));
@@ -188,19 +188,19 @@ export default class RegistryAuthPlugin {
     );
   }
 
-  allow_access(user: any, pkg: any, cb: AccessCallback): void {
+  allow_access(user: unknown, pkg: unknown, cb: AccessCallback): void {
     this.allow('access', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
   }
 
-  allow_publish(user: any, pkg: any, cb: AccessCallback): void {
+  allow_publish(user: unknown, pkg: unknown, cb: AccessCallback): void {
     this.allow('publish', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
   }
 
-  allow_unpublish(user: any, pkg: any, cb: AccessCallback): void {
+  allow_unpublish(user: unknown, pkg: unknown, cb: AccessCallback): void {
     this.allow('unpublish', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
   }
 
-  apiJWTmiddleware(helpers: any): Middleware {
+  apiJWTmiddleware(helpers: unknown): Middleware {
     // Verdaccio calls this twice (app level and API router): one middleware, one set of routes.
     this.middleware ??= createAuthMiddleware({
       service: this.service,
@@ -211,7 +211,6 @@ export default class RegistryAuthPlugin {
     });
     return this.middleware;
   }
-  /* eslint-enable @typescript-eslint/no-explicit-any */
 
   /** The `packages:` rule for the package: allowed when the user or one of its groups is listed. */
   private allow(action: 'access' | 'publish' | 'unpublish', user: RemoteUser, rule: PackageRule, cb: AccessCallback): void {

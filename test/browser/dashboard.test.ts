@@ -284,6 +284,9 @@ describe('dashboard page in Chromium', { skip: skipReason }, () => {
     await page.waitForFunction(() => document.getElementById('registry-hash')?.textContent === '0x4469efac');
     assert.equal(lockbBytes(registry).readUInt32LE(5), 0x4469efac);
     assert.equal(await page.textContent('#registry-url'), 'https://registry.mycompany.com');
+    // the new issuer invalidated this tab's token: it notices by itself and signs out
+    await page.waitForSelector('#login-form:not([hidden])');
+    await page.waitForSelector('#connection[data-state="live"]');
     await screenshot(page, 'dashboard-url-changed.png');
     assertOnlyRegistry(watch, registry);
     assert.deepEqual(watch.consoleErrors, []);

@@ -129,6 +129,8 @@ const state = {
   editingOffset: null,
   /** @type {Set<string>} */
   seenEvents: new Set(),
+  /** set when we close the socket on purpose (sign-out): reconnect at once, as anonymous */
+  reconnectNow: false,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -526,7 +528,10 @@ function signOut(message) {
   renderSession();
   if (message) showNotice(message, 'info');
   // the socket keeps its old identity until it reconnects
-  state.socket?.close(4000, 'signed out');
+  if (state.socket) {
+    state.reconnectNow = true;
+    state.socket.close(4000, 'signed out');
+  }
 }
 
 // ---------------------------------------------------------------- live socket
@@ -586,6 +591,12 @@ function connect() {
   socket.addEventListener('close', () => {
     if (state.socket !== socket) return;
     state.socket = null;
+    if (state.reconnectNow) {
+      state.reconnectNow = false;
+      setConnection('connecting', 'Connecting…');
+      connect();
+      return;
+    }
     const delay = Math.min(10_000, 500 * 2 ** state.reconnectAttempt) * (0.8 + Math.random() * 0.4);
     state.reconnectAttempt += 1;
     setConnection('reconnecting', `Disconnected, retrying in ${Math.round(delay / 1000)} s…`);

@@ -204,6 +204,11 @@ describe('dashboard WebSocket protocol', () => {
     assert.equal(open.name, 'open-socket', 'the first publish event an anonymous socket sees is the public package');
     assert.ok(!anonymous.messages.some((m) => m.name === 'secret-socket'), 'no event about a package it may not read');
 
+    const unpublished = await client.npm(['unpublish', 'open-socket@1.0.0', '--force']);
+    assert.equal(unpublished.code, 0, unpublished.stderr);
+    const gone = await anonymous.next((m) => m.type === 'event' && m.kind === 'unpublish', 10_000, 'unpublish event');
+    assert.equal(gone.name, 'open-socket');
+
     // a socket opened now gets both in its history only when allowed
     const late = await SocketClient.open(socketUrl(registry));
     const history = await late.next((m) => m.type === 'history');

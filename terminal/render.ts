@@ -195,7 +195,7 @@ function hintLines(readonly: boolean, width: number): Line[] {
   return lines;
 }
 
-function bottomLine(state: ClientState): Line {
+function bottomLine(state: ClientState, compactNote: string): Line {
   const input = state.input;
   if (input.kind === 'edit' && state.config !== null) {
     const value = configBytes(state.config)[input.offset - CONFIG_START];
@@ -207,7 +207,7 @@ function bottomLine(state: ClientState): Line {
   }
   if (input.kind === 'command') return [seg(':', 'title'), seg(`${input.text}_`, 'input')];
   if (state.message !== null) return [seg(` ${state.message.text}`, state.message.error ? 'error' : 'ok')];
-  return [seg(state.lastUpdate !== null ? ` config as of ${time(state.lastUpdate)}` : ' waiting for the config…', 'dim')];
+  return [seg(state.lastUpdate !== null ? ` config as of ${time(state.lastUpdate)}${compactNote}` : ' waiting for the config…', 'dim')];
 }
 
 // ---------------------------------------------------------------- screens
@@ -259,7 +259,8 @@ function mainScreen(state: ClientState, width: number, height: number): Line[] {
     } else top.push(...info, ...flags);
     if (!compact) top.push([]);
   }
-  const footer = [...hintLines(state.readonly, width), bottomLine(state)];
+  const note = compact && config !== null ? `, compact: ${width}x${height} < config ${config.fields.cols}x${config.fields.rows}` : '';
+  const footer = [...hintLines(state.readonly, width), bottomLine(state, note)];
   const rest = Math.max(0, height - top.length - footer.length);
   const middle: Line[] = [];
   if (width >= 100 && rest > 0) {

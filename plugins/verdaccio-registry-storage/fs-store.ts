@@ -9,7 +9,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { link, open, readFile, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { ensureDir, fsyncDir, tempPathFor, unlinkDurable, writeFileAtomic } from './atomic';
 import { scanPackages } from './scan';
 import { StorageError, isErrno } from './errors';
@@ -307,7 +307,7 @@ export class FileSystemStore implements PackageStore {
     if (cached) {
       const info = statSync(path, { bigint: true, throwIfNoEntry: false });
       if (info && info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs && settled(info.mtimeNs)) {
-        return { stream: bufferStream(cached.bytes), size: cached.bytes.length };
+        return { bytes: cached.bytes, size: cached.bytes.length };
       }
       this.dropTarballCache(path);
       if (!info) return null;
@@ -325,7 +325,7 @@ export class FileSystemStore implements PackageStore {
       try {
         const bytes = await handle.readFile();
         if (bytes.length === size) this.cacheTarball(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, bytes });
-        return { stream: bufferStream(bytes), size: bytes.length };
+        return { bytes, size: bytes.length };
       } finally {
         await handle.close();
       }
@@ -467,8 +467,4 @@ export class FileSystemStore implements PackageStore {
       return false;
     }
   }
-}
-
-function bufferStream(bytes: Buffer): Readable {
-  return Readable.from([bytes], { objectMode: false });
 }

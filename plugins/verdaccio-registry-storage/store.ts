@@ -46,10 +46,8 @@ export interface TarballWriter {
   abort(): Promise<void>;
 }
 
-export interface TarballReader {
-  readonly stream: Readable;
-  readonly size: number;
-}
+/** Either the whole tarball in memory (small, cached) or a stream of it. */
+export type TarballReader = { readonly bytes: Buffer; readonly size: number } | { readonly stream: Readable; readonly size: number };
 
 export interface TarballWriteOptions {
   /** Runs before anything is written (e.g. a name check that needs to look at storage). */

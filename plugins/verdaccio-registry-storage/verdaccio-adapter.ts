@@ -192,6 +192,13 @@ export class PackageHandler implements ILocalPackageManager {
     };
     this.deps.service.readTarball(this.name, fileName).then(
       (reader) => {
+        if ('bytes' in reader) {
+          if (aborted) return;
+          out.emit('content-length', reader.size);
+          out.emit('open');
+          out.end(reader.bytes); // one buffer, no extra stream per request
+          return;
+        }
         if (aborted) {
           reader.stream.destroy();
           return;

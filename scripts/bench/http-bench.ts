@@ -9,7 +9,7 @@ import { cpus } from 'node:os';
 import autocannon from 'autocannon';
 import { monotonicUs, type ProfileWindow } from './profile';
 import { makeRow, median } from './report';
-import { cpuSnapshot, foreignCpuPercent, interleave, probe, sleep, type BenchServer, type Budget, type Log, type ServerKind, type Side } from './stock';
+import { CLOCK_TICKS_PER_SECOND, cpuSnapshot, foreignCpuPercent, interleave, probe, sleep, type BenchServer, type Budget, type Log, type ServerKind, type Side } from './stock';
 import type { BenchRow } from './types';
 
 /** Above this much foreign CPU (% of one core) a load row is flagged NOISY in the table notes. */
@@ -145,10 +145,12 @@ export async function throughputRow(
   }
   const windows: LoadWindow[] = [];
   const foreignCpu: number[] = [];
+  const cpuPerRequest: Record<Side, number[]> = { stock: [], ours: [] };
   const runs = await interleave(settings.rounds, budget, async (side) => {
     const startUs = monotonicUs();
     const pids = [process.pid, servers[side].child.pid ?? 0];
     const before = cpuSnapshot(pids);
+    const serverBefore = cpuSnapshot([servers[side].child.pid ?? 0]);
     const result = await cannon(`${servers[side].url}${endpoints[side].path}`, {
       durationSec: settings.durationSec,
       connections: settings.connections,
@@ -156,6 +158,11 @@ export async function throughputRow(
     });
     const foreign = foreignCpuPercent(before, cpuSnapshot(pids), cpus().length);
     if (foreign !== null) foreignCpu.push(foreign);
+    const serverAfter = cpuSnapshot([servers[side].child.pid ?? 0]);
+    if (serverBefore && serverAfter && result.requests > 0) {
+      // Server CPU per request: what a busy neighbour cannot inflate much, unlike req/s.
+      cpuPerRequest[side].push(((serverAfter.ownTicks - serverBefore.ownTicks) * (1000 / CLOCK_TICKS_PER_SECOND)) / result.requests);
+    }
     windows.push({ row: rowName, kind: servers[side].kind, requests: result.requests, startUs, endUs: monotonicUs() });
     log(
       `  ${rowName} ${side}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms` +
@@ -171,6 +178,11 @@ export async function throughputRow(
   const stockP50 = median(runs.stock.map((r) => r.p50));
   const oursP50 = median(runs.ours.map((r) => r.p50));
   const total = (list: CannonResult[]): number => list.reduce((sum, r) => sum + r.requests, 0);
+  if (cpuPerRequest.stock.length > 0 && cpuPerRequest.ours.length > 0) {
+    const stockCpu = median(cpuPerRequest.stock);
+    const oursCpu = median(cpuPerRequest.ours);
+    notes.push(`server CPU per request: stock ${stockCpu.toFixed(3)} ms, ours ${oursCpu.toFixed(3)} ms (stock/ours ${(stockCpu / oursCpu).toFixed(2)}×)`);
+  }
   if (foreignCpu.length > 0) {
     const worst = Math.max(...foreignCpu);
     // 100 % = one of the cores was busy with work that is neither the server nor the bench.

@@ -290,7 +290,9 @@ function finish(
   log(`\n${counts.pass} met, ${counts.fail} missed, ${counts.error} error(s), ${counts.info} informative — ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);
   for (const row of outcome.rows) {
     const notes = new Set(
-      (outcome.notes[row.name] ?? []).filter((note) => note.startsWith('ERROR') || note.startsWith('NOISY') || note.includes('skipped')),
+      (outcome.notes[row.name] ?? []).filter(
+        (note) => note.startsWith('ERROR') || note.startsWith('NOISY') || note.includes('skipped') || note.startsWith('server CPU'),
+      ),
     );
     for (const note of notes) log(`  ${row.name}: ${note}`);
   }

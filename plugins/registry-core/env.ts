@@ -2,10 +2,10 @@
  * `.env.local` and process-environment import/export of the config (SPEC §2 "Environment").
  * The 13 bytes hold only the registry URL's hash; the URL itself lives in `.env.local`.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { RegistryCoreError } from './errors';
-import { fsyncDirectory } from './header-file';
+import { writeFileAtomicSync } from './atomic-file';
 import { FEATURE_FLAGS, TERMINAL_MODES, hasFeature, validateFields, type ConfigFields, type FeatureFlag } from './layout';
 import { LOCAL_REGISTRY_URL, hashRegistryUrl, normalizeRegistryUrl } from './registry-url';
 
@@ -227,30 +227,10 @@ export function setEnvFileValue(envFile: string, key: string, value: string): vo
     }
   }
   if (!replaced) out.push(line);
-  writeFileAtomic(target, `${out.join('\n')}\n`);
+  writeFileAtomicSync(target, `${out.join('\n')}\n`);
   urlCache.delete(target);
 }
 
-function writeFileAtomic(target: string, text: string): void {
-  const mode = existsSync(target) ? statSync(target).mode & 0o777 : 0o644;
-  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(temp, 'wx', mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(temp, target);
-  } catch (error) {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
-    if (existsSync(temp)) unlinkSync(temp);
-    throw error;
-  }
-  fsyncDirectory(dirname(target));
-}
 
 interface UrlCacheEntry {
   ino: bigint;

@@ -4,6 +4,7 @@
  * exists: other processes hold descriptors on it and the package index lives after the header.
  */
 import { closeSync, existsSync, fsyncSync, linkSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { fsyncDirectory } from './atomic-file';
 import { basename, dirname, join, resolve } from 'node:path';
 import { crc8 } from './crc8';
 import { RegistryCoreError } from './errors';
@@ -40,17 +41,6 @@ export function readHeaderBytes(fd: number): Uint8Array {
   return total === HEADER_SIZE ? buffer : buffer.subarray(0, total);
 }
 
-export function fsyncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // some file systems refuse fsync on a directory; the file itself is already durable
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
 /** Writes a fresh header (no records) atomically: temp file + fsync + link(2), which refuses to overwrite. */
 export function createConfigFile(path: string, fields: ConfigFields): void {

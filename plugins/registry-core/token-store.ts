@@ -9,7 +9,8 @@
  * atomic: temp file + fsync + rename, then the folder is fsynced so the rename survives a crash.
  * The file holds masked tokens only, never a usable token.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { writeFileAtomicSync } from './atomic-file';
+import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 export const TOKEN_STORE_FILE = '.registry-tokens.json';
@@ -126,27 +127,6 @@ function parseStoreFile(path: string, text: string): StoreFileShape {
   }
 }
 
-function writeFileAtomic(path: string, text: string): void {
-  const folder = dirname(path);
-  const temp = join(folder, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    unlinkSync(temp);
-    throw error;
-  }
-  closeSync(fd);
-  renameSync(temp, path);
-  const dirFd = openSync(folder, 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
-}
 
 const openStores = new Map<string, { store: TokenStore; refs: number }>();
 
@@ -305,6 +285,6 @@ export class TokenStore {
         .filter(([, expiresAt]) => expiresAt === null || expiresAt > now)
         .map(([jti, expiresAt]) => ({ jti, expiresAt })),
     };
-    writeFileAtomic(this.file, `${JSON.stringify(shape, null, 1)}\n`);
+    writeFileAtomicSync(this.file, `${JSON.stringify(shape, null, 1)}\n`, 0o600);
   }
 }

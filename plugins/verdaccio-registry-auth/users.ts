@@ -11,8 +11,9 @@
  */
 import bcrypt from 'bcryptjs';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { writeFileAtomicSync } from '../registry-core/atomic-file';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { AuthError } from './errors';
 
 export const DEFAULT_PASSWORD_MIN_LENGTH = 8;
@@ -77,26 +78,6 @@ function parseLines(file: string, text: string): UserLine[] {
   return users;
 }
 
-function writeFileAtomic(path: string, text: string): void {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    unlinkSync(temp);
-    throw error;
-  }
-  closeSync(fd);
-  renameSync(temp, path);
-  const dirFd = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
-}
 
 /**
  * A bcrypt hash (10 rounds) of 48 random hex characters nobody kept: comparing against it makes
@@ -179,7 +160,7 @@ export class UserStore {
       this.assertCanRegister(name);
       const current = existsSync(this.file) ? readFileSync(this.file, 'utf8') : '';
       const separator = current === '' || current.endsWith('\n') ? '' : '\n';
-      writeFileAtomic(this.file, `${current}${separator}${name}:${hash}:autocreated ${new Date().toISOString()}\n`);
+      writeFileAtomicSync(this.file, `${current}${separator}${name}:${hash}:autocreated ${new Date().toISOString()}\n`, 0o600);
       this.refresh(true);
     });
   }
@@ -201,7 +182,7 @@ export class UserStore {
         return parts.join(':');
       });
       if (!replaced) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
-      writeFileAtomic(this.file, next.join('\n'));
+      writeFileAtomicSync(this.file, next.join('\n'), 0o600);
       this.refresh(true);
     });
   }

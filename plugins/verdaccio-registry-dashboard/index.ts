@@ -9,7 +9,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Server } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Application } from 'express';
 import {
   bootMark,

@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Replaces `target` so that a reader (or a crash) sees either the old or the new content, never a
+ * mix: temp file in the same folder, fsync, rename, fsync of the folder (the rename itself is only
+ * durable once the directory entry is). The temp name is random so two writers never collide.
+ * `mode` defaults to the target's current mode, else 0o644.
+ */
+export function writeFileAtomicSync(target: string, data: string, mode?: number): void {
+  const folder = dirname(target);
+  const fileMode = mode ?? (existsSync(target) ? statSync(target).mode & 0o777 : 0o644);
+  const temp = join(folder, `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', fileMode);
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    unlinkSync(temp);
+    throw error;
+  }
+  closeSync(fd);
+  try {
+    renameSync(temp, target);
+  } catch (error) {
+    unlinkSync(temp);
+    throw error;
+  }
+  fsyncDirectory(folder);
+}
+
+export function fsyncDirectory(folder: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(folder, 'r');
+    fsyncSync(fd);
+  } catch {
+    // some file systems refuse fsync on a directory; the file itself is already durable
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}

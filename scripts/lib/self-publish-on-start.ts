@@ -17,9 +17,20 @@ import type { AddressInfo, Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { load } from 'js-yaml';
 import { PackageIndex, bootMark, type IndexRecord } from '../../plugins/registry-core/index';
-import { putJson } from './npm-clients';
-import { OWN_PACKAGE_DIR, readManifest, selfPublish } from './self-publish';
 import { readVerdaccioConfig } from './verdaccio-config';
+
+/*
+ * The publishing side (libnpmpublish, npm-registry-fetch, sigstore…) is loaded only when a start
+ * really self-publishes: `npm start` imports this module on every start, and loading those costs
+ * ~50 ms CPU / ~30 ms of cold start (measured by `npm run bench`, scripts/bench/README.md).
+ */
+function npmClients(): typeof import('./npm-clients') {
+  return require('./npm-clients') as typeof import('./npm-clients');
+}
+
+function selfPublishing(): typeof import('./self-publish') {
+  return require('./self-publish') as typeof import('./self-publish');
+}
 
 export const SELF_PUBLISH_PASSWORD_ENV = 'REGISTRY_SELF_PUBLISH_PASSWORD';
 
@@ -54,7 +65,7 @@ function urlOf(address: AddressInfo | string | null): string {
 }
 
 async function login(registryUrl: string, settings: SelfPublishSettings): Promise<string> {
-  const answer = (await putJson(
+  const answer = (await npmClients().putJson(
     `/-/user/org.couchdb.user:${encodeURIComponent(settings.user)}`,
     {
       _id: `org.couchdb.user:${settings.user}`,
@@ -83,6 +94,7 @@ export async function selfPublishOnStart(
     const settings = readSelfPublishSettings(configPath, env);
     if (!settings) return 'disabled';
     const lockbPath = readVerdaccioConfig(configPath).lockbPath ?? join(dirname(configPath), 'registry.lockb');
+    const { OWN_PACKAGE_DIR, readManifest, selfPublish } = selfPublishing();
     const manifest = readManifest(OWN_PACKAGE_DIR);
     const index = PackageIndex.open(lockbPath);
     let recorded: IndexRecord | undefined;

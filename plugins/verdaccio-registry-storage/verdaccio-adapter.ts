@@ -7,7 +7,9 @@
  * "exists" = code 409/EEXISTS; anything else with an HTTP `status` reaches the client as is.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { errorUtils } from '@verdaccio/core';
+import { errorUtils, validationUtils } from '@verdaccio/core';
+import { isHost, validateURL } from '@verdaccio/url';
+import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
 import { StorageError } from './errors';
 import type { PackageService } from './package-service';
@@ -303,4 +305,115 @@ export class StoragePluginAdapter implements IPluginStorage<StorageConfig> {
   deleteToken(user: string, tokenKey: string): Promise<void> {
     return this.deps.tokens.delete(user, tokenKey);
   }
+}
+
+// ---- the part's middleware entry (http/): Verdaccio's Auth, Storage and Config, typed --------
+/* eslint-disable @typescript-eslint/no-explicit-any -- the Verdaccio boundary of the middleware entry */
+
+export type HttpAction = 'access' | 'publish';
+
+/** What the middleware entry may use of Verdaccio's objects (register_middlewares' auth/storage, the constructor's config). */
+export interface StorageHttpHost {
+  /** OUR store plugin's packument stamp (see packumentRevision above); null when the store is another one. */
+  readonly packumentRevision: ((name: string) => string | null) | null;
+  /** Why packumentRevision is null; '' when it is not. */
+  readonly storeProblem: string;
+  /** Configured things that make a packument response depend on more than its file. */
+  readonly cacheBlockers: readonly string[];
+  /** Verdaccio's forwarded-protocol header (tarball URLs in packuments are built from it). */
+  readonly forwardedProtoHeader: string;
+  /** Verdaccio's auth chain (auth.allow_<action>) for req.remote_user; false on any denial or error. */
+  allowed(action: HttpAction, packageName: string, req: Request, done: (allowed: boolean) => void): void;
+  /**
+   * Whether Verdaccio can build public URLs from this Host header. @verdaccio/url's
+   * getPublicUrl THROWS for a Host its isHost refuses ("bad_host", "a b"): inside the packument
+   * route that throw happens in a storage callback, so one anonymous GET kills the process.
+   */
+  hostHeaderUsable(host: string | undefined): boolean;
+  /** Whether the app-wide auth middleware set req.remote_user (it always does in 6.10.4). */
+  hasRemoteUser(req: Request): boolean;
+  /** True when Verdaccio's API router would do more for this request than its route does (no remote_user yet, a generated-token key to enforce). */
+  needsVerdaccioAuth(req: Request): boolean;
+}
+
+/** Verdaccio's own package-name check for route params (validatePackage, no "*"): names it refuses never reach a handler. */
+export function verdaccioAcceptsPackageName(name: string): boolean {
+  return validationUtils.validatePackage(name) && !name.includes('*');
+}
+
+function proxiedUplinks(config: any): string[] {
+  const uplinks = config?.uplinks && typeof config.uplinks === 'object' ? Object.keys(config.uplinks) : [];
+  if (uplinks.length === 0) return [];
+  const proxied = new Set<string>();
+  const packages = config?.packages && typeof config.packages === 'object' ? config.packages : {};
+  for (const rule of Object.values<any>(packages)) {
+    const proxy = rule?.proxy;
+    const names: unknown[] = Array.isArray(proxy) ? proxy : typeof proxy === 'string' ? proxy.split(/\s+/) : [];
+    for (const name of names) if (typeof name === 'string' && uplinks.includes(name)) proxied.add(name);
+  }
+  return [...proxied];
+}
+
+export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: unknown): StorageHttpHost {
+  const a = auth as any;
+  const s = storage as any;
+  const c = config as any;
+  if (typeof a?.allow_access !== 'function' || typeof a?.allow_publish !== 'function') {
+    throw new Error('registry-storage-http: Verdaccio passed an auth object without allow_access/allow_publish (unsupported Verdaccio version?)');
+  }
+  const plugin = s?.localStorage?.storagePlugin;
+  const ours = typeof plugin?.packumentRevision === 'function';
+  const blockers: string[] = [];
+  const filters = c?.filters && typeof c.filters === 'object' ? Object.keys(c.filters) : [];
+  if (filters.length > 0 || (Array.isArray(s?.filters) && s.filters.length > 0)) blockers.push(`filters: plugins configured (${filters.join(', ') || 'loaded'}) may rewrite packuments`);
+  const uplinks = proxiedUplinks(c);
+  if (uplinks.length > 0) blockers.push(`packages: proxy to uplinks (${uplinks.join(', ')}) merges remote metadata into packuments`);
+  const header = process.env.VERDACCIO_FORWARDED_PROTO;
+  // getPublicUrl ignores the Host header when VERDACCIO_PUBLIC_URL is a valid URL
+  const publicUrlFixed = validateURL(process.env.VERDACCIO_PUBLIC_URL);
+  const hostVerdicts = new Map<string, boolean>();
+  return {
+    packumentRevision: ours ? (name: string) => plugin.packumentRevision(name) as string | null : null,
+    storeProblem: ours ? '' : `the store plugin is not registry-storage (${plugin?.constructor?.name ?? typeof plugin} has no packumentRevision)`,
+    cacheBlockers: blockers,
+    forwardedProtoHeader: typeof header === 'string' && header !== '' ? header.toLowerCase() : 'x-forwarded-proto',
+    allowed(action, packageName, req, done) {
+      const user = (req as any).remote_user;
+      if (!user || typeof user !== 'object') {
+        done(false);
+        return;
+      }
+      const check = action === 'access' ? a.allow_access : a.allow_publish;
+      let answered = false;
+      try {
+        check.call(a, { packageName, packageVersion: undefined }, user, (err: unknown, ok: unknown) => {
+          if (answered) return;
+          answered = true;
+          done(!err && ok === true);
+        });
+      } catch {
+        if (!answered) {
+          answered = true;
+          done(false); // Verdaccio's own route will meet the same failure and answer it
+        }
+      }
+    },
+    hostHeaderUsable(host) {
+      if (publicUrlFixed || host === undefined || host === '') return true;
+      let usable = hostVerdicts.get(host);
+      if (usable === undefined) {
+        usable = isHost(host);
+        if (hostVerdicts.size < 256) hostVerdicts.set(host, usable); // a few real hosts; never grows with hostile ones
+      }
+      return usable;
+    },
+    hasRemoteUser(req) {
+      const user = (req as any).remote_user;
+      return Boolean(user) && typeof user === 'object';
+    },
+    needsVerdaccioAuth(req) {
+      const user = (req as any).remote_user ?? (req as any).res?.locals?.remote_user;
+      return !user || typeof user !== 'object' || Boolean(user.token?.key);
+    },
+  };
 }

@@ -1,0 +1,87 @@
+/**
+ * `middlewares: { registry-storage-http: {} }` — the storage part's second Verdaccio entry point
+ * (a `store:` plugin cannot register routes). Loaded through
+ * `plugins/verdaccio-registry-storage-http/package.json`.
+ *
+ * Options (all optional; prefixed because Verdaccio 6 merges the whole config into them):
+ *   packument_cache: false        turn the packument response cache off (the publish guard stays)
+ *   packument_cache_entries: 1000 most cached responses
+ *   packument_cache_mb: 64        most bytes of cached responses (bodies + gzip variants)
+ */
+import type { Application } from 'express';
+import type { Config, Logger } from '@verdaccio/types';
+import { bootMark } from '../../registry-core/index';
+import { announcePluginLoaded } from '../../registry-core/plugin-presence';
+import { adaptStorageHttpHost } from '../verdaccio-adapter';
+import { ResponseCache } from './response-cache';
+import { createStorageHttpHandler } from './routes';
+
+export interface StorageHttpOptions {
+  packumentCache: boolean;
+  maxEntries: number;
+  maxBytes: number;
+}
+
+const DEFAULTS = { entries: 1000, mb: 64 };
+
+function positiveInteger(value: unknown, key: string, fallback: number, max: number): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new Error(`registry-storage-http: \`${key}\` must be a whole number from 1 to ${max} (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+export function parseStorageHttpOptions(pluginConfig: unknown): StorageHttpOptions {
+  const config = (pluginConfig ?? {}) as Record<string, unknown>;
+  const enabled = config.packument_cache;
+  if (enabled !== undefined && enabled !== null && typeof enabled !== 'boolean') {
+    throw new Error(`registry-storage-http: \`packument_cache\` must be true or false (got ${JSON.stringify(enabled)})`);
+  }
+  return {
+    packumentCache: enabled !== false,
+    maxEntries: positiveInteger(config.packument_cache_entries, 'packument_cache_entries', DEFAULTS.entries, 1_000_000),
+    maxBytes: positiveInteger(config.packument_cache_mb, 'packument_cache_mb', DEFAULTS.mb, 16_384) * 1024 * 1024,
+  };
+}
+
+export default class RegistryStorageHttpPlugin {
+  readonly options: StorageHttpOptions;
+  /** The live cache (null until registered, or when off): tests and the boot line read its stats. */
+  cache: ResponseCache | null = null;
+  readonly #config: Config;
+  readonly #logger: Logger;
+
+  constructor(pluginConfig: unknown, options: { config: Config; logger: Logger }) {
+    this.options = parseStorageHttpOptions(pluginConfig);
+    this.#config = options.config;
+    this.#logger = options.logger;
+    announcePluginLoaded('storage-http', this.options.packumentCache ? 'packument cache requested' : 'packument cache off by config');
+  }
+
+  /** Synchronous on purpose: routes added after an await would land behind Verdaccio's 404. */
+  register_middlewares(app: Application, auth: unknown, storage: unknown): void {
+    const host = adaptStorageHttpHost(auth, storage, this.#config);
+    const off: string[] = [];
+    if (!this.options.packumentCache) off.push('packument_cache: false in config.yaml');
+    if (host.packumentRevision === null) off.push(host.storeProblem);
+    off.push(...host.cacheBlockers);
+    this.cache = off.length === 0 ? new ResponseCache({ maxEntries: this.options.maxEntries, maxBytes: this.options.maxBytes }) : null;
+    app.use(
+      createStorageHttpHandler({
+        host,
+        cache: this.cache,
+        warn: (text) => this.#logger.warn({ detail: text }, 'registry-storage-http: @{detail}'),
+      }),
+    );
+    bootMark('storage-http: publish guard on PUT /:package');
+    if (this.cache) {
+      bootMark(`storage-http: packument cache on (${this.options.maxEntries} entries, ${Math.round(this.options.maxBytes / 1024 / 1024)} MB)`);
+    } else {
+      const why = off.join('; ');
+      bootMark(`storage-http: packument cache off: ${why}`);
+      // switched off by the config on purpose is not worth a warning; switched off by circumstance is
+      if (this.options.packumentCache) this.#logger.warn({ detail: why }, 'registry-storage-http: packument cache off: @{detail}');
+    }
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * A bounded LRU of rendered packument responses. Pure (no HTTP, no Verdaccio): bounded both in
+ * entries and in bytes; an entry is valid only for the packument revision it was rendered
+ * from, so a lookup with another revision is a miss that drops the stale entry.
+ */
+import { gzipSync } from 'node:zlib';
+
+export interface CachedResponse {
+  /** The store's packumentRevision(name) the body was rendered from. */
+  readonly revision: string;
+  readonly body: Buffer;
+  /** Exactly what Verdaccio sent (charset included). */
+  readonly contentType: string;
+  readonly etag: string;
+  /** gzip of body, made on the first request that accepts it (what compression() would send). */
+  gzip?: Buffer;
+}
+
+export interface CacheLimits {
+  maxEntries: number;
+  maxBytes: number;
+}
+
+export interface CacheStats {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  stores: number;
+  evictions: number;
+}
+
+/** Key strings and object headers are small next to packument bodies, but not free. */
+const ENTRY_OVERHEAD = 256;
+
+function sizeOf(key: string, entry: CachedResponse): number {
+  return ENTRY_OVERHEAD + key.length * 2 + entry.body.length + (entry.gzip?.length ?? 0) + entry.contentType.length + entry.etag.length + entry.revision.length;
+}
+
+export class ResponseCache {
+  readonly limits: CacheLimits;
+  readonly #entries = new Map<string, { entry: CachedResponse; bytes: number }>();
+  #bytes = 0;
+  #hits = 0;
+  #misses = 0;
+  #stores = 0;
+  #evictions = 0;
+
+  constructor(limits: CacheLimits) {
+    if (!Number.isSafeInteger(limits.maxEntries) || limits.maxEntries < 1) throw new RangeError(`maxEntries must be a positive integer (got ${limits.maxEntries})`);
+    if (!Number.isSafeInteger(limits.maxBytes) || limits.maxBytes < 1) throw new RangeError(`maxBytes must be a positive integer (got ${limits.maxBytes})`);
+    this.limits = { ...limits };
+  }
+
+  /** The entry rendered from `revision`, most recently used from now on; undefined otherwise. */
+  get(key: string, revision: string): CachedResponse | undefined {
+    const slot = this.#entries.get(key);
+    if (!slot) {
+      this.#misses++;
+      return undefined;
+    }
+    this.#entries.delete(key);
+    if (slot.entry.revision !== revision) {
+      this.#bytes -= slot.bytes;
+      this.#misses++;
+      return undefined;
+    }
+    this.#entries.set(key, slot);
+    this.#hits++;
+    return slot.entry;
+  }
+
+  /** Stores (replacing any entry for key); false when one entry alone would take over a quarter of the byte budget. */
+  set(key: string, entry: CachedResponse): boolean {
+    this.delete(key);
+    const bytes = sizeOf(key, entry);
+    if (bytes > this.limits.maxBytes / 4) return false;
+    this.#entries.set(key, { entry, bytes });
+    this.#bytes += bytes;
+    this.#stores++;
+    this.#evict();
+    return true;
+  }
+
+  /** The gzip variant of a cached entry, made once; the byte budget counts it. */
+  gzipOf(key: string, entry: CachedResponse): Buffer {
+    if (entry.gzip) return entry.gzip;
+    const gzip = gzipSync(entry.body);
+    const slot = this.#entries.get(key);
+    if (slot && slot.entry === entry) {
+      entry.gzip = gzip;
+      this.#bytes -= slot.bytes;
+      slot.bytes = sizeOf(key, entry);
+      this.#bytes += slot.bytes;
+      this.#evict();
+    }
+    return gzip;
+  }
+
+  delete(key: string): void {
+    const slot = this.#entries.get(key);
+    if (!slot) return;
+    this.#entries.delete(key);
+    this.#bytes -= slot.bytes;
+  }
+
+  clear(): void {
+    this.#entries.clear();
+    this.#bytes = 0;
+  }
+
+  stats(): CacheStats {
+    return { entries: this.#entries.size, bytes: this.#bytes, hits: this.#hits, misses: this.#misses, stores: this.#stores, evictions: this.#evictions };
+  }
+
+  #evict(): void {
+    // Map iteration order is insertion order, and get() re-inserts: the first key is the least recently used
+    while (this.#entries.size > this.limits.maxEntries || this.#bytes > this.limits.maxBytes) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done) break;
+      this.delete(oldest.value);
+      this.#evictions++;
+    }
+  }
+}

@@ -6,7 +6,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
  * initialised; the start script listens and refuses to serve unless every configured part did.
  * diagnostics_channel is Node's own process-wide pub/sub, so no module state of ours is shared.
  */
-export type RegistryPart = 'auth' | 'storage' | 'dashboard';
+export type RegistryPart = 'auth' | 'storage' | 'storage-http' | 'dashboard';
 
 const CHANNEL_NAME = 'mycompany-registry:plugin-loaded';
 

@@ -41,6 +41,7 @@ export function requiredParts(config: VerdaccioConfigSummary): RegistryPart[] {
   const parts: RegistryPart[] = [];
   if (config.authPlugins.includes('registry-auth')) parts.push('auth');
   if (config.storePlugins.includes('registry-storage')) parts.push('storage');
+  if (config.middlewarePlugins.includes('registry-storage-http')) parts.push('storage-http');
   if (config.middlewarePlugins.includes('registry-dashboard')) parts.push('dashboard');
   return parts;
 }

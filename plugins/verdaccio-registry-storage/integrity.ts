@@ -12,6 +12,30 @@ function hexOf(base64: string): string {
   return Buffer.from(base64, 'base64').toString('hex');
 }
 
+type ParsedIntegrity = Record<string, Array<{ digest: string }> | undefined>;
+
+/** ssri.parse, which returns null for text it cannot read at all (e.g. "__proto__"). */
+function parseIntegrity(text: string): ParsedIntegrity | null {
+  const parsed = ssri.parse(text) as unknown;
+  return parsed !== null && typeof parsed === 'object' ? (parsed as ParsedIntegrity) : null;
+}
+
+/** Own entries only: an algorithm named like an Object.prototype member must not count. */
+function entriesFor(parsed: ParsedIntegrity, algorithm: string): Array<{ digest: string }> {
+  const entries = Object.prototype.hasOwnProperty.call(parsed, algorithm) ? parsed[algorithm] : undefined;
+  return Array.isArray(entries) ? entries.filter((entry) => typeof entry?.digest === 'string') : [];
+}
+
+/** Why a dist.integrity string cannot be checked, or null when it names a sha512 or sha1 hash. */
+export function integrityProblem(integrity: string): string | null {
+  const parsed = parseIntegrity(integrity.trim());
+  if (parsed === null) return `dist.integrity ${JSON.stringify(integrity.slice(0, 80))} is not a Subresource Integrity string`;
+  if (CHECKED.every((algorithm) => entriesFor(parsed, algorithm).length === 0)) {
+    return `dist.integrity ${JSON.stringify(integrity.slice(0, 80))} has no sha512 or sha1 hash`;
+  }
+  return null;
+}
+
 /** Throws ERR_INTEGRITY unless dist.integrity and/or dist.shasum match the stored bytes. */
 export function verifyDist(label: string, dist: VersionManifest['dist'], digest: TarballDigest): void {
   const integrity = typeof dist?.integrity === 'string' ? dist.integrity.trim() : '';
@@ -21,10 +45,11 @@ export function verifyDist(label: string, dist: VersionManifest['dist'], digest:
   }
   let checked = 0;
   if (integrity !== '') {
-    const parsed = ssri.parse(integrity) as unknown as Record<string, Array<{ digest: string }> | undefined>;
+    const parsed = parseIntegrity(integrity);
+    if (parsed === null) throw new StorageError('ERR_INTEGRITY', `${label}: ${integrityProblem(integrity)}`);
     for (const algorithm of CHECKED) {
-      const entries = parsed[algorithm];
-      if (!entries || entries.length === 0) continue;
+      const entries = entriesFor(parsed, algorithm);
+      if (entries.length === 0) continue;
       const actual = digest[algorithm];
       if (!entries.some((entry) => hexOf(entry.digest) === actual)) {
         throw new StorageError('ERR_INTEGRITY', `${label}: tarball ${algorithm} is ${Buffer.from(actual, 'hex').toString('base64')} but dist.integrity declares ${entries.map((e) => e.digest).join(' / ')}`);
@@ -45,8 +70,9 @@ export function verifyDist(label: string, dist: VersionManifest['dist'], digest:
 /** sha512 of a dist block as 128 hex chars, '' when it declares none. */
 export function sha512HexOf(dist: VersionManifest['dist']): string {
   if (typeof dist?.integrity !== 'string') return '';
-  const parsed = ssri.parse(dist.integrity) as unknown as Record<string, Array<{ digest: string }> | undefined>;
-  const first = parsed.sha512?.[0];
+  const parsed = parseIntegrity(dist.integrity);
+  if (parsed === null) return '';
+  const first = entriesFor(parsed, 'sha512')[0];
   if (!first) return '';
   const hex = hexOf(first.digest);
   return hex.length === 128 ? hex : '';

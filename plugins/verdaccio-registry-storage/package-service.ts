@@ -169,17 +169,17 @@ export class PackageService {
         if (refused.length > 0) await this.rollbackRefusedTarballs(pkg, original, onDisk !== null, refused);
         throw error;
       }
-      const changes = diffSnapshots(before, snapshotOf(next));
-
+      let changes: ReturnType<typeof diffSnapshots>;
       let published = new Map<string, string>();
-      if (changes.added.length > 0) {
-        try {
-          published = await this.verifyAddedVersions(pkg, next, changes.added);
-        } catch (error) {
-          const files = changes.added.filter((version) => isValidVersion(version)).map((version) => tarballNameFor(pkg, version));
-          await this.rollbackRefusedTarballs(pkg, original, onDisk !== null, files);
-          throw error;
-        }
+      try {
+        changes = diffSnapshots(before, snapshotOf(next));
+        if (changes.added.length > 0) published = await this.verifyAddedVersions(pkg, next, changes.added);
+      } catch (error) {
+        // whatever went wrong, a version that is not added leaves no tarball behind
+        const added = Object.keys(next?.versions ?? {}).filter((version) => !Object.prototype.hasOwnProperty.call(original.versions ?? {}, version));
+        const files = added.filter((version) => isValidVersion(version)).map((version) => tarballNameFor(pkg, version));
+        await this.rollbackRefusedTarballs(pkg, original, onDisk !== null, files);
+        throw error;
       }
 
       this.inflight.set(pkg.name, next);
@@ -214,6 +214,10 @@ export class PackageService {
       const declared = tarballBaseName(meta?.dist?.tarball);
       if (declared !== expected) {
         throw new StorageError('ERR_BAD_MANIFEST', `${label}: dist.tarball must end in /${expected} (got ${JSON.stringify(meta?.dist?.tarball ?? null)})`);
+      }
+      // Verdaccio's packument route runs `new URL()` on it in a callback: a stored relative URL would crash every read
+      if (!URL.canParse(String(meta?.dist?.tarball))) {
+        throw new StorageError('ERR_BAD_MANIFEST', `${label}: dist.tarball must be an absolute URL (got ${JSON.stringify(meta?.dist?.tarball)})`);
       }
       const digest = await this.store.tarballDigest(pkg, expected);
       if (!digest) throw new StorageError('ERR_BAD_MANIFEST', `${label}: tarball ${expected} was not uploaded`);

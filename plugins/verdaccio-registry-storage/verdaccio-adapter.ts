@@ -8,7 +8,7 @@
  */
 import { PassThrough, type Readable } from 'node:stream';
 import { errorUtils, validationUtils } from '@verdaccio/core';
-import { isHost, validateURL } from '@verdaccio/url';
+import { getPublicUrl, validateURL } from '@verdaccio/url';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
 import { StorageError } from './errors';
@@ -326,8 +326,9 @@ export interface StorageHttpHost {
   allowed(action: HttpAction, packageName: string, req: Request, done: (allowed: boolean) => void): void;
   /**
    * Whether Verdaccio can build public URLs from this Host header. @verdaccio/url's
-   * getPublicUrl THROWS for a Host its isHost refuses ("bad_host", "a b"): inside the packument
-   * route that throw happens in a storage callback, so one anonymous GET kills the process.
+   * getPublicUrl THROWS for a Host its isHost refuses ("bad_host", "a b") or that `new URL()`
+   * refuses ("!"): inside the packument route that throw happens in a storage callback, so one
+   * anonymous GET kills the process.
    */
   hostHeaderUsable(host: string | undefined): boolean;
   /** Whether the app-wide auth middleware set req.remote_user (it always does in 6.10.4). */
@@ -372,6 +373,7 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
   // getPublicUrl ignores the Host header when VERDACCIO_PUBLIC_URL is a valid URL
   const publicUrlFixed = validateURL(process.env.VERDACCIO_PUBLIC_URL);
   const hostVerdicts = new Map<string, boolean>();
+  const urlPrefix = typeof c?.url_prefix === 'string' ? c.url_prefix : '';
   return {
     packumentRevision: ours ? (name: string) => plugin.packumentRevision(name) as string | null : null,
     storeProblem: ours ? '' : `the store plugin is not registry-storage (${plugin?.constructor?.name ?? typeof plugin} has no packumentRevision)`,
@@ -402,7 +404,13 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
       if (publicUrlFixed || host === undefined || host === '') return true;
       let usable = hostVerdicts.get(host);
       if (usable === undefined) {
-        usable = isHost(host);
+        try {
+          // the very function Verdaccio calls; only the Host decides whether it throws (the protocol is normalised to http/https)
+          getPublicUrl(urlPrefix, { host, protocol: 'http', headers: { host } });
+          usable = true;
+        } catch {
+          usable = false;
+        }
         if (hostVerdicts.size < 256) hostVerdicts.set(host, usable); // a few real hosts; never grows with hostile ones
       }
       return usable;

@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
+import { tarballUtils } from '@verdaccio/core';
 import fc from 'fast-check';
-import { checkPublishBody, isValidTagName, tarballFileOf } from '../../plugins/verdaccio-registry-storage/http/publish-guard';
+import { checkDistTagBody, checkPublishBody, isValidTagName, tarballFileOf } from '../../plugins/verdaccio-registry-storage/http/publish-guard';
 import { ResponseCache, type CachedResponse } from '../../plugins/verdaccio-registry-storage/http/response-cache';
-import { encodeScope, matchPackumentPath, matchPublishPath } from '../../plugins/verdaccio-registry-storage/http/route-match';
+import { encodeScope, matchDistTagPath, matchPackumentPath, matchPublishPath } from '../../plugins/verdaccio-registry-storage/http/route-match';
 import { isSettledRevision, negotiatesGzip } from '../../plugins/verdaccio-registry-storage/http/routes';
 import { PROJECT_ROOT } from '../harness/registry';
 import { makeTarball, sha1Hex, sha512Base64 } from './lib/packages';
@@ -149,8 +150,16 @@ describe('publish guard: hostile and malformed bodies are refused with the field
     expectRefused(mutate((m) => (m.maintainers = ['alice'])), /maintainers must be a list of \{name, email\} objects/);
     expectRefused(mutate((m) => delete m.dist), /\.dist must be an object/);
     expectRefused(mutate((m) => (m.dist.tarball = 42)), /dist\.tarball must be the tarball URL/);
-    expectRefused(mutate((m) => (m.dist.tarball = `${REGISTRY}/@acme/pkg/-/other-1.0.0.tgz`)), /dist\.tarball must end in \/pkg-1\.0\.0\.tgz/);
+    expectRefused(mutate((m) => (m.dist.tarball = `${REGISTRY}/@acme/pkg/-/other-1.0.0.tgz`)), /dist\.tarball must be an absolute http\(s\) URL ending in \/pkg-1\.0\.0\.tgz/);
+    // relative or non-http URLs: Verdaccio's packument route would throw on `new URL()` for every later read
+    for (const tarball of ['pkg-1.0.0.tgz', '/@acme/pkg/-/pkg-1.0.0.tgz', 'x/pkg-1.0.0.tgz', 'file:///etc/pkg-1.0.0.tgz', `${REGISTRY}/@acme/pkg/-/%70kg-1.0.0.tgz`]) {
+      expectRefused(mutate((m) => (m.dist.tarball = tarball)), /dist\.tarball must be an absolute http\(s\) URL/);
+    }
     expectRefused(mutate((m) => (m.dist.shasum = 'abc')), /shasum must be 40 hex digits/);
+    // ssri.parse returns null for these: the storage once threw a TypeError (500) and kept the tarball
+    for (const integrity of ['__proto__', 'x', 'md5-abc']) {
+      expectRefused(mutate((m) => (m.dist.integrity = integrity)), /dist\.integrity .* (is not a Subresource Integrity string|has no sha512 or sha1 hash)/);
+    }
     expectRefused(
       mutate((m) => {
         delete m.dist.shasum;
@@ -188,6 +197,16 @@ describe('publish guard: hostile and malformed bodies are refused with the field
     expectRefused(change((b) => (b._attachments = npmPublishBody('@acme/pkg', '1.0.1')._attachments)), /carries no "_attachments"/, { rev: true });
     expectRefused(change((b) => (b.name = '@acme/else')), /does not match the package in the URL/, { rev: true });
     expectRefused({ _id: '@acme/pkg', users: { alice: 1 } }, /"users" entry "alice" must be true or false/, { rev: true });
+  });
+
+  test('dist-tag writes: a version string for one tag, an object of tag → version|null for several', () => {
+    assert.deepEqual(checkDistTagBody('@acme/pkg', 'beta', '1.0.0'), { ok: true, kind: 'change' });
+    assert.deepEqual(checkDistTagBody('@acme/pkg', null, { beta: '1.0.0', old: null }), { ok: true, kind: 'change' });
+    for (const body of [{}, 1, null, ['1.0.0']]) assert.match(String((checkDistTagBody('@acme/pkg', 'beta', body) as { error?: string }).error), /takes a JSON string naming a version/);
+    assert.match(String((checkDistTagBody('@acme/pkg', 'beta', 'soon') as { error?: string }).error), /must name a version \(got "soon"\)/);
+    assert.match(String((checkDistTagBody('@acme/pkg', '1.0.0', '1.0.0') as { error?: string }).error), /dist-tag name "1\.0\.0" is not valid/);
+    assert.match(String((checkDistTagBody('@acme/pkg', null, 'beta') as { error?: string }).error), /must be an object of tag → version/);
+    assert.match(String((checkDistTagBody('@acme/pkg', null, { beta: 3 }) as { error?: string }).error), /must name a version, or be null/);
   });
 
   test('not a JSON object at all', () => {
@@ -266,6 +285,8 @@ describe('publish guard: properties (fast-check)', () => {
         const meta = doc.versions[version];
         meta.readme = meta.readme == null ? '' : String(meta.readme);
         assert.equal(tarballFileOf(meta.dist.tarball), basename(key));
+        // the packument route's convertDistRemoteToLocalTarballUrls → extractTarballFromUrl (new URL())
+        assert.equal(tarballUtils.extractTarballFromUrl(meta.dist.tarball), basename(key));
         for (const tagged of Object.values(doc['dist-tags'] ?? {})) assert.equal(tagged, version);
       }),
       { numRuns: 3000 },
@@ -320,6 +341,17 @@ describe('route matching mirrors Verdaccio', () => {
     assert.deepEqual(matchPublishPath('/pkg/%2Drev/1'), { name: 'pkg', viaRevisionPath: true });
     for (const path of ['/pkg/-REV/1', '/pkg/latest', '/-/user/org.couchdb.user:bob', '/pkg/-/pkg-1.0.0.tgz/-rev/1', '/a/b/c/d']) {
       assert.equal(matchPublishPath(path), null, path);
+    }
+  });
+
+  test('dist-tag paths: long form with and without a tag, short PUT form; the publish route keeps -rev', () => {
+    assert.deepEqual(matchDistTagPath('PUT', '/-/package/@acme%2fpkg/dist-tags/beta'), { name: '@acme/pkg', tag: 'beta' });
+    assert.deepEqual(matchDistTagPath('POST', '/-/package/@acme/pkg/dist-tags/beta'), { name: '@acme/pkg', tag: 'beta' });
+    assert.deepEqual(matchDistTagPath('POST', '/-/package/plain/dist-tags'), { name: 'plain', tag: null });
+    assert.deepEqual(matchDistTagPath('PUT', '/@acme/pkg/beta'), { name: '@acme/pkg', tag: 'beta' });
+    assert.deepEqual(matchDistTagPath('PUT', '/plain/next'), { name: 'plain', tag: 'next' });
+    for (const [method, path] of [['PUT', '/-/package/plain/dist-tags'], ['PUT', '/plain/-rev'], ['POST', '/plain/next'], ['PUT', '/plain'], ['PUT', '/plain/-rev/1']]) {
+      assert.equal(matchDistTagPath(method, path), null, `${method} ${path}`);
     }
   });
 

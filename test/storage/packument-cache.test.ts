@@ -237,7 +237,7 @@ describe('packument cache: never stale after a write, access rules hold', () => 
   });
 
   test('a Host header Verdaccio cannot build tarball URLs from is a 400, and the server lives on', async () => {
-    for (const host of ['bad_host', 'a b', 'x..y']) {
+    for (const host of ['bad_host', 'a b', 'x..y', 'u:C7', 'h:k#x']) {
       const status = await new Promise<number>((resolve, reject) => {
         const req = request({ host: '127.0.0.1', port: registry.port, path, headers: { host } }, (res) => {
           res.resume();

@@ -15,6 +15,7 @@
  *   2. `/-rev/` in the URL, or a deprecation without attachments → change (unpublish/deprecate/owner)
  *   3. everything else                                      → publish of one version
  */
+import { integrityProblem } from '../integrity';
 import { isValidVersion } from '../names';
 
 export type PublishKind = 'publish' | 'change' | 'star';
@@ -66,15 +67,21 @@ export function isValidTagName(tag: string): boolean {
   );
 }
 
-/** The last path segment of a dist.tarball URL, decoded (what the storage compares too). */
-export function tarballFileOf(url: string): string {
-  const path = url.split(/[?#]/)[0];
-  const base = path.slice(path.lastIndexOf('/') + 1);
+/**
+ * The file a dist.tarball URL names, as Verdaccio reads it (@verdaccio/core extractTarballFromUrl:
+ * `new URL(url).pathname`, last segment, not decoded); null for anything but an absolute http(s)
+ * URL — Verdaccio's packument route calls `new URL()` on it inside a storage callback, so one
+ * stored relative URL would end the process on every read of the package.
+ */
+export function tarballFileOf(url: string): string | null {
+  let parsed: URL;
   try {
-    return decodeURIComponent(base);
+    parsed = new URL(url);
   } catch {
-    return base;
+    return null;
   }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return null;
+  return parsed.pathname.replace(/^.*\//, '');
 }
 
 function checkDistTags(value: unknown, allowed: (version: string) => boolean, what: string): void {
@@ -174,9 +181,13 @@ function checkVersionMeta(name: string, version: string, meta: unknown, file: st
   const dist = meta.dist;
   if (!isPlainObject(dist)) refuse(`${where}.dist must be an object with tarball, shasum and/or integrity`);
   if (typeof dist.tarball !== 'string') refuse(`${where}.dist.tarball must be the tarball URL (got ${quote(dist.tarball)})`);
-  if (tarballFileOf(dist.tarball) !== file) refuse(`${where}.dist.tarball must end in /${file} (got ${quote(dist.tarball)})`);
+  if (tarballFileOf(dist.tarball) !== file) refuse(`${where}.dist.tarball must be an absolute http(s) URL ending in /${file} (got ${quote(dist.tarball)})`);
   if (hasOwn(dist, 'shasum') && (typeof dist.shasum !== 'string' || !SHA1_HEX.test(dist.shasum))) refuse(`${where}.dist.shasum must be 40 hex digits (got ${quote(dist.shasum)})`);
   if (hasOwn(dist, 'integrity') && typeof dist.integrity !== 'string') refuse(`${where}.dist.integrity must be a string (got ${quote(dist.integrity)})`);
+  if (typeof dist.integrity === 'string') {
+    const problem = integrityProblem(dist.integrity);
+    if (problem !== null) refuse(`${where}.${problem}`);
+  }
   if (typeof dist.shasum !== 'string' && typeof dist.integrity !== 'string') refuse(`${where}.dist declares neither integrity nor shasum: the tarball could not be verified`);
 }
 
@@ -229,6 +240,32 @@ export function checkPublishBody(name: string, viaRevisionPath: boolean, body: u
     return checkPublish(body, name);
   } catch (error) {
     if (error instanceof BodyError) return { ok: false, error: `refused ${name} document: ${error.message}` };
+    throw error;
+  }
+}
+
+/**
+ * Dist-tag writes Verdaccio routes to `mergeTags`: `PUT /:package/:tag` and
+ * `PUT|POST /-/package/:package/dist-tags/:tag` take a JSON string (the version); a body of
+ * another type falls through Verdaccio's routes to an HTML 404. `POST /-/package/:package/dist-tags`
+ * takes an object of tag → version (null removes the tag).
+ */
+export function checkDistTagBody(name: string, tag: string | null, body: unknown): GuardVerdict {
+  try {
+    if (tag !== null) {
+      if (!isValidTagName(tag)) refuse(`dist-tag name ${quote(tag)} is not valid: use URL-safe characters, at most ${MAX_TAG_LENGTH}, and not a version number`);
+      if (typeof body !== 'string') refuse(`setting dist-tag ${quote(tag)} takes a JSON string naming a version, e.g. "1.2.3" (got ${quote(body)})`);
+      if (!isValidVersion(body)) refuse(`dist-tag ${quote(tag)} must name a version (got ${quote(body)})`);
+      return { ok: true, kind: 'change' };
+    }
+    if (!isPlainObject(body)) refuse(`"dist-tags" must be an object of tag → version (got ${quote(body)})`);
+    for (const [each, version] of Object.entries(body)) {
+      if (!isValidTagName(each)) refuse(`dist-tag name ${quote(each)} is not valid: use URL-safe characters, at most ${MAX_TAG_LENGTH}, and not a version number`);
+      if (version !== null && (typeof version !== 'string' || !isValidVersion(version))) refuse(`dist-tag ${quote(each)} must name a version, or be null to remove it (got ${quote(version)})`);
+    }
+    return { ok: true, kind: 'change' };
+  } catch (error) {
+    if (error instanceof BodyError) return { ok: false, error: `refused dist-tags of ${name}: ${error.message}` };
     throw error;
   }
 }

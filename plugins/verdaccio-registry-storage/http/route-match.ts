@@ -47,3 +47,35 @@ export function matchPublishPath(path: string): PublishRoute | null {
   const name = decodeParam(match[1]);
   return name === null ? null : { name, viaRevisionPath: rev === '-rev' };
 }
+
+// '/-/package/:package/dist-tags/:tag?' — Verdaccio's dist-tag routes
+const DIST_TAGS_ROUTE = /^\/-\/package\/(?:([^/]+?))\/dist-tags(?:\/([^/]+?))?\/?$/i;
+// '/:package/:tag' — Verdaccio's short dist-tag route (PUT), registered before the publish route
+const SHORT_TAG_ROUTE = /^\/(?:([^/]+?))\/(?:([^/]+?))\/?$/i;
+
+export interface DistTagRoute {
+  name: string;
+  /** null: the whole-object form (`POST /-/package/:package/dist-tags`). */
+  tag: string | null;
+}
+
+/** A dist-tag write (PUT/POST) Verdaccio hands to mergeTags, or null. */
+export function matchDistTagPath(method: string, path: string): DistTagRoute | null {
+  const encoded = encodeScope(path);
+  const long = DIST_TAGS_ROUTE.exec(encoded);
+  if (long) {
+    const name = decodeParam(long[1]);
+    const tag = long[2] === undefined ? null : decodeParam(long[2]);
+    if (name === null || (long[2] !== undefined && tag === null)) return null;
+    if (tag === null && method !== 'POST') return null;
+    return { name, tag };
+  }
+  if (method !== 'PUT') return null;
+  const short = SHORT_TAG_ROUTE.exec(encoded);
+  if (!short) return null;
+  const name = decodeParam(short[1]);
+  const tag = decodeParam(short[2]);
+  // `/:package/-rev` is the publish route's (a change without revision) unless the body is a string
+  if (name === null || tag === null || tag === '-rev') return null;
+  return { name, tag };
+}

@@ -1,7 +1,8 @@
 /**
  * The one app-level handler of the middleware entry, registered before Verdaccio's API router:
- * - `PUT /:package[/-rev/:rev]`: the publish-body guard (400 `{"error"}` for a body Verdaccio's
- *   handler would 500 or die on; everything else goes on to Verdaccio untouched);
+ * - `PUT /:package[/-rev/:rev]` and the dist-tag writes: the body guard (400 `{"error"}` for a
+ *   body Verdaccio's handler would 500 or die on, or answer with an HTML 404; everything else
+ *   goes on to Verdaccio untouched);
  * - `GET|HEAD /:package`: replays Verdaccio's own rendered packument while the store's
  *   packumentRevision(name) is unchanged; a miss goes to Verdaccio and its 200 is recorded;
  * - every GET|HEAD: a Host header Verdaccio cannot build URLs from is a 400 here (a throw in
@@ -10,9 +11,9 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { type StorageHttpHost, verdaccioAcceptsPackageName } from '../verdaccio-adapter';
-import { checkPublishBody } from './publish-guard';
+import { checkDistTagBody, checkPublishBody, type GuardVerdict } from './publish-guard';
 import type { ResponseCache } from './response-cache';
-import { matchPackumentPath, matchPublishPath } from './route-match';
+import { matchDistTagPath, matchPackumentPath, matchPublishPath } from './route-match';
 
 /** compression()'s threshold: smaller bodies are sent as they are. */
 const COMPRESSION_THRESHOLD = 1024;
@@ -72,28 +73,41 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   const { host, cache, warn } = deps;
   const revisionOf = host.packumentRevision;
 
-  const guardPublish = (req: Request, res: Response, next: NextFunction): void => {
-    const route = matchPublishPath(req.path);
-    if (route === null || !isJsonMedia(req.headers['content-type']) || !verdaccioAcceptsPackageName(route.name)) {
-      next();
+  /** Unauthorised callers get Verdaccio's own 401/403, whatever their body; bad bodies of authorised ones a 400. */
+  const guard = (req: Request, res: Response, next: NextFunction, name: string, check: () => GuardVerdict): void => {
+    if (!isJsonMedia(req.headers['content-type']) || !verdaccioAcceptsPackageName(name)) {
+      next(); // Verdaccio's own 415 / 400 "invalid package"
       return;
     }
     const decide = (): void => {
-      const verdict = checkPublishBody(route.name, route.viaRevisionPath, req.body);
+      const verdict = check();
       if (verdict.ok) {
         next();
         return;
       }
-      warn(`refused PUT ${req.path}: ${verdict.error}`);
+      warn(`refused ${req.method} ${req.path}: ${verdict.error}`);
       res.status(400).json({ error: verdict.error });
     };
-    // Unauthorised callers get Verdaccio's own 401/403, whatever their body; without a
-    // remote_user (Verdaccio's router would authenticate later) the body is checked regardless.
+    // without a remote_user (Verdaccio's router would authenticate later) the body is checked regardless
     if (!host.hasRemoteUser(req)) {
       decide();
       return;
     }
-    host.allowed('publish', route.name, req, (allowed) => (allowed ? decide() : next()));
+    host.allowed('publish', name, req, (allowed) => (allowed ? decide() : next()));
+  };
+
+  const guardWrite = (req: Request, res: Response, next: NextFunction): void => {
+    const tagRoute = matchDistTagPath(req.method, req.path);
+    if (tagRoute !== null) {
+      guard(req, res, next, tagRoute.name, () => checkDistTagBody(tagRoute.name, tagRoute.tag, req.body));
+      return;
+    }
+    const route = req.method === 'PUT' ? matchPublishPath(req.path) : null;
+    if (route === null) {
+      next();
+      return;
+    }
+    guard(req, res, next, route.name, () => checkPublishBody(route.name, route.viaRevisionPath, req.body));
   };
 
   const replay = (req: Request, res: Response, key: string, hit: NonNullable<ReturnType<ResponseCache['get']>>): void => {
@@ -161,7 +175,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
 
   return function storageHttp(req: Request, res: Response, next: NextFunction): void {
     const method = req.method;
-    if (method === 'PUT') guardPublish(req, res, next);
+    if (method === 'PUT' || method === 'POST') guardWrite(req, res, next);
     else if (method === 'GET' || method === 'HEAD') {
       if (!host.hostHeaderUsable(req.headers.host)) {
         // Verdaccio would throw building tarball URLs from it (packument: the process dies)

@@ -74,6 +74,26 @@ test('verifyDist: sha512 integrity and sha1 shasum recomputed against the stored
   assert.equal(sha512HexOf({ integrity }), digest.sha512);
 });
 
+test('integrity text ssri cannot read (it returns null, or names a prototype member) is a 400, never a TypeError', () => {
+  const bytes = Buffer.from('pretend this is a tarball');
+  const digest = { sha512: createHash('sha512').update(bytes).digest('hex'), sha1: createHash('sha1').update(bytes).digest('hex'), size: bytes.length };
+  const isIntegrity = (error: unknown): boolean => error instanceof StorageError && error.code === 'ERR_INTEGRITY' && error.status === 400;
+  for (const integrity of ['__proto__', 'constructor', 'toString-abc', 'x', 'sha512-', '   ']) {
+    assert.throws(() => verifyDist('x@1.0.0', { integrity }, digest), isIntegrity, integrity);
+    assert.equal(sha512HexOf({ integrity }), '', integrity);
+  }
+  fc.assert(
+    fc.property(fc.string(), (integrity) => {
+      assert.equal(typeof sha512HexOf({ integrity }), 'string');
+      try {
+        verifyDist('x@1.0.0', { integrity, shasum: digest.sha1 }, digest);
+      } catch (error) {
+        assert.ok(isIntegrity(error), String(error));
+      }
+    }),
+  );
+});
+
 test('index records from a manifest diff: publish, tag set/remove, deprecate, unpublish', () => {
   const v = (version: string, extra: Record<string, unknown> = {}) => ({ name: 'p', version, dist: { tarball: `x/p-${version}.tgz` }, ...extra });
   const before: Manifest = { name: 'p', versions: { '1.0.0': v('1.0.0'), '1.1.0': v('1.1.0') }, 'dist-tags': { latest: '1.1.0', beta: '1.1.0' } };

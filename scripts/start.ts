@@ -7,6 +7,7 @@
  * Verdaccio runs in this same process (its CLI module), so arguments after `--` reach it
  * unchanged and start-up costs one Node boot, not two.
  */
+import './lib/compile-cache';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:net';

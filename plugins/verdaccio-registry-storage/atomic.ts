@@ -11,6 +11,7 @@ import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { isErrno } from './errors';
+import { pidAlive } from './lock';
 
 export const TEMP_PREFIX = '.tmp-';
 
@@ -76,15 +77,6 @@ export async function unlinkDurable(path: string): Promise<boolean> {
   return true;
 }
 
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return !isErrno(error, 'ESRCH');
-  }
-}
 
 /**
  * Removes temp files left by dead processes (or older than maxAgeMs) in the storage root, scope

@@ -14,8 +14,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { dump, load } from 'js-yaml';
+import { PROJECT_ROOT, cleanEnv } from '../lib/child-env';
 
-export const PROJECT_ROOT = resolve(__dirname, '..', '..', '..');
+export { PROJECT_ROOT, cleanEnv };
+
 export const NODE_BIN = process.execPath;
 export const BUN_BIN = join(PROJECT_ROOT, 'node_modules', '.bin', 'bun');
 const START_SCRIPT = join(PROJECT_ROOT, 'build', 'scripts', 'start.js');
@@ -43,17 +45,6 @@ export interface LaunchOptions {
   timeoutMs?: number;
 }
 
-/** A child environment without anything an enclosing `npm run` or our own BUN_* settings would leak in. */
-export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    const lower = key.toLowerCase();
-    if (lower.startsWith('npm_') || key.startsWith('BUN_') || key === 'NODE_OPTIONS' || key === 'NO_COLOR') continue;
-    env[key] = value;
-  }
-  env.PATH = `${join(PROJECT_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`;
-  return { ...env, ...extra };
-}
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `registry-bench-${prefix}-`));

@@ -6,11 +6,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
+import { NODE_BIN, PROJECT_ROOT, cleanEnv } from '../../scripts/lib/child-env';
 
-export const PROJECT_ROOT = resolve(__dirname, '..', '..', '..');
-export const NODE_BIN = join(PROJECT_ROOT, 'node_modules', '.bin', 'node');
+export { NODE_BIN, PROJECT_ROOT, cleanEnv };
+
 export const BUN_BIN = join(PROJECT_ROOT, 'node_modules', '.bin', 'bun');
 const START_SCRIPT = join(PROJECT_ROOT, 'build', 'scripts', 'start.js');
 
@@ -39,17 +40,6 @@ export interface RunningRegistry {
   restart(options?: Omit<StartOptions, 'dir'>): Promise<RunningRegistry>;
 }
 
-/** Environment for a child process with nothing inherited from an enclosing npm script or from our own BUN_* settings. */
-export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    const lower = key.toLowerCase();
-    if (lower.startsWith('npm_') || key.startsWith('BUN_') || key === 'NODE_OPTIONS' || key === 'NO_COLOR') continue;
-    env[key] = value;
-  }
-  env.PATH = `${join(PROJECT_ROOT, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`;
-  return { ...env, ...extra };
-}
 
 function writeConfig(dir: string, edit?: (config: Record<string, unknown>) => void): void {
   const base = load(readFileSync(join(PROJECT_ROOT, 'config.yaml'), 'utf8')) as Record<string, unknown>;

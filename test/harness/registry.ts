@@ -160,7 +160,13 @@ export function run(
       clearTimeout(timer);
       resolveRun({ code: code ?? -1, stdout, stderr });
     });
-    child.stdin.end(options.input ?? '');
+    // A child that never reads its input may close stdin before we end it: EPIPE there is not a
+    // failure of the command (its exit code says how it went), anything else is.
+    child.stdin.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') reject(error);
+    });
+    if (options.input === undefined) child.stdin.end();
+    else child.stdin.end(options.input);
   });
 }
 

@@ -217,15 +217,10 @@ export class FileSystemStore implements PackageStore {
       }
       if (info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs && settled(info.mtimeNs)) return cached.text;
     }
-    let handle: FileHandle;
-    try {
-      handle = await open(path, 'r');
-    } catch (error) {
-      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) {
-        this.packuments.delete(path);
-        return null;
-      }
-      throw error;
+    const handle = await openIfExists(path);
+    if (!handle) {
+      this.packuments.delete(path);
+      return null;
     }
     try {
       // fstat + read through one descriptor: the cached stat belongs to exactly this text
@@ -312,13 +307,8 @@ export class FileSystemStore implements PackageStore {
       this.dropTarballCache(path);
       if (!info) return null;
     }
-    let handle: FileHandle;
-    try {
-      handle = await open(path, 'r');
-    } catch (error) {
-      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return null;
-      throw error;
-    }
+    const handle = await openIfExists(path);
+    if (!handle) return null;
     const info = await handle.stat({ bigint: true });
     const size = Number(info.size);
     if (size <= 1024 * 1024 && this.tarballCacheBytes > 0) {
@@ -356,13 +346,8 @@ export class FileSystemStore implements PackageStore {
 
   async tarballDigest(pkg: ParsedName, fileName: string): Promise<TarballDigest | null> {
     const path = this.tarballPath(pkg, fileName);
-    let handle: FileHandle;
-    try {
-      handle = await open(path, 'r');
-    } catch (error) {
-      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return null;
-      throw error;
-    }
+    const handle = await openIfExists(path);
+    if (!handle) return null;
     try {
       const info = await handle.stat({ bigint: true });
       const memo = this.digests.get(path);
@@ -466,5 +451,15 @@ export class FileSystemStore implements PackageStore {
     } catch {
       return false;
     }
+  }
+}
+
+/** Opens a file for reading, or null when it (or a folder on its path) does not exist. */
+async function openIfExists(path: string): Promise<FileHandle | null> {
+  try {
+    return await open(path, 'r');
+  } catch (error) {
+    if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return null;
+    throw error;
   }
 }

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 /*
- * `npx @mycompany/registry` / `mycompany-registry`: runs a registry in the current folder.
+ * `registry <verb>` (also `mycompany-registry`, `npx @mycompany/registry`): the one command of the
+ * package. `start` (the default when no verb is given) runs a registry in the current folder;
+ * `config`, `term` and `self-publish` run the built JavaScript of those tools directly — nothing is
+ * compiled on a call (building happens once, at install or `npm start`), so `registry config get`
+ * costs one Node start-up.
  *
  * Plain CommonJS with no dependencies so that it runs on whatever Node the shell has, even one the
  * registry does not support: it then re-executes itself with the Node binary of the package's own
@@ -132,31 +136,74 @@ function writeNewFile(file, text) {
   }
 }
 
+/** Verbs other than `start`: each runs one built script in this process. */
+const TOOL_VERBS = {
+  config: { script: ['build', 'scripts', 'config-cli.js'], what: 'the command language on registry.lockb (get, set, toggle, url, env, packages, watch, repair, rebuild-index)' },
+  term: { script: ['build', 'terminal', 'main.js'], what: 'the terminal client of a running registry' },
+  'self-publish': { script: ['build', 'scripts', 'self-publish.js'], what: 'pack this package and publish it to a registry' },
+};
+
 function usage(pkg) {
   return [
     `${pkg.name}@${pkg.version} — local-first private npm registry`,
     '',
-    'Usage: npx @mycompany/registry [verdaccio options]    (or: mycompany-registry …)',
+    'Usage: registry [start] [verdaccio options]    (also: mycompany-registry, npx @mycompany/registry)',
+    '       registry config <command> [--file F] [--config F]',
+    '       registry term [--registry URL] [--token T] [--once]',
+    '       registry self-publish [--registry URL] [--config F] [--cwd DIR]',
     '',
-    'Runs the registry in the current folder. Without `-c <config.yaml>` it uses ./config.yaml and',
-    'writes the default one there first if the folder has none. State lives next to the config file.',
+    'start (the default) runs the registry in the current folder. Without `-c <config.yaml>` it uses',
+    './config.yaml and writes the default one there first if the folder has none. State lives next to',
+    'the config file.',
     '  --listen <host:port>   where to listen (default from config.yaml: 127.0.0.1:4873)',
     '  -c, --config <file>    another config file',
+    '',
+    ...Object.entries(TOOL_VERBS).map(([verb, { what }]) => `${verb.padEnd(13)}${what}`),
     '',
     `Needs Node ${MIN_NODE_MAJOR}+; on an older Node it switches to the Node of its \`node\` dependency.`,
     '',
   ].join('\n');
 }
 
+/** Runs a built tool script in this process, as if Node had been started on it. */
+function runTool(verb, args) {
+  const script = path.join(PACKAGE_DIR, ...TOOL_VERBS[verb].script);
+  if (!fs.existsSync(script)) {
+    die(`${script} is missing: the package is not built (in a checkout, run \`npm run build\` once)`);
+  }
+  let toolArgs = args;
+  // In a folder of its own (an installed registry), `config` acts on that folder's config.yaml
+  // rather than the package's; an explicit --config/--file still wins.
+  if (verb === 'config' && !args.some((arg) => /^--(config|file)(=|$)/.test(arg))) {
+    const local = path.resolve('config.yaml');
+    if (fs.existsSync(local)) toolArgs = ['--config', local, ...args];
+  }
+  // V8's code cache on disk: a tool call is mostly module compilation, the cache skips it
+  require('node:module').enableCompileCache?.();
+  process.argv = [process.execPath, script, ...toolArgs];
+  // each tool exports runCli(): its `require.main === module` guard does not fire when required
+  require(script).runCli();
+}
+
 function main() {
-  const args = process.argv.slice(2);
+  const argv = process.argv.slice(2);
   const pkg = readPackageJson();
-  if (args.includes('-h') || args.includes('--help')) {
+  const verb = argv[0] === 'start' || Object.hasOwn(TOOL_VERBS, argv[0] ?? '') ? argv[0] : undefined;
+  const args = verb === undefined ? argv : argv.slice(1);
+  if (verb === undefined && argv[0] !== undefined && !argv[0].startsWith('-')) {
+    process.stderr.write(usage(pkg));
+    die(`unknown command \`${argv[0]}\``);
+  }
+  if ((verb === undefined || verb === 'start') && (args.includes('-h') || args.includes('--help'))) {
     process.stdout.write(usage(pkg));
     return;
   }
   if (nodeMajor(process.versions.node) < MIN_NODE_MAJOR) {
-    reexecWithPackagedNode(args);
+    reexecWithPackagedNode(argv);
+    return;
+  }
+  if (verb !== undefined && verb !== 'start') {
+    runTool(verb, args);
     return;
   }
   say(`${pkg.name}@${pkg.version} on Node ${process.version} (${process.execPath})`);

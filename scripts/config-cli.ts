@@ -207,8 +207,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) {
+/** The command itself: `registry config …` (bin/registry.js) and `node config-cli.js …` both land here. */
+export function runCli(): void {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
 }
+
+if (require.main === module) runCli();

@@ -80,7 +80,12 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof SelfPublishError || error instanceof RegistryCoreError) fail(error.message, error.hint);
-  fail(error instanceof Error ? (error.stack ?? error.message) : String(error));
-});
+/** The command itself: `registry self-publish …` (bin/registry.js) and `node self-publish.js …` both land here. */
+export function runCli(): void {
+  main().catch((error: unknown) => {
+    if (error instanceof SelfPublishError || error instanceof RegistryCoreError) fail(error.message, error.hint);
+    fail(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  });
+}
+
+if (require.main === module) runCli();

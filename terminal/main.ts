@@ -62,7 +62,8 @@ export async function main(io: MainIo): Promise<number> {
   return runRawApp({ ...common, color: wantsColor(io.env) });
 }
 
-if (require.main === module) {
+/** The command itself: `registry term …` (bin/registry.js) and `node main.js …` both land here. */
+export function runCli(): void {
   main({
     argv: process.argv.slice(2),
     env: process.env,
@@ -82,3 +83,5 @@ if (require.main === module) {
     },
   );
 }
+
+if (require.main === module) runCli();

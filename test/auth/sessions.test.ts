@@ -147,6 +147,17 @@ describe('sessions, passwords and admin (real registry, real npm)', () => {
     assert.notEqual((await thief.npm(['whoami'])).code, 0, 'the stolen session no longer works');
   });
 
+  test('11.4 login sessions are bounded: beyond 100 live sessions per user a login revokes the oldest', async () => {
+    const first = (await couchPut(registry, 'judy', PASSWORD)).body.token as string;
+    const tokens = [first];
+    for (let i = 0; i < 100; i++) tokens.push(await login(registry, 'judy', PASSWORD));
+    assert.equal(await whoami(registry, first), undefined, 'the oldest of 101 sessions was revoked');
+    assert.equal(await whoami(registry, tokens[1]), 'judy', 'the next oldest lives');
+    assert.equal(await whoami(registry, tokens[100]), 'judy');
+    const listed = (await http(registry, 'GET', '/-/npm/v1/tokens', { token: tokens[100] })).body.objects as unknown[];
+    assert.equal(listed.length, 100);
+  });
+
   test('11.11 DELETE /-/npm/v1/tokens/token/%E0%A4%A is a 400 JSON error, never a 500 (read-only and read-write tokens)', async () => {
     const session = await login(registry, 'alice', PASSWORD);
     const created = await http(registry, 'POST', '/-/npm/v1/tokens', { token: session, body: { password: PASSWORD, readonly: true } });

@@ -77,11 +77,12 @@ export function installLogoutUrlRedaction(): void {
   diagnosticsChannel.subscribe('http.server.request.start', (message) => {
     const { request } = message as { request: IncomingMessage };
     const url = request.url;
-    if (!url || !url.includes('/-/user/token/')) return;
+    if (!url) return;
     const match = LOGOUT_PATH.exec(url);
     if (!match || match[1] === REDACTED) return;
     logoutTokens.set(request, decodePathPart(match[1]) ?? match[1]);
-    request.url = url.replace(LOGOUT_PATH, `/-/user/token/${REDACTED}`);
+    // keeps the spelling of the prefix (the route must still match as Express would match it)
+    request.url = `${url.slice(0, match.index)}${match[0].slice(0, match[0].length - match[1].length)}${REDACTED}${url.slice(match.index + match[0].length)}`;
   });
 }
 

@@ -259,6 +259,15 @@ describe('auth plugin over HTTP (real registry)', () => {
     assert.ok(!registry.logs().includes(aliceToken.split('.')[2]), 'no token signature in the logs');
   });
 
+  test('11.10 logout by another spelling (/-/USER/Token/<token>/) is served, revokes, and its token never reaches the log', async () => {
+    const token = await login(registry, 'alice', PASSWORD);
+    const out = await http(registry, 'DELETE', `/-/USER/Token/${token}/`, { token });
+    assert.equal(out.status, 200, out.text);
+    assert.equal(await whoami(registry, token), undefined, 'revoked (Verdaccio\'s logout would only say so)');
+    await eventually(async () => registry.logs().includes('/-/USER/Token/[redacted]'), 'the request is logged, redacted');
+    assert.ok(!registry.logs().includes(token.split('.')[2]), 'no token signature in the logs');
+  });
+
   test('another process flips PREMIUM_TYPES: new tokens RS256 and back; old tokens keep working', async () => {
     const config = ConfigFile.open(registry.lockbPath);
     try {

@@ -26,7 +26,11 @@ export class TokenStoreError extends Error {
   }
 }
 
-/** One token made by `npm token create` (or the dashboard). `key` is the token's `jti`. */
+/**
+ * One token the user can see in `npm token list` and revoke: made by `npm token create` (or the
+ * dashboard), or a login session (`kind: 'session'`: npm login/adduser, `POST /_auth/token`, the
+ * web login). `key` is the token's `jti`.
+ */
 export interface IssuedTokenRecord {
   key: string;
   user: string;
@@ -40,6 +44,8 @@ export interface IssuedTokenRecord {
   token: string;
   name?: string;
   description?: string;
+  /** 'session' = a login token; absent = a generated token */
+  kind?: 'session';
 }
 
 export interface RevocationRecord {
@@ -52,6 +58,13 @@ interface StoreFileShape {
   version: 1;
   tokens: IssuedTokenRecord[];
   revoked: RevocationRecord[];
+  /**
+   * Per-user token generation (absent = 0). Every token carries the generation its user had when
+   * it was issued and verifies only while it is still the current one, so bumping it (a password
+   * change) invalidates every token of that user at once — durably, across restarts. Optional so
+   * files written before it existed still load.
+   */
+  generations?: Record<string, number>;
 }
 
 /** Shows enough of a token to recognise it in `npm token list`, never enough to use it. */
@@ -82,7 +95,8 @@ function checkTokenRecord(value: unknown, where: string): IssuedTokenRecord {
     !isStringArray(record.cidr) ||
     typeof record.token !== 'string' ||
     (record.name !== undefined && typeof record.name !== 'string') ||
-    (record.description !== undefined && typeof record.description !== 'string')
+    (record.description !== undefined && typeof record.description !== 'string') ||
+    (record.kind !== undefined && record.kind !== 'session')
   ) {
     throw new TokenStoreError('ERR_TOKEN_RECORD', `${where}: not a valid token record`);
   }
@@ -97,7 +111,12 @@ function checkTokenRecord(value: unknown, where: string): IssuedTokenRecord {
   };
   if (record.name !== undefined) clean.name = record.name;
   if (record.description !== undefined) clean.description = record.description;
+  if (record.kind !== undefined) clean.kind = record.kind;
   return clean;
+}
+
+function isGeneration(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 function parseStoreFile(path: string, text: string): StoreFileShape {
@@ -120,7 +139,16 @@ function parseStoreFile(path: string, text: string): StoreFileShape {
       }
       return { jti: candidate.jti, expiresAt: candidate.expiresAt };
     });
-    return { version: 1, tokens, revoked };
+    const generations: Record<string, number> = Object.create(null) as Record<string, number>; // a user may be called __proto__
+    if (shape.generations !== undefined) {
+      const raw = shape.generations as unknown;
+      if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new TokenStoreError('ERR_TOKEN_RECORD', `${path} generations: expected an object`);
+      for (const [user, value] of Object.entries(raw)) {
+        if (!isGeneration(value)) throw new TokenStoreError('ERR_TOKEN_RECORD', `${path} generations.${user}: not a whole number >= 0`);
+        generations[user] = value;
+      }
+    }
+    return { version: 1, tokens, revoked, generations };
   } catch (error) {
     if (error instanceof TokenStoreError) throw new TokenStoreError('ERR_TOKEN_STORE_CORRUPT', error.message);
     throw error;
@@ -134,6 +162,7 @@ export class TokenStore {
   readonly file: string;
   private tokens = new Map<string, IssuedTokenRecord>();
   private revoked = new Map<string, number | null>();
+  private generations = new Map<string, number>();
   private closed = false;
 
   private constructor(file: string) {
@@ -142,6 +171,7 @@ export class TokenStore {
       const shape = parseStoreFile(file, readFileSync(file, 'utf8'));
       for (const record of shape.tokens) this.tokens.set(record.key, record);
       for (const entry of shape.revoked) this.revoked.set(entry.jti, entry.expiresAt);
+      for (const [user, generation] of Object.entries(shape.generations ?? {})) this.generations.set(user, generation);
     }
   }
 
@@ -238,6 +268,35 @@ export class TokenStore {
     return this.revoked.has(jti);
   }
 
+  /** The user's current token generation (0 until the first invalidation); one Map lookup per request. */
+  generation(user: string): number {
+    return this.generations.get(user) ?? 0;
+  }
+
+  /**
+   * Invalidates every token of `user` (a password change): bumps the user's generation and drops
+   * the user's records (those tokens no longer verify, so `npm token list` must not show them).
+   * One atomic write; on failure nothing changed. Returns the new generation.
+   */
+  invalidateUser(user: string): number {
+    this.assertOpen();
+    if (user.length === 0) throw new TokenStoreError('ERR_TOKEN_RECORD', 'an invalidation needs a user');
+    const previous = this.generations.get(user);
+    const next = (previous ?? 0) + 1;
+    const dropped = [...this.tokens.values()].filter((record) => record.user === user);
+    for (const record of dropped) this.tokens.delete(record.key);
+    this.generations.set(user, next);
+    try {
+      this.persist();
+    } catch (error) {
+      for (const record of dropped) this.tokens.set(record.key, record);
+      if (previous === undefined) this.generations.delete(user);
+      else this.generations.set(user, previous);
+      throw error;
+    }
+    return next;
+  }
+
   /** Drops records and revocations of tokens that have expired anyway; returns how many. */
   prune(now = Date.now()): number {
     this.assertOpen();
@@ -285,6 +344,7 @@ export class TokenStore {
         .filter(([, expiresAt]) => expiresAt === null || expiresAt > now)
         .map(([jti, expiresAt]) => ({ jti, expiresAt })),
     };
+    if (this.generations.size > 0) shape.generations = Object.fromEntries(this.generations);
     writeFileAtomicSync(this.file, `${JSON.stringify(shape, null, 1)}\n`, 0o600);
   }
 }

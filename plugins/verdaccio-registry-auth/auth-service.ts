@@ -3,13 +3,14 @@
  * failed-login limiter, registration, login tokens, generated (npm token) tokens, revocation.
  */
 import { createHash } from 'node:crypto';
-import { maskToken, type IssuedTokenRecord, type TokenStore } from '../registry-core/token-store';
+import { TokenStoreError, maskToken, type IssuedTokenRecord, type TokenStore } from '../registry-core/token-store';
 import { AuthError } from './errors';
+import type { FirstUserRecord } from './first-user';
 import type { PluginLogger } from './verdaccio-adapter';
 import { parseCidr } from './network';
 import type { FailedLoginLimiter } from './rate-limit';
 import type { IssuedToken, TokenIssuer } from './token-issuer';
-import type { UserStore } from './users';
+import { passwordProblem, type UserStore } from './users';
 
 export const ADMIN_GROUP = 'registry-admin';
 /** Names that would read as one of Verdaccio's role groups (or ours) when used as a group. */
@@ -18,6 +19,15 @@ export const RESERVED_USERNAMES: readonly string[] = [ADMIN_GROUP, 'all', 'anony
 const BASIC_CACHE_MS = 60_000;
 const BASIC_CACHE_SIZE = 1000;
 const COUCH_RETRY_MS = 30_000;
+/**
+ * Login sessions listed per user. Each login writes one record; beyond this many live sessions
+ * the oldest is revoked, so a script that logs in over and over cannot grow the token store
+ * (and the file rewritten on every login) without bound.
+ */
+export const MAX_SESSIONS_PER_USER = 100;
+
+/** Where a login session came from: shown as its name in `npm token list`. */
+export type SessionOrigin = 'npm login' | 'POST /_auth/token' | 'web login';
 
 /** npm 11 `token create` options we cannot honour. Refused rather than ignored: ignoring a scope would hand out a broader token than asked for. */
 const UNSUPPORTED_TOKEN_OPTIONS = ['packages', 'packages_all', 'scopes', 'orgs', 'orgs_permission', 'bypass_2fa'] as const;
@@ -28,6 +38,7 @@ export interface RegistryEventSink {
 
 export interface AuthServiceOptions {
   users: UserStore;
+  firstUser: FirstUserRecord;
   issuer: TokenIssuer;
   tokens: TokenStore;
   limiter: FailedLoginLimiter;
@@ -50,6 +61,11 @@ export interface TokenRequest {
   name?: string;
   description?: string;
   ttlSeconds?: number;
+}
+
+/** Three base64url parts: what a whole token (rather than a key) looks like. */
+export function looksLikeJwt(value: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(value);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -103,10 +119,15 @@ export class AuthService {
     return this.options.users;
   }
 
+  /**
+   * THE admin rule (the dashboard only reads the `registry-admin` group this grants): the users
+   * listed in `admins:`, else the first user ever created — recorded durably (first-user.ts),
+   * never "whoever is on the first line of htpasswd now".
+   */
   isAdmin(user: string): boolean {
     const admins = this.options.admins;
     if (admins) return admins.includes(user);
-    return this.options.users.names()[0] === user;
+    return this.options.firstUser.user === user;
   }
 
   /** Real groups: the user's own name (Verdaccio's htpasswd convention) and `registry-admin` for admins. */
@@ -164,39 +185,91 @@ export class AuthService {
     return until !== undefined && until > Date.now();
   }
 
-  /** Login token for an existing user (couch login, POST /_auth/token). */
-  async login(user: string, password: string, ip: string): Promise<IssuedToken> {
+  /** Login token for an existing user (couch login, POST /_auth/token, web login). */
+  async login(user: string, password: string, ip: string, origin: SessionOrigin): Promise<IssuedToken> {
     if (typeof user !== 'string' || typeof password !== 'string' || user.length === 0) {
       throw new AuthError('ERR_BAD_REQUEST', 'username and password are required');
     }
+    // read before the (slow) password check: a password change meanwhile makes this token invalid
+    const generation = this.options.tokens.generation(user);
     if (!(await this.checkPassword(user, password, ip))) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
-    return this.issueSession(user, ip);
+    return this.issueSession(user, ip, origin, generation);
   }
 
   /** `npm adduser` for a new name: registration rules, then a login token. */
   async register(user: string, password: string, ip: string): Promise<IssuedToken> {
     await this.addUser(user, password);
     this.options.logger.info({ user, ip }, 'user @{user} registered from @{ip}');
-    return this.issueSession(user, ip);
+    return this.issueSession(user, ip, 'npm login');
   }
 
-  /** Registration rules (name, password policy, max_users) without issuing a token. */
+  /** Registration rules (name, password policy, max_users) without issuing a token; records the first user ever. */
   async addUser(user: string, password: string): Promise<void> {
     if (RESERVED_USERNAMES.includes(user)) throw new AuthError('ERR_USER_NAME', `the name ${user} is reserved`);
-    await this.options.users.add(user, password);
+    const { users, firstUser } = this.options;
+    // the recorded first user was deleted and its name is taken again: not the admin any more
+    if (firstUser.recordedName === user && !users.has(user)) firstUser.retire();
+    await users.add(user, password);
+    // the first line right after the first registration IS the first user (whatever ran concurrently)
+    if (firstUser.recordedName === null) {
+      const first = users.names()[0];
+      if (first !== undefined) firstUser.recordIfMissing(first, 'registration');
+    }
   }
 
-  async issueSession(user: string, ip: string): Promise<IssuedToken> {
-    const issued = await this.options.issuer.issue(user, this.groupsOf(user));
-    this.options.logger.info({ user, ip, alg: issued.alg }, 'issued a @{alg} login token for @{user} (@{ip})');
+  /**
+   * A login token, recorded in the token store (kind `session`) so that `npm token list` shows
+   * it and `npm token revoke` can end a stolen session.
+   */
+  async issueSession(user: string, ip: string, origin: SessionOrigin, generation?: number): Promise<IssuedToken> {
+    const options = generation === undefined ? {} : { generation };
+    const issued = await this.options.issuer.issue(user, this.groupsOf(user), options);
+    const { tokens } = this.options;
+    tokens.save({
+      key: issued.jti,
+      user,
+      created: issued.issuedAt,
+      expiresAt: issued.expiresAt,
+      readonly: false,
+      cidr: [],
+      token: maskToken(issued.token),
+      name: `${origin} from ${ip || 'unknown address'}`.slice(0, 100),
+      kind: 'session',
+    });
+    const sessions = tokens.list(user).filter((record) => record.kind === 'session');
+    for (const old of sessions.slice(0, Math.max(0, sessions.length - MAX_SESSIONS_PER_USER))) {
+      tokens.revokeJti(old.key, old.expiresAt);
+      this.options.logger.info({ user, key: old.key }, 'login session @{key} of @{user} revoked: too many live sessions');
+    }
+    this.options.logger.info({ user, ip, alg: issued.alg, key: issued.jti }, 'issued a @{alg} login token @{key} for @{user} (@{ip})');
     this.options.events.emit({ kind: 'login', time: Date.now(), user });
     return issued;
   }
 
+  /**
+   * Password change (`npm profile set password`): the old password is checked behind the
+   * failed-login limiter, then every token of the user is invalidated (generation bump, durable)
+   * BEFORE the new password is written — a failure in between leaves the old password and no
+   * valid old session, never the new password with the old sessions still alive.
+   */
+  async changePassword(user: string, oldPassword: string, newPassword: string, ip: string): Promise<void> {
+    if (typeof oldPassword !== 'string' || typeof newPassword !== 'string') throw new AuthError('ERR_BAD_REQUEST', 'old and new password are required');
+    const problem = passwordProblem(newPassword, this.options.users.passwordMinLength);
+    if (problem) throw new AuthError('ERR_PASSWORD_POLICY', problem);
+    if (!(await this.checkPassword(user, oldPassword, ip))) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
+    const generation = this.options.tokens.invalidateUser(user);
+    this.basicCache.clear();
+    await this.options.users.setPassword(user, newPassword);
+    this.options.logger.warn({ user, ip, generation }, 'password of @{user} changed from @{ip}: every earlier token of @{user} is invalid (generation @{generation})');
+    this.options.events.emit({ kind: 'token', time: Date.now(), user, detail: 'password changed: all tokens invalidated' });
+  }
+
   /** `npm token create`: re-checks the password, issues a restricted token and records it. */
   async createGeneratedToken(user: string, request: TokenRequest, ip: string): Promise<GeneratedTokenResult> {
+    const generation = this.options.tokens.generation(user);
     if (!(await this.checkPassword(user, request.password, ip))) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
     const issued = await this.options.issuer.issue(user, this.groupsOf(user), {
+      generation,
       ttlSeconds: request.ttlSeconds ?? this.options.generatedTokenTtlSeconds,
       readonly: request.readonly,
       cidr: request.cidr,
@@ -222,11 +295,38 @@ export class AuthService {
     return this.options.tokens.list(user);
   }
 
-  revokeToken(user: string, key: string): IssuedTokenRecord {
-    const record = this.options.tokens.revoke(user, key);
+  /**
+   * `npm token revoke <id|token>`: npm sends the key (our jti) — or, given a whole token, the
+   * token itself. A token is resolved to its jti by its signature; it must be one of the
+   * caller's own tokens (another user's is "not found", as for a key).
+   */
+  async revokeToken(user: string, keyOrToken: string): Promise<{ key: string }> {
+    const { tokens, issuer } = this.options;
+    let key = keyOrToken;
+    if (tokens.get(keyOrToken) === undefined && looksLikeJwt(keyOrToken)) {
+      let signed: { jti: string; user: string; expiresAt: number | null };
+      try {
+        signed = await issuer.verifySignatureOnly(keyOrToken);
+      } catch {
+        throw new AuthError('ERR_BAD_REQUEST', 'not a token key, nor a token issued by this registry');
+      }
+      if (signed.user !== user) throw new TokenStoreError('ERR_TOKEN_NOT_FOUND', `no such token for user ${user}`);
+      key = signed.jti;
+      if (tokens.get(key) === undefined) {
+        // a token of ours without a record (issued before sessions were recorded): revoke by jti
+        tokens.revokeJti(key, signed.expiresAt);
+        this.revoked(user, key);
+        return { key };
+      }
+    }
+    tokens.revoke(user, key);
+    this.revoked(user, key);
+    return { key };
+  }
+
+  private revoked(user: string, key: string): void {
     this.options.logger.info({ user, key }, 'token @{key} of @{user} revoked');
     this.options.events.emit({ kind: 'token', time: Date.now(), user, detail: `revoked ${key}` });
-    return record;
   }
 
   /** `npm logout`: holding a token we signed is authority enough to revoke it. */

@@ -8,6 +8,13 @@
  * Verdaccio calls the factory twice (app level and inside its API router); the second copy sees
  * `req` already handled and passes it on.
  *
+ * Route spelling: Verdaccio's routers are Express 4 defaults — case-insensitive, one trailing
+ * slash optional, matched on the raw (still percent-encoded) path with parameters decoded after.
+ * Our routes use the same options, so every spelling Express would route to one of Verdaccio's
+ * auth handlers reaches ours first; the few Verdaccio auth routes we do not serve are answered
+ * with 404 by a final guard (`VERDACCIO_AUTH_ROUTES`), so Verdaccio's legacy token minting,
+ * token records and unlimited web login can never run, in any spelling.
+ *
  * `npm logout` puts the token itself in the URL (`DELETE /-/user/token/<token>`), and Verdaccio's
  * request logger prints URLs. The token is taken out of the URL before any logger sees it
  * (Node's `http.server.request.start` diagnostics channel fires before the app runs) and kept
@@ -24,11 +31,41 @@ import type { TokenIssuer, VerifiedToken } from './token-issuer';
 import type { AuthRequest, Middleware, PluginLogger, RemoteUserHelpers } from './verdaccio-adapter';
 import { TOKEN_ALGORITHMS } from './keys';
 
-const LOGOUT_PATH = /\/-\/user\/token\/([^/?#]+)/;
+/** Case-insensitive like the route it redacts for: Express serves `/-/USER/TOKEN/<token>` too. */
+const LOGOUT_PATH = /\/-\/user\/token\/([^/?#]+)/i;
 const REDACTED = '[redacted]';
 const COUCH_PREFIX = 'org.couchdb.user:';
-/** Every route of ours starts with one of these. */
-const OWN_PATH_PREFIX = /^\/(?:_auth\/|-\/user\/|-\/npm\/v1\/tokens)/;
+/** Verdaccio's routers use Express 4's defaults; ours must match exactly the same spellings. */
+export const EXPRESS_ROUTER_OPTIONS = { caseSensitive: false, strict: false } as const;
+/** Every route of ours (and every Verdaccio auth route we guard) starts with one of these, in any case. */
+const OWN_PATH_PREFIX = /^\/(?:_auth\/|-\/user\/|-\/npm\/v1\/(?:tokens|user)|-\/verdaccio\/sec\/)/i;
+/** What path-to-regexp builds for `/-/npm/v1/tokens/token/:key` with EXPRESS_ROUTER_OPTIONS. */
+const TOKEN_KEY_PATH = /^\/-\/npm\/v1\/tokens\/token\/(?:([^/]+?))\/?$/i;
+/**
+ * Verdaccio 6.10.4's own auth routes (its api/endpoint/api/user.js, v1/token.js, v1/profile.js,
+ * web/api/user.js), verbatim. Whatever ours pass on along these paths gets 404: Verdaccio's
+ * handlers mint its legacy tokens, write never-expiring token records, change passwords without
+ * invalidating sessions and share one login bucket between all addresses.
+ */
+export const VERDACCIO_AUTH_ROUTES: readonly { method: 'all' | 'post'; path: string }[] = [
+  { method: 'all', path: '/-/user/:org_couchdb_user' },
+  { method: 'all', path: '/-/user/:org_couchdb_user/:_rev?/:revision?' },
+  { method: 'all', path: '/-/user/token/*' },
+  { method: 'all', path: '/-/npm/v1/tokens' },
+  { method: 'all', path: '/-/npm/v1/tokens/token/:tokenKey' },
+  { method: 'post', path: '/-/npm/v1/user' },
+  { method: 'all', path: '/-/verdaccio/sec/login' },
+  { method: 'all', path: '/-/verdaccio/sec/reset_password' },
+];
+
+/** decodeURIComponent that answers null for a malformed escape (`%E0%A4%A`) instead of throwing. */
+export function decodePathPart(part: string): string | null {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return null;
+  }
+}
 
 const logoutTokens = new WeakMap<IncomingMessage, string>();
 let redactionInstalled = false;
@@ -40,17 +77,12 @@ export function installLogoutUrlRedaction(): void {
   diagnosticsChannel.subscribe('http.server.request.start', (message) => {
     const { request } = message as { request: IncomingMessage };
     const url = request.url;
-    if (!url || !url.includes('/-/user/token/')) return;
+    if (!url) return;
     const match = LOGOUT_PATH.exec(url);
     if (!match || match[1] === REDACTED) return;
-    let token: string;
-    try {
-      token = decodeURIComponent(match[1]);
-    } catch {
-      token = match[1];
-    }
-    logoutTokens.set(request, token);
-    request.url = url.replace(LOGOUT_PATH, `/-/user/token/${REDACTED}`);
+    logoutTokens.set(request, decodePathPart(match[1]) ?? match[1]);
+    // keeps the spelling of the prefix (the route must still match as Express would match it)
+    request.url = `${url.slice(0, match.index)}${match[0].slice(0, match[0].length - match[1].length)}${REDACTED}${url.slice(match.index + match[0].length)}`;
   });
 }
 
@@ -111,17 +143,31 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The one exception to read-only: a token may always revoke itself. */
-function isSelfRevocation(req: AuthRequest, auth: RequestAuth): boolean {
+/**
+ * The one exception to read-only: a token may always revoke itself (by its key or, as npm sends
+ * it for `npm token revoke <token>`, by the whole token). 'malformed' = the key in the URL is not
+ * valid percent-encoding.
+ */
+function isSelfRevocation(req: AuthRequest, auth: RequestAuth): boolean | 'malformed' {
   if (req.method !== 'DELETE' || !auth.verified) return false;
   if (logoutTokens.get(req) === auth.bearer) return true;
-  const match = /^\/-\/npm\/v1\/tokens\/token\/([^/]+)$/.exec(req.path);
-  return match !== null && decodeURIComponent(match[1]) === auth.verified.jti;
+  const match = TOKEN_KEY_PATH.exec(req.path);
+  if (match === null) return false;
+  const key = decodePathPart(match[1]);
+  if (key === null) return 'malformed';
+  return key === auth.verified.jti || key === auth.bearer;
 }
 
+/**
+ * One row of `npm token list`. npm prints `Token <token>… with id <key prefix> name <name>
+ * created <date>`, and for `npm token revoke <whole token>` it checks that the token STARTS with
+ * one listed `token` value — so `token` is the token's real first characters (npm adds the
+ * ellipsis itself), and the readable identity is the key (id), the name and the permissions.
+ */
 function tokenView(record: IssuedTokenRecord): Record<string, unknown> {
+  const permission = record.readonly ? 'read-only' : 'read-write';
   const view: Record<string, unknown> = {
-    token: record.token,
+    token: record.token.replace(/…$/, ''),
     key: record.key,
     user: record.user,
     readonly: record.readonly,
@@ -130,7 +176,10 @@ function tokenView(record: IssuedTokenRecord): Record<string, unknown> {
     updated: new Date(record.created).toISOString(),
   };
   if (record.expiresAt !== null) view.expires = new Date(record.expiresAt).toISOString();
-  if (record.name !== undefined) view.name = record.name;
+  const kind = record.kind === 'session' ? 'login session' : 'token';
+  view.name = `${record.name ?? (record.kind === 'session' ? 'login' : 'npm token create')} (${kind}, ${permission}${record.expiresAt === null ? '' : `, expires ${new Date(record.expiresAt).toISOString().slice(0, 10)}`})`;
+  view.permission = permission;
+  view.kind = kind;
   if (record.description !== undefined) view.description = record.description;
   return view;
 }
@@ -156,9 +205,16 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
       sendJson(res, 403, { error: `this token may not be used from ${clientIp(req)} (allowed: ${verified.cidr.ranges.join(', ')})` });
       return false;
     }
-    if (verified.readonly && req.method !== 'GET' && req.method !== 'HEAD' && !isSelfRevocation(req, auth)) {
-      sendJson(res, 403, { error: 'this token is read-only' });
-      return false;
+    if (verified.readonly && req.method !== 'GET' && req.method !== 'HEAD') {
+      const self = isSelfRevocation(req, auth);
+      if (self === 'malformed') {
+        sendJson(res, 400, { error: 'the token key in the URL is not valid percent-encoding' });
+        return false;
+      }
+      if (!self) {
+        sendJson(res, 403, { error: 'this token is read-only' });
+        return false;
+      }
     }
     return true;
   };
@@ -259,7 +315,7 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
 
 function createRoutes(deps: HttpDependencies): Router {
   const { service, issuer, logger } = deps;
-  const router = Router({ caseSensitive: true, strict: false });
+  const router = Router(EXPRESS_ROUTER_OPTIONS);
 
   const authenticatedUser = (req: AuthRequest, res: Response): string | null => {
     const name = req.remote_user?.name;
@@ -290,7 +346,7 @@ function createRoutes(deps: HttpDependencies): Router {
       grant_types_supported: ['password'],
       response_types_supported: ['token'],
       subject_types_supported: ['public'],
-      claims_supported: ['sub', 'groups', 'iss', 'aud', 'iat', 'exp', 'jti', 'readonly', 'cidr'],
+      claims_supported: ['sub', 'groups', 'iss', 'aud', 'iat', 'exp', 'jti', 'gen', 'readonly', 'cidr'],
       registry_signing_alg: state.alg,
       registry_audience: state.audience,
       registry_issuer_kind: state.issuer.kind,
@@ -303,8 +359,53 @@ function createRoutes(deps: HttpDependencies): Router {
       sendJson(res, 400, { error: 'expected a JSON body {"username": "...", "password": "..."}' });
       return;
     }
-    service.login(body.username, body.password, clientIp(req)).then(
+    service.login(body.username, body.password, clientIp(req), 'POST /_auth/token').then(
       (issued) => sendJson(res, 200, { token: issued.token, expiresAt: new Date(issued.expiresAt).toISOString() }, true),
+      (error: unknown) => sendError(res, logger, error),
+    );
+  });
+
+  // Verdaccio's web UI login: served here so it is limited per address + user like every other
+  // login (Verdaccio's handler called the plugin without an address: one bucket for everyone) and
+  // answers with a token of our issuer, which the UI then sends as Bearer.
+  router.post('/-/verdaccio/sec/login', (req: AuthRequest, res) => {
+    const body: unknown = req.body;
+    if (!isRecord(body) || typeof body.username !== 'string' || typeof body.password !== 'string' || body.username === '') {
+      sendJson(res, 400, { error: 'expected a body {"username": "...", "password": "..."}' });
+      return;
+    }
+    const username = body.username;
+    service.login(username, body.password, clientIp(req), 'web login').then(
+      (issued) => sendJson(res, 200, { token: issued.token, username }, true),
+      (error: unknown) => sendError(res, logger, error),
+    );
+  });
+
+  // npm profile set password (npm-profile `set`): {password: {old, new}} plus the profile fields
+  // npm read back from GET /-/npm/v1/user (ignored). Behind the failed-login limiter; every
+  // earlier token of the user (this request's included) stops working.
+  router.post('/-/npm/v1/user', (req: AuthRequest, res) => {
+    const user = authenticatedUser(req, res);
+    if (!user) return;
+    const body: unknown = req.body;
+    if (!isRecord(body)) {
+      sendJson(res, 400, { error: 'expected a JSON object body' });
+      return;
+    }
+    const password = body.password;
+    if (password === undefined || password === null) {
+      sendJson(res, 400, {
+        error: body.tfa !== undefined ? 'two-factor authentication is not supported by this registry' : 'only the password can be changed here: {"password": {"old": "...", "new": "..."}}',
+      });
+      return;
+    }
+    if (!isRecord(password) || typeof password.old !== 'string' || typeof password.new !== 'string') {
+      sendJson(res, 400, { error: 'password must be {"old": "...", "new": "..."}' });
+      return;
+    }
+    service.changePassword(user, password.old, password.new, clientIp(req)).then(
+      () =>
+        sendJson(res, 200, { tfa: false, name: user, email: '', email_verified: false, created: '', updated: '', cidr_whitelist: null, fullname: '' }, true),
       (error: unknown) => sendError(res, logger, error),
     );
   });
@@ -347,18 +448,18 @@ function createRoutes(deps: HttpDependencies): Router {
       if (auth?.kind === 'basic' && auth.basicUser === name) {
         // the middleware already checked these credentials (and counted a failure)
         if (!auth.basicOk) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
-        const issued = await service.issueSession(name, ip);
+        const issued = await service.issueSession(name, ip, 'npm login');
         return { status: 201, body: { ok: `you are authenticated as '${name}'`, token: issued.token } };
       }
       if (typeof body.password !== 'string' || body.password === '') throw new AuthError('ERR_BAD_REQUEST', 'password is required');
       if (retry) {
         if (service.recentCouchFailure(name, body.password, ip)) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
-        const issued = await service.login(name, body.password, ip);
+        const issued = await service.login(name, body.password, ip, 'npm login');
         return { status: 201, body: { ok: `you are authenticated as '${name}'`, token: issued.token } };
       }
       if (service.users.has(name)) {
         try {
-          const issued = await service.login(name, body.password, ip);
+          const issued = await service.login(name, body.password, ip, 'npm login');
           return { status: 201, body: { ok: `you are authenticated as '${name}'`, token: issued.token } };
         } catch (error) {
           if (!isAuthError(error, 'ERR_BAD_CREDENTIALS')) throw error;
@@ -422,13 +523,17 @@ function createRoutes(deps: HttpDependencies): Router {
   router.delete('/-/npm/v1/tokens/token/:key', (req: AuthRequest, res) => {
     const user = authenticatedUser(req, res);
     if (!user) return;
-    try {
-      service.revokeToken(user, req.params.key);
-      sendJson(res, 200, {});
-    } catch (error) {
-      sendError(res, logger, error);
-    }
+    service.revokeToken(user, req.params.key).then(
+      () => sendJson(res, 200, {}),
+      (error: unknown) => sendError(res, logger, error),
+    );
   });
+
+  // Last: whatever ours passed on along Verdaccio's auth paths stops here (see the file comment).
+  const notServed = (req: AuthRequest, res: Response): void => {
+    sendJson(res, 404, { error: `not found: ${req.method} ${req.path.slice(0, 200)}` });
+  };
+  for (const route of VERDACCIO_AUTH_ROUTES) router[route.method](route.path, notServed);
 
   return router;
 }

@@ -23,6 +23,7 @@ import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { TOKEN_STORE_FILE, TokenStore } from '../registry-core/token-store';
 import { AuthService } from './auth-service';
 import { AuthError } from './errors';
+import { FirstUserRecord } from './first-user';
 import { createAuthMiddleware, installLogoutUrlRedaction } from './http';
 import { KeyRing, TOKEN_ALGORITHMS, type TokenAlgorithm } from './keys';
 import { readPluginSettings, type AuthPluginSettings } from './plugin-config';
@@ -100,6 +101,13 @@ export default class RegistryAuthPlugin {
       bcryptRounds: settings.bcryptRounds,
     });
     for (const warning of users.warnings) logger.warn({ warning }, '@{warning}');
+    const firstUser = new FirstUserRecord(settings.htpasswdFile);
+    if (firstUser.recordedName === null && users.size > 0) {
+      // an installation from before the record existed: its first line now is the first user, once
+      const first = users.names()[0];
+      firstUser.recordIfMissing(first, 'adopted');
+      logger.warn({ user: first, file: firstUser.file }, 'first user recorded as @{user} in @{file} (the default admin from now on)');
+    }
 
     // The start script created and validated registry.lockb; an invalid one throws here.
     const configFile = ConfigFile.open(settings.lockbPath);
@@ -116,6 +124,7 @@ export default class RegistryAuthPlugin {
     );
     this.service = new AuthService({
       users,
+      firstUser,
       issuer: this.issuer,
       tokens,
       limiter: new FailedLoginLimiter({ maxFailures: settings.loginMaxFailures }),
@@ -181,8 +190,10 @@ export default class RegistryAuthPlugin {
     );
   }
 
+  // Verdaccio's own password routes never reach here (http.ts serves or refuses them); any other
+  // caller gets the same rule: rate limit, then every earlier token of the user invalidated.
   changePassword(user: string, password: string, newPassword: string, cb: AccessCallback): void {
-    this.service.users.changePassword(user, password, newPassword).then(
+    this.service.changePassword(user, password, newPassword, PLUGIN_API_CLIENT).then(
       () => cb(null, true),
       (error: unknown) => cb(toVerdaccioError(error)),
     );

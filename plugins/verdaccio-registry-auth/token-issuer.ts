@@ -8,8 +8,13 @@
  * Verification: the `kid` names one of our keys and the header `alg` must be that key's
  * algorithm (no algorithm confusion, no `none`), then jose checks signature, `iss`, `aud`,
  * `exp`, and we check the claim types and the revocation list. A verified token is cached by
- * its exact string (bounded): a hit is re-checked against expiry, revocation and the CURRENT
- * issuer/audience, so the cache can never outlive a logout or a registry-URL change.
+ * its exact string (bounded): a hit is re-checked against expiry, revocation, the user's token
+ * generation and the CURRENT issuer/audience, so the cache can never outlive a logout, a
+ * password change or a registry-URL change.
+ *
+ * Generation (`gen` claim): each token carries the generation its user had when it was issued;
+ * a password change bumps the user's generation in the token store, and every token with an
+ * older one stops verifying — on every channel, because every channel verifies here.
  */
 import { randomUUID } from 'node:crypto';
 import { SignJWT, compactVerify, errors as joseErrors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
@@ -28,6 +33,8 @@ export interface IssuerContext {
 
 export interface RevocationList {
   isRevoked(jti: string): boolean;
+  /** the user's current token generation; tokens of another generation do not verify */
+  generation(user: string): number;
 }
 
 export interface IssuerState {
@@ -44,6 +51,12 @@ export interface IssueOptions {
   readonly?: boolean;
   /** generated tokens only: requests must come from one of these ranges */
   cidr?: readonly string[];
+  /**
+   * the user's token generation to embed (default: the current one). A login passes the
+   * generation it read BEFORE checking the password, so a login racing a password change with
+   * the old password yields a token that is already invalid.
+   */
+  generation?: number;
   /** defaults to 32 random hex digits (a UUID without dashes: npm redacts UUID-shaped strings in its output, and the jti is also the `npm token` key) */
   jti?: string;
 }
@@ -73,6 +86,8 @@ export interface VerifiedToken {
   expiresAt: number;
   readonly: boolean;
   cidr: CidrAllowList | null;
+  /** the `gen` claim (0 when absent: tokens issued before generations existed) */
+  generation: number;
 }
 
 export interface TokenIssuerOptions {
@@ -160,7 +175,8 @@ export class TokenIssuer {
     if (!Number.isInteger(ttl) || ttl <= 0) throw new AuthError('ERR_TOKEN_OPTIONS', `token lifetime must be a positive number of seconds, got ${ttl}`);
     const now = Math.floor(Date.now() / 1000);
     const jti = options.jti ?? randomUUID().replaceAll('-', '');
-    const payload: JWTPayload = { groups: [...groups] };
+    const generation = options.generation ?? this.revocations.generation(user);
+    const payload: JWTPayload = { groups: [...groups], gen: generation };
     if (options.readonly !== undefined) payload.readonly = options.readonly;
     // an empty allow-list means "no restriction" (npm's meaning), so it is left out of the token
     if (options.cidr !== undefined && options.cidr.length > 0) payload.cidr = new CidrAllowList(options.cidr).ranges;
@@ -197,7 +213,8 @@ export class TokenIssuer {
       cached.expiresAt > Date.now() &&
       cached.issuer === state.issuer.url &&
       cached.audience === state.audience &&
-      !this.revocations.isRevoked(cached.jti)
+      !this.revocations.isRevoked(cached.jti) &&
+      cached.generation === this.revocations.generation(cached.user)
     ) {
       return cached;
     }
@@ -256,14 +273,17 @@ export class TokenIssuer {
     } catch (error) {
       throw invalid(reasonFor(error));
     }
-    const { sub, jti, exp, groups, readonly, cidr } = payload;
+    const { sub, jti, exp, groups, readonly, cidr, gen } = payload;
     if (typeof sub !== 'string' || sub.length === 0) throw invalid('sub must be a user name');
     if (typeof jti !== 'string' || jti.length === 0) throw invalid('jti must be a string');
     if (typeof exp !== 'number') throw invalid('exp must be a number');
     if (groups !== undefined && !isStringArray(groups)) throw invalid('groups must be a list of strings');
     if (readonly !== undefined && typeof readonly !== 'boolean') throw invalid('readonly must be a boolean');
     if (cidr !== undefined && !isStringArray(cidr)) throw invalid('cidr must be a list of ranges');
+    if (gen !== undefined && !(typeof gen === 'number' && Number.isSafeInteger(gen) && gen >= 0)) throw invalid('gen must be a whole number');
     if (this.revocations.isRevoked(jti)) throw invalid('revoked');
+    const generation = typeof gen === 'number' ? gen : 0;
+    if (generation !== this.revocations.generation(sub)) throw invalid('issued before the password of its user was changed');
     let allowList: CidrAllowList | null = null;
     if (cidr !== undefined && cidr.length > 0) {
       try {
@@ -283,6 +303,7 @@ export class TokenIssuer {
       expiresAt: exp * 1000,
       readonly: readonly === true,
       cidr: allowList,
+      generation,
     };
   }
 }

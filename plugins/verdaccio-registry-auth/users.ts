@@ -108,7 +108,7 @@ export class UserStore {
     return this.generation;
   }
 
-  /** User names in file order (the first one is the default admin). */
+  /** User names in file order (the default admin is the recorded first user, first-user.ts — not this order). */
   names(): string[] {
     this.refresh();
     return [...this.order];
@@ -165,11 +165,22 @@ export class UserStore {
     });
   }
 
-  /** Replaces the password of an existing user after checking the old one. */
+  get passwordMinLength(): number {
+    return this.options.passwordMinLength;
+  }
+
+  /** Replaces the password of an existing user after checking the old one (no rate limit: AuthService.changePassword is the route's path). */
   async changePassword(name: string, oldPassword: string, newPassword: string): Promise<void> {
     const problem = passwordProblem(newPassword, this.options.passwordMinLength);
     if (problem) throw new AuthError('ERR_PASSWORD_POLICY', problem);
     if (!(await this.verify(name, oldPassword))) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
+    await this.setPassword(name, newPassword);
+  }
+
+  /** Writes a new password for an existing user; the caller has checked the old one. */
+  async setPassword(name: string, newPassword: string): Promise<void> {
+    const problem = passwordProblem(newPassword, this.options.passwordMinLength);
+    if (problem) throw new AuthError('ERR_PASSWORD_POLICY', problem);
     const hash = await bcrypt.hash(newPassword, this.options.bcryptRounds);
     await this.serialised(() => {
       const lines = readFileSync(this.file, 'utf8').split('\n');

@@ -3,7 +3,9 @@
  * bytes are not secret; packages honour the access rules separately). Writes need an admin:
  * a user the auth plugin put in the `registry-admin` group, or one listed in this plugin's
  * `admins:` option. The identity always comes from `req.remote_user`, set by the app-wide auth
- * middleware, so the dashboard never parses a token itself.
+ * middleware, so the dashboard never parses a token itself. Who is admin by default (the first
+ * user ever created, recorded durably) is decided by the auth plugin alone; it is not re-derived
+ * here from htpasswd or anything else.
  */
 import type { RemoteUser } from './verdaccio-adapter';
 import { DashboardHttpError } from './http-errors';

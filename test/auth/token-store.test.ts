@@ -127,6 +127,31 @@ describe('TokenStore', () => {
     assert.equal(readFileSync(file, 'utf8'), '{not json');
   });
 
+  test('11.4 invalidateUser bumps the user\'s generation durably and drops only that user\'s records', () => {
+    const file = tempFile();
+    // a file from before generations existed still loads (every user at generation 0)
+    TokenStore.open(file).close(); // creates the folder
+    writeFileSync(file, `${JSON.stringify({ version: 1, tokens: [record({ key: 'old', user: 'alice' })], revoked: [] })}\n`);
+    const store = TokenStore.open(file);
+    assert.equal(store.generation('alice'), 0);
+    store.save(record({ key: 'bob-1', user: 'bob' }));
+    store.save(record({ key: 'alice-2', user: 'alice', kind: 'session' }));
+    assert.equal(store.invalidateUser('alice'), 1);
+    assert.equal(store.invalidateUser('__proto__'), 1, 'any user name, even one that is special to JavaScript objects');
+    assert.deepEqual(store.list('alice'), []);
+    assert.equal(store.list('bob').length, 1);
+    assert.equal(store.generation('bob'), 0);
+    store.close();
+    const reopened = TokenStore.open(file);
+    assert.equal(reopened.generation('alice'), 1, 'survives a reopen');
+    assert.equal(reopened.generation('__proto__'), 1);
+    assert.equal(reopened.generation('constructor'), 0);
+    assert.equal(reopened.invalidateUser('alice'), 2);
+    reopened.close();
+    writeFileSync(file, '{"version":1,"tokens":[],"revoked":[],"generations":{"alice":-1}}');
+    assert.throws(() => TokenStore.open(file), (error: unknown) => (error as TokenStoreError).code === 'ERR_TOKEN_STORE_CORRUPT');
+  });
+
   test('maskToken never reveals more than the prefix', () => {
     const token = 'eyJhbGciOiJFZERTQSIsImtpZCI6IngifQ.eyJzdWIiOiJhIn0.c2ln';
     const masked = maskToken(token);

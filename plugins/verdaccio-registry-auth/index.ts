@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import {
   ConfigFile,
   bootMark,
+  bootRegistry,
   getAudience,
   loadRegistrySettings,
   readRegistryUrl,
@@ -89,6 +90,8 @@ export default class RegistryAuthPlugin {
 
   constructor(config: unknown, options: unknown) {
     const { merged, configPath, logger } = adaptPluginArguments(config, options);
+    // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
+    bootRegistry(merged, process.env, configPath);
     this.logger = logger;
     const settings = readPluginSettings(merged, configPath);
     this.settings = settings;
@@ -101,7 +104,7 @@ export default class RegistryAuthPlugin {
     });
     for (const warning of users.warnings) logger.warn({ warning }, '@{warning}');
 
-    // The start script created and validated registry.lockb; an invalid one throws here.
+    // bootRegistry created and validated registry.lockb; an invalid one throws here.
     const configFile = ConfigFile.open(settings.lockbPath);
     const { envFile } = loadRegistrySettings({ configPath: settings.configPath, lockbPath: settings.lockbPath, env: {} });
     const tokens = TokenStore.open(join(settings.storageDir, TOKEN_STORE_FILE));

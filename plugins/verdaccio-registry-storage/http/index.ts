@@ -10,7 +10,7 @@
  */
 import type { Application } from 'express';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark } from '../../registry-core/index';
+import { bootMark, bootRegistry } from '../../registry-core/index';
 import { announcePluginLoaded } from '../../registry-core/plugin-presence';
 import { adaptStorageHttpHost } from '../verdaccio-adapter';
 import { ResponseCache } from './response-cache';
@@ -53,6 +53,8 @@ export default class RegistryStorageHttpPlugin {
   readonly #logger: Logger;
 
   constructor(pluginConfig: unknown, options: { config: Config; logger: Logger }) {
+    // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
+    bootRegistry(options.config, process.env);
     this.options = parseStorageHttpOptions(pluginConfig);
     this.#config = options.config;
     this.#logger = options.logger;

@@ -42,7 +42,7 @@ function main(): void {
   if (!existsSync(configPath)) fail(`no config file at ${configPath}`);
   const verdaccioConfig = readVerdaccioConfig(configPath);
   try {
-    bootRegistry(verdaccioConfig.mapping, process.env, configPath);
+    bootRegistry(verdaccioConfig.mapping, process.env, { configPath, alwaysGuard: true });
   } catch (error) {
     if (error instanceof RegistryCoreError) fail(describeStartupError(error, registryLayoutOf(verdaccioConfig.mapping, configPath).lockbPath));
     throw error;

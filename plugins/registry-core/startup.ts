@@ -160,22 +160,26 @@ export function describeStartupError(error: unknown, lockbPath: string): string 
 }
 
 /**
- * What every plugin constructor of ours and scripts/start.ts call first, with the config.yaml
+ * What every plugin constructor of ours and scripts/start.ts (with alwaysGuard) call first, with the config.yaml
  * mapping (Verdaccio's `options.config`) and the process environment. The first call in the
  * process arms the presence guard (for the parts the mapping configures) and prepares the state;
  * every later call for the same config file returns the same result, or throws the same error.
  * BUN_REGISTRY_URL is consumed from `env`: from then on `.env.local` is the one place the
  * process reads the URL from (a later URL change through the dashboard or CLI then wins).
  */
-export function bootRegistry(config: unknown, env: Record<string, string | undefined>, configPath?: string): PreparedState {
-  const layout = registryLayoutOf(config, configPath);
+export function bootRegistry(
+  config: unknown,
+  env: Record<string, string | undefined>,
+  options: { configPath?: string; /** arm the guard (and its "listening on" line) even if no part of ours is configured */ alwaysGuard?: boolean } = {},
+): PreparedState {
+  const layout = registryLayoutOf(config, options.configPath);
   const key = existsSync(layout.configPath) ? realpathSync(layout.configPath) : layout.configPath;
   const records = bootRecords();
   let record = records.get(key);
   if (!record) {
     // Only a real registry config (one that configures parts of ours) arms the guard: a plugin
     // constructed on its own (unit tests) must not stop a process that listens later.
-    if (layout.parts.length > 0) {
+    if (layout.parts.length > 0 || options.alwaysGuard === true) {
       armPresenceGuard({ configPath: layout.configPath, expected: layout.parts, pluginsDir: layout.pluginsDir, pluginPrefix: layout.pluginPrefix });
     }
     try {

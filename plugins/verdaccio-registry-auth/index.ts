@@ -91,7 +91,7 @@ export default class RegistryAuthPlugin {
   constructor(config: unknown, options: unknown) {
     const { merged, configPath, logger } = adaptPluginArguments(config, options);
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
-    bootRegistry(merged, process.env, configPath);
+    bootRegistry(merged, process.env, { configPath });
     this.logger = logger;
     const settings = readPluginSettings(merged, configPath);
     this.settings = settings;

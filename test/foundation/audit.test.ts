@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
 import { chooseUpstream, parseTimeout } from '../../plugins/verdaccio-registry-audit/upstream';
 import { cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
 
@@ -120,6 +121,18 @@ describe('19.3 npm audit', () => {
     assert.match(((await looped.json()) as { error: string }).error, /loops back/);
   });
 
+  test('19.3 200 random audit bodies through the relay: each a JSON answer (relayed 501, or 400), never a 500', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.json(), fc.string({ maxLength: 100 })), async (body) => {
+        const response = await fetch(`${relaying.url}${BULK}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        assert.ok([400, 413, 501].includes(response.status), `${response.status} for ${body}`);
+        const answer = (await response.json()) as { error?: unknown };
+        assert.equal(typeof answer.error, 'string');
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   test('19.3 with the npm-configured registry as upstream, npm audit prints a real report', async (t) => {
     const configured = await run('npm', ['config', 'get', 'registry'], { env: cleanEnv() });
     const upstreamUrl = configured.stdout.trim();
@@ -176,6 +189,15 @@ describe('19.3 the upstream choice (config.yaml uplinks)', () => {
       assert.ok(!choice.ok, JSON.stringify(uplinks));
       assert.match(choice.error, problem);
     }
+    fc.assert(
+      fc.property(fc.anything(), (uplinks) => {
+        const choice = chooseUpstream(uplinks, {});
+        if (choice.ok && choice.upstream) assert.ok(/^https?:\/\//.test(choice.upstream.url) && choice.upstream.timeoutMs > 0);
+        const timeout = parseTimeout(uplinks);
+        assert.ok(timeout === undefined || (Number.isSafeInteger(timeout) && timeout > 0));
+      }),
+      { numRuns: 2000 },
+    );
     assert.equal(parseTimeout('2m'), 120_000);
     assert.equal(parseTimeout(250), 250);
     assert.equal(parseTimeout('0s'), undefined);

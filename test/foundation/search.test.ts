@@ -138,6 +138,24 @@ describe('19.2 npm search', () => {
       assert.match(error.error, /^search: /, bad);
     }
   });
+
+  test('19.2 300 random query strings: every answer is a 200 result or a 400 JSON error, never a 5xx', async () => {
+    const statuses = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(fc.string({ maxLength: 200 }), async (raw) => {
+        const response = await fetch(`${registry.url}/-/v1/search?${raw.replace(/#/g, '%23')}`);
+        statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+        const body = (await response.json()) as { objects?: unknown[]; error?: string };
+        if (response.status === 200) assert.ok(Array.isArray(body.objects));
+        else {
+          assert.equal(response.status, 400, raw);
+          assert.equal(typeof body.error, 'string');
+        }
+      }),
+      { numRuns: 300 },
+    );
+    assert.ok((statuses.get(200) ?? 0) > 0);
+  });
 });
 
 describe('19.2 search query and matching (properties)', () => {

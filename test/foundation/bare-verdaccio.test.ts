@@ -177,7 +177,8 @@ describe('19.1 bare `verdaccio -c config.yaml`', () => {
     assert.doesNotMatch(run.output(), /listening on/);
   });
 
-  for (const broken of ['verdaccio-registry-storage-http', 'verdaccio-registry-auth']) {
+  // storage is the first of ours Verdaccio loads, auth next, the middlewares last: each position is covered
+  for (const broken of ['verdaccio-registry-storage', 'verdaccio-registry-auth', 'verdaccio-registry-storage-http']) {
     test(`19.1 bare run with the build of ${broken} removed exits non-zero saying what to run, and never accepts a connection`, async () => {
       const { dir, configPath } = bareFolder();
       const config = load(readFileSync(configPath, 'utf8')) as Record<string, unknown>;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import {
   ConfigFile,
   bootMark,
+  bootRegistry,
   getAudience,
   loadRegistrySettings,
   readRegistryUrl,
@@ -90,6 +91,8 @@ export default class RegistryAuthPlugin {
 
   constructor(config: unknown, options: unknown) {
     const { merged, configPath, logger } = adaptPluginArguments(config, options);
+    // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
+    bootRegistry(merged, process.env, { configPath });
     this.logger = logger;
     const settings = readPluginSettings(merged, configPath);
     this.settings = settings;
@@ -109,7 +112,7 @@ export default class RegistryAuthPlugin {
       logger.warn({ user: first, file: firstUser.file }, 'first user recorded as @{user} in @{file} (the default admin from now on)');
     }
 
-    // The start script created and validated registry.lockb; an invalid one throws here.
+    // bootRegistry created and validated registry.lockb; an invalid one throws here.
     const configFile = ConfigFile.open(settings.lockbPath);
     const { envFile } = loadRegistrySettings({ configPath: settings.configPath, lockbPath: settings.lockbPath, env: {} });
     const tokens = TokenStore.open(join(settings.storageDir, TOKEN_STORE_FILE));

@@ -13,6 +13,7 @@ import { dirname, resolve } from 'node:path';
 import type { Application } from 'express';
 import {
   bootMark,
+  bootRegistry,
   ConfigFile,
   loadRegistrySettings,
   registryEvents,
@@ -80,6 +81,8 @@ export default class RegistryDashboard {
 
   constructor(pluginConfig: unknown, options: unknown) {
     this.#host = adaptPluginHost(options);
+    // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
+    bootRegistry((options as { config?: unknown } | undefined)?.config, process.env, { configPath: this.#host.configPath });
     this.#logger = this.#host.logger;
     this.#options = parseDashboardOptions(pluginConfig);
     const configDir = dirname(resolve(this.#host.configPath));

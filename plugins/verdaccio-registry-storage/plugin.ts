@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark, rebuildIndex, summarizeIndex, PackageIndex, type PackageSummary } from '../registry-core/index';
+import { bootMark, bootRegistry, rebuildIndex, summarizeIndex, PackageIndex, type PackageSummary } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
 import { FileSystemStore } from './fs-store';
@@ -102,6 +102,8 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
 
   constructor(config: StorageConfig & RegistryStorageOptions & Config, options: { config: Config; logger: Logger }) {
     const logger = options.logger;
+    // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
+    bootRegistry(options.config, process.env);
     const merged = { ...(config as unknown as Record<string, unknown>), ...(options.config as unknown as Record<string, unknown>) };
     const { storageDir, lockbPath } = resolveStoragePaths(merged);
 

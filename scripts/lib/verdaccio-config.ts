@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { load } from 'js-yaml';
-import type { RegistryPart } from '../../plugins/registry-core/plugin-presence';
+import { configuredParts, type RegistryPart } from '../../plugins/registry-core/plugin-presence';
 
 /** The few keys of a Verdaccio config.yaml our scripts need, with paths resolved against its folder. */
 export interface VerdaccioConfigSummary {
@@ -12,6 +12,8 @@ export interface VerdaccioConfigSummary {
   authPlugins: string[];
   storePlugins: string[];
   middlewarePlugins: string[];
+  /** The parsed YAML mapping itself (what the core's bootRegistry reads, as the plugins do from Verdaccio). */
+  mapping: Record<string, unknown>;
 }
 
 function sectionKeys(section: unknown): string[] {
@@ -33,15 +35,11 @@ export function readVerdaccioConfig(configPath: string): VerdaccioConfigSummary 
     authPlugins: sectionKeys(yaml.auth),
     storePlugins: sectionKeys(yaml.store),
     middlewarePlugins: sectionKeys(yaml.middlewares),
+    mapping: yaml,
   };
 }
 
-/** Which of our parts config.yaml asks for: each must announce itself before the server may listen. */
+/** Which of our parts config.yaml asks for (the core's table: one rule, one place). */
 export function requiredParts(config: VerdaccioConfigSummary): RegistryPart[] {
-  const parts: RegistryPart[] = [];
-  if (config.authPlugins.includes('registry-auth')) parts.push('auth');
-  if (config.storePlugins.includes('registry-storage')) parts.push('storage');
-  if (config.middlewarePlugins.includes('registry-storage-http')) parts.push('storage-http');
-  if (config.middlewarePlugins.includes('registry-dashboard')) parts.push('dashboard');
-  return parts;
+  return configuredParts(config.mapping).map((entry) => entry.part);
 }

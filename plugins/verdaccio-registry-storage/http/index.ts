@@ -10,11 +10,15 @@
  */
 import type { Application } from 'express';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark } from '../../registry-core/index';
+import { bootMark, bootRegistry } from '../../registry-core/index';
 import { announcePluginLoaded } from '../../registry-core/plugin-presence';
 import { adaptStorageHttpHost } from '../verdaccio-adapter';
 import { ResponseCache } from './response-cache';
 import { createStorageHttpHandler } from './routes';
+import { createSearchHandler } from './search-source';
+
+/** npm search (libnpmsearch): `GET /-/v1/search?text=…&size=…&from=…`. */
+export const SEARCH_PATH = '/-/v1/search';
 
 export interface StorageHttpOptions {
   packumentCache: boolean;
@@ -53,6 +57,8 @@ export default class RegistryStorageHttpPlugin {
   readonly #logger: Logger;
 
   constructor(pluginConfig: unknown, options: { config: Config; logger: Logger }) {
+    // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
+    bootRegistry(options.config, process.env);
     this.options = parseStorageHttpOptions(pluginConfig);
     this.#config = options.config;
     this.#logger = options.logger;
@@ -67,6 +73,8 @@ export default class RegistryStorageHttpPlugin {
     if (host.packumentRevision === null) off.push(host.storeProblem);
     off.push(...host.cacheBlockers);
     this.cache = off.length === 0 ? new ResponseCache({ maxEntries: this.options.maxEntries, maxBytes: this.options.maxBytes }) : null;
+    // npm's search result shape, access rules asked per package (Verdaccio's own route has no version/date/total)
+    app.get(SEARCH_PATH, createSearchHandler({ storage, host, warn: (text) => this.#logger.warn({ detail: text }, 'registry-storage-http: @{detail}') }));
     app.use(
       createStorageHttpHandler({
         host,
@@ -74,7 +82,7 @@ export default class RegistryStorageHttpPlugin {
         warn: (text) => this.#logger.warn({ detail: text }, 'registry-storage-http: @{detail}'),
       }),
     );
-    bootMark('storage-http: publish guard on PUT /:package');
+    bootMark(`storage-http: publish guard on PUT /:package, npm search on GET ${SEARCH_PATH}`);
     if (this.cache) {
       bootMark(`storage-http: packument cache on (${this.options.maxEntries} entries, ${Math.round(this.options.maxBytes / 1024 / 1024)} MB)`);
     } else {

@@ -1,6 +1,7 @@
 /**
- * Wall-time rows with the real clients: `npm publish` of 20 distinct packages, `npm install` and
- * `bun install` of the 20 seeded packages in a fresh project with a fresh cache. Each measurement
+ * Wall-time rows with the real clients: `npm publish` of 20 distinct packages (against stock in
+ * JWT mode; its default AES mode as info), `npm install` and `bun install` of the 20 seeded
+ * packages in a fresh project with a fresh cache. Each measurement
  * gets a brand-new client folder (config, cache, HOME), so nothing is served from a client cache.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -125,8 +126,8 @@ function missingInstall(project: string, packages: readonly string[]): string | 
 }
 
 /**
- * Installs anonymously (no token): reads are public in both configs, and a token would make stock's
- * default AES mode run bcrypt on every request — the whoami rows show that cost separately.
+ * Installs anonymously (no token): reads are public in both configs, so no auth path is measured
+ * here (stock runs in JWT mode anyway, like in every row).
  */
 async function installRow(
   client: 'npm' | 'bun',
@@ -136,7 +137,7 @@ async function installRow(
   budget: Budget,
   log: Log,
 ): Promise<RowOutcome> {
-  const name = `${client} install × ${packages.length} packages`;
+  const name = `${client} install × ${packages.length} packages (fresh project + client cache, anonymous)`;
   const runs = await interleave(rounds, budget, async (side): Promise<number | string> => {
     const clientDir = createClient(targets[side].server.url);
     try {

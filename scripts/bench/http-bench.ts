@@ -1,6 +1,8 @@
 /**
- * HTTP throughput rows with autocannon: ping (info), packument GET, tarball GET, and
- * `GET /-/whoami` with a Bearer token (ours vs stock in JWT mode; stock's default AES mode as info).
+ * HTTP rows: autocannon throughput for ping (info), packument GET and tarball GET (each also as a
+ * fraction of the ceiling — a bare node:http server replaying ours' bytes — measured in the same
+ * rounds), `GET /-/whoami` with a Bearer token (ours vs stock in JWT mode; stock's default AES
+ * mode as info); and the latency of the first packument GET right after a publish.
  * Client and servers share the machine, so connections stay at 10 and every figure is a median
  * of interleaved rounds.
  */
@@ -293,6 +295,20 @@ function tarballWithSha1(sha1: string): Endpoint['check'] {
 
 const both = <T>(value: T): Record<Side, T> => ({ stock: value, ours: value });
 
+/** SPEC §9: packument and tarball GET ≥ 0.6× the ceiling. */
+export const CEILING_TARGET = '≥ 0.6× ceiling req/s';
+
+/** Row names of the read group (the smoke test checks they exist). */
+export const READ_ROWS = {
+  ping: 'GET /-/ping (framework floor)',
+  packument: 'packument GET (full document, cache warm)',
+  packumentCeiling: 'packument GET ÷ ceiling (bare node:http replaying the same bytes)',
+  abbreviated: 'packument GET, npm install headers (abbreviated, gzip)',
+  tarball: 'tarball GET (one few-KB tarball, repeated)',
+  tarballCeiling: 'tarball GET ÷ ceiling (bare node:http replaying the same bytes)',
+  firstRead: 'first packument GET right after a publish (cache miss), latency',
+} as const;
+
 /**
  * ping (info), packument GET, tarball GET — against servers seeded with the same packages — and,
  * in the same rounds, the ceiling: a bare node:http child replaying ours' bytes for both paths.
@@ -306,7 +322,7 @@ export async function runReadBench(
 ): Promise<RowOutcome> {
   const outcome = emptyOutcome();
   const ping: Endpoint = { name: 'ping', path: '/-/ping', check: (status) => (status === 200 ? null : `status ${status}`) };
-  mergeOutcome(outcome, await throughputRow('GET /-/ping (framework floor)', servers, both(ping), 'info', settings, budget, log));
+  mergeOutcome(outcome, await throughputRow(READ_ROWS.ping, servers, both(ping), 'info', settings, budget, log));
   const packumentPath = `/${seeded.name.replace('/', '%2f')}`;
   const packument: Endpoint = { name: 'packument', path: packumentPath, check: jsonNamed(seeded.name) };
   const tarball: Endpoint = { name: 'tarball', path: seeded.tarballPath, check: tarballWithSha1(seeded.tarballSha1) };
@@ -322,19 +338,18 @@ export async function runReadBench(
     }
     const ceilingOf = (endpoint: Endpoint, rowName: string): CeilingRow | undefined =>
       ceiling ? { rowName, server: ceiling, endpoint, target: CEILING_TARGET } : undefined;
-    const packumentCeiling = 'packument GET ÷ ceiling (bare node:http replaying the same bytes)';
-    const tarballCeiling = 'tarball GET ÷ ceiling (bare node:http replaying the same bytes)';
+    const { packumentCeiling, tarballCeiling } = READ_ROWS;
     mergeOutcome(
       outcome,
-      await throughputRow('packument GET (full document, cache warm)', servers, both(packument), '≥ 3× stock req/s', settings, budget, log, ceilingOf(packument, packumentCeiling)),
+      await throughputRow(READ_ROWS.packument, servers, both(packument), '≥ 3× stock req/s', settings, budget, log, ceilingOf(packument, packumentCeiling)),
     );
     // What `npm install` really sends: the abbreviated document, gzip accepted (minipass-fetch's default).
     const npmHeaders = { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*', 'accept-encoding': 'gzip,deflate' };
     const abbreviated: Endpoint = { name: 'packument-npm', path: packumentPath, headers: npmHeaders, check: jsonNamed(seeded.name) };
-    mergeOutcome(outcome, await throughputRow('packument GET, npm install headers (abbreviated, gzip)', servers, both(abbreviated), 'info', settings, budget, log));
+    mergeOutcome(outcome, await throughputRow(READ_ROWS.abbreviated, servers, both(abbreviated), 'info', settings, budget, log));
     mergeOutcome(
       outcome,
-      await throughputRow('tarball GET', servers, both(tarball), '≥ 2× stock req/s', settings, budget, log, ceilingOf(tarball, tarballCeiling)),
+      await throughputRow(READ_ROWS.tarball, servers, both(tarball), '≥ 2× stock req/s', settings, budget, log, ceilingOf(tarball, tarballCeiling)),
     );
     if (!ceiling) {
       // Never silently dropped: the rows exist, with the reason.
@@ -350,8 +365,6 @@ export async function runReadBench(
   return outcome;
 }
 
-/** SPEC §9: packument and tarball GET ≥ 0.6× the ceiling. */
-export const CEILING_TARGET = '≥ 0.6× ceiling req/s';
 
 export interface FirstReadSettings {
   pairs: number;
@@ -390,7 +403,7 @@ export async function runFirstReadBench(
   budget: Budget,
   log: Log,
 ): Promise<RowOutcome> {
-  const name = 'first packument GET right after a publish (cache miss), latency';
+  const name = READ_ROWS.firstRead;
   const pkg = '@mycompany/first-read';
   const path = `/${pkg.replace('/', '%2f')}`;
   const agents: Record<Side, Agent> = { stock: new Agent({ keepAlive: true, maxSockets: 1 }), ours: new Agent({ keepAlive: true, maxSockets: 1 }) };

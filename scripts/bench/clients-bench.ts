@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { emptyOutcome, type RowOutcome } from './http-bench';
 import { makeRow, median } from './report';
-import { createClient, interleave, packageFiles, type BenchServer, type Budget, type Log, type RunResult, type Side } from './stock';
+import { CLOCK_TICKS_PER_SECOND, cpuSnapshot, createClient, interleave, packageFiles, type BenchServer, type Budget, type Log, type RunResult, type Side } from './stock';
 
 export interface ClientTarget {
   server: BenchServer;
@@ -94,12 +94,25 @@ export async function runPublishBench(
   stockAes: ClientTarget | null = null,
 ): Promise<RowOutcome> {
   const name = `npm publish × ${settings.publishCount} packages (vs stock JWT mode, fsync kept)`;
+  // Server CPU per publish (from /proc): npm's own start-up dominates the wall time, this does not.
+  const serverCpu: Record<Side, number[]> = { stock: [], ours: [] };
   const runs = await interleave(settings.publishRounds, budget, async (side, round): Promise<number | string> => {
+    const pid = targets[side].server.child.pid ?? 0;
+    const before = cpuSnapshot([pid]);
     const result = await publishSeries(targets[side], `pub${round}`, settings.publishCount);
-    if (typeof result === 'number') log(`  ${name} ${side}: ${result.toFixed(2)} s (${((result * 1000) / settings.publishCount).toFixed(0)} ms per package)`);
+    const after = cpuSnapshot([pid]);
+    if (typeof result === 'number') {
+      if (before && after) serverCpu[side].push(((after.ownTicks - before.ownTicks) * (1000 / CLOCK_TICKS_PER_SECOND)) / settings.publishCount);
+      log(`  ${name} ${side}: ${result.toFixed(2)} s (${((result * 1000) / settings.publishCount).toFixed(0)} ms per package)`);
+    }
     return result;
   });
   const outcome = timeRow(name, runs, 's', '≤ 1.0× stock time');
+  if (serverCpu.stock.length > 0 && serverCpu.ours.length > 0) {
+    const stockCpu = median(serverCpu.stock);
+    const oursCpu = median(serverCpu.ours);
+    outcome.notes[name].push(`server CPU per publish: stock ${stockCpu.toFixed(1)} ms, ours ${oursCpu.toFixed(1)} ms (ours/stock ${(oursCpu / stockCpu).toFixed(2)}×)`);
+  }
   if (stockAes) {
     const aesName = `npm publish × ${settings.publishCount} packages (info: vs stock default AES mode, bcrypt per request)`;
     const aes = await publishSeries(stockAes, 'pubaes', settings.publishCount);

@@ -69,36 +69,43 @@ async function idleCpuMs(ms: number): Promise<number> {
 
 /**
  * Idle CPU of the change detection: windows with no ConfigFile open vs one open with a watcher
- * (what a running server holds), nothing writing; alternated without, with, with, without…
- * Returns (with − without) extrapolated to CPU ms per hour.
+ * (what a running server holds), nothing writing. A first window is thrown away (V8's background
+ * threads are still busy after the bench's own start-up), then pairs alternate without/with,
+ * with/without…; the result is the median per-pair difference, extrapolated to CPU ms per hour.
  */
 async function changeDetectionIdleCpu(lockb: string, quick: boolean): Promise<number> {
-  const windowMs = quick ? 2_000 : 3_000;
-  const windows = quick ? 2 : 4;
-  const withCpu: number[] = [];
-  const withoutCpu: number[] = [];
-  for (let w = 0; w < windows; w++) {
-    const watched = w % 4 === 1 || w % 4 === 2;
-    if (!watched) {
-      withoutCpu.push(await idleCpuMs(windowMs));
-      continue;
-    }
+  const windowMs = quick ? 1_000 : 2_000;
+  const pairs = quick ? 2 : 4;
+  await idleCpuMs(500);
+  const watched = async (): Promise<number> => {
     const idle = ConfigFile.open(lockb);
     const stop = idle.watchConfig(() => undefined);
     try {
-      withCpu.push(await idleCpuMs(windowMs));
+      return await idleCpuMs(windowMs);
     } finally {
       stop();
       idle.close();
     }
+  };
+  const differences: number[] = [];
+  for (let pair = 0; pair < pairs; pair++) {
+    let without: number;
+    let withWatcher: number;
+    if (pair % 2 === 0) {
+      without = await idleCpuMs(windowMs);
+      withWatcher = await watched();
+    } else {
+      withWatcher = await watched();
+      without = await idleCpuMs(windowMs);
+    }
+    differences.push(withWatcher - without);
   }
-  const mean = (values: number[]): number => values.reduce((sum, v) => sum + v, 0) / values.length;
-  return ((mean(withCpu) - mean(withoutCpu)) / windowMs) * 3_600_000;
+  return (median(differences) / windowMs) * 3_600_000;
 }
 
 export const CONFIG_ROWS = {
   getConfig: 'config: getConfig() in process',
-  idleCpu: `config: getConfig() freshness cost — idle CPU of the ${WATCH_POLL_MS} ms poll + inotify watcher, nothing changing (with − without, extrapolated to 1 h)`,
+  idleCpu: `config: getConfig() freshness cost — idle CPU of the ${WATCH_POLL_MS} ms poll + inotify watcher, nothing changing (median of with − without, extrapolated to 1 h)`,
   realWrite: 'config: write via ConfigFile.update() (the CLI / dashboard / terminal path, watcher attached) vs bare locked 13-byte pwrite',
   toggle: 'config: toggleFeature() vs bare locked 13-byte pwrite (info)',
   setByte: 'config: setByte() (unlocked; unused by the product) vs bare 13-byte pwrite (info)',

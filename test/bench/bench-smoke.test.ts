@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { existsSync, readdirSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
+import { runPublishBench } from '../../scripts/bench/clients-bench';
 import { CONFIG_ROWS, runConfigBench } from '../../scripts/bench/config-bench';
 import { CEILING_TARGET, READ_ROWS, cannon, runFirstReadBench, throughputRow, type Endpoint } from '../../scripts/bench/http-bench';
 import { parseArgs } from '../../scripts/bench/main';
@@ -266,6 +267,32 @@ describe('bench against real servers (stock in JWT mode, ours, the ceiling)', { 
     assert.equal(outcome.samples[READ_ROWS.firstRead].stock.length, 2);
     assert.equal(outcome.samples[READ_ROWS.firstRead].ours.length, 2);
     assert.equal(outcome.rows[0].target, '≤ 1.0× stock time');
+  });
+
+  it('npm publish row against stock JWT mode, and the AES info row beside it', async () => {
+    const dir = tempDir('smoke-stock-aes');
+    dirs.push(dir);
+    const aes = await startStock(dir);
+    servers.push(aes);
+    const targets = {
+      stock: { server: stock, token: await addUser(stock.url, 'smoke-pub', 'smoke-password-1') },
+      ours: { server: ours, token: await addUser(ours.url, 'smoke-pub', 'smoke-password-1') },
+    };
+    const aesTarget = { server: aes, token: await addUser(aes.url, 'smoke-pub', 'smoke-password-1') };
+    const settings = { publishRounds: 1, installRounds: 1, bunRounds: 1, publishCount: 1 };
+    const outcome = await runPublishBench(targets, settings, new Budget(120_000), () => undefined, aesTarget);
+    const [jwtRow, aesRow] = outcome.rows;
+    assert.equal(outcome.rows.length, 2);
+    assert.match(jwtRow.name, /npm publish × 1 packages \(vs stock JWT mode/);
+    assert.equal(jwtRow.target, '≤ 1.0× stock time');
+    assert.match(aesRow.name, /info: vs stock default AES mode/);
+    assert.equal(evaluateRow(aesRow, outcome.notes[aesRow.name]), 'info');
+    for (const row of outcome.rows) {
+      const notes = outcome.notes[row.name] ?? [];
+      assert.ok(!notes.some((note) => note.startsWith('ERROR')), `${row.name}: ${notes.join('; ')}`);
+    }
+    assert.deepEqual(outcome.samples[aesRow.name].ours, outcome.samples[jwtRow.name].ours, 'ours: the same runs in both rows');
+    assert.ok((outcome.notes[jwtRow.name] ?? []).some((note) => note.startsWith('server CPU per publish')));
   });
 
   it('each side gets its own compile cache, filled by its start (the same treatment for both)', async () => {

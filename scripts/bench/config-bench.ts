@@ -9,15 +9,18 @@
  *     positioned write measured in the same run on the same file system: the same lock
  *     (proper-lockfile, same options), one 13-byte pwrite, release;
  *   - toggleFeature() against the same bare write, and setByte() (unlocked, called by nothing in
- *     the product) against a bare 13-byte pwrite, both as info.
+ *     the product) against a bare 13-byte pwrite, both as info;
+ *   - `registry config get` as a command (spawn → exit of the package bin) against `node -e 0`.
  * Timings are per-call averages of batches (so timer cost and resolution do not dominate), and the
  * median over batches; each pair alternates batch by batch so machine noise hits both alike.
  */
+import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { ConfigFile, WATCH_POLL_MS, createConfigFile, defaultFields, withByte } from '../../plugins/registry-core/index';
+import { NODE_BIN, PROJECT_ROOT, cleanEnv } from '../lib/child-env';
 import { formatTable, makeRow, median } from './report';
 import type { BenchRow } from './types';
 
@@ -103,12 +106,55 @@ async function changeDetectionIdleCpu(lockb: string, quick: boolean): Promise<nu
   return (median(differences) / windowMs) * 3_600_000;
 }
 
+/** Spawn → exit of one command on the project's Node, in ms; throws on a non-zero exit. */
+function timeCommand(args: readonly string[], cwd: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(NODE_BIN, args, { cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = performance.now() - started;
+      if (code === 0) resolve(ms);
+      else reject(new Error(`node ${args.join(' ')} exited ${code}: ${output.trim().split('\n').slice(-3).join(' | ')}`));
+    });
+  });
+}
+
+/**
+ * `registry config get` as a user runs it (the package bin, `config --file <lockb> get`) against
+ * `node -e 0` on the same Node — the floor of any command — alternating, medians.
+ */
+async function configGetCommand(lockb: string, cwd: string, quick: boolean): Promise<[number, number]> {
+  const bin = join(PROJECT_ROOT, 'bin', 'registry.js');
+  const get = (): Promise<number> => timeCommand([bin, 'config', '--file', lockb, 'get'], cwd);
+  const floor = (): Promise<number> => timeCommand(['-e', '0'], cwd);
+  await get(); // the first call may fill the OS page cache for both
+  await floor();
+  const rounds = quick ? 6 : 15;
+  const getMs: number[] = [];
+  const floorMs: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    if (round % 2 === 0) {
+      getMs.push(await get());
+      floorMs.push(await floor());
+    } else {
+      floorMs.push(await floor());
+      getMs.push(await get());
+    }
+  }
+  return [median(getMs), median(floorMs)];
+}
+
 export const CONFIG_ROWS = {
   getConfig: 'config: getConfig() in process',
   idleCpu: `config: getConfig() freshness cost — idle CPU of the ${WATCH_POLL_MS} ms poll + inotify watcher, nothing changing (median of with − without, extrapolated to 1 h)`,
   realWrite: 'config: write via ConfigFile.update() (the CLI / dashboard / terminal path, watcher attached) vs bare locked 13-byte pwrite',
   toggle: 'config: toggleFeature() vs bare locked 13-byte pwrite (info)',
   setByte: 'config: setByte() (unlocked; unused by the product) vs bare 13-byte pwrite (info)',
+  command: '`registry config get` as a command (bin/registry.js, spawn → exit) vs `node -e 0`',
 } as const;
 
 export async function runConfigBench(options: { quick: boolean }): Promise<BenchRow[]> {
@@ -177,12 +223,15 @@ export async function runConfigBench(options: { quick: boolean }): Promise<Bench
       }
     }
 
+    const [commandMs, nodeFloorMs] = await configGetCommand(lockb, dir, options.quick);
+
     return [
       makeRow(CONFIG_ROWS.getConfig, getConfigNs, null, 'ns', '≤ 100 ns median'),
       makeRow(CONFIG_ROWS.idleCpu, idleMsPerHour, null, 'ms CPU/h', 'info'),
       makeRow(CONFIG_ROWS.realWrite, realNs / 1000, bareLockedNs / 1000, 'µs', '≤ 2× bare locked write'),
       makeRow(CONFIG_ROWS.toggle, toggleNs / 1000, bareLockedAgainNs / 1000, 'µs', 'info'),
       makeRow(CONFIG_ROWS.setByte, median(setNs), median(bareNs), 'ns', 'info'),
+      makeRow(CONFIG_ROWS.command, commandMs, nodeFloorMs, 'ms', '≤ 1.3× node -e 0 time'),
     ];
   } finally {
     closeSync(scratchFd);

@@ -268,9 +268,10 @@ async function runServerGroups(
   const ours = await startSeeded('ours', { dirs, running }, options, profileDir, true);
   const servers: Record<Side, BenchServer> = { stock: stock.server, ours: ours.server };
   const targets: Record<Side, ClientTarget> = { stock, ours };
-  // Stock's default AES mode, for the info rows only (whoami; publish in a full run).
-  const wantsAes = wants('whoami') || (wants('publish') && mode === 'full');
-  const stockAes = wantsAes ? await startSeeded('stock', { dirs, running }, options, profileDir, false) : null;
+  // Stock's default AES mode, for the info rows only (whoami; publish in a full run); started when
+  // first needed, so it is not an idle third server during the read rows.
+  let stockAes: Started | null = null;
+  const aes = async (): Promise<Started> => (stockAes ??= await startSeeded('stock', { dirs, running }, options, profileDir, false));
   if (wants('read')) {
     log('\n[read] autocannon, interleaved (stock, ours, ceiling)');
     const tarballPath = '/@mycompany/lib-1/-/lib-1-1.0.0.tgz';
@@ -281,7 +282,7 @@ async function runServerGroups(
   }
   if (wants('publish')) {
     log('\n[publish] real npm, interleaved (stock in JWT mode)');
-    mergeOutcome(outcome, await runPublishBench(targets, CLIENT_SETTINGS[mode], budget, log, mode === 'full' && stockAes ? stockAes : null));
+    mergeOutcome(outcome, await runPublishBench(targets, CLIENT_SETTINGS[mode], budget, log, mode === 'full' ? await aes() : null));
   }
   if (wants('install')) {
     log('\n[install] real npm and bun, fresh project + cache each run, interleaved');
@@ -289,7 +290,7 @@ async function runServerGroups(
   }
   if (wants('whoami')) {
     log('\n[whoami] Bearer token on every request: ours vs stock in JWT mode (and stock default AES as info)');
-    mergeOutcome(outcome, await runWhoamiBench(ours, stock, stockAes, USER, HTTP_SETTINGS[mode], budget, log));
+    mergeOutcome(outcome, await runWhoamiBench(ours, stock, await aes(), USER, HTTP_SETTINGS[mode], budget, log));
   }
 }
 

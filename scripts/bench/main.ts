@@ -11,7 +11,17 @@ import { runAuthBench } from './auth-bench';
 import { runInstallBench, runPublishBench, CLIENT_SETTINGS, type ClientTarget } from './clients-bench';
 import { runConfigBench } from './config-bench';
 import { runDashboardBench } from './dashboard-bench';
-import { HTTP_SETTINGS, emptyOutcome, mergeOutcome, runReadBench, runWhoamiBench, type LoadWindow, type RowOutcome } from './http-bench';
+import {
+  FIRST_READ_SETTINGS,
+  HTTP_SETTINGS,
+  emptyOutcome,
+  mergeOutcome,
+  runFirstReadBench,
+  runReadBench,
+  runWhoamiBench,
+  type LoadWindow,
+  type RowOutcome,
+} from './http-bench';
 import { formatProfile, readProfile, summarizeProfile } from './profile';
 import { evaluateRow, formatTable, makeRow, summarize } from './report';
 import { runStartupBench, STARTUP_SETTINGS } from './startup-bench';
@@ -134,7 +144,7 @@ interface Started {
 }
 
 async function startSeeded(
-  kind: ServerKind,
+  kind: Exclude<ServerKind, 'ceiling'>,
   cleanup: { dirs: string[]; running: BenchServer[] },
   options: BenchOptions,
   profileDir: string,
@@ -184,7 +194,8 @@ export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[
   };
   log(`npm run bench (${mode}) — ${started.toISOString()}`);
   log(`machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB; node ${machine.node}, npm ${machine.npm}, bun ${machine.bun}, verdaccio ${machine.verdaccio}`);
-  log(`stock = node_modules/verdaccio/bin/verdaccio (htpasswd + local storage, no uplinks); ours = build/scripts/start.js with ${options.oursConfig}`);
+  log(`stock = node_modules/verdaccio/bin/verdaccio (htpasswd + local storage, JWT mode, no uplinks); ours = build/scripts/start.js with ${options.oursConfig}`);
+  log('both on this Node, each with its own NODE_COMPILE_CACHE folder (empty on a fresh folder, kept on a restart); ceiling = bare node:http replaying ours\' bytes');
 
   const outcome = emptyOutcome();
   const dirs: string[] = [];
@@ -249,20 +260,29 @@ async function runServerGroups(
   outcome: RowOutcome,
 ): Promise<void> {
   const wants = (group: Group): boolean => options.only.has(group);
-  log(`\n[servers] starting stock and ours, seeding both with ${SEED_COUNT} packages @mycompany/lib-1..${SEED_COUNT}`);
-  const stock = await startSeeded('stock', { dirs, running }, options, profileDir, true);
+  // Stock runs in JWT mode for every row: reads do not care, and every authenticated row (publish,
+  // first read after a publish, whoami) would otherwise pay bcrypt per request in stock's default
+  // AES mode — a different configuration, shown only in rows labelled "info: … AES".
+  log(`\n[servers] starting stock (JWT mode) and ours, seeding both with ${SEED_COUNT} packages @mycompany/lib-1..${SEED_COUNT}`);
+  const stock = await startSeeded('stock-jwt', { dirs, running }, options, profileDir, true);
   const ours = await startSeeded('ours', { dirs, running }, options, profileDir, true);
   const servers: Record<Side, BenchServer> = { stock: stock.server, ours: ours.server };
   const targets: Record<Side, ClientTarget> = { stock, ours };
+  // Stock's default AES mode, for the info rows only (whoami; publish in a full run); started when
+  // first needed, so it is not an idle third server during the read rows.
+  let stockAes: Started | null = null;
+  const aes = async (): Promise<Started> => (stockAes ??= await startSeeded('stock', { dirs, running }, options, profileDir, false));
   if (wants('read')) {
-    log('\n[read] autocannon, interleaved');
+    log('\n[read] autocannon, interleaved (stock, ours, ceiling)');
     const tarballPath = '/@mycompany/lib-1/-/lib-1-1.0.0.tgz';
     const sha1 = await tarballSha1(stock.server.url, tarballPath);
     mergeOutcome(outcome, await runReadBench(servers, { name: '@mycompany/lib-1', tarballPath, tarballSha1: sha1 }, HTTP_SETTINGS[mode], budget, log));
+    log('\n[read] first packument GET right after a publish, interleaved pairs');
+    mergeOutcome(outcome, await runFirstReadBench(targets, FIRST_READ_SETTINGS[mode], budget, log));
   }
   if (wants('publish')) {
-    log('\n[publish] real npm, interleaved');
-    mergeOutcome(outcome, await runPublishBench(targets, CLIENT_SETTINGS[mode], budget, log));
+    log('\n[publish] real npm, interleaved (stock in JWT mode)');
+    mergeOutcome(outcome, await runPublishBench(targets, CLIENT_SETTINGS[mode], budget, log, mode === 'full' ? await aes() : null));
   }
   if (wants('install')) {
     log('\n[install] real npm and bun, fresh project + cache each run, interleaved');
@@ -270,8 +290,7 @@ async function runServerGroups(
   }
   if (wants('whoami')) {
     log('\n[whoami] Bearer token on every request: ours vs stock in JWT mode (and stock default AES as info)');
-    const stockJwt = await startSeeded('stock-jwt', { dirs, running }, options, profileDir, false);
-    mergeOutcome(outcome, await runWhoamiBench(ours, stockJwt, stock, USER, HTTP_SETTINGS[mode], budget, log));
+    mergeOutcome(outcome, await runWhoamiBench(ours, stock, await aes(), USER, HTTP_SETTINGS[mode], budget, log));
   }
 }
 

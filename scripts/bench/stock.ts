@@ -23,7 +23,8 @@ export const BUN_BIN = join(PROJECT_ROOT, 'node_modules', '.bin', 'bun');
 const START_SCRIPT = join(PROJECT_ROOT, 'build', 'scripts', 'start.js');
 const STOCK_BIN = join(PROJECT_ROOT, 'node_modules', 'verdaccio', 'bin', 'verdaccio');
 
-export type ServerKind = 'stock' | 'stock-jwt' | 'ours';
+/** `ceiling`: a bare node:http server replaying recorded bytes from memory (ceiling-server.ts). */
+export type ServerKind = 'stock' | 'stock-jwt' | 'ours' | 'ceiling';
 
 export interface BenchServer {
   kind: ServerKind;
@@ -42,7 +43,18 @@ export interface LaunchOptions {
   cpuProfDir?: string;
   /** Ours only: the config.yaml to derive the server's config from (default: the project's). */
   baseConfig?: string;
+  /**
+   * Node's compile cache folder (`NODE_COMPILE_CACHE`) for this server. Default: `<dir>/.compile-cache`,
+   * so a fresh folder starts with an empty cache and a restart of the same folder finds the cache
+   * that side's previous start left — the same treatment for stock and ours.
+   */
+  compileCacheDir?: string;
   timeoutMs?: number;
+}
+
+/** The compile cache a server started in `dir` uses unless told otherwise. */
+export function compileCacheDirOf(dir: string): string {
+  return join(dir, '.compile-cache');
 }
 
 
@@ -105,7 +117,7 @@ export function writeOursConfig(dir: string, baseConfig = PROJECT_CONFIG): strin
 
 /** Spawns a server without waiting for it; the caller decides how readiness is detected. */
 export function spawnServer(
-  kind: ServerKind,
+  kind: Exclude<ServerKind, 'ceiling'>,
   dir: string,
   port: number,
   options: LaunchOptions = {},
@@ -114,10 +126,18 @@ export function spawnServer(
   const configPath = join(dir, 'config.yaml');
   const nodeArgs = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
   const script = kind === 'ours' ? START_SCRIPT : STOCK_BIN;
+  const env = cleanEnv({
+    // Graceful SIGTERM lets stock exit through process.exit(0), which is when --cpu-prof writes its
+    // file and Node writes the compile cache.
+    VERDACCIO_HANDLE_KILL_SIGNALS: 'true',
+    // The same V8 compile cache for both sides, each in its own folder: ours' start script would
+    // otherwise enable one (in the OS temp dir, warm from earlier runs) and stock's CLI none.
+    NODE_COMPILE_CACHE: options.compileCacheDir ?? compileCacheDirOf(dir),
+  });
+  delete env.NODE_DISABLE_COMPILE_CACHE;
   const child = spawn(NODE_BIN, [...nodeArgs, script, '-c', configPath, '--listen', `127.0.0.1:${port}`], {
     cwd: dir,
-    // Graceful SIGTERM lets stock exit through process.exit(0), which is when --cpu-prof writes its file.
-    env: cleanEnv({ VERDACCIO_HANDLE_KILL_SIGNALS: 'true' }),
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -159,7 +179,7 @@ function waitForListenLine(child: ChildProcess, logs: () => string, timeoutMs: n
       if (match) done(null, Number(match[1]));
     };
     const onExit = (code: number | null, signal: string | null): void =>
-      done(new Error(`ours exited (code ${code}, signal ${signal}) before listening:\n${logs()}`));
+      done(new Error(`server exited (code ${code}, signal ${signal}) before listening:\n${logs()}`));
     function done(error: Error | null, port = 0): void {
       clearTimeout(timer);
       child.stdout?.off('data', onData);
@@ -221,8 +241,86 @@ export async function startStock(dir: string, options: LaunchOptions & { jwt?: b
   }
 }
 
-export function startServer(kind: ServerKind, dir: string, options: LaunchOptions = {}): Promise<BenchServer> {
+export function startServer(kind: Exclude<ServerKind, 'ceiling'>, dir: string, options: LaunchOptions = {}): Promise<BenchServer> {
   return kind === 'ours' ? startOurs(dir, options) : startStock(dir, { ...options, jwt: kind === 'stock-jwt' });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ceiling: a bare node:http server replaying recorded responses from memory
+
+/** One response as a server sent it: status, headers (raw order and case kept) and body bytes. */
+export interface RecordedResponse {
+  status: number;
+  /** [name, value] pairs as received (`res.rawHeaders`) */
+  headers: [string, string][];
+  body: Buffer;
+}
+
+/**
+ * One GET with exactly the headers given and nothing else (autocannon sends only Host), on a fresh
+ * connection, so the recorded bytes are the ones a load run receives — fetch() would add
+ * `accept-encoding` and could get a compressed body.
+ */
+export function rawGet(url: string, headers: Record<string, string> = {}, timeoutMs = 10000): Promise<RecordedResponse> {
+  return new Promise((resolveGet, reject) => {
+    const req = request(url, { agent: false, headers, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const pairs: [string, string][] = [];
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
+        resolveGet({ status: res.statusCode ?? 0, headers: pairs, body: Buffer.concat(chunks) });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Headers the ceiling must not replay verbatim: node:http sets them per response (framing, date, connection). */
+const PER_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'date']);
+
+const CEILING_SCRIPT = join(PROJECT_ROOT, 'build', 'scripts', 'bench', 'ceiling-server.js');
+
+/**
+ * Starts `ceiling-server.js` (a child on the same Node as the servers) answering `GET <path>` with
+ * the recorded status, headers and bytes; every other path is a 404.
+ */
+export async function startCeiling(dir: string, routes: Record<string, RecordedResponse>, timeoutMs = 15000): Promise<BenchServer> {
+  mkdirSync(dir, { recursive: true });
+  const manifest = Object.entries(routes).map(([path, response], i) => {
+    const bodyFile = join(dir, `body-${i}.bin`);
+    writeFileSync(bodyFile, response.body);
+    const headers = response.headers.filter(([name]) => !PER_RESPONSE_HEADERS.has(name.toLowerCase()));
+    return { path, status: response.status, headers, bodyFile };
+  });
+  const manifestFile = join(dir, 'routes.json');
+  writeFileSync(manifestFile, JSON.stringify(manifest));
+  const child = spawn(NODE_BIN, [CEILING_SCRIPT, manifestFile], { cwd: dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const logs = (): string => output;
+  try {
+    const port = await waitForListenLine(child, logs, timeoutMs);
+    return server('ceiling', dir, port, child, logs);
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+}
+
+/** VmRSS of a live process in MiB (Linux /proc); null when it cannot be read. */
+export function rssMiB(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
 }
 
 /** First line (what failed) and the last lines of the server log (why), on one line for the table notes. */
@@ -434,20 +532,32 @@ export interface Interleaved<T> {
  * budget still covers one more round at the rate observed so far.
  */
 export async function interleave<T>(rounds: number, budget: Budget, measure: (side: Side, round: number) => Promise<T>): Promise<Interleaved<T>> {
-  const result: Interleaved<T> = { stock: [], ours: [], skippedRounds: 0 };
+  const result = await interleaveSides(['stock', 'ours'] as const, rounds, budget, measure);
+  return { stock: result.runs.stock, ours: result.runs.ours, skippedRounds: result.skippedRounds };
+}
+
+/** The same for any set of sides (e.g. stock, ours, ceiling): the order reverses every round. */
+export async function interleaveSides<S extends string, T>(
+  sides: readonly S[],
+  rounds: number,
+  budget: Budget,
+  measure: (side: S, round: number) => Promise<T>,
+): Promise<{ runs: Record<S, T[]>; skippedRounds: number }> {
+  const runs = Object.fromEntries(sides.map((side) => [side, [] as T[]])) as Record<S, T[]>;
+  let skippedRounds = 0;
   const started = Date.now();
   for (let round = 0; round < rounds; round += 1) {
     if (round > 0) {
       const perRound = (Date.now() - started) / round;
       if (budget.leftMs() <= perRound * 1.2) {
-        result.skippedRounds = rounds - round;
+        skippedRounds = rounds - round;
         break;
       }
     }
-    const order: Side[] = round % 2 === 0 ? ['stock', 'ours'] : ['ours', 'stock'];
-    for (const side of order) result[side].push(await measure(side, round));
+    const order = round % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order) runs[side].push(await measure(side, round));
   }
-  return result;
+  return { runs, skippedRounds };
 }
 
 export type Log = (line: string) => void;

@@ -1,16 +1,38 @@
 /**
  * Smoke test of `npm run bench`: the pure table / ratio / target logic, the CPU-profile ranking,
- * the argument parser, and one cheap workload (ping throughput, 1 round of 1 s) against a real
- * stock Verdaccio and a real ours. No timing is asserted — only that figures exist and add up.
+ * the argument parser, and the cheapest version of each kind of row against a real stock
+ * Verdaccio (JWT mode, as in the bench) and a real ours: ping throughput with the ceiling in the
+ * same rounds, the first read after a publish, cold starts (with RSS and the compile cache of each
+ * side), the config rows. No timing is asserted — only that the rows exist, carry figures and add up.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { cannon, throughputRow, type Endpoint } from '../../scripts/bench/http-bench';
+import { existsSync, readdirSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { runPublishBench } from '../../scripts/bench/clients-bench';
+import { CONFIG_ROWS, runConfigBench } from '../../scripts/bench/config-bench';
+import { CEILING_TARGET, READ_ROWS, cannon, runFirstReadBench, throughputRow, type Endpoint } from '../../scripts/bench/http-bench';
 import { parseArgs } from '../../scripts/bench/main';
 import { ownerOf, summarizeProfile } from '../../scripts/bench/profile';
 import { evaluateRow, formatNumber, formatTable, makeRow, median, parseTarget, ratioOf, summarize } from '../../scripts/bench/report';
-import { Budget, interleave, makeTarball, removeDir, startOurs, startStock, tempDir, type BenchServer } from '../../scripts/bench/stock';
-import { gunzipSync } from 'node:zlib';
+import { COLD_START_ROWS, runStartupBench } from '../../scripts/bench/startup-bench';
+import {
+  Budget,
+  addUser,
+  compileCacheDirOf,
+  interleave,
+  interleaveSides,
+  makeTarball,
+  rawGet,
+  removeDir,
+  rssMiB,
+  startCeiling,
+  startOurs,
+  startServer,
+  startStock,
+  tempDir,
+  type BenchServer,
+} from '../../scripts/bench/stock';
 
 describe('bench report (pure)', () => {
   it('median of odd and even counts, NaN when empty', () => {
@@ -32,6 +54,11 @@ describe('bench report (pure)', () => {
     assert.deepEqual(parseTarget('p50 ≤ 5 ms'), { op: '<=', value: 5, on: 'ours' });
     assert.deepEqual(parseTarget('<= 100 ns median'), { op: '<=', value: 100, on: 'ours' });
     assert.equal(parseTarget('info'), null);
+    // The rows issue 17 added: the ceiling fraction and RSS compare the ratio too.
+    assert.deepEqual(parseTarget(CEILING_TARGET), { op: '>=', value: 0.6, on: 'ratio' });
+    assert.deepEqual(parseTarget('≤ 1.0× stock RSS'), { op: '<=', value: 1, on: 'ratio' });
+    assert.equal(evaluateRow(makeRow('packument ÷ ceiling', 5000, 10000, 'req/s', CEILING_TARGET)), 'fail');
+    assert.equal(evaluateRow(makeRow('packument ÷ ceiling', 7000, 10000, 'req/s', CEILING_TARGET)), 'pass');
   });
 
   it('verdicts follow the target direction', () => {
@@ -111,6 +138,16 @@ describe('bench helpers (pure)', () => {
     assert.equal(cut.skippedRounds, 4);
   });
 
+  it('three sides (stock, ours, ceiling) reverse their order every round', async () => {
+    const order: string[] = [];
+    const result = await interleaveSides(['stock', 'ours', 'ceiling'] as const, 2, new Budget(60_000), async (side, round) => {
+      order.push(`${side}${round}`);
+      return side;
+    });
+    assert.deepEqual(order, ['stock0', 'ours0', 'ceiling0', 'ceiling1', 'ours1', 'stock1']);
+    assert.deepEqual(result.runs.ceiling, ['ceiling', 'ceiling']);
+  });
+
   it('a CPU profile is ranked by owner and by function', () => {
     const frame = (functionName: string, url: string) => ({ functionName, url, lineNumber: 9, columnNumber: 0 });
     const profile = {
@@ -136,15 +173,16 @@ describe('bench helpers (pure)', () => {
   });
 });
 
-describe('bench against real servers (1 round of ping throughput)', { timeout: 90_000 }, () => {
+describe('bench against real servers (stock in JWT mode, ours, the ceiling)', { timeout: 240_000 }, () => {
   const dirs: string[] = [];
   const servers: BenchServer[] = [];
   let stock: BenchServer;
   let ours: BenchServer;
+  const ping: Endpoint = { name: 'ping', path: '/-/ping', check: (status) => (status === 200 ? null : `status ${status}`) };
 
   before(async () => {
     dirs.push(tempDir('smoke-stock'), tempDir('smoke-ours'));
-    stock = await startStock(dirs[0]);
+    stock = await startStock(dirs[0], { jwt: true });
     servers.push(stock);
     ours = await startOurs(dirs[1]);
     servers.push(ours);
@@ -165,7 +203,6 @@ describe('bench against real servers (1 round of ping throughput)', { timeout: 9
   });
 
   it('one interleaved round gives a row whose ratio is ours / stock', async () => {
-    const ping: Endpoint = { name: 'ping', path: '/-/ping', check: (status) => (status === 200 ? null : `status ${status}`) };
     const lines: string[] = [];
     const outcome = await throughputRow(
       'ping',
@@ -183,5 +220,120 @@ describe('bench against real servers (1 round of ping throughput)', { timeout: 9
     assert.deepEqual(outcome.samples.ping.ours, [row.ours]);
     assert.equal(evaluateRow(row, outcome.notes.ping), 'info');
     assert.equal(lines.length, 2, 'one log line per side');
+  });
+
+  it('the ceiling replays ours\' bytes and headers, and its row comes from the same rounds', async () => {
+    const dir = tempDir('smoke-ceiling');
+    dirs.push(dir);
+    const recorded = await rawGet(`${ours.url}/-/ping`);
+    const ceiling = await startCeiling(dir, { '/-/ping': recorded });
+    servers.push(ceiling);
+    const replayed = await rawGet(`${ceiling.url}/-/ping`);
+    assert.equal(replayed.status, recorded.status);
+    assert.deepEqual(replayed.body, recorded.body);
+    const header = (response: typeof recorded, name: string): string | undefined => response.headers.find(([n]) => n.toLowerCase() === name)?.[1];
+    for (const name of ['content-type', 'etag']) assert.equal(header(replayed, name), header(recorded, name), name);
+    assert.equal((await rawGet(`${ceiling.url}/elsewhere`)).status, 404);
+
+    const lines: string[] = [];
+    const outcome = await throughputRow(
+      'ping',
+      { stock, ours },
+      { stock: ping, ours: ping },
+      'info',
+      { rounds: 1, durationSec: 1, warmupSec: 0, connections: 4 },
+      new Budget(30_000),
+      (line) => lines.push(line),
+      { rowName: 'ping ÷ ceiling', server: ceiling, endpoint: ping, target: CEILING_TARGET },
+    );
+    assert.deepEqual(outcome.rows.map((r) => r.name), ['ping', 'ping ÷ ceiling']);
+    const [vsStock, vsCeiling] = outcome.rows;
+    assert.equal(vsCeiling.ours, vsStock.ours, 'ours is measured once for both rows');
+    assert.ok(vsCeiling.baseline !== null && vsCeiling.baseline > 0);
+    assert.equal(vsCeiling.ratio, vsCeiling.ours / (vsCeiling.baseline ?? Number.NaN));
+    assert.ok(!(outcome.notes['ping ÷ ceiling'] ?? []).some((note) => note.startsWith('ERROR')), outcome.notes['ping ÷ ceiling']?.join('\n'));
+    assert.equal(lines.length, 3, 'one log line per side: stock, ours, ceiling');
+  });
+
+  it('first read after a publish: one row, a sample per pair, the new version already listed', async () => {
+    const targets = {
+      stock: { server: stock, token: await addUser(stock.url, 'smoke', 'smoke-password-1') },
+      ours: { server: ours, token: await addUser(ours.url, 'smoke', 'smoke-password-1') },
+    };
+    const outcome = await runFirstReadBench(targets, { pairs: 2 }, new Budget(60_000), () => undefined);
+    assert.deepEqual(outcome.rows.map((r) => r.name), [READ_ROWS.firstRead]);
+    const notes = outcome.notes[READ_ROWS.firstRead] ?? [];
+    assert.ok(!notes.some((note) => note.startsWith('ERROR')), notes.join('\n'));
+    assert.equal(outcome.samples[READ_ROWS.firstRead].stock.length, 2);
+    assert.equal(outcome.samples[READ_ROWS.firstRead].ours.length, 2);
+    assert.equal(outcome.rows[0].target, '≤ 1.0× stock time');
+  });
+
+  it('npm publish row against stock JWT mode, and the AES info row beside it', async () => {
+    const dir = tempDir('smoke-stock-aes');
+    dirs.push(dir);
+    const aes = await startStock(dir);
+    servers.push(aes);
+    const targets = {
+      stock: { server: stock, token: await addUser(stock.url, 'smoke-pub', 'smoke-password-1') },
+      ours: { server: ours, token: await addUser(ours.url, 'smoke-pub', 'smoke-password-1') },
+    };
+    const aesTarget = { server: aes, token: await addUser(aes.url, 'smoke-pub', 'smoke-password-1') };
+    const settings = { publishRounds: 1, installRounds: 1, bunRounds: 1, publishCount: 1 };
+    const outcome = await runPublishBench(targets, settings, new Budget(120_000), () => undefined, aesTarget);
+    const [jwtRow, aesRow] = outcome.rows;
+    assert.equal(outcome.rows.length, 2);
+    assert.match(jwtRow.name, /npm publish × 1 packages \(vs stock JWT mode/);
+    assert.equal(jwtRow.target, '≤ 1.0× stock time');
+    assert.match(aesRow.name, /info: vs stock default AES mode/);
+    assert.equal(evaluateRow(aesRow, outcome.notes[aesRow.name]), 'info');
+    for (const row of outcome.rows) {
+      const notes = outcome.notes[row.name] ?? [];
+      assert.ok(!notes.some((note) => note.startsWith('ERROR')), `${row.name}: ${notes.join('; ')}`);
+    }
+    assert.deepEqual(outcome.samples[aesRow.name].ours, outcome.samples[jwtRow.name].ours, 'ours: the same runs in both rows');
+    assert.ok((outcome.notes[jwtRow.name] ?? []).some((note) => note.startsWith('server CPU per publish')));
+  });
+
+  it('each side gets its own compile cache, filled by its start (the same treatment for both)', async () => {
+    for (const kind of ['stock-jwt', 'ours'] as const) {
+      const dir = tempDir(`smoke-cache-${kind}`);
+      dirs.push(dir);
+      assert.equal(existsSync(compileCacheDirOf(dir)), false);
+      const server = await startServer(kind, dir);
+      const rss = rssMiB(server.child.pid);
+      await server.stop();
+      assert.ok(rss !== null && rss > 0, `${kind}: VmRSS readable`);
+      assert.ok(readdirSync(compileCacheDirOf(dir), { recursive: true }).length > 0, `${kind}: compile cache written`);
+    }
+  });
+
+  it('cold start rows: first start and restart, each with CPU and RSS at ready, both sides', async () => {
+    const outcome = await runStartupBench({ rounds: 1 }, new Budget(120_000), () => undefined);
+    const names = outcome.rows.map((r) => r.name);
+    for (const name of [COLD_START_ROWS.fresh, COLD_START_ROWS.restart]) assert.ok(names.includes(name), name);
+    assert.equal(names.filter((name) => name.startsWith('RSS at ready')).length, 2);
+    assert.equal(names.filter((name) => name.startsWith('cold start CPU to ready')).length, 2);
+    for (const row of outcome.rows) {
+      const notes = outcome.notes[row.name] ?? [];
+      assert.ok(!notes.some((note) => note.startsWith('ERROR')), `${row.name}: ${notes.join('; ')}`);
+      assert.ok(Number.isFinite(row.ours) && row.baseline !== null && Number.isFinite(row.baseline), `${row.name}: both figures`);
+    }
+    const target = (name: string): string | undefined => outcome.rows.find((r) => r.name === name)?.target;
+    assert.equal(target(COLD_START_ROWS.restart), '≤ 1.0× stock time');
+    assert.equal(target(COLD_START_ROWS.fresh), '≤ 1.1× stock time');
+  });
+});
+
+describe('bench config rows (in process)', { timeout: 60_000 }, () => {
+  it('getConfig, its idle CPU, the real write path vs a bare locked write, and the info rows', async () => {
+    const rows = await runConfigBench({ quick: true });
+    const byName = new Map(rows.map((row) => [row.name, row]));
+    for (const name of Object.values(CONFIG_ROWS)) assert.ok(byName.has(name), `missing row: ${name}`);
+    const real = byName.get(CONFIG_ROWS.realWrite);
+    assert.ok(real && real.baseline !== null && real.baseline > 0 && real.ours > 0, JSON.stringify(real));
+    assert.equal(real?.target, '≤ 2× bare locked write');
+    assert.ok(Number.isFinite(byName.get(CONFIG_ROWS.idleCpu)?.ours), 'idle CPU is a number');
+    assert.equal(evaluateRow(byName.get(CONFIG_ROWS.setByte) ?? real), 'info');
   });
 });

@@ -8,8 +8,18 @@
  * that is taken over after STALE_MS. The critical sections here are a few syscalls long, so the
  * retry schedule is short and bounded in total time (ERR_LOCK_TIMEOUT, never a silent proceed).
  */
-import lockfile from 'proper-lockfile';
+import type * as ProperLockfile from 'proper-lockfile';
 import { RegistryCoreError } from './errors';
+
+let loaded: typeof ProperLockfile | undefined;
+/**
+ * proper-lockfile (and graceful-fs under it) is loaded on the first lock, not at import: a
+ * read-only command (`registry config get`) never locks, and the load is ~9 ms of its start-up.
+ */
+function lockfile(): typeof ProperLockfile {
+  loaded ??= require('proper-lockfile') as typeof ProperLockfile;
+  return loaded;
+}
 
 const STALE_MS = 5_000;
 /** Total wait before giving up ≈ RETRIES × average delay (~10 s). */
@@ -32,7 +42,7 @@ export async function withFileLock<T>(path: string, critical: () => T): Promise<
   let compromised: Error | undefined;
   let release: () => Promise<void>;
   try {
-    release = await lockfile.lock(path, {
+    release = await lockfile().lock(path, {
       realpath: false,
       stale: STALE_MS,
       retries: RETRY,
@@ -62,7 +72,7 @@ export function withFileLockSync<T>(path: string, critical: () => T): T {
   let release: () => void;
   for (;;) {
     try {
-      release = lockfile.lockSync(path, { realpath: false, stale: STALE_MS, onCompromised: () => undefined });
+      release = lockfile().lockSync(path, { realpath: false, stale: STALE_MS, onCompromised: () => undefined });
       break;
     } catch (error) {
       if (!isLocked(error)) throw error;

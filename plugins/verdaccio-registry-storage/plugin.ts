@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark, rebuildIndex, summarizeIndex, PackageIndex, type PackageSummary } from '../registry-core/index';
+import { bootMark, foldIndex, rebuildIndex, PackageIndex, type IndexedPackage } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
 import { FileSystemStore } from './fs-store';
@@ -42,50 +42,82 @@ function warn(logger: Logger, text: string): void {
   logger.warn({ detail: text }, 'registry-storage: @{detail}');
 }
 
-/** Versions of every stored package, read from its package.json (unreadable ones are left to rebuildIndex to report). */
-function storedVersions(storageDir: string, names: string[]): Map<string, Set<string>> {
-  const stored = new Map<string, Set<string>>();
+interface StoredState {
+  versions: Set<string>;
+  distTags: Record<string, string>;
+  deprecated: Record<string, string>;
+}
+
+/**
+ * What each stored package.json says, read by the same rules rebuildIndex (core
+ * index-rebuild.ts) turns into records: string dist-tags, non-empty string deprecations.
+ * An unreadable one never matches (rebuildIndex reports it).
+ */
+function storedStates(storageDir: string, names: string[]): Map<string, StoredState | null> {
+  const stored = new Map<string, StoredState | null>();
   for (const name of names) {
     try {
-      const manifest = JSON.parse(readFileSync(join(storageDir, ...name.split('/'), 'package.json'), 'utf8')) as { versions?: object };
-      stored.set(name, new Set(Object.keys(manifest?.versions ?? {})));
+      const manifest = JSON.parse(readFileSync(join(storageDir, ...name.split('/'), 'package.json'), 'utf8')) as {
+        versions?: Record<string, { deprecated?: unknown } | null>;
+        'dist-tags'?: Record<string, unknown>;
+      };
+      const distTags: Record<string, string> = {};
+      for (const [tag, version] of Object.entries(manifest?.['dist-tags'] ?? {})) if (typeof version === 'string') distTags[tag] = version;
+      const deprecated: Record<string, string> = {};
+      for (const [version, meta] of Object.entries(manifest?.versions ?? {})) {
+        if (typeof meta?.deprecated === 'string' && meta.deprecated !== '') deprecated[version] = meta.deprecated;
+      }
+      stored.set(name, { versions: new Set(Object.keys(manifest?.versions ?? {})), distTags, deprecated });
     } catch {
-      stored.set(name, new Set(['<unreadable>']));
+      stored.set(name, null);
     }
   }
   return stored;
 }
 
+function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.prototype.hasOwnProperty.call(b, key) && b[key] === a[key]);
+}
+
+/** Whether the index describes this stored package: same versions, dist-tags and deprecations. */
+function indexMatches(known: IndexedPackage | undefined, stored: StoredState | null): boolean {
+  if (stored === null) return false;
+  if (!known) return stored.versions.size === 0;
+  const versions = new Set(known.versions);
+  return (
+    versions.size === stored.versions.size &&
+    [...stored.versions].every((v) => versions.has(v)) &&
+    sameRecord(known.distTags, stored.distTags) &&
+    sameRecord(known.deprecated, stored.deprecated)
+  );
+}
+
 /**
  * The index must describe exactly what is stored: a storage adopted from stock Verdaccio (or
- * edited by hand, or a publish killed between its package.json and its index record) is
- * re-indexed from the package.json files before the first request.
+ * edited by hand, or a publish killed between its package.json and its index record, or a
+ * dist-tag / deprecate record dropped as a torn tail) is re-indexed from the package.json files
+ * before the first request. Versions, dist-tags and deprecations are all compared.
  */
 function reconcileIndex(lockbPath: string, storageDir: string, storedNames: string[], logger: Logger): void {
   const index = PackageIndex.open(lockbPath);
-  let summary: PackageSummary[];
+  let indexed: Map<string, IndexedPackage>;
   try {
     if (index.recovered) {
       const text = `registry.lockb: dropped a torn last record (${index.recovered.droppedBytes} bytes: ${index.recovered.reason}); the index verifies again`;
       warn(logger, text);
       bootMark(`storage: ${text}`);
     }
-    summary = summarizeIndex(index.readAll());
+    indexed = foldIndex(index.readAll());
   } finally {
     index.close();
   }
-  const indexed = new Map(summary.map((item) => [item.name, new Set(item.versions)]));
-  const stored = storedVersions(storageDir, storedNames);
+  const stored = storedStates(storageDir, storedNames);
   const differing: string[] = [];
-  for (const [name, versions] of stored) {
-    const known = indexed.get(name);
-    if (!known) {
-      if (versions.size > 0) differing.push(name);
-    } else if (known.size !== versions.size || [...versions].some((v) => !known.has(v))) {
-      differing.push(name);
-    }
+  for (const [name, state] of stored) if (!indexMatches(indexed.get(name), state)) differing.push(name);
+  for (const [name, entry] of indexed) {
+    if (!stored.has(name) && (entry.versions.length > 0 || Object.keys(entry.distTags).length > 0)) differing.push(name);
   }
-  for (const [name, versions] of indexed) if (!stored.has(name) && versions.size > 0) differing.push(name);
   if (differing.length === 0) return;
   const { records, skipped } = rebuildIndex(lockbPath, storageDir);
   const text =

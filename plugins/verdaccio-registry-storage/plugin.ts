@@ -3,10 +3,10 @@
  * merged config. It either comes up fully (storage folder usable, index open, tokens readable)
  * and announces itself, or throws, so `scripts/start.ts` refuses to serve without it.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
 import { bootMark, foldIndex, rebuildIndex, PackageIndex, type IndexedPackage } from '../registry-core/index';
+import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
 import { FileSystemStore } from './fs-store';
@@ -40,57 +40,6 @@ export function resolveStoragePaths(config: Partial<Config> & Record<string, unk
 
 function warn(logger: Logger, text: string): void {
   logger.warn({ detail: text }, 'registry-storage: @{detail}');
-}
-
-interface StoredState {
-  versions: Set<string>;
-  distTags: Record<string, string>;
-  deprecated: Record<string, string>;
-}
-
-/**
- * What each stored package.json says, read by the same rules rebuildIndex (core
- * index-rebuild.ts) turns into records: string dist-tags, non-empty string deprecations.
- * An unreadable one never matches (rebuildIndex reports it).
- */
-function storedStates(storageDir: string, names: string[]): Map<string, StoredState | null> {
-  const stored = new Map<string, StoredState | null>();
-  for (const name of names) {
-    try {
-      const manifest = JSON.parse(readFileSync(join(storageDir, ...name.split('/'), 'package.json'), 'utf8')) as {
-        versions?: Record<string, { deprecated?: unknown } | null>;
-        'dist-tags'?: Record<string, unknown>;
-      };
-      const distTags: Record<string, string> = {};
-      for (const [tag, version] of Object.entries(manifest?.['dist-tags'] ?? {})) if (typeof version === 'string') distTags[tag] = version;
-      const deprecated: Record<string, string> = {};
-      for (const [version, meta] of Object.entries(manifest?.versions ?? {})) {
-        if (typeof meta?.deprecated === 'string' && meta.deprecated !== '') deprecated[version] = meta.deprecated;
-      }
-      stored.set(name, { versions: new Set(Object.keys(manifest?.versions ?? {})), distTags, deprecated });
-    } catch {
-      stored.set(name, null);
-    }
-  }
-  return stored;
-}
-
-function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((key) => Object.prototype.hasOwnProperty.call(b, key) && b[key] === a[key]);
-}
-
-/** Whether the index describes this stored package: same versions, dist-tags and deprecations. */
-function indexMatches(known: IndexedPackage | undefined, stored: StoredState | null): boolean {
-  if (stored === null) return false;
-  if (!known) return stored.versions.size === 0;
-  const versions = new Set(known.versions);
-  return (
-    versions.size === stored.versions.size &&
-    [...stored.versions].every((v) => versions.has(v)) &&
-    sameRecord(known.distTags, stored.distTags) &&
-    sameRecord(known.deprecated, stored.deprecated)
-  );
 }
 
 /**

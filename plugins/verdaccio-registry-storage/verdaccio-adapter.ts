@@ -426,7 +426,7 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
         done(false);
         return;
       }
-      const check = action === 'access' ? a.allow_access : action === 'unpublish' ? a.allow_unpublish : a.allow_publish;
+      const check = action === 'access' ? a.allow_access : action === 'unpublish' && typeof a.allow_unpublish === 'function' ? a.allow_unpublish : a.allow_publish;
       let answered = false;
       try {
         check.call(a, { packageName, packageVersion: undefined }, user, (err: unknown, ok: unknown) => {

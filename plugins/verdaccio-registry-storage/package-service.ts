@@ -257,7 +257,13 @@ export class PackageService {
 
   /** The package's owners; null when there is no such package. */
   async ownersOf(name: string): Promise<Maintainer[] | null> {
-    const manifest = await this.store.readPackument(this.forRead(name));
+    let pkg: ParsedName;
+    try {
+      pkg = parsePackageName(name, 'read');
+    } catch {
+      return null; // a name that cannot be stored has no owners (Verdaccio answers the request)
+    }
+    const manifest = await this.store.readPackument(pkg);
     return manifest ? maintainersOf(manifest) : null;
   }
 

@@ -1,5 +1,6 @@
 /**
- * Storage verification, synchronous and read-only (start-up reconciliation and `verifyStorage`):
+ * Storage verification, synchronous, changing nothing but what PackageIndex.open itself repairs
+ * (a torn last record) — used by start-up reconciliation and `verifyStorage`:
  * what each package.json says, whether the registry.lockb index describes it, and whether every
  * stored version's tarball matches its packument's integrity.
  */

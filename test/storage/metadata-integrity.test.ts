@@ -7,7 +7,7 @@
  *     start-up (the reconciliation compares dist-tags and deprecations, not only versions).
  */
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, truncateSync, watch } from 'node:fs';
+import { readFileSync, statSync, truncateSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import semver from 'semver';
@@ -98,6 +98,30 @@ function untaggedStates(file: string, onState: (doc: Json) => string | null): { 
     seen: () => seen,
   };
 }
+
+test('11.9a a dist-tag already stored pointing nowhere (written before the rule, or by hand) is never served, and the owner can still deprecate', async () => {
+  let registry = await startRegistry({ editConfig: useOurStorage });
+  try {
+    const token = await addUser(registry, 'legacy-tagger', PASSWORD);
+    assert.equal((await publishRaw(registry.url, token, 'ghost-tag', '1.0.0')).status, 201);
+    await registry.stop();
+    const file = join(registry.storageDir, 'ghost-tag', 'package.json');
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as Json;
+    stored['dist-tags'].ghost = '7.7.7';
+    writeFileSync(file, JSON.stringify(stored, null, '\t'));
+    registry = await startRegistry({ dir: registry.dir });
+    const doc = await packument(registry, 'ghost-tag');
+    assert.deepEqual(doc['dist-tags'], { latest: '1.0.0' });
+    const client = createClientDir(registry, { token });
+    const deprecated = await client.npm(['deprecate', 'ghost-tag@1.0.0', 'superseded']);
+    assert.equal(deprecated.code, 0, deprecated.stderr);
+    const after = await packument(registry, 'ghost-tag');
+    assert.equal(after.versions['1.0.0'].deprecated, 'superseded');
+    assert.deepEqual(JSON.parse(readFileSync(file, 'utf8'))['dist-tags'], { latest: '1.0.0' }, 'the write repaired the stored document');
+  } finally {
+    await registry.stop();
+  }
+});
 
 test('11.9b a publish writes the version and its dist-tag in one packument write (watched states, then SIGKILLs)', async () => {
   let registry = await startRegistry({ editConfig: useOurStorage });

@@ -195,17 +195,17 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   /** Unpublish (package or tarball) and dist-tag removal: Verdaccio's permission first, then ownership. */
   const guardDelete = (req: Request, res: Response, next: NextFunction): void => {
     const route = matchDeletePath(req.path);
-    if (route === null || !verdaccioAcceptsPackageName(route.name) || !host.hasRemoteUser(req)) {
+    if (route === null || !verdaccioAcceptsPackageName(route.name)) {
       next();
       return;
     }
-    host.allowed(route.kind === 'unpublish' ? 'unpublish' : 'publish', route.name, req, (allowed) => {
-      if (!allowed) {
-        next(); // Verdaccio's own 401/403
-        return;
-      }
-      withOwnership(req, res, route.name, route.kind === 'unpublish' ? 'unpublish' : 'move the dist-tags of', () => next());
-    });
+    const own = (): void => withOwnership(req, res, route.name, route.kind === 'unpublish' ? 'unpublish' : 'move the dist-tags of', () => next());
+    // without a remote_user (Verdaccio's router would authenticate later) ownership is checked as anonymous
+    if (!host.hasRemoteUser(req)) {
+      own();
+      return;
+    }
+    host.allowed(route.kind === 'unpublish' ? 'unpublish' : 'publish', route.name, req, (allowed) => (allowed ? own() : next())); // not allowed: Verdaccio's own 401/403
   };
 
   /**

@@ -49,7 +49,7 @@ function tarballBaseName(url: unknown): string | null {
 
 function isReferenced(manifest: Manifest, fileName: string): boolean {
   if (manifest._attachments?.[fileName]?.version) return true;
-  return Object.values(manifest.versions ?? {}).some((meta) => tarballBaseName(meta?.dist?.tarball) === fileName);
+  return listedVersionOf(manifest, fileName) !== null;
 }
 
 /**
@@ -65,6 +65,27 @@ function refuseDanglingTags(name: string, manifest: Manifest): void {
       throw new StorageError('ERR_BAD_MANIFEST', `dist-tag ${JSON.stringify(tag)} of ${name} would point at ${JSON.stringify(version)}, which is not a version of the package`);
     }
   }
+}
+
+/**
+ * Verdaccio's removeTarball (`DELETE /:package/-/:file/-rev/:rev`) drops the attachment and then
+ * deletes the file, whether or not a version still names it: a raw DELETE would leave a listed
+ * version without its tarball. npm unpublishes the version first (a `/-rev/` document), then
+ * deletes the tarball; the other order is refused.
+ */
+function refuseDroppingListedTarballs(name: string, original: Manifest, next: Manifest): void {
+  const kept = next._attachments ?? {};
+  for (const file of Object.keys(original._attachments ?? {})) {
+    if (Object.prototype.hasOwnProperty.call(kept, file)) continue;
+    const version = listedVersionOf(next, file);
+    if (version !== null) throw new StorageError('ERR_EXISTS', `tarball ${file} is still part of ${name}@${version}: unpublish that version first`);
+  }
+}
+
+/** The version whose dist.tarball names fileName, or null. */
+function listedVersionOf(manifest: Manifest, fileName: string): string | null {
+  for (const [version, meta] of Object.entries(manifest.versions ?? {})) if (tarballBaseName(meta?.dist?.tarball) === fileName) return version;
+  return null;
 }
 
 /** CouchDB-style `<n>-<hex>`, as Verdaccio's generateRevision makes it. */
@@ -206,6 +227,7 @@ export class PackageService {
       let changes: ReturnType<typeof diffSnapshots>;
       let published = new Map<string, string>();
       try {
+        refuseDroppingListedTarballs(pkg.name, original, next);
         const added = diffSnapshots(before, snapshotOf(next)).added;
         if (added.length > 0) this.applyPublishIntents(pkg.name, original, next, added);
         refuseDanglingTags(pkg.name, next);
@@ -372,6 +394,9 @@ export class PackageService {
     parseTarballName(pkg, fileName);
     // a tarball that is already gone is fine: unpublish must be idempotent
     await this.store.withLock(pkg.name, async () => {
+      const manifest = await this.store.readPackument(pkg);
+      const version = manifest ? listedVersionOf(manifest, fileName) : null;
+      if (version !== null) throw new StorageError('ERR_EXISTS', `tarball ${fileName} is still part of ${pkg.name}@${version}: unpublish that version first`);
       await this.store.deleteTarball(pkg, fileName);
     });
   }

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import semver from 'semver';
 import { PackageIndex, foldIndex } from '../../plugins/registry-core/index';
+import { verifyStorage } from '../../plugins/verdaccio-registry-storage/verify';
 import { addUser, createClientDir, startRegistry, writePackage, type RunningRegistry } from '../harness/registry';
 import { getJson, publishRaw, putPackage, useOurStorage } from './lib/packages';
 
@@ -118,6 +119,26 @@ test('11.9a a dist-tag already stored pointing nowhere (written before the rule,
     const after = await packument(registry, 'ghost-tag');
     assert.equal(after.versions['1.0.0'].deprecated, 'superseded');
     assert.deepEqual(JSON.parse(readFileSync(file, 'utf8'))['dist-tags'], { latest: '1.0.0' }, 'the write repaired the stored document');
+  } finally {
+    await registry.stop();
+  }
+});
+
+test('11.9 a raw DELETE of a listed version\'s tarball is a 409 and the version stays installable (found by the ownership fuzz)', async () => {
+  const registry = await startRegistry({ editConfig: useOurStorage });
+  try {
+    const token = await addUser(registry, 'deleter', PASSWORD);
+    for (const version of ['1.0.0', '1.1.0']) assert.equal((await publishRaw(registry.url, token, 'keep-tgz', version)).status, 201);
+    const doc = await packument(registry, 'keep-tgz');
+    const removed = await fetch(`${registry.url}/keep-tgz/-/keep-tgz-1.0.0.tgz/-rev/${doc._rev}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+    assert.equal(removed.status, 409, await removed.text());
+    assert.equal((await fetch(`${registry.url}/keep-tgz/-/keep-tgz-1.0.0.tgz`)).status, 200);
+    // npm's order (document without the version, then the tarball) still works
+    const client = createClientDir(registry, { token });
+    const unpublished = await client.npm(['unpublish', 'keep-tgz@1.0.0']);
+    assert.equal(unpublished.code, 0, unpublished.stderr);
+    assert.equal((await fetch(`${registry.url}/keep-tgz/-/keep-tgz-1.0.0.tgz`)).status, 404);
+    assert.deepEqual(verifyStorage(registry.storageDir, registry.lockbPath), []);
   } finally {
     await registry.stop();
   }

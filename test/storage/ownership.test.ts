@@ -127,8 +127,9 @@ describe('11.8 ownership: maintainers, npm owner, _npmUser', () => {
     assert.equal(doc.versions['9.0.0'], undefined, `${label}: no 9.0.0`);
   }
 
-  test('11.8 the auth plugin and the storage agree on the admin group', () => {
+  test('11.8 the auth plugin and the storage agree on the admin group; the boot timeline says ownership is enforced', () => {
     assert.equal(ADMIN_GROUP, AUTH_ADMIN_GROUP);
+    assert.match(registry.logs(), /storage-http: package ownership enforced/);
   });
 
   test('11.8 ownership: the first publisher is the maintainer; another user is refused until `npm owner add`, and again after `npm owner rm`', async () => {

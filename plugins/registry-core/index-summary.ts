@@ -10,17 +10,22 @@ export interface PackageSummary {
   time: string;
 }
 
-interface Building {
+/** What the index says about one package: versions, dist-tags and deprecations (version → message). */
+export interface IndexedPackage {
+  /** in publish order */
   versions: string[];
   distTags: Record<string, string>;
+  deprecated: Record<string, string>;
+  /** ms since epoch of the last change */
   time: number;
 }
 
-export function summarizeIndex(records: IndexRecord[]): PackageSummary[] {
-  const packages = new Map<string, Building>();
-  const get = (name: string): Building => {
+/** Replays the records in order (the one fold both the summary and start-up reconciliation use). */
+export function foldIndex(records: IndexRecord[]): Map<string, IndexedPackage> {
+  const packages = new Map<string, IndexedPackage>();
+  const get = (name: string): IndexedPackage => {
     let entry = packages.get(name);
-    if (!entry) packages.set(name, (entry = { versions: [], distTags: {}, time: 0 }));
+    if (!entry) packages.set(name, (entry = { versions: [], distTags: {}, deprecated: {}, time: 0 }));
     return entry;
   };
   for (const record of records) {
@@ -37,6 +42,7 @@ export function summarizeIndex(records: IndexRecord[]): PackageSummary[] {
         break;
       case 'unpublish':
         entry.versions = entry.versions.filter((v) => v !== record.version);
+        delete entry.deprecated[record.version];
         for (const [tag, version] of Object.entries(entry.distTags)) if (version === record.version) delete entry.distTags[tag];
         break;
       case 'dist-tag':
@@ -46,10 +52,17 @@ export function summarizeIndex(records: IndexRecord[]): PackageSummary[] {
         delete entry.distTags[record.detail];
         break;
       case 'deprecate':
+        // an empty message is an undeprecation
+        if (record.detail === '') delete entry.deprecated[record.version];
+        else entry.deprecated[record.version] = record.detail;
         break;
     }
   }
-  return [...packages.entries()]
+  return packages;
+}
+
+export function summarizeIndex(records: IndexRecord[]): PackageSummary[] {
+  return [...foldIndex(records).entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, entry]) => ({ name, versions: entry.versions, distTags: entry.distTags, time: new Date(entry.time).toISOString() }));
 }

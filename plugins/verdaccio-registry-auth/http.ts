@@ -419,6 +419,11 @@ function createRoutes(deps: HttpDependencies): Router {
   router.get('/-/user/:couchId', (req: AuthRequest, res, next) => {
     const name = couchName(req);
     if (name === null) return next();
+    // `npm owner add <user>` reads this first: an unknown user must not become an owner
+    if (!service.users.has(name)) {
+      sendJson(res, 404, { error: `no such user ${JSON.stringify(name)}` });
+      return;
+    }
     const self = req.remote_user?.name === name;
     sendJson(res, 200, {
       _id: `${COUCH_PREFIX}${name}`,

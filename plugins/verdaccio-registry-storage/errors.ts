@@ -6,6 +6,7 @@ export type StorageErrorCode =
   | 'ERR_BAD_NAME' // invalid package or tarball name, or a path leaving the storage folder → 400
   | 'ERR_INTEGRITY' // tarball does not match dist.integrity / dist.shasum → 400
   | 'ERR_BAD_MANIFEST' // manifest content we refuse to store → 400
+  | 'ERR_FORBIDDEN' // not a maintainer / admin of the package → 403
   | 'ERR_NOT_FOUND' // → 404
   | 'ERR_EXISTS' // package / tarball / version already there → 409
   | 'ERR_LOCK_TIMEOUT' // could not get the package lock in time; nothing was changed → 503
@@ -16,6 +17,7 @@ const STATUS: Record<StorageErrorCode, number> = {
   ERR_BAD_NAME: 400,
   ERR_INTEGRITY: 400,
   ERR_BAD_MANIFEST: 400,
+  ERR_FORBIDDEN: 403,
   ERR_NOT_FOUND: 404,
   ERR_EXISTS: 409,
   ERR_LOCK_TIMEOUT: 503,

@@ -3,6 +3,7 @@
  * plugin touches is derived here, validated, and checked to stay inside the storage root.
  */
 import { isAbsolute, relative, resolve, sep } from 'node:path';
+import semver from 'semver';
 import { StorageError } from './errors';
 
 const MAX_NAME_LENGTH = 214;
@@ -11,8 +12,8 @@ const MAX_NAME_LENGTH = 214;
 const SEGMENT_WRITE = /^[a-z0-9~-][a-z0-9._~-]*$/;
 const SEGMENT_READ = /^[a-zA-Z0-9~-][a-zA-Z0-9._~-]*$/;
 const RESERVED = new Set(['node_modules', 'favicon.ico', '__proto__', 'constructor', 'prototype']);
-// semver 2.0 (no leading zeros enforcement beyond what npm itself writes; no 'v' prefix)
-const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/;
+// the shape of a version inside a stored tarball name (read side: adopted folders keep theirs)
+const STORED_VERSION = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/;
 
 export interface ParsedName {
   name: string;
@@ -50,8 +51,37 @@ export function parsePackageName(name: unknown, mode: NameMode = 'write'): Parse
   return { name, scope, bare };
 }
 
+const MAX_VERSION_LENGTH = 256;
+
+/**
+ * A version that may be published: valid semver in its own canonical form (`semver.valid(v) === v`),
+ * so no build metadata, no `v`/`=` prefix, no spaces. npm's libnpmpublish sends
+ * `semver.clean(version)`, i.e. `npm publish` of `1.0.1+b` publishes `1.0.1`; a body that still
+ * carries `+b` is refused (400), never stripped here: the attachment name, the tarball URL and
+ * the dist-tags all name the version, and rewriting them would store something the client did
+ * not send. Verdaccio itself asserts `isNameValid("<name>-1.0.1+b.tgz")` inside a storage
+ * callback, which ended the process.
+ */
 export function isValidVersion(version: unknown): version is string {
-  return typeof version === 'string' && version.length <= 256 && SEMVER.test(version);
+  return typeof version === 'string' && version.length <= MAX_VERSION_LENGTH && semver.valid(version) === version;
+}
+
+/** Why `version` cannot be published, or null when it can (the message names the canonical form). */
+export function versionProblem(version: unknown): string | null {
+  if (isValidVersion(version)) return null;
+  if (typeof version !== 'string' || version.length > MAX_VERSION_LENGTH) return `${JSON.stringify(version)?.slice(0, 80)} is not a semver version`;
+  const canonical = semver.valid(version);
+  const shown = JSON.stringify(version.length > 80 ? `${version.slice(0, 80)}…` : version);
+  if (canonical === null) return `${shown} is not a semver version`;
+  if (semver.parse(version)?.build.length) {
+    return `${shown} carries build metadata, which is not part of a published version (npm strips it: publish ${JSON.stringify(canonical)})`;
+  }
+  return `${shown} is not in canonical semver form (publish ${JSON.stringify(canonical)})`;
+}
+
+/** Anything semver can read as a version (with build metadata, a `v` prefix…): never a dist-tag name. */
+export function readsAsVersion(text: string): boolean {
+  return semver.valid(text) !== null;
 }
 
 /** `<unscoped-name>-<semver>.tgz` and nothing else: temp files (`.tmp-…`) can never pass. */
@@ -60,7 +90,7 @@ export function parseTarballName(pkg: ParsedName, fileName: unknown): { fileName
     throw new StorageError('ERR_BAD_NAME', `invalid tarball name ${JSON.stringify(fileName)} for ${pkg.name}: expected ${pkg.bare}-<version>.tgz`);
   }
   const version = fileName.slice(pkg.bare.length + 1, -'.tgz'.length);
-  if (!isValidVersion(version)) {
+  if (version.length > MAX_VERSION_LENGTH || !STORED_VERSION.test(version)) {
     throw new StorageError('ERR_BAD_NAME', `invalid tarball name ${JSON.stringify(fileName)}: ${JSON.stringify(version)} is not a semver version`);
   }
   return { fileName, version };

@@ -12,6 +12,8 @@ import { type ManifestSnapshot, diffSnapshots, isEmpty, recordsFor, snapshotOf }
 import { StorageError } from './errors';
 import { verifyDist } from './integrity';
 import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, tarballNameFor } from './names';
+import { type Actor, type Maintainer, maintainersOf, ownershipProblem } from './owners';
+import { takeIntent } from './publish-intent';
 import type { Manifest, PackageStore, TarballReader, TarballWriter } from './store';
 import type { IndexRecord } from '../registry-core/index';
 
@@ -47,7 +49,60 @@ function tarballBaseName(url: unknown): string | null {
 
 function isReferenced(manifest: Manifest, fileName: string): boolean {
   if (manifest._attachments?.[fileName]?.version) return true;
-  return Object.values(manifest.versions ?? {}).some((meta) => tarballBaseName(meta?.dist?.tarball) === fileName);
+  return listedVersionOf(manifest, fileName) !== null;
+}
+
+/**
+ * A dist-tag must name a version of the document: a `/-rev/` change may carry a tag for a
+ * version the store does not have (Verdaccio replaces dist-tags with the body's), and a tag
+ * pointing nowhere then made the guard refuse the owner's own later changes.
+ */
+function refuseDanglingTags(name: string, manifest: Manifest): void {
+  const tags = manifest['dist-tags'];
+  if (tags === null || typeof tags !== 'object') return;
+  for (const [tag, version] of Object.entries(tags)) {
+    if (typeof version !== 'string' || !Object.prototype.hasOwnProperty.call(manifest.versions ?? {}, version)) {
+      throw new StorageError('ERR_BAD_MANIFEST', `dist-tag ${JSON.stringify(tag)} of ${name} would point at ${JSON.stringify(version)}, which is not a version of the package`);
+    }
+  }
+}
+
+/**
+ * Verdaccio's removeTarball (`DELETE /:package/-/:file/-rev/:rev`) drops the attachment and then
+ * deletes the file, whether or not a version still names it: a raw DELETE would leave a listed
+ * version without its tarball. npm unpublishes the version first (a `/-rev/` document), then
+ * deletes the tarball; the other order is refused.
+ */
+function refuseDroppingListedTarballs(name: string, original: Manifest, next: Manifest): void {
+  const kept = next._attachments ?? {};
+  for (const file of Object.keys(original._attachments ?? {})) {
+    if (Object.prototype.hasOwnProperty.call(kept, file)) continue;
+    const version = listedVersionOf(next, file);
+    if (version !== null) throw new StorageError('ERR_EXISTS', `tarball ${file} is still part of ${name}@${version}: unpublish that version first`);
+  }
+}
+
+/** The version whose dist.tarball names fileName, or null. */
+function listedVersionOf(manifest: Manifest, fileName: string): string | null {
+  for (const [version, meta] of Object.entries(manifest.versions ?? {})) if (tarballBaseName(meta?.dist?.tarball) === fileName) return version;
+  return null;
+}
+
+/** CouchDB-style `<n>-<hex>`, as Verdaccio's generateRevision makes it. */
+function nextRevision(rev: unknown): string {
+  const count = typeof rev === 'string' ? Number.parseInt(rev.split('-')[0], 10) : 0;
+  const random = Math.floor(Math.random() * 2 ** 48).toString(16).padStart(12, '0');
+  return `${Number.isSafeInteger(count) && count >= 0 ? count + 1 : 1}-${random}`;
+}
+
+/** Dist-tags pointing at no version (stored before they were refused): dropped from what is read. */
+function withoutDanglingTags(manifest: Manifest): Manifest {
+  const tags = manifest['dist-tags'];
+  if (tags === null || typeof tags !== 'object') return manifest;
+  for (const [tag, version] of Object.entries(tags)) {
+    if (typeof version !== 'string' || !Object.prototype.hasOwnProperty.call(manifest.versions ?? {}, version)) delete tags[tag];
+  }
+  return manifest;
 }
 
 export class PackageService {
@@ -93,7 +148,7 @@ export class PackageService {
   async readPackage(name: string): Promise<Manifest> {
     const manifest = await this.store.readPackument(this.forRead(name));
     if (!manifest) throw notFound(`package ${name}`);
-    return manifest;
+    return withoutDanglingTags(manifest);
   }
 
   /** Changes whenever the packument of name changes; null for no (or an impossible) package. */
@@ -151,7 +206,7 @@ export class PackageService {
       const held = this.pendingOf(pkg.name);
       let current: Manifest;
       if (onDisk) {
-        current = onDisk;
+        current = withoutDanglingTags(onDisk);
         // another process created the package meanwhile: keep our uploads' registrations
         if (held?._attachments) current._attachments = { ...held._attachments, ...(current._attachments ?? {}) };
       } else if (held) {
@@ -172,6 +227,10 @@ export class PackageService {
       let changes: ReturnType<typeof diffSnapshots>;
       let published = new Map<string, string>();
       try {
+        refuseDroppingListedTarballs(pkg.name, original, next);
+        const added = diffSnapshots(before, snapshotOf(next)).added;
+        if (added.length > 0) this.applyPublishIntents(pkg.name, original, next, added);
+        refuseDanglingTags(pkg.name, next);
         changes = diffSnapshots(before, snapshotOf(next));
         if (changes.added.length > 0) published = await this.verifyAddedVersions(pkg, next, changes.added);
       } catch (error) {
@@ -192,6 +251,62 @@ export class PackageService {
         const user = changes.added.map((v) => next.versions[v]?._npmUser?.name).find((n) => typeof n === 'string');
         this.appendRecords(recordsFor(pkg.name, changes, published, Date.now()), { user });
       }
+    });
+  }
+
+  /**
+   * A new version's publish intent (publish-intent.ts), applied in the same write as the version:
+   * ownership checked under the lock, `_npmUser` = the authenticated publisher (never the body's),
+   * the body's dist-tags set here (Verdaccio's later mergeTags then changes nothing), the first
+   * authenticated publisher recorded as the first maintainer.
+   */
+  private applyPublishIntents(name: string, original: Manifest, next: Manifest, added: string[]): void {
+    const owners = maintainersOf(original);
+    for (const version of added) {
+      const meta = next.versions[version];
+      const intent = takeIntent(meta);
+      if (intent === null || meta === null || typeof meta !== 'object') continue;
+      const problem = ownershipProblem(name, owners, intent.actor, 'publish a new version of');
+      if (problem !== null) throw new StorageError('ERR_FORBIDDEN', problem);
+      if (intent.actor.name !== null) meta._npmUser = { name: intent.actor.name };
+      else delete meta._npmUser;
+      if (next['dist-tags'] === null || typeof next['dist-tags'] !== 'object') next['dist-tags'] = {};
+      for (const [tag, tagged] of Object.entries(intent.tags)) if (tagged === version) next['dist-tags'][tag] = version;
+      if (maintainersOf(next).length === 0 && intent.actor.name !== null) next.maintainers = [{ name: intent.actor.name }];
+      meta.maintainers = maintainersOf(next);
+    }
+  }
+
+  /** The package's owners; null when there is no such package. */
+  async ownersOf(name: string): Promise<Maintainer[] | null> {
+    let pkg: ParsedName;
+    try {
+      pkg = parsePackageName(name, 'read');
+    } catch {
+      return null; // a name that cannot be stored has no owners (Verdaccio answers the request)
+    }
+    const manifest = await this.store.readPackument(pkg);
+    return manifest ? maintainersOf(manifest) : null;
+  }
+
+  /**
+   * `npm owner add|rm`: replaces the packument's maintainers (Verdaccio's changePackage ignores
+   * them), under the lock, after checking that `actor` is an owner or an admin.
+   */
+  async changeOwners(name: string, maintainers: Maintainer[], actor: Actor): Promise<void> {
+    const pkg = this.forRead(name);
+    await this.store.withLock(pkg.name, async () => {
+      const manifest = await this.store.readPackument(pkg);
+      if (!manifest) throw notFound(`package ${name}`);
+      const problem = ownershipProblem(pkg.name, maintainersOf(manifest), actor, 'change the owners of');
+      if (problem !== null) throw new StorageError('ERR_FORBIDDEN', problem);
+      if (maintainersOf(manifest).length === 0 && actor.name === null) {
+        throw new StorageError('ERR_FORBIDDEN', `${pkg.name} has no maintainers yet: log in to record owners`);
+      }
+      manifest.maintainers = maintainers;
+      manifest._rev = nextRevision(manifest._rev);
+      if (manifest.time !== null && typeof manifest.time === 'object') manifest.time.modified = new Date().toISOString();
+      await this.store.writePackument(pkg, manifest);
     });
   }
 
@@ -279,6 +394,9 @@ export class PackageService {
     parseTarballName(pkg, fileName);
     // a tarball that is already gone is fine: unpublish must be idempotent
     await this.store.withLock(pkg.name, async () => {
+      const manifest = await this.store.readPackument(pkg);
+      const version = manifest ? listedVersionOf(manifest, fileName) : null;
+      if (version !== null) throw new StorageError('ERR_EXISTS', `tarball ${fileName} is still part of ${pkg.name}@${version}: unpublish that version first`);
       await this.store.deleteTarball(pkg, fileName);
     });
   }

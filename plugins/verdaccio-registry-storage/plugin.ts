@@ -3,10 +3,10 @@
  * merged config. It either comes up fully (storage folder usable, index open, tokens readable)
  * and announces itself, or throws, so `scripts/start.ts` refuses to serve without it.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark, bootRegistry, rebuildIndex, summarizeIndex, PackageIndex, type PackageSummary } from '../registry-core/index';
+import { bootMark, bootRegistry, foldIndex, rebuildIndex, PackageIndex, type IndexedPackage } from '../registry-core/index';
+import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
 import { FileSystemStore } from './fs-store';
@@ -42,50 +42,31 @@ function warn(logger: Logger, text: string): void {
   logger.warn({ detail: text }, 'registry-storage: @{detail}');
 }
 
-/** Versions of every stored package, read from its package.json (unreadable ones are left to rebuildIndex to report). */
-function storedVersions(storageDir: string, names: string[]): Map<string, Set<string>> {
-  const stored = new Map<string, Set<string>>();
-  for (const name of names) {
-    try {
-      const manifest = JSON.parse(readFileSync(join(storageDir, ...name.split('/'), 'package.json'), 'utf8')) as { versions?: object };
-      stored.set(name, new Set(Object.keys(manifest?.versions ?? {})));
-    } catch {
-      stored.set(name, new Set(['<unreadable>']));
-    }
-  }
-  return stored;
-}
-
 /**
  * The index must describe exactly what is stored: a storage adopted from stock Verdaccio (or
- * edited by hand, or a publish killed between its package.json and its index record) is
- * re-indexed from the package.json files before the first request.
+ * edited by hand, or a publish killed between its package.json and its index record, or a
+ * dist-tag / deprecate record dropped as a torn tail) is re-indexed from the package.json files
+ * before the first request. Versions, dist-tags and deprecations are all compared.
  */
 function reconcileIndex(lockbPath: string, storageDir: string, storedNames: string[], logger: Logger): void {
   const index = PackageIndex.open(lockbPath);
-  let summary: PackageSummary[];
+  let indexed: Map<string, IndexedPackage>;
   try {
     if (index.recovered) {
       const text = `registry.lockb: dropped a torn last record (${index.recovered.droppedBytes} bytes: ${index.recovered.reason}); the index verifies again`;
       warn(logger, text);
       bootMark(`storage: ${text}`);
     }
-    summary = summarizeIndex(index.readAll());
+    indexed = foldIndex(index.readAll());
   } finally {
     index.close();
   }
-  const indexed = new Map(summary.map((item) => [item.name, new Set(item.versions)]));
-  const stored = storedVersions(storageDir, storedNames);
+  const stored = storedStates(storageDir, storedNames);
   const differing: string[] = [];
-  for (const [name, versions] of stored) {
-    const known = indexed.get(name);
-    if (!known) {
-      if (versions.size > 0) differing.push(name);
-    } else if (known.size !== versions.size || [...versions].some((v) => !known.has(v))) {
-      differing.push(name);
-    }
+  for (const [name, state] of stored) if (!indexMatches(indexed.get(name), state)) differing.push(name);
+  for (const [name, entry] of indexed) {
+    if (!stored.has(name) && (entry.versions.length > 0 || Object.keys(entry.distTags).length > 0)) differing.push(name);
   }
-  for (const [name, versions] of indexed) if (!stored.has(name) && versions.size > 0) differing.push(name);
   if (differing.length === 0) return;
   const { records, skipped } = rebuildIndex(lockbPath, storageDir);
   const text =

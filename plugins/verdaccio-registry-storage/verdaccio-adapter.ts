@@ -12,6 +12,7 @@ import { getPublicUrl, validateURL } from '@verdaccio/url';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
 import { StorageError } from './errors';
+import { type Actor, type Maintainer, actorOf } from './owners';
 import type { PackageService } from './package-service';
 import type { Manifest, TarballWriter } from './store';
 import type { TokenLedger } from './tokens';
@@ -35,6 +36,8 @@ function hasStatus(error: unknown): error is HttpLikeError {
 export function toVerdaccioError(error: unknown, logger?: Logger): Error {
   if (error instanceof StorageError) {
     switch (error.status) {
+      case 403:
+        return errorUtils.getForbidden(error.message);
       case 404:
         return errorUtils.getNotFound(error.message);
       case 409:
@@ -242,6 +245,18 @@ export class StoragePluginAdapter implements IPluginStorage<StorageConfig> {
     return this.deps.service.packumentStamp(name);
   }
 
+  /**
+   * Not part of Verdaccio's contract, for the HTTP entry (duck-typed like packumentRevision):
+   * the package's maintainers (null: no such package) and `npm owner add|rm`.
+   */
+  packageOwners(name: string): Promise<Maintainer[] | null> {
+    return this.deps.service.ownersOf(name);
+  }
+
+  changePackageOwners(name: string, maintainers: Maintainer[], actor: Actor): Promise<void> {
+    return this.deps.service.changeOwners(name, maintainers, actor);
+  }
+
   getPackageStorage(packageName: string): IPackageStorage {
     return new PackageHandler(packageName, this.deps);
   }
@@ -310,12 +325,24 @@ export class StoragePluginAdapter implements IPluginStorage<StorageConfig> {
 // ---- the part's middleware entry (http/): Verdaccio's Auth, Storage and Config, typed --------
 /* eslint-disable @typescript-eslint/no-explicit-any -- the Verdaccio boundary of the middleware entry */
 
-export type HttpAction = 'access' | 'publish';
+export type HttpAction = 'access' | 'publish' | 'unpublish';
+
+/** What the HTTP entry may ask our store plugin about owners (null when the store is another one). */
+export interface OwnerStore {
+  owners(name: string): Promise<Maintainer[] | null>;
+  change(name: string, maintainers: Maintainer[], actor: Actor): Promise<void>;
+}
 
 /** What the middleware entry may use of Verdaccio's objects (register_middlewares' auth/storage, the constructor's config). */
 export interface StorageHttpHost {
   /** OUR store plugin's packument stamp (see packumentRevision above); null when the store is another one. */
   readonly packumentRevision: ((name: string) => string | null) | null;
+  /** OUR store plugin's owner records; null when the store is another one (ownership is then not enforced: boot line). */
+  readonly ownerStore: OwnerStore | null;
+  /** The authenticated user of the request (Verdaccio's req.remote_user), as an Actor. */
+  actor(req: Request): Actor;
+  /** Maps a store error to Verdaccio's HTTP status and message. */
+  errorAnswer(error: unknown): { status: number; message: string };
   /** Why packumentRevision is null; '' when it is not. */
   readonly storeProblem: string;
   /** Configured things that make a packument response depend on more than its file. */
@@ -376,6 +403,20 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
   const urlPrefix = typeof c?.url_prefix === 'string' ? c.url_prefix : '';
   return {
     packumentRevision: ours ? (name: string) => plugin.packumentRevision(name) as string | null : null,
+    ownerStore:
+      typeof plugin?.packageOwners === 'function' && typeof plugin?.changePackageOwners === 'function'
+        ? {
+            owners: (name: string) => plugin.packageOwners(name) as Promise<Maintainer[] | null>,
+            change: (name: string, maintainers: Maintainer[], actor: Actor) => plugin.changePackageOwners(name, maintainers, actor) as Promise<void>,
+          }
+        : null,
+    actor(req) {
+      return actorOf((req as any).remote_user);
+    },
+    errorAnswer(error) {
+      const mapped = toVerdaccioError(error) as Error & { status?: number };
+      return { status: typeof mapped.status === 'number' ? mapped.status : 500, message: mapped.message };
+    },
     storeProblem: ours ? '' : `the store plugin is not registry-storage (${plugin?.constructor?.name ?? typeof plugin} has no packumentRevision)`,
     cacheBlockers: blockers,
     forwardedProtoHeader: typeof header === 'string' && header !== '' ? header.toLowerCase() : 'x-forwarded-proto',
@@ -385,7 +426,7 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
         done(false);
         return;
       }
-      const check = action === 'access' ? a.allow_access : a.allow_publish;
+      const check = action === 'access' ? a.allow_access : action === 'unpublish' && typeof a.allow_unpublish === 'function' ? a.allow_unpublish : a.allow_publish;
       let answered = false;
       try {
         check.call(a, { packageName, packageVersion: undefined }, user, (err: unknown, ok: unknown) => {

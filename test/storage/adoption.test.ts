@@ -176,4 +176,17 @@ describe('adopting a storage folder written by stock Verdaccio', () => {
     // the stock secret (and with it stock's tokens) is kept
     assert.equal((JSON.parse(readFileSync(join(stockStorage, '.verdaccio-db.json'), 'utf8')) as { secret: string }).secret, stockSecret);
   });
+
+  test('11.8 an adopted package without maintainers: its next authenticated publisher becomes the maintainer, others are then refused', async () => {
+    // stock stored no owners for legacy-beta: any user allowed by `packages:` may publish it
+    const first = await addUser(registry, 'first-claim', 'correct-horse-battery');
+    const claimed = await publishRaw(registry.url, first, 'legacy-beta', '2.1.0');
+    assert.equal(claimed.status, 201, claimed.text);
+    const { json } = await getJson(`${registry.url}/legacy-beta`);
+    assert.deepEqual((json.maintainers as Array<{ name: string }>).map((m) => m.name), ['first-claim']);
+    const other = await addUser(registry, 'second-claim', 'correct-horse-battery');
+    const refused = await publishRaw(registry.url, other, 'legacy-beta', '2.2.0');
+    assert.equal(refused.status, 403, refused.text);
+    assert.match((JSON.parse(refused.text) as { error: string }).error, /maintainers \(first-claim\)/);
+  });
 });

@@ -83,6 +83,7 @@ export default class RegistryStorageHttpPlugin {
       }),
     );
     bootMark(`storage-http: publish guard on PUT /:package, npm search on GET ${SEARCH_PATH}`);
+    bootMark(host.ownerStore === null ? `storage-http: package ownership NOT enforced: ${host.storeProblem}` : 'storage-http: package ownership enforced (maintainers, admins: registry-admin)');
     if (this.cache) {
       bootMark(`storage-http: packument cache on (${this.options.maxEntries} entries, ${Math.round(this.options.maxBytes / 1024 / 1024)} MB)`);
     } else {

@@ -12,13 +12,16 @@
  *
  * Verdaccio's branch order is mirrored exactly (src/api/endpoint/api/publish.ts):
  *   1. no `versions` key and an object `users`            → star
- *   2. `/-rev/` in the URL, or a deprecation without attachments → change (unpublish/deprecate/owner)
+ *   1b. `/-rev/` with `maintainers` and no `versions`       → owners (ours: Verdaccio ignores maintainers)
+ *   2. `/-rev/` in the URL, or a deprecation without attachments → change (unpublish/deprecate)
  *   3. everything else                                      → publish of one version
  */
 import { integrityProblem } from '../integrity';
-import { isValidVersion } from '../names';
+import { isValidVersion, readsAsVersion, versionProblem } from '../names';
+import { isOwnersBody, parseOwnersBody } from '../owners';
 
-export type PublishKind = 'publish' | 'change' | 'star';
+/** owners: `npm owner add|rm` (`{_id, _rev, maintainers}` to `/-rev/`), answered by the entry itself. */
+export type PublishKind = 'publish' | 'change' | 'star' | 'owners';
 
 export type GuardVerdict = { ok: true; kind: PublishKind } | { ok: false; error: string };
 
@@ -62,7 +65,7 @@ export function isValidTagName(tag: string): boolean {
     tag.length > 0 &&
     tag.length <= MAX_TAG_LENGTH &&
     encodeURIComponent(tag) === tag &&
-    !isValidVersion(tag) &&
+    !readsAsVersion(tag) &&
     tag !== '__proto__'
   );
 }
@@ -199,7 +202,8 @@ function checkPublish(body: JsonObject, name: string): GuardVerdict {
   const versionKeys = Object.keys(versions);
   if (versionKeys.length !== 1) refuse(`a publish carries exactly one version (got ${versionKeys.length})`);
   const [version] = versionKeys;
-  if (!isValidVersion(version)) refuse(`${quote(version)} is not a semver version`);
+  const problem = versionProblem(version);
+  if (problem !== null) refuse(problem);
 
   const attachments = attachmentsOf(body);
   const files = Object.keys(attachments);
@@ -233,6 +237,10 @@ export function checkPublishBody(name: string, viaRevisionPath: boolean, body: u
   try {
     if (!isPlainObject(body)) return { ok: false, error: `the request body must be a JSON object (a package document), got ${quote(body)}` };
     if (!hasOwn(body, 'versions') && isPlainObject(body.users)) return checkStar(body);
+    if (viaRevisionPath && isOwnersBody(body)) {
+      const owners = parseOwnersBody(name, body);
+      return owners.ok ? { ok: true, kind: 'owners' } : { ok: false, error: owners.error };
+    }
     if (viaRevisionPath) return checkChange(body, name);
     const attachments = body._attachments;
     const noAttachments = attachments === undefined || attachments === null || (isPlainObject(attachments) && Object.keys(attachments).length === 0);

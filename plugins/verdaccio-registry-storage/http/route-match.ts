@@ -79,3 +79,28 @@ export function matchDistTagPath(method: string, path: string): DistTagRoute | n
   if (name === null || tag === null || tag === '-rev') return null;
   return { name, tag };
 }
+
+// '/:package/-rev/*' (whole-package unpublish) and '/:package/-/:filename/-rev/:revision' (one tarball)
+const UNPUBLISH_ROUTE = /^\/(?:([^/]+?))\/-rev\/(.*)\/?$/i;
+const REMOVE_TARBALL_ROUTE = /^\/(?:([^/]+?))\/-\/(?:([^/]+?))\/-rev\/(?:([^/]+?))\/?$/i;
+
+export interface DeleteRoute {
+  name: string;
+  /** unpublish: the package or one tarball; dist-tag: `DELETE /-/package/:package/dist-tags/:tag`. */
+  kind: 'unpublish' | 'dist-tag';
+}
+
+/** A DELETE Verdaccio's publish / dist-tag routers would run, or null. */
+export function matchDeletePath(path: string): DeleteRoute | null {
+  const encoded = encodeScope(path);
+  const tags = DIST_TAGS_ROUTE.exec(encoded);
+  if (tags) {
+    if (tags[2] === undefined) return null;
+    const name = decodeParam(tags[1]);
+    return name === null || decodeParam(tags[2]) === null ? null : { name, kind: 'dist-tag' };
+  }
+  const match = REMOVE_TARBALL_ROUTE.exec(encoded) ?? UNPUBLISH_ROUTE.exec(encoded);
+  if (!match) return null;
+  const name = decodeParam(match[1]);
+  return name === null ? null : { name, kind: 'unpublish' };
+}

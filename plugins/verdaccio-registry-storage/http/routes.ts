@@ -11,9 +11,11 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { type StorageHttpHost, verdaccioAcceptsPackageName } from '../verdaccio-adapter';
-import { checkDistTagBody, checkPublishBody, type GuardVerdict } from './publish-guard';
+import { type Maintainer, ownershipProblem, parseOwnersBody } from '../owners';
+import { attachIntent } from '../publish-intent';
+import { checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
 import type { ResponseCache } from './response-cache';
-import { matchDistTagPath, matchPackumentPath, matchPublishPath } from './route-match';
+import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPublishPath } from './route-match';
 
 /** compression()'s threshold: smaller bodies are sent as they are. */
 const COMPRESSION_THRESHOLD = 1024;
@@ -72,21 +74,101 @@ function headerText(value: string | string[] | undefined): string {
 export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler {
   const { host, cache, warn } = deps;
   const revisionOf = host.packumentRevision;
+  const ownerStore = host.ownerStore;
+
+  /**
+   * Ownership (owners.ts): a package with maintainers is changed only by them or an admin. No
+   * owner store (another store plugin) → not enforced (boot line). A missing package → Verdaccio
+   * answers (404, or a first publish).
+   */
+  const withOwnership = (req: Request, res: Response, name: string, what: string, proceed: (owners: Maintainer[] | null) => void): void => {
+    if (ownerStore === null) {
+      proceed(null);
+      return;
+    }
+    ownerStore.owners(name).then(
+      (owners) => {
+        const problem = owners === null ? null : ownershipProblem(name, owners, host.actor(req), what);
+        if (problem === null) {
+          proceed(owners);
+          return;
+        }
+        warn(`refused ${req.method} ${req.path}: ${problem}`);
+        res.status(403).json({ error: problem });
+      },
+      (error: unknown) => answerError(res, error),
+    );
+  };
+
+  const answerError = (res: Response, error: unknown): void => {
+    const { status, message } = host.errorAnswer(error);
+    if (!res.headersSent) res.status(status).json({ error: message });
+  };
+
+  /** The publish intent (publish-intent.ts) and `_npmUser` from the authenticated user, never from the body. */
+  const stampPublish = (req: Request): void => {
+    const body = req.body as Record<string, unknown>;
+    const versions = body.versions as Record<string, Record<string, unknown>>;
+    const [version] = Object.keys(versions);
+    const meta = versions[version];
+    const actor = host.actor(req);
+    if (actor.name !== null) meta._npmUser = { name: actor.name };
+    else delete meta._npmUser;
+    const tags = isPlainObject(body['dist-tags']) ? (body['dist-tags'] as Record<string, string>) : {};
+    attachIntent(meta, { actor, tags: { ...tags } });
+  };
+
+  const changeOwners = (req: Request, res: Response, name: string): void => {
+    if (ownerStore === null) {
+      res.status(501).json({ error: 'owners cannot be changed: the store plugin is not registry-storage' });
+      return;
+    }
+    const parsed = parseOwnersBody(name, req.body as Record<string, unknown>);
+    if (!parsed.ok) {
+      res.status(400).json({ error: parsed.error });
+      return;
+    }
+    ownerStore.change(name, parsed.maintainers, host.actor(req)).then(
+      () => res.status(201).json({ ok: `owners of ${name}: ${parsed.maintainers.map((m) => m.name).join(', ')}`, success: true }),
+      (error: unknown) => {
+        const answer = host.errorAnswer(error);
+        if (answer.status === 403) warn(`refused ${req.method} ${req.path}: ${answer.message}`);
+        answerError(res, error);
+      },
+    );
+  };
+
+  const WHAT: Record<Exclude<PublishKind, 'star' | 'owners'>, string> = {
+    publish: 'publish a new version of',
+    change: 'unpublish, deprecate or re-tag',
+  };
 
   /** Unauthorised callers get Verdaccio's own 401/403, whatever their body; bad bodies of authorised ones a 400. */
-  const guard = (req: Request, res: Response, next: NextFunction, name: string, check: () => GuardVerdict): void => {
+  const guard = (req: Request, res: Response, next: NextFunction, name: string, check: () => GuardVerdict, tagWrite: boolean): void => {
     if (!isJsonMedia(req.headers['content-type']) || !verdaccioAcceptsPackageName(name)) {
       next(); // Verdaccio's own 415 / 400 "invalid package"
       return;
     }
     const decide = (): void => {
       const verdict = check();
-      if (verdict.ok) {
-        next();
+      if (!verdict.ok) {
+        warn(`refused ${req.method} ${req.path}: ${verdict.error}`);
+        res.status(400).json({ error: verdict.error });
         return;
       }
-      warn(`refused ${req.method} ${req.path}: ${verdict.error}`);
-      res.status(400).json({ error: verdict.error });
+      const kind = verdict.kind;
+      if (kind === 'star') {
+        next(); // anyone allowed to publish may star; Verdaccio changes only the caller's own entry
+        return;
+      }
+      if (kind === 'owners') {
+        changeOwners(req, res, name);
+        return;
+      }
+      withOwnership(req, res, name, tagWrite ? 'move the dist-tags of' : WHAT[kind], () => {
+        if (kind === 'publish') stampPublish(req);
+        next();
+      });
     };
     // without a remote_user (Verdaccio's router would authenticate later) the body is checked regardless
     if (!host.hasRemoteUser(req)) {
@@ -99,7 +181,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   const guardWrite = (req: Request, res: Response, next: NextFunction): void => {
     const tagRoute = matchDistTagPath(req.method, req.path);
     if (tagRoute !== null) {
-      guard(req, res, next, tagRoute.name, () => checkDistTagBody(tagRoute.name, tagRoute.tag, req.body));
+      guard(req, res, next, tagRoute.name, () => checkDistTagBody(tagRoute.name, tagRoute.tag, req.body), true);
       return;
     }
     const route = req.method === 'PUT' ? matchPublishPath(req.path) : null;
@@ -107,7 +189,53 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
       next();
       return;
     }
-    guard(req, res, next, route.name, () => checkPublishBody(route.name, route.viaRevisionPath, req.body));
+    guard(req, res, next, route.name, () => checkPublishBody(route.name, route.viaRevisionPath, req.body), false);
+  };
+
+  /** Unpublish (package or tarball) and dist-tag removal: Verdaccio's permission first, then ownership. */
+  const guardDelete = (req: Request, res: Response, next: NextFunction): void => {
+    const route = matchDeletePath(req.path);
+    if (route === null || !verdaccioAcceptsPackageName(route.name)) {
+      next();
+      return;
+    }
+    const own = (): void => withOwnership(req, res, route.name, route.kind === 'unpublish' ? 'unpublish' : 'move the dist-tags of', () => next());
+    // without a remote_user (Verdaccio's router would authenticate later) ownership is checked as anonymous
+    if (!host.hasRemoteUser(req)) {
+      own();
+      return;
+    }
+    host.allowed(route.kind === 'unpublish' ? 'unpublish' : 'publish', route.name, req, (allowed) => (allowed ? own() : next())); // not allowed: Verdaccio's own 401/403
+  };
+
+  /**
+   * Verdaccio's packument whitelist drops the top-level `maintainers` from every response, so
+   * `npm owner ls` would never see an owner: they are put back into the full (JSON) document.
+   * The body is Verdaccio's `JSON.stringify(doc, null, 2)`; the field is inserted first.
+   */
+  const withOwners = (res: Response, name: string, then: () => void): void => {
+    if (ownerStore === null) {
+      then();
+      return;
+    }
+    ownerStore.owners(name).then(
+      (owners) => {
+        if (owners !== null && owners.length > 0) {
+          const send = res.send;
+          res.send = function sendWithOwners(this: Response, body?: unknown): Response {
+            res.send = send;
+            const type = res.getHeader('content-type');
+            const full = typeof type === 'string' && type.split(';')[0].trim() === 'application/json';
+            if (res.statusCode === 200 && full && typeof body === 'string' && /^\{\s*"/.test(body)) {
+              return send.call(this, `{\n  "maintainers": ${JSON.stringify(owners)},${body.slice(1)}`);
+            }
+            return send.call(this, body);
+          } as Response['send'];
+        }
+        then();
+      },
+      () => then(), // an unreadable packument: Verdaccio's own read reports it
+    );
   };
 
   const replay = (req: Request, res: Response, key: string, hit: NonNullable<ReturnType<ResponseCache['get']>>): void => {
@@ -142,18 +270,18 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   };
 
   const servePackument = (req: Request, res: Response, next: NextFunction): void => {
-    if (cache === null || revisionOf === null || host.needsVerdaccioAuth(req) || req.headers.via !== undefined) {
-      next(); // `via`: Verdaccio's anti-loop check answers those
-      return;
-    }
     const name = matchPackumentPath(req.path);
     if (name === null || !verdaccioAcceptsPackageName(name)) {
       next();
       return;
     }
+    if (cache === null || revisionOf === null || host.needsVerdaccioAuth(req) || req.headers.via !== undefined) {
+      withOwners(res, name, next); // `via`: Verdaccio's anti-loop check answers those
+      return;
+    }
     const revision = revisionOf(name);
     if (revision === null || !isSettledRevision(revision)) {
-      next();
+      withOwners(res, name, next);
       return;
     }
     host.allowed('access', name, req, (allowed) => {
@@ -169,13 +297,14 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
         return;
       }
       record(res, key, name, revision);
-      next();
+      withOwners(res, name, next);
     });
   };
 
   return function storageHttp(req: Request, res: Response, next: NextFunction): void {
     const method = req.method;
     if (method === 'PUT' || method === 'POST') guardWrite(req, res, next);
+    else if (method === 'DELETE') guardDelete(req, res, next);
     else if (method === 'GET' || method === 'HEAD') {
       if (!host.hostHeaderUsable(req.headers.host)) {
         // Verdaccio would throw building tarball URLs from it (packument: the process dies)

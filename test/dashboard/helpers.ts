@@ -99,9 +99,9 @@ export class SocketClient {
     });
   }
 
-  static open(url: string, options: { origin?: string } = {}): Promise<SocketClient> {
+  static open(url: string, options: { origin?: string; headers?: Record<string, string> } = {}): Promise<SocketClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, options.origin ? { origin: options.origin } : {});
+      const ws = new WebSocket(url, { ...(options.origin ? { origin: options.origin } : {}), ...(options.headers ? { headers: options.headers } : {}) });
       const client = new SocketClient(ws);
       ws.once('open', () => resolve(client));
       ws.once('error', reject);

@@ -5,6 +5,7 @@
  *
  * Options (all optional):
  *   admins: [alice, bob]   users allowed to change the config, besides the `registry-admin` group
+ *   socket_limits: {messages_per_second: 50, burst: 100, max_queued: 32}   per WebSocket (socket-limits.ts)
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Server } from 'node:http';

@@ -153,6 +153,9 @@ export default class RegistryDashboard {
     this.#attached.add(server);
     const sockets = this.#sockets;
     server.on('upgrade', (req, socket, head) => {
+      // Node removes its own 'error' listener from an upgraded socket: a client resetting the
+      // connection would otherwise be an uncaught error that ends the process.
+      socket.on('error', () => socket.destroy());
       if (sockets.handleUpgrade(req, socket, head)) return;
       // nobody else listens for upgrades on this server: answer instead of leaving the client hanging
       if (server.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404, `no WebSocket endpoint at ${req.url ?? ''}; use ${TERMINAL_PATH}`);

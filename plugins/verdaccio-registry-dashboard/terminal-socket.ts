@@ -117,7 +117,13 @@ export class TerminalSockets {
 
   /** Returns false when the upgrade is not for our path (another listener may want it). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const url = new URL(req.url ?? '/', 'http://registry.invalid');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://registry.invalid');
+    } catch {
+      // e.g. `GET //[ HTTP/1.1`: not a path of ours; thrown here it would end the process (an `upgrade` listener)
+      return false;
+    }
     if (url.pathname !== this.path && url.pathname !== `${this.path}/`) return false;
     if (url.searchParams.has('token') || url.searchParams.has('access_token')) {
       rejectUpgrade(socket, 400, 'tokens never travel in the URL: connect, then send {"type":"auth","token":"…"}');
@@ -129,7 +135,14 @@ export class TerminalSockets {
       rejectUpgrade(socket, 403, `origin ${origin} is not this registry`);
       return true;
     }
-    const peer = this.#options.peerAddress?.(req) ?? req.socket.remoteAddress ?? '';
+    let peer: string;
+    try {
+      peer = this.#options.peerAddress?.(req) ?? req.socket.remoteAddress ?? '';
+    } catch (error) {
+      // without the address no CIDR rule can be applied: refuse rather than guess
+      rejectUpgrade(socket, 400, `cannot tell the client address: ${error instanceof Error ? error.message : String(error)}`);
+      return true;
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, peer));
     return true;
   }
@@ -402,6 +415,8 @@ function sameHost(origin: string, host: string | undefined): boolean {
 const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found' };
 
 export function rejectUpgrade(socket: Duplex, status: number, error: string): void {
+  // an upgraded socket has no 'error' listener of Node's: a reset while we answer must not be uncaught
+  if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
   const body = JSON.stringify({ error });
   socket.end(
     `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +

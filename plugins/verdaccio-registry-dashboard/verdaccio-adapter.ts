@@ -90,7 +90,9 @@ export function authenticatedUser(name: string, groups: readonly string[]): Remo
  * request prototype (the `ip` getter of Express 4) over the raw request's headers and socket.
  */
 export function clientAddressOf(app: Application, req: IncomingMessage): string {
-  const view = Object.create((app as any).request, {
+  const prototype: unknown = (app as any).request;
+  if (typeof prototype !== 'object' || prototype === null) throw new Error('the Express app has no request prototype (unsupported Express version?)');
+  const view = Object.create(prototype, {
     headers: { value: req.headers },
     socket: { value: req.socket },
     connection: { value: req.socket },

@@ -6,13 +6,34 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT, decodeJwt, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import { createClientDir, type RunningRegistry } from '../harness/registry';
 import { http } from '../auth/helpers';
 import { ADMIN, SocketClient, configHexOnDisk, createUsers, lockbBytes, postConfig, request, socketUrl, startDashboardRegistry } from './helpers';
+
+function upgradeRequest(path: string, options: { origin?: string } = {}): string {
+  return (
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${Buffer.from('0123456789abcdef').toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+    `${options.origin ? `Origin: ${options.origin}\r\n` : ''}\r\n`
+  );
+}
+
+/** Sends an upgrade request as written (Node's clients refuse paths like `//[`) and collects the answer. */
+async function rawUpgrade(port: number, path: string): Promise<{ socket: Socket; received: () => Buffer }> {
+  const socket = connect({ host: '127.0.0.1', port });
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  socket.write(upgradeRequest(path));
+  return { socket, received: () => Buffer.concat(chunks) };
+}
 
 /** A proxy-supplied client address outside every range used below (TEST-NET-3). */
 const REMOTE_ADDRESS = '203.0.113.7';
@@ -97,6 +118,39 @@ describe('dashboard WebSocket: token restrictions as on HTTP', { timeout: 180_00
     await proxied.client.close();
 
     assert.deepEqual(lockbBytes(registry), before, 'registry.lockb unchanged');
+  });
+
+  test('11 staying up: an upgrade request whose path is not a URL (GET //[ …) is answered, the process keeps running', async () => {
+    const { socket, received } = await rawUpgrade(registry.port, '//[');
+    await once(socket, 'close');
+    assert.match(received().toString('latin1'), /^HTTP\/1\.1 404 /);
+    assert.equal(registry.process.exitCode, null, 'the registry process is running');
+    assert.equal((await fetch(`${registry.url}/-/ping`)).status, 200);
+  });
+
+  test('11 staying up: clients resetting the connection while an upgrade is refused or accepted do not end the process', async () => {
+    const requests = [
+      '/_dashboard/terminal?token=x', // refused: token in the URL
+      '/no-such-endpoint', // refused: not ours
+      '/_dashboard/terminal', // refused: foreign Origin
+    ];
+    for (let i = 0; i < 60; i++) {
+      const socket = connect({ host: '127.0.0.1', port: registry.port });
+      socket.on('error', () => undefined);
+      await once(socket, 'connect');
+      socket.write(upgradeRequest(requests[i % requests.length], { origin: 'http://evil.example' }));
+      // RST right after the request: the server answers into a connection that is gone
+      await new Promise((resolve) => setImmediate(resolve));
+      socket.resetAndDestroy();
+    }
+    const accepted = await SocketClient.open(socketUrl(registry));
+    accepted.ws.terminate();
+    assert.equal(registry.process.exitCode, null, 'the registry process is running');
+    assert.equal((await fetch(`${registry.url}/-/ping`)).status, 200);
+    const client = await SocketClient.open(socketUrl(registry));
+    client.send({ type: 'ping', id: 1 });
+    assert.deepEqual(await client.next((m) => m.type === 'pong'), { type: 'pong', id: 1 });
+    await client.close();
   });
 
   test('issue 11 acceptance: every token restriction holds identically on HTTP and on the WebSocket (one table, both channels)', async () => {

@@ -355,6 +355,11 @@ export class TerminalSockets {
   async #visible(client: Client, event: RegistryEvent): Promise<boolean> {
     if (event.name === undefined) return true;
     try {
+      // as on HTTP, the token must still hold when it is used: a revoked token reads no more events
+      if (client.token !== undefined) {
+        const refused = await this.#verify(client, client.token, 'read');
+        if (refused) send(client, JSON.stringify({ type: 'auth', ok: false, user: null, admin: false, error: refused.message, code: refused.code }));
+      }
       return await this.#options.access.canAccess(event.name, client.user);
     } catch {
       return false;

@@ -12,9 +12,9 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT, decodeJwt, decodeProtectedHeader, importJWK, type JWK } from 'jose';
-import { createClientDir, type RunningRegistry } from '../harness/registry';
+import { createClientDir, writePackage, type RunningRegistry } from '../harness/registry';
 import { http } from '../auth/helpers';
-import { ADMIN, SocketClient, configHexOnDisk, createUsers, lockbBytes, postConfig, request, socketUrl, startDashboardRegistry } from './helpers';
+import { ADMIN, READER, SocketClient, configHexOnDisk, createUsers, lockbBytes, postConfig, request, socketUrl, startDashboardRegistry } from './helpers';
 
 function upgradeRequest(path: string, options: { origin?: string } = {}): string {
   return (
@@ -118,6 +118,29 @@ describe('dashboard WebSocket: token restrictions as on HTTP', { timeout: 180_00
     await proxied.client.close();
 
     assert.deepEqual(lockbBytes(registry), before, 'registry.lockb unchanged');
+  });
+
+  test('a revoked token stops reading package events on an open socket (the socket is told, as an auth answer)', async () => {
+    const reader = await http(registry, 'POST', '/_auth/token', { body: { username: READER.name, password: READER.password } });
+    const token = reader.body.token as string;
+    const { client, auth } = await socketWith(token);
+    assert.equal(auth.ok, true);
+    const publisher = createClientDir(registry, { token: admin });
+    const publish = async (name: string): Promise<void> => {
+      const out = await publisher.npm(['publish'], { cwd: writePackage(publisher.dir, { name, version: '1.0.0' }) });
+      assert.equal(out.code, 0, out.stderr);
+    };
+    await publish('secret-before-revoke');
+    await client.next((m) => m.type === 'event' && m.name === 'secret-before-revoke', 10_000, 'event while the token holds');
+
+    assert.equal((await http(registry, 'DELETE', `/-/user/token/${token}`, { token })).status, 200, 'npm logout');
+    await publish('secret-after-revoke');
+    await publish('open-after-revoke');
+    const told = await client.next((m) => m.type === 'auth', 10_000, 'auth answer after the revocation');
+    assert.deepEqual({ ok: told.ok, code: told.code }, { ok: false, code: 'revoked' });
+    await client.next((m) => m.type === 'event' && m.name === 'open-after-revoke', 10_000, 'public events still arrive');
+    assert.ok(!client.messages.some((m) => m.name === 'secret-after-revoke'), 'no event about a package only signed-in users may read');
+    await client.close();
   });
 
   test('11 staying up: an upgrade request whose path is not a URL (GET //[ …) is answered, the process keeps running', async () => {

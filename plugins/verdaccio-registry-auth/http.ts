@@ -27,7 +27,7 @@ import { TokenStoreError, type IssuedTokenRecord } from '../registry-core/token-
 import { AuthError, isAuthError } from './errors';
 import { parseTokenRequest, type AuthService } from './auth-service';
 import { normalizeIp } from './network';
-import type { TokenIssuer, VerifiedToken } from './token-issuer';
+import { restrictionProblem, type TokenIssuer, type VerifiedToken } from './token-issuer';
 import type { AuthRequest, Middleware, PluginLogger, RemoteUserHelpers } from './verdaccio-adapter';
 import { TOKEN_ALGORITHMS } from './keys';
 
@@ -201,20 +201,17 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
     const user = helpers.createRemoteUser(verified.user, verified.groups);
     req.remote_user = user;
     res.locals.remote_user = user;
-    if (verified.cidr && !verified.cidr.allows(clientIp(req))) {
-      sendJson(res, 403, { error: `this token may not be used from ${clientIp(req)} (allowed: ${verified.cidr.ranges.join(', ')})` });
+    // the same restriction rule as every other channel (the core's token seam, see token-issuer.ts)
+    const writing = req.method !== 'GET' && req.method !== 'HEAD';
+    const self = verified.readonly && writing ? isSelfRevocation(req, auth) : false;
+    if (self === 'malformed') {
+      sendJson(res, 400, { error: 'the token key in the URL is not valid percent-encoding' });
       return false;
     }
-    if (verified.readonly && req.method !== 'GET' && req.method !== 'HEAD') {
-      const self = isSelfRevocation(req, auth);
-      if (self === 'malformed') {
-        sendJson(res, 400, { error: 'the token key in the URL is not valid percent-encoding' });
-        return false;
-      }
-      if (!self) {
-        sendJson(res, 403, { error: 'this token is read-only' });
-        return false;
-      }
+    const problem = restrictionProblem(verified, { peerAddress: clientIp(req), intent: writing && self !== true ? 'write' : 'read' });
+    if (problem) {
+      sendJson(res, 403, { error: problem.message });
+      return false;
     }
     return true;
   };

@@ -22,6 +22,7 @@ import {
 } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { TOKEN_STORE_FILE, TokenStore } from '../registry-core/token-store';
+import { registerTokenVerifier } from '../registry-core/token-verifier';
 import { AuthService } from './auth-service';
 import { AuthError } from './errors';
 import { FirstUserRecord } from './first-user';
@@ -29,7 +30,7 @@ import { createAuthMiddleware, installLogoutUrlRedaction } from './http';
 import { KeyRing, TOKEN_ALGORITHMS, type TokenAlgorithm } from './keys';
 import { readPluginSettings, type AuthPluginSettings } from './plugin-config';
 import { FailedLoginLimiter } from './rate-limit';
-import { TokenIssuer, type IssueOptions, type IssuedToken, type VerifiedToken } from './token-issuer';
+import { TokenIssuer, identityOf, type IssueOptions, type IssuedToken, type VerifiedToken } from './token-issuer';
 import { UserStore } from './users';
 import {
   adaptHelpers,
@@ -167,6 +168,9 @@ export default class RegistryAuthPlugin {
     });
 
     active = this;
+    // the one token check for channels outside Verdaccio's HTTP pipeline (the dashboard's WebSocket)
+    const issuer = this.issuer;
+    registerTokenVerifier(settings.lockbPath, async (token, use) => identityOf(await issuer.check(token, use)));
     announcePluginLoaded('auth', `${state.alg}, issuer ${state.issuer.url}`);
   }
 

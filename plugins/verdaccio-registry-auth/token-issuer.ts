@@ -19,9 +19,10 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, compactVerify, errors as joseErrors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { getAudience, getIssuer, getTokenAlgorithm, type ConfigFields } from '../registry-core/index';
+import { TokenRejectedError, type TokenIdentity, type TokenRejectionCode, type TokenUse } from '../registry-core/token-verifier';
 import { AuthError } from './errors';
 import { TOKEN_ALGORITHMS, type KeyRing, type PublicJwk, type TokenAlgorithm } from './keys';
-import { CidrAllowList } from './network';
+import { CidrAllowList, normalizeIp } from './network';
 
 export const MAX_TOKEN_LENGTH = 8192;
 
@@ -101,8 +102,48 @@ export interface TokenIssuerOptions {
   urlRecheckMs?: number;
 }
 
-function invalid(reason: string): AuthError {
-  return new AuthError('ERR_TOKEN_INVALID', `invalid token: ${reason}`);
+/** ERR_TOKEN_INVALID that also says which of the core's stable reasons applies (HTTP shows the message, the seam the code). */
+export class InvalidTokenError extends AuthError {
+  readonly problem: TokenRejectionCode;
+
+  constructor(reason: string, problem: TokenRejectionCode = 'invalid') {
+    super('ERR_TOKEN_INVALID', `invalid token: ${reason}`);
+    this.problem = problem;
+  }
+}
+
+function invalid(reason: string, problem: TokenRejectionCode = 'invalid'): AuthError {
+  return new InvalidTokenError(reason, problem);
+}
+
+function problemFor(error: unknown): TokenRejectionCode {
+  if (error instanceof InvalidTokenError) return error.problem;
+  if (error instanceof joseErrors.JWTExpired) return 'expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed && (error.claim === 'iss' || error.claim === 'aud')) return 'wrong-issuer';
+  return 'invalid';
+}
+
+/**
+ * The restrictions a verified token carries, for one use — the rule HTTP and the WebSocket share.
+ * CIDR applies to every use (any method answers 403 over HTTP); read-only refuses writes.
+ */
+export function restrictionProblem(verified: VerifiedToken, use: TokenUse): TokenRejectedError | undefined {
+  if (verified.cidr && !verified.cidr.allows(use.peerAddress)) {
+    return new TokenRejectedError('cidr', `this token may not be used from ${normalizeIp(use.peerAddress)} (allowed: ${verified.cidr.ranges.join(', ')})`);
+  }
+  if (verified.readonly && use.intent === 'write') return new TokenRejectedError('read-only', 'this token is read-only');
+  return undefined;
+}
+
+export function identityOf(verified: VerifiedToken): TokenIdentity {
+  return {
+    user: verified.user,
+    groups: [...verified.groups],
+    jti: verified.jti,
+    expiresAt: verified.expiresAt,
+    readonly: verified.readonly,
+    cidr: verified.cidr ? [...verified.cidr.ranges] : [],
+  };
 }
 
 /** A short, token-free reason for logs and 401 bodies. */
@@ -237,6 +278,23 @@ export class TokenIssuer {
   }
 
   /**
+   * The whole check for one use, as the core's token seam defines it: verification (signature,
+   * issuer/audience now, expiry, revocation) and then the token's restrictions. Rejects with a
+   * TokenRejectedError whose code says why.
+   */
+  async check(token: string, use: TokenUse): Promise<VerifiedToken> {
+    let verified: VerifiedToken;
+    try {
+      verified = await this.verify(token);
+    } catch (error) {
+      throw new TokenRejectedError(problemFor(error), error instanceof Error ? error.message : 'invalid token');
+    }
+    const problem = restrictionProblem(verified, use);
+    if (problem) throw problem;
+    return verified;
+  }
+
+  /**
    * Signature and key only — for revoking a token (logout): presenting a token we signed is
    * enough authority to revoke it, even once it no longer verifies for access (expired, or
    * issued for a registry URL that has since changed).
@@ -249,7 +307,7 @@ export class TokenIssuer {
       if (typeof payload.jti !== 'string' || typeof payload.sub !== 'string') throw invalid('missing jti or sub');
       return { jti: payload.jti, user: payload.sub, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : null };
     } catch (error) {
-      throw invalid(reasonFor(error));
+      throw invalid(reasonFor(error), problemFor(error));
     }
   }
 
@@ -271,7 +329,7 @@ export class TokenIssuer {
         requiredClaims: ['sub', 'jti', 'iat', 'exp'],
       }));
     } catch (error) {
-      throw invalid(reasonFor(error));
+      throw invalid(reasonFor(error), problemFor(error));
     }
     const { sub, jti, exp, groups, readonly, cidr, gen } = payload;
     if (typeof sub !== 'string' || sub.length === 0) throw invalid('sub must be a user name');
@@ -281,9 +339,9 @@ export class TokenIssuer {
     if (readonly !== undefined && typeof readonly !== 'boolean') throw invalid('readonly must be a boolean');
     if (cidr !== undefined && !isStringArray(cidr)) throw invalid('cidr must be a list of ranges');
     if (gen !== undefined && !(typeof gen === 'number' && Number.isSafeInteger(gen) && gen >= 0)) throw invalid('gen must be a whole number');
-    if (this.revocations.isRevoked(jti)) throw invalid('revoked');
+    if (this.revocations.isRevoked(jti)) throw invalid('revoked', 'revoked');
     const generation = typeof gen === 'number' ? gen : 0;
-    if (generation !== this.revocations.generation(sub)) throw invalid('issued before the password of its user was changed');
+    if (generation !== this.revocations.generation(sub)) throw invalid('issued before the password of its user was changed', 'revoked');
     let allowList: CidrAllowList | null = null;
     if (cidr !== undefined && cidr.length > 0) {
       try {

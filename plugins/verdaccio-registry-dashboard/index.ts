@@ -5,6 +5,7 @@
  *
  * Options (all optional):
  *   admins: [alice, bob]   users allowed to change the config, besides the `registry-admin` group
+ *   socket_limits: {messages_per_second: 50, burst: 100, max_queued: 32}   per WebSocket (socket-limits.ts)
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Server } from 'node:http';
@@ -26,11 +27,13 @@ import { ConfigService } from './config-service';
 import { listPackages } from './packages';
 import { createDashboardErrorHandler, createDashboardHandler } from './routes';
 import { rejectUpgrade, TerminalSockets } from './terminal-socket';
-import { checkTokenOnLoopback } from './token-check';
+import { parseSocketLimits, type SocketLimits } from './socket-limits';
+import { createSocketTokenCheck } from './token-check';
 import {
   adaptAuth,
   adaptPluginHost,
   adaptStorage,
+  clientAddressOf,
   serverServesApp,
   type DashboardLogger,
   type PluginHost,
@@ -39,7 +42,6 @@ import {
 
 export const MOUNT_PATH = '/_dashboard';
 export const TERMINAL_PATH = `${MOUNT_PATH}/terminal`;
-export const SESSION_PATH = `${MOUNT_PATH}/api/session`;
 /** build/plugins/verdaccio-registry-dashboard/ → plugins/verdaccio-registry-dashboard/public */
 export const PUBLIC_DIR = resolve(__dirname, '..', '..', '..', 'plugins', 'verdaccio-registry-dashboard', 'public');
 
@@ -48,15 +50,18 @@ const LISTEN_END = 'tracing:net.server.listen:asyncEnd';
 
 export interface DashboardOptions {
   admins: ReadonlySet<string>;
+  socketLimits: SocketLimits;
 }
 
 export function parseDashboardOptions(pluginConfig: unknown): DashboardOptions {
-  const admins = (pluginConfig as { admins?: unknown } | undefined)?.admins;
-  if (admins === undefined || admins === null) return { admins: new Set() };
+  const config = pluginConfig as { admins?: unknown; socket_limits?: unknown } | undefined;
+  const socketLimits = parseSocketLimits(config?.socket_limits);
+  const admins = config?.admins;
+  if (admins === undefined || admins === null) return { admins: new Set(), socketLimits };
   if (!Array.isArray(admins) || !admins.every((name) => typeof name === 'string' && name.length > 0)) {
     throw new Error('registry-dashboard: `admins` must be a list of user names');
   }
-  return { admins: new Set(admins as string[]) };
+  return { admins: new Set(admins as string[]), socketLimits };
 }
 
 function httpUrl(server: Server, path: string, scheme: 'http' | 'ws'): string | undefined {
@@ -75,6 +80,7 @@ export default class RegistryDashboard {
   readonly #service: ConfigService;
   readonly #assets: Map<string, Asset>;
   readonly #events: ReturnType<typeof registryEvents>;
+  readonly #lockbPath: string;
   readonly #attached = new WeakSet<Server>();
   #app: Application | undefined;
   #sockets: TerminalSockets | undefined;
@@ -96,6 +102,7 @@ export default class RegistryDashboard {
     this.#service = new ConfigService(this.#config, settings.envFile);
     this.#assets = loadAssets(PUBLIC_DIR, MOUNT_PATH);
     this.#events = registryEvents(settings.lockbPath);
+    this.#lockbPath = settings.lockbPath;
 
     // The plugin API never hands us the http.Server; Node announces every server that starts
     // listening, and ours is the one whose request listener is the app we get below. Attaching
@@ -117,7 +124,9 @@ export default class RegistryDashboard {
       service: this.#service,
       access,
       listPackages: (user) => packagesFor(user),
-      verifyToken: (server, token) => checkTokenOnLoopback(server, SESSION_PATH, token),
+      verifyToken: createSocketTokenCheck(this.#lockbPath, this.#options.admins),
+      peerAddress: (req) => clientAddressOf(app, req),
+      limits: this.#options.socketLimits,
       logger: this.#logger,
     });
     this.#sockets = sockets;
@@ -147,7 +156,10 @@ export default class RegistryDashboard {
     this.#attached.add(server);
     const sockets = this.#sockets;
     server.on('upgrade', (req, socket, head) => {
-      if (sockets.handleUpgrade(req, socket, head, server)) return;
+      // Node removes its own 'error' listener from an upgraded socket: a client resetting the
+      // connection would otherwise be an uncaught error that ends the process.
+      socket.on('error', () => socket.destroy());
+      if (sockets.handleUpgrade(req, socket, head)) return;
       // nobody else listens for upgrades on this server: answer instead of leaving the client hanging
       if (server.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404, `no WebSocket endpoint at ${req.url ?? ''}; use ${TERMINAL_PATH}`);
     });

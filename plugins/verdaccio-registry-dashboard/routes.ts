@@ -13,13 +13,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { RegistryCoreError, type PackageSummary } from '../registry-core/index';
-import { requireAdmin, sessionOf } from './access';
+import { requireAdmin, sessionOf, type Session } from './access';
 import { serveAsset, type Asset } from './assets';
 import type { ConfigService } from './config-service';
 import { DashboardHttpError, describeBodyParserError, sendError, sendJson } from './http-errors';
 import { ConfigOperation, describeIssues, MAX_BODY_BYTES } from './requests';
-import type { SessionDocument } from './token-check';
 import { remoteUserOf, type DashboardLogger, type RemoteUser } from './verdaccio-adapter';
+
+/** The wire format of GET /_dashboard/api/session. */
+export interface SessionDocument extends Session {
+  /** all of remote_user.groups, including the `$authenticated`-style roles access rules use */
+  accessGroups: string[];
+  /** set when the auth middleware rejected the token that came with the request */
+  error?: string;
+}
 
 export interface RouteOptions {
   mountPath: string;

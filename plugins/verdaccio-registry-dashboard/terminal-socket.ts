@@ -6,9 +6,15 @@
  * (the core's command language, shared scope) and `ping`.
  *
  * A socket starts anonymous: it may read (config, env, packages it has access to, help);
- * set/toggle/url need an admin token, exactly like POST /_dashboard/api/config.
+ * set/toggle/url need an admin token, exactly like POST /_dashboard/api/config. Tokens go
+ * through the core's token seam with the socket's real peer address (token-check.ts), and are
+ * checked again before every command, with intent `write` for set/toggle/url.
+ *
+ * Work per socket is bounded (socket-limits.ts): a token bucket per socket (over it: an error
+ * answer, then close 1008), at most `maxQueued` messages waiting (one more: close 1008), and
+ * everything still queued is dropped when the socket closes.
  */
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import {
@@ -24,8 +30,10 @@ import {
 import type { Session } from './access';
 import type { ConfigChange, ConfigService } from './config-service';
 import type { RenderedConfig } from './config-view';
+import { isTokenRejection, type TokenIntent, type TokenRejectionCode } from '../registry-core/token-verifier';
 import { ClientMessage, describeIssues, MAX_BODY_BYTES } from './requests';
-import type { VerifiedToken } from './token-check';
+import { DEFAULT_SOCKET_LIMITS, MessageAdmission, type SocketLimits } from './socket-limits';
+import type { SocketTokenCheck } from './token-check';
 import { anonymousUser, type AccessChecker, type DashboardLogger, type RemoteUser } from './verdaccio-adapter';
 
 export interface TerminalSocketOptions {
@@ -33,22 +41,39 @@ export interface TerminalSocketOptions {
   service: ConfigService;
   access: AccessChecker;
   listPackages(user: RemoteUser): Promise<PackageSummary[]>;
-  verifyToken(server: Server, token: string): Promise<VerifiedToken>;
+  verifyToken: SocketTokenCheck;
+  /** the client address as HTTP would see it (`req.ip`: trust-proxy rules applied); default: the TCP peer */
+  peerAddress?(req: IncomingMessage): string;
+  limits?: SocketLimits;
+  /** ms clock for the rate limits (tests freeze it) */
+  now?: () => number;
   logger: DashboardLogger;
   pingIntervalMs?: number;
   historySize?: number;
 }
 
+interface QueuedMessage {
+  data: RawData;
+  isBinary: boolean;
+}
+
 interface Client {
   ws: WebSocket;
-  server: Server;
+  /** the address token restrictions (CIDR) are checked against */
+  peer: string;
   user: RemoteUser;
   session: Session;
   /** kept to re-check before every write: revocation or a new issuer must bite here as on HTTP */
   token: string | undefined;
   alive: boolean;
-  /** messages are answered in the order they arrive */
-  inbox: Promise<void>;
+  /** messages waiting, answered one at a time in the order they arrived */
+  queue: QueuedMessage[];
+  /** a message is being handled (it still counts as pending) */
+  busy: boolean;
+  admission: MessageAdmission;
+  /** we sent a close frame (limits); anything the client still sends ends the connection */
+  closing: boolean;
+  closed: boolean;
   /** events are delivered in the order they happened, access checks notwithstanding */
   outbox: Promise<void>;
 }
@@ -68,12 +93,16 @@ export class TerminalSockets {
   readonly #clients = new Set<Client>();
   readonly #history: EventMessage[] = [];
   readonly #historySize: number;
+  readonly #limits: SocketLimits;
+  /** queued + in-flight messages over every socket, closed ones included until their handler returns */
+  #pending = 0;
   #ping: NodeJS.Timeout | undefined;
 
   constructor(options: TerminalSocketOptions) {
     this.#options = options;
     this.path = options.path;
     this.#historySize = options.historySize ?? 100;
+    this.#limits = options.limits ?? DEFAULT_SOCKET_LIMITS;
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY_BYTES * 2, clientTracking: false, perMessageDeflate: false });
   }
 
@@ -81,9 +110,20 @@ export class TerminalSockets {
     return this.#clients.size;
   }
 
+  /** Messages received and not yet answered, over all sockets (0 once every closed socket's work is dropped). */
+  get pendingMessages(): number {
+    return this.#pending;
+  }
+
   /** Returns false when the upgrade is not for our path (another listener may want it). */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, server: Server): boolean {
-    const url = new URL(req.url ?? '/', 'http://registry.invalid');
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://registry.invalid');
+    } catch {
+      // e.g. `GET //[ HTTP/1.1`: not a path of ours; thrown here it would end the process (an `upgrade` listener)
+      return false;
+    }
     if (url.pathname !== this.path && url.pathname !== `${this.path}/`) return false;
     if (url.searchParams.has('token') || url.searchParams.has('access_token')) {
       rejectUpgrade(socket, 400, 'tokens never travel in the URL: connect, then send {"type":"auth","token":"…"}');
@@ -95,29 +135,43 @@ export class TerminalSockets {
       rejectUpgrade(socket, 403, `origin ${origin} is not this registry`);
       return true;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, server));
+    let peer: string;
+    try {
+      peer = this.#options.peerAddress?.(req) ?? req.socket.remoteAddress ?? '';
+    } catch (error) {
+      // without the address no CIDR rule can be applied: refuse rather than guess
+      rejectUpgrade(socket, 400, `cannot tell the client address: ${error instanceof Error ? error.message : String(error)}`);
+      return true;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, peer));
     return true;
   }
 
-  #accept(ws: WebSocket, server: Server): void {
+  #accept(ws: WebSocket, peer: string): void {
     const client: Client = {
       ws,
-      server,
+      peer,
       user: ANONYMOUS,
       session: ANONYMOUS_SESSION,
       token: undefined,
       alive: true,
-      inbox: Promise.resolve(),
+      queue: [],
+      busy: false,
+      admission: new MessageAdmission(this.#limits, this.#options.now),
+      closing: false,
+      closed: false,
       outbox: Promise.resolve(),
     };
     this.#clients.add(client);
     this.#startPing();
     ws.on('pong', () => (client.alive = true));
     ws.on('error', () => ws.terminate());
-    ws.on('close', () => this.#clients.delete(client));
-    ws.on('message', (data, isBinary) => {
-      client.inbox = client.inbox.then(() => this.#onMessage(client, data, isBinary));
+    ws.on('close', () => {
+      client.closed = true;
+      this.#dropQueue(client);
+      this.#clients.delete(client);
     });
+    ws.on('message', (data, isBinary) => this.#receive(client, data, isBinary));
     send(client, this.#options.service.current().message);
     const history = this.#history.slice();
     client.outbox = client.outbox.then(async () => {
@@ -125,6 +179,59 @@ export class TerminalSockets {
       for (const event of history) if (await this.#visible(client, event)) visible.push(event);
       send(client, JSON.stringify({ type: 'history', events: visible }));
     });
+  }
+
+  /** Admission of one incoming message: rate limit, queue bound, then the queue. Synchronous and cheap. */
+  #receive(client: Client, data: RawData, isBinary: boolean): void {
+    if (client.closed) return;
+    if (client.closing) {
+      // it keeps sending after our close frame: it does not read, so it will not answer that either
+      client.ws.terminate();
+      return;
+    }
+    const admission = client.admission.admit();
+    if (admission === 'close') {
+      return this.#cutOff(client, `rate limit exceeded: at most ${this.#limits.messagesPerSecond} messages per second`);
+    }
+    if (admission === 'rate-limited') {
+      return sendError(client, `rate limit: at most ${this.#limits.messagesPerSecond} messages per second (burst ${this.#limits.burst}); message dropped`, 'rate-limited');
+    }
+    if (client.queue.length + (client.busy ? 1 : 0) >= this.#limits.maxQueued) {
+      return this.#cutOff(client, `too many messages waiting (at most ${this.#limits.maxQueued}); wait for the answers`);
+    }
+    client.queue.push({ data, isBinary });
+    this.#pending += 1;
+    if (!client.busy) void this.#drain(client);
+  }
+
+  async #drain(client: Client): Promise<void> {
+    client.busy = true;
+    try {
+      while (!client.closed && !client.closing) {
+        const next = client.queue.shift();
+        if (!next) break;
+        try {
+          await this.#onMessage(client, next.data, next.isBinary);
+        } finally {
+          this.#pending -= 1;
+        }
+      }
+    } finally {
+      client.busy = false;
+    }
+  }
+
+  #dropQueue(client: Client): void {
+    this.#pending -= client.queue.length;
+    client.queue.length = 0;
+  }
+
+  /** Policy violation (RFC 6455 1008): no more work for this socket; what is queued is dropped now. */
+  #cutOff(client: Client, reason: string): void {
+    client.closing = true;
+    this.#dropQueue(client);
+    // the close reason must fit a control frame (123 bytes)
+    client.ws.close(1008, reason.slice(0, 123));
   }
 
   async #onMessage(client: Client, data: RawData, isBinary: boolean): Promise<void> {
@@ -157,33 +264,39 @@ export class TerminalSockets {
   }
 
   async #authenticate(client: Client, token: string): Promise<void> {
-    const reason = await this.#verify(client, token);
-    if (reason === undefined) {
+    const refused = await this.#verify(client, token, 'read');
+    if (refused === undefined) {
       send(client, JSON.stringify({ type: 'auth', ok: true, user: client.session.user, admin: client.session.admin }));
     } else {
-      send(client, JSON.stringify({ type: 'auth', ok: false, user: null, admin: false, error: reason }));
+      send(client, JSON.stringify({ type: 'auth', ok: false, user: null, admin: false, error: refused.message, code: refused.code }));
     }
   }
 
-  /** Sets the client's identity from the token; on failure the client is anonymous again. Returns the failure reason. */
-  async #verify(client: Client, token: string): Promise<string | undefined> {
+  /**
+   * Checks the token for one use and sets the client's identity from it. A token refused for
+   * good (revoked, expired, another issuer, CIDR…) makes the client anonymous again; a read-only
+   * token refused a write keeps its identity for reads. Returns why it was refused.
+   */
+  async #verify(client: Client, token: string, intent: TokenIntent): Promise<{ code: TokenRejectionCode; message: string } | undefined> {
     try {
-      const verified = await this.#options.verifyToken(client.server, token);
+      const verified = await this.#options.verifyToken(token, { peerAddress: client.peer, intent });
       client.user = verified.user;
       client.session = verified.session;
       client.token = token;
       return undefined;
     } catch (error) {
+      if (isTokenRejection(error, 'read-only') && client.token === token) return { code: error.code, message: error.message };
       client.user = ANONYMOUS;
       client.session = ANONYMOUS_SESSION;
       client.token = undefined;
-      return error instanceof Error ? error.message : String(error);
+      if (isTokenRejection(error)) return { code: error.code, message: error.message };
+      throw error;
     }
   }
 
   async #command(client: Client, line: string, id: string | number | undefined): Promise<void> {
-    const reply = (ok: boolean, text: string): void =>
-      send(client, JSON.stringify({ type: 'output', ok, text, ...(id === undefined ? {} : { id }) }));
+    const reply = (ok: boolean, text: string, code?: TokenRejectionCode): void =>
+      send(client, JSON.stringify({ type: 'output', ok, text, ...(id === undefined ? {} : { id }), ...(code === undefined ? {} : { code }) }));
     let command: Command;
     try {
       command = parseCommand(line);
@@ -193,12 +306,14 @@ export class TerminalSockets {
     const spec = COMMANDS.find((entry) => entry.name === command.name);
     if (spec?.scope === 'cli') return reply(false, `${command.name} works only in the CLI: npm run config -- ${command.name}`);
     if (command.name === 'help') return reply(true, helpText('shared'));
-    if (WRITE_COMMANDS.has(command.name)) {
-      // HTTP checks the token on every request; a socket re-checks it before every write
-      if (client.token !== undefined) {
-        const reason = await this.#verify(client, client.token);
-        if (reason !== undefined) return reply(false, `${command.name} refused: the token is no longer valid (${reason}); sign in again`);
-      }
+    const write = WRITE_COMMANDS.has(command.name);
+    // HTTP checks the token on every request; a socket checks it again before every command
+    if (client.token !== undefined) {
+      const refused = await this.#verify(client, client.token, write ? 'write' : 'read');
+      if (refused?.code === 'read-only') return reply(false, `${command.name} refused: ${refused.message}`, refused.code);
+      if (refused !== undefined) return reply(false, `${command.name} refused: the token is no longer valid (${refused.message}); sign in again`, refused.code);
+    }
+    if (write) {
       if (!client.session.user) return reply(false, `${command.name} needs an admin token: send {"type":"auth","token":"…"} first`);
       if (!client.session.admin) return reply(false, `${command.name} needs an admin; ${client.session.user} is not one`);
     }
@@ -231,7 +346,7 @@ export class TerminalSockets {
         continue;
       }
       client.outbox = client.outbox.then(async () => {
-        if (await this.#visible(client, message)) send(client, json);
+        if (!client.closed && (await this.#visible(client, message))) send(client, json);
       });
     }
   }
@@ -240,6 +355,11 @@ export class TerminalSockets {
   async #visible(client: Client, event: RegistryEvent): Promise<boolean> {
     if (event.name === undefined) return true;
     try {
+      // as on HTTP, the token must still hold when it is used: a revoked token reads no more events
+      if (client.token !== undefined) {
+        const refused = await this.#verify(client, client.token, 'read');
+        if (refused) send(client, JSON.stringify({ type: 'auth', ok: false, user: null, admin: false, error: refused.message, code: refused.code }));
+      }
       return await this.#options.access.canAccess(event.name, client.user);
     } catch {
       return false;
@@ -285,8 +405,8 @@ function send(client: Client, message: string): void {
   client.ws.send(message);
 }
 
-function sendError(client: Client, error: string): void {
-  send(client, JSON.stringify({ type: 'error', error }));
+function sendError(client: Client, error: string, code?: string): void {
+  send(client, JSON.stringify({ type: 'error', error, ...(code === undefined ? {} : { code }) }));
 }
 
 function sameHost(origin: string, host: string | undefined): boolean {
@@ -300,6 +420,8 @@ function sameHost(origin: string, host: string | undefined): boolean {
 const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found' };
 
 export function rejectUpgrade(socket: Duplex, status: number, error: string): void {
+  // an upgraded socket has no 'error' listener of Node's: a reset while we answer must not be uncaught
+  if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
   const body = JSON.stringify({ error });
   socket.end(
     `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +

@@ -4,7 +4,7 @@
  * breaks here, loudly, and nowhere else.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Application, Request } from 'express';
 
 /** What `req.remote_user` holds (Verdaccio's RemoteUser, structurally). */
@@ -75,6 +75,30 @@ export function adaptPluginHost(options: unknown): PluginHost {
 /** What Verdaccio's createAnonymousRemoteUser() gives: access rules like `$all` / `$anonymous` match it. */
 export function anonymousUser(): RemoteUser {
   return { name: undefined, groups: ['$all', '$anonymous', '@all', '@anonymous'], real_groups: [] };
+}
+
+/** What Verdaccio's createRemoteUser(name, groups) gives a logged-in user: the real groups plus `$all`, `$authenticated`… */
+export function authenticatedUser(name: string, groups: readonly string[]): RemoteUser {
+  const realGroups = [...groups];
+  return { name, groups: [...new Set([...realGroups, '$all', '$authenticated', '@all', '@authenticated', 'all'])], real_groups: realGroups };
+}
+
+/**
+ * The client address Express would give this request as `req.ip` — the same trust-proxy rule
+ * (`server.trustProxy`, which Verdaccio sets on the app) the auth plugin's CIDR check uses over
+ * HTTP. An upgrade request never passes through Express, so it is read through the app's own
+ * request prototype (the `ip` getter of Express 4) over the raw request's headers and socket.
+ */
+export function clientAddressOf(app: Application, req: IncomingMessage): string {
+  const prototype: unknown = (app as any).request;
+  if (typeof prototype !== 'object' || prototype === null) throw new Error('the Express app has no request prototype (unsupported Express version?)');
+  const view = Object.create(prototype, {
+    headers: { value: req.headers },
+    socket: { value: req.socket },
+    connection: { value: req.socket },
+  });
+  const ip: unknown = view.ip;
+  return typeof ip === 'string' ? ip : (req.socket.remoteAddress ?? '');
 }
 
 /** `req.remote_user` as set by the app-wide auth middleware; anonymous when missing. */

@@ -3,7 +3,10 @@
  * `alice` listed as admin), and a small WebSocket client that queues messages so tests can
  * wait for "the next message matching X" with a bounded time.
  */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { addUser, startRegistry, type RunningRegistry, type StartOptions } from '../harness/registry';
 
@@ -99,9 +102,9 @@ export class SocketClient {
     });
   }
 
-  static open(url: string, options: { origin?: string } = {}): Promise<SocketClient> {
+  static open(url: string, options: { origin?: string; headers?: Record<string, string> } = {}): Promise<SocketClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, options.origin ? { origin: options.origin } : {});
+      const ws = new WebSocket(url, { ...(options.origin ? { origin: options.origin } : {}), ...(options.headers ? { headers: options.headers } : {}) });
       const client = new SocketClient(ws);
       ws.once('open', () => resolve(client));
       ws.once('error', reject);
@@ -146,4 +149,62 @@ export class SocketClient {
 
 export function socketUrl(registry: RunningRegistry): string {
   return `${registry.url.replace(/^http/, 'ws')}/_dashboard/terminal`;
+}
+
+/**
+ * A client that speaks just enough WebSocket: handshake, then masked text frames written in ONE
+ * TCP write (so the server sees them together, as from a flooder). With `read: false` it never
+ * reads again; otherwise what the server sends is collected in `received`.
+ */
+export async function rawSocket(host: string, port: number, path: string, options: { read: boolean }): Promise<{ socket: Socket; received: () => Buffer }> {
+  const socket = connect({ host, port });
+  await once(socket, 'connect');
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${Buffer.from('0123456789abcdef').toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  let head = '';
+  while (!head.includes('\r\n\r\n')) {
+    const [chunk] = (await once(socket, 'data')) as [Buffer];
+    head += chunk.toString('latin1');
+  }
+  assert.match(head, /^HTTP\/1\.1 101 /);
+  socket.on('error', () => undefined); // the server may reset the connection while we write
+  const chunks: Buffer[] = [Buffer.from(head.slice(head.indexOf('\r\n\r\n') + 4), 'latin1')];
+  if (options.read) socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  else socket.pause(); // from now on nothing is read: the server's answers pile up on its side
+  return { socket, received: () => Buffer.concat(chunks) };
+}
+
+/** Server frames (unmasked) in `data`: opcode and payload; stops at an incomplete frame. */
+export function serverFrames(data: Buffer): { opcode: number; payload: Buffer }[] {
+  const frames: { opcode: number; payload: Buffer }[] = [];
+  let at = 0;
+  while (at + 2 <= data.length) {
+    const opcode = data[at] & 0x0f;
+    let length = data[at + 1] & 0x7f;
+    let start = at + 2;
+    if (length === 126) {
+      if (start + 2 > data.length) break;
+      length = data.readUInt16BE(start);
+      start += 2;
+    } else if (length === 127) {
+      if (start + 8 > data.length) break;
+      length = Number(data.readBigUInt64BE(start));
+      start += 8;
+    }
+    if (start + length > data.length) break;
+    frames.push({ opcode, payload: data.subarray(start, start + length) });
+    at = start + length;
+  }
+  return frames;
+}
+
+export function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text, 'utf8');
+  const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  const length = payload.length < 126 ? Buffer.from([0x80 | payload.length]) : Buffer.from([0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+  const masked = Buffer.alloc(payload.length);
+  for (let i = 0; i < payload.length; i++) masked[i] = payload[i] ^ mask[i % 4];
+  return Buffer.concat([Buffer.from([0x81]), length, mask, masked]);
 }

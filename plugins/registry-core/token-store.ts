@@ -46,7 +46,16 @@ export interface IssuedTokenRecord {
   description?: string;
   /** 'session' = a login token; absent = a generated token */
   kind?: 'session';
+  /** ms since epoch of the last request made with it, to LAST_USED_RESOLUTION_MS; absent = never used */
+  lastUsed?: number;
 }
+
+/**
+ * How precisely "last used" is kept: a token used again within this time is not marked again, so
+ * a busy token costs one Map lookup per request and the store is rewritten at most once per
+ * resolution for all tokens together (see markUsed / flushLastUsed).
+ */
+export const LAST_USED_RESOLUTION_MS = 60_000;
 
 export interface RevocationRecord {
   jti: string;
@@ -96,7 +105,8 @@ function checkTokenRecord(value: unknown, where: string): IssuedTokenRecord {
     typeof record.token !== 'string' ||
     (record.name !== undefined && typeof record.name !== 'string') ||
     (record.description !== undefined && typeof record.description !== 'string') ||
-    (record.kind !== undefined && record.kind !== 'session')
+    (record.kind !== undefined && record.kind !== 'session') ||
+    (record.lastUsed !== undefined && (typeof record.lastUsed !== 'number' || !Number.isFinite(record.lastUsed)))
   ) {
     throw new TokenStoreError('ERR_TOKEN_RECORD', `${where}: not a valid token record`);
   }
@@ -112,6 +122,7 @@ function checkTokenRecord(value: unknown, where: string): IssuedTokenRecord {
   if (record.name !== undefined) clean.name = record.name;
   if (record.description !== undefined) clean.description = record.description;
   if (record.kind !== undefined) clean.kind = record.kind;
+  if (record.lastUsed !== undefined) clean.lastUsed = record.lastUsed;
   return clean;
 }
 
@@ -164,6 +175,8 @@ export class TokenStore {
   private revoked = new Map<string, number | null>();
   private generations = new Map<string, number>();
   private closed = false;
+  /** last-used marks not yet on disk (markUsed); written by the next persist or flushLastUsed */
+  private lastUsedDirty = false;
 
   private constructor(file: string) {
     this.file = file;
@@ -263,6 +276,26 @@ export class TokenStore {
     }
   }
 
+  /**
+   * Notes that the token `key` was just used (called for every accepted token, on every channel).
+   * In memory only, at most once per LAST_USED_RESOLUTION_MS per token; flushLastUsed() or the next
+   * write puts it on disk. Unknown keys (tokens without a record) are ignored.
+   */
+  markUsed(key: string, now = Date.now()): void {
+    const record = this.tokens.get(key);
+    if (!record || (record.lastUsed !== undefined && now - record.lastUsed < LAST_USED_RESOLUTION_MS)) return;
+    record.lastUsed = now;
+    this.lastUsedDirty = true;
+  }
+
+  /** Writes pending last-used marks (one atomic write); false when there was nothing to write. */
+  flushLastUsed(): boolean {
+    this.assertOpen();
+    if (!this.lastUsedDirty) return false;
+    this.persist();
+    return true;
+  }
+
   /** Called on every authenticated request: one Map lookup. */
   isRevoked(jti: string): boolean {
     return this.revoked.has(jti);
@@ -346,5 +379,6 @@ export class TokenStore {
     };
     if (this.generations.size > 0) shape.generations = Object.fromEntries(this.generations);
     writeFileAtomicSync(this.file, `${JSON.stringify(shape, null, 1)}\n`, 0o600);
+    this.lastUsedDirty = false;
   }
 }

@@ -173,11 +173,15 @@ function tokenView(record: IssuedTokenRecord): Record<string, unknown> {
     readonly: record.readonly,
     cidr_whitelist: record.cidr.length > 0 ? record.cidr : null,
     created: new Date(record.created).toISOString(),
-    updated: new Date(record.created).toISOString(),
+    // npm's own registry reports last use as `updated`; npm prints only name and created, so the name says it too
+    updated: new Date(record.lastUsed ?? record.created).toISOString(),
   };
+  if (record.lastUsed !== undefined) view.last_used = new Date(record.lastUsed).toISOString();
   if (record.expiresAt !== null) view.expires = new Date(record.expiresAt).toISOString();
   const kind = record.kind === 'session' ? 'login session' : 'token';
-  view.name = `${record.name ?? (record.kind === 'session' ? 'login' : 'npm token create')} (${kind}, ${permission}${record.expiresAt === null ? '' : `, expires ${new Date(record.expiresAt).toISOString().slice(0, 10)}`})`;
+  const expires = record.expiresAt === null ? '' : `, expires ${new Date(record.expiresAt).toISOString().slice(0, 10)}`;
+  const used = record.lastUsed === undefined ? ', never used' : `, last used ${new Date(record.lastUsed).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  view.name = `${record.name ?? (record.kind === 'session' ? 'login' : 'npm token create')} (${kind}, ${permission}${expires}${used})`;
   view.permission = permission;
   view.kind = kind;
   if (record.description !== undefined) view.description = record.description;
@@ -213,6 +217,7 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
       sendJson(res, 403, { error: problem.message });
       return false;
     }
+    issuer.noteUse(verified);
     return true;
   };
 

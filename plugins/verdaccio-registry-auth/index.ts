@@ -21,7 +21,7 @@ import {
   registryUrlMatches,
 } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
-import { TOKEN_STORE_FILE, TokenStore } from '../registry-core/token-store';
+import { LAST_USED_RESOLUTION_MS, TOKEN_STORE_FILE, TokenStore } from '../registry-core/token-store';
 import { registerTokenVerifier } from '../registry-core/token-verifier';
 import { AuthService } from './auth-service';
 import { AuthError } from './errors';
@@ -118,6 +118,15 @@ export default class RegistryAuthPlugin {
     const { envFile } = loadRegistrySettings({ configPath: settings.configPath, lockbPath: settings.lockbPath, env: {} });
     const tokens = TokenStore.open(join(settings.storageDir, TOKEN_STORE_FILE));
     tokens.prune();
+    // "last used" marks are kept in memory and written out together, at most once a minute (a
+    // crash loses at most that minute of marks, never a token or a revocation)
+    setInterval(() => {
+      try {
+        tokens.flushLastUsed();
+      } catch (error) {
+        logger.warn({ error: (error as Error).message }, 'could not write token last-used marks: @{error}');
+      }
+    }, LAST_USED_RESOLUTION_MS).unref();
     const ring = KeyRing.open(settings.keysDir, { background: true });
 
     this.issuer = new TokenIssuer(

@@ -36,6 +36,8 @@ export interface RevocationList {
   isRevoked(jti: string): boolean;
   /** the user's current token generation; tokens of another generation do not verify */
   generation(user: string): number;
+  /** "last used" for `npm token list` (in memory; the store writes it out in batches) */
+  markUsed(jti: string): void;
 }
 
 export interface IssuerState {
@@ -291,7 +293,13 @@ export class TokenIssuer {
     }
     const problem = restrictionProblem(verified, use);
     if (problem) throw problem;
+    this.noteUse(verified);
     return verified;
+  }
+
+  /** A request was accepted with this token (every channel calls it once its restrictions passed). */
+  noteUse(verified: VerifiedToken): void {
+    this.revocations.markUsed(verified.jti);
   }
 
   /**

@@ -193,9 +193,14 @@ describe('sessions, passwords and admin (real registry, real npm)', () => {
       assert.ok(!row.includes('……') && !row.includes('name undefined'), row);
     }
     const rowOf = (token: string): string | undefined => rows.find((row) => row.includes(`with id ${(decodeJwt(token).jti as string).slice(0, 6)}`));
-    assert.match(rowOf(deployToken) ?? '', /name ci-deploy \(token, read-write, expires \d{4}-\d\d-\d\d\)/);
-    assert.match(rowOf(readToken) ?? '', /name npm token create \(token, read-only, expires /);
-    assert.match(rowOf(session) ?? '', /name POST \/_auth\/token from 127\.0\.0\.1 \(login session, read-write/);
+    assert.match(rowOf(deployToken) ?? '', /name ci-deploy \(token, read-write, expires \d{4}-\d\d-\d\d, never used\)/);
+    assert.match(rowOf(readToken) ?? '', /name npm token create \(token, read-only, expires .*, never used\)/);
+    // the session made every npm call above: its row says when it was last used
+    assert.match(rowOf(session) ?? '', /name POST \/_auth\/token from 127\.0\.0\.1 \(login session, read-write.*, last used \d{4}-\d\d-\d\d \d\d:\d\d UTC\)/);
+    assert.equal(await whoami(registry, deployToken), 'alice');
+    const usedRow = (await client.npm(['token', 'list', '--json'])).stdout;
+    const usedEntry = (JSON.parse(usedRow) as { key: string; last_used?: string }[]).find((entry) => entry.key === decodeJwt(deployToken).jti);
+    assert.ok(usedEntry?.last_used && Math.abs(Date.parse(usedEntry.last_used) - Date.now()) < 120_000, `last_used after one request: ${usedRow}`);
 
     const revoked = await client.npm(['token', 'revoke', deployToken]);
     assert.equal(revoked.code, 0, `${revoked.stdout}\n${revoked.stderr}`);

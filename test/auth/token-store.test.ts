@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { TokenStore, TokenStoreError, maskToken, type IssuedTokenRecord } from '../../plugins/registry-core/token-store';
+import { LAST_USED_RESOLUTION_MS, TokenStore, TokenStoreError, maskToken, type IssuedTokenRecord } from '../../plugins/registry-core/token-store';
 
 function tempFile(): string {
   return join(mkdtempSync(join(tmpdir(), 'token-store-')), 'storage', '.registry-tokens.json');
@@ -158,4 +158,29 @@ describe('TokenStore', () => {
     assert.equal(masked, 'eyJhbG…');
     assert.ok(!masked.includes('c2ln'));
   });
+});
+
+test('19.4 markUsed keeps "last used" per token in memory, at most once per resolution, and flushLastUsed writes it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'token-store-used-'));
+  try {
+    const file = join(dir, 'tokens.json');
+    const store = TokenStore.open(file);
+    store.save({ key: 'k1', user: 'alice', created: 1_000, expiresAt: null, readonly: false, cidr: [], token: 'eyJhbG…' });
+    assert.equal(store.flushLastUsed(), false, 'nothing to write yet');
+    store.markUsed('k1', 5_000_000);
+    store.markUsed('unknown', 5_000_000);
+    assert.equal(store.get('k1')?.lastUsed, 5_000_000);
+    store.markUsed('k1', 5_000_000 + LAST_USED_RESOLUTION_MS - 1);
+    assert.equal(store.get('k1')?.lastUsed, 5_000_000, 'within the resolution: not marked again');
+    assert.equal(JSON.parse(readFileSync(file, 'utf8')).tokens[0].lastUsed, undefined, 'in memory until flushed');
+    assert.equal(store.flushLastUsed(), true);
+    assert.equal(JSON.parse(readFileSync(file, 'utf8')).tokens[0].lastUsed, 5_000_000);
+    assert.equal(store.flushLastUsed(), false, 'written once');
+    store.close();
+    const reopened = TokenStore.open(file);
+    assert.equal(reopened.get('k1')?.lastUsed, 5_000_000, 'survives a reopen');
+    reopened.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -138,17 +138,18 @@ describe('self-publish round trip: publish, install from the registry, run the i
     const installedManifest = JSON.parse(readFileSync(join(installedDir, 'package.json'), 'utf8')) as { version: string };
     assert.equal(installedManifest.version, manifest.version);
     assert.ok(existsSync(join(consumerDir, 'node_modules', '.bin', 'mycompany-registry')), 'the bin is linked');
+    assert.ok(existsSync(join(consumerDir, 'node_modules', '.bin', 'registry')), 'the `registry` bin is linked');
     const packagedNode = await run(join(consumerDir, 'node_modules', '.bin', 'node'), ['--version'], { env: binEnv() });
     assert.match(packagedNode.stdout, /^v(2[2-9]|[3-9]\d)\./, 'the `node` dependency installed a supported Node');
 
-    // npx picks the package's only bin.
+    // npx picks the bin named like the package without its scope: `registry`.
     const help = await run('npx', ['--no', '--', manifest.name, '--help'], {
       cwd: consumerDir,
       env: binEnv({ npm_config_userconfig: join(consumerDir, '.npmrc'), npm_config_cache: join(consumerDir, '.npm-cache'), HOME: consumerDir }),
       timeoutMs: 120_000,
     });
     assert.equal(help.code, 0, `${help.stdout}\n${help.stderr}`);
-    assert.match(help.stdout, /Usage: npx @mycompany\/registry/);
+    assert.match(help.stdout, /Usage: registry \[start\]/);
   });
 
   test('the same version with different content is refused with a clear message, nothing changes', async (t) => {

@@ -425,3 +425,67 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
     },
   };
 }
+
+// ---- body limits (http/body-limit.ts): Verdaccio's JSON parser slot and its auth, typed --------
+/* eslint-disable @typescript-eslint/no-explicit-any -- Express 4 / Verdaccio internals */
+
+/**
+ * Puts `handler` in the place of the app-wide JSON parser Verdaccio 6.10.4 registers
+ * (`registerBodyParser`: `express.json({limit: max_body_size})` right before its credential
+ * middleware). Middleware plugins are registered after it, so a plugin's own `app.use` would run
+ * after every body was already buffered and parsed. The layer is found the way Verdaccio's own
+ * `hasBodyParser` finds it (the handle named `jsonParser` in the app's router stack).
+ * Throws when it is not there: running without our limits must not happen silently.
+ */
+export function replaceAppJsonParser(app: unknown, handler: (req: any, res: any, next: any) => void): void {
+  const stack: any[] | undefined = (app as any)?._router?.stack;
+  const layers = Array.isArray(stack) ? stack.filter((layer) => layer?.handle?.name === 'jsonParser' || layer?.name === 'jsonParser') : [];
+  if (layers.length !== 1) {
+    throw new Error(`registry-storage-http: expected Verdaccio's one app-wide JSON parser before the plugins, found ${layers.length} (unsupported Verdaccio version?)`);
+  }
+  layers[0].handle = handler;
+}
+
+/** `max_body_size` as Verdaccio passes it to express.json (default 10mb). */
+export function configuredMaxBodySize(config: unknown): unknown {
+  return (config as any)?.max_body_size ?? '10mb';
+}
+
+/**
+ * Whether the caller may publish `name`, asked before its body is read: Verdaccio's credential
+ * middleware (our auth plugin's, or Verdaccio's own) then `auth.allow_publish`, exactly what the
+ * publish route does after parsing. The credential middleware may answer by itself (a read-only
+ * token's 403): then `done` is never called and nothing else runs.
+ */
+export function createPublishVerdict(auth: unknown): (name: string, req: any, res: any, done: (verdict: null | { status: number; message: string }) => void) => void {
+  const a = auth as any;
+  if (typeof a?.apiJWTmiddleware !== 'function' || typeof a?.allow_publish !== 'function') {
+    throw new Error('registry-storage-http: Verdaccio passed an auth object without apiJWTmiddleware/allow_publish (unsupported Verdaccio version?)');
+  }
+  const credentials = a.apiJWTmiddleware();
+  const refusal = (error: any, fallback: string): { status: number; message: string } => ({
+    status: typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 403,
+    message: typeof error?.message === 'string' && error.message !== '' ? error.message : fallback,
+  });
+  return (name, req, res, done) => {
+    const ask = (): void => {
+      const user = req.remote_user ?? res.locals?.remote_user;
+      let answered = false;
+      const finish = (verdict: null | { status: number; message: string }): void => {
+        if (answered) return;
+        answered = true;
+        done(verdict);
+      };
+      try {
+        a.allow_publish({ packageName: name, packageVersion: undefined }, user, (err: unknown, ok: unknown) =>
+          finish(!err && ok === true ? null : refusal(err, `not allowed to publish ${name}`)),
+        );
+      } catch (error) {
+        finish(refusal(error, `not allowed to publish ${name}`));
+      }
+    };
+    if (req.remote_user ?? res.locals?.remote_user) ask();
+    else credentials(req, res, (err: unknown) => (err ? done(refusal(err, 'authentication failed')) : ask()));
+  };
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */

@@ -15,3 +15,4 @@ export * from './package-index';
 export * from './index-summary';
 export * from './index-rebuild';
 export * from './commands';
+export * from './fs-errors';

@@ -120,11 +120,19 @@ export class KeyedLock {
           retries: 0,
           onCompromised: (error) => this.onCompromised(key, error),
         });
-        await writeFile(owner, `${HOST}\n${process.pid}\n`);
-        return async () => {
+        const releaseAll = async (): Promise<void> => {
           await unlink(owner).catch(() => undefined);
           await release().catch(() => undefined);
         };
+        try {
+          await writeFile(owner, `${HOST}\n${process.pid}\n`);
+        } catch (error) {
+          // a full or read-only disk (ENOSPC, EROFS) fails here with the lock already taken:
+          // give it back, or this key stays locked (refreshed by us) until the process ends
+          await releaseAll();
+          throw error;
+        }
+        return releaseAll;
       } catch (error) {
         if (!isErrno(error, 'ELOCKED')) throw error;
       }

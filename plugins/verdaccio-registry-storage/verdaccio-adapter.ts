@@ -11,6 +11,7 @@ import { errorUtils, validationUtils } from '@verdaccio/core';
 import { getPublicUrl, validateURL } from '@verdaccio/url';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
+import { fileSystemFailure } from '../registry-core/fs-errors';
 import { StorageError } from './errors';
 import type { PackageService } from './package-service';
 import type { Manifest, TarballWriter } from './store';
@@ -44,12 +45,21 @@ export function toVerdaccioError(error: unknown, logger?: Logger): Error {
       case 400:
         return errorUtils.getBadRequest(error.message);
       default:
-        return errorUtils.getInternalError(error.message);
+        // ERR_STORAGE_DB names the database file: the detail is for the log only
+        logger?.error({ detail: error.message }, 'registry-storage: @{detail}');
+        return errorUtils.getInternalError(`internal storage error ${error.code} (details are in the registry log)`);
     }
   }
   if (hasStatus(error)) return error;
-  logger?.error({ detail: error instanceof Error ? (error.stack ?? error.message) : String(error) }, 'registry-storage: @{detail}');
-  return errorUtils.getInternalError(error instanceof Error ? error.message : 'storage failure');
+  const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  // errno messages name the server's paths: the client gets what happened, the log the detail
+  const failure = fileSystemFailure(error);
+  if (failure) {
+    logger?.error({ detail }, 'registry-storage: @{detail}');
+    return errorUtils.getCode(failure.status, failure.message);
+  }
+  logger?.error({ detail }, 'registry-storage: @{detail}');
+  return errorUtils.getInternalError('internal storage error (details are in the registry log)');
 }
 
 /** What Verdaccio's addTarball pipes into: a PassThrough with done()/abort(). */

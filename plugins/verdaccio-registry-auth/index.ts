@@ -107,6 +107,11 @@ export default class RegistryAuthPlugin {
     const tokens = TokenStore.open(join(settings.storageDir, TOKEN_STORE_FILE));
     tokens.prune();
     const ring = KeyRing.open(settings.keysDir, { background: true });
+    // keys/ removed while running: written back from memory (a restart would invalidate every token)
+    ring.watchOnDisk((event) => {
+      if (event.kind === 'restored') logger.warn({ message: event.message }, 'auth keys: @{message}');
+      else logger.error({ message: event.message }, 'auth keys: @{message}');
+    });
 
     this.issuer = new TokenIssuer(
       ring,

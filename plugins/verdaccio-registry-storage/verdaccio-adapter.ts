@@ -11,7 +11,7 @@ import { errorUtils, validationUtils } from '@verdaccio/core';
 import { getPublicUrl, validateURL } from '@verdaccio/url';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
-import { fileSystemFailure } from '../registry-core/fs-errors';
+import { fileSystemFailure } from '../registry-core/index';
 import { StorageError } from './errors';
 import type { PackageService } from './package-service';
 import type { Manifest, TarballWriter } from './store';

@@ -145,7 +145,6 @@ describe('11.6 bodies: limits before parsing', () => {
     }
     // 12 × 49 MB were sent; parsing even one would cost > 49 MB (Verdaccio's old parser: ~150 MB each)
     const growth = peakRss(pid) - baseline;
-    console.log(`peak RSS growth: ${Math.round(growth / MB)} MB`);
     assert.ok(growth < size, `peak RSS grew by ${Math.round(growth / MB)} MB while refusing ${targets.length * 2} bodies of 49 MB`);
     // and the server still answers normally
     const ping = await fetch(`${registry.url}/-/ping`);
@@ -160,6 +159,17 @@ describe('11.6 bodies: limits before parsing', () => {
     assert.match(errorOf(anonymous), /authorization required to publish package @scope\/some-pkg/);
     const badToken = await sendBody(registry.url, '/some-pkg', { method: 'PUT', size: 20 * MB, chunked: true, headers: { authorization: 'Bearer not-a-token' } });
     assert.equal(badToken.status, 401, badToken.text);
+    // a read-only token: the credential check answers 403 by itself, the body is still never read
+    const created = await fetch(`${registry.url}/-/npm/v1/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ password: 'limits-password-1', readonly: true, cidr_whitelist: [] }),
+    });
+    const readOnly = ((await created.json()) as { token?: string }).token;
+    assert.equal(typeof readOnly, 'string', `token create: ${created.status}`);
+    const viaReadOnly = await sendBody(registry.url, '/some-pkg', { method: 'PUT', size: 20 * MB, headers: { authorization: `Bearer ${readOnly}` } });
+    assert.equal(viaReadOnly.status, 403, viaReadOnly.text);
+    assert.match(errorOf(viaReadOnly), /read-only/);
     // over max_body_size even for an authorised publisher: the message names the largest tarball
     const huge = await sendBody(registry.url, '/some-pkg', { method: 'PUT', size: 80 * MB, headers: { authorization: `Bearer ${token}` } });
     assert.equal(huge.status, 413, huge.text);

@@ -85,23 +85,39 @@ export const LINGER_MS = 2000;
  */
 function answerEarly(req: Request, res: Response, status: number, error: string): void {
   res.setHeader('Connection', 'close');
-  const socket = req.socket;
   if (!req.complete) {
-    req.pause();
-    socket.pause();
     // Node would end the socket right after the answer (Connection: close); with unread bytes
     // waiting that is a reset, so the socket is kept (paused) until the client is done or LINGER_MS
-    const destroySoon = (socket as { destroySoon?: () => void }).destroySoon;
-    (socket as { destroySoon?: () => void }).destroySoon = () => undefined;
+    const socket = req.socket as Request['socket'] & { destroySoon?: () => void };
+    const destroySoon = socket.destroySoon;
+    socket.destroySoon = () => undefined;
+    res.once('finish', () => {
+      socket.destroySoon = destroySoon;
+    });
+    stopReading(req, res);
+  }
+  res.status(status).json({ error });
+}
+
+/** No more of this request's body is read; once answered, the connection ends within LINGER_MS. */
+function stopReading(req: Request, res: Response): void {
+  const socket = req.socket;
+  req.pause();
+  socket.pause();
+  const end = (): void => {
     const timer = setTimeout(() => socket.destroy(), LINGER_MS);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
-    res.once('finish', () => {
-      (socket as { destroySoon?: () => void }).destroySoon = destroySoon;
-      socket.end(); // our side is done (FIN); the client's unread rest is never read
-    });
-  }
-  res.status(status).json({ error });
+    socket.end(); // our side is done (FIN); the client's unread rest is never read
+  };
+  if (res.writableFinished) end();
+  else res.once('finish', end);
+}
+
+/** Bodies Verdaccio streams to storage without parsing (the legacy `PUT /:package/-/:file` tarball upload). */
+function isOctetStream(req: Request): boolean {
+  const type = req.headers['content-type'];
+  return typeof type === 'string' && type.split(';')[0].trim().toLowerCase() === 'application/octet-stream';
 }
 
 export function createBodyLimitParser(deps: BodyLimitDeps): RequestHandler {
@@ -139,6 +155,10 @@ export function createBodyLimitParser(deps: BodyLimitDeps): RequestHandler {
 
   // named like body-parser's so Verdaccio's hasBodyParser() still finds "the" JSON parser
   return function jsonParser(req: Request, res: Response, next: NextFunction): void {
+    if (req.method === 'PUT' && isOctetStream(req)) {
+      next(); // streamed to storage by its route (after Verdaccio's publish check), never buffered
+      return;
+    }
     const length = declaredLength(req.headers['content-length']);
     const fitsSmall = length !== null && !Number.isNaN(length) && length <= limits.smallBytes && req.headers['transfer-encoding'] === undefined;
     const publishName = fitsSmall ? null : isPublishRoute(req.method, req.path);
@@ -158,7 +178,13 @@ export function createBodyLimitParser(deps: BodyLimitDeps): RequestHandler {
     // Verdaccio's request logger listens to 'data' from the start (the request is flowing): during
     // an asynchronous credential check every chunk would go past the parser. Held until it reads.
     req.pause();
+    let decided = false;
+    // the credential check may answer by itself (a read-only token's 403): the body is never read
+    res.once('finish', () => {
+      if (!decided && !req.complete) stopReading(req, res);
+    });
     deps.publishVerdict(publishName, req, res, (verdict) => {
+      decided = true;
       if (verdict === null) {
         parse(large, limits.publishBytes, publishWhat, req, res, next);
         req.resume();

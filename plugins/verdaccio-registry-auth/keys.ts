@@ -22,7 +22,7 @@ import {
   type webcrypto,
 } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, watch, writeSync, type FSWatcher } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { AuthError } from './errors';
 
 export type TokenAlgorithm = 'EdDSA' | 'RS256';
@@ -334,8 +334,9 @@ export class KeyRing {
   }
 
   /**
-   * Checks the key files whenever the folder changes (fs.watch) and every `intervalMs` (a removed
-   * folder ends its watch); returns the function that stops both. Timers are unref'd.
+   * Checks the key files whenever the folder (or its entry in the parent folder) changes
+   * (fs.watch) and every `intervalMs` as a fallback; returns the function that stops all of it.
+   * Watchers and timers never keep the process alive.
    */
   watchOnDisk(onEvent: (event: KeyDiskEvent) => void, intervalMs = KEY_CHECK_INTERVAL_MS): () => void {
     let watcher: FSWatcher | null = null;
@@ -365,6 +366,16 @@ export class KeyRing {
       }
     };
     arm();
+    // the folder itself removed: its own watch just ends, the parent's reports the name
+    let parentWatcher: FSWatcher | null = null;
+    try {
+      parentWatcher = watch(dirname(this.dir), { persistent: false }, (_event, name) => {
+        if (name === null || name === basename(this.dir)) soon();
+      });
+      parentWatcher.on('error', () => parentWatcher?.close());
+    } catch {
+      parentWatcher = null; // the interval still checks
+    }
     const timer = setInterval(() => {
       if (watcher !== null && !existsSync(this.dir)) {
         watcher.close();
@@ -378,6 +389,7 @@ export class KeyRing {
       clearInterval(timer);
       if (pending) clearTimeout(pending);
       watcher?.close();
+      parentWatcher?.close();
     };
   }
 }

@@ -10,7 +10,9 @@ import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync, constants as zlibConstants } from 'node:zlib';
+import fc from 'fast-check';
 import { addUser, startRegistry, type RunningRegistry } from '../harness/registry';
+import { declaredLength, isPublishRoute, maxTarballBytes, parseSize } from '../../plugins/verdaccio-registry-storage/http/body-limit';
 import { publishBody, putPackage, sha512Base64, useOurStorage } from './lib/packages';
 
 const MB = 1024 * 1024;
@@ -109,6 +111,48 @@ function bigTarball(name: string, version: string, bytes: number): Buffer {
   blocks.push(Buffer.alloc(1024, 0));
   return gzipSync(Buffer.concat(blocks), { level: zlibConstants.Z_BEST_SPEED });
 }
+
+describe('11.6 bodies: the pure parts', () => {
+  it('parseSize reads max_body_size exactly as body-parser (the `bytes` package) does', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the oracle is body-parser's own dependency
+    const bytes = require('bytes') as { parse(value: string): number | null };
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4096 }), fc.constantFrom('', 'b', 'kb', 'mb', 'gb', 'KB', 'Mb'), fc.boolean(), (amount, unit, fraction) => {
+        const text = `${amount}${fraction ? '.5' : ''}${unit}`;
+        assert.equal(parseSize(text, 'max_body_size'), bytes.parse(text), text);
+      }),
+      { numRuns: 500 },
+    );
+    assert.equal(parseSize('72mb', 'max_body_size'), 72 * MB);
+    assert.throws(() => parseSize('lots', 'max_body_size'), /must be a size like 64kb/);
+    assert.throws(() => parseSize(-1, 'max_body_size'), /must be a size/);
+  });
+
+  it('the largest tarball of a publish body: base64 (4/3) plus a metadata allowance', () => {
+    assert.ok(maxTarballBytes(72 * MB) >= 50 * MB, 'the default takes a 50 MB tarball');
+    assert.ok(maxTarballBytes(50 * MB) < 40 * MB, 'the old default could not take a 40 MB one');
+    fc.assert(
+      fc.property(fc.integer({ min: 5 * MB, max: 2048 * MB }), (limit) => {
+        const tarball = maxTarballBytes(limit);
+        assert.ok(Math.ceil(tarball / 3) * 4 <= limit, 'its base64 fits the limit');
+      }),
+    );
+  });
+
+  it('declaredLength and isPublishRoute: only PUT /:package[/-rev/:rev] (scoped, %2f) is a publish', () => {
+    assert.equal(declaredLength(undefined), null);
+    assert.equal(declaredLength('123'), 123);
+    assert.ok(Number.isNaN(declaredLength('12a')));
+    assert.equal(isPublishRoute('PUT', '/pkg'), 'pkg');
+    assert.equal(isPublishRoute('PUT', '/@scope/pkg'), '@scope/pkg');
+    assert.equal(isPublishRoute('PUT', '/@scope%2fpkg'), '@scope/pkg');
+    assert.equal(isPublishRoute('PUT', '/pkg/-rev/3-abc'), 'pkg');
+    assert.equal(isPublishRoute('POST', '/pkg'), null);
+    assert.equal(isPublishRoute('PUT', '/-/user/org.couchdb.user:bob'), null);
+    assert.equal(isPublishRoute('PUT', '/pkg/beta'), null, 'a dist-tag');
+    assert.equal(isPublishRoute('PUT', '/-/package/pkg/dist-tags/beta'), null);
+  });
+});
 
 describe('11.6 bodies: limits before parsing', () => {
   let registry: RunningRegistry;

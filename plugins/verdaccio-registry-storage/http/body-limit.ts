@@ -7,7 +7,10 @@
  * - Every other JSON body (login, token create, dist-tags, dashboard, stars, profile…) gets at most
  *   `body_limit_kb` (default 64 KB; the largest real one is a dashboard URL op under 4 KB).
  * - A declared `Content-Length` over the limit is answered 413 at once, nothing read; a chunked
- *   body is counted while it streams (body-parser's own limit) and refused at the limit.
+ *   body is counted while it streams and answered 413 at the limit. After an early answer the
+ *   connection reads nothing more and ends (see answerEarly).
+ * - `application/octet-stream` PUTs (Verdaccio's legacy tarball upload) are streamed to storage
+ *   by their route and never buffered: left alone.
  *
  * The parsing itself stays Verdaccio's choice (express.json, strict: false); only the limit
  * depends on the route and the caller.

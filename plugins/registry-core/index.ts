@@ -16,3 +16,4 @@ export * from './index-summary';
 export * from './index-rebuild';
 export * from './commands';
 export { bootRegistry, describeStartupError, prepareRegistryState, registryLayoutOf, type PreparedState, type RegistryLayout } from './startup';
+export * from './fs-errors';

@@ -128,6 +128,11 @@ export default class RegistryAuthPlugin {
       }
     }, LAST_USED_RESOLUTION_MS).unref();
     const ring = KeyRing.open(settings.keysDir, { background: true });
+    // keys/ removed while running: written back from memory (a restart would invalidate every token)
+    ring.watchOnDisk((event) => {
+      if (event.kind === 'restored') logger.warn({ message: event.message }, 'auth keys: @{message}');
+      else logger.error({ message: event.message }, 'auth keys: @{message}');
+    });
 
     this.issuer = new TokenIssuer(
       ring,

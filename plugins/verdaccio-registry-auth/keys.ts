@@ -21,8 +21,8 @@ import {
   type KeyObject,
   type webcrypto,
 } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, watch, writeSync, type FSWatcher } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { AuthError } from './errors';
 
 export type TokenAlgorithm = 'EdDSA' | 'RS256';
@@ -159,9 +159,11 @@ function publishGenerated(spec: KeySpec, dir: string, key: KeyObject, created: s
   }
 }
 
-function loadKey(spec: KeySpec, dir: string): SigningKey {
+function loadKey(spec: KeySpec, dir: string): SigningKey & { fileText: string } {
   const file = join(dir, spec.file);
   const privateJwk = readKeyFile(spec, file);
+  // what goes back to disk if the file disappears while we run (see KeyRing.checkOnDisk)
+  const fileText = `${JSON.stringify(privateJwk)}\n`;
   let privateObject: KeyObject;
   try {
     privateObject = createPrivateKey({ key: privateJwk, format: 'jwk' });
@@ -179,8 +181,20 @@ function loadKey(spec: KeySpec, dir: string): SigningKey {
     privateKey: privateObject.toCryptoKey(spec.webCrypto.sign, false, ['sign']),
     publicKey: publicObject.toCryptoKey(spec.webCrypto.verify, true, ['verify']),
     publicJwk,
+    fileText,
   };
 }
+
+/** What `KeyRing.checkOnDisk` found and did. */
+export interface KeyDiskEvent {
+  kind: 'restored' | 'conflict' | 'error';
+  alg: TokenAlgorithm;
+  file: string;
+  message: string;
+}
+
+/** How often the key files are checked besides the folder watch (which misses a removed folder). */
+export const KEY_CHECK_INTERVAL_MS = 5000;
 
 /**
  * Both key pairs of the issuer. A key still being generated (first start, background mode) is
@@ -194,6 +208,10 @@ export class KeyRing {
   readonly created: string[] = [];
   /** settles when every key is loaded; rejects (ERR_KEY_FILE) when a background generation failed */
   readonly ready: Promise<void>;
+  /** The key files as loaded: what is written back when one goes missing while running. */
+  readonly #fileTexts = new Map<TokenAlgorithm, string>();
+  /** Conflicts already reported (reported once each, not every check). */
+  readonly #reported = new Set<string>();
 
   private constructor(dir: string, background: boolean) {
     this.dir = dir;
@@ -258,9 +276,121 @@ export class KeyRing {
     return { keys: TOKEN_ALGORITHMS.map((alg) => this.require(alg).publicJwk) };
   }
 
-  private add(key: SigningKey): void {
-    this.byAlg[key.alg] = key;
-    this.byKid.set(key.kid, key);
+  private add(key: SigningKey & { fileText: string }): void {
+    const { fileText, ...signing } = key;
+    this.#fileTexts.set(key.alg, fileText);
+    this.byAlg[key.alg] = signing;
+    this.byKid.set(key.kid, signing);
+  }
+
+  /**
+   * The keys this process signs with must stay on disk, or the next start generates new ones and
+   * every token issued meanwhile stops verifying (issue 11.11). A missing file (or folder) is
+   * written back from memory, mode 0600 in a 0700 folder, with link(2) so a key another process
+   * just published is never replaced. A file that now holds a different or unreadable key, or
+   * one readable by others, is not touched — an operator put it there — but reported: the next
+   * start would sign with it.
+   */
+  checkOnDisk(): KeyDiskEvent[] {
+    const events: KeyDiskEvent[] = [];
+    for (const spec of SPECS) {
+      const text = this.#fileTexts.get(spec.alg);
+      if (text === undefined) continue; // still being generated
+      const file = join(this.dir, spec.file);
+      if (!existsSync(file)) {
+        try {
+          mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+          if (publishOnce(file, text)) {
+            fsyncFolder(this.dir);
+            this.#reported.delete(file);
+            events.push({ kind: 'restored', alg: spec.alg, file, message: `${file} was removed while running; written back from memory (kid ${this.byAlg[spec.alg]?.kid})` });
+            continue;
+          }
+        } catch (error) {
+          const message = `${file} was removed while running and cannot be written back: ${(error as Error).message}`;
+          if (!this.#reported.has(message)) {
+            this.#reported.add(message);
+            events.push({ kind: 'error', alg: spec.alg, file, message });
+          }
+          continue;
+        }
+      }
+      let problem: string | undefined;
+      try {
+        const jwk = readKeyFile(spec, file);
+        if (`${JSON.stringify(jwk)}\n` !== text && jwkThumbprint(jwk) !== this.byAlg[spec.alg]?.kid) {
+          problem = `${file} now holds another ${spec.alg} key (kid ${jwkThumbprint(jwk)}) than this process signs with (kid ${this.byAlg[spec.alg]?.kid}); left as it is — after a restart every token signed by the old key stops verifying`;
+        }
+      } catch (error) {
+        problem = `${(error as Error).message}; left as it is — a restart would refuse to start`;
+      }
+      if (problem === undefined) this.#reported.delete(file);
+      else if (!this.#reported.has(file)) {
+        this.#reported.add(file);
+        events.push({ kind: 'conflict', alg: spec.alg, file, message: problem });
+      }
+    }
+    return events;
+  }
+
+  /**
+   * Checks the key files whenever the folder (or its entry in the parent folder) changes
+   * (fs.watch) and every `intervalMs` as a fallback; returns the function that stops all of it.
+   * Watchers and timers never keep the process alive.
+   */
+  watchOnDisk(onEvent: (event: KeyDiskEvent) => void, intervalMs = KEY_CHECK_INTERVAL_MS): () => void {
+    let watcher: FSWatcher | null = null;
+    let stopped = false;
+    let pending: NodeJS.Timeout | null = null;
+    const run = (): void => {
+      pending = null;
+      if (stopped) return;
+      for (const event of this.checkOnDisk()) onEvent(event);
+      arm();
+    };
+    const soon = (): void => {
+      if (pending === null && !stopped) pending = setTimeout(run, 20); // one check per burst of events
+      pending?.unref();
+    };
+    const arm = (): void => {
+      if (watcher !== null || stopped) return;
+      try {
+        watcher = watch(this.dir, { persistent: false }, soon);
+        watcher.on('error', () => {
+          watcher?.close();
+          watcher = null;
+          soon();
+        });
+      } catch {
+        watcher = null; // the folder is gone: the next check writes it back and watches again
+      }
+    };
+    arm();
+    // the folder itself removed: its own watch just ends, the parent's reports the name
+    let parentWatcher: FSWatcher | null = null;
+    try {
+      parentWatcher = watch(dirname(this.dir), { persistent: false }, (_event, name) => {
+        if (name === null || name === basename(this.dir)) soon();
+      });
+      parentWatcher.on('error', () => parentWatcher?.close());
+    } catch {
+      parentWatcher = null; // the interval still checks
+    }
+    const timer = setInterval(() => {
+      if (watcher !== null && !existsSync(this.dir)) {
+        watcher.close();
+        watcher = null;
+      }
+      run();
+    }, intervalMs);
+    timer.unref();
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+      if (pending) clearTimeout(pending);
+      watcher?.close();
+      parentWatcher?.close();
+    };
   }
 }
 

@@ -33,7 +33,12 @@ export async function fsyncDir(dir: string): Promise<void> {
  * only durable once its parent is synced).
  */
 export async function ensureDir(root: string, dir: string): Promise<void> {
-  const first = await mkdir(dir, { recursive: true });
+  let first: string | undefined;
+  try {
+    first = await mkdir(dir, { recursive: true });
+  } catch (error) {
+    throw isErrno(error, 'ENOENT') ? await realMkdirError(root, dir, error) : error;
+  }
   if (first === undefined) return;
   const created = relative(root, dir).split(sep);
   let current = root;
@@ -44,6 +49,24 @@ export async function ensureDir(root: string, dir: string): Promise<void> {
     current = next;
   }
   for (const folder of toSync) await fsyncDir(folder);
+}
+
+/**
+ * Node's recursive mkdir reports ENOENT for any failure on the way (a read-only file system
+ * included): one plain mkdir of the first missing folder tells the real cause (EROFS, EACCES…).
+ */
+async function realMkdirError(root: string, dir: string, original: unknown): Promise<unknown> {
+  let current = root;
+  for (const part of relative(root, dir).split(sep)) {
+    current = join(current, part);
+    try {
+      await mkdir(current);
+    } catch (error) {
+      if (isErrno(error, 'EEXIST')) continue;
+      return error;
+    }
+  }
+  return original;
 }
 
 /** Atomically replaces path with data (temp + fsync + rename + fsync of the folder). */

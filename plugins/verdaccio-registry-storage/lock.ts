@@ -13,7 +13,7 @@
  * the lock is released, so an owner file always belongs to the current (or a dead) holder.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { readFile, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import * as lockfile from 'proper-lockfile';
@@ -111,6 +111,7 @@ export class KeyedLock {
   private async acquireShared(key: string, deadline: number): Promise<() => Promise<void>> {
     const { target, lockDir, owner } = this.paths(key);
     let pause = 2;
+    let recreated = false;
     for (;;) {
       try {
         const release = await lockfile.lock(target, {
@@ -120,12 +121,26 @@ export class KeyedLock {
           retries: 0,
           onCompromised: (error) => this.onCompromised(key, error),
         });
-        await writeFile(owner, `${HOST}\n${process.pid}\n`);
-        return async () => {
+        const releaseAll = async (): Promise<void> => {
           await unlink(owner).catch(() => undefined);
           await release().catch(() => undefined);
         };
+        try {
+          await writeFile(owner, `${HOST}\n${process.pid}\n`);
+        } catch (error) {
+          // a full or read-only disk (ENOSPC, EROFS) fails here with the lock already taken:
+          // give it back, or this key stays locked (refreshed by us) until the process ends
+          await releaseAll();
+          throw error;
+        }
+        return releaseAll;
       } catch (error) {
+        if (isErrno(error, 'ENOENT') && !recreated) {
+          // the locks folder was removed while running: make it again rather than fail every write
+          recreated = true;
+          await mkdir(this.directory, { recursive: true });
+          continue;
+        }
         if (!isErrno(error, 'ELOCKED')) throw error;
       }
       if (await this.ageLockOfDeadOwner(lockDir, owner)) continue;

@@ -11,6 +11,7 @@ import { errorUtils, validationUtils } from '@verdaccio/core';
 import { getPublicUrl, validateURL } from '@verdaccio/url';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
+import { fileSystemFailure } from '../registry-core/index';
 import { StorageError } from './errors';
 import { type Actor, type Maintainer, actorOf } from './owners';
 import type { PackageService } from './package-service';
@@ -47,12 +48,21 @@ export function toVerdaccioError(error: unknown, logger?: Logger): Error {
       case 400:
         return errorUtils.getBadRequest(error.message);
       default:
-        return errorUtils.getInternalError(error.message);
+        // ERR_STORAGE_DB names the database file: the detail is for the log only
+        logger?.error({ detail: error.message }, 'registry-storage: @{detail}');
+        return errorUtils.getInternalError(`internal storage error ${error.code} (details are in the registry log)`);
     }
   }
   if (hasStatus(error)) return error;
-  logger?.error({ detail: error instanceof Error ? (error.stack ?? error.message) : String(error) }, 'registry-storage: @{detail}');
-  return errorUtils.getInternalError(error instanceof Error ? error.message : 'storage failure');
+  const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  // errno messages name the server's paths: the client gets what happened, the log the detail
+  const failure = fileSystemFailure(error);
+  if (failure) {
+    logger?.error({ detail }, 'registry-storage: @{detail}');
+    return errorUtils.getCode(failure.status, failure.message);
+  }
+  logger?.error({ detail }, 'registry-storage: @{detail}');
+  return errorUtils.getInternalError('internal storage error (details are in the registry log)');
 }
 
 /** What Verdaccio's addTarball pipes into: a PassThrough with done()/abort(). */
@@ -466,3 +476,67 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
     },
   };
 }
+
+// ---- body limits (http/body-limit.ts): Verdaccio's JSON parser slot and its auth, typed --------
+/* eslint-disable @typescript-eslint/no-explicit-any -- Express 4 / Verdaccio internals */
+
+/**
+ * Puts `handler` in the place of the app-wide JSON parser Verdaccio 6.10.4 registers
+ * (`registerBodyParser`: `express.json({limit: max_body_size})` right before its credential
+ * middleware). Middleware plugins are registered after it, so a plugin's own `app.use` would run
+ * after every body was already buffered and parsed. The layer is found the way Verdaccio's own
+ * `hasBodyParser` finds it (the handle named `jsonParser` in the app's router stack).
+ * Throws when it is not there: running without our limits must not happen silently.
+ */
+export function replaceAppJsonParser(app: unknown, handler: (req: any, res: any, next: any) => void): void {
+  const stack: any[] | undefined = (app as any)?._router?.stack;
+  const layers = Array.isArray(stack) ? stack.filter((layer) => layer?.handle?.name === 'jsonParser' || layer?.name === 'jsonParser') : [];
+  if (layers.length !== 1) {
+    throw new Error(`registry-storage-http: expected Verdaccio's one app-wide JSON parser before the plugins, found ${layers.length} (unsupported Verdaccio version?)`);
+  }
+  layers[0].handle = handler;
+}
+
+/** `max_body_size` as Verdaccio passes it to express.json (default 10mb). */
+export function configuredMaxBodySize(config: unknown): unknown {
+  return (config as any)?.max_body_size ?? '10mb';
+}
+
+/**
+ * Whether the caller may publish `name`, asked before its body is read: Verdaccio's credential
+ * middleware (our auth plugin's, or Verdaccio's own) then `auth.allow_publish`, exactly what the
+ * publish route does after parsing. The credential middleware may answer by itself (a read-only
+ * token's 403): then `done` is never called and nothing else runs.
+ */
+export function createPublishVerdict(auth: unknown): (name: string, req: any, res: any, done: (verdict: null | { status: number; message: string }) => void) => void {
+  const a = auth as any;
+  if (typeof a?.apiJWTmiddleware !== 'function' || typeof a?.allow_publish !== 'function') {
+    throw new Error('registry-storage-http: Verdaccio passed an auth object without apiJWTmiddleware/allow_publish (unsupported Verdaccio version?)');
+  }
+  const credentials = a.apiJWTmiddleware();
+  const refusal = (error: any, fallback: string): { status: number; message: string } => ({
+    status: typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 403,
+    message: typeof error?.message === 'string' && error.message !== '' ? error.message : fallback,
+  });
+  return (name, req, res, done) => {
+    const ask = (): void => {
+      const user = req.remote_user ?? res.locals?.remote_user;
+      let answered = false;
+      const finish = (verdict: null | { status: number; message: string }): void => {
+        if (answered) return;
+        answered = true;
+        done(verdict);
+      };
+      try {
+        a.allow_publish({ packageName: name, packageVersion: undefined }, user, (err: unknown, ok: unknown) =>
+          finish(!err && ok === true ? null : refusal(err, `not allowed to publish ${name}`)),
+        );
+      } catch (error) {
+        finish(refusal(error, `not allowed to publish ${name}`));
+      }
+    };
+    if (req.remote_user ?? res.locals?.remote_user) ask();
+    else credentials(req, res, (err: unknown) => (err ? done(refusal(err, 'authentication failed')) : ask()));
+  };
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */

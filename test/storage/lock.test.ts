@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyedLock } from '../../plugins/verdaccio-registry-storage/lock';
@@ -90,4 +90,32 @@ test('cross-process: a holder killed with SIGKILL does not block the next one un
   // staleMs is 60 s and the timeout 20 s: only the dead-owner check can let us in
   const lock = new KeyedLock(lockDir, { timeoutMs: 20_000, staleMs: 60_000 });
   assert.equal(await lock.withLock('pkg', async () => 'acquired'), 'acquired');
+});
+
+test('11.7 locks: when the owner file cannot be written (ENOSPC/EROFS in production; here a folder in its place) the lock is given back', async () => {
+  const dir = join(root, 'locks-owner');
+  // a short timeout: a lock left behind shows as ERR_LOCK_TIMEOUT instead of a 30 s wait
+  const lock = new KeyedLock(dir, { timeoutMs: 1000 });
+  const owner = join(dir, `${encodeURIComponent('@s/pkg')}.owner`);
+  mkdirSync(owner); // writeFile(owner) → EISDIR, after the lock directory was taken
+  let ran = false;
+  await assert.rejects(
+    lock.withLock('@s/pkg', async () => {
+      ran = true;
+    }),
+    (error: NodeJS.ErrnoException) => error.code === 'EISDIR',
+  );
+  assert.equal(ran, false, 'nothing runs without the full lock');
+  assert.ok(!existsSync(join(dir, `${encodeURIComponent('@s/pkg')}.lock`)), 'the lock directory is gone');
+  rmSync(owner, { recursive: true });
+  assert.equal(await lock.withLock('@s/pkg', async () => 'next'), 'next', 'the next holder gets it at once');
+});
+
+test('11.7 locks: the locks folder removed while running is made again (writes do not fail until a restart)', async () => {
+  const dir = join(root, 'locks-removed');
+  const lock = new KeyedLock(dir, { timeoutMs: 1000 });
+  assert.equal(await lock.withLock('k', async () => 1), 1);
+  rmSync(dir, { recursive: true, force: true });
+  assert.equal(await lock.withLock('k', async () => 2), 2);
+  assert.ok(existsSync(dir));
 });

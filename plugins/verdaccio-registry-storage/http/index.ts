@@ -7,12 +7,20 @@
  *   packument_cache: false        turn the packument response cache off (the publish guard stays)
  *   packument_cache_entries: 1000 most cached responses
  *   packument_cache_mb: 64        most bytes of cached responses (bodies + gzip variants)
+ *   body_limit_kb: 64             every JSON body except an authorised publish (that one: max_body_size)
+ *   headers_timeout_s: 30         request headers complete within this (then 408 + close)
+ *   request_timeout_s: 300        a whole request (a large publish body too) arrives within this
+ *   idle_timeout_s: 120           a socket silent both ways this long is closed (keep-alive: server.keepAliveTimeout)
  */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { Server } from 'node:http';
 import type { Application } from 'express';
 import type { Config, Logger } from '@verdaccio/types';
 import { bootMark, bootRegistry } from '../../registry-core/index';
 import { announcePluginLoaded } from '../../registry-core/plugin-presence';
-import { adaptStorageHttpHost } from '../verdaccio-adapter';
+import { adaptStorageHttpHost, configuredMaxBodySize, createPublishVerdict, replaceAppJsonParser } from '../verdaccio-adapter';
+import { DEFAULT_BODY_LIMIT_KB, createBodyLimitParser, formatMb, maxTarballBytes, parseSize, type BodyLimits } from './body-limit';
+import { DEFAULT_SERVER_LIMITS, applyServerLimits, type ServerLimits } from './server-limits';
 import { ResponseCache } from './response-cache';
 import { createStorageHttpHandler } from './routes';
 import { createSearchHandler } from './search-source';
@@ -24,7 +32,12 @@ export interface StorageHttpOptions {
   packumentCache: boolean;
   maxEntries: number;
   maxBytes: number;
+  bodyLimitBytes: number;
+  server: ServerLimits;
 }
+
+/** Node publishes this with `{ server }` when any server starts listening, before 'listening'. */
+const LISTEN_START = 'tracing:net.server.listen:asyncStart';
 
 const DEFAULTS = { entries: 1000, mb: 64 };
 
@@ -46,15 +59,33 @@ export function parseStorageHttpOptions(pluginConfig: unknown): StorageHttpOptio
     packumentCache: enabled !== false,
     maxEntries: positiveInteger(config.packument_cache_entries, 'packument_cache_entries', DEFAULTS.entries, 1_000_000),
     maxBytes: positiveInteger(config.packument_cache_mb, 'packument_cache_mb', DEFAULTS.mb, 16_384) * 1024 * 1024,
+    bodyLimitBytes: positiveInteger(config.body_limit_kb, 'body_limit_kb', DEFAULT_BODY_LIMIT_KB, 1024 * 1024) * 1024,
+    server: parseServerLimits(config),
   };
+}
+
+function parseServerLimits(config: Record<string, unknown>): ServerLimits {
+  const seconds = (key: string, fallbackMs: number): number => positiveInteger(config[key], key, fallbackMs / 1000, 86_400) * 1000;
+  const limits = {
+    headersTimeoutMs: seconds('headers_timeout_s', DEFAULT_SERVER_LIMITS.headersTimeoutMs),
+    requestTimeoutMs: seconds('request_timeout_s', DEFAULT_SERVER_LIMITS.requestTimeoutMs),
+    idleTimeoutMs: seconds('idle_timeout_s', DEFAULT_SERVER_LIMITS.idleTimeoutMs),
+  };
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new Error('registry-storage-http: `headers_timeout_s` must not exceed `request_timeout_s` (headers are part of the request)');
+  }
+  return limits;
 }
 
 export default class RegistryStorageHttpPlugin {
   readonly options: StorageHttpOptions;
   /** The live cache (null until registered, or when off): tests and the boot line read its stats. */
   cache: ResponseCache | null = null;
+  /** The body limits in force (null until registered). */
+  bodyLimits: BodyLimits | null = null;
   readonly #config: Config;
   readonly #logger: Logger;
+  #app: Application | undefined;
 
   constructor(pluginConfig: unknown, options: { config: Config; logger: Logger }) {
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
@@ -62,11 +93,21 @@ export default class RegistryStorageHttpPlugin {
     this.options = parseStorageHttpOptions(pluginConfig);
     this.#config = options.config;
     this.#logger = options.logger;
+    // the server Verdaccio creates is only reachable when it starts listening
+    diagnosticsChannel.subscribe(LISTEN_START, this.#onListenStart);
     announcePluginLoaded('storage-http', this.options.packumentCache ? 'packument cache requested' : 'packument cache off by config');
   }
 
   /** Synchronous on purpose: routes added after an await would land behind Verdaccio's 404. */
   register_middlewares(app: Application, auth: unknown, storage: unknown): void {
+    this.#app = app;
+    const publishBytes = parseSize(configuredMaxBodySize(this.#config), 'max_body_size');
+    const limits: BodyLimits = { smallBytes: Math.min(this.options.bodyLimitBytes, publishBytes), publishBytes };
+    replaceAppJsonParser(app, createBodyLimitParser({ limits, publishVerdict: createPublishVerdict(auth) }));
+    this.bodyLimits = limits;
+    bootMark(
+      `storage-http: bodies ≤ ${Math.round(limits.smallBytes / 1024)} KB before parsing, publish ≤ ${formatMb(publishBytes)} (tarballs up to ~${formatMb(maxTarballBytes(publishBytes))})`,
+    );
     const host = adaptStorageHttpHost(auth, storage, this.#config);
     const off: string[] = [];
     if (!this.options.packumentCache) off.push('packument_cache: false in config.yaml');
@@ -93,4 +134,12 @@ export default class RegistryStorageHttpPlugin {
       if (this.options.packumentCache) this.#logger.warn({ detail: why }, 'registry-storage-http: packument cache off: @{detail}');
     }
   }
+
+  readonly #onListenStart = (message: unknown): void => {
+    const server = (message as { server?: Server }).server;
+    if (!server || !this.#app || !server.listeners('request').includes(this.#app as never)) return;
+    applyServerLimits(server, this.options.server);
+    const { headersTimeoutMs, requestTimeoutMs, idleTimeoutMs } = this.options.server;
+    bootMark(`storage-http: headers within ${headersTimeoutMs / 1000} s, requests within ${requestTimeoutMs / 1000} s, idle sockets closed after ${idleTimeoutMs / 1000} s`);
+  };
 }

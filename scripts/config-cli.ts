@@ -5,26 +5,26 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import {
-  ConfigFile,
-  PackageIndex,
-  RegistryCoreError,
-  changeRegistryUrl,
-  describeConfig,
-  executeCommand,
-  formatConfig,
-  formatError,
-  helpText,
-  parseCommand,
-  readRegistryUrl,
-  rebuildIndex,
-  repairConfigFile,
-  summarizeIndex,
-  type Command,
-  type CommandContext,
-  type ConfigSnapshot,
-} from '../plugins/registry-core/index';
-import { readVerdaccioConfig } from './lib/verdaccio-config';
+import { parseArgs as parseCliArgs } from 'node:util';
+// Imported by path, not through the core's index: `registry config get` is a command people type,
+// and loading the whole core (index rebuild, package index, token store, start-up) would be most of
+// its run time. What only some commands need is required when they run (see the lazy loaders below).
+import { ConfigFile, type ConfigSnapshot } from '../plugins/registry-core/config-file';
+import { changeRegistryUrl, executeCommand, formatConfig, helpText, parseCommand, type Command, type CommandContext } from '../plugins/registry-core/commands';
+import { describeConfig } from '../plugins/registry-core/describe';
+import { readRegistryUrl } from '../plugins/registry-core/env';
+import { RegistryCoreError, formatError } from '../plugins/registry-core/errors';
+import { repairConfigFile } from '../plugins/registry-core/header-file';
+
+type PackageIndexModule = typeof import('../plugins/registry-core/package-index');
+type IndexSummaryModule = typeof import('../plugins/registry-core/index-summary');
+type IndexRebuildModule = typeof import('../plugins/registry-core/index-rebuild');
+type VerdaccioConfigModule = typeof import('./lib/verdaccio-config');
+const packageIndexModule = (): PackageIndexModule => require('../plugins/registry-core/package-index') as PackageIndexModule;
+const indexSummaryModule = (): IndexSummaryModule => require('../plugins/registry-core/index-summary') as IndexSummaryModule;
+const indexRebuildModule = (): IndexRebuildModule => require('../plugins/registry-core/index-rebuild') as IndexRebuildModule;
+/** js-yaml is loaded only when config.yaml must be read (no --file, or a command that needs storage:). */
+const verdaccioConfigModule = (): VerdaccioConfigModule => require('./lib/verdaccio-config') as VerdaccioConfigModule;
 
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
 
@@ -46,21 +46,24 @@ interface CliOptions {
 }
 
 export function parseArgs(argv: string[]): CliOptions {
-  const options: CliOptions = { words: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const takeValue = (name: 'file' | 'config'): void => {
-      const inline = arg.startsWith(`--${name}=`) ? arg.slice(name.length + 3) : undefined;
-      const value = inline ?? argv[++i];
-      if (!value) throw new UsageError(`--${name} needs a path`);
-      options[name] = value;
-    };
-    if (arg === '--file' || arg.startsWith('--file=')) takeValue('file');
-    else if (arg === '--config' || arg.startsWith('--config=')) takeValue('config');
-    else if (arg === '--help' || arg === '-h') options.words = ['help'];
-    else if (arg.startsWith('--')) throw new UsageError(`unknown option ${arg}`);
-    else options.words.push(arg);
+  let parsed: ReturnType<typeof parseCliArgs<{ options: { file: { type: 'string' }; config: { type: 'string' }; help: { type: 'boolean'; short: 'h' } }; allowPositionals: true }>>;
+  try {
+    parsed = parseCliArgs({
+      args: argv,
+      options: { file: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
+  const { values, positionals } = parsed;
+  for (const name of ['file', 'config'] as const) {
+    if (values[name] === '') throw new UsageError(`--${name} needs a path`);
+  }
+  const options: CliOptions = { words: values.help ? ['help'] : positionals };
+  if (values.file !== undefined) options.file = values.file;
+  if (values.config !== undefined) options.config = values.config;
   return options;
 }
 
@@ -71,15 +74,17 @@ interface Locations {
   storageDir: string | undefined;
 }
 
-function locate(options: CliOptions): Locations {
+function locate(options: CliOptions, needsStorage: boolean): Locations {
   const configPath = resolve(options.config ?? join(PROJECT_ROOT, 'config.yaml'));
   const configDir = dirname(configPath);
   let storageDir: string | undefined;
   let lockbFromConfig: string | undefined;
   if (existsSync(configPath)) {
-    const summary = readVerdaccioConfig(configPath);
-    storageDir = summary.storageDir;
-    lockbFromConfig = summary.lockbPath;
+    if (options.file === undefined || needsStorage) {
+      const summary = verdaccioConfigModule().readVerdaccioConfig(configPath);
+      storageDir = summary.storageDir;
+      lockbFromConfig = summary.lockbPath;
+    }
   } else if (options.config !== undefined) {
     throw new RegistryCoreError('ERR_LOCKB_MISSING', `no config file at ${configPath}`);
   }
@@ -119,7 +124,7 @@ function repair(where: Locations): number {
   const { changed } = repairConfigFile(where.lockbPath, { registryUrl });
   if (changed.length === 0) out(`${where.lockbPath}: header is valid; nothing to repair`);
   else out(`${where.lockbPath}: repaired\n${changed.map((line) => `  ${line}`).join('\n')}`);
-  const index = PackageIndex.open(where.lockbPath); // drops (and reports) a torn last record; throws on corruption
+  const index = packageIndexModule().PackageIndex.open(where.lockbPath); // drops (and reports) a torn last record; throws on corruption
   try {
     if (index.recovered) out(`package index: dropped a torn last record (${index.recovered.droppedBytes} bytes: ${index.recovered.reason})`);
     out(`package index: ${index.readAll().length} records verify`);
@@ -141,7 +146,7 @@ function currentFields(path: string) {
 
 function rebuild(where: Locations): number {
   if (!where.storageDir) throw new RegistryCoreError('ERR_STORAGE_MISSING', `no config.yaml at ${where.configPath} to take storage: from`, { hint: 'pass --config PATH' });
-  const result = rebuildIndex(where.lockbPath, where.storageDir);
+  const result = indexRebuildModule().rebuildIndex(where.lockbPath, where.storageDir);
   for (const skipped of result.skipped) err(`warning: skipped ${skipped.path}: ${skipped.reason}`);
   out(`rebuilt the package index of ${where.lockbPath}: ${result.records} records for ${result.packages} packages from ${where.storageDir}`);
   return 0;
@@ -157,9 +162,9 @@ async function runShared(command: Command, where: Locations): Promise<number> {
         await changeRegistryUrl(config, where.envFile, url);
       },
       listPackages: async () => {
-        const index = PackageIndex.open(where.lockbPath);
+        const index = packageIndexModule().PackageIndex.open(where.lockbPath);
         try {
-          return summarizeIndex(index.readAll());
+          return indexSummaryModule().summarizeIndex(index.readAll());
         } finally {
           index.close();
         }
@@ -182,7 +187,7 @@ export async function main(argv: string[]): Promise<number> {
       out(USAGE);
       return 0;
     }
-    const where = locate(options);
+    const where = locate(options, command.name === 'rebuild-index');
     switch (command.name) {
       case 'watch':
         return await watch(where);

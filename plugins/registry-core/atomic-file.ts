@@ -1,6 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+
+/** node:crypto is loaded on the first write: read-only commands (`registry config get`) never pay its load. */
+function randomSuffix(): string {
+  return (require('node:crypto') as typeof import('node:crypto')).randomBytes(6).toString('hex');
+}
 
 /**
  * Replaces `target` so that a reader (or a crash) sees either the old or the new content, never a
@@ -11,7 +15,7 @@ import { basename, dirname, join } from 'node:path';
 export function writeFileAtomicSync(target: string, data: string, mode?: number): void {
   const folder = dirname(target);
   const fileMode = mode ?? (existsSync(target) ? statSync(target).mode & 0o777 : 0o644);
-  const temp = join(folder, `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = join(folder, `.${basename(target)}.${randomSuffix()}.tmp`);
   const fd = openSync(temp, 'wx', fileMode);
   try {
     writeFileSync(fd, data);

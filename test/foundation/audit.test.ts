@@ -9,13 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { chooseUpstream, parseTimeout } from '../../plugins/verdaccio-registry-audit/upstream';
 import { cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
+import { freePort } from '../../scripts/bench/stock';
 
 const BULK = '/-/npm/v1/security/advisories/bulk';
 const QUICK = '/-/npm/v1/security/audits/quick';
@@ -42,16 +42,6 @@ function auditableProject(parent: string, registryUrl: string): string {
   return dir;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 describe('19.3 npm audit', () => {
   const running: RunningRegistry[] = [];

@@ -8,13 +8,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { dump, load } from 'js-yaml';
 import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv } from '../harness/registry';
+import { freePort } from '../../scripts/bench/stock';
 
 const VERDACCIO_BIN = join(PROJECT_ROOT, 'node_modules', 'verdaccio', 'bin', 'verdaccio');
 const SPEC_DEFAULT = '42 52 45 47 01 0a 96 b6 ce 03 00 00 00 02 18 50 36';
@@ -90,16 +90,6 @@ async function stop(run: BareRun): Promise<void> {
 }
 
 /** A port nothing listens on right now: bind port 0, read it, close. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 describe('19.1 bare `verdaccio -c config.yaml`', () => {
   const runs: BareRun[] = [];

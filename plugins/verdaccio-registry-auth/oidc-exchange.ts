@@ -39,14 +39,11 @@ export interface TrustedPublishingSettings {
 }
 
 /**
- * Defaults: GitHub Actions' issuer (npm's own default for GitHub) and GitLab.com's. Other
- * instances (GitHub Enterprise, GitLab self-managed, Forgejo — whose Actions tokens carry
- * GitHub's claim names, so `type: github`) are added in config.yaml.
+ * Default: GitHub Actions' issuer (npm's own default for GitHub). Every other provider (GitLab,
+ * GitHub Enterprise, Forgejo — whose Actions tokens carry GitHub's claim names, so
+ * `type: github`) is configured in config.yaml.
  */
-export const DEFAULT_PROVIDERS: readonly OidcProviderConfig[] = [
-  { type: 'github', issuer: 'https://token.actions.githubusercontent.com', jwksUri: null },
-  { type: 'gitlab', issuer: 'https://gitlab.com', jwksUri: null },
-];
+export const DEFAULT_PROVIDERS: readonly OidcProviderConfig[] = [{ type: 'github', issuer: 'https://token.actions.githubusercontent.com', jwksUri: null }];
 
 /** The `trusted_publishing:` section of `auth.registry-auth` (undefined → defaults, enabled). */
 export function parseTrustedPublishing(section: unknown, parseDuration: (value: unknown, key: string) => number): TrustedPublishingSettings {

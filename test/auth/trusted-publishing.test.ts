@@ -65,7 +65,10 @@ async function startIssuer(): Promise<TestIssuer> {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (url.pathname === '/.well-known/openid-configuration') {
+    if (url.pathname === '/gitlab/.well-known/openid-configuration') {
+      // a second provider on the same server (a GitLab instance's issuer is its URL)
+      json(200, { issuer: `${issuer.url}/gitlab`, jwks_uri: `${issuer.url}/.well-known/jwks` });
+    } else if (url.pathname === '/.well-known/openid-configuration') {
       json(200, { issuer: issuer.url, jwks_uri: `${issuer.url}/.well-known/jwks`, id_token_signing_alg_values_supported: ['ES256'] });
     } else if (url.pathname === '/.well-known/jwks') {
       json(200, { keys: [jwk] });
@@ -114,7 +117,14 @@ describe('trusted publishing with real npm 11 and a real OIDC issuer', () => {
     issuer = await startIssuer();
     registry = await startRegistry({
       editConfig: useAuthPlugin({
-        trusted_publishing: { token_ttl: '15m', audiences: ['npm:127.0.0.1'], providers: [{ type: 'github', issuer: issuer.url }] },
+        trusted_publishing: {
+          token_ttl: '15m',
+          audiences: ['npm:127.0.0.1'],
+          providers: [
+            { type: 'github', issuer: issuer.url },
+            { type: 'gitlab', issuer: `${issuer.url}/gitlab` },
+          ],
+        },
       }),
     });
     alice = (await couchPut(registry, 'alice', PASSWORD)).body.token as string;
@@ -238,6 +248,41 @@ describe('trusted publishing with real npm 11 and a real OIDC issuer', () => {
     const published = await ciNpm(ci, issuer, ['publish'], writePackage(ci.dir, { name: PKG, version: '1.3.0' }));
     assert.notEqual(published.code, 0, published.stdout);
     assert.equal((await http(registry, 'DELETE', `/-/package/${encodeURIComponent(PKG)}/trust/${id}`, { token: alice })).status, 404, 'already gone');
+  });
+
+  test('GitLab mode: NPM_ID_TOKEN from a configured GitLab issuer, npm trust gitlab', async () => {
+    const added = await aliceClient.npm(['trust', 'gitlab', OTHER, '--project', 'group/sub/project', '--file', '.gitlab-ci.yml', '--allow-publish', '--yes']);
+    assert.equal(added.code, 0, added.stderr);
+    const gitlabToken = (project: string) =>
+      issuer.sign(
+        { project_path: project, ci_config_ref_uri: `gitlab.example.com/${project}//.gitlab-ci.yml@refs/heads/main`, project_visibility: 'private' },
+        { issuer: `${issuer.url}/gitlab` },
+      );
+    const gitlabNpm = async (project: string, version: string) => {
+      const ci = createClientDir(registry);
+      const env = cleanEnv({
+        npm_config_userconfig: ci.npmrc,
+        npm_config_cache: ci.cache,
+        npm_config_update_notifier: 'false',
+        HOME: ci.dir,
+        CI: 'true',
+        GITLAB_CI: 'true',
+        NPM_ID_TOKEN: await gitlabToken(project),
+      });
+      for (const key of ['GITHUB_ACTIONS', 'ACTIONS_ID_TOKEN_REQUEST_URL', 'ACTIONS_ID_TOKEN_REQUEST_TOKEN', 'SIGSTORE_ID_TOKEN']) delete env[key];
+      return run('npm', ['publish'], { cwd: writePackage(ci.dir, { name: OTHER, version }), env });
+    };
+    const ok = await gitlabNpm('group/sub/project', '1.1.0');
+    assert.equal(ok.code, 0, `${ok.stdout}\n${ok.stderr}`);
+    const refused = await gitlabNpm('group/other', '1.2.0');
+    assert.notEqual(refused.code, 0, refused.stdout);
+    // a GitHub id_token does not satisfy a GitLab rule, even with matching-looking claims
+    const cross = await http(registry, 'POST', `/-/npm/v1/oidc/token/exchange/package/${encodeURIComponent(OTHER)}`, {
+      token: await issuer.sign({ project_path: 'group/sub/project', ci_config_ref_uri: 'gitlab.example.com/group/sub/project//.gitlab-ci.yml@refs/heads/main' }),
+    });
+    assert.equal(cross.status, 403);
+    const versions = (await http(registry, 'GET', `/${encodeURIComponent(OTHER)}`)).body.versions as Record<string, unknown>;
+    assert.deepEqual(Object.keys(versions).sort(), ['1.0.0', '1.1.0']);
   });
 
   test('rules survive a restart (atomic file beside the storage)', async () => {

@@ -26,6 +26,8 @@ export interface TokenUse {
    * trusted-publishing token, docs/trusted-publishing.md) are refused unless it names their package.
    */
   packageName?: string | null;
+  /** the write is a publish (`PUT /<package>`, not a `-rev` change, dist-tag or unpublish): the only write a trusted-publishing token may make */
+  publish?: boolean;
 }
 
 export interface TokenIdentity {

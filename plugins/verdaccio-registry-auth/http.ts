@@ -30,7 +30,7 @@ import { normalizeIp } from './network';
 import { restrictionProblem, type TokenIssuer, type VerifiedToken } from './token-issuer';
 import type { AuthRequest, Middleware, PluginLogger, RemoteUserHelpers } from './verdaccio-adapter';
 import { TOKEN_ALGORITHMS } from './keys';
-import { packageOfPath } from './request-package';
+import { isPublishRequest, packageOfPath } from './request-package';
 import { addTrustRoutes, type TrustRouteDependencies } from './trust-routes';
 
 /** Case-insensitive like the route it redacts for: Express serves `/-/USER/TOKEN/<token>` too. */
@@ -220,6 +220,7 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
       peerAddress: clientIp(req),
       intent: writing && self !== true ? 'write' : 'read',
       packageName: packageOfPath(req.url),
+      publish: isPublishRequest(req.method, req.url),
     });
     if (problem) {
       sendJson(res, 403, { error: problem.message });

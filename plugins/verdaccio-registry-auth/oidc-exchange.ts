@@ -12,6 +12,7 @@
  * apply to it as to any of their tokens — and the `pkg` claim keeps it to the one package.
  */
 import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { OwnersUnavailableError } from '../registry-core/package-owners';
 import { TokenRejectedError, type TokenUse } from '../registry-core/token-verifier';
 import { AuthError } from './errors';
 import { ruleMismatch, type TrustProviderType, type TrustRule } from './trust-rules';
@@ -85,12 +86,15 @@ export function parseTrustedPublishing(section: unknown, parseDuration: (value: 
 /**
  * The package-limited-token rule (called from `restrictionProblem`, the one restriction rule of
  * every channel): a token with a `pkg` claim is refused for any request that does not address
- * exactly that package — a channel that cannot name the package (undefined) is refused too.
+ * exactly that package — a channel that cannot name the package (undefined) is refused too — and
+ * for any write that is not a publish.
  */
 export function trustedPackageProblem(trustedPackage: string | null, use: TokenUse): TokenRejectedError | undefined {
   if (trustedPackage === null) return undefined;
-  if (use.packageName === trustedPackage) return undefined;
-  return new TokenRejectedError('package', `this token may only be used for package ${trustedPackage}`);
+  if (use.packageName !== trustedPackage) return new TokenRejectedError('package', `this token may only be used for package ${trustedPackage}`);
+  // it publishes new versions; unpublish, deprecate, dist-tag and owner changes need a maintainer's own token
+  if (use.intent === 'write' && use.publish !== true) return new TokenRejectedError('package', `this token may only publish new versions of ${trustedPackage}`);
+  return undefined;
 }
 
 export interface ExchangeContext {
@@ -189,7 +193,8 @@ export class OidcExchange {
     try {
       owners = await this.context.owners(name);
     } catch (error) {
-      throw new AuthError('ERR_UNAVAILABLE', `trusted publishing: ${error instanceof Error ? error.message : String(error)}`);
+      // the storage's detail may name files: it is not shown (trust-routes logs refusals)
+      throw new AuthError('ERR_UNAVAILABLE', `trusted publishing: the maintainers of ${name} could not be read (${error instanceof OwnersUnavailableError ? error.message : 'storage error'}); try again`);
     }
     if (owners === null) throw new AuthError('ERR_NOT_FOUND', `trusted publishing: package ${name} does not exist (publish its first version with a user token)`);
     const rules = this.context.rules(name).filter((rule) => rule.type === provider.type);

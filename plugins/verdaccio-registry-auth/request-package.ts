@@ -16,6 +16,18 @@ function decode(part: string): string | null {
   }
 }
 
+/** `PUT /<package>` (npm publish; Verdaccio's publish route without `-rev`): the only write a trusted-publishing token may make. */
+export function isPublishRequest(method: string, rawPath: string): boolean {
+  if (method !== 'PUT') return false;
+  const q = rawPath.search(/[?#]/);
+  const path = (q < 0 ? rawPath : rawPath.slice(0, q)).replace(/\/$/, '');
+  const name = packageOfPath(path);
+  if (name === null) return false;
+  const rest = path.replace(/^\/%40/i, '/@').split('/').filter((part) => part !== '');
+  // one segment (`@scope%2Fname`, `name`) or the scope's two (`@scope/name`)
+  return rest.length === 1 || (rest.length === 2 && rest[0].startsWith('@') && !rest[0].includes('%'));
+}
+
 export function packageOfPath(rawPath: string): string | null {
   const q = rawPath.search(/[?#]/);
   const path = q < 0 ? rawPath : rawPath.slice(0, q);

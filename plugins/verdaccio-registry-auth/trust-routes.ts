@@ -67,8 +67,9 @@ export function addTrustRoutes(router: Router, deps: TrustRouteDependencies): vo
     try {
       owners = await deps.owners(name);
     } catch (error) {
-      if (error instanceof OwnersUnavailableError) throw new AuthError('ERR_UNAVAILABLE', error.message);
-      throw error;
+      // never "allowed" when the maintainers cannot be read; the store's detail goes to the log only
+      if (!(error instanceof OwnersUnavailableError)) logger.warn({ pkg: name, reason: error instanceof Error ? error.message : String(error) }, 'trust rules: owners of @{pkg} unreadable: @{reason}');
+      throw new AuthError('ERR_UNAVAILABLE', error instanceof OwnersUnavailableError ? error.message : `the maintainers of ${name} could not be read; try again`);
     }
     if (owners === null) throw new AuthError('ERR_NOT_FOUND', `package ${name} does not exist`);
     if (!owners.includes(user) && !deps.isAdmin(user)) throw new AuthError('ERR_FORBIDDEN', `only maintainers of ${name} (or admins) manage its trusted publishers`);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { trustedPackageProblem } from '../../plugins/verdaccio-registry-auth/oidc-exchange';
-import { packageOfPath } from '../../plugins/verdaccio-registry-auth/request-package';
+import { isPublishRequest, packageOfPath } from '../../plugins/verdaccio-registry-auth/request-package';
 import { parseTrustConfig, ruleMismatch, splitWorkflowRef, type TrustRule } from '../../plugins/verdaccio-registry-auth/trust-rules';
 
 const segment = fc.stringMatching(/^[A-Za-z0-9_.-]{1,20}$/).filter((s) => s !== '.' && s !== '..');
@@ -97,7 +97,9 @@ test('parseTrustConfig: what npm trust github|gitlab sends is accepted, anything
 
 test('package-limited tokens: only requests that name exactly their package', () => {
   assert.equal(trustedPackageProblem(null, { peerAddress: '::1', intent: 'write' }), undefined, 'not limited');
-  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'write', packageName: '@a/b' }), undefined);
+  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'write', packageName: '@a/b', publish: true }), undefined);
+  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'read', packageName: '@a/b' }), undefined);
+  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'write', packageName: '@a/b' })?.code, 'package', 'a write that is not a publish');
   assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'write', packageName: '@a/c' })?.code, 'package');
   assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'read', packageName: null })?.code, 'package');
   assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'read' })?.code, 'package', 'a channel that cannot say');
@@ -115,4 +117,13 @@ test('packageOfPath: the package of every package route, null for the rest', () 
   );
   for (const path of ['/', '/-/npm/v1/tokens', '/-/whoami', '/_dashboard/api', '/-/v1/search?text=x', '/%E0%A4%A']) assert.equal(packageOfPath(path), null, path);
   fc.assert(fc.property(fc.string({ maxLength: 200 }), (text) => void packageOfPath(`/${text}`)));
+});
+
+test('isPublishRequest: PUT /<package> only (not -rev changes, dist-tags, other methods)', () => {
+  for (const path of ['/@a%2fb', '/@a/b', '/%40a%2Fb', '/plain', '/plain/', '/@a%2Fb?x=1']) assert.equal(isPublishRequest('PUT', path), true, path);
+  for (const path of ['/plain/-rev/1-a', '/plain/latest', '/@a/b/latest', '/@a%2fb/latest', '/-/package/plain/dist-tags/latest', '/-/npm/v1/tokens', '/']) {
+    assert.equal(isPublishRequest('PUT', path), false, path);
+  }
+  assert.equal(isPublishRequest('DELETE', '/plain'), false);
+  assert.equal(isPublishRequest('POST', '/plain'), false);
 });

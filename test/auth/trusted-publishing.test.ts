@@ -231,6 +231,11 @@ describe('trusted publishing with real npm 11 and a real OIDC issuer', () => {
     assert.equal(other.status, 403, 'another package');
     assert.match(String(other.body.error), /only be used for package @mycompany\/tp-lib/);
     assert.equal((await http(registry, 'GET', '/-/npm/v1/tokens', { token })).status, 403, 'no other route');
+    // it publishes; it does not move dist-tags, deprecate or unpublish
+    const tag = await http(registry, 'PUT', `/-/package/${encodeURIComponent(PKG)}/dist-tags/next`, { token, body: '1.0.0' });
+    assert.equal(tag.status, 403, tag.text);
+    assert.match(String(tag.body.error), /may only publish new versions/);
+    assert.equal((await http(registry, 'DELETE', `/${encodeURIComponent(PKG)}/-rev/1-x`, { token })).status, 403, 'no unpublish');
     assert.equal((await http(registry, 'GET', `/-/package/${encodeURIComponent(PKG)}/trust`, { token })).status, 403, 'cannot manage trust');
     const ci = createClientDir(registry, { token });
     const elsewhere = await ci.npm(['publish'], { cwd: writePackage(ci.dir, { name: OTHER, version: '2.0.0' }) });

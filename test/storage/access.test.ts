@@ -14,6 +14,7 @@ describe('npm access list packages|collaborators, get status (real npm 11)', () 
   let alice: ClientDir;
   let bob: ClientDir;
   let anonymous: ClientDir;
+  let aliceToken: string;
 
   before(async () => {
     registry = await startRegistry({
@@ -25,7 +26,8 @@ describe('npm access list packages|collaborators, get status (real npm 11)', () 
         };
       },
     });
-    alice = createClientDir(registry, { token: await addUser(registry, 'alice', PASSWORD) });
+    aliceToken = await addUser(registry, 'alice', PASSWORD);
+    alice = createClientDir(registry, { token: aliceToken });
     bob = createClientDir(registry, { token: await addUser(registry, 'bob', PASSWORD) });
     anonymous = createClientDir(registry);
     for (const [client, name] of [
@@ -80,6 +82,21 @@ describe('npm access list packages|collaborators, get status (real npm 11)', () 
     const closed = await alice.npm(['access', 'get', 'status', '@secret/acc-two']);
     assert.equal(closed.code, 0, closed.stderr);
     assert.equal(closed.stdout.trim(), '@secret/acc-two: private');
+  });
+
+  test('a maintainer whom packages: no longer lets publish sees read-only in their own list', async () => {
+    registry = await registry.restart({
+      editConfig: (config) => {
+        config.packages = {
+          '@secret/*': { access: '$authenticated', publish: 'nobody-here', unpublish: 'nobody-here' },
+          ...(config.packages as Record<string, unknown>),
+        };
+      },
+    });
+    const again = createClientDir(registry, { token: aliceToken }); // the port changed
+    const mine = await again.npm(['access', 'list', 'packages', '--json']);
+    assert.equal(mine.code, 0, mine.stderr);
+    assert.deepEqual(JSON.parse(mine.stdout), { '@mycompany/acc-one': 'read-write', '@secret/acc-two': 'read-only' });
   });
 
   test('no organisations: /-/org/<name>/package answers a JSON 404', async () => {

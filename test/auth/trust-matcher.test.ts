@@ -4,9 +4,16 @@
  * rule and which package a request path addresses — unit cases plus fast-check properties.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import * as core from '../../plugins/registry-core/index';
+import { TokenStore } from '../../plugins/registry-core/token-store';
+import { loadKeyRing } from '../../plugins/verdaccio-registry-auth/keys';
 import { trustedPackageProblem } from '../../plugins/verdaccio-registry-auth/oidc-exchange';
+import { TokenIssuer } from '../../plugins/verdaccio-registry-auth/token-issuer';
 import { isPublishRequest, packageOfPath } from '../../plugins/verdaccio-registry-auth/request-package';
 import { parseTrustConfig, ruleMismatch, splitWorkflowRef, type TrustRule } from '../../plugins/verdaccio-registry-auth/trust-rules';
 
@@ -126,4 +133,27 @@ test('isPublishRequest: PUT /<package> only (not -rev changes, dist-tags, other 
   }
   assert.equal(isPublishRequest('DELETE', '/plain'), false);
   assert.equal(isPublishRequest('POST', '/plain'), false);
+});
+
+test('the pkg claim through TokenIssuer.check (the seam every channel uses): the WebSocket, which names no package, refuses it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'trust-seam-'));
+  const lockb = join(dir, 'registry.lockb');
+  core.createConfigFile(lockb, core.defaultFields());
+  const config = core.ConfigFile.open(lockb);
+  const envFile = join(dir, '.env.local');
+  core.setEnvFileValue(envFile, 'BUN_REGISTRY_URL', 'http://localhost:4873');
+  const store = TokenStore.open(join(dir, 'storage', '.registry-tokens.json'));
+  try {
+    const issuer = new TokenIssuer(loadKeyRing(join(dir, 'keys')), { fields: () => config.getConfig().fields, registryUrl: () => core.readRegistryUrl(envFile) }, store, { defaultTtlSeconds: 3600 });
+    const { token } = await issuer.issue('alice', ['alice'], { ttlSeconds: 900, trustedPackage: '@a/b' });
+    assert.equal((await issuer.verify(token)).trustedPackage, '@a/b');
+    await assert.rejects(issuer.check(token, { peerAddress: '127.0.0.1', intent: 'read' }), (error: { code?: string }) => error.code === 'package');
+    await assert.rejects(issuer.check(token, { peerAddress: '127.0.0.1', intent: 'write', packageName: '@a/b' }), (error: { code?: string }) => error.code === 'package');
+    assert.equal((await issuer.check(token, { peerAddress: '127.0.0.1', intent: 'write', packageName: '@a/b', publish: true })).user, 'alice');
+    const plain = await issuer.issue('alice', ['alice']);
+    assert.equal((await issuer.verify(plain.token)).trustedPackage, null, 'ordinary tokens are not package-limited');
+  } finally {
+    config.close();
+    store.close();
+  }
 });

@@ -20,6 +20,14 @@ export interface TokenUse {
   /** the client's address as the registry sees it (HTTP: `req.ip`, so `server.trustProxy` applies) */
   peerAddress: string;
   intent: TokenIntent;
+  /**
+   * The package the request addresses (HTTP: from its path), null when it addresses none, absent
+   * when the channel cannot say (the WebSocket). Package-limited tokens (the `pkg` claim of a
+   * trusted-publishing token, docs/trusted-publishing.md) are refused unless it names their package.
+   */
+  packageName?: string | null;
+  /** the write is a publish (`PUT /<package>`, not a `-rev` change, dist-tag or unpublish): the only write a trusted-publishing token may make */
+  publish?: boolean;
 }
 
 export interface TokenIdentity {
@@ -38,9 +46,9 @@ export interface TokenIdentity {
  * Stable reasons a token is refused. `invalid`: not a token of ours (bad signature, unknown key,
  * malformed…); `wrong-issuer`: issued for another issuer/audience (the registry URL changed);
  * `read-only`: a write with a read-only token; `cidr`: the peer address is outside the token's
- * ranges; `unavailable`: no verifier is registered for this registry.
+ * ranges; `package`: a package-limited token used for another package (or none); `unavailable`: no verifier is registered for this registry.
  */
-export const TOKEN_REJECTION_CODES = ['invalid', 'expired', 'revoked', 'wrong-issuer', 'read-only', 'cidr', 'unavailable'] as const;
+export const TOKEN_REJECTION_CODES = ['invalid', 'expired', 'revoked', 'wrong-issuer', 'read-only', 'cidr', 'package', 'unavailable'] as const;
 export type TokenRejectionCode = (typeof TOKEN_REJECTION_CODES)[number];
 
 export class TokenRejectedError extends Error {

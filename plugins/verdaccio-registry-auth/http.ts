@@ -30,6 +30,8 @@ import { normalizeIp } from './network';
 import { restrictionProblem, type TokenIssuer, type VerifiedToken } from './token-issuer';
 import type { AuthRequest, Middleware, PluginLogger, RemoteUserHelpers } from './verdaccio-adapter';
 import { TOKEN_ALGORITHMS } from './keys';
+import { isPublishRequest, packageOfPath } from './request-package';
+import { addTrustRoutes, type TrustRouteDependencies } from './trust-routes';
 
 /** Case-insensitive like the route it redacts for: Express serves `/-/USER/TOKEN/<token>` too. */
 const LOGOUT_PATH = /\/-\/user\/token\/([^/?#]+)/i;
@@ -38,7 +40,7 @@ const COUCH_PREFIX = 'org.couchdb.user:';
 /** Verdaccio's routers use Express 4's defaults; ours must match exactly the same spellings. */
 export const EXPRESS_ROUTER_OPTIONS = { caseSensitive: false, strict: false } as const;
 /** Every route of ours (and every Verdaccio auth route we guard) starts with one of these, in any case. */
-const OWN_PATH_PREFIX = /^\/(?:_auth\/|-\/user\/|-\/npm\/v1\/(?:tokens|user)|-\/verdaccio\/sec\/)/i;
+const OWN_PATH_PREFIX = /^\/(?:_auth\/|-\/user\/|-\/npm\/v1\/(?:tokens|user|oidc\/)|-\/verdaccio\/sec\/|-\/package\/[^/]+\/trust)/i;
 /** What path-to-regexp builds for `/-/npm/v1/tokens/token/:key` with EXPRESS_ROUTER_OPTIONS. */
 const TOKEN_KEY_PATH = /^\/-\/npm\/v1\/tokens\/token\/(?:([^/]+?))\/?$/i;
 /**
@@ -92,6 +94,8 @@ export interface HttpDependencies {
   helpers: RemoteUserHelpers;
   logger: PluginLogger;
   maxGeneratedTtlSeconds: number;
+  /** trusted publishing (docs/trusted-publishing.md); absent: its routes are not served */
+  trust?: Omit<TrustRouteDependencies, 'logger' | 'sendError' | 'isPackageLimited'>;
 }
 
 interface RequestAuth {
@@ -212,7 +216,12 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
       sendJson(res, 400, { error: 'the token key in the URL is not valid percent-encoding' });
       return false;
     }
-    const problem = restrictionProblem(verified, { peerAddress: clientIp(req), intent: writing && self !== true ? 'write' : 'read' });
+    const problem = restrictionProblem(verified, {
+      peerAddress: clientIp(req),
+      intent: writing && self !== true ? 'write' : 'read',
+      packageName: packageOfPath(req.url),
+      publish: isPublishRequest(req.method, req.url),
+    });
     if (problem) {
       sendJson(res, 403, { error: problem.message });
       return false;
@@ -535,6 +544,18 @@ function createRoutes(deps: HttpDependencies): Router {
       (error: unknown) => sendError(res, logger, error),
     );
   });
+
+  if (deps.trust) {
+    addTrustRoutes(router, {
+      ...deps.trust,
+      logger,
+      sendError: (res, error) => sendError(res, logger, error),
+      isPackageLimited: (req) => (requestAuth.get(req)?.verified?.trustedPackage ?? null) !== null,
+    });
+  }
+  // `npm access list packages <user>` (libnpmaccess GET /-/user/<user>/package) is the storage
+  // part's route: leave this router so the guard below does not answer it (docs/trusted-publishing.md)
+  router.get('/-/user/:user/package', (_req, _res, next) => next('router'));
 
   // Last: whatever ours passed on along Verdaccio's auth paths stops here (see the file comment).
   const notServed = (req: AuthRequest, res: Response): void => {

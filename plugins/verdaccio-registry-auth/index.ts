@@ -23,6 +23,9 @@ import {
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { LAST_USED_RESOLUTION_MS, TOKEN_STORE_FILE, TokenStore } from '../registry-core/token-store';
 import { registerTokenVerifier } from '../registry-core/token-verifier';
+import { packageOwnersOf } from '../registry-core/package-owners';
+import { OidcExchange } from './oidc-exchange';
+import { TRUST_FILE, TrustRuleStore } from './trust-rules';
 import { AuthService } from './auth-service';
 import { AuthError } from './errors';
 import { FirstUserRecord } from './first-user';
@@ -89,6 +92,8 @@ export default class RegistryAuthPlugin {
   readonly service: AuthService;
   private readonly logger: PluginLogger;
   private middleware: Middleware | null = null;
+  /** trusted publishing: rules and the id_token exchange (docs/trusted-publishing.md) */
+  readonly trust: { rules: TrustRuleStore; exchange: OidcExchange; owners(name: string): Promise<string[] | null>; isAdmin(user: string): boolean };
 
   constructor(config: unknown, options: unknown) {
     const { merged, configPath, logger } = adaptPluginArguments(config, options);
@@ -152,6 +157,28 @@ export default class RegistryAuthPlugin {
       generatedTokenTtlSeconds: settings.generatedTokenTtlSeconds,
     });
     installLogoutUrlRedaction();
+
+    const trustRules = new TrustRuleStore(join(settings.storageDir, TRUST_FILE));
+    const service = this.service;
+    const issuerForTrust = this.issuer;
+    const owners = (name: string): Promise<string[] | null> => packageOwnersOf(settings.lockbPath, name);
+    this.trust = {
+      rules: trustRules,
+      owners,
+      isAdmin: (user) => service.isAdmin(user),
+      exchange: new OidcExchange({
+        settings: settings.trustedPublishing,
+        registryUrl: () => issuerForTrust.state().registryUrl,
+        rules: (name) => trustRules.list(name),
+        owners,
+        isAdmin: (user) => service.isAdmin(user),
+        userExists: (user) => service.users.has(user),
+        issue: async (user, trustedPackage, ttlSeconds) => {
+          const issued = await issuerForTrust.issue(user, service.groupsOf(user), { ttlSeconds, trustedPackage });
+          return { token: issued.token, expiresAt: issued.expiresAt };
+        },
+      }),
+    };
 
     const state = this.issuer.state();
     const kids = TOKEN_ALGORITHMS.map((alg) => `${alg} kid ${ring.byAlg[alg]?.kid ?? '(generating in the background)'}`).join(', ');
@@ -240,6 +267,7 @@ export default class RegistryAuthPlugin {
       helpers: adaptHelpers(helpers),
       logger: this.logger,
       maxGeneratedTtlSeconds: 365 * 86_400,
+      trust: this.trust,
     });
     return this.middleware;
   }

@@ -13,6 +13,7 @@
  *     password_min_length: 8
  *     bcrypt_rounds: 10
  *     login_max_failures: 5     # per username + IP per minute, then 429 (doubling lock-outs)
+ *     trusted_publishing: {...}  # CI providers, token_ttl, audiences (docs/trusted-publishing.md)
  * ```
  *
  * Relative paths are resolved against the folder of config.yaml (as verdaccio-htpasswd does).
@@ -22,6 +23,7 @@
 import { dirname, resolve } from 'node:path';
 import { AuthError } from './errors';
 import { DEFAULT_PASSWORD_MIN_LENGTH } from './users';
+import { parseTrustedPublishing, type TrustedPublishingSettings } from './oidc-exchange';
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
 
@@ -81,6 +83,8 @@ export interface AuthPluginSettings {
   passwordMinLength: number;
   bcryptRounds: number;
   loginMaxFailures: number;
+  /** `trusted_publishing:` (docs/trusted-publishing.md) */
+  trustedPublishing: TrustedPublishingSettings;
 }
 
 /**
@@ -108,5 +112,6 @@ export function readPluginSettings(merged: Record<string, unknown>, configPath: 
     passwordMinLength: integer(merged, 'password_min_length', DEFAULT_PASSWORD_MIN_LENGTH, 1, 72),
     bcryptRounds: integer(merged, 'bcrypt_rounds', 10, 4, 15),
     loginMaxFailures: integer(merged, 'login_max_failures', 5, 1, 1000),
+    trustedPublishing: parseTrustedPublishing(merged.trusted_publishing, parseDuration),
   };
 }

@@ -23,6 +23,7 @@ import { TokenRejectedError, type TokenIdentity, type TokenRejectionCode, type T
 import { AuthError } from './errors';
 import { TOKEN_ALGORITHMS, type KeyRing, type PublicJwk, type TokenAlgorithm } from './keys';
 import { CidrAllowList, normalizeIp } from './network';
+import { PACKAGE_CLAIM, trustedPackageProblem } from './oidc-exchange';
 
 export const MAX_TOKEN_LENGTH = 8192;
 
@@ -60,6 +61,8 @@ export interface IssueOptions {
    * the old password yields a token that is already invalid.
    */
   generation?: number;
+  /** trusted publishing: the one package this token may act on (the `pkg` claim, docs/trusted-publishing.md) */
+  trustedPackage?: string;
   /** defaults to 32 random hex digits (a UUID without dashes: npm redacts UUID-shaped strings in its output, and the jti is also the `npm token` key) */
   jti?: string;
 }
@@ -91,6 +94,8 @@ export interface VerifiedToken {
   cidr: CidrAllowList | null;
   /** the `gen` claim (0 when absent: tokens issued before generations existed) */
   generation: number;
+  /** the `pkg` claim: a trusted-publishing token acts on this package only (null: not limited this way) */
+  trustedPackage: string | null;
 }
 
 export interface TokenIssuerOptions {
@@ -134,6 +139,8 @@ export function restrictionProblem(verified: VerifiedToken, use: TokenUse): Toke
     return new TokenRejectedError('cidr', `this token may not be used from ${normalizeIp(use.peerAddress)} (allowed: ${verified.cidr.ranges.join(', ')})`);
   }
   if (verified.readonly && use.intent === 'write') return new TokenRejectedError('read-only', 'this token is read-only');
+  const trusted = trustedPackageProblem(verified.trustedPackage, use);
+  if (trusted) return trusted;
   return undefined;
 }
 
@@ -223,6 +230,7 @@ export class TokenIssuer {
     if (options.readonly !== undefined) payload.readonly = options.readonly;
     // an empty allow-list means "no restriction" (npm's meaning), so it is left out of the token
     if (options.cidr !== undefined && options.cidr.length > 0) payload.cidr = new CidrAllowList(options.cidr).ranges;
+    if (options.trustedPackage !== undefined) payload[PACKAGE_CLAIM] = options.trustedPackage;
     const token = await new SignJWT(payload)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
       .setSubject(user)
@@ -340,6 +348,8 @@ export class TokenIssuer {
       throw invalid(reasonFor(error), problemFor(error));
     }
     const { sub, jti, exp, groups, readonly, cidr, gen } = payload;
+    const pkg = payload[PACKAGE_CLAIM];
+    if (pkg !== undefined && (typeof pkg !== 'string' || pkg.length === 0)) throw invalid(`${PACKAGE_CLAIM} must be a package name`);
     if (typeof sub !== 'string' || sub.length === 0) throw invalid('sub must be a user name');
     if (typeof jti !== 'string' || jti.length === 0) throw invalid('jti must be a string');
     if (typeof exp !== 'number') throw invalid('exp must be a number');
@@ -370,6 +380,7 @@ export class TokenIssuer {
       readonly: readonly === true,
       cidr: allowList,
       generation,
+      trustedPackage: typeof pkg === 'string' ? pkg : null,
     };
   }
 }

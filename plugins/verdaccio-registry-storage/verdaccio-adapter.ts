@@ -9,6 +9,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { errorUtils, validationUtils } from '@verdaccio/core';
 import { getPublicUrl, validateURL } from '@verdaccio/url';
+import { createAnonymousRemoteUser } from '@verdaccio/config';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
 import { fileSystemFailure } from '../registry-core/index';
@@ -372,6 +373,14 @@ export interface StorageHttpHost {
   hasRemoteUser(req: Request): boolean;
   /** True when Verdaccio's API router would do more for this request than its route does (no remote_user yet, a generated-token key to enforce). */
   needsVerdaccioAuth(req: Request): boolean;
+}
+
+/**
+ * The same request as an anonymous user would make it (Verdaccio's anonymous remote user), for
+ * asking the access rules whether a package is public (`npm access get status`).
+ */
+export function asAnonymous(req: Request): Request {
+  return Object.create(req, { remote_user: { value: createAnonymousRemoteUser(), enumerable: true } }) as Request;
 }
 
 /** Verdaccio's own package-name check for route params (validatePackage, no "*"): names it refuses never reach a handler. */

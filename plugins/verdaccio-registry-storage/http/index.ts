@@ -24,6 +24,8 @@ import { DEFAULT_SERVER_LIMITS, applyServerLimits, type ServerLimits } from './s
 import { ResponseCache } from './response-cache';
 import { createStorageHttpHandler } from './routes';
 import { createSearchHandler } from './search-source';
+import { addAccessRoutes } from './access-routes';
+import { registerPackageOwners } from '../../registry-core/package-owners';
 
 /** npm search (libnpmsearch): `GET /-/v1/search?text=…&size=…&from=…`. */
 export const SEARCH_PATH = '/-/v1/search';
@@ -85,11 +87,12 @@ export default class RegistryStorageHttpPlugin {
   bodyLimits: BodyLimits | null = null;
   readonly #config: Config;
   readonly #logger: Logger;
+  readonly #lockbPath: string;
   #app: Application | undefined;
 
   constructor(pluginConfig: unknown, options: { config: Config; logger: Logger }) {
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
-    bootRegistry(options.config, process.env);
+    this.#lockbPath = bootRegistry(options.config, process.env).lockbPath;
     this.options = parseStorageHttpOptions(pluginConfig);
     this.#config = options.config;
     this.#logger = options.logger;
@@ -116,6 +119,11 @@ export default class RegistryStorageHttpPlugin {
     this.cache = off.length === 0 ? new ResponseCache({ maxEntries: this.options.maxEntries, maxBytes: this.options.maxBytes }) : null;
     // npm's search result shape, access rules asked per package (Verdaccio's own route has no version/date/total)
     app.get(SEARCH_PATH, createSearchHandler({ storage, host, warn: (text) => this.#logger.warn({ detail: text }, 'registry-storage-http: @{detail}') }));
+    // npm access list packages|collaborators, get status (docs/trusted-publishing.md)
+    addAccessRoutes(app, { storage, host, warn: (text) => this.#logger.warn({ detail: text }, 'registry-storage-http: @{detail}') });
+    // the maintainers, for the auth plugin's trusted-publisher rules (core seam registry-core/package-owners.ts)
+    const ownerStore = host.ownerStore;
+    if (ownerStore !== null) registerPackageOwners(this.#lockbPath, async (name) => (await ownerStore.owners(name))?.map((m) => m.name) ?? null);
     app.use(
       createStorageHttpHandler({
         host,

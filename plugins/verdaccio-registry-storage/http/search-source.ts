@@ -31,7 +31,7 @@ export function isVerdaccioStorage(storage: unknown): storage is VerdaccioStorag
 /** Access checks and packument reads run this many at a time. */
 const BATCH = 32;
 
-function listNames(storage: VerdaccioStorageShape): Promise<string[]> {
+export function listNames(storage: VerdaccioStorageShape): Promise<string[]> {
   return new Promise((resolve, reject) => {
     storage.localStorage.storagePlugin.get((error, list) => {
       if (error) reject(error);

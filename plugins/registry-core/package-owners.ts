@@ -1,0 +1,37 @@
+/**
+ * The maintainers of a package, as a seam between plugins: the storage part (the only part that
+ * reads packuments and owner records) registers its lookup here when its middleware entry
+ * registers; the auth plugin asks through `packageOwnersOf` (who may manage a package's trusted
+ * publishers, docs/trusted-publishing.md) without importing the storage plugin.
+ *
+ * Registration is per registry.lockb (resolved path), like the token verifier. With no lookup
+ * registered a question rejects with OwnersUnavailableError: callers answer 503, never "allowed".
+ */
+import { resolve } from 'node:path';
+
+/** The maintainer names of `name`, or null when the package does not exist. */
+export type PackageOwnersLookup = (name: string) => Promise<string[] | null>;
+
+export class OwnersUnavailableError extends Error {
+  constructor() {
+    super('package owners cannot be read: the registry storage part is not loaded');
+    this.name = 'OwnersUnavailableError';
+  }
+}
+
+const lookups = new Map<string, PackageOwnersLookup>();
+
+/** Registers (or replaces) the owners lookup of the registry whose config is `lockbPath`. Returns the unregister function. */
+export function registerPackageOwners(lockbPath: string, lookup: PackageOwnersLookup): () => void {
+  const key = resolve(lockbPath);
+  lookups.set(key, lookup);
+  return () => {
+    if (lookups.get(key) === lookup) lookups.delete(key);
+  };
+}
+
+export function packageOwnersOf(lockbPath: string, name: string): Promise<string[] | null> {
+  const lookup = lookups.get(resolve(lockbPath));
+  if (!lookup) return Promise.reject(new OwnersUnavailableError());
+  return lookup(name);
+}

@@ -119,3 +119,35 @@ test('11.7 locks: the locks folder removed while running is made again (writes d
   assert.equal(await lock.withLock('k', async () => 2), 2);
   assert.ok(existsSync(dir));
 });
+
+test('15.2 lock waits: onWait reports a contended acquisition with the wait, an uncontended one not at all', async () => {
+  const waits: { key: string; ms: number }[] = [];
+  const lock = new KeyedLock(join(root, 'locks-wait'), { onWait: (key, ms) => waits.push({ key, ms }) });
+  await lock.withLock('free', async () => undefined);
+  assert.equal(waits.length, 0);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let entered!: () => void;
+  const inside = new Promise<void>((resolve) => (entered = resolve));
+  const first = lock.withLock('@scope/pkg', async () => {
+    entered();
+    await held;
+  });
+  await inside;
+  const second = lock.withLock('@scope/pkg', async () => 'second');
+  release();
+  assert.equal(await second, 'second');
+  await first;
+  assert.equal(waits.length, 1);
+  assert.equal(waits[0].key, '@scope/pkg');
+  assert.ok(waits[0].ms >= 0);
+  // a throwing observer never fails the write it observes
+  const strict = new KeyedLock(join(root, 'locks-wait-2'), {
+    onWait: () => {
+      throw new Error('observer bug');
+    },
+  });
+  const a = strict.withLock('k', async () => new Promise<void>((resolve) => setImmediate(resolve)));
+  assert.equal(await strict.withLock('k', async () => 'ok'), 'ok');
+  await a;
+});

@@ -84,7 +84,13 @@ export default class RegistryOps {
         return;
       }
       renderMetrics(this.#metrics.snapshot()).then(
-        ({ contentType, text }) => res.status(200).set('cache-control', 'no-store').type(contentType).send(text),
+        // exactly prom-client's content type (Express's res.type would reorder its parameters)
+        ({ contentType, text }) => {
+          res.statusCode = 200;
+          res.setHeader('cache-control', 'no-store');
+          res.setHeader('content-type', contentType);
+          res.end(text);
+        },
         (error: unknown) => sendJson(res, 500, { error: `metrics could not be rendered: ${error instanceof Error ? error.message : String(error)}` }),
       );
     });

@@ -3,11 +3,15 @@
  * metrics table, the metrics access rule (docs/operations.md).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { MAX_SERIES, formatDebugLine, redactUrl, registryMetrics, registerReadyCheck, runReadyChecks } from '../../plugins/registry-core/index';
 import { metricsRefusal, parseOpsOptions } from '../../plugins/verdaccio-registry-ops/options';
+import { promClientLoaded, renderMetrics } from '../../plugins/verdaccio-registry-ops/render';
 import { ROUTE_LABELS, methodLabel, routeLabel } from '../../plugins/verdaccio-registry-ops/route-label';
+import { NODE_BIN, PROJECT_ROOT } from '../harness/registry';
 
 describe('route label', () => {
   test('15.4 route label: known routes map to their pattern', () => {
@@ -174,5 +178,28 @@ describe('metrics access', () => {
     assert.throws(() => parseOpsOptions({ metrics_token: 'short' }, {}), /at least 16/);
     assert.throws(() => parseOpsOptions({ metrics_public: 'yes' }, {}), /true or false/);
     assert.throws(() => parseOpsOptions({ metrics_public: true, metrics_token: 'a-long-enough-secret' }, {}), /not both/);
+  });
+});
+
+describe('cold start', () => {
+  test('15.4 prom-client is not loaded with the ops part, only by the first render', async () => {
+    const probe = spawnSync(
+      NODE_BIN,
+      ['-e', `require(${JSON.stringify(join(PROJECT_ROOT, 'build/plugins/verdaccio-registry-ops/index.js'))}); process.stdout.write(String(Object.keys(require.cache).some((k) => /[\\/]node_modules[\\/]prom-client[\\/]/.test(k))))`],
+      { encoding: 'utf8' },
+    );
+    assert.equal(probe.status, 0, probe.stderr);
+    assert.equal(probe.stdout, 'false');
+    assert.equal(promClientLoaded(), false);
+    const metrics = registryMetrics(`/tmp/ops-unit-render-${process.pid}/registry.lockb`);
+    metrics.inc('registry_http_requests_total', { method: 'GET', route: '/:package', status: '200' });
+    metrics.observe('registry_http_request_duration_seconds', 0.02, { method: 'GET', route: '/:package' });
+    const { contentType, text } = await renderMetrics(metrics.snapshot());
+    assert.equal(promClientLoaded(), true);
+    assert.equal(contentType, 'text/plain; version=0.0.4; charset=utf-8');
+    assert.match(text, /^registry_http_requests_total\{method="GET",route="\/:package",status="200"\} 1$/m);
+    assert.match(text, /^registry_http_request_duration_seconds_bucket\{method="GET",route="\/:package",le="0\.025"\} 1$/m);
+    assert.match(text, /^registry_http_request_duration_seconds_bucket\{method="GET",route="\/:package",le="0\.01"\} 0$/m);
+    assert.match(text, /^process_cpu_seconds_total /m);
   });
 });

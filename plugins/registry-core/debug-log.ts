@@ -27,7 +27,12 @@ interface DebugSource {
 const SOURCES_KEY = Symbol.for('mycompany-registry:debug-sources');
 type SourcesHolder = { [SOURCES_KEY]?: Map<string, DebugSource> };
 
+/** by the caller's spelling of the path: checked on every request, so no path.resolve on the hot path */
+const bySpelling = new Map<string, DebugSource>();
+
 function sourceOf(lockbPath: string): DebugSource {
+  const known = bySpelling.get(lockbPath);
+  if (known) return known;
   const holder = globalThis as SourcesHolder;
   holder[SOURCES_KEY] ??= new Map();
   const key = resolve(lockbPath);
@@ -36,6 +41,7 @@ function sourceOf(lockbPath: string): DebugSource {
     source = { file: null, retryAt: 0, warned: false };
     holder[SOURCES_KEY].set(key, source);
   }
+  if (bySpelling.size < 64) bySpelling.set(lockbPath, source);
   return source;
 }
 

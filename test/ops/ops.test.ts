@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { HEADER_SIZE, encodeHeader, decodeHeader, PackageIndex } from '../../plugins/registry-core/index';
 import { ROUTE_LABELS } from '../../plugins/verdaccio-registry-ops/route-label';
@@ -106,6 +108,26 @@ describe('ops: DEBUG, metrics, ready', () => {
     await waitForLog(registry, /GET \/ops-probe-marker 404/, 'marker line');
     assert.doesNotMatch(registry.logs(), /ops-probe-off/);
     assert.equal(await toggleDebug(registry, admin), false);
+  });
+
+  test('15.2 DEBUG lock line and lock-wait metrics: a publish that waits for a lock left by a dead process', async () => {
+    const before = sum((await families(registry)).get('registry_lock_waits_total'), { lock: 'package' });
+    // the storage's cross-process lock of @acme/locked, held by a process that no longer exists
+    const target = join(registry.storageDir, '.locks', encodeURIComponent('@acme/locked'));
+    mkdirSync(`${target}.lock`, { recursive: true });
+    writeFileSync(`${target}.owner`, `${hostname()}\n${spawnSync(process.execPath, ['-e', '0']).pid}\n`);
+    assert.equal(await toggleDebug(registry, admin), true);
+    try {
+      const published = await client.npm(['publish'], { cwd: writePackage(client.dir, { name: '@acme/locked', version: '1.0.0' }) });
+      assert.equal(published.code, 0, published.stderr);
+      await waitForLog(registry, /registry debug lock: waited for @acme\/locked ms=[\d.]+/, 'lock wait line');
+    } finally {
+      assert.equal(await toggleDebug(registry, admin), false);
+    }
+    const after = await families(registry);
+    assert.equal(sum(after.get('registry_lock_waits_total'), { lock: 'package' }), before + 1);
+    const text = (await scrape(registry)).text;
+    assert.ok(Number(/^registry_lock_wait_seconds_count\{lock="package"\} (\d+)$/m.exec(text)?.[1]) >= 1, 'the wait is in the histogram');
   });
 
   test('15.4 /-/metrics: Prometheus text that real parsers accept; counters move with publish, packument GETs and sockets', async (t: TestContext) => {
@@ -214,7 +236,7 @@ describe('ops: DEBUG, metrics, ready', () => {
     const fields = decodeHeader(readFileSync(registry.lockbPath).subarray(0, HEADER_SIZE));
     writeFileSync(registry.lockbPath, Buffer.concat([encodeHeader({ ...fields, version: 0 }), Buffer.from('legacy tool bytes')]));
     registry = await registry.restart();
-    assert.match(registry.logs(), /migrated .*registry\.lockb from format version 0 to 1: index regenerated from .*storage \(\d+ records for 1 packages, replaced 17 bytes after the header\)/);
+    assert.match(registry.logs(), /migrated .*registry\.lockb from format version 0 to 1: index regenerated from .*storage \(\d+ records for [1-9]\d* packages, replaced 17 bytes after the header\)/);
     const bytes = readFileSync(registry.lockbPath);
     assert.equal(bytes[4], 1);
     const index = PackageIndex.open(registry.lockbPath);

@@ -1,8 +1,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyedLock } from '../../plugins/verdaccio-registry-storage/lock';
 import { StorageError } from '../../plugins/verdaccio-registry-storage/errors';
@@ -150,4 +150,17 @@ test('15.2 lock waits: onWait reports a contended acquisition with the wait, an 
   const a = strict.withLock('k', async () => new Promise<void>((resolve) => setImmediate(resolve)));
   assert.equal(await strict.withLock('k', async () => 'ok'), 'ok');
   await a;
+});
+
+test('15.2 lock waits: a lock directory left by a dead process counts as a wait (the cross-process path)', async () => {
+  const lockDir = join(root, 'locks-dead-wait');
+  mkdirSync(lockDir, { recursive: true });
+  const target = join(lockDir, encodeURIComponent('@scope/dead'));
+  const dead = spawnSync(NODE_BIN, ['-e', '0']).pid;
+  mkdirSync(`${target}.lock`);
+  writeFileSync(`${target}.owner`, `${hostname()}\n${dead}\n`);
+  const waits: string[] = [];
+  const lock = new KeyedLock(lockDir, { timeoutMs: 20_000, staleMs: 60_000, onWait: (key) => waits.push(key) });
+  assert.equal(await lock.withLock('@scope/dead', async () => 'acquired'), 'acquired');
+  assert.deepEqual(waits, ['@scope/dead']);
 });

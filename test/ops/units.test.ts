@@ -4,10 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { MAX_SERIES, formatDebugLine, redactUrl, registryMetrics, registerReadyCheck, runReadyChecks } from '../../plugins/registry-core/index';
+import { MAX_SERIES, createConfigFile, defaultFields, encodeRecord, formatDebugLine, redactUrl, registryMetrics, registerReadyCheck, runReadyChecks } from '../../plugins/registry-core/index';
+import { IndexSizeReader } from '../../plugins/verdaccio-registry-ops/index-size';
 import { metricsRefusal, parseOpsOptions } from '../../plugins/verdaccio-registry-ops/options';
 import { promClientLoaded, renderMetrics } from '../../plugins/verdaccio-registry-ops/render';
 import { ROUTE_LABELS, methodLabel, routeLabel } from '../../plugins/verdaccio-registry-ops/route-label';
@@ -201,5 +204,31 @@ describe('cold start', () => {
     assert.match(text, /^registry_http_request_duration_seconds_bucket\{method="GET",route="\/:package",le="0\.025"\} 1$/m);
     assert.match(text, /^registry_http_request_duration_seconds_bucket\{method="GET",route="\/:package",le="0\.01"\} 0$/m);
     assert.match(text, /^process_cpu_seconds_total /m);
+  });
+});
+
+describe('index size', () => {
+  test('15.4 index size: counts appended records incrementally, a half-written record once complete, again after a shrink', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ops-index-size-'));
+    try {
+      const path = join(dir, 'registry.lockb');
+      createConfigFile(path, defaultFields());
+      const reader = new IndexSizeReader(path);
+      assert.deepEqual(reader.read(), { records: 0, bytes: 0 });
+      const record = (i: number): Buffer => encodeRecord({ kind: 'publish', name: `pkg-${i}`, version: '1.0.0', sha512: '', time: 1_700_000_000_000 + i, detail: '' });
+      appendFileSync(path, Buffer.concat([record(1), record(2)]));
+      assert.equal(reader.read().records, 2);
+      const third = record(3);
+      appendFileSync(path, third.subarray(0, 7)); // an append in flight
+      assert.equal(reader.read().records, 2);
+      appendFileSync(path, third.subarray(7));
+      const size = reader.read();
+      assert.equal(size.records, 3);
+      assert.equal(size.bytes, record(1).length + record(2).length + third.length);
+      truncateSync(path, 17 + record(1).length); // a rebuild made it smaller
+      assert.equal(reader.read().records, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

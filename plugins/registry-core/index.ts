@@ -17,3 +17,6 @@ export * from './index-rebuild';
 export * from './commands';
 export { bootRegistry, describeStartupError, prepareRegistryState, registryLayoutOf, type PreparedState, type RegistryLayout } from './startup';
 export * from './fs-errors';
+export * from './format-version';
+export * from './metrics';
+export * from './debug-log';

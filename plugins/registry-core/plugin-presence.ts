@@ -12,7 +12,7 @@ import { bootMark } from './timeline';
  * config.yaml configures did. diagnostics_channel is Node's own process-wide pub/sub, so no
  * module state of ours is shared between copies of this module.
  */
-export type RegistryPart = 'auth' | 'storage' | 'storage-http' | 'dashboard' | 'audit';
+export type RegistryPart = 'auth' | 'storage' | 'storage-http' | 'dashboard' | 'audit' | 'ops';
 
 /** Where each part is configured in config.yaml: `<section>: { <id>: {...} }`, loaded from the package `<prefix>-<id>`. */
 export const PART_PLUGINS: readonly { part: RegistryPart; section: 'auth' | 'store' | 'middlewares'; id: string }[] = [
@@ -21,6 +21,7 @@ export const PART_PLUGINS: readonly { part: RegistryPart; section: 'auth' | 'sto
   { part: 'storage-http', section: 'middlewares', id: 'registry-storage-http' },
   { part: 'dashboard', section: 'middlewares', id: 'registry-dashboard' },
   { part: 'audit', section: 'middlewares', id: 'registry-audit' },
+  { part: 'ops', section: 'middlewares', id: 'registry-ops' },
 ];
 
 export interface ConfiguredPart {

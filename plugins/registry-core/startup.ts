@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describeConfig } from './describe';
 import { ENV_FILE_NAME, applyEnv, loadRegistrySettings, parseEnvText, setEnvFileValue } from './env';
 import { RegistryCoreError } from './errors';
+import { migrateLegacyFormat } from './format-version';
 import { createConfigFile, readHeaderBytes } from './header-file';
 import { registryUrlMatches } from './issuer';
 import { CONFIG_START, HEADER_SIZE, decodeHeader, defaultFields, encodeHeader, type ConfigFields } from './layout';
@@ -183,9 +184,19 @@ export function bootRegistry(
       armPresenceGuard({ configPath: layout.configPath, expected: layout.parts, pluginsDir: layout.pluginsDir, pluginPrefix: layout.pluginPrefix });
     }
     try {
-      const state = prepareRegistryState({ configPath: layout.configPath, lockbPath: layout.lockbPath }, env);
+      const prepared = prepareRegistryState({ configPath: layout.configPath, lockbPath: layout.lockbPath }, env);
       delete env.BUN_REGISTRY_URL;
-      if (state.created) bootMark(`created ${state.lockbPath} with defaults for ${state.registryUrl}`);
+      if (prepared.created) bootMark(`created ${prepared.lockbPath} with defaults for ${prepared.registryUrl}`);
+      // version 0 = legacy format: the index is regenerated from storage, then version 1 (docs/config-format.md)
+      const migration = migrateLegacyFormat(prepared.lockbPath, layout.storageDir);
+      const state = migration === null ? prepared : { ...prepared, fields: { ...prepared.fields, version: migration.to } };
+      if (migration !== null) {
+        bootMark(
+          `migrated ${state.lockbPath} from format version ${migration.from} to ${migration.to}: index regenerated from ${layout.storageDir} ` +
+            `(${migration.records} records for ${migration.packages} packages, replaced ${migration.replacedBytes} bytes after the header)` +
+            (migration.skipped.length > 0 ? `; unreadable: ${migration.skipped.map((item) => `${item.path} (${item.reason})`).join(', ')}` : ''),
+        );
+      }
       const view = describeConfig(state.fields);
       bootMark(
         `config loaded: ${state.lockbPath} valid (check 0x${view.check}), bytes ${view.hex}` +

@@ -18,6 +18,7 @@ import {
   ConfigFile,
   loadRegistrySettings,
   registryEvents,
+  registryMetrics,
   type PackageSummary,
   type RegistryEvent,
 } from '../registry-core/index';
@@ -130,6 +131,8 @@ export default class RegistryDashboard {
       logger: this.#logger,
     });
     this.#sockets = sockets;
+    // the ops part renders it on GET /-/metrics (docs/operations.md)
+    registryMetrics(this.#lockbPath).gaugeSource('registry_websocket_clients', () => sockets.clientCount);
     this.#service.watch((rendered, change) => sockets.broadcastConfig(rendered, change));
     this.#events.on((event: RegistryEvent) => {
       // config events come from watching the file itself (every source, this process or not)

@@ -27,6 +27,8 @@ export interface FileSystemStoreOptions {
   lockTimeoutMs?: number;
   lockStaleMs?: number;
   onLockCompromised?: (key: string, error: Error) => void;
+  /** a lock acquisition that had to wait (see KeyedLock's onWait) */
+  onLockWait?: (key: string, waitedMs: number) => void;
   /** Keep tarballs up to this size in memory after the first read (0 disables). */
   tarballCacheBytes?: number;
 }
@@ -171,6 +173,7 @@ export class FileSystemStore implements PackageStore {
       timeoutMs: options.lockTimeoutMs,
       staleMs: options.lockStaleMs,
       onCompromised: options.onLockCompromised,
+      onWait: options.onLockWait,
     });
     this.dbPath = existsSync(join(root, LEGACY_DB_FILE)) && !existsSync(join(root, DB_FILE)) ? join(root, LEGACY_DB_FILE) : join(root, DB_FILE);
     this.tarballCacheBytes = options.tarballCacheBytes ?? 64 * 1024 * 1024;

@@ -26,6 +26,11 @@ export interface LockOptions {
   staleMs?: number;
   /** Called when a held lock was taken over by someone else (clock jump, frozen process). */
   onCompromised?: (key: string, error: Error) => void;
+  /**
+   * Called once the lock is held after the acquisition had to wait (another holder in this
+   * process, or a lock directory of another process): the DEBUG log and the lock-wait metrics.
+   */
+  onWait?: (key: string, waitedMs: number) => void;
 }
 
 const HOST = hostname();
@@ -51,6 +56,7 @@ export class KeyedLock {
   private readonly timeoutMs: number;
   private readonly staleMs: number;
   private readonly onCompromised: (key: string, error: Error) => void;
+  private readonly onWait: ((key: string, waitedMs: number) => void) | undefined;
   /** Tail of the in-process FIFO per key; resolves when the last queued holder is done. */
   private readonly tails = new Map<string, Promise<void>>();
 
@@ -59,13 +65,16 @@ export class KeyedLock {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.staleMs = Math.max(options.staleMs ?? 10_000, 2_000);
     this.onCompromised = options.onCompromised ?? (() => undefined);
+    this.onWait = options.onWait;
     if (!existsSync(directory)) mkdirSync(directory, { recursive: true });
   }
 
   /** Runs fn while holding the lock for key, in this process and against other processes. */
   async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
     const deadline = Date.now() + this.timeoutMs;
-    const previous = this.tails.get(key) ?? Promise.resolve();
+    const queued = this.tails.get(key);
+    const previous = queued ?? Promise.resolve();
     let releaseLocal!: () => void;
     const mine = new Promise<void>((resolve) => (releaseLocal = resolve));
     // Successors wait for our predecessors AND for us, so leaving early on a timeout keeps order.
@@ -73,7 +82,15 @@ export class KeyedLock {
     this.tails.set(key, tail);
     try {
       await this.waitLocal(key, previous, deadline);
-      const releaseShared = await this.acquireShared(key, deadline);
+      const shared = { contended: false };
+      const releaseShared = await this.acquireShared(key, deadline, shared);
+      if ((queued !== undefined || shared.contended) && this.onWait) {
+        try {
+          this.onWait(key, performance.now() - started);
+        } catch {
+          // an observer must never fail the write it observes
+        }
+      }
       try {
         return await fn();
       } finally {
@@ -108,7 +125,7 @@ export class KeyedLock {
     return { target, lockDir: `${target}.lock`, owner: `${target}.owner` };
   }
 
-  private async acquireShared(key: string, deadline: number): Promise<() => Promise<void>> {
+  private async acquireShared(key: string, deadline: number, report: { contended: boolean }): Promise<() => Promise<void>> {
     const { target, lockDir, owner } = this.paths(key);
     let pause = 2;
     let recreated = false;
@@ -142,6 +159,7 @@ export class KeyedLock {
           continue;
         }
         if (!isErrno(error, 'ELOCKED')) throw error;
+        report.contended = true;
       }
       if (await this.ageLockOfDeadOwner(lockDir, owner)) continue;
       if (Date.now() >= deadline) throw this.timeoutError(key);

@@ -5,7 +5,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark, bootRegistry, foldIndex, rebuildIndex, PackageIndex, type IndexedPackage } from '../registry-core/index';
+import { bootMark, bootRegistry, debugLog, foldIndex, rebuildIndex, registryMetrics, PackageIndex, type IndexedPackage } from '../registry-core/index';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
@@ -88,7 +88,14 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     const merged = { ...(config as unknown as Record<string, unknown>), ...(options.config as unknown as Record<string, unknown>) };
     const { storageDir, lockbPath } = resolveStoragePaths(merged);
 
+    const metrics = registryMetrics(lockbPath);
     const store = new FileSystemStore(storageDir, {
+      // docs/operations.md: DEBUG lines and the lock-wait metrics
+      onLockWait: (key, waitedMs) => {
+        metrics.inc('registry_lock_waits_total', { lock: 'package' });
+        metrics.observe('registry_lock_wait_seconds', waitedMs / 1000, { lock: 'package' });
+        debugLog(lockbPath, 'lock', `waited for ${key}`, { ms: waitedMs.toFixed(1) });
+      },
       lockTimeoutMs: typeof config.lock_timeout_ms === 'number' ? config.lock_timeout_ms : undefined,
       onLockCompromised: (key, error) =>
         logger.error({ key, detail: error.message }, 'registry-storage: lock for @{key} was taken over while held (@{detail})'),

@@ -1,8 +1,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyedLock } from '../../plugins/verdaccio-registry-storage/lock';
 import { StorageError } from '../../plugins/verdaccio-registry-storage/errors';
@@ -118,4 +118,49 @@ test('11.7 locks: the locks folder removed while running is made again (writes d
   rmSync(dir, { recursive: true, force: true });
   assert.equal(await lock.withLock('k', async () => 2), 2);
   assert.ok(existsSync(dir));
+});
+
+test('15.2 lock waits: onWait reports a contended acquisition with the wait, an uncontended one not at all', async () => {
+  const waits: { key: string; ms: number }[] = [];
+  const lock = new KeyedLock(join(root, 'locks-wait'), { onWait: (key, ms) => waits.push({ key, ms }) });
+  await lock.withLock('free', async () => undefined);
+  assert.equal(waits.length, 0);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let entered!: () => void;
+  const inside = new Promise<void>((resolve) => (entered = resolve));
+  const first = lock.withLock('@scope/pkg', async () => {
+    entered();
+    await held;
+  });
+  await inside;
+  const second = lock.withLock('@scope/pkg', async () => 'second');
+  release();
+  assert.equal(await second, 'second');
+  await first;
+  assert.equal(waits.length, 1);
+  assert.equal(waits[0].key, '@scope/pkg');
+  assert.ok(waits[0].ms >= 0);
+  // a throwing observer never fails the write it observes
+  const strict = new KeyedLock(join(root, 'locks-wait-2'), {
+    onWait: () => {
+      throw new Error('observer bug');
+    },
+  });
+  const a = strict.withLock('k', async () => new Promise<void>((resolve) => setImmediate(resolve)));
+  assert.equal(await strict.withLock('k', async () => 'ok'), 'ok');
+  await a;
+});
+
+test('15.2 lock waits: a lock directory left by a dead process counts as a wait (the cross-process path)', async () => {
+  const lockDir = join(root, 'locks-dead-wait');
+  mkdirSync(lockDir, { recursive: true });
+  const target = join(lockDir, encodeURIComponent('@scope/dead'));
+  const dead = spawnSync(NODE_BIN, ['-e', '0']).pid;
+  mkdirSync(`${target}.lock`);
+  writeFileSync(`${target}.owner`, `${hostname()}\n${dead}\n`);
+  const waits: string[] = [];
+  const lock = new KeyedLock(lockDir, { timeoutMs: 20_000, staleMs: 60_000, onWait: (key) => waits.push(key) });
+  assert.equal(await lock.withLock('@scope/dead', async () => 'acquired'), 'acquired');
+  assert.deepEqual(waits, ['@scope/dead']);
 });

@@ -16,7 +16,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Server } from 'node:http';
 import type { Application } from 'express';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark, bootRegistry } from '../../registry-core/index';
+import { bootMark, bootRegistry, registryMetrics, type RegistryMetrics } from '../../registry-core/index';
 import { announcePluginLoaded } from '../../registry-core/plugin-presence';
 import { adaptStorageHttpHost, configuredMaxBodySize, createPublishVerdict, replaceAppJsonParser } from '../verdaccio-adapter';
 import { DEFAULT_BODY_LIMIT_KB, createBodyLimitParser, formatMb, maxTarballBytes, parseSize, type BodyLimits } from './body-limit';
@@ -88,11 +88,13 @@ export default class RegistryStorageHttpPlugin {
   readonly #config: Config;
   readonly #logger: Logger;
   readonly #lockbPath: string;
+  readonly #metrics: RegistryMetrics;
   #app: Application | undefined;
 
   constructor(pluginConfig: unknown, options: { config: Config; logger: Logger }) {
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
     this.#lockbPath = bootRegistry(options.config, process.env).lockbPath;
+    this.#metrics = registryMetrics(this.#lockbPath);
     this.options = parseStorageHttpOptions(pluginConfig);
     this.#config = options.config;
     this.#logger = options.logger;
@@ -129,6 +131,7 @@ export default class RegistryStorageHttpPlugin {
         host,
         cache: this.cache,
         warn: (text) => this.#logger.warn({ detail: text }, 'registry-storage-http: @{detail}'),
+        onCacheLookup: (hit) => this.#metrics.inc('registry_packument_cache_requests_total', { outcome: hit ? 'hit' : 'miss' }),
       }),
     );
     bootMark(`storage-http: publish guard on PUT /:package, npm search on GET ${SEARCH_PATH}`);

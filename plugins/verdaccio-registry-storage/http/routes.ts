@@ -26,6 +26,8 @@ export interface StorageHttpDeps {
   /** null: cache off (the guard still runs). */
   cache: ResponseCache | null;
   warn(message: string): void;
+  /** told of every packument cache lookup (the hit/miss counters of GET /-/metrics) */
+  onCacheLookup?: (hit: boolean) => void;
 }
 
 /** A revision taken within the store's racy window never repeats: nothing could ever reuse it. */
@@ -73,6 +75,7 @@ function headerText(value: string | string[] | undefined): string {
 
 export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler {
   const { host, cache, warn } = deps;
+  const onCacheLookup = deps.onCacheLookup ?? (() => undefined);
   const revisionOf = host.packumentRevision;
   const ownerStore = host.ownerStore;
 
@@ -292,6 +295,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
       // everything Verdaccio's rendering reads from the request: abbreviated or not, tarball URL base
       const key = [name, headerText(req.headers.accept), req.protocol, headerText(req.headers.host), headerText(req.headers[host.forwardedProtoHeader])].join('\u0000');
       const hit = cache.get(key, revision);
+      onCacheLookup(hit !== undefined);
       if (hit) {
         replay(req, res, key, hit);
         return;

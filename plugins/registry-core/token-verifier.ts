@@ -20,6 +20,12 @@ export interface TokenUse {
   /** the client's address as the registry sees it (HTTP: `req.ip`, so `server.trustProxy` applies) */
   peerAddress: string;
   intent: TokenIntent;
+  /**
+   * the package the use is about (HTTP: `packageOfRequest` of the route; the socket: an event's
+   * package); absent = not about one package. A package-limited token may only use its packages,
+   * and may write nothing that is not one of them (docs/web-login-and-tokens.md).
+   */
+  package?: string;
 }
 
 export interface TokenIdentity {
@@ -32,15 +38,19 @@ export interface TokenIdentity {
   readonly: boolean;
   /** allowed client ranges; empty = any address */
   cidr: readonly string[];
+  /** package limits (granular tokens); both empty = every package the user may use */
+  packages: readonly string[];
+  scopes: readonly string[];
 }
 
 /**
  * Stable reasons a token is refused. `invalid`: not a token of ours (bad signature, unknown key,
  * malformed…); `wrong-issuer`: issued for another issuer/audience (the registry URL changed);
  * `read-only`: a write with a read-only token; `cidr`: the peer address is outside the token's
- * ranges; `unavailable`: no verifier is registered for this registry.
+ * ranges; `package`: a package-limited token used for another package (or for a write that is
+ * about no package); `unavailable`: no verifier is registered for this registry.
  */
-export const TOKEN_REJECTION_CODES = ['invalid', 'expired', 'revoked', 'wrong-issuer', 'read-only', 'cidr', 'unavailable'] as const;
+export const TOKEN_REJECTION_CODES = ['invalid', 'expired', 'revoked', 'wrong-issuer', 'read-only', 'cidr', 'package', 'unavailable'] as const;
 export type TokenRejectionCode = (typeof TOKEN_REJECTION_CODES)[number];
 
 export class TokenRejectedError extends Error {

@@ -14,7 +14,9 @@ export type AuthErrorCode =
   | 'ERR_RATE_LIMITED'
   | 'ERR_TOKEN_INVALID'
   | 'ERR_TOKEN_OPTIONS'
-  | 'ERR_BAD_REQUEST';
+  | 'ERR_BAD_REQUEST'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_CONFLICT';
 
 const STATUS: Record<AuthErrorCode, number> = {
   ERR_AUTH_CONFIG: 500,
@@ -29,6 +31,8 @@ const STATUS: Record<AuthErrorCode, number> = {
   ERR_TOKEN_INVALID: 401,
   ERR_TOKEN_OPTIONS: 400,
   ERR_BAD_REQUEST: 400,
+  ERR_NOT_FOUND: 404,
+  ERR_CONFLICT: 409,
 };
 
 export class AuthError extends Error {

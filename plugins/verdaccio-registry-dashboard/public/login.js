@@ -1,15 +1,28 @@
 // The web login's sign-in page (docs/web-login-and-tokens.md). The session id is the last path
 // segment; the auth plugin's routes do the rest: GET /-/v1/login/<id> says whether to offer
 // registration, POST /-/v1/login/<id>/complete signs in, and npm collects its token itself.
+// @ts-check
 'use strict';
 (() => {
-  const $ = (id) => document.getElementById(id);
+  /** @param {string} id @returns {HTMLElement} */
+  const $ = (id) => {
+    const element = document.getElementById(id);
+    if (!element) throw new Error(`login page: #${id} is missing`);
+    return element;
+  };
+  /** @param {string} id @returns {HTMLInputElement} */
+  const input = (id) => /** @type {HTMLInputElement} */ ($(id));
+  /** @param {string} id @returns {HTMLButtonElement} */
+  const button = (id) => /** @type {HTMLButtonElement} */ ($(id));
   const id = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
   const base = `/-/v1/login/${encodeURIComponent(id)}`;
   let create = false;
 
+  /** @param {HTMLElement} element @param {boolean} [visible] */
   const show = (element, visible = true) => { element.hidden = !visible; };
+  /** @param {string} text */
   const fail = (text) => { $('message').textContent = text; show($('message')); };
+  /** @param {Response} response @returns {Promise<string>} */
   const errorOf = async (response) => {
     try {
       const body = await response.json();
@@ -18,11 +31,11 @@
     return `the registry answered ${response.status}`;
   };
 
-  const mode = () => (create && document.querySelector('input[name=mode]:checked')?.value === 'create' ? 'create' : 'login');
+  const mode = () => (create && /** @type {HTMLInputElement | null} */ (document.querySelector('input[name=mode]:checked'))?.value === 'create' ? 'create' : 'login');
   const updateMode = () => {
     const creating = mode() === 'create';
-    $('submit').textContent = creating ? 'Create account and sign in' : 'Sign in';
-    $('password').autocomplete = creating ? 'new-password' : 'current-password';
+    button('submit').textContent = creating ? 'Create account and sign in' : 'Sign in';
+    input('password').autocomplete = creating ? 'new-password' : 'current-password';
   };
 
   const load = async () => {
@@ -37,6 +50,7 @@
       $('intro').textContent = await errorOf(response);
       return;
     }
+    /** @type {{create?: unknown, requestedFrom?: unknown}} */
     const session = await response.json();
     create = session.create === true;
     $('title').textContent = create ? 'Create an npm account or sign in' : 'Sign in to npm';
@@ -47,16 +61,17 @@
     show($('mode'), create);
     show($('form'));
     updateMode();
-    $('username').focus();
+    input('username').focus();
   };
 
   $('form').addEventListener('change', updateMode);
   $('form').addEventListener('submit', async (event) => {
     event.preventDefault();
     show($('message'), false);
-    $('submit').disabled = true;
-    const username = $('username').value.trim();
-    const body = { username, password: $('password').value };
+    button('submit').disabled = true;
+    const username = input('username').value.trim();
+    /** @type {{username: string, password: string, create?: boolean}} */
+    const body = { username, password: input('password').value };
     if (mode() === 'create') body.create = true;
     try {
       const response = await fetch(`${base}/complete`, {
@@ -78,8 +93,8 @@
     } catch {
       fail('The registry cannot be reached.');
     } finally {
-      $('submit').disabled = false;
-      $('password').value = '';
+      button('submit').disabled = false;
+      input('password').value = '';
     }
   });
 

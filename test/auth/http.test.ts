@@ -230,7 +230,7 @@ describe('auth plugin over HTTP (real registry)', () => {
     const listed = objects.find((entry) => entry.key === readonly.body.key);
     assert.ok(listed, 'the read-only token is listed');
     assert.equal(listed.readonly, true);
-    assert.match(String(listed.name), /^ci-read \(token, read-only, expires \d{4}-\d\d-\d\d\)$/, 'the name, then what the token may do (npm prints only the name)');
+    assert.match(String(listed.name), /^ci-read \(token, read-only, expires \d{4}-\d\d-\d\d, (?:never used|last used \d{4}-\d\d-\d\d \d\d:\d\d UTC)\)$/, 'the name, then what the token may do (npm prints only the name)');
     assert.ok(readonlyToken.startsWith(listed.token) && listed.token.length <= 6, 'only the first characters (npm adds the ellipsis)');
     assert.ok(!list.text.includes(readonlyToken), 'never the whole token');
     assert.deepEqual(objects.find((entry) => entry.key === elsewhere.body.key)?.cidr_whitelist, ['10.0.0.0/8']);

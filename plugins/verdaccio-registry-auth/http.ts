@@ -41,6 +41,12 @@ const COUCH_PREFIX = 'org.couchdb.user:';
 export const EXPRESS_ROUTER_OPTIONS = { caseSensitive: false, strict: false } as const;
 /** Every route of ours (and every Verdaccio auth route we guard) starts with one of these, in any case. */
 const OWN_PATH_PREFIX = /^\/(?:_auth\/|-\/user\/|-\/npm\/v1\/(?:tokens|user)|-\/verdaccio\/sec\/|-\/v1\/(?:login|done))/i;
+/**
+ * The web login's routes act on a session secret, not on the caller's token: npm sends whatever
+ * token its .npmrc holds (a read-only or package-limited one too), and starting a new login must
+ * not be refused as a "write" with it.
+ */
+const WEB_LOGIN_PATH = /^\/-\/v1\/(?:login|done)(?:\/|$)/i;
 /** Where the dashboard serves the web login's sign-in page (its plugin owns the page; this one the sessions). */
 const WEB_LOGIN_PAGE = '/_dashboard/login/';
 /** A Host header we are willing to put into a URL we hand out. */
@@ -221,7 +227,7 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
     req.remote_user = user;
     res.locals.remote_user = user;
     // the same restriction rule as every other channel (the core's token seam, see token-issuer.ts)
-    const writing = req.method !== 'GET' && req.method !== 'HEAD';
+    const writing = req.method !== 'GET' && req.method !== 'HEAD' && !WEB_LOGIN_PATH.test(req.path);
     const limited = isPackageLimited(verified);
     const self = (verified.readonly || limited) && writing ? isSelfRevocation(req, auth) : false;
     if (self === 'malformed') {

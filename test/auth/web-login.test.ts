@@ -166,6 +166,16 @@ describe('web login over HTTP (real registry)', () => {
     assert.equal(await whoami(registry, token), 'carol');
   });
 
+  test('13.1 npm login with a read-only or package-limited token still in .npmrc starts a web login (the token gives no authority there)', async () => {
+    const session = await http(registry, 'POST', '/_auth/token', { body: { username: 'alice', password: PASSWORD } });
+    for (const options of [{ packages_and_scopes_permission: 'read-only' }, { packages: ['only-this'] }]) {
+      const created = await http(registry, 'POST', '/-/npm/v1/tokens', { token: session.body.token as string, body: { password: PASSWORD, ...options } });
+      assert.equal(created.status, 201, created.text);
+      const started = await http(registry, 'POST', '/-/v1/login', { token: created.body.token as string, body: {} });
+      assert.equal(started.status, 200, `${JSON.stringify(options)}: ${started.text}`);
+    }
+  });
+
   test('13.1 bad input: a body that is not an object, a create that is not a boolean, unknown ids → 4xx JSON', async () => {
     assert.equal((await http(registry, 'POST', '/-/v1/login', { body: [] })).status, 400);
     assert.equal((await http(registry, 'POST', '/-/v1/login', { body: { create: 'yes' } })).status, 400);

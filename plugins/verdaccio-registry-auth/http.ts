@@ -42,11 +42,12 @@ export const EXPRESS_ROUTER_OPTIONS = { caseSensitive: false, strict: false } as
 /** Every route of ours (and every Verdaccio auth route we guard) starts with one of these, in any case. */
 const OWN_PATH_PREFIX = /^\/(?:_auth\/|-\/user\/|-\/npm\/v1\/(?:tokens|user)|-\/verdaccio\/sec\/|-\/v1\/(?:login|done))/i;
 /**
- * The web login's routes act on a session secret, not on the caller's token: npm sends whatever
- * token its .npmrc holds (a read-only or package-limited one too), and starting a new login must
- * not be refused as a "write" with it.
+ * POSTs that are not writes with the caller's token. The web login's routes act on a session
+ * secret: npm sends whatever token its .npmrc holds (a read-only or package-limited one too), and
+ * starting a new login must not be refused as a "write" with it. `npm audit` POSTs the lockfile
+ * to ask about advisories: a read (a read-only token may audit, as it may install).
  */
-const WEB_LOGIN_PATH = /^\/-\/v1\/(?:login|done)(?:\/|$)/i;
+const NOT_A_WRITE_PATH = /^\/-\/(?:v1\/(?:login|done)(?:\/|$)|npm\/v1\/security\/)/i;
 /** Where the dashboard serves the web login's sign-in page (its plugin owns the page; this one the sessions). */
 const WEB_LOGIN_PAGE = '/_dashboard/login/';
 /** A Host header we are willing to put into a URL we hand out. */
@@ -227,7 +228,7 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
     req.remote_user = user;
     res.locals.remote_user = user;
     // the same restriction rule as every other channel (the core's token seam, see token-issuer.ts)
-    const writing = req.method !== 'GET' && req.method !== 'HEAD' && !WEB_LOGIN_PATH.test(req.path);
+    const writing = req.method !== 'GET' && req.method !== 'HEAD' && !NOT_A_WRITE_PATH.test(req.path);
     const limited = isPackageLimited(verified);
     const self = (verified.readonly || limited) && writing ? isSelfRevocation(req, auth) : false;
     if (self === 'malformed') {

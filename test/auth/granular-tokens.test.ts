@@ -182,6 +182,9 @@ describe('granular tokens with real npm (real registry)', { timeout: 240_000 }, 
     assert.equal((await ci.npm(['whoami'])).stdout.trim(), 'alice');
     const mint = await http(registry, 'POST', '/-/npm/v1/tokens', { token, body: { password: PASSWORD } });
     assert.equal(mint.status, 403, mint.text);
+    // npm audit POSTs the lockfile: a question, not a write — a limited token is not refused for it
+    const audit = await http(registry, 'POST', '/-/npm/v1/security/advisories/bulk', { token, body: { 'granted-pkg': ['1.0.0'] } });
+    assert.notEqual(audit.status, 403, audit.text);
     // unlimited tokens are not affected
     assert.equal((await admin.npm(['view', 'other-pkg', 'version'])).stdout.trim(), '1.0.0');
 

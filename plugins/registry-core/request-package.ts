@@ -36,6 +36,11 @@ function decode(raw: string): string | null {
 }
 
 const DASH_PACKAGE_ROUTE = /^\/-\/package\/([^/]+)(?:\/|$)/i;
+/**
+ * Verdaccio's web UI data routes that show one package (`/-/verdaccio/data/sidebar/…`,
+ * `/-/verdaccio/data/package/readme/…[/:version]`), scoped as two segments `@scope/name`.
+ */
+const WEB_PACKAGE_ROUTE = /^\/-\/verdaccio\/data\/(?:sidebar|package\/readme)\/((?:@|%40)[^/]+\/[^/]+|[^/]+)(?:\/|$)/i;
 
 /**
  * The package a request addresses. `path` is the URL path (a query string is ignored); `method`
@@ -45,6 +50,11 @@ export function packageOfRequest(_method: string, path: string): RequestPackage 
   const query = path.search(/[?#]/);
   const bare = query === -1 ? path : path.slice(0, query);
   if (!bare.startsWith('/')) return NONE;
+  const web = WEB_PACKAGE_ROUTE.exec(bare);
+  if (web) {
+    const name = decode(web[1]);
+    return name === null ? MALFORMED : { kind: 'package', name };
+  }
   const encoded = encodeScope(bare);
   const dash = DASH_PACKAGE_ROUTE.exec(encoded);
   const raw = dash ? dash[1] : encoded.slice(1).split('/', 1)[0];

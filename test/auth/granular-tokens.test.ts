@@ -62,6 +62,9 @@ describe('request → package (pure)', () => {
           `/-/package/${escaped}/dist-tags`,
           `/-/package/${escaped}/dist-tags/beta`,
           `/-/package/${escaped}/collaborators`,
+          `/-/verdaccio/data/sidebar/${pkg}`,
+          `/-/verdaccio/data/package/readme/${pkg}`,
+          `/-/verdaccio/data/package/readme/${pkg}/1.0.0`,
           `/${escaped}?write=true`,
         ];
         return paths.every((path) => {
@@ -178,6 +181,9 @@ describe('granular tokens with real npm (real registry)', { timeout: 240_000 }, 
     const tarball = await http(registry, 'GET', '/other-pkg/-/other-pkg-1.0.0.tgz', { token });
     assert.equal(tarball.status, 403);
     assert.equal((await http(registry, 'GET', '/@other%2flib', { token })).status, 403);
+    // …and through Verdaccio's web UI data routes
+    assert.equal((await http(registry, 'GET', '/-/verdaccio/data/sidebar/other-pkg', { token })).status, 403);
+    assert.equal((await http(registry, 'GET', '/-/verdaccio/data/package/readme/@other/lib', { token })).status, 403);
     // not about a package: reads work (whoami), writes do not (a new token, a password change)
     assert.equal((await ci.npm(['whoami'])).stdout.trim(), 'alice');
     const mint = await http(registry, 'POST', '/-/npm/v1/tokens', { token, body: { password: PASSWORD } });

@@ -204,5 +204,10 @@ describe('web login with real npm and Chromium', { skip: skipReason, timeout: 24
     assert.match((await page.textContent('#intro')) ?? '', /unknown, expired or already used/);
     assert.equal(await page.isVisible('#form'), false);
     await page.context().close();
+    // only session-shaped ids are pages; the page is GET/HEAD only
+    const short = await fetch(`${registry.url}/_dashboard/login/short`);
+    assert.equal(short.status, 404);
+    assert.equal(typeof ((await short.json()) as { error?: unknown }).error, 'string');
+    assert.equal((await fetch(`${registry.url}/_dashboard/login/${'A'.repeat(43)}`, { method: 'POST' })).status, 405);
   });
 });

@@ -198,6 +198,50 @@ describe('web login with real npm and Chromium', { skip: skipReason, timeout: 24
     await page.context().close();
   });
 
+  it('13.1 in a terminal (pty): npm login with default options prints the URL and its "Press ENTER" prompt, and finishes without a key press once signed in', async (t) => {
+    const hasScript = await new Promise<boolean>((resolve) => {
+      const probe = spawn('script', ['--version'], { stdio: 'ignore' });
+      probe.on('error', () => resolve(false));
+      probe.on('close', (code) => resolve(code === 0));
+    });
+    if (!hasScript) {
+      t.skip('util-linux `script` is not installed: no pty for npm (the pipe case above covers the flow)');
+      return;
+    }
+    const home = npmHome(registry);
+    const child = spawn('script', ['-qfec', `npm login --registry '${registry.url}/'`, '/dev/null'], { cwd: home.dir, env: home.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const exited = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`npm login in a pty did not finish within 60 s:\n${output}`));
+      }, 60_000);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve(code ?? -1);
+      });
+    });
+    let url: string | undefined;
+    for (let i = 0; i < 300 && url === undefined; i++) {
+      url = /Login at:\s*\r?\n(\S+)/.exec(output)?.[1];
+      if (url === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(url, `no URL printed:\n${output}`);
+    const { page } = await openPage(url);
+    await page.waitForSelector('#form:not([hidden])');
+    await page.fill('#username', ADMIN.name);
+    await page.fill('#password', ADMIN.password);
+    await page.click('#submit');
+    await page.waitForSelector('#done:not([hidden])');
+    assert.equal(await exited, 0, output);
+    assert.match(output, /Press ENTER to open in the browser/);
+    assert.match(output, /Logged in on/);
+    assert.ok(tokenIn(home.npmrc, registry));
+    await page.context().close();
+  });
+
   it('13.1 an unknown or used login link shows a clear message, not a form', async () => {
     const { page } = await openPage(`${registry.url}/_dashboard/login/${'A'.repeat(43)}`);
     await page.waitForFunction(() => document.getElementById('intro')?.textContent !== 'Loading the login request…');

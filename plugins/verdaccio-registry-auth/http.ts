@@ -29,7 +29,7 @@ import { parseTokenRequest, type AuthService } from './auth-service';
 import { normalizeIp } from './network';
 import { describeLimits, restrictionProblem, type TokenIssuer, type VerifiedToken } from './token-issuer';
 import { isPackageLimited, packageOfRequest } from '../registry-core/request-package';
-import type { AuthRequest, Middleware, PluginLogger, RemoteUserHelpers } from './verdaccio-adapter';
+import { publicBaseUrl, type AuthRequest, type Middleware, type PluginLogger, type RemoteUserHelpers } from './verdaccio-adapter';
 import { TOKEN_ALGORITHMS } from './keys';
 import { SESSION_ID, WebLoginSessions, type WebLoginOptions } from './web-login';
 
@@ -107,6 +107,8 @@ export interface HttpDependencies {
   maxGeneratedTtlSeconds: number;
   /** web login session limits (tests shorten them); defaults in web-login.ts */
   webLogin?: WebLoginOptions;
+  /** Verdaccio's `url_prefix`: part of the URLs the web login hands out */
+  urlPrefix?: string | undefined;
 }
 
 interface RequestAuth {
@@ -583,7 +585,7 @@ function createRoutes(deps: HttpDependencies): Router {
 
   const publicBase = (req: AuthRequest): string | null => {
     const host = req.get('host');
-    return host !== undefined && USABLE_HOST.test(host) ? `${req.protocol}://${host}` : null;
+    return host !== undefined && USABLE_HOST.test(host) ? publicBaseUrl(req, deps.urlPrefix) : null;
   };
 
   router.post('/-/v1/login', (req: AuthRequest, res) => {
@@ -643,7 +645,7 @@ function createRoutes(deps: HttpDependencies): Router {
     }
     const origin = req.get('origin');
     const base = publicBase(req);
-    if (origin !== undefined && origin !== base) {
+    if (origin !== undefined && (base === null || origin !== new URL(base).origin)) {
       sendJson(res, 403, { error: 'sign in from the registry\'s own login page' });
       return;
     }

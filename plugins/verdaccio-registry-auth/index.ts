@@ -89,9 +89,11 @@ export default class RegistryAuthPlugin {
   readonly service: AuthService;
   private readonly logger: PluginLogger;
   private middleware: Middleware | null = null;
+  private readonly urlPrefix: string | undefined;
 
   constructor(config: unknown, options: unknown) {
-    const { merged, configPath, logger } = adaptPluginArguments(config, options);
+    const { merged, configPath, logger, urlPrefix } = adaptPluginArguments(config, options);
+    this.urlPrefix = urlPrefix;
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
     bootRegistry(merged, process.env, { configPath });
     this.logger = logger;
@@ -240,6 +242,7 @@ export default class RegistryAuthPlugin {
       helpers: adaptHelpers(helpers),
       logger: this.logger,
       maxGeneratedTtlSeconds: 365 * 86_400,
+      urlPrefix: this.urlPrefix,
     });
     return this.middleware;
   }

@@ -5,6 +5,7 @@
  * per-address limit, and the login secret not being enough to collect the token.
  */
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { decodeJwt } from 'jose';
@@ -196,5 +197,41 @@ describe('web login over HTTP (real registry)', () => {
     assert.ok(limited, 'limited within 12 starts');
     assert.ok(Number(limited.headers.get('retry-after')) > 0);
     assert.match(String(limited.body.error), /too many web logins/);
+  });
+});
+
+describe('web login URLs behind a proxy', () => {
+  let registry: RunningRegistry;
+
+  before(async () => {
+    registry = await startRegistry({
+      editConfig: (config) => {
+        useAuthPlugin()(config);
+        config.url_prefix = '/registry/';
+      },
+    });
+  });
+  after(async () => {
+    await registry?.stop();
+  });
+
+  test('13.1 loginUrl and doneUrl are built as Verdaccio builds tarball URLs: url_prefix, forwarded protocol', async () => {
+    const started = await http(registry, 'POST', '/-/v1/login', { body: {} });
+    assert.equal(started.status, 200, started.text);
+    assert.match(String(started.body.loginUrl), new RegExp(`^${registry.url}/registry/_dashboard/login/[A-Za-z0-9_-]{43}$`));
+    assert.match(String(started.body.doneUrl), new RegExp(`^${registry.url}/registry/-/v1/done/[A-Za-z0-9_-]{43}$`));
+    const https = await fetch(`${registry.url}/-/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' }, body: '{}' });
+    const body = (await https.json()) as { loginUrl: string };
+    assert.match(body.loginUrl, /^https:\/\//);
+    // a Host Verdaccio's URL rule refuses (fetch cannot send one): 400, not a URL built from it
+    const status = await new Promise<number>((resolve, reject) => {
+      const request = httpRequest(`${registry.url}/-/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json', host: 'bad_host' } }, (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      request.on('error', reject);
+      request.end('{}');
+    });
+    assert.equal(status, 400);
   });
 });

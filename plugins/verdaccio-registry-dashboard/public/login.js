@@ -15,7 +15,9 @@
   /** @param {string} id @returns {HTMLButtonElement} */
   const button = (id) => /** @type {HTMLButtonElement} */ ($(id));
   const id = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
-  const base = `/-/v1/login/${encodeURIComponent(id)}`;
+  // behind a proxy that serves the registry under a path (Verdaccio's url_prefix), the API is under it too
+  const prefix = location.pathname.replace(/\/_dashboard\/login\/[^/]+\/?$/, '');
+  const base = `${prefix}/-/v1/login/${encodeURIComponent(id)}`;
   let create = false;
 
   /** @param {HTMLElement} element @param {boolean} [visible] */

@@ -44,6 +44,9 @@ export interface IssuedTokenRecord {
   token: string;
   name?: string;
   description?: string;
+  /** granular tokens: limited to these packages / scopes (`@scope`); absent = not limited */
+  packages?: string[];
+  scopes?: string[];
   /** 'session' = a login token; absent = a generated token */
   kind?: 'session';
   /** ms since epoch of the last request made with it, to LAST_USED_RESOLUTION_MS; absent = never used */
@@ -106,6 +109,8 @@ function checkTokenRecord(value: unknown, where: string): IssuedTokenRecord {
     (record.name !== undefined && typeof record.name !== 'string') ||
     (record.description !== undefined && typeof record.description !== 'string') ||
     (record.kind !== undefined && record.kind !== 'session') ||
+    (record.packages !== undefined && !isStringArray(record.packages)) ||
+    (record.scopes !== undefined && !isStringArray(record.scopes)) ||
     (record.lastUsed !== undefined && (typeof record.lastUsed !== 'number' || !Number.isFinite(record.lastUsed)))
   ) {
     throw new TokenStoreError('ERR_TOKEN_RECORD', `${where}: not a valid token record`);
@@ -122,8 +127,18 @@ function checkTokenRecord(value: unknown, where: string): IssuedTokenRecord {
   if (record.name !== undefined) clean.name = record.name;
   if (record.description !== undefined) clean.description = record.description;
   if (record.kind !== undefined) clean.kind = record.kind;
+  if (record.packages !== undefined) clean.packages = [...record.packages];
+  if (record.scopes !== undefined) clean.scopes = [...record.scopes];
   if (record.lastUsed !== undefined) clean.lastUsed = record.lastUsed;
   return clean;
+}
+
+/** A copy the caller may change without touching the store. */
+function copyRecord(record: IssuedTokenRecord): IssuedTokenRecord {
+  const copy: IssuedTokenRecord = { ...record, cidr: [...record.cidr] };
+  if (record.packages !== undefined) copy.packages = [...record.packages];
+  if (record.scopes !== undefined) copy.scopes = [...record.scopes];
+  return copy;
 }
 
 function isGeneration(value: unknown): value is number {
@@ -226,13 +241,13 @@ export class TokenStore {
     return [...this.tokens.values()]
       .filter((record) => record.user === user && (record.expiresAt === null || record.expiresAt > now))
       .sort((a, b) => a.created - b.created)
-      .map((record) => ({ ...record, cidr: [...record.cidr] }));
+      .map(copyRecord);
   }
 
   get(key: string): IssuedTokenRecord | undefined {
     this.assertOpen();
     const record = this.tokens.get(key);
-    return record ? { ...record, cidr: [...record.cidr] } : undefined;
+    return record ? copyRecord(record) : undefined;
   }
 
   /**

@@ -21,11 +21,12 @@ export interface TokenUse {
   peerAddress: string;
   intent: TokenIntent;
   /**
-   * The package the request addresses (HTTP: from its path), null when it addresses none, absent
-   * when the channel cannot say (the WebSocket). Package-limited tokens (the `pkg` claim of a
-   * trusted-publishing token, docs/trusted-publishing.md) are refused unless it names their package.
+   * the package the use is about (HTTP: `packageOfRequest` of the route, docs/web-login-and-tokens.md;
+   * the socket: an event's package); absent = not about one package. A package-limited token
+   * (`packages`/`scopes` claims, or the `pkg` claim of a trusted-publishing token,
+   * docs/trusted-publishing.md) may only use its packages, and may write nothing that is not one of them.
    */
-  packageName?: string | null;
+  package?: string;
   /** the write is a publish (`PUT /<package>`, not a `-rev` change, dist-tag or unpublish): the only write a trusted-publishing token may make */
   publish?: boolean;
 }
@@ -40,13 +41,17 @@ export interface TokenIdentity {
   readonly: boolean;
   /** allowed client ranges; empty = any address */
   cidr: readonly string[];
+  /** package limits (granular tokens); both empty = every package the user may use */
+  packages: readonly string[];
+  scopes: readonly string[];
 }
 
 /**
  * Stable reasons a token is refused. `invalid`: not a token of ours (bad signature, unknown key,
  * malformed…); `wrong-issuer`: issued for another issuer/audience (the registry URL changed);
  * `read-only`: a write with a read-only token; `cidr`: the peer address is outside the token's
- * ranges; `package`: a package-limited token used for another package (or none); `unavailable`: no verifier is registered for this registry.
+ * ranges; `package`: a package-limited token used for another package (or for a write that is
+ * about no package); `unavailable`: no verifier is registered for this registry.
  */
 export const TOKEN_REJECTION_CODES = ['invalid', 'expired', 'revoked', 'wrong-issuer', 'read-only', 'cidr', 'package', 'unavailable'] as const;
 export type TokenRejectionCode = (typeof TOKEN_REJECTION_CODES)[number];

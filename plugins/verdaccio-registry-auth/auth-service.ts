@@ -29,8 +29,38 @@ export const MAX_SESSIONS_PER_USER = 100;
 /** Where a login session came from: shown as its name in `npm token list`. */
 export type SessionOrigin = 'npm login' | 'POST /_auth/token' | 'web login';
 
-/** npm 11 `token create` options we cannot honour. Refused rather than ignored: ignoring a scope would hand out a broader token than asked for. */
-const UNSUPPORTED_TOKEN_OPTIONS = ['packages', 'packages_all', 'scopes', 'orgs', 'orgs_permission', 'bypass_2fa'] as const;
+/**
+ * npm 11 `token create` options we cannot honour. Refused rather than ignored: ignoring an org
+ * limit would hand out a broader token than asked for. This registry has no organisations.
+ */
+const UNSUPPORTED_TOKEN_OPTIONS = ['orgs', 'orgs_permission'] as const;
+/** At most this many package and scope limits per token (each is checked on every request). */
+export const MAX_TOKEN_LIMITS = 100;
+/** npm's package-name alphabet (old names may have capitals), optionally scoped; ≤ 214 characters. */
+const PACKAGE_NAME = /^(?:@[A-Za-z0-9~-][A-Za-z0-9._~-]*\/)?[A-Za-z0-9~-][A-Za-z0-9._~-]*$/;
+const SCOPE_NAME = /^@?[A-Za-z0-9~-][A-Za-z0-9._~-]*$/;
+
+function limitList(body: Record<string, unknown>, field: 'packages' | 'scopes'): string[] {
+  const value = body[field];
+  if (value === undefined || value === null) return [];
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || !list.every((item): item is string => typeof item === 'string')) {
+    throw new AuthError('ERR_TOKEN_OPTIONS', `${field} must be a list of ${field === 'packages' ? 'package names' : 'scopes (@scope)'}`);
+  }
+  if (list.length > MAX_TOKEN_LIMITS) throw new AuthError('ERR_TOKEN_OPTIONS', `at most ${MAX_TOKEN_LIMITS} ${field} per token`);
+  const out: string[] = [];
+  for (const item of list) {
+    if (field === 'packages') {
+      if (item.length > 214 || !PACKAGE_NAME.test(item)) throw new AuthError('ERR_TOKEN_OPTIONS', `packages: ${JSON.stringify(item.slice(0, 230))} is not a package name`);
+      if (!out.includes(item)) out.push(item);
+    } else {
+      if (item.length > 214 || !SCOPE_NAME.test(item)) throw new AuthError('ERR_TOKEN_OPTIONS', `scopes: ${JSON.stringify(item.slice(0, 230))} is not a scope (@scope)`);
+      const scope = item.startsWith('@') ? item : `@${item}`;
+      if (!out.includes(scope)) out.push(scope);
+    }
+  }
+  return out;
+}
 
 export interface RegistryEventSink {
   emit(event: { kind: 'login' | 'logout' | 'token'; time: number; user?: string; detail?: string }): void;
@@ -58,6 +88,9 @@ export interface TokenRequest {
   password: string;
   readonly: boolean;
   cidr: string[];
+  /** package limits; both empty = not limited to packages */
+  packages: string[];
+  scopes: string[];
   name?: string;
   description?: string;
   ttlSeconds?: number;
@@ -77,7 +110,21 @@ export function parseTokenRequest(body: unknown, maxTtlSeconds: number): TokenRe
   if (!isRecord(body)) throw new AuthError('ERR_BAD_REQUEST', 'expected a JSON object body');
   if (typeof body.password !== 'string' || body.password.length === 0) throw new AuthError('ERR_BAD_REQUEST', 'password is required to create a token');
   const unsupported = UNSUPPORTED_TOKEN_OPTIONS.filter((option) => body[option] !== undefined && body[option] !== null && body[option] !== false);
-  if (unsupported.length > 0) throw new AuthError('ERR_TOKEN_OPTIONS', `granular token options are not supported: ${unsupported.join(', ')}`);
+  if (unsupported.length > 0) {
+    throw new AuthError('ERR_TOKEN_OPTIONS', `this registry has no organisations: ${unsupported.join(', ')} cannot be honoured (limit the token with packages or scopes)`);
+  }
+  if (body.packages_all !== undefined && body.packages_all !== null && typeof body.packages_all !== 'boolean') {
+    throw new AuthError('ERR_TOKEN_OPTIONS', 'packages_all must be true or false');
+  }
+  // bypass_2fa: there is no two-factor authentication here to bypass, so it changes nothing
+  if (body.bypass_2fa !== undefined && body.bypass_2fa !== null && typeof body.bypass_2fa !== 'boolean') {
+    throw new AuthError('ERR_TOKEN_OPTIONS', 'bypass_2fa must be true or false');
+  }
+  const packages = limitList(body, 'packages');
+  const scopes = limitList(body, 'scopes');
+  if (body.packages_all === true && (packages.length > 0 || scopes.length > 0)) {
+    throw new AuthError('ERR_TOKEN_OPTIONS', 'packages_all cannot be combined with packages or scopes');
+  }
   if (body.readonly !== undefined && typeof body.readonly !== 'boolean') throw new AuthError('ERR_TOKEN_OPTIONS', 'readonly must be true or false');
   const permission = body.packages_and_scopes_permission;
   if (permission !== undefined && permission !== null && permission !== 'read-only' && permission !== 'read-write') {
@@ -86,7 +133,7 @@ export function parseTokenRequest(body: unknown, maxTtlSeconds: number): TokenRe
   const cidrInput = body.cidr_whitelist ?? [];
   if (!Array.isArray(cidrInput)) throw new AuthError('ERR_TOKEN_OPTIONS', 'cidr_whitelist must be a list of CIDR ranges');
   const cidr = cidrInput.map((entry) => parseCidr(entry).text);
-  const request: TokenRequest = { password: body.password, readonly: body.readonly === true || permission === 'read-only', cidr };
+  const request: TokenRequest = { password: body.password, readonly: body.readonly === true || permission === 'read-only', cidr, packages, scopes };
   if (body.name !== undefined && body.name !== null) {
     if (typeof body.name !== 'string' || body.name.length > 100) throw new AuthError('ERR_TOKEN_OPTIONS', 'name must be a string of at most 100 characters');
     request.name = body.name;
@@ -247,6 +294,26 @@ export class AuthService {
   }
 
   /**
+   * The web login's sign-in (docs/web-login-and-tokens.md): an existing user signs in with the
+   * password (behind the failed-login limiter); with `create` (npm adduser) a new name is
+   * registered under the usual rules first. The token is a login session like every other.
+   */
+  async webSignIn(user: string, password: string, ip: string, create: boolean): Promise<IssuedToken> {
+    if (create && !this.options.users.has(user)) {
+      await this.addUser(user, password);
+      this.options.logger.info({ user, ip }, 'user @{user} registered from @{ip} (web login)');
+      return this.issueSession(user, ip, 'web login');
+    }
+    return this.login(user, password, ip, 'web login');
+  }
+
+  /** A web-login token nobody collected: it must not stay valid. */
+  revokeUncollected(jti: string, expiresAt: number): void {
+    this.options.tokens.revokeJti(jti, expiresAt);
+    this.options.logger.info({ key: jti }, 'web login token @{key} was never collected: revoked');
+  }
+
+  /**
    * Password change (`npm profile set password`): the old password is checked behind the
    * failed-login limiter, then every token of the user is invalidated (generation bump, durable)
    * BEFORE the new password is written — a failure in between leaves the old password and no
@@ -273,6 +340,8 @@ export class AuthService {
       ttlSeconds: request.ttlSeconds ?? this.options.generatedTokenTtlSeconds,
       readonly: request.readonly,
       cidr: request.cidr,
+      packages: request.packages,
+      scopes: request.scopes,
     });
     const record: IssuedTokenRecord = {
       key: issued.jti,
@@ -283,6 +352,8 @@ export class AuthService {
       cidr: request.cidr,
       token: maskToken(issued.token),
     };
+    if (request.packages.length > 0) record.packages = [...request.packages];
+    if (request.scopes.length > 0) record.scopes = [...request.scopes];
     if (request.name !== undefined) record.name = request.name;
     if (request.description !== undefined) record.description = request.description;
     this.options.tokens.save(record);

@@ -17,7 +17,8 @@ export type AuthErrorCode =
   | 'ERR_BAD_REQUEST'
   | 'ERR_FORBIDDEN'
   | 'ERR_NOT_FOUND'
-  | 'ERR_UNAVAILABLE';
+  | 'ERR_UNAVAILABLE'
+  | 'ERR_CONFLICT';
 
 const STATUS: Record<AuthErrorCode, number> = {
   ERR_AUTH_CONFIG: 500,
@@ -35,6 +36,7 @@ const STATUS: Record<AuthErrorCode, number> = {
   ERR_FORBIDDEN: 403,
   ERR_NOT_FOUND: 404,
   ERR_UNAVAILABLE: 503,
+  ERR_CONFLICT: 409,
 };
 
 export class AuthError extends Error {

@@ -27,11 +27,13 @@ import { TokenStoreError, type IssuedTokenRecord } from '../registry-core/token-
 import { AuthError, isAuthError } from './errors';
 import { parseTokenRequest, type AuthService } from './auth-service';
 import { normalizeIp } from './network';
-import { restrictionProblem, type TokenIssuer, type VerifiedToken } from './token-issuer';
-import type { AuthRequest, Middleware, PluginLogger, RemoteUserHelpers } from './verdaccio-adapter';
+import { describeLimits, restrictionProblem, type TokenIssuer, type VerifiedToken } from './token-issuer';
+import { isPackageLimited, isPublishRequest, packageOfRequest } from '../registry-core/request-package';
+import type { TokenUse } from '../registry-core/token-verifier';
+import { publicBaseUrl, type AuthRequest, type Middleware, type PluginLogger, type RemoteUserHelpers } from './verdaccio-adapter';
 import { TOKEN_ALGORITHMS } from './keys';
-import { isPublishRequest, packageOfPath } from './request-package';
 import { addTrustRoutes, type TrustRouteDependencies } from './trust-routes';
+import { SESSION_ID, WebLoginSessions, type WebLoginOptions } from './web-login';
 
 /** Case-insensitive like the route it redacts for: Express serves `/-/USER/TOKEN/<token>` too. */
 const LOGOUT_PATH = /\/-\/user\/token\/([^/?#]+)/i;
@@ -40,7 +42,18 @@ const COUCH_PREFIX = 'org.couchdb.user:';
 /** Verdaccio's routers use Express 4's defaults; ours must match exactly the same spellings. */
 export const EXPRESS_ROUTER_OPTIONS = { caseSensitive: false, strict: false } as const;
 /** Every route of ours (and every Verdaccio auth route we guard) starts with one of these, in any case. */
-const OWN_PATH_PREFIX = /^\/(?:_auth\/|-\/user\/|-\/npm\/v1\/(?:tokens|user|oidc\/)|-\/verdaccio\/sec\/|-\/package\/[^/]+\/trust)/i;
+const OWN_PATH_PREFIX = /^\/(?:_auth\/|-\/user\/|-\/npm\/v1\/(?:tokens|user|oidc\/)|-\/verdaccio\/sec\/|-\/v1\/(?:login|done)|-\/package\/[^/]+\/trust)/i;
+/**
+ * POSTs that are not writes with the caller's token. The web login's routes act on a session
+ * secret: npm sends whatever token its .npmrc holds (a read-only or package-limited one too), and
+ * starting a new login must not be refused as a "write" with it. `npm audit` POSTs the lockfile
+ * to ask about advisories: a read (a read-only token may audit, as it may install).
+ */
+const NOT_A_WRITE_PATH = /^\/-\/(?:v1\/(?:login|done)(?:\/|$)|npm\/v1\/security\/)/i;
+/** Where the dashboard serves the web login's sign-in page (its plugin owns the page; this one the sessions). */
+const WEB_LOGIN_PAGE = '/_dashboard/login/';
+/** A Host header we are willing to put into a URL we hand out. */
+const USABLE_HOST = /^[a-z0-9.\-:[\]]{1,255}$/i;
 /** What path-to-regexp builds for `/-/npm/v1/tokens/token/:key` with EXPRESS_ROUTER_OPTIONS. */
 const TOKEN_KEY_PATH = /^\/-\/npm\/v1\/tokens\/token\/(?:([^/]+?))\/?$/i;
 /**
@@ -96,6 +109,10 @@ export interface HttpDependencies {
   maxGeneratedTtlSeconds: number;
   /** trusted publishing (docs/trusted-publishing.md); absent: its routes are not served */
   trust?: Omit<TrustRouteDependencies, 'logger' | 'sendError' | 'isPackageLimited'>;
+  /** web login session limits (tests shorten them); defaults in web-login.ts */
+  webLogin?: WebLoginOptions;
+  /** Verdaccio's `url_prefix`: part of the URLs the web login hands out */
+  urlPrefix?: string | undefined;
 }
 
 interface RequestAuth {
@@ -182,10 +199,17 @@ function tokenView(record: IssuedTokenRecord): Record<string, unknown> {
   };
   if (record.lastUsed !== undefined) view.last_used = new Date(record.lastUsed).toISOString();
   if (record.expiresAt !== null) view.expires = new Date(record.expiresAt).toISOString();
+  const limits = { packages: record.packages ?? [], scopes: record.scopes ?? [] };
+  if (isPackageLimited(limits)) {
+    view.packages = limits.packages;
+    view.scopes = limits.scopes;
+  }
+  const limitText = isPackageLimited(limits) ? `, ${describeLimits(limits)}` : '';
+  const cidrText = record.cidr.length > 0 ? `, from ${record.cidr.join(', ')}` : '';
   const kind = record.kind === 'session' ? 'login session' : 'token';
   const expires = record.expiresAt === null ? '' : `, expires ${new Date(record.expiresAt).toISOString().slice(0, 10)}`;
   const used = record.lastUsed === undefined ? ', never used' : `, last used ${new Date(record.lastUsed).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-  view.name = `${record.name ?? (record.kind === 'session' ? 'login' : 'npm token create')} (${kind}, ${permission}${expires}${used})`;
+  view.name = `${record.name ?? (record.kind === 'session' ? 'login' : 'npm token create')} (${kind}, ${permission}${limitText}${cidrText}${expires}${used})`;
   view.permission = permission;
   view.kind = kind;
   if (record.description !== undefined) view.description = record.description;
@@ -210,18 +234,24 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
     req.remote_user = user;
     res.locals.remote_user = user;
     // the same restriction rule as every other channel (the core's token seam, see token-issuer.ts)
-    const writing = req.method !== 'GET' && req.method !== 'HEAD';
-    const self = verified.readonly && writing ? isSelfRevocation(req, auth) : false;
+    const writing = req.method !== 'GET' && req.method !== 'HEAD' && !NOT_A_WRITE_PATH.test(req.path);
+    // package-limited: granular `packages`/`scopes`, or a trusted-publishing token (`pkg` claim)
+    const limited = isPackageLimited(verified) || verified.trustedPackage !== null;
+    const self = (verified.readonly || limited) && writing ? isSelfRevocation(req, auth) : false;
     if (self === 'malformed') {
       sendJson(res, 400, { error: 'the token key in the URL is not valid percent-encoding' });
       return false;
     }
-    const problem = restrictionProblem(verified, {
-      peerAddress: clientIp(req),
-      intent: writing && self !== true ? 'write' : 'read',
-      packageName: packageOfPath(req.url),
-      publish: isPublishRequest(req.method, req.url),
-    });
+    // only a package-limited token needs the route's package (one regex; skipped for every other token)
+    const addressed = limited ? packageOfRequest(req.method, req.path) : undefined;
+    if (addressed?.kind === 'malformed') {
+      sendJson(res, 400, { error: 'the package name in the URL is not valid percent-encoding' });
+      return false;
+    }
+    const use: TokenUse = { peerAddress: clientIp(req), intent: writing && self !== true ? 'write' : 'read' };
+    if (addressed?.kind === 'package') use.package = addressed.name;
+    if (limited) use.publish = isPublishRequest(req.method, req.path);
+    const problem = restrictionProblem(verified, use);
     if (problem) {
       sendJson(res, 403, { error: problem.message });
       return false;
@@ -357,7 +387,7 @@ function createRoutes(deps: HttpDependencies): Router {
       grant_types_supported: ['password'],
       response_types_supported: ['token'],
       subject_types_supported: ['public'],
-      claims_supported: ['sub', 'groups', 'iss', 'aud', 'iat', 'exp', 'jti', 'gen', 'readonly', 'cidr'],
+      claims_supported: ['sub', 'groups', 'iss', 'aud', 'iat', 'exp', 'jti', 'gen', 'readonly', 'cidr', 'packages', 'scopes'],
       registry_signing_alg: state.alg,
       registry_audience: state.audience,
       registry_issuer_kind: state.issuer.kind,
@@ -556,6 +586,141 @@ function createRoutes(deps: HttpDependencies): Router {
   // `npm access list packages <user>` (libnpmaccess GET /-/user/<user>/package) is the storage
   // part's route: leave this router so the guard below does not answer it (docs/trusted-publishing.md)
   router.get('/-/user/:user/package', (_req, _res, next) => next('router'));
+  // npm's web login (docs/web-login-and-tokens.md): POST /-/v1/login starts a session, the
+  // dashboard's sign-in page completes it over the two routes below it, npm polls doneUrl.
+  const webLogin = new WebLoginSessions(deps.webLogin);
+  const revokeUncollected = (expired: readonly { jti: string; expiresAt: number }[]): void => {
+    for (const token of expired) {
+      try {
+        service.revokeUncollected(token.jti, token.expiresAt);
+      } catch (error) {
+        logger.error({ message: error instanceof Error ? error.message : String(error) }, 'web login: revoking an uncollected token failed: @{message}');
+      }
+    }
+  };
+  // expired sessions are dropped (their uncollected tokens revoked) on the next start, and at least once a minute
+  setInterval(() => revokeUncollected(webLogin.sweep()), 60_000).unref();
+
+  const publicBase = (req: AuthRequest): string | null => {
+    const host = req.get('host');
+    return host !== undefined && USABLE_HOST.test(host) ? publicBaseUrl(req, deps.urlPrefix) : null;
+  };
+
+  router.post('/-/v1/login', (req: AuthRequest, res) => {
+    const body: unknown = req.body ?? {};
+    if (!isRecord(body)) {
+      sendJson(res, 400, { error: 'expected a JSON object body ({} or {"create": true})' });
+      return;
+    }
+    if (body.create !== undefined && typeof body.create !== 'boolean') {
+      sendJson(res, 400, { error: 'create must be true or false' });
+      return;
+    }
+    const base = publicBase(req);
+    if (base === null) {
+      sendJson(res, 400, { error: 'the Host header cannot be used to build the login URLs' });
+      return;
+    }
+    let started;
+    try {
+      const result = webLogin.start(clientIp(req), body.create === true);
+      revokeUncollected(result.expired);
+      started = result.started;
+    } catch (error) {
+      sendError(res, logger, error);
+      return;
+    }
+    logger.info({ ip: clientIp(req), create: body.create === true }, 'web login started from @{ip} (create @{create})');
+    sendJson(res, 200, { loginUrl: `${base}${WEB_LOGIN_PAGE}${started.loginId}`, doneUrl: `${base}/-/v1/done/${started.doneId}` }, true);
+  });
+
+  const sessionId = (req: AuthRequest, res: Response): string | null => {
+    const id = req.params.id;
+    if (typeof id === 'string' && SESSION_ID.test(id)) return id;
+    sendJson(res, 404, { error: 'no such login session' });
+    return null;
+  };
+
+  // the sign-in page reads whether to offer registration and who asked
+  router.get('/-/v1/login/:id', (req: AuthRequest, res) => {
+    const id = sessionId(req, res);
+    if (id === null) return;
+    const view = webLogin.view(id);
+    if (!view) {
+      sendJson(res, 404, { error: 'this login link is unknown, expired or already used: run npm login again' });
+      return;
+    }
+    sendJson(res, 200, { create: view.create, requestedFrom: view.requestedFrom, expiresAt: new Date(view.expiresAt).toISOString() }, true);
+  });
+
+  router.post('/-/v1/login/:id/complete', (req: AuthRequest, res) => {
+    const id = sessionId(req, res);
+    if (id === null) return;
+    // a cross-site page cannot send application/json without a preflight, and must not be the origin
+    if (!req.is('application/json')) {
+      sendJson(res, 415, { error: 'content-type must be application/json' });
+      return;
+    }
+    const origin = req.get('origin');
+    const base = publicBase(req);
+    if (origin !== undefined && (base === null || origin !== new URL(base).origin)) {
+      sendJson(res, 403, { error: 'sign in from the registry\'s own login page' });
+      return;
+    }
+    const body: unknown = req.body;
+    if (!isRecord(body) || typeof body.username !== 'string' || body.username === '' || typeof body.password !== 'string' || body.password === '') {
+      sendJson(res, 400, { error: 'expected {"username": "...", "password": "..."} (and "create": true to register)' });
+      return;
+    }
+    if (body.create !== undefined && typeof body.create !== 'boolean') {
+      sendJson(res, 400, { error: 'create must be true or false' });
+      return;
+    }
+    let session: { create: boolean };
+    try {
+      session = webLogin.beginSignIn(id);
+    } catch (error) {
+      sendError(res, logger, error);
+      return;
+    }
+    if (body.create === true && !session.create) {
+      webLogin.abortSignIn(id);
+      sendJson(res, 400, { error: 'this login was started by npm login: sign in with an existing account (npm adduser offers registration)' });
+      return;
+    }
+    const username = body.username;
+    service.webSignIn(username, body.password, clientIp(req), body.create === true).then(
+      (issued) => {
+        if (!webLogin.finishSignIn(id, issued.token, issued.jti, issued.expiresAt)) {
+          revokeUncollected([{ jti: issued.jti, expiresAt: issued.expiresAt }]);
+          sendJson(res, 404, { error: 'this login link expired while signing in: run npm login again' });
+          return;
+        }
+        sendJson(res, 200, { ok: true, username }, true);
+      },
+      (error: unknown) => {
+        webLogin.abortSignIn(id);
+        sendError(res, logger, error);
+      },
+    );
+  });
+
+  // npm polls here: 202 + Retry-After until the browser signed in, then the token, once
+  router.get('/-/v1/done/:id', (req: AuthRequest, res) => {
+    const id = sessionId(req, res);
+    if (id === null) return;
+    const result = webLogin.poll(id);
+    if (!result) {
+      sendJson(res, 404, { error: 'this login session is unknown, expired or its token was already collected: run npm login again' });
+      return;
+    }
+    if (result.state === 'pending') {
+      res.set('retry-after', String(result.retryAfterSeconds));
+      sendJson(res, 202, { pending: true }, true);
+      return;
+    }
+    sendJson(res, 200, { token: result.token }, true);
+  });
 
   // Last: whatever ours passed on along Verdaccio's auth paths stops here (see the file comment).
   const notServed = (req: AuthRequest, res: Response): void => {

@@ -94,9 +94,11 @@ export default class RegistryAuthPlugin {
   private middleware: Middleware | null = null;
   /** trusted publishing: rules and the id_token exchange (docs/trusted-publishing.md) */
   readonly trust: { rules: TrustRuleStore; exchange: OidcExchange; owners(name: string): Promise<string[] | null>; isAdmin(user: string): boolean };
+  private readonly urlPrefix: string | undefined;
 
   constructor(config: unknown, options: unknown) {
-    const { merged, configPath, logger } = adaptPluginArguments(config, options);
+    const { merged, configPath, logger, urlPrefix } = adaptPluginArguments(config, options);
+    this.urlPrefix = urlPrefix;
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
     bootRegistry(merged, process.env, { configPath });
     this.logger = logger;
@@ -268,6 +270,7 @@ export default class RegistryAuthPlugin {
       logger: this.logger,
       maxGeneratedTtlSeconds: 365 * 86_400,
       trust: this.trust,
+      urlPrefix: this.urlPrefix,
     });
     return this.middleware;
   }

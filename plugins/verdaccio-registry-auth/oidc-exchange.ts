@@ -91,7 +91,7 @@ export function parseTrustedPublishing(section: unknown, parseDuration: (value: 
  */
 export function trustedPackageProblem(trustedPackage: string | null, use: TokenUse): TokenRejectedError | undefined {
   if (trustedPackage === null) return undefined;
-  if (use.packageName !== trustedPackage) return new TokenRejectedError('package', `this token may only be used for package ${trustedPackage}`);
+  if (use.package !== trustedPackage) return new TokenRejectedError('package', `this token may only be used for package ${trustedPackage}`);
   // it publishes new versions; unpublish, deprecate, dist-tag and owner changes need a maintainer's own token
   if (use.intent === 'write' && use.publish !== true) return new TokenRejectedError('package', `this token may only publish new versions of ${trustedPackage}`);
   return undefined;

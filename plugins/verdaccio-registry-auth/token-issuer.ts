@@ -19,6 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, compactVerify, errors as joseErrors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { getAudience, getIssuer, getTokenAlgorithm, type ConfigFields } from '../registry-core/index';
+import { isPackageLimited, limitsAllowPackage } from '../registry-core/request-package';
 import { TokenRejectedError, type TokenIdentity, type TokenRejectionCode, type TokenUse } from '../registry-core/token-verifier';
 import { AuthError } from './errors';
 import { TOKEN_ALGORITHMS, type KeyRing, type PublicJwk, type TokenAlgorithm } from './keys';
@@ -55,6 +56,10 @@ export interface IssueOptions {
   readonly?: boolean;
   /** generated tokens only: requests must come from one of these ranges */
   cidr?: readonly string[];
+  /** generated tokens only: limited to these packages (`packages` claim) */
+  packages?: readonly string[];
+  /** generated tokens only: limited to packages of these scopes, `@scope` (`scopes` claim) */
+  scopes?: readonly string[];
   /**
    * the user's token generation to embed (default: the current one). A login passes the
    * generation it read BEFORE checking the password, so a login racing a password change with
@@ -92,6 +97,9 @@ export interface VerifiedToken {
   expiresAt: number;
   readonly: boolean;
   cidr: CidrAllowList | null;
+  /** package limits (`packages` / `scopes` claims); both empty = not limited */
+  packages: string[];
+  scopes: string[];
   /** the `gen` claim (0 when absent: tokens issued before generations existed) */
   generation: number;
   /** the `pkg` claim: a trusted-publishing token acts on this package only (null: not limited this way) */
@@ -138,10 +146,29 @@ export function restrictionProblem(verified: VerifiedToken, use: TokenUse): Toke
   if (verified.cidr && !verified.cidr.allows(use.peerAddress)) {
     return new TokenRejectedError('cidr', `this token may not be used from ${normalizeIp(use.peerAddress)} (allowed: ${verified.cidr.ranges.join(', ')})`);
   }
+  // package limits (docs/web-login-and-tokens.md): reads AND writes of other packages are refused
+  // (every package here is private to the registry's users), and so is any write that is about
+  // no package (config changes, creating tokens…): the token was granted for packages only
+  if (isPackageLimited(verified)) {
+    if (use.package !== undefined && !limitsAllowPackage(verified, use.package)) {
+      return new TokenRejectedError('package', `this token is limited to ${describeLimits(verified)}; it may not be used for ${use.package}`);
+    }
+    if (use.package === undefined && use.intent === 'write') {
+      return new TokenRejectedError('package', `this token is limited to ${describeLimits(verified)}; it may only write those packages`);
+    }
+  }
   if (verified.readonly && use.intent === 'write') return new TokenRejectedError('read-only', 'this token is read-only');
   const trusted = trustedPackageProblem(verified.trustedPackage, use);
   if (trusted) return trusted;
   return undefined;
+}
+
+/** "packages a, b and scopes @s" — for refusals and `npm token list`. */
+export function describeLimits(limits: { packages: readonly string[]; scopes: readonly string[] }): string {
+  const parts: string[] = [];
+  if (limits.packages.length > 0) parts.push(`package${limits.packages.length === 1 ? '' : 's'} ${limits.packages.join(', ')}`);
+  if (limits.scopes.length > 0) parts.push(`scope${limits.scopes.length === 1 ? '' : 's'} ${limits.scopes.join(', ')}`);
+  return parts.join(' and ');
 }
 
 export function identityOf(verified: VerifiedToken): TokenIdentity {
@@ -152,6 +179,8 @@ export function identityOf(verified: VerifiedToken): TokenIdentity {
     expiresAt: verified.expiresAt,
     readonly: verified.readonly,
     cidr: verified.cidr ? [...verified.cidr.ranges] : [],
+    packages: [...verified.packages],
+    scopes: [...verified.scopes],
   };
 }
 
@@ -231,6 +260,9 @@ export class TokenIssuer {
     // an empty allow-list means "no restriction" (npm's meaning), so it is left out of the token
     if (options.cidr !== undefined && options.cidr.length > 0) payload.cidr = new CidrAllowList(options.cidr).ranges;
     if (options.trustedPackage !== undefined) payload[PACKAGE_CLAIM] = options.trustedPackage;
+    // empty = not limited, left out like cidr
+    if (options.packages !== undefined && options.packages.length > 0) payload.packages = [...options.packages];
+    if (options.scopes !== undefined && options.scopes.length > 0) payload.scopes = [...options.scopes];
     const token = await new SignJWT(payload)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
       .setSubject(user)
@@ -347,7 +379,7 @@ export class TokenIssuer {
     } catch (error) {
       throw invalid(reasonFor(error), problemFor(error));
     }
-    const { sub, jti, exp, groups, readonly, cidr, gen } = payload;
+    const { sub, jti, exp, groups, readonly, cidr, gen, packages, scopes } = payload;
     const pkg = payload[PACKAGE_CLAIM];
     if (pkg !== undefined && (typeof pkg !== 'string' || pkg.length === 0)) throw invalid(`${PACKAGE_CLAIM} must be a package name`);
     if (typeof sub !== 'string' || sub.length === 0) throw invalid('sub must be a user name');
@@ -356,6 +388,8 @@ export class TokenIssuer {
     if (groups !== undefined && !isStringArray(groups)) throw invalid('groups must be a list of strings');
     if (readonly !== undefined && typeof readonly !== 'boolean') throw invalid('readonly must be a boolean');
     if (cidr !== undefined && !isStringArray(cidr)) throw invalid('cidr must be a list of ranges');
+    if (packages !== undefined && !isStringArray(packages)) throw invalid('packages must be a list of package names');
+    if (scopes !== undefined && !isStringArray(scopes)) throw invalid('scopes must be a list of scopes');
     if (gen !== undefined && !(typeof gen === 'number' && Number.isSafeInteger(gen) && gen >= 0)) throw invalid('gen must be a whole number');
     if (this.revocations.isRevoked(jti)) throw invalid('revoked', 'revoked');
     const generation = typeof gen === 'number' ? gen : 0;
@@ -379,6 +413,8 @@ export class TokenIssuer {
       expiresAt: exp * 1000,
       readonly: readonly === true,
       cidr: allowList,
+      packages: packages ?? [],
+      scopes: scopes ?? [],
       generation,
       trustedPackage: typeof pkg === 'string' ? pkg : null,
     };

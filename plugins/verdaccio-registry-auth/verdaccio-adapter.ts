@@ -6,6 +6,7 @@
  * all of it is `any` on its side. Everything is checked or narrowed here once.
  */
 import { errorUtils } from '@verdaccio/core';
+import { getPublicUrl } from '@verdaccio/url';
 import type { NextFunction, Request, Response } from 'express';
 import { AuthError } from './errors';
 
@@ -51,6 +52,8 @@ export interface PluginArguments {
   merged: Record<string, unknown>;
   configPath: string | undefined;
   logger: PluginLogger;
+  /** Verdaccio's `url_prefix` (the path the registry is served under, behind a proxy) */
+  urlPrefix: string | undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -76,7 +79,22 @@ export function adaptPluginArguments(config: any, options: any): PluginArguments
     isRecord(rawLogger) && typeof rawLogger.info === 'function' && typeof rawLogger.warn === 'function'
       ? (rawLogger as unknown as PluginLogger)
       : silentLogger;
-  return { merged, configPath, logger };
+  const urlPrefix = typeof appConfig.url_prefix === 'string' ? appConfig.url_prefix : undefined;
+  return { merged, configPath, logger, urlPrefix };
+}
+
+/**
+ * The registry's public base URL for a request, exactly as Verdaccio builds tarball URLs
+ * (`VERDACCIO_PUBLIC_URL`, else protocol incl. its forwarded-proto header, Host and `url_prefix`),
+ * without the trailing slash; null for a Host header Verdaccio's rule refuses (it would throw).
+ */
+export function publicBaseUrl(req: Request, urlPrefix: string | undefined): string | null {
+  try {
+    const url = getPublicUrl(urlPrefix, { host: req.get('host') ?? '', protocol: req.protocol, headers: req.headers, remoteAddress: req.socket.remoteAddress });
+    return /^https?:\/\//.test(url) ? url.replace(/\/+$/, '') : null;
+  } catch {
+    return null;
+  }
 }
 
 export function adaptHelpers(helpers: any): RemoteUserHelpers {

@@ -35,6 +35,12 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 export const PAGE_FILE = 'index.html';
+/** The web login's sign-in page (docs/web-login-and-tokens.md), served as the asset `/login`. */
+export const LOGIN_PAGE_FILE = 'login.html';
+const PAGES: readonly { file: string; route: string }[] = [
+  { file: PAGE_FILE, route: '/' },
+  { file: LOGIN_PAGE_FILE, route: '/login' },
+];
 /** In index.html, `{{asset:app.js}}` becomes `/_dashboard/assets/app.js?v=<hash>`. */
 const ASSET_REFERENCE = /\{\{asset:([\w.-]+)\}\}/g;
 
@@ -63,17 +69,19 @@ function makeAsset(route: string, contentType: string, content: Buffer): Asset {
 
 export function loadAssets(publicDir: string, mountPath: string): Map<string, Asset> {
   const assets = new Map<string, Asset>();
-  const files = readdirSync(publicDir).filter((file) => file !== PAGE_FILE && CONTENT_TYPES[extname(file)] !== undefined);
+  const files = readdirSync(publicDir).filter((file) => !PAGES.some((page) => page.file === file) && CONTENT_TYPES[extname(file)] !== undefined);
   for (const file of files) {
     const asset = makeAsset(`/assets/${file}`, CONTENT_TYPES[extname(file)], readFileSync(join(publicDir, file)));
     assets.set(asset.route, asset);
   }
-  const html = readFileSync(join(publicDir, PAGE_FILE), 'utf8').replace(ASSET_REFERENCE, (_match, file: string) => {
-    const asset = assets.get(`/assets/${file}`);
-    if (!asset) throw new Error(`registry-dashboard: ${PAGE_FILE} references missing asset ${file} (in ${publicDir})`);
-    return `${mountPath}/assets/${file}?v=${asset.version}`;
-  });
-  assets.set('/', makeAsset('/', CONTENT_TYPES['.html'], Buffer.from(html, 'utf8')));
+  for (const page of PAGES) {
+    const html = readFileSync(join(publicDir, page.file), 'utf8').replace(ASSET_REFERENCE, (_match, file: string) => {
+      const asset = assets.get(`/assets/${file}`);
+      if (!asset) throw new Error(`registry-dashboard: ${page.file} references missing asset ${file} (in ${publicDir})`);
+      return `${mountPath}/assets/${file}?v=${asset.version}`;
+    });
+    assets.set(page.route, makeAsset(page.route, CONTENT_TYPES['.html'], Buffer.from(html, 'utf8')));
+  }
   return assets;
 }
 

@@ -8,6 +8,8 @@
  *   GET  /_dashboard/api/packages    packages the caller may read (?q= filters by name)
  *   GET  /_dashboard/api/env         the env export (text/plain)
  *   GET  /_dashboard/api/session     who the caller is: {user, admin, groups, accessGroups}
+ *   GET  /_dashboard/login/<session> the web login's sign-in page (docs/web-login-and-tokens.md;
+ *                                    the auth plugin owns the sessions, the page talks to it over HTTP)
  *   GET  /_dashboard/terminal        WebSocket only (the upgrade is handled in terminal-socket.ts)
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -40,6 +42,8 @@ export interface RouteOptions {
 const PAGE_CACHE = 'no-cache, no-transform';
 const VERSIONED_CACHE = 'public, max-age=31536000, immutable, no-transform';
 const MAX_FILTER_LENGTH = 214; // the longest npm package name
+/** A web-login session id as the auth plugin makes them (32 random bytes, base64url). */
+const LOGIN_PAGE_PATH = /^\/login\/[A-Za-z0-9_-]{43}\/?$/;
 
 /** Strict CSP: our own origin only; the WebSocket of this very host is named explicitly for older engines. */
 function securityHeaders(host: string | undefined, cache: Map<string, Record<string, string>>): Record<string, string> {
@@ -91,6 +95,8 @@ export function createDashboardHandler(options: RouteOptions): (req: Request, re
   const headerCache = new Map<string, Record<string, string>>();
   const page = assets.get('/');
   if (!page) throw new Error('registry-dashboard: the page asset is missing');
+  const loginPage = assets.get('/login');
+  if (!loginPage) throw new Error('registry-dashboard: the login page asset is missing');
 
   const handle = async (req: Request, res: Response): Promise<void> => {
     const path = req.path;
@@ -99,6 +105,11 @@ export function createDashboardHandler(options: RouteOptions): (req: Request, re
     if (path === '/' || path === '') {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
       return serveAsset(req, res, page, securityHeaders(req.headers.host, headerCache), PAGE_CACHE);
+    }
+    if (LOGIN_PAGE_PATH.test(path)) {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
+      // no-store: the URL holds a login secret, nothing should keep the page under it
+      return serveAsset(req, res, loginPage, securityHeaders(req.headers.host, headerCache), 'no-store');
     }
     if (path.startsWith('/assets/')) {
       const asset = assets.get(path);

@@ -277,15 +277,17 @@ export class TerminalSockets {
    * good (revoked, expired, another issuer, CIDR…) makes the client anonymous again; a read-only
    * token refused a write keeps its identity for reads. Returns why it was refused.
    */
-  async #verify(client: Client, token: string, intent: TokenIntent): Promise<{ code: TokenRejectionCode; message: string } | undefined> {
+  async #verify(client: Client, token: string, intent: TokenIntent, pkg?: string): Promise<{ code: TokenRejectionCode; message: string } | undefined> {
     try {
-      const verified = await this.#options.verifyToken(token, { peerAddress: client.peer, intent });
+      const use = { peerAddress: client.peer, intent };
+      const verified = await this.#options.verifyToken(token, pkg === undefined ? use : { ...use, package: pkg });
       client.user = verified.user;
       client.session = verified.session;
       client.token = token;
       return undefined;
     } catch (error) {
-      if (isTokenRejection(error, 'read-only') && client.token === token) return { code: error.code, message: error.message };
+      // refused for this use only (a write, or another package of a package-limited token): the identity stays for the rest
+      if ((isTokenRejection(error, 'read-only') || isTokenRejection(error, 'package')) && client.token === token) return { code: error.code, message: error.message };
       client.user = ANONYMOUS;
       client.session = ANONYMOUS_SESSION;
       client.token = undefined;
@@ -310,7 +312,7 @@ export class TerminalSockets {
     // HTTP checks the token on every request; a socket checks it again before every command
     if (client.token !== undefined) {
       const refused = await this.#verify(client, client.token, write ? 'write' : 'read');
-      if (refused?.code === 'read-only') return reply(false, `${command.name} refused: ${refused.message}`, refused.code);
+      if (refused?.code === 'read-only' || refused?.code === 'package') return reply(false, `${command.name} refused: ${refused.message}`, refused.code);
       if (refused !== undefined) return reply(false, `${command.name} refused: the token is no longer valid (${refused.message}); sign in again`, refused.code);
     }
     if (write) {
@@ -357,7 +359,9 @@ export class TerminalSockets {
     try {
       // as on HTTP, the token must still hold when it is used: a revoked token reads no more events
       if (client.token !== undefined) {
-        const refused = await this.#verify(client, client.token, 'read');
+        const refused = await this.#verify(client, client.token, 'read', event.name);
+        // a package-limited token hears nothing about other packages (and stays signed in)
+        if (refused?.code === 'package') return false;
         if (refused) send(client, JSON.stringify({ type: 'auth', ok: false, user: null, admin: false, error: refused.message, code: refused.code }));
       }
       return await this.#options.access.canAccess(event.name, client.user);

@@ -33,7 +33,7 @@ describe('real npm and bun with our tokens', () => {
       return;
     }
     const client = createClientDir(registry);
-    const loggedIn = await npmInPty(client, registry, ['login', `--registry=${registry.url}/`], [
+    const loggedIn = await npmInPty(client, registry, ['login', '--auth-type=legacy', `--registry=${registry.url}/`], [
       { prompt: /Username:/, answer: 'alice' },
       { prompt: /Password:/, answer: PASSWORD },
     ]);
@@ -72,7 +72,7 @@ describe('real npm and bun with our tokens', () => {
       return;
     }
     const client = createClientDir(registry);
-    const wrong = await npmInPty(client, registry, ['login', `--registry=${registry.url}/`, '--loglevel=http'], [
+    const wrong = await npmInPty(client, registry, ['login', '--auth-type=legacy', `--registry=${registry.url}/`, '--loglevel=http'], [
       { prompt: /Username:/, answer: 'alice' },
       { prompt: /Password:/, answer: 'not-alices-password' },
     ]);
@@ -80,7 +80,7 @@ describe('real npm and bun with our tokens', () => {
     assert.match(wrong.output, /PUT 409 .*org\.couchdb\.user:alice/, 'first PUT: 409 (user exists)');
     assert.match(wrong.output, /PUT 401 .*org\.couchdb\.user:alice\/-rev\//, 'npm retried on /-rev/ with Basic auth: 401');
     assert.equal(tokenIn(client.npmrc), undefined);
-    const right = await npmInPty(client, registry, ['login', `--registry=${registry.url}/`], [
+    const right = await npmInPty(client, registry, ['login', '--auth-type=legacy', `--registry=${registry.url}/`], [
       { prompt: /Username:/, answer: 'alice' },
       { prompt: /Password:/, answer: PASSWORD },
     ]);
@@ -94,7 +94,7 @@ describe('real npm and bun with our tokens', () => {
       return;
     }
     const client = createClientDir(registry);
-    const added = await npmInPty(client, registry, ['adduser', `--registry=${registry.url}/`], [
+    const added = await npmInPty(client, registry, ['adduser', '--auth-type=legacy', `--registry=${registry.url}/`], [
       { prompt: /Username:/, answer: 'newcomer' },
       { prompt: /Password:/, answer: PASSWORD },
       { prompt: /Email/, answer: 'newcomer@example.com' },

@@ -189,7 +189,7 @@ describe('CIDR lists and client IPs', () => {
 });
 
 describe('npm token-create bodies', () => {
-  test('npm 11 read-only permission, older readonly flag, cidr, expiry; granular options refused', () => {
+  test('npm 11 read-only permission, older readonly flag, cidr, expiry; organisations refused', () => {
     const year = 365 * 86_400;
     assert.equal(parseTokenRequest({ password: 'p', packages_and_scopes_permission: 'read-only' }, year).readonly, true);
     assert.equal(parseTokenRequest({ password: 'p', readonly: true }, year).readonly, true);
@@ -197,7 +197,8 @@ describe('npm token-create bodies', () => {
     assert.deepEqual(parseTokenRequest({ password: 'p', cidr_whitelist: ['10.0.0.1'] }, year).cidr, ['10.0.0.1/32']);
     assert.equal(parseTokenRequest({ password: 'p', expires: 30 }, year).ttlSeconds, 30 * 86_400);
     const code = (expected: string) => (error: unknown) => isAuthError(error) && error.code === expected;
-    assert.throws(() => parseTokenRequest({ password: 'p', packages: ['a'] }, year), code('ERR_TOKEN_OPTIONS'));
+    assert.deepEqual(parseTokenRequest({ password: 'p', packages: ['a'] }, year).packages, ['a'], 'package limits are honoured (granular-tokens.test.ts)');
+    assert.throws(() => parseTokenRequest({ password: 'p', orgs: ['a'] }, year), code('ERR_TOKEN_OPTIONS'));
     assert.throws(() => parseTokenRequest({ password: 'p', expires: 0 }, year), code('ERR_TOKEN_OPTIONS'));
     assert.throws(() => parseTokenRequest({ password: 'p', expires: 400 }, year), code('ERR_TOKEN_OPTIONS'));
     assert.throws(() => parseTokenRequest({ password: 'p', readonly: 'yes' }, year), code('ERR_TOKEN_OPTIONS'));

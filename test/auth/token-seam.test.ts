@@ -78,8 +78,19 @@ describe('TokenIssuer.check: one rule, stable codes', () => {
         expiresAt: issued.expiresAt,
         readonly: false,
         cidr: [],
+        packages: [],
+        scopes: [],
       });
     }
+  });
+
+  test('13.3 package limits on the seam: the use names a package (a socket event); other packages and writes about none are refused with package', async () => {
+    const issued = await issuer.issue('alice', ['alice'], { packages: ['p'], scopes: ['@s'] });
+    assert.deepEqual(identityOf(await issuer.check(issued.token, { ...HERE, package: 'p' })).packages, ['p']);
+    assert.deepEqual(identityOf(await issuer.check(issued.token, { ...HERE, intent: 'write', package: '@s/x' })).scopes, ['@s']);
+    assert.equal((await issuer.check(issued.token, HERE)).user, 'alice', 'a read about no package');
+    assert.equal(await refusal(issued.token, { ...HERE, package: 'q' }), 'package');
+    assert.equal(await refusal(issued.token, { ...HERE, intent: 'write' }), 'package');
   });
 
   test('read-only: reads pass, writes are refused with read-only', async () => {

@@ -14,7 +14,13 @@ import { TokenStore } from '../../plugins/registry-core/token-store';
 import { loadKeyRing } from '../../plugins/verdaccio-registry-auth/keys';
 import { trustedPackageProblem } from '../../plugins/verdaccio-registry-auth/oidc-exchange';
 import { TokenIssuer } from '../../plugins/verdaccio-registry-auth/token-issuer';
-import { isPublishRequest, packageOfPath } from '../../plugins/verdaccio-registry-auth/request-package';
+import { isPublishRequest, packageOfRequest } from '../../plugins/registry-core/request-package';
+
+/** the package a path addresses, or null (none, or a malformed escape) */
+function packageOfPath(path: string): string | null {
+  const addressed = packageOfRequest('GET', path);
+  return addressed.kind === 'package' ? addressed.name : null;
+}
 import { parseTrustConfig, ruleMismatch, splitWorkflowRef, type TrustRule } from '../../plugins/verdaccio-registry-auth/trust-rules';
 
 const segment = fc.stringMatching(/^[A-Za-z0-9_.-]{1,20}$/).filter((s) => s !== '.' && s !== '..');
@@ -104,11 +110,11 @@ test('parseTrustConfig: what npm trust github|gitlab sends is accepted, anything
 
 test('package-limited tokens: only requests that name exactly their package', () => {
   assert.equal(trustedPackageProblem(null, { peerAddress: '::1', intent: 'write' }), undefined, 'not limited');
-  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'write', packageName: '@a/b', publish: true }), undefined);
-  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'read', packageName: '@a/b' }), undefined);
-  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'write', packageName: '@a/b' })?.code, 'package', 'a write that is not a publish');
-  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'write', packageName: '@a/c' })?.code, 'package');
-  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'read', packageName: null })?.code, 'package');
+  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'write', package: '@a/b', publish: true }), undefined);
+  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'read', package: '@a/b' }), undefined);
+  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'write', package: '@a/b' })?.code, 'package', 'a write that is not a publish');
+  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'write', package: '@a/c' })?.code, 'package');
+  assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'read', })?.code, 'package');
   assert.equal(trustedPackageProblem('@a/b', { peerAddress: '::1', intent: 'read' })?.code, 'package', 'a channel that cannot say');
 });
 
@@ -148,8 +154,8 @@ test('the pkg claim through TokenIssuer.check (the seam every channel uses): the
     const { token } = await issuer.issue('alice', ['alice'], { ttlSeconds: 900, trustedPackage: '@a/b' });
     assert.equal((await issuer.verify(token)).trustedPackage, '@a/b');
     await assert.rejects(issuer.check(token, { peerAddress: '127.0.0.1', intent: 'read' }), (error: { code?: string }) => error.code === 'package');
-    await assert.rejects(issuer.check(token, { peerAddress: '127.0.0.1', intent: 'write', packageName: '@a/b' }), (error: { code?: string }) => error.code === 'package');
-    assert.equal((await issuer.check(token, { peerAddress: '127.0.0.1', intent: 'write', packageName: '@a/b', publish: true })).user, 'alice');
+    await assert.rejects(issuer.check(token, { peerAddress: '127.0.0.1', intent: 'write', package: '@a/b' }), (error: { code?: string }) => error.code === 'package');
+    assert.equal((await issuer.check(token, { peerAddress: '127.0.0.1', intent: 'write', package: '@a/b', publish: true })).user, 'alice');
     const plain = await issuer.issue('alice', ['alice']);
     assert.equal((await issuer.verify(plain.token)).trustedPackage, null, 'ordinary tokens are not package-limited');
   } finally {

@@ -143,6 +143,26 @@ describe('dashboard WebSocket: token restrictions as on HTTP', { timeout: 180_00
     await client.close();
   });
 
+  test('13.3 a package-limited token hears only about its packages on the socket, as HTTP lets it read only those', async () => {
+    const limited = await createToken({ packages: ['secret-granted'] });
+    const { client, auth } = await socketWith(limited.token);
+    assert.deepEqual(auth, { type: 'auth', ok: true, user: 'alice', admin: true });
+    const publisher = createClientDir(registry, { token: admin });
+    for (const name of ['secret-other', 'secret-granted']) {
+      const out = await publisher.npm(['publish'], { cwd: writePackage(publisher.dir, { name, version: '1.0.0' }) });
+      assert.equal(out.code, 0, out.stderr);
+    }
+    await client.next((m) => m.type === 'event' && m.name === 'secret-granted', 10_000, 'the granted package');
+    assert.ok(!client.messages.some((m) => m.name === 'secret-other'), 'no event about another package');
+    assert.ok(!client.messages.some((m) => m.type === 'auth' && m.ok === false), 'still signed in');
+    // the same on HTTP
+    assert.equal((await request(registry, '/secret-granted', { token: limited.token })).status, 200);
+    assert.equal((await request(registry, '/secret-other', { token: limited.token })).status, 403);
+    const write = await command(client, 'toggle DEBUG');
+    assert.deepEqual({ ok: write.ok, code: write.code }, { ok: false, code: 'package' });
+    await client.close();
+  });
+
   test('11 staying up: an upgrade request whose path is not a URL (GET //[ …) is answered, the process keeps running', async () => {
     const { socket, received } = await rawUpgrade(registry.port, '//[');
     await once(socket, 'close');
@@ -246,6 +266,16 @@ describe('dashboard WebSocket: token restrictions as on HTTP', { timeout: 180_00
         read: false,
         write: false,
         code: 'cidr',
+      },
+      // granular tokens (issue 13): the config API is about no package, so a package-limited token may not write it — on either channel
+      { name: 'limited to package granted-pkg (npm token create --packages)', token: async () => (await createToken({ packages: ['granted-pkg'] })).token, read: true, write: false, code: 'package' },
+      { name: 'limited to scope @team (npm token create --scopes)', token: async () => (await createToken({ scopes: ['@team'] })).token, read: true, write: false, code: 'package' },
+      {
+        name: 'limited to a package and read-only',
+        token: async () => (await createToken({ packages: ['granted-pkg'], packages_and_scopes_permission: 'read-only' })).token,
+        read: true,
+        write: false,
+        code: 'package',
       },
     ];
 

@@ -110,18 +110,21 @@ describe('dashboard units', () => {
       assert.ok(page.includes(`/_dashboard/assets/${file}?v=${asset.version}`), `${file} referenced with its version`);
       assert.ok(asset.representations.br.body.length < asset.representations.identity.body.length || file === 'favicon.svg');
     }
+    const login = assets.get('/login')!.representations.identity.body.toString('utf8');
+    for (const file of ['login.js', 'login.css']) assert.ok(login.includes(`/_dashboard/assets/${file}?v=${assets.get(`/assets/${file}`)!.version}`), `login page references ${file}`);
+    assert.equal(assets.get('/assets/login.html'), undefined, 'the login page is served as a page, not as an asset');
     const broken = mkdtempSync(join(tmpdir(), 'dashboard-assets-'));
     writeFileSync(join(broken, 'index.html'), '<script src="{{asset:gone.js}}"></script>');
     assert.throws(() => loadAssets(broken, '/_dashboard'), /missing asset gone\.js/);
   });
 
-  it('the page script type-checks (// @ts-check, strict, DOM)', () => {
+  it('the page scripts type-check (// @ts-check, strict, DOM): the dashboard and the web login page', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dashboard-tscheck-'));
     writeFileSync(
       join(dir, 'tsconfig.json'),
       JSON.stringify({
         compilerOptions: { allowJs: true, checkJs: true, noEmit: true, strict: true, target: 'ES2022', lib: ['ES2022', 'DOM', 'DOM.Iterable'], types: [] },
-        files: [join(PUBLIC_DIR, 'app.js')],
+        files: [join(PUBLIC_DIR, 'app.js'), join(PUBLIC_DIR, 'login.js')],
       }),
     );
     const tsc = join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -129,7 +132,7 @@ describe('dashboard units', () => {
       execFileSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' });
     } catch (error) {
       const output = (error as { stdout?: string }).stdout ?? String(error);
-      assert.fail(`public/app.js does not type-check:\n${output}`);
+      assert.fail(`public/app.js or public/login.js does not type-check:\n${output}`);
     }
   });
 });

@@ -110,6 +110,8 @@ export function windowAt(n: number): number {
 }
 /** Ours serves a packument written < 100 ms ago past its cache; the GET rows measure the settled state. */
 const SETTLE_MS = 250;
+/** Untimed publishes of a warm-up package on each versions server before the series. */
+const WARMUP_PUBLISHES = 10;
 const CONFIG_CLI = join(PROJECT_ROOT, 'build', 'scripts', 'config-cli.js');
 
 /** Row names, shared with the smoke test; sizes are in the names. */
@@ -221,6 +223,14 @@ async function versionsPart(settings: ScaleSettings, dirs: string[], log: Log, o
   try {
     for (const side of SIDES) started[side] = await startFresh(side, 'versions', dirs, 1);
     const live = started as Record<Side, Started>;
+    // Untimed warm-up publishes of another package, so the first checkpoint measures a warm JIT
+    // on both sides, not a fresh process's first requests (which would flatter the growth row).
+    for (let w = 1; w <= WARMUP_PUBLISHES; w += 1) {
+      for (const side of SIDES) {
+        const { body } = publishBody(live[side].server.url, '@mycompany/scale-warmup', `1.0.${w}`);
+        await putPublish(live[side].server.url, live[side].agent, live[side].token, '@mycompany/scale-warmup', body);
+      }
+    }
     const latency = both();
     const cpuAt: Record<Side, (number | null)[]> = { stock: [processCpuMs(live.stock.server.child.pid)], ours: [processCpuMs(live.ours.server.child.pid)] };
     const gets: { n: number; ms: Values; bytes: Record<Side, number> }[] = [];

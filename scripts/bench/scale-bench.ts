@@ -434,12 +434,14 @@ async function packagesPart(settings: ScaleSettings, dirs: string[], log: Log, o
     }
     const again = { ...started } as Record<Side, Started>;
     const searchPath = '/-/v1/search?text=scale&size=20';
-    const search = await alternatingGets(again, searchPath, settings.gets);
+    // Stock's search reads every packument (≈ 1.5 s per request at 3,000 packages): at most 5 timed.
+    const searchGets = Math.min(settings.gets, 5);
+    const search = await alternatingGets(again, searchPath, searchGets);
     const found = (side: Side): number => ((JSON.parse(search.first[side].toString('utf8')) as { objects?: unknown[] }).objects ?? []).length;
     const searchName = SCALE_ROWS.search(p);
     outcome.rows.push(makeRow(searchName, median(search.ms.ours), median(search.ms.stock), 'ms', 'info'));
     outcome.samples[searchName] = search.ms;
-    outcome.notes[searchName] = [`median of ${settings.gets} after the first; objects returned: stock ${found('stock')}, ours ${found('ours')}`];
+    outcome.notes[searchName] = [`median of ${searchGets} after the first; objects returned: stock ${found('stock')}, ours ${found('ours')}`];
     if (found('stock') !== found('ours')) outcome.notes[searchName].push(`ERROR the two sides returned a different number of results`);
     log(`  search: stock ${fmt(median(search.ms.stock), 2)} ms, ours ${fmt(median(search.ms.ours), 2)} ms`);
 

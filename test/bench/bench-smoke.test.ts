@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { renderChart } from '../../scripts/bench/chart';
@@ -17,7 +17,7 @@ import { CEILING_TARGET, READ_ROWS, cannon, runFirstReadBench, throughputRow, ty
 import { parseArgs } from '../../scripts/bench/main';
 import { ownerOf, summarizeProfile } from '../../scripts/bench/profile';
 import { evaluateRow, formatNumber, formatTable, makeRow, median, parseTarget, ratioOf, summarize } from '../../scripts/bench/report';
-import { appendIndex, changesSincePrevious, readIndex, runBaseName, type IndexEntry } from '../../scripts/bench/results';
+import { appendIndex, changesSincePrevious, readIndex, runBaseName, writeRecordedChart, type IndexEntry } from '../../scripts/bench/results';
 import { SCALE_CURVES, SCALE_ROWS, SCALE_SETTINGS, runScaleBench, windowAt, type ScaleSettings } from '../../scripts/bench/scale-bench';
 import { COLD_START_ROWS, runStartupBench } from '../../scripts/bench/startup-bench';
 import {
@@ -231,6 +231,15 @@ describe('bench chart and results index (pure)', () => {
       // Compared with the previous run of the same mode (aaa), not the full run in between.
       assert.deepEqual(changesSincePrevious(index), ['bulk publish rate: ratio 1.00× → 0.70× (aaa → ccc)']);
       assert.deepEqual(changesSincePrevious(appendIndex(file, entry('ddd', 0.75))), []);
+      // --record: the chart lands in <root>/docs/bench.svg, replaced whole.
+      mkdirSync(join(dir, 'docs'));
+      assert.equal(writeRecordedChart(dir, '<svg>1</svg>'), join(dir, 'docs', 'bench.svg'));
+      writeRecordedChart(dir, '<svg>2</svg>');
+      assert.equal(readFileSync(join(dir, 'docs', 'bench.svg'), 'utf8'), '<svg>2</svg>');
+      assert.deepEqual(readdirSync(join(dir, 'docs')), ['bench.svg'], 'no temporary file left');
+      // A file that is not an index is refused, never overwritten.
+      writeFileSync(join(dir, 'other.json'), '{"rows": []}');
+      assert.throws(() => appendIndex(join(dir, 'other.json'), entry('eee', 1)), /not a bench results index/);
     } finally {
       removeDir(dir);
     }

@@ -122,15 +122,26 @@ export interface LoadWindow extends ProfileWindow {
   requests: number;
 }
 
+/** A measured curve (y against x) for both sides, e.g. publish latency against the version count; drawn by chart.ts. */
+export interface Curve {
+  name: string;
+  xLabel: string;
+  yLabel: string;
+  x: number[];
+  stock: number[];
+  ours: number[];
+}
+
 export interface RowOutcome {
   rows: BenchRow[];
   notes: Record<string, string[]>;
   samples: Record<string, { stock: number[]; ours: number[] }>;
   windows?: LoadWindow[];
+  curves?: Curve[];
 }
 
 export function emptyOutcome(): RowOutcome {
-  return { rows: [], notes: {}, samples: {}, windows: [] };
+  return { rows: [], notes: {}, samples: {}, windows: [], curves: [] };
 }
 
 export function mergeOutcome(into: RowOutcome, from: RowOutcome): void {
@@ -138,6 +149,7 @@ export function mergeOutcome(into: RowOutcome, from: RowOutcome): void {
   Object.assign(into.notes, from.notes);
   Object.assign(into.samples, from.samples);
   (into.windows ??= []).push(...(from.windows ?? []));
+  (into.curves ??= []).push(...(from.curves ?? []));
 }
 
 /** The ceiling measured in the same rounds as a stock-vs-ours row: a second row, ours ÷ ceiling. */

@@ -22,8 +22,11 @@ import {
   type LoadWindow,
   type RowOutcome,
 } from './http-bench';
+import { renderChart } from './chart';
 import { formatProfile, readProfile, summarizeProfile } from './profile';
 import { evaluateRow, formatTable, makeRow, summarize } from './report';
+import { appendIndex, changesSincePrevious, currentCommit, runBaseName, writeRecordedChart } from './results';
+import { SCALE_SETTINGS, runScaleBench } from './scale-bench';
 import { runStartupBench, STARTUP_SETTINGS } from './startup-bench';
 import { runTerminalBench } from './terminal-bench';
 import {
@@ -44,7 +47,7 @@ import {
 import type { BenchRow } from './types';
 
 /** Groups of rows, selectable with `--only`. Order = run order: in-process micro benches first, on a quiet machine. */
-const GROUPS = ['config', 'auth', 'startup', 'read', 'publish', 'install', 'whoami', 'dashboard', 'terminal'] as const;
+const GROUPS = ['config', 'auth', 'startup', 'read', 'publish', 'install', 'whoami', 'scale', 'dashboard', 'terminal'] as const;
 type Group = (typeof GROUPS)[number];
 
 /** Bench modules written by the other parts' owners: `run<X>Bench({quick})` → BenchRow[]. */
@@ -66,17 +69,26 @@ export interface BenchOptions {
   budgetMs: number;
   /** config.yaml ours is derived from (default: the project's). */
   oursConfig: string;
+  /** Full run of every group: also write the chart to docs/bench.svg (the README's picture). */
+  record: boolean;
 }
+
+/**
+ * Wall time the scale group needs (its sizes are fixed, not cut by rounds), reserved out of the
+ * budget when other groups run too, so they skip rounds instead of pushing the run past its limit.
+ */
+const SCALE_RESERVE_MS = { quick: 55_000, full: 210_000 } as const;
 
 export function parseArgs(argv: readonly string[]): BenchOptions {
   const quick = argv.includes('--quick');
   let only = new Set<Group>(GROUPS);
-  // Quick: the dashboard and terminal modules run after the budgeted workloads (~10 s), so 100 s keeps the run under 2 min.
-  let budgetMs = quick ? 100_000 : 570_000;
+  // Quick: the dashboard and terminal modules run after the budgeted workloads (~10 s), so 135 s
+  // (of which 55 s are kept for the scale group) keeps the run near 2.5 min.
+  let budgetMs = quick ? 135_000 : 570_000;
   let oursConfig = PROJECT_CONFIG;
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
-    if (arg === '--quick' || arg === '--profile') continue;
+    if (arg === '--quick' || arg === '--profile' || arg === '--record') continue;
     if (arg === '--only' || arg.startsWith('--only=')) {
       const value = arg.includes('=') ? arg.slice('--only='.length) : argv[(i += 1)];
       const names = (value ?? '').split(',').filter(Boolean);
@@ -97,15 +109,19 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
       throw new Error(`unknown argument ${arg}`);
     }
   }
-  return { quick, only, profile: argv.includes('--profile'), budgetMs, oursConfig };
+  const record = argv.includes('--record');
+  // docs/bench.svg is the README's picture of a full run: never a quick or partial one.
+  if (record && (quick || only.size !== GROUPS.length)) throw new Error('--record takes a full run of every group (no --quick, no --only)');
+  return { quick, only, profile: argv.includes('--profile'), budgetMs, oursConfig, record };
 }
 
 const USAGE = `usage: npm run bench -- [--quick] [--only ${GROUPS.join(',')}] [--budget <seconds>] [--profile] [--config <config.yaml>]
-  --quick    fewer rounds, shorter load runs (≤ 2 min)
+  --quick    fewer rounds, shorter load runs, smaller scale sizes (≤ 2.5 min)
   --only     run only these row groups
   --budget   wall-clock allowance for the workloads (default 570 s, quick 100 s); later rounds are skipped past it
   --profile  run the servers under node --cpu-prof and print where their CPU went
-  --config   derive ours from this config.yaml instead of the project's (to measure a config change)`;
+  --config   derive ours from this config.yaml instead of the project's (to measure a config change)
+  --record   (full run of every group only) also write the chart to docs/bench.svg for the README`;
 
 function version(command: string, args: string[]): string {
   try {
@@ -176,10 +192,11 @@ async function tarballSha1(url: string, path: string): Promise<string> {
 }
 
 export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[]; outcome: RowOutcome; file: string }> {
-  const budget = new Budget(options.budgetMs);
   const mode = options.quick ? 'quick' : 'full';
+  const othersToo = [...options.only].some((group) => group !== 'scale');
+  const budget = new Budget(options.only.has('scale') && othersToo ? Math.max(10_000, options.budgetMs - SCALE_RESERVE_MS[mode]) : options.budgetMs);
   const started = new Date();
-  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  const stamp = runBaseName(started, currentCommit(PROJECT_ROOT));
   const resultsDir = join(PROJECT_ROOT, 'bench-results');
   const profileDir = join(resultsDir, `profile-${stamp}`);
   mkdirSync(resultsDir, { recursive: true });
@@ -241,6 +258,11 @@ export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[
   } finally {
     for (const server of running) await server.stop();
     for (const dir of dirs) removeDir(dir);
+  }
+  if (wants('scale')) {
+    const settings = SCALE_SETTINGS[mode];
+    log(`\n[scale] how cost grows (${settings.label}): stock (JWT mode) and ours, fresh servers, interleaved`);
+    await timed('scale', async () => mergeOutcome(outcome, await runScaleBench(settings, log)));
   }
   for (const group of ['dashboard', 'terminal'] as const) {
     if (!wants(group)) continue;
@@ -319,11 +341,11 @@ function finish(
   let profiles: Record<string, unknown> = {};
   if (options.profile && existsSync(profileDir)) profiles = reportProfiles(profileDir, outcome.windows ?? []);
 
-  const file = join(resultsDir, `bench-${stamp}.json`);
+  const file = join(resultsDir, `${stamp}.json`);
   const record = {
     date: started.toISOString(),
     mode,
-    command: `npm run bench${options.quick ? ' -- --quick' : ''}`,
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     argv: process.argv.slice(2),
     durationSec: Math.round((Date.now() - started.getTime()) / 1000),
     machine,
@@ -332,11 +354,37 @@ function finish(
     rows: outcome.rows.map((row) => ({ ...row, verdict: evaluateRow(row, outcome.notes[row.name]) })),
     notes: outcome.notes,
     samples: outcome.samples,
+    curves: outcome.curves ?? [],
     profiles,
   };
   writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
   writeFileSync(file.replace(/\.json$/, '.md'), `${formatTable(outcome.rows, { notes: outcome.notes, markdown: true })}\n`);
-  log(`\nwrote ${file} (+ .md)`);
+  const commit = currentCommit(PROJECT_ROOT);
+  const title = `npm run bench (${mode}${options.only.size === GROUPS.length ? '' : `, --only ${[...options.only].join(',')}`}) — ${started.toISOString().slice(0, 16)}Z, commit ${commit.short}${commit.dirty ? ' + uncommitted changes' : ''}`;
+  const svg = renderChart({ title, rows: outcome.rows, notes: outcome.notes, curves: outcome.curves });
+  writeFileSync(file.replace(/\.json$/, '.svg'), svg);
+  const index = appendIndex(join(resultsDir, 'index.json'), {
+    file: file.slice(resultsDir.length + 1),
+    date: started.toISOString(),
+    commit: commit.short,
+    dirty: commit.dirty,
+    mode,
+    groups: [...options.only],
+    counts,
+    rows: record.rows.map((row) => ({
+      name: row.name,
+      ours: Number.isFinite(row.ours) ? row.ours : null,
+      baseline: row.baseline !== null && Number.isFinite(row.baseline) ? row.baseline : null,
+      unit: row.unit,
+      ratio: row.ratio,
+      target: row.target,
+      verdict: row.verdict,
+    })),
+  });
+  log(`\nwrote ${file} (+ .md, .svg); bench-results/index.json lists ${index.runs.length} run(s)`);
+  const changes = changesSincePrevious(index);
+  if (changes.length > 0) log(`ratios moved > 25 % since the previous ${mode} run:\n  ${changes.join('\n  ')}`);
+  if (options.record) log(`recorded the chart in ${writeRecordedChart(PROJECT_ROOT, svg)}`);
   return { rows: outcome.rows, outcome, file };
 }
 

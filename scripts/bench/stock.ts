@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request, type Agent } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -323,6 +323,24 @@ export function rssMiB(pid: number | undefined): number | null {
   }
 }
 
+/** A `/proc/<pid>/status` field in MiB (VmRSS now, VmHWM = the peak since the process started); null without /proc. */
+export function statusMiB(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | null {
+  if (!pid) return null;
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU (user + system, all threads) a live process has used so far, in ms; null without /proc. */
+export function processCpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  const snapshot = cpuSnapshot([pid]);
+  return snapshot ? snapshot.ownTicks * (1000 / CLOCK_TICKS_PER_SECOND) : null;
+}
+
 /** First line (what failed) and the last lines of the server log (why), on one line for the table notes. */
 export function errorSummary(error: unknown, tailLines = 6): string {
   const lines = (error instanceof Error ? error.message : String(error)).split('\n').filter((line) => line.trim() !== '');
@@ -392,12 +410,16 @@ export function packageFiles(name: string, version: string): Record<string, stri
   return { 'package.json': `${JSON.stringify(manifest, null, 2)}\n`, 'README.md': readme, 'index.js': index };
 }
 
-/** `PUT /<name>` with the packument + base64 tarball, the same document npm publish sends. */
-export async function publishRaw(url: string, token: string, name: string, version: string): Promise<{ tarballPath: string }> {
+/**
+ * The JSON body of `PUT /<name>`: the packument with one version + the base64 tarball, the same
+ * document npm publish sends. `tarball` defaults to the fixture of `packageFiles(name, version)`;
+ * the scale rows pass a prebuilt one so the bench's own gzip is never inside a timed request.
+ */
+export function publishBody(url: string, name: string, version: string, tarball?: Buffer): { body: string; tarballPath: string } {
   const files = packageFiles(name, version);
-  const tarball = makeTarball(files);
-  const integrity = `sha512-${createHash('sha512').update(tarball).digest('base64')}`;
-  const shasum = createHash('sha1').update(tarball).digest('hex');
+  const bytes = tarball ?? makeTarball(files);
+  const integrity = `sha512-${createHash('sha512').update(bytes).digest('base64')}`;
+  const shasum = createHash('sha1').update(bytes).digest('hex');
   const basename = name.includes('/') ? name.split('/')[1] : name;
   const tarballPath = `/${name}/-/${basename}-${version}.tgz`;
   const manifest = JSON.parse(files['package.json']) as Record<string, unknown>;
@@ -410,16 +432,73 @@ export async function publishRaw(url: string, token: string, name: string, versi
       [version]: { ...manifest, _id: `${name}@${version}`, readme: files['README.md'], dist: { integrity, shasum, tarball: `${url}${tarballPath}` } },
     },
     access: null,
-    _attachments: { [`${name}-${version}.tgz`]: { content_type: 'application/octet-stream', data: tarball.toString('base64'), length: tarball.length } },
+    _attachments: { [`${name}-${version}.tgz`]: { content_type: 'application/octet-stream', data: bytes.toString('base64'), length: bytes.length } },
   };
-  const response = await fetch(`${url}/${name.replace('/', '%2f')}`, {
+  return { body: JSON.stringify(body), tarballPath };
+}
+
+/** The path a package is published to and read from (`@scope%2fname`, as npm sends it). */
+export function packagePath(name: string): string {
+  return `/${name.replace('/', '%2f')}`;
+}
+
+/** `PUT /<name>` with the packument + base64 tarball, the same document npm publish sends. */
+export async function publishRaw(url: string, token: string, name: string, version: string): Promise<{ tarballPath: string }> {
+  const { body, tarballPath } = publishBody(url, name, version);
+  const response = await fetch(`${url}${packagePath(name)}`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'npm-command': 'publish' },
-    body: JSON.stringify(body),
+    body,
   });
   if (!response.ok) throw new Error(`publish ${name}@${version} to ${url} failed: ${response.status} ${await response.text()}`);
   await response.arrayBuffer();
   return { tarballPath };
+}
+
+export interface TimedResponse {
+  status: number;
+  body: Buffer;
+  /** request start → last byte of the answer */
+  ms: number;
+}
+
+/**
+ * One request on a given (keep-alive) agent, timed from the call to the last byte of the answer.
+ * Raw `node:http` rather than fetch: the scale rows measure the server, so the client must add as
+ * little as possible and reuse its connections the same way for both sides.
+ */
+export function timedRequest(
+  url: string,
+  options: { method: string; agent: Agent; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number },
+): Promise<TimedResponse> {
+  return new Promise((resolveRequest, reject) => {
+    const started = performance.now();
+    const headers: Record<string, string | number> = { ...options.headers };
+    if (options.body !== undefined) headers['content-length'] = Buffer.byteLength(options.body);
+    const req = request(url, { method: options.method, agent: options.agent, headers, timeout: options.timeoutMs ?? 60000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolveRequest({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ms: performance.now() - started }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${options.method} ${url} timed out`)));
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** A raw publish on a kept-alive connection; a non-201 answer is an error, never a sample. */
+export async function putPublish(url: string, agent: Agent, token: string, name: string, body: string | Buffer): Promise<number> {
+  const response = await timedRequest(`${url}${packagePath(name)}`, {
+    method: 'PUT',
+    agent,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'npm-command': 'publish' },
+    body,
+  });
+  if (response.status !== 201 && response.status !== 200) {
+    throw new Error(`publish ${name} to ${url}: ${response.status} ${response.body.toString('utf8').slice(0, 300)}`);
+  }
+  return response.ms;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,14 +7,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { renderChart } from '../../scripts/bench/chart';
 import { runPublishBench } from '../../scripts/bench/clients-bench';
 import { CONFIG_ROWS, runConfigBench } from '../../scripts/bench/config-bench';
 import { CEILING_TARGET, READ_ROWS, cannon, runFirstReadBench, throughputRow, type Endpoint } from '../../scripts/bench/http-bench';
 import { parseArgs } from '../../scripts/bench/main';
 import { ownerOf, summarizeProfile } from '../../scripts/bench/profile';
 import { evaluateRow, formatNumber, formatTable, makeRow, median, parseTarget, ratioOf, summarize } from '../../scripts/bench/report';
+import { appendIndex, changesSincePrevious, readIndex, runBaseName, writeRecordedChart, type IndexEntry } from '../../scripts/bench/results';
+import { SCALE_CURVES, SCALE_ROWS, SCALE_SETTINGS, runScaleBench, windowAt, type ScaleSettings } from '../../scripts/bench/scale-bench';
 import { COLD_START_ROWS, runStartupBench } from '../../scripts/bench/startup-bench';
 import {
   Budget,
@@ -105,8 +109,13 @@ describe('bench report (pure)', () => {
     const quick = parseArgs(['--quick', '--only', 'read,startup']);
     assert.equal(quick.quick, true);
     assert.deepEqual([...quick.only].sort(), ['read', 'startup']);
-    assert.ok(quick.budgetMs <= 120_000);
+    assert.ok(quick.budgetMs <= 150_000);
     assert.ok(parseArgs([]).budgetMs <= 600_000);
+    assert.deepEqual([...parseArgs(['--quick', '--only', 'scale']).only], ['scale']);
+    assert.equal(parseArgs(['--record']).record, true);
+    // docs/bench.svg is the picture of a full run of every group, never of a quick or partial one.
+    assert.throws(() => parseArgs(['--record', '--quick']), /--record/);
+    assert.throws(() => parseArgs(['--record', '--only', 'scale']), /--record/);
     assert.throws(() => parseArgs(['--only', 'nope']), /--only/);
     assert.throws(() => parseArgs(['--frobnicate']), /unknown argument/);
   });
@@ -170,6 +179,81 @@ describe('bench helpers (pure)', () => {
     assert.equal(summary.byOwner[0].share, 0.75);
     assert.equal(ownerOf('node:internal/http'), 'node internals');
     assert.equal(ownerOf('file:///w/node_modules/@verdaccio/auth/build/auth.js'), '@verdaccio/auth');
+  });
+});
+
+describe('bench chart and results index (pure)', () => {
+  const rows = [
+    makeRow('packument GET', 3000, 1000, 'req/s', '≥ 3× stock req/s'),
+    makeRow('publish <at> 10 & "more"', 20, 10, 'ms', '≤ 1.0× stock time'),
+    makeRow('dashboard list', 12, null, 'ms', '≤ 50 ms'),
+    makeRow('search', 5, 10, 'ms', 'info'),
+  ];
+  const curve = { name: SCALE_CURVES.publish, xLabel: 'versions', yLabel: 'ms', x: [1, 2, 3], stock: [1, 2, 3], ours: [2, 3, Number.NaN] };
+
+  it('one bar per row with a ratio, the target marked where it compares the ratio, a line per side per curve', () => {
+    const svg = renderChart({ title: 'smoke <run>', rows, curves: [curve] });
+    assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.ok(svg.trimEnd().endsWith('</svg>'));
+    assert.equal(svg.match(/<rect class="bar /g)?.length, 3, 'the row without a baseline has no ratio bar');
+    assert.equal(svg.match(/class="bar pass"/g)?.length, 1);
+    assert.equal(svg.match(/class="bar fail"/g)?.length, 1);
+    assert.equal(svg.match(/class="bar info"/g)?.length, 1);
+    assert.equal(svg.match(/<line class="target"/g)?.length, 2, 'the ratio targets; none for info or an absolute bound');
+    assert.equal(svg.match(/<polyline class="curve stock"/g)?.length, 1);
+    assert.match(svg, /<polyline class="curve ours"[^>]*points="[\d.]+,[\d.]+ [\d.]+,[\d.]+"/, 'a missing point is left out');
+    // Names are text, never markup.
+    assert.ok(svg.includes('publish &lt;at&gt; 10 &amp; &quot;more&quot;') && svg.includes('smoke &lt;run&gt;'));
+    assert.ok(!svg.includes('<at>'));
+  });
+
+  it('run files are named by date and commit; the index keeps every run and shows what moved', () => {
+    const name = runBaseName(new Date('2026-12-02T00:40:12.345Z'), { short: 'abc1234', dirty: true });
+    assert.equal(name, 'bench-2026-12-02T00-40-12Z-abc1234-dirty');
+    const dir = tempDir('smoke-index');
+    try {
+      const file = join(dir, 'index.json');
+      assert.deepEqual(readIndex(file).runs, []);
+      const entry = (commit: string, ratio: number, mode: 'quick' | 'full' = 'quick'): IndexEntry => ({
+        file: `bench-x-${commit}.json`,
+        date: '2026-12-02T00:00:00.000Z',
+        commit,
+        dirty: false,
+        mode,
+        groups: ['scale'],
+        counts: { pass: 0, fail: 0, info: 1, error: 0 },
+        rows: [{ name: 'bulk publish rate', ours: ratio, baseline: 1, unit: 'pkg/s', ratio, target: 'info', verdict: 'info' }],
+      });
+      appendIndex(file, entry('aaa', 1));
+      appendIndex(file, entry('bbb', 0.5, 'full'));
+      const index = appendIndex(file, entry('ccc', 0.7));
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')).runs.map((run: IndexEntry) => run.commit), ['aaa', 'bbb', 'ccc']);
+      // Compared with the previous run of the same mode (aaa), not the full run in between.
+      assert.deepEqual(changesSincePrevious(index), ['bulk publish rate: ratio 1.00× → 0.70× (aaa → ccc)']);
+      assert.deepEqual(changesSincePrevious(appendIndex(file, entry('ddd', 0.75))), []);
+      // --record: the chart lands in <root>/docs/bench.svg, replaced whole.
+      mkdirSync(join(dir, 'docs'));
+      assert.equal(writeRecordedChart(dir, '<svg>1</svg>'), join(dir, 'docs', 'bench.svg'));
+      writeRecordedChart(dir, '<svg>2</svg>');
+      assert.equal(readFileSync(join(dir, 'docs', 'bench.svg'), 'utf8'), '<svg>2</svg>');
+      assert.deepEqual(readdirSync(join(dir, 'docs')), ['bench.svg'], 'no temporary file left');
+      // A file that is not an index is refused, never overwritten.
+      writeFileSync(join(dir, 'other.json'), '{"rows": []}');
+      assert.throws(() => appendIndex(join(dir, 'other.json'), entry('eee', 1)), /not a bench results index/);
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('the publish latency window grows with the version count, within bounds', () => {
+    assert.equal(windowAt(10), 5);
+    assert.equal(windowAt(1000), 25);
+    assert.equal(windowAt(100_000), 25);
+    // Quick sizes are smaller than full ones, and the row names carry the sizes.
+    assert.ok(SCALE_SETTINGS.quick.packages < SCALE_SETTINGS.full.packages);
+    assert.equal(SCALE_SETTINGS.full.packages, 3000);
+    assert.deepEqual(SCALE_SETTINGS.full.checkpoints, [10, 100, 1000]);
+    assert.match(SCALE_ROWS.restartAt(SCALE_SETTINGS.quick.packages), new RegExp(`with ${SCALE_SETTINGS.quick.packages} packages`));
   });
 });
 
@@ -335,5 +419,62 @@ describe('bench config rows (in process)', { timeout: 60_000 }, () => {
     assert.equal(real?.target, '≤ 2× bare locked write');
     assert.ok(Number.isFinite(byName.get(CONFIG_ROWS.idleCpu)?.ours), 'idle CPU is a number');
     assert.equal(evaluateRow(byName.get(CONFIG_ROWS.setByte) ?? real), 'info');
+  });
+});
+
+describe('bench scale rows (tiny sizes, real stock and ours)', { timeout: 300_000 }, () => {
+  it('every scale row exists with its figures, the curves have a point per block, and the chart draws them', async () => {
+    const tiny: ScaleSettings = {
+      checkpoints: [2, 4],
+      packages: 6,
+      batch: 3,
+      concurrency: 2,
+      restartRounds: 1,
+      gets: 2,
+      rebuildRuns: 1,
+      burst: { publishes: 2, megabytes: 0.05, rounds: 1 },
+      label: 'smoke sizes',
+    };
+    const outcome = await runScaleBench(tiny, () => undefined);
+    const byName = new Map(outcome.rows.map((row) => [row.name, row]));
+    const withStock = [
+      ...tiny.checkpoints.flatMap((n) => [SCALE_ROWS.publishAt(n), SCALE_ROWS.sizeAt(n), SCALE_ROWS.getAt(n)]),
+      SCALE_ROWS.publishGrowth(4, 2),
+      SCALE_ROWS.bulkRate(6, 2),
+      SCALE_ROWS.cpuPerPublish(6),
+      SCALE_ROWS.restartAt(6),
+      SCALE_ROWS.restartGrowth(6),
+      SCALE_ROWS.rssAfterRestart(6),
+      SCALE_ROWS.search(6),
+      SCALE_ROWS.burstWall(2, 0.05),
+      SCALE_ROWS.burstRss(2, 0.05),
+    ];
+    const oursOnly = [SCALE_ROWS.dashboardList(6), SCALE_ROWS.indexOpen(6), SCALE_ROWS.rebuild(6)];
+    assert.deepEqual([...byName.keys()].sort(), [...withStock, ...oursOnly].sort());
+    for (const row of outcome.rows) {
+      const notes = outcome.notes[row.name] ?? [];
+      assert.ok(!notes.some((note) => note.startsWith('ERROR')), `${row.name}: ${notes.join('; ')}`);
+      assert.ok(Number.isFinite(row.ours), `${row.name}: ours is a number`);
+    }
+    for (const name of withStock) {
+      const row = byName.get(name);
+      assert.ok(row && row.baseline !== null && Number.isFinite(row.baseline), `${name}: a baseline`);
+    }
+    for (const name of oursOnly) assert.equal(byName.get(name)?.baseline, null, `${name}: ours only`);
+    // The targets of issues 17 and 18 are on the rows that carry them.
+    assert.equal(byName.get(SCALE_ROWS.dashboardList(6))?.target, '≤ 50 ms');
+    assert.equal(byName.get(SCALE_ROWS.burstRss(2, 0.05))?.target, '≤ 1.0× stock RSS');
+    assert.equal(byName.get(SCALE_ROWS.bulkRate(6, 2))?.target, '≥ 1.0× stock rate');
+    assert.match(byName.get(SCALE_ROWS.publishGrowth(4, 2))?.target ?? '', /≤ 2×/);
+    // Ours' growth row compares ours with itself: its baseline is ours at the first checkpoint.
+    assert.equal(byName.get(SCALE_ROWS.publishGrowth(4, 2))?.baseline, byName.get(SCALE_ROWS.publishAt(2))?.ours);
+    const curves = outcome.curves ?? [];
+    assert.deepEqual(curves.map((c) => c.name), [SCALE_CURVES.publish, SCALE_CURVES.get]);
+    assert.deepEqual(curves[0].x, [1, 2, 3, 4]);
+    assert.deepEqual(curves[1].x, [2, 4]);
+    for (const c of curves) assert.ok([...c.stock, ...c.ours].every((v) => Number.isFinite(v) && v > 0), c.name);
+    const svg = renderChart({ title: 'scale smoke', rows: outcome.rows, notes: outcome.notes, curves });
+    assert.equal(svg.match(/<rect class="bar /g)?.length, withStock.length);
+    assert.equal(svg.match(/<polyline class="curve /g)?.length, 4);
   });
 });

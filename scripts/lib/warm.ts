@@ -10,6 +10,8 @@ import type { LockedPackage } from './lockfiles/index';
 export const NPM_INSTALL_ACCEPT = 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*';
 /** The response header a proxying registry sets on a tarball: `hit` = served from its cache. */
 export const CACHE_HEADER = 'x-registry-cache';
+/** So a registry's log tells warm requests from installs. */
+export const WARM_USER_AGENT = 'mycompany-registry-warm';
 
 export type WarmOutcome =
   | { pkg: LockedPackage; status: 'fetched' | 'cached'; bytes: number }
@@ -78,6 +80,7 @@ export async function warmPackages(packages: readonly LockedPackage[], options: 
   const base = options.registryUrl.replace(/\/+$/, '');
   const headers = (accept: string): Record<string, string> => ({
     accept,
+    'user-agent': WARM_USER_AGENT,
     ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
   });
   const timeout = options.timeoutMs ?? 120_000;

@@ -241,9 +241,10 @@ describe('dashboard API', () => {
     const tagged = await client.npm(['dist-tag', 'add', 'dash-public@1.0.0', 'stable']);
     assert.equal(tagged.code, 0, tagged.stderr);
 
-    type Listing = { packages: { name: string; versions: string[]; distTags: Record<string, string>; time: string }[] };
+    type Listing = { packages: { name: string; versions: string[]; distTags: Record<string, string>; time: string; source: string }[] };
     const anonymous = (await request(registry, '/_dashboard/api/packages')).body as Listing;
     assert.deepEqual(anonymous.packages.map((p) => p.name), ['dash-public']);
+    assert.equal(anonymous.packages[0].source, 'local', '12.8: published here, so marked local');
     const pub = anonymous.packages[0];
     assert.deepEqual(pub.versions, ['1.0.0', '1.1.0']);
     assert.deepEqual(pub.distTags, { latest: '1.1.0', stable: '1.0.0' });
@@ -255,6 +256,19 @@ describe('dashboard API', () => {
     assert.deepEqual(filtered.packages.map((p) => p.name), ['secret-thing']);
     const badFilter = await request(registry, '/_dashboard/api/packages?q=a&q=b');
     assert.equal(badFilter.status, 400);
+  });
+
+  it('12.8 GET /api/upstream: the upstream status, or {available:false} while this build has none', async () => {
+    const answer = await request(registry, '/_dashboard/api/upstream');
+    assert.equal(answer.status, 200, answer.text);
+    const body = answer.body as { available: boolean; reason?: string; url?: unknown };
+    if (body.available) {
+      for (const key of ['url', 'offline', 'lastSuccess', 'lastFailure', 'latencyMs', 'cachedPackages', 'cachedBytes']) assert.ok(key in body, `${key} in ${answer.text}`);
+    } else {
+      assert.match(body.reason ?? '', /no upstream status/);
+    }
+    const post = await request(registry, '/_dashboard/api/upstream', { method: 'POST', body: '{}' });
+    assert.equal(post.status, 405);
   });
 });
 

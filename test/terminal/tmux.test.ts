@@ -129,6 +129,24 @@ describe('terminal client in tmux', { skip: unavailable ?? false, timeout: 240_0
       await screen.waitFor((s) => gridBytes(s) === fileHex(), 'the new bytes');
     });
 
+    test('12.6 OFFLINE: f on the flag and :toggle OFFLINE set and clear bit 3; the upstream line says OFFLINE', async () => {
+      assert.equal(fileByte(9) & 8, 0);
+      screen.keys('Tab'); // the cursor is on DEBUG from the test above: one more is OFFLINE
+      await screen.waitForText(/>\[ \] OFFLINE/);
+      screen.keys('f');
+      await waitForFile(() => (fileByte(9) & 8) !== 0, 'got OFFLINE set');
+      await screen.waitForText(/>\[x\] OFFLINE/);
+      await screen.waitForText(/^upstream\s+OFFLINE \| /m);
+      screen.keys(':');
+      await screen.waitForText(/^:_/m);
+      screen.type('toggle OFFLINE');
+      screen.keys('Enter');
+      await waitForFile(() => (fileByte(9) & 8) === 0, 'got OFFLINE cleared');
+      await screen.waitForText(/OFFLINE off \(featureFlags 3\)/);
+      await screen.waitForText(/^upstream\s+online \| /m);
+      assert.equal(fileByte(9), 3, 'the other flags are untouched');
+    });
+
     test('? shows the help generated from the keymap; any key closes it', async () => {
       screen.keys('?');
       const help = await screen.waitForText(/^keys/m);

@@ -15,6 +15,7 @@ import { parseLockfile } from '../../scripts/lib/lockfiles/index';
 import { WARM_USER_AGENT, progressBar, mapLimit, packumentPath } from '../../scripts/lib/warm';
 import { LOCKFILE_CLIENTS, generateLockfile, publishFixtures, scratchDir } from './clients';
 import fc from 'fast-check';
+import { TmuxSession, tmuxUnavailable } from '../terminal/tmux-session';
 
 const BIN = join(PROJECT_ROOT, 'bin', 'registry.js');
 let registry: RunningRegistry;
@@ -110,6 +111,19 @@ test('registry warm: usage errors exit 2 and name the problem; a bad lockfile ex
   const down = await warm([join(work, 'package-lock.json'), '--registry', 'http://127.0.0.1:9']);
   assert.equal(down.code, 1);
   assert.match(down.stdout, /failed warm-leaf@2\.0\.0: packument: fetch failed/);
+});
+
+test('registry warm on a TTY draws a progress bar and ends with the summary', { skip: tmuxUnavailable() ?? false }, async () => {
+  const file = await generateLockfile('npm', registry.url, work);
+  const session = TmuxSession.start({ cwd: work, script: join(PROJECT_ROOT, 'build', 'scripts', 'warm.js'), args: [file, '--registry', registry.url], width: 100, height: 20 });
+  try {
+    const screen = await session.waitForText(/EXITED 0/, 30_000);
+    assert.match(screen, /^\[#+\] 4\/4 \S+@\d/m, 'the bar, full, with the last package');
+    assert.match(screen, /4 fetched, 0 already cached, 0 failed/);
+    assert.doesNotMatch(screen, /^fetched /m, 'no plain per-package lines on a TTY');
+  } finally {
+    session.kill();
+  }
 });
 
 test('property: mapLimit keeps order and never runs more than the limit at once', async () => {

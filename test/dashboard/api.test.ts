@@ -44,7 +44,7 @@ describe('dashboard API', () => {
     assert.equal(body.urlMatchesHash, true);
   });
 
-  it('GET /api/env is the eight BUN_* lines as text', async () => {
+  it('GET /api/env is the nine BUN_* lines as text', async () => {
     const answer = await request(registry, '/_dashboard/api/env');
     assert.equal(answer.status, 200);
     assert.match(answer.headers.get('content-type') ?? '', /^text\/plain/);

@@ -59,7 +59,7 @@ test('`registry` with an unknown verb exits 1 with the usage; --help prints ever
   assert.match(unknown.stderr, /unknown command `frobnicate`/);
   const help = registry(['--help']);
   assert.equal(help.code, 0);
-  for (const verb of ['start', 'config', 'term', 'self-publish']) assert.match(help.stdout, new RegExp(`registry ${verb}|^${verb}`, 'm'));
+  for (const verb of ['start', 'config', 'term', 'self-publish', 'warm']) assert.match(help.stdout, new RegExp(`registry ${verb}|^${verb}`, 'm'));
 });
 
 test('`registry term --help` reaches the terminal client', () => {

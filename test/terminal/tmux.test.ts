@@ -301,9 +301,11 @@ describe('terminal client in tmux', { skip: unavailable ?? false, timeout: 240_0
       assert.doesNotMatch(result.stdout, /\x1b/);
       assert.ok(result.stdout.includes(`bytes  ${fileHex()}`), result.stdout);
       assert.match(result.stdout, /term-demo {2}1\.0\.0/);
+      assert.match(result.stdout, /^upstream {6}online \| /m, '12.8: the upstream line');
     }
     const json = await run(NODE_BIN, [CLIENT_MAIN, '--registry', registry.url, '--once', '--json'], { cwd: client.dir, timeoutMs: 20_000 });
     assert.equal((JSON.parse(json.stdout) as { config: { check: string } }).config.check, fileHex().slice(-2));
+    assert.equal(typeof (JSON.parse(json.stdout) as { upstream: { available: boolean } }).upstream.available, 'boolean');
     const down = await run(NODE_BIN, [CLIENT_MAIN, '--registry', 'http://127.0.0.1:9', '--once'], { cwd: client.dir, timeoutMs: 20_000 });
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot reach the registry at http:\/\/127\.0\.0\.1:9/);

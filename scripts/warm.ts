@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { LOCAL_REGISTRY_URL, normalizeRegistryUrl } from '../plugins/registry-core/index';
 import { LockfileError, parseLockfile } from './lib/lockfiles/index';
 import { findToken } from './lib/self-publish';
-import { progressBar, warmPackages, type WarmOutcome } from './lib/warm';
+import { formatBytes, progressBar, warmPackages, type WarmOutcome } from './lib/warm';
 
 const USAGE = `Usage: registry warm <lockfile> [--registry URL] [--concurrency N] [--token T]
 
@@ -35,25 +35,23 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
+const OPTIONS = {
+  registry: { type: 'string' },
+  concurrency: { type: 'string' },
+  token: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
-async function main(): Promise<number> {
-  let parsed: ReturnType<typeof parseArgs<{ options: { registry: { type: 'string' }; concurrency: { type: 'string' }; token: { type: 'string' }; help: { type: 'boolean'; short: 'h' } }; allowPositionals: true; strict: true }>>;
+function readArgs(): ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>> {
   try {
-    parsed = parseArgs({
-      args: process.argv.slice(2),
-      options: { registry: { type: 'string' }, concurrency: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    });
+    return parseArgs({ args: process.argv.slice(2), options: OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {
     return usageError((error as Error).message);
   }
-  const { values, positionals } = parsed;
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = readArgs();
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;

@@ -142,3 +142,9 @@ export function progressBar(done: number, total: number, width: number): string 
   const filled = total === 0 ? inner : Math.round((done / total) * inner);
   return `[${'#'.repeat(filled)}${'.'.repeat(inner - filled)}]${counter}`;
 }
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}

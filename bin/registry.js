@@ -141,6 +141,7 @@ const TOOL_VERBS = {
   config: { script: ['build', 'scripts', 'config-cli.js'], what: 'the command language on registry.lockb (get, set, toggle, url, env, packages, watch, repair, rebuild-index)' },
   term: { script: ['build', 'terminal', 'main.js'], what: 'the terminal client of a running registry' },
   'self-publish': { script: ['build', 'scripts', 'self-publish.js'], what: 'pack this package and publish it to a registry' },
+  warm: { script: ['build', 'scripts', 'warm.js'], what: 'fetch everything a lockfile names through the registry (fills its upstream cache)' },
 };
 
 function usage(pkg) {
@@ -151,6 +152,7 @@ function usage(pkg) {
     '       registry config <command> [--file F] [--config F]',
     '       registry term [--registry URL] [--token T] [--once]',
     '       registry self-publish [--registry URL] [--config F] [--cwd DIR]',
+    '       registry warm <lockfile> [--registry URL] [--concurrency N]',
     '',
     'start (the default) runs the registry in the current folder. Without `-c <config.yaml>` it uses',
     './config.yaml and writes the default one there first if the folder has none. State lives next to',

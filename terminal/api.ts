@@ -1,6 +1,6 @@
 /** The dashboard's HTTP API (SPEC §4): the config and the package list. */
 import { TerminalError } from './errors';
-import { check, configViewSchema, packagesResponseSchema, type PackageInfo, type ServerConfig } from './protocol';
+import { check, configViewSchema, packagesResponseSchema, upstreamViewSchema, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
 
 const TIMEOUT_MS = 5000;
 
@@ -65,6 +65,13 @@ export async function fetchPackages(registry: string, token: string | undefined)
   const path = '/_dashboard/api/packages';
   const body = await getJson(registry, path, token);
   return validated(() => check(packagesResponseSchema, body, 'package list').packages, path);
+}
+
+/** Upstream health and cache size; a registry without the route (older build) is "not available". */
+export async function fetchUpstream(registry: string, token: string | undefined): Promise<UpstreamView> {
+  const path = '/_dashboard/api/upstream';
+  const body = await getJson(registry, path, token);
+  return validated(() => check(upstreamViewSchema, body, 'upstream status'), path);
 }
 
 /** `ws(s)://…/_dashboard/terminal` for an http(s) registry URL. */

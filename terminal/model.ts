@@ -17,7 +17,7 @@ import {
 } from '../plugins/registry-core/layout';
 import type { ConnectionStatus } from './connection';
 import { bindingForKey } from './keymap';
-import { configBytes, type AuthMessage, type EventMessage, type PackageInfo, type ServerConfig } from './protocol';
+import { configBytes, type AuthMessage, type EventMessage, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
 
 export interface LogEntry {
   time: number;
@@ -38,6 +38,8 @@ export interface ClientState {
   tokenSource: string | null;
   config: ServerConfig | null;
   packages: PackageInfo[];
+  /** GET /_dashboard/api/upstream, refreshed with the package list; null until the first answer */
+  upstream: UpstreamView | null;
   log: LogEntry[];
   /** Grid cursor: a config byte offset 4..15 (the check byte 16 is computed, never edited). */
   cursor: number;
@@ -82,6 +84,7 @@ export function createState(options: { registry: string; readonly: boolean; toke
     tokenSource: options.tokenSource,
     config: options.config ?? null,
     packages: [],
+    upstream: null,
     log: [],
     cursor: FIRST_EDITABLE,
     flagCursor: 0,
@@ -128,7 +131,8 @@ export function formatEvent(event: EventMessage): string {
   return `${event.kind}${what}${detail}${who}`;
 }
 
-const PACKAGE_EVENTS = new Set(['publish', 'unpublish', 'dist-tag', 'deprecate']);
+// `upstream` (health changes, cache fills) refreshes the list and the upstream line together
+const PACKAGE_EVENTS = new Set(['publish', 'unpublish', 'dist-tag', 'deprecate', 'upstream']);
 
 export function applyEvent(state: ClientState, event: EventMessage, now: number = Date.now()): Effect[] {
   addLog(state, formatEvent(event), 'event', event.time ?? now);

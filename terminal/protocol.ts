@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-const flagsSchema = z.object({ PREMIUM_TYPES: z.boolean(), PRIVATE_REGISTRY: z.boolean(), DEBUG: z.boolean() });
+const flagsSchema = z.object({ PREMIUM_TYPES: z.boolean(), PRIVATE_REGISTRY: z.boolean(), DEBUG: z.boolean(), OFFLINE: z.boolean() });
 
 /** GET /_dashboard/api/config and the WebSocket `config` message (extra members are kept). */
 export const configViewSchema = z.looseObject({
@@ -30,8 +30,26 @@ export const packageSummarySchema = z.object({
   versions: z.array(z.string()),
   distTags: z.record(z.string(), z.string()),
   time: z.string(),
+  /** local = published here, cached = a copy of the upstream's (docs/offline-and-warm.md); absent from older servers */
+  source: z.enum(['local', 'cached']).optional(),
 });
 export type PackageInfo = z.infer<typeof packageSummarySchema>;
+
+/** GET /_dashboard/api/upstream (docs/offline-and-warm.md). */
+export const upstreamViewSchema = z.union([
+  z.looseObject({
+    available: z.literal(true),
+    url: z.string().nullable(),
+    offline: z.boolean(),
+    lastSuccess: z.number().nullable(),
+    lastFailure: z.object({ time: z.number(), error: z.string() }).nullable(),
+    latencyMs: z.number().nullable(),
+    cachedPackages: z.number().int().nonnegative(),
+    cachedBytes: z.number().nonnegative(),
+  }),
+  z.looseObject({ available: z.literal(false), reason: z.string().optional() }),
+]);
+export type UpstreamView = z.infer<typeof upstreamViewSchema>;
 export const packagesResponseSchema = z.object({ packages: z.array(packageSummarySchema) });
 
 export const eventMessageSchema = z.looseObject({

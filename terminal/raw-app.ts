@@ -1,5 +1,5 @@
 /** The full-screen client (terminalMode raw): state + live connection + screen adapter. */
-import { fetchPackages, terminalSocketUrl } from './api';
+import { fetchPackages, fetchUpstream, terminalSocketUrl } from './api';
 import { LiveConnection } from './connection';
 import {
   applyAuth,
@@ -60,10 +60,20 @@ export function runRawApp(options: RawAppOptions): Promise<number> {
       return;
     }
     packagesInFlight = true;
-    fetchPackages(options.registry, options.token)
-      .then((packages) => {
+    Promise.all([
+      fetchPackages(options.registry, options.token).then((packages) => {
         state.packages = packages;
-      })
+      }),
+      // the upstream line rides along: it changes when the list does (cache fills, upstream events)
+      fetchUpstream(options.registry, options.token).then(
+        (upstream) => {
+          state.upstream = upstream;
+        },
+        (error: Error) => {
+          state.upstream = { available: false, reason: error.message };
+        },
+      ),
+    ])
       .catch((error: Error) => addLog(state, `package list: ${error.message}`, 'error'))
       .finally(() => {
         packagesInFlight = false;

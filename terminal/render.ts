@@ -7,7 +7,7 @@ import { helpText } from '../plugins/registry-core/commands';
 import { CONFIG_START, FEATURE_FLAG_NAMES, fieldAt } from '../plugins/registry-core/layout';
 import { footerHints, keyHelpLines } from './keymap';
 import { describeCursor, type ClientState, type LogEntry } from './model';
-import { configBytes, type PackageInfo, type ServerConfig } from './protocol';
+import { configBytes, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
 
 export type FieldTone = 'version' | 'registryHash' | 'featureFlags' | 'terminalMode' | 'rows' | 'cols' | 'check';
 export type Tone = 'plain' | 'cursor' | 'title' | 'heading' | 'dim' | 'error' | 'ok' | 'warn' | 'input' | FieldTone;
@@ -109,6 +109,34 @@ function statusLine(state: ClientState): Line {
   return line;
 }
 
+/**
+ * `OFFLINE · ok 12 ms (00:10) · last failure 00:09 timeout · cache 3 packages 1.2 MiB · http://up` —
+ * one line, most telling first (a narrow window cuts the end), shared with the snapshot.
+ */
+export function upstreamSummary(view: UpstreamView | null, offline: boolean): string {
+  const mode = offline ? 'OFFLINE' : 'online';
+  if (view === null) return `${mode} | status loading…`;
+  if (!view.available) return `${mode} | status not available`;
+  const clock = (time: number): string => new Date(time).toISOString().slice(11, 16);
+  const parts = [mode];
+  if (view.lastSuccess !== null) parts.push(`ok ${view.latencyMs === null ? '' : `${Math.round(view.latencyMs)} ms `}(${clock(view.lastSuccess)})`);
+  if (view.lastFailure !== null) parts.push(`last failure ${clock(view.lastFailure.time)} ${view.lastFailure.error.slice(0, 40)}`);
+  parts.push(`cache ${view.cachedPackages} package${view.cachedPackages === 1 ? '' : 's'} ${formatBytes(view.cachedBytes)}`);
+  parts.push(view.url ?? 'no upstream');
+  return parts.join(' | ');
+}
+
+function upstreamLine(view: UpstreamView | null, offline: boolean): Line {
+  const tone = offline ? 'warn' : view?.available && view.lastFailure === null ? 'ok' : 'dim';
+  return [seg('upstream     ', 'dim'), seg(upstreamSummary(view, offline), tone)];
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
 function infoLines(config: ServerConfig, compact: boolean): Line[] {
   const f = config.fields;
   const urlOk = config.urlMatchesHash !== false;
@@ -151,7 +179,8 @@ function flagLines(state: ClientState, config: ServerConfig, compact: boolean): 
 
 function packageLines(packages: readonly PackageInfo[], rows: number, width: number): Line[] {
   if (rows <= 0) return [];
-  const lines: Line[] = [[seg(`packages (${packages.length})`, 'heading')]];
+  const cached = packages.filter((p) => p.source === 'cached').length;
+  const lines: Line[] = [[seg(`packages (${packages.length}${cached ? `, ${cached} cached` : ''})`, 'heading')]];
   if (packages.length === 0) lines.push([seg('  none published yet', 'dim')]);
   const room = rows - 1;
   const shown = packages.length > room ? packages.slice(0, Math.max(0, room - 1)) : packages;
@@ -162,6 +191,8 @@ function packageLines(packages: readonly PackageInfo[], rows: number, width: num
     lines.push([
       seg(`  ${p.name.padEnd(nameWidth)}`),
       seg(` ${latest}`, 'ok'),
+      // before the counts: it must survive the cut of a half-width column
+      ...(p.source === 'cached' ? [seg(' cached', 'title')] : []),
       seg(` (${p.versions.length} version${p.versions.length === 1 ? '' : 's'})  ${when}`, 'dim'),
     ]);
   }
@@ -257,6 +288,7 @@ function mainScreen(state: ClientState, width: number, height: number): Line[] {
         top.push([...left, seg(' '.repeat(Math.max(1, leftWidth - lineText(left).length))), ...(flags[i] ?? [])]);
       }
     } else top.push(...info, ...flags);
+    top.push(upstreamLine(state.upstream, config.flags.OFFLINE));
     if (!compact) top.push([]);
   }
   const note = compact && config !== null ? `, compact: ${width}x${height} < config ${config.fields.cols}x${config.fields.rows}` : '';

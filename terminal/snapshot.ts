@@ -5,7 +5,8 @@
 import { FEATURE_FLAG_NAMES } from '../plugins/registry-core/layout';
 import { fieldsOf } from './model';
 import { gridLines, lineText } from './render';
-import { configBytes, type PackageInfo, type ServerConfig } from './protocol';
+import { configBytes, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
+import { upstreamSummary } from './render';
 
 /** Snapshots are never narrower than the grid, whatever `cols` says. */
 const MIN_SNAPSHOT_WIDTH = 48;
@@ -17,6 +18,8 @@ export function renderSnapshot(input: {
   registry: string;
   config: ServerConfig;
   packages: PackageInfo[] | { error: string };
+  /** absent: not asked (older callers) */
+  upstream?: UpstreamView | { error: string };
   now?: Date;
 }): string {
   const { config } = input;
@@ -42,13 +45,17 @@ export function renderSnapshot(input: {
   out.push('flags');
   for (const flag of FEATURE_FLAG_NAMES) out.push(`  [${config.flags[flag] ? 'x' : ' '}] ${flag}`);
   out.push('');
+  if (input.upstream !== undefined) {
+    out.push(`upstream      ${'error' in input.upstream ? `${config.flags.OFFLINE ? 'OFFLINE' : 'online'} | status not available (${input.upstream.error})` : upstreamSummary(input.upstream, config.flags.OFFLINE)}`);
+    out.push('');
+  }
   if ('error' in input.packages) {
     out.push(`packages: not available (${input.packages.error})`);
   } else {
     out.push(`packages (${input.packages.length})`);
     for (const p of input.packages) {
       const tags = Object.entries(p.distTags).map(([tag, version]) => `${tag}=${version}`).join(' ');
-      out.push(...wrap(`  ${p.name}  ${p.versions.join(', ') || '(no versions)'}${tags ? `  [${tags}]` : ''}  ${p.time}`, width));
+      out.push(...wrap(`  ${p.name}  ${p.versions.join(', ') || '(no versions)'}${tags ? `  [${tags}]` : ''}  ${p.time}${p.source === 'cached' ? '  (cached)' : ''}`, width));
     }
   }
   if (fields.terminalMode === 0) {
@@ -59,8 +66,8 @@ export function renderSnapshot(input: {
   return `${out.join('\n')}\n`;
 }
 
-export function snapshotJson(input: { registry: string; config: ServerConfig; packages: PackageInfo[] | { error: string } }): string {
-  return `${JSON.stringify({ registry: input.registry, config: input.config, packages: input.packages }, null, 2)}\n`;
+export function snapshotJson(input: { registry: string; config: ServerConfig; packages: PackageInfo[] | { error: string }; upstream?: UpstreamView | { error: string } }): string {
+  return `${JSON.stringify({ registry: input.registry, config: input.config, packages: input.packages, ...(input.upstream ? { upstream: input.upstream } : {}) }, null, 2)}\n`;
 }
 
 /** Breaks a long line at spaces (continuations indented), so nothing is cut off. */

@@ -17,6 +17,8 @@ import {
   bootRegistry,
   ConfigFile,
   loadRegistrySettings,
+  PackageIndex,
+  type IndexRecord,
   registryEvents,
   registryMetrics,
   type PackageSummary,
@@ -30,6 +32,7 @@ import { createDashboardErrorHandler, createDashboardHandler } from './routes';
 import { rejectUpgrade, TerminalSockets } from './terminal-socket';
 import { parseSocketLimits, type SocketLimits } from './socket-limits';
 import { createSocketTokenCheck } from './token-check';
+import { readUpstreamStatus } from './upstream-status-access';
 import {
   adaptAuth,
   adaptPluginHost,
@@ -85,6 +88,8 @@ export default class RegistryDashboard {
   readonly #attached = new WeakSet<Server>();
   #app: Application | undefined;
   #sockets: TerminalSockets | undefined;
+  /** opened on the first package list (the storage plugin may still be preparing the file at construction) */
+  #index: PackageIndex | undefined;
 
   constructor(pluginConfig: unknown, options: unknown) {
     this.#host = adaptPluginHost(options);
@@ -118,7 +123,8 @@ export default class RegistryDashboard {
     this.#app = app;
     const access = adaptAuth(auth);
     const source = adaptStorage(storage);
-    const packagesFor = (user: RemoteUser, filter?: string): Promise<PackageSummary[]> => listPackages(source, access, user, filter);
+    const records = (): IndexRecord[] => (this.#index ??= PackageIndex.open(this.#lockbPath)).readAll();
+    const packagesFor = (user: RemoteUser, filter?: string): Promise<PackageSummary[]> => listPackages(source, access, user, filter, records);
 
     const sockets = new TerminalSockets({
       path: TERMINAL_PATH,
@@ -147,6 +153,7 @@ export default class RegistryDashboard {
         service: this.#service,
         admins: this.#options.admins,
         listPackages: packagesFor,
+        upstreamStatus: () => readUpstreamStatus(this.#lockbPath),
         logger: this.#logger,
       }),
     );

@@ -3,7 +3,8 @@
  * straight from Verdaccio's storage (so filter plugins and `packages:` access rules apply
  * exactly as for `npm view`), reduced to the core's PackageSummary shape.
  */
-import type { PackageSummary } from '../registry-core/index';
+import type { IndexRecord, PackageSummary } from '../registry-core/index';
+import { indexSources, withSources, type ListedPackage } from './package-sources';
 import type { AccessChecker, PackageSource, Packument, RemoteUser } from './verdaccio-adapter';
 
 /** Versions in publish order (oldest first); the packument's `time` has one entry per version. */
@@ -25,12 +26,17 @@ export function matchesFilter(name: string, filter: string | undefined): boolean
   return !filter || name.toLowerCase().includes(filter.toLowerCase());
 }
 
+/**
+ * Local packages from Verdaccio's storage, plus the cached ones the index knows (each marked with
+ * its `source`, see package-sources.ts). `records` reads the index; access rules apply to both.
+ */
 export async function listPackages(
   source: PackageSource,
   access: AccessChecker,
   user: RemoteUser,
-  filter?: string,
-): Promise<PackageSummary[]> {
+  filter: string | undefined,
+  records: () => readonly IndexRecord[],
+): Promise<ListedPackage[]> {
   const names = (await source.listNames()).filter((name) => matchesFilter(name, filter));
   const results = await Promise.all(
     names.map(async (name) => {
@@ -39,5 +45,13 @@ export async function listPackages(
       return packument ? summarizePackument(packument) : undefined;
     }),
   );
-  return results.filter((item): item is PackageSummary => item !== undefined).sort((a, b) => a.name.localeCompare(b.name));
+  const sources = indexSources(records());
+  const candidates = [...sources.cached.keys()].filter((name) => matchesFilter(name, filter) && !names.includes(name));
+  const readable = new Set<string>();
+  await Promise.all(candidates.map(async (name) => (await access.canAccess(name, user)) && readable.add(name)));
+  return withSources(
+    results.filter((item): item is PackageSummary => item !== undefined),
+    sources,
+    readable,
+  );
 }

@@ -10,6 +10,7 @@
  *   GET  /_dashboard/api/session     who the caller is: {user, admin, groups, accessGroups}
  *   GET  /_dashboard/login/<session> the web login's sign-in page (docs/web-login-and-tokens.md;
  *                                    the auth plugin owns the sessions, the page talks to it over HTTP)
+ *   GET  /_dashboard/api/upstream    upstream health and cache size, or {available:false} (docs/offline-and-warm.md)
  *   GET  /_dashboard/terminal        WebSocket only (the upgrade is handled in terminal-socket.ts)
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -20,6 +21,7 @@ import { serveAsset, type Asset } from './assets';
 import type { ConfigService } from './config-service';
 import { DashboardHttpError, describeBodyParserError, sendError, sendJson } from './http-errors';
 import { ConfigOperation, describeIssues, MAX_BODY_BYTES } from './requests';
+import type { UpstreamView } from './upstream-status-access';
 import { remoteUserOf, type DashboardLogger, type RemoteUser } from './verdaccio-adapter';
 
 /** The wire format of GET /_dashboard/api/session. */
@@ -36,6 +38,7 @@ export interface RouteOptions {
   service: ConfigService;
   admins: ReadonlySet<string>;
   listPackages(user: RemoteUser, filter?: string): Promise<PackageSummary[]>;
+  upstreamStatus(): UpstreamView;
   logger: DashboardLogger;
 }
 
@@ -131,6 +134,11 @@ export function createDashboardHandler(options: RouteOptions): (req: Request, re
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
         const packages = await options.listPackages(remoteUserOf(req), queryFilter(req));
         return sendJson(res, 200, JSON.stringify({ packages }));
+      }
+      case '/api/upstream': {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
+        // like the config document, readable by anyone: URL, timings and sizes, no secrets
+        return sendJson(res, 200, JSON.stringify(options.upstreamStatus()));
       }
       case '/api/env': {
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');

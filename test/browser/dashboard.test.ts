@@ -107,6 +107,7 @@ describe('dashboard page in Chromium', { skip: skipReason }, () => {
 
     // anonymous: write controls are disabled
     assert.equal(await page.isDisabled('button[data-flag="DEBUG"]'), true);
+    assert.equal(await page.isDisabled('#upstream-offline-toggle'), true);
 
     // sign in with the form (POST /_auth/token); the token goes to sessionStorage
     await page.fill('#login-user', ADMIN.name);
@@ -124,6 +125,24 @@ describe('dashboard page in Chromium', { skip: skipReason }, () => {
     assert.equal(lockbBytes(registry)[9], 0x07, 'featureFlags byte in the file');
     await waitForGrid(page, configHexOnDisk(registry));
     await page.waitForSelector('#event-log li[data-kind="config"]');
+
+    // 12.6/12.8 the upstream card: its OFFLINE switch is the flag (file, flag list and card follow), and it
+    // shows the upstream status — or says it is not available in a build without the upstream proxy
+    assert.equal(await page.textContent('#upstream-mode'), 'online');
+    await page.click('#upstream-offline-toggle');
+    await page.waitForSelector('#upstream-mode[data-offline="true"]');
+    assert.equal(await page.textContent('#upstream-mode'), 'OFFLINE');
+    assert.equal(lockbBytes(registry)[9], 0x0f, 'OFFLINE is bit 3 of byte 9');
+    await page.waitForFunction(() => document.querySelector('li[data-flag="OFFLINE"] .flag-state')?.textContent === 'on');
+    const upstream = (await (await fetch(`${registry.url}/_dashboard/api/upstream`)).json()) as { available: boolean };
+    if (upstream.available) await page.waitForSelector('#upstream-facts:not([hidden]) #upstream-cache:not(:empty)');
+    else await page.waitForFunction(() => /not available/.test(document.getElementById('upstream-unavailable')?.textContent ?? ''));
+    await screenshot(page, 'dashboard-upstream-offline.png');
+    await page.click('button[data-flag="OFFLINE"]');
+    await page.waitForSelector('#upstream-mode[data-offline="false"]');
+    assert.equal(await page.textContent('#upstream-offline-toggle'), 'Go offline');
+    assert.equal(lockbBytes(registry)[9], 0x07);
+    await waitForGrid(page, configHexOnDisk(registry));
 
     // edit a byte from the keyboard: focus cell 14, Enter, type, Enter
     await page.focus('button.cell[data-offset="14"]');
@@ -200,6 +219,8 @@ describe('dashboard page in Chromium', { skip: skipReason }, () => {
     }
     const row = await page.waitForSelector('tr[data-package="browser-visible"]', { timeout: 10_000 });
     await page.waitForFunction(() => document.querySelectorAll('tr[data-package="browser-visible"] .versions li').length === 2);
+    assert.equal(await page.getAttribute('tr[data-package="browser-visible"]', 'data-source'), 'local', '12.8: published here, marked local');
+    assert.equal(await page.textContent('tr[data-package="browser-visible"] .badge.source'), 'local');
     assert.match((await row.textContent()) ?? '', /1\.0\.0.*1\.2\.0.*latest: 1\.2\.0/s);
     await page.waitForSelector('#event-log li[data-kind="publish"]');
 
@@ -225,7 +246,7 @@ describe('dashboard page in Chromium', { skip: skipReason }, () => {
     assert.equal(copied, expected);
     assert.deepEqual(
       copied.trimEnd().split('\n').map((line) => line.split('=')[0]),
-      ['BUN_CONFIG_VERSION', 'BUN_REGISTRY_URL', 'BUN_FEATURE_PRIVATE_REGISTRY', 'BUN_FEATURE_PREMIUM_TYPES', 'BUN_FEATURE_DEBUG', 'BUN_TERMINAL_MODE', 'BUN_TERMINAL_ROWS', 'BUN_TERMINAL_COLS'],
+      ['BUN_CONFIG_VERSION', 'BUN_REGISTRY_URL', 'BUN_FEATURE_PRIVATE_REGISTRY', 'BUN_FEATURE_PREMIUM_TYPES', 'BUN_FEATURE_DEBUG', 'BUN_FEATURE_OFFLINE', 'BUN_TERMINAL_MODE', 'BUN_TERMINAL_ROWS', 'BUN_TERMINAL_COLS'],
     );
     assertOnlyRegistry(watch, registry);
     assert.deepEqual(watch.consoleErrors, []);

@@ -13,7 +13,7 @@ import { ADMIN, READER, configHexOnDisk, createUsers, lockbBytes, postConfig, re
 
 const SPEC_ENV =
   'BUN_CONFIG_VERSION=1\nBUN_REGISTRY_URL=http://localhost:4873\nBUN_FEATURE_PRIVATE_REGISTRY=1\nBUN_FEATURE_PREMIUM_TYPES=1\n' +
-  'BUN_FEATURE_DEBUG=0\nBUN_TERMINAL_MODE=raw\nBUN_TERMINAL_ROWS=24\nBUN_TERMINAL_COLS=80\n';
+  'BUN_FEATURE_DEBUG=0\nBUN_FEATURE_OFFLINE=0\nBUN_TERMINAL_MODE=raw\nBUN_TERMINAL_ROWS=24\nBUN_TERMINAL_COLS=80\n';
 
 describe('dashboard API', () => {
   let registry: RunningRegistry;
@@ -37,14 +37,14 @@ describe('dashboard API', () => {
     assert.equal(body.check, '36');
     assert.equal(`${body.hex}${body.check}`, configHexOnDisk(registry));
     assert.deepEqual(body.fields, { version: 1, registryHash: '0xceb6960a', featureFlags: 3, terminalMode: 'raw', rows: 24, cols: 80 });
-    assert.deepEqual(body.flags, { PREMIUM_TYPES: true, PRIVATE_REGISTRY: true, DEBUG: false });
+    assert.deepEqual(body.flags, { PREMIUM_TYPES: true, PRIVATE_REGISTRY: true, DEBUG: false, OFFLINE: false });
     assert.deepEqual(body.issuer, { url: 'http://localhost:4873/_auth', alg: 'EdDSA', kind: 'private' });
     assert.equal(body.env, SPEC_ENV);
     assert.equal(body.registryUrl, 'http://localhost:4873');
     assert.equal(body.urlMatchesHash, true);
   });
 
-  it('GET /api/env is the eight BUN_* lines as text', async () => {
+  it('GET /api/env is the nine BUN_* lines as text', async () => {
     const answer = await request(registry, '/_dashboard/api/env');
     assert.equal(answer.status, 200);
     assert.match(answer.headers.get('content-type') ?? '', /^text\/plain/);
@@ -81,6 +81,15 @@ describe('dashboard API', () => {
     assert.equal(toggledBody.flags.DEBUG, true);
     assert.equal(configHexOnDisk(registry), `${toggledBody.hex}${toggledBody.check}`);
     assert.equal(configHexOnDisk(registry).slice(10, 18), '07000000');
+
+    // 12.6 OFFLINE is a flag like the others: on and off again, live, from the dashboard API.
+    const offline = await postConfig(registry, { op: 'toggleFeature', flag: 'OFFLINE' }, admin);
+    assert.equal(offline.status, 200, offline.text);
+    assert.equal((offline.body as { flags: { OFFLINE: boolean } }).flags.OFFLINE, true);
+    assert.equal(lockbBytes(registry)[9], 0x0f);
+    const online = await postConfig(registry, { op: 'toggleFeature', flag: 'OFFLINE' }, admin);
+    assert.equal((online.body as { flags: { OFFLINE: boolean } }).flags.OFFLINE, false);
+    assert.equal(lockbBytes(registry)[9], 0x07);
 
     const mode = await postConfig(registry, { op: 'setByte', offset: 13, value: 1 }, admin);
     assert.equal(mode.status, 200, mode.text);
@@ -121,7 +130,7 @@ describe('dashboard API', () => {
       { body: '{"op":"setByte","offset":13,"value":3}', status: 400, error: /terminalMode/ },
       { body: '{"op":"setByte","offset":14,"value":0}', status: 400, error: /rows/ },
       { body: '{"op":"setByte","offset":4,"value":2}', status: 400, error: /version/ },
-      { body: '{"op":"setByte","offset":9,"value":8}', status: 400, error: /featureFlags/ },
+      { body: '{"op":"setByte","offset":9,"value":16}', status: 400, error: /featureFlags/ },
       { body: '{"op":"setByte","offset":4,"value":256}', status: 400, error: /value must be an integer 0\.\.255.*got 256/ },
       { body: '{"op":"setByte","offset":4,"value":-1}', status: 400, error: /value/ },
       { body: '{"op":"setByte","offset":4.5,"value":1}', status: 400, error: /offset/ },
@@ -232,9 +241,10 @@ describe('dashboard API', () => {
     const tagged = await client.npm(['dist-tag', 'add', 'dash-public@1.0.0', 'stable']);
     assert.equal(tagged.code, 0, tagged.stderr);
 
-    type Listing = { packages: { name: string; versions: string[]; distTags: Record<string, string>; time: string }[] };
+    type Listing = { packages: { name: string; versions: string[]; distTags: Record<string, string>; time: string; source: string }[] };
     const anonymous = (await request(registry, '/_dashboard/api/packages')).body as Listing;
     assert.deepEqual(anonymous.packages.map((p) => p.name), ['dash-public']);
+    assert.equal(anonymous.packages[0].source, 'local', '12.8: published here, so marked local');
     const pub = anonymous.packages[0];
     assert.deepEqual(pub.versions, ['1.0.0', '1.1.0']);
     assert.deepEqual(pub.distTags, { latest: '1.1.0', stable: '1.0.0' });
@@ -246,6 +256,19 @@ describe('dashboard API', () => {
     assert.deepEqual(filtered.packages.map((p) => p.name), ['secret-thing']);
     const badFilter = await request(registry, '/_dashboard/api/packages?q=a&q=b');
     assert.equal(badFilter.status, 400);
+  });
+
+  it('12.8 GET /api/upstream: the upstream status, or {available:false} while this build has none', async () => {
+    const answer = await request(registry, '/_dashboard/api/upstream');
+    assert.equal(answer.status, 200, answer.text);
+    const body = answer.body as { available: boolean; reason?: string; url?: unknown };
+    if (body.available) {
+      for (const key of ['url', 'offline', 'lastSuccess', 'lastFailure', 'latencyMs', 'cachedPackages', 'cachedBytes']) assert.ok(key in body, `${key} in ${answer.text}`);
+    } else {
+      assert.match(body.reason ?? '', /no upstream status/);
+    }
+    const post = await request(registry, '/_dashboard/api/upstream', { method: 'POST', body: '{}' });
+    assert.equal(post.status, 405);
   });
 });
 

@@ -112,9 +112,11 @@ test('Tab moves the flag cursor; f toggles the flag under it', () => {
   press(state, 'tab', 'tab');
   assert.deepEqual(press(state, 'f'), [{ type: 'send', line: 'toggle DEBUG' }]);
   press(state, 'tab');
+  assert.deepEqual(press(state, 'f'), [{ type: 'send', line: 'toggle OFFLINE' }]);
+  press(state, 'tab');
   assert.equal(state.flagCursor, 0, 'wraps around');
   press(state, 'S-tab');
-  assert.deepEqual(press(state, 'f'), [{ type: 'send', line: 'toggle DEBUG' }]);
+  assert.deepEqual(press(state, 'f'), [{ type: 'send', line: 'toggle OFFLINE' }]);
 });
 
 test('the command line parses with the core before sending', () => {
@@ -177,6 +179,8 @@ test('server messages: config replaces the view, package events ask for a refres
   assert.equal(state.config?.fields.terminalMode, 'cooked');
   assert.match(state.log.at(-1)?.text ?? '', /terminalMode is now cooked/);
   assert.deepEqual(applyEvent(state, { type: 'event', kind: 'publish', name: 'a', version: '1.0.0', time: 5 }), [{ type: 'refresh-packages' }]);
+  // 12.8 an upstream event (health, cache fill) refreshes the list and the upstream line
+  assert.deepEqual(applyEvent(state, { type: 'event', kind: 'upstream', time: 6 }), [{ type: 'refresh-packages' }]);
   assert.deepEqual(applyEvent(state, { type: 'event', kind: 'login', user: 'alice', time: 6 }), []);
   const before = state.log.length;
   applyHistory(state, [

@@ -5,7 +5,8 @@ import { helpText } from '../../plugins/registry-core/commands';
 import { KEYMAP, footerHints } from '../../terminal/keymap';
 import { addLog, createState, type ClientState } from '../../terminal/model';
 import { configBytes } from '../../terminal/protocol';
-import { MIN_HEIGHT, MIN_WIDTH, fit, gridLines, helpContent, lineText, renderScreen, seg } from '../../terminal/render';
+import { MIN_HEIGHT, MIN_WIDTH, fit, gridLines, helpContent, lineText, renderScreen, seg, upstreamSummary } from '../../terminal/render';
+import { defaultFields as fieldsOfDefault } from '../../plugins/registry-core/index';
 import { serverConfig } from './fixtures';
 
 const text = (state: ClientState, width: number, height: number): string[] => renderScreen(state, { width, height }).map(lineText);
@@ -49,6 +50,7 @@ test('full layout at the config size shows grid, fields, flags, packages, events
   assert.match(screen, /issuer\s+http:\/\/localhost:4873\/_auth\s+EdDSA/);
   assert.match(screen, />\[x\] PREMIUM_TYPES/);
   assert.match(screen, / \[ \] DEBUG/);
+  assert.match(screen, / \[ \] OFFLINE/);
   assert.match(screen, /packages \(2\)/);
   assert.match(screen, /pkg-1\s+1\.1\.0 \(2 versions\)/);
   assert.match(screen, /event 2/);
@@ -132,4 +134,31 @@ test('fit cuts with an ellipsis', () => {
   assert.equal(lineText(fit([seg('abc'), seg('def')], 4)), 'abc…');
   assert.equal(lineText(fit([seg('abc')], 3)), 'abc');
   assert.equal(lineText(fit([seg('abc')], 0)), '');
+});
+
+test('12.8 the upstream line and the cached marker: OFFLINE, health, cache size; "not available" without the proxy', () => {
+  const s = state({ packages: 1 });
+  s.packages.push({ name: 'is-number', versions: ['7.0.0'], distTags: {}, time: '2025-01-02T03:04:05.000Z', source: 'cached' });
+  assert.match(text(s, 100, 30).join('\n'), /upstream\s+online \| status loading…/);
+  s.upstream = { available: false, reason: 'none' };
+  let screen = text(s, 100, 30).join('\n');
+  assert.match(screen, /upstream\s+online \| status not available/);
+  assert.match(screen, /packages \(2, 1 cached\)/);
+  assert.match(screen, /is-number\s+7\.0\.0 cached \(1 version\)/);
+  assert.doesNotMatch(screen, /pkg-0.*cached/);
+  s.upstream = {
+    available: true,
+    url: 'http://127.0.0.1:9999',
+    offline: false,
+    lastSuccess: Date.UTC(2025, 0, 2, 10, 11),
+    lastFailure: { time: Date.UTC(2025, 0, 2, 9, 30), error: 'timeout' },
+    latencyMs: 12.4,
+    cachedPackages: 3,
+    cachedBytes: 1536,
+  };
+  s.config = serverConfig({ ...fieldsOfDefault(), featureFlags: 0b1011 });
+  assert.match(text(s, 80, 24).join('\n'), /^upstream\s+OFFLINE \| ok 12 ms/m, 'at 80 columns the end is cut, the state is not');
+  screen = text(s, 130, 30).join('\n');
+  assert.match(screen, /upstream\s+OFFLINE \| ok 12 ms \(10:11\) \| last failure 09:30 timeout \| cache 3 packages 1\.5 KiB \| http:\/\/127\.0\.0\.1:9999/);
+  assert.equal(upstreamSummary(s.upstream, false).startsWith('online | '), true);
 });

@@ -16,6 +16,7 @@ test('the snapshot is plain text: the 13 bytes with offsets, fields, flags, pack
   assert.match(text, /^featureFlags  3 = PREMIUM_TYPES \| PRIVATE_REGISTRY$/m);
   assert.match(text, /^terminalMode  2 \(raw\)$/m);
   assert.match(text, /^  \[ \] DEBUG$/m);
+  assert.match(text, /^  \[ \] OFFLINE$/m);
   assert.match(text, /^  left-pad  1\.0\.0, 1\.1\.0  \[latest=1\.1\.0\]  2025-01-02T03:04:05\.000Z$/m);
   assert.ok(text.endsWith('\n'));
   assert.doesNotMatch(text, /disabled/);
@@ -42,4 +43,16 @@ test('--json snapshot is the config view and package list', () => {
   const parsed = JSON.parse(snapshotJson({ registry: 'r', config: serverConfig(), packages })) as { config: { hex: string }; packages: unknown[] };
   assert.equal(parsed.config.hex, '010a96b6ce03000000021850');
   assert.equal(parsed.packages.length, 1);
+});
+
+test('12.8 the snapshot marks cached packages and carries the upstream line (or why it is missing)', () => {
+  const cached = [...packages, { name: 'is-number', versions: ['7.0.0'], distTags: {}, time: '2025-01-02T03:04:05.000Z', source: 'cached' as const }];
+  const text = renderSnapshot({ registry: 'r', config: configWith(9, 0x0b), packages: cached, upstream: { available: false, reason: 'none' } });
+  assert.match(text, /^upstream {6}OFFLINE \| status not available$/m);
+  assert.match(text, /^ {2}is-number {2}7\.0\.0 {2}2025-01-02T03:04:05\.000Z {2}\(cached\)$/m);
+  assert.doesNotMatch(text, /left-pad.*cached/);
+  const down = renderSnapshot({ registry: 'r', config: serverConfig(), packages, upstream: { error: 'HTTP 404' } });
+  assert.match(down, /^upstream {6}online \| status not available \(HTTP 404\)$/m);
+  assert.doesNotMatch(renderSnapshot({ registry: 'r', config: serverConfig(), packages }), /^upstream/m, 'not asked, not shown');
+  assert.equal(JSON.parse(snapshotJson({ registry: 'r', config: serverConfig(), packages, upstream: { available: false } })).upstream.available, false);
 });

@@ -29,6 +29,8 @@ export interface ClientLaunch {
   env?: Record<string, string>;
   width?: number;
   height?: number;
+  /** Another built script to run instead of the client (e.g. build/scripts/warm.js). */
+  script?: string;
 }
 
 export class TmuxSession {
@@ -50,7 +52,7 @@ export class TmuxSession {
     const assignments = Object.entries(env)
       .map(([key, value]) => `${key}=${quote(value)}`)
       .join(' ');
-    const client = [quote(NODE_BIN), quote(CLIENT_MAIN), ...launch.args.map(quote)].join(' ');
+    const client = [quote(NODE_BIN), quote(launch.script ?? CLIENT_MAIN), ...launch.args.map(quote)].join(' ');
     const command =
       `cd ${quote(launch.cwd)} && env -u NO_COLOR -u BUN_REGISTRY_URL -u NPM_CONFIG_USERCONFIG -u npm_config_userconfig ${assignments} ${client}; ` +
       `echo "EXITED $?"; echo "TTY: $(stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$' | tr '\\n' ' ')"; sleep 600`;

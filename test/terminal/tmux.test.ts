@@ -129,6 +129,24 @@ describe('terminal client in tmux', { skip: unavailable ?? false, timeout: 240_0
       await screen.waitFor((s) => gridBytes(s) === fileHex(), 'the new bytes');
     });
 
+    test('12.6 OFFLINE: f on the flag and :toggle OFFLINE set and clear bit 3; the upstream line says OFFLINE', async () => {
+      assert.equal(fileByte(9) & 8, 0);
+      screen.keys('Tab'); // the cursor is on DEBUG from the test above: one more is OFFLINE
+      await screen.waitForText(/>\[ \] OFFLINE/);
+      screen.keys('f');
+      await waitForFile(() => (fileByte(9) & 8) !== 0, 'got OFFLINE set');
+      await screen.waitForText(/>\[x\] OFFLINE/);
+      await screen.waitForText(/^upstream\s+OFFLINE \| /m);
+      screen.keys(':');
+      await screen.waitForText(/^:_/m);
+      screen.type('toggle OFFLINE');
+      screen.keys('Enter');
+      await waitForFile(() => (fileByte(9) & 8) === 0, 'got OFFLINE cleared');
+      await screen.waitForText(/OFFLINE off \(featureFlags 3\)/);
+      await screen.waitForText(/^upstream\s+online \| /m);
+      assert.equal(fileByte(9), 3, 'the other flags are untouched');
+    });
+
     test('? shows the help generated from the keymap; any key closes it', async () => {
       screen.keys('?');
       const help = await screen.waitForText(/^keys/m);
@@ -283,9 +301,11 @@ describe('terminal client in tmux', { skip: unavailable ?? false, timeout: 240_0
       assert.doesNotMatch(result.stdout, /\x1b/);
       assert.ok(result.stdout.includes(`bytes  ${fileHex()}`), result.stdout);
       assert.match(result.stdout, /term-demo {2}1\.0\.0/);
+      assert.match(result.stdout, /^upstream {6}online \| /m, '12.8: the upstream line');
     }
     const json = await run(NODE_BIN, [CLIENT_MAIN, '--registry', registry.url, '--once', '--json'], { cwd: client.dir, timeoutMs: 20_000 });
     assert.equal((JSON.parse(json.stdout) as { config: { check: string } }).config.check, fileHex().slice(-2));
+    assert.equal(typeof (JSON.parse(json.stdout) as { upstream: { available: boolean } }).upstream.available, 'boolean');
     const down = await run(NODE_BIN, [CLIENT_MAIN, '--registry', 'http://127.0.0.1:9', '--once'], { cwd: client.dir, timeoutMs: 20_000 });
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot reach the registry at http:\/\/127\.0\.0\.1:9/);

@@ -9,7 +9,7 @@
 'use strict';
 
 /**
- * @typedef {'PREMIUM_TYPES' | 'PRIVATE_REGISTRY' | 'DEBUG'} FlagName
+ * @typedef {'PREMIUM_TYPES' | 'PRIVATE_REGISTRY' | 'DEBUG' | 'OFFLINE'} FlagName
  * @typedef {{
  *   hex: string; check: string;
  *   fields: { version: number; registryHash: string; featureFlags: number; terminalMode: string; rows: number; cols: number };
@@ -17,7 +17,11 @@
  *   issuer: { url: string; alg: string; kind: string };
  *   env: string; registryUrl: string; urlMatchesHash: boolean;
  * }} DashboardConfig
- * @typedef {{ name: string; versions: string[]; distTags: Record<string, string>; time: string }} PackageSummary
+ * @typedef {{ name: string; versions: string[]; distTags: Record<string, string>; time: string; source?: 'local' | 'cached' }} PackageSummary
+ * @typedef {{ available: false; reason?: string } | {
+ *   available: true; url: string | null; offline: boolean; lastSuccess: number | null;
+ *   lastFailure: { time: number; error: string } | null; latencyMs: number | null; cachedPackages: number; cachedBytes: number;
+ * }} UpstreamView
  * @typedef {{ kind: string; time: number; name?: string; version?: string; user?: string; detail?: string }} RegistryEvent
  * @typedef {{ user: string | null; admin: boolean; groups: string[]; error?: string }} Session
  */
@@ -49,6 +53,7 @@ const FLAGS = [
   { name: 'PREMIUM_TYPES', help: 'On: new tokens are EdDSA (Ed25519). Off: RS256.', invalidatesTokens: false },
   { name: 'PRIVATE_REGISTRY', help: 'On: issuer is <registry URL>/_auth. Changes the token issuer.', invalidatesTokens: true },
   { name: 'DEBUG', help: 'Verbose diagnostics.', invalidatesTokens: false },
+  { name: 'OFFLINE', help: 'On: never contact the upstream; serve only what this registry holds.', invalidatesTokens: false },
 ];
 
 const TOKEN_WARNING =
@@ -106,6 +111,15 @@ const ui = {
   packageCount: $('package-count', HTMLElement),
   packagesEmpty: $('packages-empty', HTMLElement),
   eventLog: $('event-log', HTMLOListElement),
+  upstreamMode: $('upstream-mode', HTMLElement),
+  upstreamUnavailable: $('upstream-unavailable', HTMLElement),
+  upstreamFacts: $('upstream-facts', HTMLElement),
+  upstreamUrl: $('upstream-url', HTMLElement),
+  upstreamLastSuccess: $('upstream-last-success', HTMLElement),
+  upstreamLastFailure: $('upstream-last-failure', HTMLElement),
+  upstreamLatency: $('upstream-latency', HTMLElement),
+  upstreamCache: $('upstream-cache', HTMLElement),
+  upstreamOfflineToggle: $('upstream-offline-toggle', HTMLButtonElement),
   commandForm: $('command-form', HTMLFormElement),
   commandInput: $('command-input', HTMLInputElement),
   commandOutput: $('command-output', HTMLElement),
@@ -125,6 +139,10 @@ const state = {
   reconnectAttempt: 0,
   /** @type {number | undefined} */
   packagesTimer: undefined,
+  /** @type {UpstreamView | null} */
+  upstream: null,
+  /** @type {number | undefined} */
+  upstreamTimer: undefined,
   /** @type {number | null} */
   editingOffset: null,
   /** @type {Set<string>} */
@@ -269,6 +287,7 @@ function renderConfig(config) {
     `terminalMode ${f.terminalMode} · ${f.rows}×${f.cols} · check 0x${config.check}`;
 
   renderFlags(config);
+  renderOfflineSwitch(config.flags.OFFLINE);
   if (document.activeElement?.closest('#terminal-form') == null) {
     ui.terminalMode.value = String(['disabled', 'cooked', 'raw'].indexOf(f.terminalMode));
     ui.terminalRows.value = String(f.rows);
@@ -325,6 +344,38 @@ function renderFlags(config) {
   applyPermissions();
 }
 
+/** The OFFLINE switch of the upstream card: the flag itself (the config is the truth, live over the socket). */
+function renderOfflineSwitch(/** @type {boolean} */ offline) {
+  ui.upstreamMode.dataset.offline = String(offline);
+  ui.upstreamMode.textContent = offline ? 'OFFLINE' : 'online';
+  ui.upstreamOfflineToggle.setAttribute('aria-pressed', String(offline));
+  ui.upstreamOfflineToggle.textContent = offline ? 'Go online' : 'Go offline';
+}
+
+/** @param {number} bytes */
+function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+function renderUpstream() {
+  const view = state.upstream;
+  if (!view) return;
+  ui.upstreamUnavailable.hidden = view.available;
+  ui.upstreamFacts.hidden = !view.available;
+  if (!view.available) {
+    ui.upstreamUnavailable.textContent = `Upstream status not available: ${view.reason ?? 'unknown'}`;
+    return;
+  }
+  ui.upstreamUrl.textContent = view.url ?? 'none (no upstream configured)';
+  ui.upstreamLastSuccess.textContent = view.lastSuccess === null ? 'never' : formatTime(view.lastSuccess);
+  ui.upstreamLastFailure.textContent = view.lastFailure === null ? 'none' : `${formatTime(view.lastFailure.time)} — ${view.lastFailure.error}`;
+  ui.upstreamLatency.textContent = view.latencyMs === null ? '—' : `${Math.round(view.latencyMs)} ms`;
+  ui.upstreamCache.textContent = `${view.cachedPackages} package${view.cachedPackages === 1 ? '' : 's'}, ${formatBytes(view.cachedBytes)}`;
+}
+
 function applyPermissions() {
   const admin = state.session.admin;
   for (const element of document.querySelectorAll('.needs-admin')) {
@@ -349,13 +400,18 @@ function renderSession() {
 function renderPackages() {
   const filter = ui.packageFilter.value.trim().toLowerCase();
   const shown = state.packages.filter((pkg) => !filter || pkg.name.toLowerCase().includes(filter));
-  ui.packageCount.textContent = filter ? `${shown.length} of ${state.packages.length}` : `${state.packages.length}`;
+  const cached = state.packages.filter((pkg) => pkg.source === 'cached').length;
+  const total = `${state.packages.length}${cached ? ` (${cached} cached)` : ''}`;
+  ui.packageCount.textContent = filter ? `${shown.length} of ${total}` : total;
   ui.packagesEmpty.hidden = shown.length > 0;
   ui.packagesEmpty.textContent = state.packages.length === 0 ? 'No packages yet.' : 'No package matches the filter.';
   ui.packageRows.replaceChildren(
     ...shown.map((pkg) =>
-      h('tr', { 'data-package': pkg.name }, [
+      h('tr', { 'data-package': pkg.name, 'data-source': pkg.source ?? 'local' }, [
         h('td', { class: 'name' }, [pkg.name]),
+        h('td', {}, [
+          h('span', { class: `badge source source-${pkg.source ?? 'local'}`, title: pkg.source === 'cached' ? 'a copy of the upstream\'s package' : 'published here' }, [pkg.source ?? 'local']),
+        ]),
         h('td', {}, [h('ul', { class: 'versions', 'aria-label': `versions of ${pkg.name}` }, pkg.versions.map((v) => h('li', {}, [v])))]),
         h('td', {}, [
           h('ul', { class: 'tags', 'aria-label': `dist-tags of ${pkg.name}` }, Object.entries(pkg.distTags).map(([tag, v]) => h('li', {}, [`${tag}: ${v}`]))),
@@ -401,6 +457,21 @@ async function loadPackages() {
   } catch (error) {
     showNotice(`Could not load packages: ${error instanceof Error ? error.message : String(error)}`);
   }
+}
+
+async function loadUpstream() {
+  try {
+    state.upstream = /** @type {UpstreamView} */ (await api('/upstream'));
+    renderUpstream();
+  } catch (error) {
+    state.upstream = { available: false, reason: error instanceof Error ? error.message : String(error) };
+    renderUpstream();
+  }
+}
+
+function scheduleUpstream() {
+  window.clearTimeout(state.upstreamTimer);
+  state.upstreamTimer = window.setTimeout(loadUpstream, 150);
 }
 
 function schedulePackages() {
@@ -564,10 +635,13 @@ function connect() {
       case 'config': {
         const { type: _type, ...config } = data;
         renderConfig(/** @type {DashboardConfig} */ (config));
+        scheduleUpstream();
         break;
       }
       case 'event':
         logEvent(data);
+        // upstream health and cache size change with upstream events and with cache fills
+        if (data.kind === 'upstream' || data.kind === 'publish' || data.kind === 'cache') scheduleUpstream();
         if (data.kind !== 'config' && data.kind !== 'login' && data.kind !== 'logout' && data.kind !== 'token') schedulePackages();
         break;
       case 'history':
@@ -721,6 +795,11 @@ ui.loginForm.addEventListener('submit', async (event) => {
 });
 
 ui.logout.addEventListener('click', () => signOut(''));
+ui.upstreamOfflineToggle.addEventListener('click', () => toggleFlag('OFFLINE'));
+// latency and last success move without an event of their own: a slow, bounded refresh
+window.setInterval(() => {
+  if (document.visibilityState === 'visible') void loadUpstream();
+}, 15_000);
 ui.noticeClose.addEventListener('click', hideNotice);
 
 setConnection('connecting', 'Connecting…');
@@ -729,5 +808,6 @@ loadSession()
   .finally(() => {
     loadConfig().catch((error) => showNotice(`Could not load the config: ${error instanceof Error ? error.message : String(error)}`));
     void loadPackages();
+    void loadUpstream();
     connect();
   });

@@ -17,3 +17,6 @@ export * from './index-rebuild';
 export * from './commands';
 export { bootRegistry, describeStartupError, prepareRegistryState, registryLayoutOf, type PreparedState, type RegistryLayout } from './startup';
 export * from './fs-errors';
+export * from './request-context';
+export * from './audit-log';
+export * from './signing-keys';

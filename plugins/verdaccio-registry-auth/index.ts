@@ -19,6 +19,7 @@ import {
   readRegistryUrl,
   registryEvents,
   registryUrlMatches,
+  startAuditTrail,
 } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { LAST_USED_RESOLUTION_MS, TOKEN_STORE_FILE, TokenStore } from '../registry-core/token-store';
@@ -152,6 +153,8 @@ export default class RegistryAuthPlugin {
       generatedTokenTtlSeconds: settings.generatedTokenTtlSeconds,
     });
     installLogoutUrlRedaction();
+    // the one audit writer (idempotent: whichever of our plugins starts first opens it; docs/audit.md)
+    startAuditTrail(settings.lockbPath, (text) => logger.error({ detail: text }, 'registry-auth: @{detail}'));
 
     const state = this.issuer.state();
     const kids = TOKEN_ALGORITHMS.map((alg) => `${alg} kid ${ring.byAlg[alg]?.kid ?? '(generating in the background)'}`).join(', ');

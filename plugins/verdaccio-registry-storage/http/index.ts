@@ -16,7 +16,8 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Server } from 'node:http';
 import type { Application } from 'express';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark, bootRegistry } from '../../registry-core/index';
+import { bootMark, bootRegistry, registryEvents, startAuditTrail, type SigningKeyRing } from '../../registry-core/index';
+import { openSigningRing, resolveStoragePaths } from '../plugin';
 import { announcePluginLoaded } from '../../registry-core/plugin-presence';
 import { adaptStorageHttpHost, configuredMaxBodySize, createPublishVerdict, replaceAppJsonParser } from '../verdaccio-adapter';
 import { DEFAULT_BODY_LIMIT_KB, createBodyLimitParser, formatMb, maxTarballBytes, parseSize, type BodyLimits } from './body-limit';
@@ -24,6 +25,9 @@ import { DEFAULT_SERVER_LIMITS, applyServerLimits, type ServerLimits } from './s
 import { ResponseCache } from './response-cache';
 import { createStorageHttpHandler } from './routes';
 import { createSearchHandler } from './search-source';
+
+/** npm's registry keys (docs/signatures.md): what `npm audit signatures` and pacote verify `dist.signatures` with. */
+export const KEYS_PATH = '/-/npm/v1/keys';
 
 /** npm search (libnpmsearch): `GET /-/v1/search?text=…&size=…&from=…`. */
 export const SEARCH_PATH = '/-/v1/search';
@@ -116,14 +120,27 @@ export default class RegistryStorageHttpPlugin {
     this.cache = off.length === 0 ? new ResponseCache({ maxEntries: this.options.maxEntries, maxBytes: this.options.maxBytes }) : null;
     // npm's search result shape, access rules asked per package (Verdaccio's own route has no version/date/total)
     app.get(SEARCH_PATH, createSearchHandler({ storage, host, warn: (text) => this.#logger.warn({ detail: text }, 'registry-storage-http: @{detail}') }));
+    const merged = this.#config as unknown as Record<string, unknown>;
+    const ring: SigningKeyRing | null = openSigningRing(merged);
+    app.get(KEYS_PATH, (_req, res) => {
+      if (ring === null) {
+        res.status(404).json({ error: 'registry signatures are off (signing: false in config.yaml)' });
+        return;
+      }
+      res.setHeader('Cache-Control', 'no-cache');
+      res.json(ring.published());
+    });
+    const { lockbPath } = resolveStoragePaths(merged);
+    startAuditTrail(lockbPath, (text) => this.#logger.error({ detail: text }, 'registry-storage-http: @{detail}'));
     app.use(
       createStorageHttpHandler({
         host,
+        events: registryEvents(lockbPath),
         cache: this.cache,
         warn: (text) => this.#logger.warn({ detail: text }, 'registry-storage-http: @{detail}'),
       }),
     );
-    bootMark(`storage-http: publish guard on PUT /:package, npm search on GET ${SEARCH_PATH}`);
+    bootMark(`storage-http: publish guard on PUT /:package, npm search on GET ${SEARCH_PATH}, registry keys on GET ${KEYS_PATH}`);
     bootMark(host.ownerStore === null ? `storage-http: package ownership NOT enforced: ${host.storeProblem}` : 'storage-http: package ownership enforced (maintainers, admins: registry-admin)');
     if (this.cache) {
       bootMark(`storage-http: packument cache on (${this.options.maxEntries} entries, ${Math.round(this.options.maxBytes / 1024 / 1024)} MB)`);

@@ -65,3 +65,12 @@ export function registryEvents(lockbPath: string): RegistryEventBus {
     },
   };
 }
+
+/**
+ * For the upstream part: a version (tarball) or packument was cached from the upstream. Emitted
+ * on the bus like every other mutation, so the audit trail records it with the request's actor,
+ * address and token id (docs/audit.md, kind `cache`).
+ */
+export function announceCacheFill(lockbPath: string, fill: { name: string; version?: string; detail?: string }): void {
+  registryEvents(lockbPath).emit({ kind: 'cache', time: Date.now(), ...fill });
+}

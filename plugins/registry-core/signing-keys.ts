@@ -11,7 +11,7 @@
  * starting at once end with one key, not two halves.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fsyncDirectory } from './atomic-file';
 import { RegistryCoreError } from './errors';
@@ -192,8 +192,4 @@ export class SigningKeyRing {
 
 export function signingKeysDir(configDir: string, setting?: string): string {
   return setting === undefined ? join(configDir, 'keys', 'signing') : resolve(configDir, setting);
-}
-
-export function hasSigningKeys(dir: string): boolean {
-  return existsSync(dir) && readdirSync(dir).some((name) => FILE.test(name));
 }

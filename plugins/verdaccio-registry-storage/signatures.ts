@@ -51,8 +51,7 @@ export class VersionSigner {
     this.ring = ring;
   }
 
-  #signatureFor(message: string): RegistrySignature {
-    const keyid = this.ring.active().keyid;
+  #signatureFor(message: string, keyid: string): RegistrySignature {
     const key = `${keyid}\u0000${message}`;
     const known = this.#memo.get(key);
     if (known) return known;
@@ -76,12 +75,14 @@ export class VersionSigner {
   withSignatures(manifest: Manifest): Manifest {
     if (isProxiedPackument(manifest) || manifest.versions === null || typeof manifest.versions !== 'object') return manifest;
     let versions: Manifest['versions'] | null = null;
+    let keyid: string | null = null; // asked once per packument: active() looks at the keys folder
     for (const [version, meta] of Object.entries(manifest.versions)) {
       if (meta === null || typeof meta !== 'object' || hasSignatures(meta)) continue;
       const message = signedMessage(manifest.name, version, meta.dist);
       if (message === null) continue;
       versions ??= { ...manifest.versions };
-      versions[version] = { ...meta, dist: { ...meta.dist, signatures: [this.#signatureFor(message)] } };
+      keyid ??= this.ring.active().keyid;
+      versions[version] = { ...meta, dist: { ...meta.dist, signatures: [this.#signatureFor(message, keyid)] } };
     }
     return versions === null ? manifest : { ...manifest, versions };
   }

@@ -3,7 +3,7 @@
  * and published at `GET /-/npm/v1/keys`. It belongs to the registry, not to the JWT issuer, so it
  * lives in the core (the storage part signs and serves; a shared backend would keep it here too).
  *
- * One JSON file per key in the keys folder (`<config dir>/keys/signing/key-<n>.json`, mode 0600):
+ * One JSON file per key in the keys folder (`<config dir>/signing-keys/key-<n>.json`, mode 0600; its own folder, `keys/` belongs to the auth plugin):
  * `{keyid, created, expires, privateKey}` (PKCS#8 PEM). A key signs only until `expires`; after
  * that it stays in the folder and in `/-/npm/v1/keys` so signatures made before still verify
  * (npm checks a signature's key against the version's publish time), and the next signing
@@ -191,5 +191,5 @@ export class SigningKeyRing {
 }
 
 export function signingKeysDir(configDir: string, setting?: string): string {
-  return setting === undefined ? join(configDir, 'keys', 'signing') : resolve(configDir, setting);
+  return setting === undefined ? join(configDir, 'signing-keys') : resolve(configDir, setting);
 }

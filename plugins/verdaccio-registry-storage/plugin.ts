@@ -41,7 +41,7 @@ export function resolveStoragePaths(config: Partial<Config> & Record<string, unk
 
 /**
  * The registry's signing keys (docs/signatures.md), from the top-level config.yaml settings both
- * entries of the storage part read: `signing_keys_dir` (default `keys/signing` next to
+ * entries of the storage part read: `signing_keys_dir` (default `signing-keys` next to
  * config.yaml), `signing_key_days` (default 365), `signing: false` to serve versions unsigned.
  * null: signing off.
  */

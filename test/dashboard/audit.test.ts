@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { AuditLog, encodeAuditLine, type AuditRecord } from '../../plugins/registry-core/index';
 import { addUser, createClientDir, writePackage, startRegistry, type RunningRegistry } from '../harness/registry';
 import { publishBody, putPackage } from '../storage/lib/packages';
+import { SocketClient, socketUrl } from './helpers';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -159,6 +160,24 @@ describe('13.6 audit trail (GET /_dashboard/api/audit)', () => {
       assert.equal(status, 400, query);
       assert.equal(typeof body.error, 'string');
     }
+  });
+
+  test('13.6 the WebSocket event names the actor but carries no address or token id (those stay in the audit API)', async () => {
+    const socket = await SocketClient.open(socketUrl(registry));
+    try {
+      socket.send({ type: 'auth', token: admin });
+      const put = await putPackage(registry.url, bob, 'audit-socket', publishBody(registry.url, 'audit-socket', '1.0.0').body);
+      assert.equal(put.status, 201, put.text);
+      const event = await socket.next((m) => m.type === 'event' && m.kind === 'publish' && m.name === 'audit-socket', 10_000, 'the publish event');
+      assert.equal(event.actor, 'audit-bob');
+      assert.equal(event.address, undefined);
+      assert.equal(event.tokenId, undefined);
+    } finally {
+      await socket.close();
+    }
+    const [record] = (await records(registry, admin, '?package=audit-socket')).filter((r) => r.kind === 'publish');
+    assert.equal(record.address, '127.0.0.1');
+    assert.equal(record.tokenId, jtiOf(bob));
   });
 
   test('13.6 records survive a restart and the hash chain continues', async () => {

@@ -112,6 +112,21 @@ describe('13.4 registry signatures (pacote verifies, keys from /-/npm/v1/keys)',
     }
   });
 
+  test('13.4 every version npm installs (package-lock) verifies with pacote against /-/npm/v1/keys', async () => {
+    const consumer = createClientDir(registry);
+    const app = writePackage(consumer.dir, { name: 'sig-app', version: '0.0.0' });
+    const installed = await consumer.npm(['install', 'sig-pkg@1.1.0', '@mycompany/sig-scoped@2.0.0'], { cwd: app });
+    assert.equal(installed.code, 0, installed.stderr);
+    const lock = JSON.parse(readFileSync(join(app, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; resolved?: string }> };
+    const locked = Object.entries(lock.packages).filter(([path]) => path.startsWith('node_modules/'));
+    assert.equal(locked.length, 2);
+    for (const [path, entry] of locked) {
+      assert.ok(entry.resolved?.startsWith(registry.url), `${path} came from this registry`);
+      const manifest = await verifiedManifest(registry, `${path.slice('node_modules/'.length)}@${entry.version}`);
+      assert.equal(manifest._signatures?.length, 1, `${path}@${entry.version} verified`);
+    }
+  });
+
   test('13.4 signatures are stored at publish (survive in the file) and are the same in the full and abbreviated packument, cached or not', async () => {
     const stored = storedPackument(registry, 'sig-pkg');
     const signatures = stored.versions['1.0.0'].dist.signatures;

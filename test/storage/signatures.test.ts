@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SigningKeyRing, signingKeyId, type PublishedKey } from '../../plugins/registry-core/index';
 import { isProxiedPackument, signedMessage, VersionSigner } from '../../plugins/verdaccio-registry-storage/signatures';
+import { openSigningRing } from '../../plugins/verdaccio-registry-storage/plugin';
 import { addUser, createClientDir, writePackage, startRegistry, type ClientDir, type RunningRegistry } from '../harness/registry';
 import { getJson, publishBody, putPackage } from './lib/packages';
 
@@ -240,6 +241,18 @@ describe('13.4 signing keys and messages (units)', () => {
     const other = SigningKeyRing.open(dir, { keyDays: 30, now: () => now });
     assert.deepEqual(other.keys().map((key) => key.keyid), [first.keyid, second.keyid]);
     assert.deepEqual(readdirSync(dir).sort(), ['key-1.json', 'key-2.json']);
+  });
+
+  test('13.4 config.yaml settings: signing_keys_dir relative to config.yaml, signing_key_days checked, signing: false', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signing-config-'));
+    const configPath = join(dir, 'config.yaml');
+    const ring = openSigningRing({ configPath, signing_keys_dir: './elsewhere', signing_key_days: 2 });
+    assert.equal(ring?.dir, join(dir, 'elsewhere'));
+    assert.ok(ring !== null && ring.active().expires - ring.active().created === 2 * 86_400_000);
+    assert.equal(openSigningRing({ configPath, signing: false }), null);
+    assert.throws(() => openSigningRing({ configPath, signing_key_days: 'ten' }), /signing_key_days/);
+    assert.throws(() => openSigningRing({ configPath, signing_key_days: 0 }), /1 to 36500 days/);
+    assert.throws(() => openSigningRing({ configPath, signing_keys_dir: 7 }), /signing_keys_dir/);
   });
 
   test('13.4 a damaged key file refuses to load (no silent new key)', () => {

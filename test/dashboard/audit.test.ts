@@ -162,7 +162,7 @@ describe('13.6 audit trail (GET /_dashboard/api/audit)', () => {
     }
   });
 
-  test('13.6 the WebSocket event names the actor but carries no address or token id (those stay in the audit API)', async () => {
+  test('13.6 the WebSocket event names the actor but carries no address or token id (those stay in the audit API); socket config changes are audited', async () => {
     const socket = await SocketClient.open(socketUrl(registry));
     try {
       socket.send({ type: 'auth', token: admin });
@@ -172,12 +172,21 @@ describe('13.6 audit trail (GET /_dashboard/api/audit)', () => {
       assert.equal(event.actor, 'audit-bob');
       assert.equal(event.address, undefined);
       assert.equal(event.tokenId, undefined);
+      // a config change made on the socket is audited with the socket's user, address and token
+      assert.ok(socket.messages.some((m) => m.type === 'auth' && m.ok === true), 'signed in on the socket');
+      socket.send({ type: 'command', line: 'toggle DEBUG' });
+      const output = await socket.next((m) => m.type === 'output', 10_000, 'the command output');
+      assert.equal(output.ok, true, JSON.stringify(output));
     } finally {
       await socket.close();
     }
     const [record] = (await records(registry, admin, '?package=audit-socket')).filter((r) => r.kind === 'publish');
     assert.equal(record.address, '127.0.0.1');
     assert.equal(record.tokenId, jtiOf(bob));
+    const [toggle] = (await records(registry, admin, '?user=audit-admin')).filter((r) => r.kind === 'config');
+    assert.equal(toggle.actor, 'audit-admin');
+    assert.equal(toggle.address, '127.0.0.1');
+    assert.equal(toggle.tokenId, jtiOf(admin));
   });
 
   test('13.6 records survive a restart and the hash chain continues', async () => {

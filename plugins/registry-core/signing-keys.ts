@@ -193,3 +193,37 @@ export class SigningKeyRing {
 export function signingKeysDir(configDir: string, setting?: string): string {
   return setting === undefined ? join(configDir, 'signing-keys') : resolve(configDir, setting);
 }
+
+/**
+ * The upstream part's seam (docs/signatures.md): proxied versions keep the upstream's own
+ * `dist.signatures`, and a client verifies them with the keys of the registry it talks to — ours.
+ * So `/-/npm/v1/keys` also lists what the provider registered here returns (the upstream's keys,
+ * as its own `/-/npm/v1/keys` published them). One provider per registry.lockb.
+ */
+export type UpstreamKeysProvider = () => Promise<readonly PublishedKey[]> | readonly PublishedKey[];
+
+const UPSTREAM_KEYS = Symbol.for('mycompany-registry:upstream-signing-keys');
+type UpstreamHolder = { [UPSTREAM_KEYS]?: Map<string, UpstreamKeysProvider> };
+
+export function registerUpstreamKeys(lockbPath: string, provider: UpstreamKeysProvider | null): void {
+  const holder = globalThis as UpstreamHolder;
+  const providers = (holder[UPSTREAM_KEYS] ??= new Map<string, UpstreamKeysProvider>());
+  if (provider === null) providers.delete(resolve(lockbPath));
+  else providers.set(resolve(lockbPath), provider);
+}
+
+export function upstreamKeysProvider(lockbPath: string): UpstreamKeysProvider | undefined {
+  return (globalThis as UpstreamHolder)[UPSTREAM_KEYS]?.get(resolve(lockbPath));
+}
+
+/** Ours first; an upstream key is added unless its keyid is already listed (ours win). */
+export function mergePublishedKeys(own: readonly PublishedKey[], upstream: readonly PublishedKey[]): PublishedKey[] {
+  const seen = new Set(own.map((key) => key.keyid));
+  const merged = [...own];
+  for (const key of upstream) {
+    if (typeof key?.keyid !== 'string' || typeof key.key !== 'string' || seen.has(key.keyid)) continue;
+    seen.add(key.keyid);
+    merged.push(key);
+  }
+  return merged;
+}

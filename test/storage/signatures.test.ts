@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { SigningKeyRing, signingKeyId, type PublishedKey } from '../../plugins/registry-core/index';
+import { mergePublishedKeys, SigningKeyRing, signingKeyId, type PublishedKey } from '../../plugins/registry-core/index';
 import { isProxiedPackument, signedMessage, VersionSigner } from '../../plugins/verdaccio-registry-storage/signatures';
 import { openSigningRing } from '../../plugins/verdaccio-registry-storage/plugin';
 import { addUser, createClientDir, writePackage, startRegistry, type ClientDir, type RunningRegistry } from '../harness/registry';
@@ -253,6 +253,13 @@ describe('13.4 signing keys and messages (units)', () => {
     assert.throws(() => openSigningRing({ configPath, signing_key_days: 'ten' }), /signing_key_days/);
     assert.throws(() => openSigningRing({ configPath, signing_key_days: 0 }), /1 to 36500 days/);
     assert.throws(() => openSigningRing({ configPath, signing_keys_dir: 7 }), /signing_keys_dir/);
+  });
+
+  test('13.4 upstream keys seam: /-/npm/v1/keys lists ours first and adds the upstream keys (ours win a keyid clash)', () => {
+    const key = (keyid: string, body: string): PublishedKey => ({ keyid, keytype: 'ecdsa-sha2-nistp256', scheme: 'ecdsa-sha2-nistp256', key: body, expires: null });
+    const ours = [key('SHA256:ours', 'A')];
+    const merged = mergePublishedKeys(ours, [key('SHA256:up', 'B'), key('SHA256:ours', 'forged'), { keyid: 7 } as unknown as PublishedKey]);
+    assert.deepEqual(merged.map((k) => `${k.keyid}=${k.key}`), ['SHA256:ours=A', 'SHA256:up=B']);
   });
 
   test('13.4 a damaged key file refuses to load (no silent new key)', () => {

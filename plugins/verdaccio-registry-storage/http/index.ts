@@ -16,7 +16,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Server } from 'node:http';
 import type { Application } from 'express';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark, bootRegistry, registryEvents, startAuditTrail, type SigningKeyRing } from '../../registry-core/index';
+import { bootMark, bootRegistry, mergePublishedKeys, registryEvents, startAuditTrail, upstreamKeysProvider, type SigningKeyRing } from '../../registry-core/index';
 import { openSigningRing, resolveStoragePaths } from '../plugin';
 import { announcePluginLoaded } from '../../registry-core/plugin-presence';
 import { adaptStorageHttpHost, configuredMaxBodySize, createPublishVerdict, replaceAppJsonParser } from '../verdaccio-adapter';
@@ -122,15 +122,31 @@ export default class RegistryStorageHttpPlugin {
     app.get(SEARCH_PATH, createSearchHandler({ storage, host, warn: (text) => this.#logger.warn({ detail: text }, 'registry-storage-http: @{detail}') }));
     const merged = this.#config as unknown as Record<string, unknown>;
     const ring: SigningKeyRing | null = openSigningRing(merged);
+    const { lockbPath } = resolveStoragePaths(merged);
     app.get(KEYS_PATH, (_req, res) => {
       if (ring === null) {
         res.status(404).json({ error: 'registry signatures are off (signing: false in config.yaml)' });
         return;
       }
       res.setHeader('Cache-Control', 'no-cache');
-      res.json(ring.published());
+      const own = ring.published().keys;
+      const upstream = upstreamKeysProvider(lockbPath); // proxied versions carry the upstream's signatures
+      if (upstream === undefined) {
+        res.json({ keys: own });
+        return;
+      }
+      Promise.resolve()
+        .then(upstream)
+        .then(
+          (keys) => res.json({ keys: mergePublishedKeys(own, keys) }),
+          (error: unknown) => {
+            // our own keys still verify everything local; say that the upstream's are missing
+            this.#logger.warn({ detail: error instanceof Error ? error.message : String(error) }, 'registry-storage-http: upstream signing keys unavailable: @{detail}');
+            res.setHeader('Warning', '199 - "upstream signing keys unavailable"');
+            res.json({ keys: own });
+          },
+        );
     });
-    const { lockbPath } = resolveStoragePaths(merged);
     startAuditTrail(lockbPath, (text) => this.#logger.error({ detail: text }, 'registry-storage-http: @{detail}'));
     app.use(
       createStorageHttpHandler({

@@ -189,6 +189,22 @@ describe('13.6 audit trail (GET /_dashboard/api/audit)', () => {
     assert.equal(toggle.tokenId, jtiOf(admin));
   });
 
+  test('13.6 property: any query string gets 200 or a 400 JSON error, never a 5xx', async () => {
+    const part = fc.oneof(fc.constantFrom('package', 'user', 'limit', 'x', 'limit[]', 'package[a]'), fc.string({ maxLength: 12 }));
+    const value = fc.oneof(fc.string({ maxLength: 300 }), fc.integer({ min: -5, max: 5000 }).map(String), fc.constantFrom('', '1e3', '0x10', ' 5', '%', '%zz'));
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(part, value), { maxLength: 4 }), async (pairs) => {
+        const query = pairs.map(([key, raw]) => `${encodeURIComponent(key)}=${raw === '%' || raw === '%zz' ? raw : encodeURIComponent(raw)}`).join('&');
+        const response = await fetch(`${registry.url}/_dashboard/api/audit?${query}`, { headers: { authorization: `Bearer ${admin}` } });
+        assert.ok(response.status === 200 || response.status === 400, `${query}: ${response.status}`);
+        const body = (await response.json()) as Json;
+        if (response.status === 400) assert.equal(typeof body.error, 'string');
+        else assert.ok(Array.isArray(body.records));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   test('13.6 records survive a restart and the hash chain continues', async () => {
     const beforeRestart = await records(registry, admin, '?limit=1000');
     registry = await registry.restart();

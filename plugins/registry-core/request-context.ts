@@ -33,3 +33,11 @@ export function runWithRequestActor<T>(actor: RequestActor, fn: () => T): T {
 export function currentRequestActor(): RequestActor | undefined {
   return storage().getStore();
 }
+
+/**
+ * Runs fn with no request context: for events that are not caused by the request whose context
+ * a long-lived timer or watcher may have inherited (e.g. a change another process made).
+ */
+export function outsideRequest<T>(fn: () => T): T {
+  return storage().exit(fn);
+}

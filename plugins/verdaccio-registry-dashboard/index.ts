@@ -17,6 +17,7 @@ import {
   bootRegistry,
   ConfigFile,
   loadRegistrySettings,
+  outsideRequest,
   registryEvents,
   startAuditTrail,
   type AuditLog,
@@ -142,7 +143,9 @@ export default class RegistryDashboard {
       if (change.user !== undefined) event.actor = change.user;
       if (change.address !== undefined) event.address = change.address;
       if (change.tokenId !== undefined) event.tokenId = change.tokenId;
-      this.#events.emit(event);
+      // another process's change: the watcher's timer may carry the context of an old request, which did not do it
+      if (change.user === undefined) outsideRequest(() => this.#events.emit(event));
+      else this.#events.emit(event);
     });
     this.#events.on((event: RegistryEvent) => {
       // config events come from watching the file itself (every source, this process or not)

@@ -5,13 +5,14 @@
  * dropped on open. Plus the file format's own guarantees (units, fast-check).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { AuditLog, encodeAuditLine, type AuditRecord } from '../../plugins/registry-core/index';
-import { addUser, createClientDir, writePackage, startRegistry, type RunningRegistry } from '../harness/registry';
+import { addUser, cleanEnv, createClientDir, NODE_BIN, PROJECT_ROOT, writePackage, startRegistry, type RunningRegistry } from '../harness/registry';
 import { publishBody, putPackage } from '../storage/lib/packages';
 import { SocketClient, socketUrl } from './helpers';
 
@@ -187,6 +188,24 @@ describe('13.6 audit trail (GET /_dashboard/api/audit)', () => {
     assert.equal(toggle.actor, 'audit-admin');
     assert.equal(toggle.address, '127.0.0.1');
     assert.equal(toggle.tokenId, jtiOf(admin));
+  });
+
+  test('13.6 a config change by another process (the CLI on the file) is recorded without an actor, never as the last API user', async () => {
+    // the last HTTP/socket change came from audit-admin; the CLI must not be attributed to them
+    const cli = spawnSync(NODE_BIN, [join(PROJECT_ROOT, 'build', 'scripts', 'config-cli.js'), '--file', registry.lockbPath, 'toggle', 'PREMIUM_TYPES'], { encoding: 'utf8', env: cleanEnv(), timeout: 30_000 });
+    assert.equal(cli.status, 0, cli.stderr);
+    let record: AuditRecord | undefined;
+    for (let i = 0; i < 100 && record === undefined; i++) {
+      record = (await records(registry, admin, '?limit=20')).find((r) => r.kind === 'config' && /PREMIUM_TYPES/.test(r.detail ?? ''));
+      if (record === undefined) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.ok(record, 'the watcher saw the change');
+    assert.equal(record.actor, null);
+    assert.equal(record.address, null);
+    assert.equal(record.tokenId, null);
+    assert.match(record.detail ?? '', /by another process/);
+    const back = spawnSync(NODE_BIN, [join(PROJECT_ROOT, 'build', 'scripts', 'config-cli.js'), '--file', registry.lockbPath, 'toggle', 'PREMIUM_TYPES'], { encoding: 'utf8', env: cleanEnv(), timeout: 30_000 });
+    assert.equal(back.status, 0, back.stderr);
   });
 
   test('13.6 property: any query string gets 200 or a 400 JSON error, never a 5xx', async () => {

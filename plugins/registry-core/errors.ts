@@ -16,7 +16,8 @@ export type RegistryCoreErrorCode =
   | 'ERR_INDEX_RECORD'
   | 'ERR_LOCK_TIMEOUT'
   | 'ERR_STORAGE_MISSING'
-  | 'ERR_CLOSED';
+  | 'ERR_CLOSED'
+  | 'ERR_AUDIT_CORRUPT';
 
 export const REPAIR_HINT = 'run `npm run config -- repair`';
 

@@ -20,3 +20,6 @@ export * from './fs-errors';
 export * from './format-version';
 export * from './metrics';
 export * from './debug-log';
+export * from './request-context';
+export * from './audit-log';
+export * from './signing-keys';

@@ -63,7 +63,7 @@ function limitList(body: Record<string, unknown>, field: 'packages' | 'scopes'):
 }
 
 export interface RegistryEventSink {
-  emit(event: { kind: 'login' | 'logout' | 'token'; time: number; user?: string; detail?: string }): void;
+  emit(event: { kind: 'login' | 'logout' | 'token'; time: number; user?: string; detail?: string; actor?: string; tokenId?: string }): void;
 }
 
 export interface AuthServiceOptions {
@@ -289,7 +289,8 @@ export class AuthService {
       this.options.logger.info({ user, key: old.key }, 'login session @{key} of @{user} revoked: too many live sessions');
     }
     this.options.logger.info({ user, ip, alg: issued.alg, key: issued.jti }, 'issued a @{alg} login token @{key} for @{user} (@{ip})');
-    this.options.events.emit({ kind: 'login', time: Date.now(), user });
+    // the actor is the user who proved the password; the token id is the session just issued
+    this.options.events.emit({ kind: 'login', time: Date.now(), user, actor: user, detail: `session ${issued.jti}` });
     return issued;
   }
 
@@ -405,7 +406,7 @@ export class AuthService {
     const { jti, user, expiresAt } = await this.options.issuer.verifySignatureOnly(token);
     this.options.tokens.revokeJti(jti, expiresAt);
     this.options.logger.info({ user, jti }, 'logout: token @{jti} of @{user} revoked');
-    this.options.events.emit({ kind: 'logout', time: Date.now(), user });
+    this.options.events.emit({ kind: 'logout', time: Date.now(), user, actor: user, tokenId: jti });
     return { user, jti };
   }
 }

@@ -24,6 +24,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
 import { Router, type Response } from 'express';
 import { TokenStoreError, type IssuedTokenRecord } from '../registry-core/token-store';
+import { runWithRequestActor, type RequestActor } from '../registry-core/index';
 import { AuthError, isAuthError } from './errors';
 import { parseTokenRequest, type AuthService } from './auth-service';
 import { normalizeIp } from './network';
@@ -124,6 +125,12 @@ interface RequestAuth {
 }
 
 const requestAuth = new WeakMap<IncomingMessage, RequestAuth>();
+
+/** The request's actor for the core request context: the remote user, its address and the token's jti. */
+function actorOf(req: AuthRequest): RequestActor {
+  const name = req.remote_user?.name;
+  return { user: typeof name === 'string' && name !== '' ? name : null, address: clientIp(req), tokenId: requestAuth.get(req)?.verified?.jti ?? null };
+}
 
 function clientIp(req: AuthRequest): string {
   return normalizeIp(req.ip ?? req.socket.remoteAddress);
@@ -334,7 +341,9 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
       return;
     }
     // only a few path prefixes are ours: everything else skips the router's per-route matching
-    const proceed = (): void => (OWN_PATH_PREFIX.test(req.url) ? router(req, res, next) : next());
+    // everything after this middleware runs with who-is-asking in the core request context (the audit trail, docs/audit.md)
+    const proceed = (): void =>
+      runWithRequestActor(actorOf(req), () => (OWN_PATH_PREFIX.test(req.url) ? router(req, res, next) : next()));
     let result: boolean | Promise<boolean>;
     try {
       result = resolveCredentials(req, res);

@@ -19,6 +19,7 @@ import {
   readRegistryUrl,
   registryEvents,
   registryUrlMatches,
+  startAuditTrail,
 } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { LAST_USED_RESOLUTION_MS, TOKEN_STORE_FILE, TokenStore } from '../registry-core/token-store';
@@ -159,6 +160,8 @@ export default class RegistryAuthPlugin {
       generatedTokenTtlSeconds: settings.generatedTokenTtlSeconds,
     });
     installLogoutUrlRedaction();
+    // the one audit writer (idempotent: whichever of our plugins starts first opens it; docs/audit.md)
+    startAuditTrail(settings.lockbPath, (text) => logger.error({ detail: text }, 'registry-auth: @{detail}'));
 
     const trustRules = new TrustRuleStore(join(settings.storageDir, TRUST_FILE));
     const service = this.service;

@@ -16,6 +16,8 @@ import {
   validateFields,
   withByte,
   withFeatureToggled,
+  currentRequestActor,
+  type RequestActor,
   type CommandContext,
   type ConfigFields,
   type ConfigFile,
@@ -29,6 +31,9 @@ import type { ConfigOperation } from './requests';
 export interface ConfigChange {
   detail: string;
   user?: string;
+  /** the request's address and token id (core request context), when this process made the change */
+  address?: string;
+  tokenId?: string;
 }
 
 type ConfigWriter = Pick<ConfigFile, 'getConfig' | 'update' | 'toggleFeature'>;
@@ -43,6 +48,7 @@ export class ConfigService {
    * meanwhile is never attributed to our user.
    */
   #actor: string | undefined;
+  #context: RequestActor | undefined;
 
   constructor(config: ConfigFile, envFile: string) {
     this.config = config;
@@ -65,10 +71,12 @@ export class ConfigService {
         const next = mutate(current);
         validateFields(next);
         this.#actor = sameFields(current, next) ? undefined : actor;
+        this.#context = this.#actor === undefined ? undefined : currentRequestActor();
         return next;
       });
     } finally {
       this.#actor = undefined;
+      this.#context = undefined;
     }
   }
 
@@ -104,7 +112,10 @@ export class ConfigService {
     return this.config.watchConfig((next, prev) => {
       const change: ConfigChange = { detail: describeChange(prev.fields, next.fields) };
       if (this.#actor !== undefined) change.user = this.#actor;
+      if (this.#context?.address) change.address = this.#context.address;
+      if (this.#context?.tokenId) change.tokenId = this.#context.tokenId;
       this.#actor = undefined;
+      this.#context = undefined;
       listener(this.current(next), change);
     });
   }

@@ -19,8 +19,11 @@ import {
   loadRegistrySettings,
   PackageIndex,
   type IndexRecord,
+  outsideRequest,
   registryEvents,
   registryMetrics,
+  startAuditTrail,
+  type AuditLog,
   type PackageSummary,
   type RegistryEvent,
 } from '../registry-core/index';
@@ -85,6 +88,7 @@ export default class RegistryDashboard {
   readonly #assets: Map<string, Asset>;
   readonly #events: ReturnType<typeof registryEvents>;
   readonly #lockbPath: string;
+  readonly #audit: AuditLog;
   readonly #attached = new WeakSet<Server>();
   #app: Application | undefined;
   #sockets: TerminalSockets | undefined;
@@ -109,6 +113,8 @@ export default class RegistryDashboard {
     this.#assets = loadAssets(PUBLIC_DIR, MOUNT_PATH);
     this.#events = registryEvents(settings.lockbPath);
     this.#lockbPath = settings.lockbPath;
+    // the one audit writer (idempotent: whichever of our plugins starts first opens it; docs/audit.md)
+    this.#audit = startAuditTrail(settings.lockbPath, (text) => this.#logger.error(text));
 
     // The plugin API never hands us the http.Server; Node announces every server that starts
     // listening, and ours is the one whose request listener is the app we get below. Attaching
@@ -139,10 +145,26 @@ export default class RegistryDashboard {
     this.#sockets = sockets;
     // the ops part renders it on GET /-/metrics (docs/operations.md)
     registryMetrics(this.#lockbPath).gaugeSource('registry_websocket_clients', () => sockets.clientCount);
-    this.#service.watch((rendered, change) => sockets.broadcastConfig(rendered, change));
+    this.#service.watch((rendered, change) => {
+      sockets.broadcastConfig(rendered, change);
+      // into the audit trail (docs/audit.md); the dashboard's own listener below skips config events
+      const event: RegistryEvent = { kind: 'config', time: Date.now(), detail: change.user === undefined ? `${change.detail} (by another process)` : change.detail };
+      if (change.user !== undefined) event.actor = change.user;
+      if (change.address !== undefined) event.address = change.address;
+      if (change.tokenId !== undefined) event.tokenId = change.tokenId;
+      // another process's change: the watcher's timer may carry the context of an old request, which did not do it
+      if (change.user === undefined) outsideRequest(() => this.#events.emit(event));
+      else this.#events.emit(event);
+    });
     this.#events.on((event: RegistryEvent) => {
       // config events come from watching the file itself (every source, this process or not)
-      if (event.kind !== 'config') sockets.broadcastEvent(event);
+      // addresses and token ids stay in the audit API (docs/audit.md), they are not broadcast
+      if (event.kind !== 'config') {
+        const { address: _address, tokenId: _tokenId, ...shown } = event;
+        void _address;
+        void _tokenId;
+        sockets.broadcastEvent(shown);
+      }
     });
 
     app.use(
@@ -154,6 +176,8 @@ export default class RegistryDashboard {
         admins: this.#options.admins,
         listPackages: packagesFor,
         upstreamStatus: () => readUpstreamStatus(this.#lockbPath),
+        audit: this.#audit,
+        canAccess: (name, user) => access.canAccess(name, user),
         logger: this.#logger,
       }),
     );

@@ -11,11 +11,12 @@
  *   GET  /_dashboard/login/<session> the web login's sign-in page (docs/web-login-and-tokens.md;
  *                                    the auth plugin owns the sessions, the page talks to it over HTTP)
  *   GET  /_dashboard/api/upstream    upstream health and cache size, or {available:false} (docs/offline-and-warm.md)
+ *   GET  /_dashboard/api/audit       the audit trail (?package=&user=&limit=; docs/audit.md)
  *   GET  /_dashboard/terminal        WebSocket only (the upgrade is handled in terminal-socket.ts)
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
-import { RegistryCoreError, type PackageSummary } from '../registry-core/index';
+import { RegistryCoreError, type AuditLog, type AuditRecord, type PackageSummary } from '../registry-core/index';
 import { requireAdmin, sessionOf, type Session } from './access';
 import { serveAsset, type Asset } from './assets';
 import type { ConfigService } from './config-service';
@@ -39,7 +40,69 @@ export interface RouteOptions {
   admins: ReadonlySet<string>;
   listPackages(user: RemoteUser, filter?: string): Promise<PackageSummary[]>;
   upstreamStatus(): UpstreamView;
+  audit: AuditLog;
+  canAccess(name: string, user: RemoteUser): Promise<boolean>;
   logger: DashboardLogger;
+}
+
+export const AUDIT_DEFAULT_LIMIT = 100;
+export const AUDIT_MAX_LIMIT = 1000;
+
+export interface AuditParams {
+  package?: string;
+  user?: string;
+  limit: number;
+}
+
+function singleQuery(req: Request, key: string, maxLength: number): string | undefined {
+  const raw: unknown = req.query[key];
+  if (raw === undefined || raw === '') return undefined;
+  if (typeof raw !== 'string') throw new DashboardHttpError(400, `${key} must be a single string`);
+  if (raw.length > maxLength) throw new DashboardHttpError(400, `${key} must be at most ${maxLength} characters`);
+  return raw;
+}
+
+export function auditParams(req: Request): AuditParams {
+  const params: AuditParams = { limit: AUDIT_DEFAULT_LIMIT };
+  const name = singleQuery(req, 'package', MAX_FILTER_LENGTH);
+  const user = singleQuery(req, 'user', 100);
+  const limit = singleQuery(req, 'limit', 5);
+  if (name !== undefined) params.package = name;
+  if (user !== undefined) params.user = user;
+  if (limit !== undefined) {
+    if (!/^[0-9]+$/.test(limit) || Number(limit) < 1 || Number(limit) > AUDIT_MAX_LIMIT) {
+      throw new DashboardHttpError(400, `limit must be a whole number from 1 to ${AUDIT_MAX_LIMIT}`);
+    }
+    params.limit = Number(limit);
+  }
+  return params;
+}
+
+/**
+ * Admins see every record; any other signed-in user sees what they did or what is about them,
+ * and records of packages they may access (Verdaccio's `access` rule, asked once per package).
+ */
+async function visibleAudit(options: RouteOptions, user: RemoteUser, session: Session, params: AuditParams): Promise<AuditRecord[]> {
+  const query = { limit: params.limit, ...(params.package === undefined ? {} : { name: params.package }), ...(params.user === undefined ? {} : { user: params.user }) };
+  if (session.admin) return options.audit.query(query);
+  const me = session.user;
+  const candidates = options.audit.query({ ...query, limit: Number.MAX_SAFE_INTEGER });
+  const allowed = new Map<string, boolean>();
+  const out: AuditRecord[] = [];
+  for (const record of candidates) {
+    if (out.length >= params.limit) break;
+    let visible = record.actor === me || record.user === me;
+    if (!visible && record.name !== undefined) {
+      let ok = allowed.get(record.name);
+      if (ok === undefined) {
+        ok = await options.canAccess(record.name, user);
+        allowed.set(record.name, ok);
+      }
+      visible = ok;
+    }
+    if (visible) out.push(record);
+  }
+  return out;
 }
 
 const PAGE_CACHE = 'no-cache, no-transform';
@@ -159,6 +222,17 @@ export function createDashboardHandler(options: RouteOptions): (req: Request, re
         const document: SessionDocument = { ...session, accessGroups: session.user ? user.groups : [] };
         if (user.error) document.error = user.error;
         return sendJson(res, 200, JSON.stringify(document));
+      }
+      case '/api/audit': {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
+        const user = remoteUserOf(req);
+        const session = sessionOf(user, admins);
+        if (!session.user) {
+          throw new DashboardHttpError(401, 'authentication required: the audit trail is shown to signed-in users', { 'WWW-Authenticate': 'Bearer realm="registry"' });
+        }
+        const params = auditParams(req);
+        const records = await visibleAudit(options, user, session, params);
+        return sendJson(res, 200, JSON.stringify({ records, scope: session.admin ? 'all' : 'own and accessible packages' }));
       }
       case '/terminal':
       case '/terminal/':

@@ -23,6 +23,7 @@ import {
   helpText,
   parseCommand,
   RegistryCoreError,
+  runWithRequestActor,
   type Command,
   type PackageSummary,
   type RegistryEvent,
@@ -65,6 +66,8 @@ interface Client {
   session: Session;
   /** kept to re-check before every write: revocation or a new issuer must bite here as on HTTP */
   token: string | undefined;
+  /** the jti of that token: config changes made through this socket are audited with it (docs/audit.md) */
+  tokenId: string | undefined;
   alive: boolean;
   /** messages waiting, answered one at a time in the order they arrived */
   queue: QueuedMessage[];
@@ -154,6 +157,7 @@ export class TerminalSockets {
       user: ANONYMOUS,
       session: ANONYMOUS_SESSION,
       token: undefined,
+      tokenId: undefined,
       alive: true,
       queue: [],
       busy: false,
@@ -284,6 +288,7 @@ export class TerminalSockets {
       client.user = verified.user;
       client.session = verified.session;
       client.token = token;
+      client.tokenId = verified.identity.jti;
       return undefined;
     } catch (error) {
       // refused for this use only (a write, or another package of a package-limited token): the identity stays for the rest
@@ -291,6 +296,7 @@ export class TerminalSockets {
       client.user = ANONYMOUS;
       client.session = ANONYMOUS_SESSION;
       client.token = undefined;
+      client.tokenId = undefined;
       if (isTokenRejection(error)) return { code: error.code, message: error.message };
       throw error;
     }
@@ -322,7 +328,9 @@ export class TerminalSockets {
     const user = client.user;
     const context = this.#options.service.commandContext(client.session.user ?? undefined, () => this.#options.listPackages(user));
     try {
-      const result = await executeCommand(command, context);
+      // the socket's who/where/which token, as the auth middleware sets it for HTTP requests (audit trail)
+      const actor = { user: client.session.user, address: client.peer || null, tokenId: client.tokenId ?? null };
+      const result = await runWithRequestActor(actor, () => executeCommand(command, context));
       reply(result.ok, result.text);
     } catch (error) {
       if (error instanceof RegistryCoreError) return reply(false, error.message);

@@ -14,6 +14,7 @@ import { verifyDist } from './integrity';
 import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, tarballNameFor } from './names';
 import { type Actor, type Maintainer, maintainersOf, ownershipProblem } from './owners';
 import { takeIntent } from './publish-intent';
+import type { VersionSigner } from './signatures';
 import type { Manifest, PackageStore, TarballReader, TarballWriter } from './store';
 import type { IndexRecord } from '../registry-core/index';
 
@@ -114,10 +115,14 @@ export class PackageService {
   /** The manifest our updatePackage handed to Verdaccio's onWrite: its savePackage runs under our lock. */
   private readonly inflight = new Map<string, Manifest>();
 
-  constructor(store: PackageStore, sink: IndexSink, log: ServiceLog) {
+  /** Registry signatures (signatures.ts); null: versions are stored and served unsigned. */
+  private readonly signer: VersionSigner | null;
+
+  constructor(store: PackageStore, sink: IndexSink, log: ServiceLog, signer: VersionSigner | null = null) {
     this.store = store;
     this.sink = sink;
     this.log = log;
+    this.signer = signer;
   }
 
   /** Names that cannot exist in this storage read as "not found" (Verdaccio turns other read errors into 500). */
@@ -148,7 +153,8 @@ export class PackageService {
   async readPackage(name: string): Promise<Manifest> {
     const manifest = await this.store.readPackument(this.forRead(name));
     if (!manifest) throw notFound(`package ${name}`);
-    return withoutDanglingTags(manifest);
+    const served = withoutDanglingTags(manifest);
+    return this.signer === null ? served : this.signer.withSignatures(served);
   }
 
   /** Changes whenever the packument of name changes; null for no (or an impossible) package. */
@@ -233,6 +239,8 @@ export class PackageService {
         refuseDanglingTags(pkg.name, next);
         changes = diffSnapshots(before, snapshotOf(next));
         if (changes.added.length > 0) published = await this.verifyAddedVersions(pkg, next, changes.added);
+        // signed in the same write as the version, over the integrity that was just verified (docs/signatures.md)
+        if (this.signer !== null) for (const version of changes.added) this.signer.signPublished(pkg.name, version, next.versions[version]);
       } catch (error) {
         // whatever went wrong, a version that is not added leaves no tarball behind
         const added = Object.keys(next?.versions ?? {}).filter((version) => !Object.prototype.hasOwnProperty.call(original.versions ?? {}, version));

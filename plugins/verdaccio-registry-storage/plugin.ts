@@ -5,7 +5,8 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark, bootRegistry, debugLog, foldIndex, rebuildIndex, registryMetrics, PackageIndex, type IndexedPackage } from '../registry-core/index';
+import { bootMark, bootRegistry, debugLog, foldIndex, rebuildIndex, registryMetrics, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
+import { VersionSigner } from './signatures';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
@@ -21,7 +22,7 @@ export interface RegistryStorageOptions {
   lock_timeout_ms?: number;
 }
 
-function configDirOf(config: Partial<Config> & Record<string, unknown>): string {
+export function configDirOf(config: Partial<Config> & Record<string, unknown>): string {
   const path = (config.configPath ?? config.config_path ?? config.self_path) as unknown;
   if (typeof path !== 'string' || path === '') throw new Error('registry-storage: Verdaccio passed no configPath; cannot resolve the storage folder');
   return dirname(resolve(path));
@@ -36,6 +37,21 @@ export function resolveStoragePaths(config: Partial<Config> & Record<string, unk
     storageDir: resolve(configDir, storage),
     lockbPath: typeof lockb === 'string' && lockb !== '' ? resolve(configDir, lockb) : join(configDir, 'registry.lockb'),
   };
+}
+
+/**
+ * The registry's signing keys (docs/signatures.md), from the top-level config.yaml settings both
+ * entries of the storage part read: `signing_keys_dir` (default `signing-keys` next to
+ * config.yaml), `signing_key_days` (default 365), `signing: false` to serve versions unsigned.
+ * null: signing off.
+ */
+export function openSigningRing(config: Partial<Config> & Record<string, unknown>): SigningKeyRing | null {
+  if (config.signing === false) return null;
+  const dir = config.signing_keys_dir;
+  const days = config.signing_key_days;
+  if (dir !== undefined && (typeof dir !== 'string' || dir === '')) throw new Error('registry-storage: `signing_keys_dir` must be a folder path');
+  if (days !== undefined && typeof days !== 'number') throw new Error(`registry-storage: \`signing_key_days\` must be a number of days (got ${JSON.stringify(days)})`);
+  return SigningKeyRing.open(signingKeysDir(configDirOf(config), dir as string | undefined), { keyDays: days as number | undefined });
 }
 
 function warn(logger: Logger, text: string): void {
@@ -107,10 +123,24 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     reconcileIndex(lockbPath, storageDir, stored, logger);
     const sink = new LockbIndexSink(lockbPath);
     const tokens = new TokenLedger(storageDir);
-    const service = new PackageService(store, sink, {
-      warn: (text) => warn(logger, text),
-      error: (text) => logger.error({ detail: text }, 'registry-storage: @{detail}'),
-    });
+    const ring = openSigningRing(merged);
+    const service = new PackageService(
+      store,
+      sink,
+      {
+        warn: (text) => warn(logger, text),
+        error: (text) => logger.error({ detail: text }, 'registry-storage: @{detail}'),
+      },
+      ring === null ? null : new VersionSigner(ring),
+    );
+    // the one audit writer (idempotent: whichever of our plugins starts first opens it; docs/audit.md)
+    const audit = startAuditTrail(lockbPath, (text) => logger.error({ detail: text }, 'registry-storage: @{detail}'));
+    if (audit.recovered) {
+      const text = `audit.log: dropped a torn last line (${audit.recovered.droppedBytes} bytes: ${audit.recovered.reason})`;
+      warn(logger, text);
+      bootMark(`storage: ${text}`);
+    }
+    bootMark(ring === null ? 'storage: registry signatures off (signing: false)' : `storage: signing key ${ring.active().keyid} (${ring.keys().length} key(s) in ${ring.dir})`);
     super(config, { service, tokens, logger });
     this.storageDir = storageDir;
     this.lockbPath = lockbPath;

@@ -147,10 +147,15 @@ describe('adopting a storage folder written by stock Verdaccio', () => {
     );
   });
 
-  test('packuments and tarballs are served exactly as stock served them', async () => {
+  test('packuments and tarballs are served exactly as stock served them (plus registry signatures, 13.4)', async () => {
     for (const { name, versions } of PACKAGES) {
       const { status, json } = await getJson(`${registry.url}/${name.replace('/', '%2f')}`);
       assert.equal(status, 200);
+      // adopted versions carry no signatures on disk; the registry signs them on read (docs/signatures.md)
+      for (const meta of Object.values(json.versions as Record<string, { dist: { signatures?: unknown[] } }>)) {
+        assert.equal(meta.dist.signatures?.length, 1, `${name}: a registry signature`);
+        delete meta.dist.signatures;
+      }
       assert.equal(normalise(json, registry.url), stockPackuments.get(name));
       for (const version of versions) {
         const tgz = await getBytes(tarballUrl(registry.url, name, version));

@@ -22,7 +22,8 @@
  *   available: true; url: string | null; offline: boolean; lastSuccess: number | null;
  *   lastFailure: { time: number; error: string } | null; latencyMs: number | null; cachedPackages: number; cachedBytes: number;
  * }} UpstreamView
- * @typedef {{ kind: string; time: number; name?: string; version?: string; user?: string; detail?: string }} RegistryEvent
+ * @typedef {{ kind: string; time: number; name?: string; version?: string; user?: string; actor?: string; address?: string; tokenId?: string; detail?: string }} RegistryEvent
+ * @typedef {{ seq: number; time: string; kind: string; actor: string | null; address: string | null; tokenId: string | null; name?: string; version?: string; user?: string; detail?: string }} AuditRecord
  * @typedef {{ user: string | null; admin: boolean; groups: string[]; error?: string }} Session
  */
 
@@ -433,7 +434,16 @@ function logEvent(event) {
   if (state.seenEvents.has(key)) return;
   state.seenEvents.add(key);
   const subject = event.name ? `${event.name}${event.version ? `@${event.version}` : ''}` : '';
-  const parts = [subject, event.user ? `by ${event.user}` : '', event.detail ?? ''].filter(Boolean).join(' · ');
+  const who = event.actor ?? event.user;
+  const parts = [
+    subject,
+    who ? `by ${who}` : '',
+    event.address ? `from ${event.address}` : '',
+    event.tokenId ? `token ${event.tokenId.slice(0, 8)}…` : '',
+    event.detail ?? '',
+  ]
+    .filter(Boolean)
+    .join(' · ');
   const item = h('li', { 'data-kind': event.kind }, [
     h('time', { datetime: new Date(event.time).toISOString() }, [formatTime(event.time)]),
     h('span', { class: `event-kind kind-${event.kind}` }, [event.kind]),
@@ -492,6 +502,30 @@ async function loadSession() {
   }
   state.session = session;
   renderSession();
+  await loadAudit();
+}
+
+/** The audit trail (what this user may see) fills the event log with what happened before the page opened. */
+async function loadAudit() {
+  try {
+    const body = await api('/audit?limit=50');
+    /** @type {AuditRecord[]} */
+    const records = Array.isArray(body?.records) ? body.records : [];
+    for (const record of records.slice().reverse()) {
+      /** @type {RegistryEvent} */
+      const event = { kind: record.kind, time: Date.parse(record.time) };
+      if (record.name !== undefined) event.name = record.name;
+      if (record.version !== undefined) event.version = record.version;
+      if (record.detail !== undefined) event.detail = record.detail;
+      if (record.actor) event.actor = record.actor;
+      else if (record.user !== undefined) event.user = record.user;
+      if (record.address) event.address = record.address;
+      if (record.tokenId) event.tokenId = record.tokenId;
+      logEvent(event);
+    }
+  } catch (error) {
+    showNotice(`Could not load the audit trail: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 /**

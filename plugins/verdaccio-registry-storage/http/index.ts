@@ -16,7 +16,8 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Server } from 'node:http';
 import type { Application } from 'express';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark, bootRegistry, registryMetrics, type RegistryMetrics } from '../../registry-core/index';
+import { bootMark, bootRegistry, mergePublishedKeys, registryEvents, registryMetrics, startAuditTrail, upstreamKeysProvider, type RegistryMetrics, type SigningKeyRing } from '../../registry-core/index';
+import { openSigningRing, resolveStoragePaths } from '../plugin';
 import { announcePluginLoaded } from '../../registry-core/plugin-presence';
 import { adaptStorageHttpHost, configuredMaxBodySize, createPublishVerdict, replaceAppJsonParser } from '../verdaccio-adapter';
 import { DEFAULT_BODY_LIMIT_KB, createBodyLimitParser, formatMb, maxTarballBytes, parseSize, type BodyLimits } from './body-limit';
@@ -26,6 +27,9 @@ import { createStorageHttpHandler } from './routes';
 import { createSearchHandler } from './search-source';
 import { addAccessRoutes } from './access-routes';
 import { registerPackageOwners } from '../../registry-core/package-owners';
+
+/** npm's registry keys (docs/signatures.md): what `npm audit signatures` and pacote verify `dist.signatures` with. */
+export const KEYS_PATH = '/-/npm/v1/keys';
 
 /** npm search (libnpmsearch): `GET /-/v1/search?text=…&size=…&from=…`. */
 export const SEARCH_PATH = '/-/v1/search';
@@ -126,15 +130,44 @@ export default class RegistryStorageHttpPlugin {
     // the maintainers, for the auth plugin's trusted-publisher rules (core seam registry-core/package-owners.ts)
     const ownerStore = host.ownerStore;
     if (ownerStore !== null) registerPackageOwners(this.#lockbPath, async (name) => (await ownerStore.owners(name))?.map((m) => m.name) ?? null);
+    const merged = this.#config as unknown as Record<string, unknown>;
+    const ring: SigningKeyRing | null = openSigningRing(merged);
+    const { lockbPath } = resolveStoragePaths(merged);
+    app.get(KEYS_PATH, (_req, res) => {
+      if (ring === null) {
+        res.status(404).json({ error: 'registry signatures are off (signing: false in config.yaml)' });
+        return;
+      }
+      res.setHeader('Cache-Control', 'no-cache');
+      const own = ring.published().keys;
+      const upstream = upstreamKeysProvider(lockbPath); // proxied versions carry the upstream's signatures
+      if (upstream === undefined) {
+        res.json({ keys: own });
+        return;
+      }
+      Promise.resolve()
+        .then(upstream)
+        .then(
+          (keys) => res.json({ keys: mergePublishedKeys(own, keys) }),
+          (error: unknown) => {
+            // our own keys still verify everything local; say that the upstream's are missing
+            this.#logger.warn({ detail: error instanceof Error ? error.message : String(error) }, 'registry-storage-http: upstream signing keys unavailable: @{detail}');
+            res.setHeader('Warning', '199 - "upstream signing keys unavailable"');
+            res.json({ keys: own });
+          },
+        );
+    });
+    startAuditTrail(lockbPath, (text) => this.#logger.error({ detail: text }, 'registry-storage-http: @{detail}'));
     app.use(
       createStorageHttpHandler({
         host,
+        events: registryEvents(lockbPath),
         cache: this.cache,
         warn: (text) => this.#logger.warn({ detail: text }, 'registry-storage-http: @{detail}'),
         onCacheLookup: (hit) => this.#metrics.inc('registry_packument_cache_requests_total', { outcome: hit ? 'hit' : 'miss' }),
       }),
     );
-    bootMark(`storage-http: publish guard on PUT /:package, npm search on GET ${SEARCH_PATH}`);
+    bootMark(`storage-http: publish guard on PUT /:package, npm search on GET ${SEARCH_PATH}, registry keys on GET ${KEYS_PATH}`);
     bootMark(host.ownerStore === null ? `storage-http: package ownership NOT enforced: ${host.storeProblem}` : 'storage-http: package ownership enforced (maintainers, admins: registry-admin)');
     if (this.cache) {
       bootMark(`storage-http: packument cache on (${this.options.maxEntries} entries, ${Math.round(this.options.maxBytes / 1024 / 1024)} MB)`);

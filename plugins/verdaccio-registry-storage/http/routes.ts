@@ -15,6 +15,7 @@ import { type Maintainer, ownershipProblem, parseOwnersBody } from '../owners';
 import { attachIntent } from '../publish-intent';
 import { checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
 import type { ResponseCache } from './response-cache';
+import type { RegistryEventBus } from '../../registry-core/index';
 import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPublishPath } from './route-match';
 
 /** compression()'s threshold: smaller bodies are sent as they are. */
@@ -23,6 +24,8 @@ export const CACHE_HEADER = 'x-registry-cache';
 
 export interface StorageHttpDeps {
   host: StorageHttpHost;
+  /** the core event bus: owner changes are answered here, so they are announced here (audit, docs/audit.md) */
+  events?: RegistryEventBus;
   /** null: cache off (the guard still runs). */
   cache: ResponseCache | null;
   warn(message: string): void;
@@ -132,7 +135,11 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
       return;
     }
     ownerStore.change(name, parsed.maintainers, host.actor(req)).then(
-      () => res.status(201).json({ ok: `owners of ${name}: ${parsed.maintainers.map((m) => m.name).join(', ')}`, success: true }),
+      () => {
+        const owners = parsed.maintainers.map((m) => m.name).join(', ');
+        deps.events?.emit({ kind: 'owner', time: Date.now(), name, detail: `owners: ${owners}` });
+        res.status(201).json({ ok: `owners of ${name}: ${owners}`, success: true });
+      },
       (error: unknown) => {
         const answer = host.errorAnswer(error);
         if (answer.status === 403) warn(`refused ${req.method} ${req.path}: ${answer.message}`);

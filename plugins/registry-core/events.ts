@@ -7,7 +7,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { resolve } from 'node:path';
 
 export interface RegistryEvent {
-  kind: 'publish' | 'unpublish' | 'dist-tag' | 'deprecate' | 'login' | 'logout' | 'token' | 'config';
+  kind: 'publish' | 'unpublish' | 'dist-tag' | 'deprecate' | 'login' | 'logout' | 'token' | 'config' | 'upstream' | 'cache';
   time: number;
   name?: string;
   version?: string;

@@ -17,3 +17,5 @@ export * from './index-rebuild';
 export * from './commands';
 export { bootRegistry, describeStartupError, prepareRegistryState, registryLayoutOf, type PreparedState, type RegistryLayout } from './startup';
 export * from './fs-errors';
+export * from './upstream-config';
+export * from './upstream-status';

@@ -114,6 +114,12 @@ export class PackageService {
   /** The manifest our updatePackage handed to Verdaccio's onWrite: its savePackage runs under our lock. */
   private readonly inflight = new Map<string, Manifest>();
 
+  /**
+   * The upstream cache (`<storage>/.upstream`, docs/upstream.md): read only when there is no local
+   * packument, so a local package is never mixed with upstream versions.
+   */
+  cache: PackageStore | null = null;
+
   constructor(store: PackageStore, sink: IndexSink, log: ServiceLog) {
     this.store = store;
     this.sink = sink;
@@ -146,7 +152,8 @@ export class PackageService {
   // ---- manifests ------------------------------------------------------------------------
 
   async readPackage(name: string): Promise<Manifest> {
-    const manifest = await this.store.readPackument(this.forRead(name));
+    const pkg = this.forRead(name);
+    const manifest = (await this.store.readPackument(pkg)) ?? (this.cache !== null && !this.pendingOf(pkg.name) ? await this.cache.readPackument(pkg) : null);
     if (!manifest) throw notFound(`package ${name}`);
     return withoutDanglingTags(manifest);
   }
@@ -154,9 +161,23 @@ export class PackageService {
   /** Changes whenever the packument of name changes; null for no (or an impossible) package. */
   packumentStamp(name: string): string | null {
     try {
-      return this.store.packumentStamp(parsePackageName(name, 'read'));
+      const pkg = parsePackageName(name, 'read');
+      const local = this.store.packumentStamp(pkg);
+      if (local !== null || this.cache === null) return local;
+      const cached = this.cache.packumentStamp(pkg);
+      return cached === null ? null : `upstream:${cached}`;
     } catch {
       return null;
+    }
+  }
+
+  /** A local packument exists (or a first publish is in flight): the upstream is never asked about it. */
+  async isLocal(name: string): Promise<boolean> {
+    try {
+      const pkg = parsePackageName(name, 'read');
+      return this.pendingOf(pkg.name) !== null || (await this.store.packumentExists(pkg));
+    } catch {
+      return false;
     }
   }
 
@@ -443,7 +464,9 @@ export class PackageService {
     } catch {
       throw notFound(`tarball ${JSON.stringify(fileName)}`);
     }
-    const reader = await this.store.readTarball(pkg, fileName);
+    let reader = await this.store.readTarball(pkg, fileName);
+    // a cached tarball only for a package that is not local (never mixed)
+    if (!reader && this.cache !== null && !(await this.isLocal(pkg.name))) reader = await this.cache.readTarball(pkg, fileName);
     if (!reader) throw notFound(`tarball ${fileName}`);
     return reader;
   }

@@ -104,3 +104,15 @@ export function matchDeletePath(path: string): DeleteRoute | null {
   const name = decodeParam(match[1]);
   return name === null ? null : { name, kind: 'unpublish' };
 }
+
+// '/:package/-/:filename' — Verdaccio's tarball route
+const TARBALL_ROUTE = /^\/(?:([^/]+?))\/-\/(?:([^/]+?))\/?$/i;
+
+/** `GET /:package/-/:filename` → package and file, or null. */
+export function matchTarballPath(path: string): { name: string; fileName: string } | null {
+  const match = TARBALL_ROUTE.exec(encodeScope(path));
+  if (!match) return null;
+  const name = decodeParam(match[1]);
+  const fileName = decodeParam(match[2]);
+  return name === null || fileName === null ? null : { name, fileName };
+}

@@ -185,6 +185,9 @@ export class UpstreamProxy {
     if (upstream.authorization) headers.authorization = upstream.authorization;
     if (cached && meta?.etag) headers['if-none-match'] = meta.etag;
     if (cached && meta?.lastModified) headers['if-modified-since'] = meta.lastModified;
+    // fetch adds `Cache-Control: no-cache` to a conditional request that names none, and a
+    // registry on express (Verdaccio, ours) then never answers 304: say "revalidate" instead
+    if (headers['if-none-match'] || headers['if-modified-since']) headers['cache-control'] = 'max-age=0';
     const started = this.#now();
     let response: Response;
     let body: unknown;
@@ -377,7 +380,7 @@ export class UpstreamProxy {
       if (!res.destroyed) res.end(held ?? undefined);
     } catch (error) {
       await writer.abort();
-      const reason = error instanceof StorageError && error.code === 'ERR_INTEGRITY' ? `refused ${label}: ${error.message}` : `the upstream download of ${label} broke off (${describe(error)})`;
+      const reason = error instanceof StorageError && error.code === 'ERR_INTEGRITY' ? `refused ${error.message}` : `the upstream download of ${label} broke off (${describe(error)})`;
       this.#deps.log.error(`upstream: ${reason}; nothing stored`);
       if (!(error instanceof StorageError)) this.#status({ lastFailure: { time: this.#now(), error: reason } });
       source.destroy();

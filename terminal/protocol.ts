@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-const flagsSchema = z.object({ PREMIUM_TYPES: z.boolean(), PRIVATE_REGISTRY: z.boolean(), DEBUG: z.boolean() });
+const flagsSchema = z.object({ PREMIUM_TYPES: z.boolean(), PRIVATE_REGISTRY: z.boolean(), DEBUG: z.boolean(), OFFLINE: z.boolean() });
 
 /** GET /_dashboard/api/config and the WebSocket `config` message (extra members are kept). */
 export const configViewSchema = z.looseObject({

@@ -15,6 +15,7 @@ export const ENV_KEYS = [
   'BUN_FEATURE_PRIVATE_REGISTRY',
   'BUN_FEATURE_PREMIUM_TYPES',
   'BUN_FEATURE_DEBUG',
+  'BUN_FEATURE_OFFLINE',
   'BUN_TERMINAL_MODE',
   'BUN_TERMINAL_ROWS',
   'BUN_TERMINAL_COLS',
@@ -27,9 +28,10 @@ const FLAG_KEYS: Record<string, FeatureFlag> = {
   BUN_FEATURE_PRIVATE_REGISTRY: 'PRIVATE_REGISTRY',
   BUN_FEATURE_PREMIUM_TYPES: 'PREMIUM_TYPES',
   BUN_FEATURE_DEBUG: 'DEBUG',
+  BUN_FEATURE_OFFLINE: 'OFFLINE',
 };
 
-/** Exactly the 8 SPEC lines, in ENV_KEYS order, each '\n'-terminated. */
+/** Exactly the 9 SPEC lines, in ENV_KEYS order, each '\n'-terminated. */
 export function exportEnv(fields: ConfigFields, registryUrl: string): string {
   const flag = (name: FeatureFlag): string => (hasFeature(fields, name) ? '1' : '0');
   return [
@@ -38,6 +40,7 @@ export function exportEnv(fields: ConfigFields, registryUrl: string): string {
     `BUN_FEATURE_PRIVATE_REGISTRY=${flag('PRIVATE_REGISTRY')}`,
     `BUN_FEATURE_PREMIUM_TYPES=${flag('PREMIUM_TYPES')}`,
     `BUN_FEATURE_DEBUG=${flag('DEBUG')}`,
+    `BUN_FEATURE_OFFLINE=${flag('OFFLINE')}`,
     `BUN_TERMINAL_MODE=${TERMINAL_MODES[fields.terminalMode] ?? fields.terminalMode}`,
     `BUN_TERMINAL_ROWS=${fields.rows}`,
     `BUN_TERMINAL_COLS=${fields.cols}`,

@@ -12,10 +12,12 @@ export const CHECK_OFFSET = 16;
 export const MAGIC = Uint8Array.of(0x42, 0x52, 0x45, 0x47); // "BREG"
 
 export const FIELD_OFFSETS = { version: 4, registryHash: 5, featureFlags: 9, terminalMode: 13, rows: 14, cols: 15, check: 16 } as const;
-export const FEATURE_FLAGS = { PREMIUM_TYPES: 1, PRIVATE_REGISTRY: 2, DEBUG: 4 } as const;
+export const FEATURE_FLAGS = { PREMIUM_TYPES: 1, PRIVATE_REGISTRY: 2, DEBUG: 4, OFFLINE: 8 } as const;
 export type FeatureFlag = keyof typeof FEATURE_FLAGS;
 export const FEATURE_FLAG_NAMES = Object.keys(FEATURE_FLAGS) as FeatureFlag[];
-const KNOWN_FLAG_BITS = FEATURE_FLAGS.PREMIUM_TYPES | FEATURE_FLAGS.PRIVATE_REGISTRY | FEATURE_FLAGS.DEBUG;
+// Derived from the table so a new flag cannot be forgotten here or in the error text.
+const KNOWN_FLAG_BITS = FEATURE_FLAG_NAMES.reduce((bits, name) => bits | FEATURE_FLAGS[name], 0);
+const KNOWN_FLAGS_TEXT = FEATURE_FLAG_NAMES.map((name) => `${name}=${FEATURE_FLAGS[name]}`).join(', ');
 
 export const TERMINAL_MODES = ['disabled', 'cooked', 'raw'] as const;
 export type TerminalModeName = (typeof TERMINAL_MODES)[number];
@@ -51,7 +53,7 @@ export function fieldProblem(field: keyof ConfigFields, value: unknown): string 
       return (value & ~KNOWN_FLAG_BITS) === 0
         ? undefined
         : `featureFlags has unknown bit(s) 0x${((value & ~KNOWN_FLAG_BITS) >>> 0).toString(16)} set ` +
-            `(known: PREMIUM_TYPES=1, PRIVATE_REGISTRY=2, DEBUG=4), got 0x${(value >>> 0).toString(16)}`;
+            `(known: ${KNOWN_FLAGS_TEXT}), got 0x${(value >>> 0).toString(16)}`;
     case 'terminalMode':
       return isInt(value, 0, 2) ? undefined : `terminalMode must be 0 (disabled), 1 (cooked) or 2 (raw), got ${shown(value)}`;
     case 'rows':

@@ -225,7 +225,7 @@ describe('dashboard page in Chromium', { skip: skipReason }, () => {
     assert.equal(copied, expected);
     assert.deepEqual(
       copied.trimEnd().split('\n').map((line) => line.split('=')[0]),
-      ['BUN_CONFIG_VERSION', 'BUN_REGISTRY_URL', 'BUN_FEATURE_PRIVATE_REGISTRY', 'BUN_FEATURE_PREMIUM_TYPES', 'BUN_FEATURE_DEBUG', 'BUN_TERMINAL_MODE', 'BUN_TERMINAL_ROWS', 'BUN_TERMINAL_COLS'],
+      ['BUN_CONFIG_VERSION', 'BUN_REGISTRY_URL', 'BUN_FEATURE_PRIVATE_REGISTRY', 'BUN_FEATURE_PREMIUM_TYPES', 'BUN_FEATURE_DEBUG', 'BUN_FEATURE_OFFLINE', 'BUN_TERMINAL_MODE', 'BUN_TERMINAL_ROWS', 'BUN_TERMINAL_COLS'],
     );
     assertOnlyRegistry(watch, registry);
     assert.deepEqual(watch.consoleErrors, []);

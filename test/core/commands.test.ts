@@ -56,7 +56,7 @@ test('parseCommand: clear syntax errors', () => {
   assert.throws(() => parseCommand('url notaurl'), (e: unknown) => e instanceof RegistryCoreError && e.code === 'ERR_REGISTRY_URL');
 });
 
-const flagName = fc.constantFrom('PREMIUM_TYPES', 'PRIVATE_REGISTRY', 'DEBUG' as const);
+const flagName = fc.constantFrom('PREMIUM_TYPES', 'PRIVATE_REGISTRY', 'DEBUG', 'OFFLINE' as const);
 const space = fc.stringMatching(/^[ \t]{1,3}$/);
 const randomCase = (word: string) =>
   fc.array(fc.boolean(), { minLength: word.length, maxLength: word.length }).map((upper) => [...word].map((c, i) => (upper[i] ? c.toUpperCase() : c.toLowerCase())).join(''));
@@ -160,8 +160,8 @@ test('executeCommand against a real ConfigFile and package index', async () => {
   assert.match(readFileSync(envFile, 'utf8'), /^BUN_REGISTRY_URL=https:\/\/registry\.mycompany\.com$/m);
 
   const env = await run('env');
-  assert.equal(env.text.split('\n').length, 8);
-  assert.match(env.text, /BUN_REGISTRY_URL=https:\/\/registry\.mycompany\.com\nBUN_FEATURE_PRIVATE_REGISTRY=1\nBUN_FEATURE_PREMIUM_TYPES=1\nBUN_FEATURE_DEBUG=1\nBUN_TERMINAL_MODE=cooked/);
+  assert.equal(env.text.split('\n').length, 9);
+  assert.match(env.text, /BUN_REGISTRY_URL=https:\/\/registry\.mycompany\.com\nBUN_FEATURE_PRIVATE_REGISTRY=1\nBUN_FEATURE_PREMIUM_TYPES=1\nBUN_FEATURE_DEBUG=1\nBUN_FEATURE_OFFLINE=0\nBUN_TERMINAL_MODE=cooked/);
 
   const packages = await run('packages PAD');
   assert.match(packages.text, /^left-pad {2}1\.0\.0/);

@@ -50,6 +50,18 @@ test('`npm run config -- toggle DEBUG` changes byte 9 and the check byte and not
   assert.equal(after.subarray(0, 17).toString('hex'), '42524547010a96b6ce0700000002185043');
 });
 
+test('12.6 OFFLINE: `toggle OFFLINE` sets bit 3 of byte 9 (and the check byte) and back', () => {
+  const { lockb } = project();
+  createConfigFile(lockb, defaultFields());
+  const on = cli(['--file', lockb, 'toggle', 'OFFLINE']);
+  assert.equal(on.code, 0, on.stderr);
+  assert.match(on.stdout, /OFFLINE on \(featureFlags 11\)/);
+  assert.equal(readFileSync(lockb)[9], 0x0b);
+  const off = cli(['--file', lockb, 'toggle', 'offline']);
+  assert.equal(off.code, 0, off.stderr);
+  assert.equal(readFileSync(lockb)[9], 0x03);
+});
+
 test('`set 13 7` is refused naming terminalMode; the file is unchanged', () => {
   const { config, lockb } = project();
   createConfigFile(lockb, defaultFields());

@@ -36,11 +36,11 @@ function envError(variable: string, pattern?: RegExp) {
   };
 }
 
-test('exportEnv prints exactly the 8 SPEC lines in order', () => {
+test('exportEnv prints exactly the 9 SPEC lines in order', () => {
   assert.equal(
     exportEnv(defaultFields(), 'http://localhost:4873/'),
     'BUN_CONFIG_VERSION=1\nBUN_REGISTRY_URL=http://localhost:4873\nBUN_FEATURE_PRIVATE_REGISTRY=1\nBUN_FEATURE_PREMIUM_TYPES=1\n' +
-      'BUN_FEATURE_DEBUG=0\nBUN_TERMINAL_MODE=raw\nBUN_TERMINAL_ROWS=24\nBUN_TERMINAL_COLS=80\n',
+      'BUN_FEATURE_DEBUG=0\nBUN_FEATURE_OFFLINE=0\nBUN_TERMINAL_MODE=raw\nBUN_TERMINAL_ROWS=24\nBUN_TERMINAL_COLS=80\n',
   );
   const keys = exportEnv({ ...defaultFields(), terminalMode: 1, featureFlags: 4 }, 'http://localhost:4873').trimEnd().split('\n').map((l) => l.split('=')[0]);
   assert.deepEqual(keys, [...ENV_KEYS]);
@@ -171,4 +171,14 @@ test('registryEvents: one bus per lockb path; a throwing listener does not stop 
 test('boot timeline format', () => {
   assert.equal(formatBootMark('storage ready', 123.44), '[boot +  123.4 ms] storage ready');
   assert.equal(formatBootMark('x', 12345.67), '[boot +12345.7 ms] x');
+});
+
+test('12.6 OFFLINE: BUN_FEATURE_OFFLINE sets bit 3 and round-trips through export', () => {
+  const base = defaultFields();
+  const { fields, applied } = applyEnv(base, { BUN_FEATURE_OFFLINE: '1' });
+  assert.equal(fields.featureFlags, base.featureFlags | 8);
+  assert.deepEqual(applied, ['BUN_FEATURE_OFFLINE']);
+  assert.match(exportEnv(fields, 'http://localhost:4873'), /^BUN_FEATURE_DEBUG=0\nBUN_FEATURE_OFFLINE=1$/m);
+  assert.equal(applyEnv(fields, { BUN_FEATURE_OFFLINE: 'false' }).fields.featureFlags, base.featureFlags);
+  assert.throws(() => applyEnv(base, { BUN_FEATURE_OFFLINE: 'maybe' }), envError('BUN_FEATURE_OFFLINE'));
 });

@@ -64,7 +64,7 @@ test('describeConfig gives the SPEC §4 shape', () => {
     hex: '010a96b6ce03000000021850',
     check: '36',
     fields: { version: 1, registryHash: '0xceb6960a', featureFlags: 3, terminalMode: 'raw', rows: 24, cols: 80 },
-    flags: { PREMIUM_TYPES: true, PRIVATE_REGISTRY: true, DEBUG: false },
+    flags: { PREMIUM_TYPES: true, PRIVATE_REGISTRY: true, DEBUG: false, OFFLINE: false },
   });
   assert.equal(hasFeature(defaultFields(), 'DEBUG'), false);
   assert.equal(hasFeature(defaultFields(), 'PRIVATE_REGISTRY'), true);
@@ -73,7 +73,7 @@ test('describeConfig gives the SPEC §4 shape', () => {
 test('validation names the field for every invalid value', () => {
   const base = defaultFields();
   const cases: [Partial<ConfigFields>, string, RegExp][] = [
-    [{ featureFlags: 8 }, 'featureFlags', /featureFlags has unknown bit\(s\) 0x8/],
+    [{ featureFlags: 16 }, 'featureFlags', /featureFlags has unknown bit\(s\) 0x10 set \(known: PREMIUM_TYPES=1, PRIVATE_REGISTRY=2, DEBUG=4, OFFLINE=8\)/],
     [{ terminalMode: 7 }, 'terminalMode', /^terminalMode must be 0 \(disabled\), 1 \(cooked\) or 2 \(raw\), got 7$/],
     [{ version: 2 }, 'version', /version must be 0 \(legacy\) or 1 \(modern\), got 2/],
     [{ rows: 0 }, 'rows', /rows must be 1\.\.255, got 0/],
@@ -133,7 +133,7 @@ test('decodeHeader says what is wrong: truncated, magic, check, field', () => {
 const validFields = fc.record({
   version: fc.integer({ min: 0, max: 1 }),
   registryHash: fc.integer({ min: 0, max: 0xffffffff }),
-  featureFlags: fc.integer({ min: 0, max: 7 }),
+  featureFlags: fc.integer({ min: 0, max: 15 }),
   terminalMode: fc.integer({ min: 0, max: 2 }),
   rows: fc.integer({ min: 1, max: 255 }),
   cols: fc.integer({ min: 1, max: 255 }),

@@ -13,7 +13,7 @@ import { ADMIN, READER, configHexOnDisk, createUsers, lockbBytes, postConfig, re
 
 const SPEC_ENV =
   'BUN_CONFIG_VERSION=1\nBUN_REGISTRY_URL=http://localhost:4873\nBUN_FEATURE_PRIVATE_REGISTRY=1\nBUN_FEATURE_PREMIUM_TYPES=1\n' +
-  'BUN_FEATURE_DEBUG=0\nBUN_TERMINAL_MODE=raw\nBUN_TERMINAL_ROWS=24\nBUN_TERMINAL_COLS=80\n';
+  'BUN_FEATURE_DEBUG=0\nBUN_FEATURE_OFFLINE=0\nBUN_TERMINAL_MODE=raw\nBUN_TERMINAL_ROWS=24\nBUN_TERMINAL_COLS=80\n';
 
 describe('dashboard API', () => {
   let registry: RunningRegistry;
@@ -37,7 +37,7 @@ describe('dashboard API', () => {
     assert.equal(body.check, '36');
     assert.equal(`${body.hex}${body.check}`, configHexOnDisk(registry));
     assert.deepEqual(body.fields, { version: 1, registryHash: '0xceb6960a', featureFlags: 3, terminalMode: 'raw', rows: 24, cols: 80 });
-    assert.deepEqual(body.flags, { PREMIUM_TYPES: true, PRIVATE_REGISTRY: true, DEBUG: false });
+    assert.deepEqual(body.flags, { PREMIUM_TYPES: true, PRIVATE_REGISTRY: true, DEBUG: false, OFFLINE: false });
     assert.deepEqual(body.issuer, { url: 'http://localhost:4873/_auth', alg: 'EdDSA', kind: 'private' });
     assert.equal(body.env, SPEC_ENV);
     assert.equal(body.registryUrl, 'http://localhost:4873');
@@ -82,6 +82,15 @@ describe('dashboard API', () => {
     assert.equal(configHexOnDisk(registry), `${toggledBody.hex}${toggledBody.check}`);
     assert.equal(configHexOnDisk(registry).slice(10, 18), '07000000');
 
+    // 12.6 OFFLINE is a flag like the others: on and off again, live, from the dashboard API.
+    const offline = await postConfig(registry, { op: 'toggleFeature', flag: 'OFFLINE' }, admin);
+    assert.equal(offline.status, 200, offline.text);
+    assert.equal((offline.body as { flags: { OFFLINE: boolean } }).flags.OFFLINE, true);
+    assert.equal(lockbBytes(registry)[9], 0x0f);
+    const online = await postConfig(registry, { op: 'toggleFeature', flag: 'OFFLINE' }, admin);
+    assert.equal((online.body as { flags: { OFFLINE: boolean } }).flags.OFFLINE, false);
+    assert.equal(lockbBytes(registry)[9], 0x07);
+
     const mode = await postConfig(registry, { op: 'setByte', offset: 13, value: 1 }, admin);
     assert.equal(mode.status, 200, mode.text);
     assert.equal((mode.body as { fields: { terminalMode: string } }).fields.terminalMode, 'cooked');
@@ -121,7 +130,7 @@ describe('dashboard API', () => {
       { body: '{"op":"setByte","offset":13,"value":3}', status: 400, error: /terminalMode/ },
       { body: '{"op":"setByte","offset":14,"value":0}', status: 400, error: /rows/ },
       { body: '{"op":"setByte","offset":4,"value":2}', status: 400, error: /version/ },
-      { body: '{"op":"setByte","offset":9,"value":8}', status: 400, error: /featureFlags/ },
+      { body: '{"op":"setByte","offset":9,"value":16}', status: 400, error: /featureFlags/ },
       { body: '{"op":"setByte","offset":4,"value":256}', status: 400, error: /value must be an integer 0\.\.255.*got 256/ },
       { body: '{"op":"setByte","offset":4,"value":-1}', status: 400, error: /value/ },
       { body: '{"op":"setByte","offset":4.5,"value":1}', status: 400, error: /offset/ },

@@ -43,7 +43,7 @@ describe('dashboard units', () => {
     assert.match(problem({ op: 'setByte', offset: 4, value: 'x' }), /^value must be an integer 0\.\.255.*, got "x"$/);
     assert.match(problem({ op: 'setByte', offset: 4 }), /^value is required/);
     assert.equal(problem({ op: 'toggleFeature', flag: 'DEBUG', x: 1 }), 'unknown key "x"');
-    assert.equal(problem({ op: 'toggleFeature', flag: 'X' }), 'flag must be one of PREMIUM_TYPES, PRIVATE_REGISTRY, DEBUG');
+    assert.equal(problem({ op: 'toggleFeature', flag: 'X' }), 'flag must be one of PREMIUM_TYPES, PRIVATE_REGISTRY, DEBUG, OFFLINE');
     assert.equal(problem({ op: 'nope' }), 'op must be one of setByte, toggleFeature, setRegistryUrl');
     assert.equal(problem('text'), 'body must be a JSON object');
     assert.equal(problem(null), 'body must be a JSON object');

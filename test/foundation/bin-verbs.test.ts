@@ -43,6 +43,16 @@ test('`registry config` in a folder with its own config.yaml acts on that folder
   assert.equal(after[9], before[9] ^ 0x04, 'DEBUG (bit 2 of byte 9) flipped in ./here.lockb');
 });
 
+test('12.6 OFFLINE: `registry config toggle OFFLINE` flips bit 3 of byte 9', () => {
+  const dir = mkdtempSync(join(root, 'offline-'));
+  writeFileSync(join(dir, 'config.yaml'), 'storage: ./storage\nregistry_lockb: ./here.lockb\nplugins: ./plugins\n');
+  createConfigFile(join(dir, 'here.lockb'), defaultFields());
+  const before = readFileSync(join(dir, 'here.lockb'));
+  const result = registry(['config', 'toggle', 'OFFLINE'], dir);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(readFileSync(join(dir, 'here.lockb'))[9], before[9] ^ 0x08, 'OFFLINE (bit 3 of byte 9) flipped');
+});
+
 test('`registry` with an unknown verb exits 1 with the usage; --help prints every verb', () => {
   const unknown = registry(['frobnicate']);
   assert.equal(unknown.code, 1);

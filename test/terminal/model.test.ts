@@ -112,9 +112,11 @@ test('Tab moves the flag cursor; f toggles the flag under it', () => {
   press(state, 'tab', 'tab');
   assert.deepEqual(press(state, 'f'), [{ type: 'send', line: 'toggle DEBUG' }]);
   press(state, 'tab');
+  assert.deepEqual(press(state, 'f'), [{ type: 'send', line: 'toggle OFFLINE' }]);
+  press(state, 'tab');
   assert.equal(state.flagCursor, 0, 'wraps around');
   press(state, 'S-tab');
-  assert.deepEqual(press(state, 'f'), [{ type: 'send', line: 'toggle DEBUG' }]);
+  assert.deepEqual(press(state, 'f'), [{ type: 'send', line: 'toggle OFFLINE' }]);
 });
 
 test('the command line parses with the core before sending', () => {

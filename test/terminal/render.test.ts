@@ -49,6 +49,7 @@ test('full layout at the config size shows grid, fields, flags, packages, events
   assert.match(screen, /issuer\s+http:\/\/localhost:4873\/_auth\s+EdDSA/);
   assert.match(screen, />\[x\] PREMIUM_TYPES/);
   assert.match(screen, / \[ \] DEBUG/);
+  assert.match(screen, / \[ \] OFFLINE/);
   assert.match(screen, /packages \(2\)/);
   assert.match(screen, /pkg-1\s+1\.1\.0 \(2 versions\)/);
   assert.match(screen, /event 2/);

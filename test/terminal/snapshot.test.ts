@@ -16,6 +16,7 @@ test('the snapshot is plain text: the 13 bytes with offsets, fields, flags, pack
   assert.match(text, /^featureFlags  3 = PREMIUM_TYPES \| PRIVATE_REGISTRY$/m);
   assert.match(text, /^terminalMode  2 \(raw\)$/m);
   assert.match(text, /^  \[ \] DEBUG$/m);
+  assert.match(text, /^  \[ \] OFFLINE$/m);
   assert.match(text, /^  left-pad  1\.0\.0, 1\.1\.0  \[latest=1\.1\.0\]  2025-01-02T03:04:05\.000Z$/m);
   assert.ok(text.endsWith('\n'));
   assert.doesNotMatch(text, /disabled/);

@@ -9,7 +9,7 @@
 'use strict';
 
 /**
- * @typedef {'PREMIUM_TYPES' | 'PRIVATE_REGISTRY' | 'DEBUG'} FlagName
+ * @typedef {'PREMIUM_TYPES' | 'PRIVATE_REGISTRY' | 'DEBUG' | 'OFFLINE'} FlagName
  * @typedef {{
  *   hex: string; check: string;
  *   fields: { version: number; registryHash: string; featureFlags: number; terminalMode: string; rows: number; cols: number };
@@ -49,6 +49,7 @@ const FLAGS = [
   { name: 'PREMIUM_TYPES', help: 'On: new tokens are EdDSA (Ed25519). Off: RS256.', invalidatesTokens: false },
   { name: 'PRIVATE_REGISTRY', help: 'On: issuer is <registry URL>/_auth. Changes the token issuer.', invalidatesTokens: true },
   { name: 'DEBUG', help: 'Verbose diagnostics.', invalidatesTokens: false },
+  { name: 'OFFLINE', help: 'On: never contact the upstream; serve only what this registry holds.', invalidatesTokens: false },
 ];
 
 const TOKEN_WARNING =

@@ -5,7 +5,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { ConfigFile, bootMark, bootRegistry, explicitUpstreamError, foldIndex, localScopesOf, rebuildIndex, sharedUpstream, PackageIndex, type IndexedPackage } from '../registry-core/index';
+import { ConfigFile, bootMark, bootRegistry, explicitUpstreamError, hasFeature, foldIndex, localScopesOf, rebuildIndex, sharedUpstream, PackageIndex, type IndexedPackage } from '../registry-core/index';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
@@ -20,8 +20,7 @@ import { UpstreamProxy } from './upstream/proxy';
 
 /** The upstream cache: a dot-folder no package name can take (docs/upstream.md). */
 export const UPSTREAM_CACHE_DIR = '.upstream';
-/** featureFlags bit 3 (docs/upstream.md); read from the live config bytes. */
-const OFFLINE_BIT = 8;
+
 
 export interface RegistryStorageOptions {
   /** Give up waiting for a package lock after this many ms (ERR_LOCK_TIMEOUT → 503). */
@@ -151,7 +150,8 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       isLocal: (name) => service.isLocal(name),
       withLock: (name, fn) => store.withLock(name, fn),
       sink,
-      offline: () => (flags.getConfig().fields.featureFlags & OFFLINE_BIT) !== 0,
+      // OFFLINE (featureFlags bit 3) from the live config bytes: a toggle from any process applies within 100 ms
+      offline: () => hasFeature(flags.getConfig().fields, 'OFFLINE'),
       lockbPath,
       log: { warn: (text) => warn(logger, text), error: (text) => logger.error({ detail: text }, 'registry-storage: @{detail}') },
       initialCache: heldInCache(cacheRoot),

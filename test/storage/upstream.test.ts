@@ -7,11 +7,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PackageIndex } from '../../plugins/registry-core/index';
-import { PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
+import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
 import { makeTarball, publishRaw, sha512Base64 } from './lib/packages';
 import { startRelay, type Relay } from './lib/relay';
 
@@ -290,5 +292,118 @@ describe('issue 12: one upstream, proxied and cached', () => {
     } finally {
       tree.relay.mode = 'pass';
     }
+  });
+});
+
+const CONFIG_CLI = join(PROJECT_ROOT, 'build', 'scripts', 'config-cli.js');
+
+describe('issue 12: OFFLINE, crashes during cache fills, start-up without a usable upstream', () => {
+  let tree: Tree;
+
+  before(async () => {
+    tree = await startTree();
+  });
+
+  after(async () => {
+    await tree?.relay.close();
+    await tree?.upstream.stop();
+  });
+
+  test('12.6 OFFLINE set → zero upstream requests; held packages still served, the rest a 404 naming OFFLINE', async () => {
+    const ours = await startProxying(tree.relay);
+    try {
+      assert.equal((await packument(ours, 'dep-leaf')).status, 200);
+      assert.equal((await fetch(`${ours.url}/dep-leaf/-/dep-leaf-1.0.0.tgz`)).status, 200);
+      const toggled = await run(NODE_BIN, [CONFIG_CLI, '--file', ours.lockbPath, 'toggle', 'OFFLINE'], { env: cleanEnv() });
+      assert.equal(toggled.code, 0, toggled.stderr);
+      // the registry sees another process's config write within 100 ms (core watcher)
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const before = tree.relay.requests.length;
+      const held = await packument(ours, 'dep-leaf');
+      assert.equal(held.status, 200);
+      assert.equal((await fetch(`${ours.url}/dep-leaf/-/dep-leaf-1.0.0.tgz`)).status, 200);
+      const missing = await packument(ours, 'burst-1');
+      assert.equal(missing.status, 404);
+      assert.match(String(missing.json.error), /OFFLINE/);
+      const missingTarball = await fetch(`${ours.url}/dep-leaf/-/dep-leaf-1.1.0.tgz`);
+      assert.equal(missingTarball.status, 404);
+      assert.match(((await missingTarball.json()) as { error: string }).error, /OFFLINE/);
+      assert.equal(tree.relay.requests.length, before, `upstream requests while OFFLINE: ${JSON.stringify(tree.relay.requests.slice(before))}`);
+    } finally {
+      await ours.stop();
+    }
+  });
+
+  test('12.4 kill -9 during cache fills: after a restart nothing torn is ever served, and every held tarball matches its integrity', async () => {
+    const ours = await startProxying(tree.relay, { timeout: '20s' });
+    tree.relay.mode = 'slow';
+    const names = Array.from({ length: 6 }, (_, i) => `burst-${i}`);
+    try {
+      for (const name of names.slice(0, 3)) assert.equal((await packument(ours, name)).status, 200);
+      // tarball fills in flight (the relay drips their bytes), packument fills racing them
+      const inflight = [
+        ...names.slice(0, 3).map((name) => fetch(`${ours.url}/${name}/-/${name}-1.0.0.tgz`).then((r) => r.arrayBuffer()).catch(() => null)),
+        ...names.slice(3).map((name) => fetch(`${ours.url}/${name}`).then((r) => r.text()).catch(() => null)),
+      ];
+      // kill while a fill is provably half-written: its temp file exists
+      let torn = false;
+      for (let attempt = 0; attempt < 100 && !torn; attempt++) {
+        torn = cacheFiles(ours).some((file) => file.split('/').pop()!.startsWith('.tmp-'));
+        if (!torn) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(torn, 'no cache fill was ever in flight');
+      ours.process.kill('SIGKILL');
+      await Promise.all(inflight);
+    } finally {
+      tree.relay.mode = 'pass';
+    }
+    await ours.stop();
+    const again = await startProxying(tree.relay, { dir: ours.dir, maxage: '10m' });
+    try {
+      const leftovers = cacheFiles(again).filter((file) => file.split('/').pop()!.startsWith('.tmp-'));
+      assert.deepEqual(leftovers, [], 'temp files of the killed fills are swept at start-up');
+      assert.match(again.logs(), /removed \d+ temp file\(s\) left by an interrupted upstream cache fill/);
+      for (const name of names) {
+        const answer = await packument(again, name);
+        assert.equal(answer.status, 200, `${name}: ${JSON.stringify(answer.json)}`);
+        const response = await fetch(`${again.url}/${name}/-/${name}-1.0.0.tgz`);
+        assert.equal(response.status, 200);
+        const bytes = Buffer.from(await response.arrayBuffer());
+        assert.equal(`sha512-${sha512Base64(bytes)}`, answer.json.versions['1.0.0'].dist.integrity, `${name}: served bytes match the integrity`);
+      }
+    } finally {
+      await again.stop();
+    }
+  });
+
+  test('12.1 an unreachable upstream at start: the registry starts; an uncached package is a clear 502', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const ours = await startRegistry({ env: { REGISTRY_UPSTREAM_URL: `http://127.0.0.1:${port}` } });
+    try {
+      const answer = await packument(ours, 'anything-uncached');
+      assert.equal(answer.status, 502);
+      assert.match(String(answer.json.error), /anything-uncached is not held by this registry and the upstream is unreachable \(ECONNREFUSED\)/);
+    } finally {
+      await ours.stop();
+    }
+  });
+
+  test('12.1 REGISTRY_UPSTREAM_URL=off: no upstream contact, an uncached package is a 404 saying so', async () => {
+    const ours = await startRegistry({ env: { REGISTRY_UPSTREAM_URL: 'off' } });
+    try {
+      const answer = await packument(ours, 'dep-leaf');
+      assert.equal(answer.status, 404);
+      assert.match(String(answer.json.error), /no upstream \(REGISTRY_UPSTREAM_URL=off\)/);
+      assert.match(ours.logs(), /upstream off: REGISTRY_UPSTREAM_URL=off/);
+    } finally {
+      await ours.stop();
+    }
+  });
+
+  test('12.1 an upstream that is this registry itself is refused at start-up with a clear message', async () => {
+    await assert.rejects(startRegistry({ env: { REGISTRY_UPSTREAM_URL: 'http://localhost:4873/' } }), /refusing the upstream: the upstream http:\/\/localhost:4873 is this registry's own URL/);
   });
 });

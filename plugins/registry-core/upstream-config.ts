@@ -146,6 +146,7 @@ export function configuredUpstream(config: unknown, env: Record<string, string |
   const uplinks = isRecord(config) ? config.uplinks : undefined;
   const fromEnv = env[UPSTREAM_ENV];
   let entry: Record<string, unknown> = {};
+  let named = false;
   let name = 'upstream';
   if (uplinks !== undefined && uplinks !== null) {
     if (!isRecord(uplinks)) return { ok: false, error: 'uplinks must be a mapping of name → {url}' };
@@ -154,6 +155,7 @@ export function configuredUpstream(config: unknown, env: Record<string, string |
       name = names.includes('upstream') ? 'upstream' : names[0];
       if (!isRecord(uplinks[name])) return { ok: false, error: `uplinks.${name} must be a mapping {url, timeout, maxage}` };
       entry = uplinks[name] as Record<string, unknown>;
+      named = true;
     }
   }
   let url: string | Error;
@@ -165,7 +167,7 @@ export function configuredUpstream(config: unknown, env: Record<string, string |
   } else if (typeof entry.url === 'string') {
     url = httpUrl(entry.url, `uplinks.${name}.url`);
     source = 'uplinks';
-  } else if (Object.keys(entry).length > 0) {
+  } else if (named) {
     return { ok: false, error: `uplinks.${name} has no url` };
   } else {
     return undefined;
@@ -262,8 +264,7 @@ export async function resolveUpstream(options: ResolveOptions): Promise<Upstream
   if (url instanceof Error) return { ok: true, upstream: null, disabled: `no upstream: ${url.message}` };
   const problem = selfReferenceProblem(url, options.self);
   if (problem !== null) return { ok: true, upstream: null, disabled: `no upstream: npm's configured registry is this registry (${problem}); set ${UPSTREAM_ENV}` };
-  const entry = isRecord(options.config) && isRecord(options.config.uplinks) && isRecord(options.config.uplinks.upstream) ? options.config.uplinks.upstream : {};
-  return settingsFor('upstream', url, 'npm', entry, options.env);
+  return settingsFor('upstream', url, 'npm', {}, options.env);
 }
 
 function listenAddresses(config: unknown, argv: readonly string[]): string[] {

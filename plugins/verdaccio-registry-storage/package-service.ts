@@ -119,6 +119,8 @@ export class PackageService {
    * packument, so a local package is never mixed with upstream versions.
    */
   cache: PackageStore | null = null;
+  /** Names the cache may answer for (not in a local scope: those are never proxied, docs/upstream.md). */
+  cacheServes: (name: string) => boolean = () => true;
 
   constructor(store: PackageStore, sink: IndexSink, log: ServiceLog) {
     this.store = store;
@@ -153,7 +155,7 @@ export class PackageService {
 
   async readPackage(name: string): Promise<Manifest> {
     const pkg = this.forRead(name);
-    const manifest = (await this.store.readPackument(pkg)) ?? (this.cache !== null && !this.pendingOf(pkg.name) ? await this.cache.readPackument(pkg) : null);
+    const manifest = (await this.store.readPackument(pkg)) ?? (this.cache !== null && !this.pendingOf(pkg.name) && this.cacheServes(pkg.name) ? await this.cache.readPackument(pkg) : null);
     if (!manifest) throw notFound(`package ${name}`);
     return withoutDanglingTags(manifest);
   }
@@ -163,7 +165,7 @@ export class PackageService {
     try {
       const pkg = parsePackageName(name, 'read');
       const local = this.store.packumentStamp(pkg);
-      if (local !== null || this.cache === null) return local;
+      if (local !== null || this.cache === null || !this.cacheServes(pkg.name)) return local;
       const cached = this.cache.packumentStamp(pkg);
       return cached === null ? null : `upstream:${cached}`;
     } catch {
@@ -466,7 +468,7 @@ export class PackageService {
     }
     let reader = await this.store.readTarball(pkg, fileName);
     // a cached tarball only for a package that is not local (never mixed)
-    if (!reader && this.cache !== null && !(await this.isLocal(pkg.name))) reader = await this.cache.readTarball(pkg, fileName);
+    if (!reader && this.cache !== null && this.cacheServes(pkg.name) && !(await this.isLocal(pkg.name))) reader = await this.cache.readTarball(pkg, fileName);
     if (!reader) throw notFound(`tarball ${fileName}`);
     return reader;
   }

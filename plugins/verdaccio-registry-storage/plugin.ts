@@ -5,7 +5,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { ConfigFile, bootMark, bootRegistry, explicitUpstreamError, hasFeature, foldIndex, localScopesOf, rebuildIndex, sharedUpstream, PackageIndex, type IndexedPackage } from '../registry-core/index';
+import { ConfigFile, bootMark, bootRegistry, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, sharedUpstream, PackageIndex, type IndexedPackage } from '../registry-core/index';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
@@ -140,6 +140,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     const swept = sweepTempFiles(cacheRoot);
     if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted upstream cache fill`);
     service.cache = cache;
+    service.cacheServes = (name) => !isLocalScope(name, scopes);
     // started now, answered in the background (npm may be asked): nothing waits for it before the first proxied request
     const resolution = sharedUpstream(lockbPath, config, process.env, registryUrl);
     const flags = ConfigFile.open(lockbPath);

@@ -132,6 +132,14 @@ describe('issue 12: one upstream, proxied and cached', () => {
     for (const meta of Object.values<any>(behind.json.versions)) assert.ok(meta.dist.tarball.startsWith(`https://127.0.0.1:${ours.port}/dep-leaf/-/`), meta.dist.tarball); // eslint-disable-line @typescript-eslint/no-explicit-any
   });
 
+  test('12.3 GET /:package/:version of a package never fetched before (npm view name@version) is proxied too', async () => {
+    const response = await fetch(`${ours.url}/burst-2/1.0.0`, { headers: { accept: 'application/json' } });
+    assert.equal(response.status, 200);
+    const version = (await response.json()) as { version: string; dist: { tarball: string } };
+    assert.equal(version.version, '1.0.0');
+    assert.ok(version.dist.tarball.startsWith(`${ours.url}/burst-2/-/`), version.dist.tarball);
+  });
+
   test('12.5 the packument response cache stays on with an upstream: a proxied packument is answered from it', async () => {
     const fresh = await startProxying(tree.relay, { maxage: '10m' });
     try {

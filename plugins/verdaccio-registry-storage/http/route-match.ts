@@ -116,3 +116,14 @@ export function matchTarballPath(path: string): { name: string; fileName: string
   const fileName = decodeParam(match[2]);
   return name === null || fileName === null ? null : { name, fileName };
 }
+
+// '/:package/:version' (Verdaccio's get_package_by_version with a version or tag segment)
+const VERSION_ROUTE = /^\/(?:([^/]+?))\/(?:([^/]+?))\/?$/i;
+
+/** `GET /:package/:version` → the package name (the version is Verdaccio's business), or null. */
+export function matchPackageVersionPath(path: string): string | null {
+  const match = VERSION_ROUTE.exec(encodeScope(path));
+  // `/-/…` are Verdaccio's own routes (ping, whoami, user, …), `/name/-` a tarball folder
+  if (!match || match[2] === '-' || match[1].startsWith('-') || match[1].startsWith('_')) return null;
+  return decodeParam(match[1]);
+}

@@ -15,7 +15,7 @@ import { type Maintainer, ownershipProblem, parseOwnersBody } from '../owners';
 import { attachIntent } from '../publish-intent';
 import { checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
 import type { ResponseCache } from './response-cache';
-import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPublishPath, matchTarballPath } from './route-match';
+import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPackageVersionPath, matchPublishPath, matchTarballPath } from './route-match';
 import { HOPS_HEADER } from '../upstream/proxy';
 
 /** compression()'s threshold: smaller bodies are sent as they are. */
@@ -325,7 +325,11 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   const servePackument = (req: Request, res: Response, next: NextFunction): void => {
     const name = matchPackumentPath(req.path);
     if (name === null || !verdaccioAcceptsPackageName(name)) {
-      if (!serveTarball(req, res, next)) next();
+      if (serveTarball(req, res, next)) return;
+      // `npm view name@1.0.0`: the packument is made available, Verdaccio picks the version
+      const versioned = host.upstream === null ? null : matchPackageVersionPath(req.path);
+      if (versioned !== null && verdaccioAcceptsPackageName(versioned)) viaUpstream(req, res, next, versioned, next);
+      else next();
       return;
     }
     viaUpstream(req, res, next, name, () => serveRendered(req, res, next, name));

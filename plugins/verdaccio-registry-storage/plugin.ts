@@ -5,7 +5,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { ConfigFile, bootMark, bootRegistry, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, sharedUpstream, PackageIndex, type IndexedPackage } from '../registry-core/index';
+import { ConfigFile, bootMark, bootRegistry, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, reportUpstreamStatus, sharedUpstream, PackageIndex, type IndexedPackage } from '../registry-core/index';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
@@ -156,6 +156,11 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       lockbPath,
       log: { warn: (text) => warn(logger, text), error: (text) => logger.error({ detail: text }, 'registry-storage: @{detail}') },
       initialCache: heldInCache(cacheRoot),
+    });
+    // the status getter shows the flag as it is, also while no request reaches the upstream
+    flags.watchConfig((next, prev) => {
+      const offline = hasFeature(next.fields, 'OFFLINE');
+      if (offline !== hasFeature(prev.fields, 'OFFLINE')) reportUpstreamStatus(lockbPath, { offline });
     });
     resolution.then((outcome) => {
       const text = !outcome.ok

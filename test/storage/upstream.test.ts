@@ -122,7 +122,7 @@ describe('issue 12: one upstream, proxied and cached', () => {
     await tree?.upstream.stop();
   });
 
-  test('12.3 a proxied packument: tarball URLs point at this registry (also behind a proxy: X-Forwarded-Proto), no upstream bookkeeping leaks', async () => {
+  test('12.3 a proxied packument: tarball URLs point at this registry (verdaccio#234: also behind a reverse proxy, X-Forwarded-Proto), no upstream bookkeeping leaks', async () => {
     const direct = await packument(ours, 'dep-leaf');
     assert.equal(direct.status, 200, JSON.stringify(direct.json));
     assert.deepEqual(Object.keys(direct.json.versions).sort(), ['1.0.0', '1.1.0']);
@@ -157,7 +157,7 @@ describe('issue 12: one upstream, proxied and cached', () => {
     }
   });
 
-  test('12.3 revalidation sends If-None-Match and a 304 renews the cached copy', async () => {
+  test('12.3 revalidation sends If-None-Match and a 304 renews the cached copy (verdaccio#6115: a 304 is no error; fetch\'s implicit no-cache would forbid it)', async () => {
     const first = await packument(ours, 'dep-top');
     assert.equal(first.status, 200);
     const before = tree.relay.requests.length;
@@ -364,13 +364,13 @@ describe('issue 12: OFFLINE, crashes during cache fills, start-up without a usab
       await Promise.all(inflight);
     } finally {
       tree.relay.mode = 'pass';
+      await ours.stop(); // also when an assertion failed: a running child would keep the test process alive
     }
-    await ours.stop();
     const again = await startProxying(tree.relay, { dir: ours.dir, maxage: '10m' });
     try {
       const leftovers = cacheFiles(again).filter((file) => file.split('/').pop()!.startsWith('.tmp-'));
       assert.deepEqual(leftovers, [], 'temp files of the killed fills are swept at start-up');
-      assert.match(again.logs(), /removed \d+ temp file\(s\) left by an interrupted upstream cache fill/);
+      await eventually(() => /removed \d+ temp file\(s\) left by an interrupted upstream cache fill/.test(again.logs()), 'the sweep of the killed fill is logged');
       for (const name of names) {
         const answer = await packument(again, name);
         assert.equal(answer.status, 200, `${name}: ${JSON.stringify(answer.json)}`);
@@ -381,6 +381,23 @@ describe('issue 12: OFFLINE, crashes during cache fills, start-up without a usab
       }
     } finally {
       await again.stop();
+    }
+  });
+
+  test('12.3 an upstream slower than `timeout`: the cached copy with a Warning, an uncached package a 504', async () => {
+    const ours = await startProxying(tree.relay, { timeout: '1s' });
+    try {
+      assert.equal((await packument(ours, 'dep-mid')).status, 200);
+      tree.relay.mode = 'hang';
+      const stale = await packument(ours, 'dep-mid');
+      assert.equal(stale.status, 200);
+      assert.match(stale.headers.get('warning') ?? '', /^110 - "Response is Stale: the upstream did not answer within 1000 ms"$/);
+      const uncached = await packument(ours, 'burst-4');
+      assert.equal(uncached.status, 504);
+      assert.match(String(uncached.json.error), /burst-4 is not held by this registry and the upstream did not answer within 1000 ms/);
+    } finally {
+      tree.relay.mode = 'pass';
+      await ours.stop();
     }
   });
 

@@ -2,13 +2,14 @@
  * A real HTTP relay in front of a real upstream registry, for the upstream tests: it counts and
  * records every request it relays (method, path, conditional headers, the upstream's status), and
  * can be switched to misbehave the way real upstreams do — `down` (connections reset), `flip`
- * (tarball bytes altered in flight, headers untouched), `slow` (each tarball chunk delayed).
+ * (tarball bytes altered in flight, headers untouched), `slow` (each tarball chunk delayed),
+ * `hang` (the request is read, never answered: an upstream slower than any timeout).
  * Nothing is faked: every answer it gives in `pass` mode is the upstream's own.
  */
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type RelayMode = 'pass' | 'down' | 'flip' | 'slow';
+export type RelayMode = 'pass' | 'down' | 'flip' | 'slow' | 'hang';
 
 export interface RelayedRequest {
   method: string;
@@ -52,6 +53,7 @@ export async function startRelay(upstreamUrl: string): Promise<Relay> {
       req.socket.destroy();
       return;
     }
+    if (relay.mode === 'hang') return; // closeAllConnections() at close() ends it
     // the client's Host is kept: the upstream then names the relay in its tarball URLs, so tarballs pass here too
     const headers = { ...req.headers };
     const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (answer) => {

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { currentRequestActor } from './request-context';
 
 export interface RegistryEvent {
-  kind: 'publish' | 'unpublish' | 'dist-tag' | 'deprecate' | 'login' | 'logout' | 'token' | 'config' | 'owner' | 'cache';
+  kind: 'publish' | 'unpublish' | 'dist-tag' | 'deprecate' | 'login' | 'logout' | 'token' | 'config' | 'owner' | 'upstream' | 'cache';
   time: number;
   name?: string;
   version?: string;

@@ -10,7 +10,7 @@
 import { crc32 } from 'node:zlib';
 import { RegistryCoreError } from './errors';
 
-export type IndexRecordKind = 'publish' | 'unpublish' | 'unpublish-package' | 'dist-tag' | 'dist-tag-rm' | 'deprecate' | 'self-reference';
+export type IndexRecordKind = 'publish' | 'unpublish' | 'unpublish-package' | 'dist-tag' | 'dist-tag-rm' | 'deprecate' | 'self-reference' | 'cache';
 
 export interface IndexRecord {
   kind: IndexRecordKind;
@@ -21,7 +21,7 @@ export interface IndexRecord {
   sha512: string;
   /** ms since epoch */
   time: number;
-  /** dist-tag name, deprecation message, registry URL of a self-reference, … or '' */
+  /** dist-tag name, deprecation message, registry URL of a self-reference, upstream URL of a cache record, … or '' */
   detail: string;
 }
 
@@ -31,7 +31,7 @@ export const RECORD_TRAILER = 4; // CRC-32
 /** No valid body is larger: 1 + 8 + 3 × (2 + 65535) + 1 + 64. Anything bigger is a damaged length. */
 export const MAX_BODY = 1 + 8 + 3 * (2 + 0xffff) + 1 + 64;
 
-export const RECORD_KINDS: readonly IndexRecordKind[] = ['publish', 'unpublish', 'unpublish-package', 'dist-tag', 'dist-tag-rm', 'deprecate', 'self-reference'];
+export const RECORD_KINDS: readonly IndexRecordKind[] = ['publish', 'unpublish', 'unpublish-package', 'dist-tag', 'dist-tag-rm', 'deprecate', 'self-reference', 'cache'];
 const KIND_CODES = new Map(RECORD_KINDS.map((kind, i) => [kind, i + 1]));
 
 const encoder = new TextEncoder();

@@ -30,6 +30,7 @@ export function foldIndex(records: IndexRecord[]): Map<string, IndexedPackage> {
   };
   for (const record of records) {
     if (record.kind === 'self-reference') continue; // bookkeeping of self-publish, not a package change
+    if (record.kind === 'cache') continue; // a version cached from the upstream is not a local package (docs/upstream.md)
     if (record.kind === 'unpublish-package') {
       packages.delete(record.name);
       continue;

@@ -23,3 +23,5 @@ export * from './debug-log';
 export * from './request-context';
 export * from './audit-log';
 export * from './signing-keys';
+export * from './upstream-config';
+export * from './upstream-status';

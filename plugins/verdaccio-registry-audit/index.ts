@@ -7,10 +7,10 @@
  * (upstream.ts) and every outcome is JSON (relay.ts).
  */
 import type { Application } from 'express';
-import { bootMark, bootRegistry } from '../registry-core/index';
+import { bootMark, bootRegistry, explicitUpstreamError, sharedUpstream } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { AUDIT_PATHS, createAuditRelay } from './relay';
-import { chooseUpstream, type AuditUpstream } from './upstream';
+import { auditUpstreamOf, type AuditUpstream } from './upstream';
 
 interface Logger {
   warn(fields: object, message: string): void;
@@ -23,25 +23,37 @@ function loggerOf(options: unknown): Logger {
 }
 
 export default class RegistryAudit {
-  readonly upstream: AuditUpstream | null;
+  /** The registry's one upstream (core sharedUpstream, also the storage part's): npm may still be answering. */
+  readonly upstream: Promise<AuditUpstream | null>;
   readonly #logger: Logger;
 
   constructor(_pluginConfig: unknown, options: unknown) {
     const config = (options as { config?: unknown } | undefined)?.config;
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
-    bootRegistry(config, process.env);
     this.#logger = loggerOf(options);
-    const uplinks = typeof config === 'object' && config !== null ? (config as { uplinks?: unknown }).uplinks : undefined;
-    const choice = chooseUpstream(uplinks, process.env);
-    // a broken uplink entry stops start-up (the presence guard names this part) instead of failing every audit
-    if (!choice.ok) throw new Error(`registry-audit: ${choice.error}`);
-    this.upstream = choice.upstream;
-    announcePluginLoaded('audit', this.upstream ? `relays to ${this.upstream.name}` : 'no upstream');
+    const state = bootRegistry(config, process.env);
+    // a broken (or self-referencing) upstream entry stops start-up (the presence guard names this part) instead of failing every audit
+    const problem = explicitUpstreamError(config, process.env, state.registryUrl);
+    if (problem !== null) throw new Error(`registry-audit: ${problem}`);
+    this.upstream = sharedUpstream(state.lockbPath, config, process.env, state.registryUrl).then((resolution) => {
+      const choice = auditUpstreamOf(resolution);
+      return choice.ok ? choice.upstream : null;
+    });
+    announcePluginLoaded('audit', 'relays to the upstream (docs/upstream.md)');
   }
 
   register_middlewares(app: Application): void {
-    const relay = createAuditRelay({ upstream: this.upstream, warn: (text) => this.#logger.warn({ detail: text }, 'registry-audit: @{detail}') });
-    for (const path of AUDIT_PATHS) app.post(path, relay);
-    bootMark(this.upstream ? `audit: npm audit relayed to uplink ${this.upstream.name} (${this.upstream.url})` : 'audit: no uplinks — npm audit answers a clear 501 error');
+    const warn = (text: string): void => this.#logger.warn({ detail: text }, 'registry-audit: @{detail}');
+    let relay: ReturnType<typeof createAuditRelay> | undefined;
+    const ready = this.upstream.then((upstream) => {
+      relay = createAuditRelay({ upstream, warn });
+      bootMark(upstream ? `audit: npm audit relayed to ${upstream.name} (${upstream.url})` : 'audit: no upstream — npm audit answers a clear 501 error');
+    });
+    for (const path of AUDIT_PATHS) {
+      app.post(path, (req, res, next) => {
+        if (relay) relay(req, res, next);
+        else void ready.then(() => relay?.(req, res, next));
+      });
+    }
   }
 }

@@ -21,6 +21,9 @@ function eventOf(record: IndexRecord, user: string | undefined): RegistryEvent {
       return { ...base, kind: 'dist-tag', version: record.version, detail: `-${record.detail}` };
     case 'deprecate':
       return { ...base, kind: 'deprecate', version: record.version, detail: record.detail };
+    case 'cache':
+      // a version cached from the upstream (docs/upstream.md): detail = the upstream URL
+      return { ...base, kind: 'cache', version: record.version, detail: record.detail };
     default:
       return { ...base, kind: 'publish', detail: record.kind };
   }

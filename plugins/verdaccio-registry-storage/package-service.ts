@@ -118,6 +118,14 @@ export class PackageService {
   /** Registry signatures (signatures.ts); null: versions are stored and served unsigned. */
   private readonly signer: VersionSigner | null;
 
+  /**
+   * The upstream cache (`<storage>/.upstream`, docs/upstream.md): read only when there is no local
+   * packument, so a local package is never mixed with upstream versions.
+   */
+  cache: PackageStore | null = null;
+  /** Names the cache may answer for (not in a local scope: those are never proxied, docs/upstream.md). */
+  cacheServes: (name: string) => boolean = () => true;
+
   constructor(store: PackageStore, sink: IndexSink, log: ServiceLog, signer: VersionSigner | null = null) {
     this.store = store;
     this.sink = sink;
@@ -151,18 +159,36 @@ export class PackageService {
   // ---- manifests ------------------------------------------------------------------------
 
   async readPackage(name: string): Promise<Manifest> {
-    const manifest = await this.store.readPackument(this.forRead(name));
+    const pkg = this.forRead(name);
+    const local = await this.store.readPackument(pkg);
+    const manifest = local ?? (this.cache !== null && !this.pendingOf(pkg.name) && this.cacheServes(pkg.name) ? await this.cache.readPackument(pkg) : null);
     if (!manifest) throw notFound(`package ${name}`);
     const served = withoutDanglingTags(manifest);
-    return this.signer === null ? served : this.signer.withSignatures(served);
+    // only local versions are ours to sign: a cached (upstream) packument keeps exactly the
+    // upstream's signatures, or none (docs/signatures.md)
+    return this.signer === null || local === null ? served : this.signer.withSignatures(served);
   }
 
   /** Changes whenever the packument of name changes; null for no (or an impossible) package. */
   packumentStamp(name: string): string | null {
     try {
-      return this.store.packumentStamp(parsePackageName(name, 'read'));
+      const pkg = parsePackageName(name, 'read');
+      const local = this.store.packumentStamp(pkg);
+      if (local !== null || this.cache === null || !this.cacheServes(pkg.name)) return local;
+      const cached = this.cache.packumentStamp(pkg);
+      return cached === null ? null : `upstream:${cached}`;
     } catch {
       return null;
+    }
+  }
+
+  /** A local packument exists (or a first publish is in flight): the upstream is never asked about it. */
+  async isLocal(name: string): Promise<boolean> {
+    try {
+      const pkg = parsePackageName(name, 'read');
+      return this.pendingOf(pkg.name) !== null || (await this.store.packumentExists(pkg));
+    } catch {
+      return false;
     }
   }
 
@@ -451,7 +477,9 @@ export class PackageService {
     } catch {
       throw notFound(`tarball ${JSON.stringify(fileName)}`);
     }
-    const reader = await this.store.readTarball(pkg, fileName);
+    let reader = await this.store.readTarball(pkg, fileName);
+    // a cached tarball only for a package that is not local (never mixed)
+    if (!reader && this.cache !== null && this.cacheServes(pkg.name) && !(await this.isLocal(pkg.name))) reader = await this.cache.readTarball(pkg, fileName);
     if (!reader) throw notFound(`tarball ${fileName}`);
     return reader;
   }

@@ -5,7 +5,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { bootMark, bootRegistry, debugLog, foldIndex, rebuildIndex, registryMetrics, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
+import { ConfigFile, bootMark, bootRegistry, debugLog, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
 import { VersionSigner } from './signatures';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
@@ -16,6 +16,12 @@ import { PackageService } from './package-service';
 import { TokenLedger } from './tokens';
 import { type StorageConfig, StoragePluginAdapter } from './verdaccio-adapter';
 import { scanPackagesSync } from './scan';
+import { heldInCache } from './upstream/held';
+import { UpstreamProxy } from './upstream/proxy';
+
+/** The upstream cache: a dot-folder no package name can take (docs/upstream.md). */
+export const UPSTREAM_CACHE_DIR = '.upstream';
+
 
 export interface RegistryStorageOptions {
   /** Give up waiting for a package lock after this many ms (ERR_LOCK_TIMEOUT → 503). */
@@ -96,11 +102,13 @@ function reconcileIndex(lockbPath: string, storageDir: string, storedNames: stri
 export default class RegistryStoragePlugin extends StoragePluginAdapter {
   readonly storageDir: string;
   readonly lockbPath: string;
+  /** Reached by the HTTP entry as `storage.localStorage.storagePlugin.upstreamProxy` (duck-typed). */
+  readonly upstreamProxy: UpstreamProxy;
 
   constructor(config: StorageConfig & RegistryStorageOptions & Config, options: { config: Config; logger: Logger }) {
     const logger = options.logger;
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
-    bootRegistry(options.config, process.env);
+    const prepared = bootRegistry(options.config, process.env);
     const merged = { ...(config as unknown as Record<string, unknown>), ...(options.config as unknown as Record<string, unknown>) };
     const { storageDir, lockbPath } = resolveStoragePaths(merged);
 
@@ -144,8 +152,62 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     super(config, { service, tokens, logger });
     this.storageDir = storageDir;
     this.lockbPath = lockbPath;
+    this.upstreamProxy = this.#createUpstream(merged, storageDir, lockbPath, prepared.registryUrl, service, store, sink, logger);
 
     bootMark(`storage ready: ${storageDir} (${stored.length} packages)`);
     announcePluginLoaded('storage', storageDir);
+  }
+
+  #createUpstream(
+    config: Record<string, unknown>,
+    storageDir: string,
+    lockbPath: string,
+    registryUrl: string,
+    service: PackageService,
+    store: FileSystemStore,
+    sink: LockbIndexSink,
+    logger: Logger,
+  ): UpstreamProxy {
+    const scopes = localScopesOf(config);
+    if (scopes instanceof Error) throw new Error(`registry-storage: ${scopes.message}`);
+    const explicitProblem = explicitUpstreamError(config, process.env, registryUrl);
+    if (explicitProblem !== null) throw new Error(`registry-storage: ${explicitProblem}`);
+    const cacheRoot = join(storageDir, UPSTREAM_CACHE_DIR);
+    const cache = new FileSystemStore(cacheRoot, { tarballCacheBytes: 16 * 1024 * 1024 });
+    const swept = sweepTempFiles(cacheRoot);
+    if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted upstream cache fill`);
+    service.cache = cache;
+    service.cacheServes = (name) => !isLocalScope(name, scopes);
+    // started now, answered in the background (npm may be asked): nothing waits for it before the first proxied request
+    const resolution = sharedUpstream(lockbPath, config, process.env, registryUrl);
+    const flags = ConfigFile.open(lockbPath);
+    const proxy = new UpstreamProxy({
+      resolution,
+      localScopes: scopes,
+      cache,
+      isLocal: (name) => service.isLocal(name),
+      withLock: (name, fn) => store.withLock(name, fn),
+      sink,
+      // OFFLINE (featureFlags bit 3) from the live config bytes: a toggle from any process applies within 100 ms
+      offline: () => hasFeature(flags.getConfig().fields, 'OFFLINE'),
+      lockbPath,
+      log: { warn: (text) => warn(logger, text), error: (text) => logger.error({ detail: text }, 'registry-storage: @{detail}') },
+      initialCache: heldInCache(cacheRoot),
+    });
+    // the status getter shows the flag as it is, also while no request reaches the upstream
+    flags.watchConfig((next, prev) => {
+      const offline = hasFeature(next.fields, 'OFFLINE');
+      if (offline !== hasFeature(prev.fields, 'OFFLINE')) reportUpstreamStatus(lockbPath, { offline });
+    });
+    resolution.then((outcome) => {
+      const text = !outcome.ok
+        ? `upstream refused: ${outcome.error}`
+        : outcome.upstream
+          ? `upstream: ${outcome.upstream.url} (from ${outcome.upstream.source}; maxage ${outcome.upstream.maxAgeMs / 1000} s, timeout ${outcome.upstream.timeoutMs / 1000} s; never for ${scopes.join(', ')})`
+          : `upstream off: ${outcome.disabled}`;
+      bootMark(`storage: ${text}`);
+      if (!outcome.ok) logger.error({ detail: text }, 'registry-storage: @{detail}');
+    }, () => undefined);
+    return proxy;
   }
 }

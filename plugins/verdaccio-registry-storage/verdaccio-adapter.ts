@@ -344,6 +344,12 @@ export interface OwnerStore {
   change(name: string, maintainers: Maintainer[], actor: Actor): Promise<void>;
 }
 
+/** The store plugin's upstream proxy (upstream/proxy.ts), as the HTTP entry uses it. */
+export interface UpstreamPort {
+  packument(name: string, hops?: number): Promise<import('./upstream/proxy').PackumentOutcome>;
+  tarball(name: string, fileName: string, res: import('node:http').ServerResponse, hops?: number): Promise<'pass' | 'done'>;
+}
+
 /** What the middleware entry may use of Verdaccio's objects (register_middlewares' auth/storage, the constructor's config). */
 export interface StorageHttpHost {
   /** OUR store plugin's packument stamp (see packumentRevision above); null when the store is another one. */
@@ -354,6 +360,8 @@ export interface StorageHttpHost {
   actor(req: Request): Actor;
   /** Maps a store error to Verdaccio's HTTP status and message. */
   errorAnswer(error: unknown): { status: number; message: string };
+  /** OUR store plugin's upstream proxy; null when the store is another one (no proxying: boot line). */
+  readonly upstream: UpstreamPort | null;
   /** Why packumentRevision is null; '' when it is not. */
   readonly storeProblem: string;
   /** Configured things that make a packument response depend on more than its file. */
@@ -436,6 +444,7 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
       const mapped = toVerdaccioError(error) as Error & { status?: number };
       return { status: typeof mapped.status === 'number' ? mapped.status : 500, message: mapped.message };
     },
+    upstream: typeof plugin?.upstreamProxy?.packument === 'function' && typeof plugin?.upstreamProxy?.tarball === 'function' ? (plugin.upstreamProxy as UpstreamPort) : null,
     storeProblem: ours ? '' : `the store plugin is not registry-storage (${plugin?.constructor?.name ?? typeof plugin} has no packumentRevision)`,
     cacheBlockers: blockers,
     forwardedProtoHeader: typeof header === 'string' && header !== '' ? header.toLowerCase() : 'x-forwarded-proto',

@@ -18,7 +18,7 @@ const START_SCRIPT = join(PROJECT_ROOT, 'build', 'scripts', 'start.js');
 export interface StartOptions {
   /** Reuse a folder (restart tests); a fresh temp folder otherwise. */
   dir?: string;
-  /** Extra environment for the registry process (e.g. BUN_FEATURE_DEBUG=1). */
+  /** Extra environment for the registry process (e.g. BUN_FEATURE_DEBUG=1). REGISTRY_UPSTREAM_URL is `off` unless given here or config.yaml names `uplinks`. */
   env?: Record<string, string>;
   /** Edit the parsed config.yaml before it is written (plugin options, packages rules…). */
   editConfig?: (config: Record<string, unknown>) => void;
@@ -57,9 +57,12 @@ export async function startRegistry(options: StartOptions = {}): Promise<Running
   mkdirSync(dir, { recursive: true });
   const configPath = join(dir, 'config.yaml');
   if (options.editConfig || !existsSync(configPath)) writeConfig(dir, options.editConfig);
+  const written = load(readFileSync(configPath, 'utf8')) as { uplinks?: unknown } | null;
+  const asksUpstream = typeof written?.uplinks === 'object' && written.uplinks !== null && Object.keys(written.uplinks).length > 0;
   const child = spawn(NODE_BIN, [START_SCRIPT, '-c', configPath, '--listen', '127.0.0.1:0'], {
     cwd: dir,
-    env: cleanEnv(options.env),
+    // hermetic: never proxy the user's real npm registry unless the test names an upstream
+    env: cleanEnv({ ...(asksUpstream ? {} : { REGISTRY_UPSTREAM_URL: 'off' }), ...options.env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -104,3 +104,26 @@ export function matchDeletePath(path: string): DeleteRoute | null {
   const name = decodeParam(match[1]);
   return name === null ? null : { name, kind: 'unpublish' };
 }
+
+// '/:package/-/:filename' — Verdaccio's tarball route
+const TARBALL_ROUTE = /^\/(?:([^/]+?))\/-\/(?:([^/]+?))\/?$/i;
+
+/** `GET /:package/-/:filename` → package and file, or null. */
+export function matchTarballPath(path: string): { name: string; fileName: string } | null {
+  const match = TARBALL_ROUTE.exec(encodeScope(path));
+  if (!match) return null;
+  const name = decodeParam(match[1]);
+  const fileName = decodeParam(match[2]);
+  return name === null || fileName === null ? null : { name, fileName };
+}
+
+// '/:package/:version' (Verdaccio's get_package_by_version with a version or tag segment)
+const VERSION_ROUTE = /^\/(?:([^/]+?))\/(?:([^/]+?))\/?$/i;
+
+/** `GET /:package/:version` → the package name (the version is Verdaccio's business), or null. */
+export function matchPackageVersionPath(path: string): string | null {
+  const match = VERSION_ROUTE.exec(encodeScope(path));
+  // `/-/…` are Verdaccio's own routes (ping, whoami, user, …), `/name/-` a tarball folder
+  if (!match || match[2] === '-' || match[1].startsWith('-') || match[1].startsWith('_')) return null;
+  return decodeParam(match[1]);
+}

@@ -16,7 +16,8 @@ import { attachIntent } from '../publish-intent';
 import { checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
 import type { ResponseCache } from './response-cache';
 import type { RegistryEventBus } from '../../registry-core/index';
-import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPublishPath } from './route-match';
+import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPackageVersionPath, matchPublishPath, matchTarballPath } from './route-match';
+import { HOPS_HEADER } from '../upstream/proxy';
 
 /** compression()'s threshold: smaller bodies are sent as they are. */
 const COMPRESSION_THRESHOLD = 1024;
@@ -279,12 +280,72 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
     } as Response['send'];
   };
 
+  /**
+   * The upstream step (docs/upstream.md) before a packument or tarball GET of a name that is not
+   * local: only for callers Verdaccio's `packages:` lets read it (others go on to its 401/403).
+   */
+  const viaUpstream = (req: Request, res: Response, next: NextFunction, name: string, proceed: () => void): void => {
+    const upstream = host.upstream;
+    const stamp = revisionOf === null ? null : revisionOf(name);
+    // a local package (a stamp that is not the cache's) never meets the upstream: no extra work on the hot path
+    if (upstream === null || (stamp !== null && !stamp.startsWith('upstream:'))) {
+      proceed();
+      return;
+    }
+    const hops = Number.parseInt(headerText(req.headers[HOPS_HEADER]) || '0', 10);
+    const run = (): void => {
+      const tarball = req.method === 'GET' ? matchTarballPath(req.path) : null;
+      if (tarball !== null) {
+        upstream.tarball(tarball.name, tarball.fileName, res, Number.isInteger(hops) ? hops : 0).then(
+          (outcome) => (outcome === 'pass' ? proceed() : undefined),
+          (error: unknown) => answerError(res, error),
+        );
+        return;
+      }
+      upstream.packument(name, Number.isInteger(hops) ? hops : 0).then(
+        (outcome) => {
+          if (outcome.kind === 'error') {
+            res.status(outcome.status).json({ error: outcome.message });
+            return;
+          }
+          if (outcome.kind === 'cached' && outcome.warning) {
+            res.setHeader('Warning', outcome.warning);
+            warn(`${name}: served the cached packument (${outcome.warning})`);
+          }
+          proceed();
+        },
+        (error: unknown) => answerError(res, error),
+      );
+    };
+    if (!host.hasRemoteUser(req)) {
+      run();
+      return;
+    }
+    host.allowed('access', name, req, (allowed) => (allowed ? run() : next()));
+  };
+
+  const serveTarball = (req: Request, res: Response, next: NextFunction): boolean => {
+    if (req.method !== 'GET' || host.upstream === null) return false;
+    const route = matchTarballPath(req.path);
+    if (route === null || !verdaccioAcceptsPackageName(route.name)) return false;
+    viaUpstream(req, res, next, route.name, next);
+    return true;
+  };
+
   const servePackument = (req: Request, res: Response, next: NextFunction): void => {
     const name = matchPackumentPath(req.path);
     if (name === null || !verdaccioAcceptsPackageName(name)) {
-      next();
+      if (serveTarball(req, res, next)) return;
+      // `npm view name@1.0.0`: the packument is made available, Verdaccio picks the version
+      const versioned = host.upstream === null ? null : matchPackageVersionPath(req.path);
+      if (versioned !== null && verdaccioAcceptsPackageName(versioned)) viaUpstream(req, res, next, versioned, next);
+      else next();
       return;
     }
+    viaUpstream(req, res, next, name, () => serveRendered(req, res, next, name));
+  };
+
+  const serveRendered = (req: Request, res: Response, next: NextFunction, name: string): void => {
     if (cache === null || revisionOf === null || host.needsVerdaccioAuth(req) || req.headers.via !== undefined) {
       withOwners(res, name, next); // `via`: Verdaccio's anti-loop check answers those
       return;

@@ -1,0 +1,404 @@
+/**
+ * The upstream proxy and cache (docs/upstream.md), Verdaccio-free. Packuments and tarballs of
+ * packages that are not local are fetched from the one upstream (core `sharedUpstream`) into a
+ * separate store, `<storage>/.upstream/` (same layout, same atomic writes and tarball commit as
+ * local packages). A local package is never looked up upstream and never merged with it: the
+ * store reads local first, and a cache write re-checks, under the package's own lock, that no
+ * local package appeared meanwhile.
+ *
+ * - packuments: fresh for `maxage`, then revalidated with If-None-Match / If-Modified-Since (a
+ *   304 renews freshness without rewriting the file, so the response cache keeps its entry);
+ *   concurrent misses for one name share one upstream request (single-flight); an upstream that
+ *   fails or times out → the cached copy with a `Warning` header and a log line, or 502/504;
+ * - tarballs: streamed to the client while they are written to a temp file; sha512 (and sha1)
+ *   checked against the cached packument's `dist` BEFORE the commit; the last chunk is held back
+ *   until then, so a mismatch destroys the response (the client sees an error, never complete bad
+ *   bytes) and nothing is stored; a verified tarball is committed by the store's link() under the
+ *   package lock and gets an index record of kind `cache`;
+ * - OFFLINE (featureFlags bit 3): zero upstream requests; only what is held is served.
+ */
+import { createHash } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { isLocalScope, reportUpstreamStatus, type UpstreamResolution, type UpstreamSettings } from '../../registry-core/index';
+import { StorageError } from '../errors';
+import { sha512HexOf, verifyDist } from '../integrity';
+import { type ParsedName, parsePackageName, parseTarballName } from '../names';
+import type { IndexSink } from '../package-service';
+import type { Manifest, PackageStore, TarballDigest } from '../store';
+
+/** Counts relays through registries of ours: one that (indirectly) proxies to itself stops here. */
+export const HOPS_HEADER = 'x-registry-upstream-hops';
+export const MAX_HOPS = 3;
+/** Where the upstream's validators live in a cached packument (dropped by Verdaccio's response whitelist). */
+export const UPSTREAM_FIELD = '_upstream';
+
+export type PackumentOutcome =
+  /** local (or a local scope): not the proxy's business */
+  | { kind: 'pass' }
+  /** the cached packument is in place; `warning` when it is served stale */
+  | { kind: 'cached'; warning?: string }
+  | { kind: 'error'; status: number; message: string };
+
+interface UpstreamMeta {
+  url: string;
+  etag?: string;
+  lastModified?: string;
+  fetchedAt: number;
+}
+
+export interface UpstreamProxyDeps {
+  resolution: Promise<UpstreamResolution>;
+  localScopes: readonly string[];
+  /** the cache store (`<storage>/.upstream`) */
+  cache: PackageStore;
+  /** a local packument (or a publish in flight) exists for name */
+  isLocal(name: string): Promise<boolean>;
+  /** the local store's per-package lock: cache writes exclude local writes of the same name */
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  sink: IndexSink;
+  /** the OFFLINE flag, read live */
+  offline(): boolean;
+  lockbPath: string;
+  log: { warn(message: string): void; error(message: string): void };
+  /** held at start-up (counted once, then kept up to date) */
+  initialCache: { packages: number; bytes: number };
+  now?: () => number;
+}
+
+function escapeName(name: string): string {
+  return name.startsWith('@') ? `@${encodeURIComponent(name.slice(1))}` : encodeURIComponent(name);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    if (error.name === 'TimeoutError' || error.name === 'AbortError') return 'timed out';
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    return cause?.code ?? cause?.message ?? error.message;
+  }
+  return String(error);
+}
+
+/** Header values must be plain visible ASCII. */
+function headerSafe(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?').replace(/"/g, "'").slice(0, 200);
+}
+
+function basename(url: unknown): string | null {
+  if (typeof url !== 'string') return null;
+  const path = url.split(/[?#]/)[0];
+  try {
+    return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1));
+  } catch {
+    return null;
+  }
+}
+
+class UpstreamFailure extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export class UpstreamProxy {
+  readonly #deps: UpstreamProxyDeps;
+  readonly #fresh = new Map<string, number>();
+  readonly #packuments = new Map<string, Promise<PackumentOutcome>>();
+  readonly #tarballs = new Map<string, Promise<void>>();
+  readonly #now: () => number;
+  #cachedPackages: number;
+  #cachedBytes: number;
+  /** upstream requests made (packuments + tarballs), for the boot line and tests' sanity */
+  requests = 0;
+
+  constructor(deps: UpstreamProxyDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#cachedPackages = deps.initialCache.packages;
+    this.#cachedBytes = deps.initialCache.bytes;
+    deps.resolution.then(
+      (resolution) =>
+        reportUpstreamStatus(deps.lockbPath, {
+          url: resolution.ok && resolution.upstream ? resolution.upstream.url : null,
+          offline: deps.offline(),
+          cachedPackages: this.#cachedPackages,
+          cachedBytes: this.#cachedBytes,
+        }),
+      () => undefined,
+    );
+  }
+
+  #status(patch: Parameters<typeof reportUpstreamStatus>[1]): void {
+    reportUpstreamStatus(this.#deps.lockbPath, { offline: this.#deps.offline(), cachedPackages: this.#cachedPackages, cachedBytes: this.#cachedBytes, ...patch });
+  }
+
+  async #upstream(): Promise<{ upstream: UpstreamSettings } | { problem: string }> {
+    const resolution = await this.#deps.resolution;
+    if (!resolution.ok) return { problem: resolution.error };
+    if (resolution.upstream === null) return { problem: resolution.disabled };
+    return { upstream: resolution.upstream };
+  }
+
+  #parse(name: string): ParsedName | null {
+    try {
+      return parsePackageName(name, 'read');
+    } catch {
+      return null;
+    }
+  }
+
+  /** Makes sure the cached packument of a non-local name is there and fresh enough (see the file comment). */
+  async packument(name: string, hops = 0): Promise<PackumentOutcome> {
+    if (isLocalScope(name, this.#deps.localScopes)) return { kind: 'pass' };
+    const pkg = this.#parse(name);
+    if (pkg === null || (await this.#deps.isLocal(name))) return { kind: 'pass' };
+    const held = this.#deps.cache.packumentStamp(pkg) !== null;
+    if (this.#deps.offline()) {
+      return held ? { kind: 'cached' } : { kind: 'error', status: 404, message: `${name} is not held by this registry, and OFFLINE is set: the upstream is never contacted (clear the OFFLINE flag to fetch it)` };
+    }
+    const freshUntil = this.#fresh.get(name);
+    if (held && freshUntil !== undefined && freshUntil > this.#now()) return { kind: 'cached' };
+    if (hops >= MAX_HOPS) return { kind: 'error', status: 508, message: `${name}: relayed through ${MAX_HOPS} registries already — the upstream chain loops back to this registry` };
+    let pending = this.#packuments.get(name);
+    if (!pending) {
+      pending = this.#refresh(name, pkg, hops).finally(() => this.#packuments.delete(name));
+      this.#packuments.set(name, pending);
+    }
+    return pending;
+  }
+
+  async #refresh(name: string, pkg: ParsedName, hops: number): Promise<PackumentOutcome> {
+    const found = await this.#upstream();
+    const cached = await this.#deps.cache.readPackument(pkg).catch(() => null);
+    if ('problem' in found) {
+      return cached ? { kind: 'cached' } : { kind: 'error', status: 404, message: `${name} is not held by this registry and there is no upstream (${found.problem})` };
+    }
+    const upstream = found.upstream;
+    const meta = isRecord(cached?.[UPSTREAM_FIELD]) ? (cached[UPSTREAM_FIELD] as unknown as UpstreamMeta) : null;
+    const headers: Record<string, string> = { accept: 'application/json', [HOPS_HEADER]: String(hops + 1) };
+    if (upstream.authorization) headers.authorization = upstream.authorization;
+    if (cached && meta?.etag) headers['if-none-match'] = meta.etag;
+    if (cached && meta?.lastModified) headers['if-modified-since'] = meta.lastModified;
+    // fetch adds `Cache-Control: no-cache` to a conditional request that names none, and a
+    // registry on express (Verdaccio, ours) then never answers 304: say "revalidate" instead
+    if (headers['if-none-match'] || headers['if-modified-since']) headers['cache-control'] = 'max-age=0';
+    const started = this.#now();
+    let response: Response;
+    let body: unknown;
+    try {
+      this.requests++;
+      response = await fetch(`${upstream.url}/${escapeName(name)}`, { headers, signal: AbortSignal.timeout(upstream.timeoutMs), redirect: 'follow' });
+      if (response.status === 304) {
+        await response.body?.cancel();
+        if (!cached) throw new UpstreamFailure(502, 'the upstream answered 304 to an unconditional request');
+        this.#fresh.set(name, this.#now() + upstream.maxAgeMs);
+        this.#status({ lastSuccess: this.#now(), latencyMs: this.#now() - started });
+        return { kind: 'cached' };
+      }
+      if (response.status === 404) {
+        await response.body?.cancel();
+        this.#status({ lastSuccess: this.#now(), latencyMs: this.#now() - started });
+        return { kind: 'error', status: 404, message: `${name} is not held by this registry and not found on the upstream` };
+      }
+      if (response.status !== 200) {
+        await response.body?.cancel();
+        throw new UpstreamFailure(502, `the upstream answered ${response.status}`);
+      }
+      body = await response.json();
+    } catch (error) {
+      const status = error instanceof UpstreamFailure ? error.status : describe(error) === 'timed out' ? 504 : 502;
+      const reason = error instanceof UpstreamFailure ? error.message : `the upstream ${describe(error) === 'timed out' ? `did not answer within ${upstream.timeoutMs} ms` : `is unreachable (${describe(error)})`}`;
+      this.#status({ lastFailure: { time: this.#now(), error: reason } });
+      if (cached) {
+        this.#deps.log.warn(`upstream: ${name}: ${reason}; serving the cached copy`);
+        return { kind: 'cached', warning: `110 - "Response is Stale: ${headerSafe(reason)}"` };
+      }
+      this.#deps.log.warn(`upstream: ${name}: ${reason}; nothing cached to serve`);
+      return { kind: 'error', status, message: `${name} is not held by this registry and ${reason.replace(/^the upstream/, 'the upstream')}` };
+    }
+    this.#status({ lastSuccess: this.#now(), latencyMs: this.#now() - started });
+    if (!isRecord(body) || body.name !== name || !isRecord(body.versions)) {
+      return { kind: 'error', status: 502, message: `the upstream's packument for ${name} is not a packument of that name` };
+    }
+    const manifest = body as unknown as Manifest;
+    for (const key of ['_attachments', '_distfiles', '_uplinks']) delete manifest[key];
+    if (!isRecord(manifest['dist-tags'])) manifest['dist-tags'] = {};
+    const fresh: UpstreamMeta = { url: upstream.url, fetchedAt: this.#now() };
+    const etag = response.headers.get('etag');
+    const lastModified = response.headers.get('last-modified');
+    if (etag) fresh.etag = etag;
+    if (lastModified) fresh.lastModified = lastModified;
+    manifest[UPSTREAM_FIELD] = fresh;
+    const stored = await this.#deps.withLock(pkg.name, async () => {
+      if (await this.#deps.isLocal(name)) return false; // published here meanwhile: local wins, nothing merged
+      await this.#deps.cache.writePackument(pkg, manifest);
+      return true;
+    });
+    if (!stored) return { kind: 'pass' };
+    if (!cached) this.#cachedPackages++;
+    this.#fresh.set(name, this.#now() + upstream.maxAgeMs);
+    this.#status({});
+    return { kind: 'cached' };
+  }
+
+  /**
+   * `GET /:package/-/:file` of a non-local package whose tarball is not held: fetched, verified,
+   * stored and streamed (see the file comment). 'pass': not ours or already held (Verdaccio serves
+   * it from the store); 'done': answered here.
+   */
+  async tarball(name: string, fileName: string, res: ServerResponse, hops = 0): Promise<'pass' | 'done'> {
+    if (isLocalScope(name, this.#deps.localScopes)) return 'pass';
+    const pkg = this.#parse(name);
+    if (pkg === null || (await this.#deps.isLocal(name))) return 'pass';
+    try {
+      parseTarballName(pkg, fileName);
+    } catch {
+      return 'pass';
+    }
+    if ((await this.#deps.cache.tarballAgeMs(pkg, fileName)) !== null) return 'pass';
+    const fail = (status: number, message: string): 'done' => {
+      if (!res.headersSent) {
+        res.statusCode = status;
+        res.setHeader('content-type', 'application/json; charset=utf-8');
+        res.end(JSON.stringify({ error: message }));
+      } else res.destroy();
+      return 'done';
+    };
+    if (this.#deps.offline()) return fail(404, `${name}/-/${fileName} is not held by this registry, and OFFLINE is set: the upstream is never contacted`);
+    const outcome = await this.packument(name, hops);
+    if (outcome.kind === 'error') return fail(outcome.status, outcome.message);
+    if (outcome.kind === 'pass') return 'pass';
+    const manifest = await this.#deps.cache.readPackument(pkg);
+    const version = manifest ? Object.entries(manifest.versions ?? {}).find(([, meta]) => basename(meta?.dist?.tarball) === fileName) : undefined;
+    if (!manifest || !version) return fail(404, `${fileName} is not a tarball of any version of ${name} the upstream lists`);
+    const key = `${name}\u0000${fileName}`;
+    const inflight = this.#tarballs.get(key);
+    if (inflight) {
+      // one upstream download per tarball: later clients are served from the store once it is committed
+      await inflight.catch(() => undefined);
+      if ((await this.#deps.cache.tarballAgeMs(pkg, fileName)) !== null) return 'pass';
+      return fail(502, `${name}/-/${fileName}: the upstream download failed (see the registry log)`);
+    }
+    const fill = this.#fill(pkg, fileName, version[0], version[1]?.dist, res);
+    this.#tarballs.set(key, fill);
+    try {
+      await fill;
+    } catch {
+      // answered (or destroyed) inside #fill
+    } finally {
+      this.#tarballs.delete(key);
+    }
+    return 'done';
+  }
+
+  async #fill(pkg: ParsedName, fileName: string, version: string, dist: Record<string, unknown> | undefined, res: ServerResponse): Promise<void> {
+    const label = `${pkg.name}@${version}`;
+    const found = await this.#upstream();
+    const failBefore = (status: number, message: string): never => {
+      if (!res.headersSent) {
+        res.statusCode = status;
+        res.setHeader('content-type', 'application/json; charset=utf-8');
+        res.end(JSON.stringify({ error: message }));
+      } else res.destroy();
+      throw new Error(message);
+    };
+    if ('problem' in found) return failBefore(404, `${label} is not held by this registry and there is no upstream (${found.problem})`);
+    const upstream = found.upstream;
+    if (typeof dist?.integrity !== 'string' && typeof dist?.shasum !== 'string') {
+      return failBefore(502, `${label}: the upstream declares neither dist.integrity nor dist.shasum; refusing a tarball nobody can verify`);
+    }
+    const declared = typeof dist?.tarball === 'string' && /^https?:\/\//i.test(dist.tarball) ? dist.tarball : `${upstream.url}/${escapeName(pkg.name)}/-/${encodeURIComponent(fileName)}`;
+    const headers: Record<string, string> = { accept: 'application/octet-stream', [HOPS_HEADER]: '1' };
+    // credentials only to the upstream itself, never to a host its packument names
+    if (upstream.authorization && new URL(declared).origin === new URL(upstream.url).origin) headers.authorization = upstream.authorization;
+    const started = this.#now();
+    let response: Response;
+    try {
+      this.requests++;
+      response = await fetch(declared, { headers, signal: AbortSignal.timeout(upstream.timeoutMs) });
+    } catch (error) {
+      const reason = `the upstream download of ${label} failed (${describe(error)})`;
+      this.#status({ lastFailure: { time: this.#now(), error: reason } });
+      this.#deps.log.warn(`upstream: ${reason}`);
+      return failBefore(describe(error) === 'timed out' ? 504 : 502, reason);
+    }
+    if (response.status !== 200 || response.body === null) {
+      await response.body?.cancel();
+      const reason = `the upstream answered ${response.status} for ${label}'s tarball`;
+      if (response.status >= 500) this.#status({ lastFailure: { time: this.#now(), error: reason } });
+      return failBefore(response.status === 404 ? 404 : 502, reason);
+    }
+    this.#status({ lastSuccess: this.#now(), latencyMs: this.#now() - started });
+    const writer = this.#deps.cache.createTarball(pkg, fileName);
+    writer.stream.on('error', () => undefined); // surfaced by commit()/abort(); never an unhandled 'error'
+    const sha512 = createHash('sha512');
+    const sha1 = createHash('sha1');
+    let size = 0;
+    let held: Buffer | null = null;
+    res.statusCode = 200;
+    res.setHeader('content-type', 'application/octet-stream');
+    res.setHeader('x-registry-cache', 'upstream');
+    const source = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    try {
+      for await (const chunk of source) {
+        const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+        sha512.update(bytes);
+        sha1.update(bytes);
+        size += bytes.length;
+        const diskOk = writer.stream.write(bytes);
+        // the last chunk is held back until the bytes are verified: a mismatch never completes the response
+        if (held !== null && !res.destroyed && !res.write(held)) await new Promise((r) => res.once('drain', r).once('close', r));
+        held = bytes;
+        if (!diskOk) await new Promise((r) => writer.stream.once('drain', r).once('error', r));
+      }
+      await new Promise<void>((resolveEnd, rejectEnd) => {
+        writer.stream.once('error', rejectEnd);
+        writer.stream.end(() => resolveEnd());
+      });
+      const digest: TarballDigest = { sha512: sha512.digest('hex'), sha1: sha1.digest('hex'), size };
+      verifyDist(`${label} from the upstream`, dist, digest);
+      const committed = await this.#deps.withLock(pkg.name, async () => {
+        if (await this.#deps.isLocal(pkg.name)) return false;
+        try {
+          await writer.commit();
+        } catch (error) {
+          if (error instanceof StorageError && error.code === 'ERR_EXISTS') return false; // another process cached it first: same verified bytes
+          throw error;
+        }
+        this.#cachedBytes += size;
+        this.#appendRecord(pkg.name, version, dist, upstream.url);
+        return true;
+      });
+      if (!committed) await writer.abort();
+      this.#status({});
+      if (!res.destroyed) res.end(held ?? undefined);
+    } catch (error) {
+      await writer.abort();
+      const reason = error instanceof StorageError && error.code === 'ERR_INTEGRITY' ? `refused ${error.message}` : `the upstream download of ${label} broke off (${describe(error)})`;
+      this.#deps.log.error(`upstream: ${reason}; nothing stored`);
+      if (!(error instanceof StorageError)) this.#status({ lastFailure: { time: this.#now(), error: reason } });
+      source.destroy();
+      if (!res.headersSent) {
+        res.statusCode = 502;
+        res.setHeader('content-type', 'application/json; charset=utf-8');
+        res.removeHeader('x-registry-cache');
+        res.end(JSON.stringify({ error: reason }));
+      } else res.destroy(); // the client sees a failed download, never a complete one
+      throw error;
+    }
+  }
+
+  #appendRecord(name: string, version: string, dist: Record<string, unknown> | undefined, url: string): void {
+    try {
+      this.#deps.sink.append([{ kind: 'cache', name, version, sha512: sha512HexOf(dist), time: this.#now(), detail: url }], {});
+    } catch (error) {
+      this.#deps.log.error(`registry.lockb: could not append the cache record of ${name}@${version}: ${(error as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,434 @@
+/**
+ * Issue 12 (docs/upstream.md): the registry proxies and caches ONE upstream. The upstream here is
+ * a second real registry of ours (the harness) with packages published to it, reached through a
+ * real HTTP relay (lib/relay.ts) that counts requests and can go down or alter tarball bytes.
+ * Real npm, bun and pnpm install through the registry under test.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { PackageIndex } from '../../plugins/registry-core/index';
+import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
+import { makeTarball, publishRaw, sha512Base64 } from './lib/packages';
+import { startRelay, type Relay } from './lib/relay';
+
+const PNPM_BIN = join(PROJECT_ROOT, 'node_modules', '.bin', 'pnpm');
+const CACHE_DIR = '.upstream';
+
+interface Tree {
+  upstream: RunningRegistry;
+  upstreamToken: string;
+  relay: Relay;
+}
+
+/** The public tree on the upstream: dep-mid depends on dep-leaf; dep-top on dep-mid. */
+async function publishPublicTree(registry: RunningRegistry, token: string): Promise<void> {
+  const put = async (name: string, version: string, dependencies?: Record<string, string>): Promise<void> => {
+    const extra = dependencies ? { dependencies } : undefined;
+    const tarball = makeTarball(name, version, dependencies ? { 'package.json': `${JSON.stringify({ name, version, main: 'index.js', license: 'MIT', dependencies }, null, 2)}\n` } : {});
+    const result = await publishRaw(registry.url, token, name, version, { tarball, extra });
+    assert.equal(result.status, 201, `${name}@${version} on the upstream: ${result.text}`);
+  };
+  await put('dep-leaf', '1.0.0');
+  await put('dep-leaf', '1.1.0');
+  await put('dep-mid', '2.0.0', { 'dep-leaf': '^1.0.0' });
+  await put('dep-top', '3.0.0', { 'dep-mid': '^2.0.0' });
+  for (let i = 0; i < 6; i++) await put(`burst-${i}`, '1.0.0');
+  await put('flip-me', '1.0.0');
+  await put('flip-me', '1.0.1');
+  await put('@mycompany/x', '1.0.0');
+  await put('@mycompany/x', '9.9.9');
+  await put('@mycompany/only-upstream', '1.0.0');
+  await put('shadowed', '1.0.0');
+  await put('shadowed', '7.0.0');
+}
+
+async function startTree(): Promise<Tree> {
+  const upstream = await startRegistry();
+  const upstreamToken = await addUser(upstream, 'publisher', 'publisher-password-1');
+  await publishPublicTree(upstream, upstreamToken);
+  const relay = await startRelay(upstream.url);
+  return { upstream, upstreamToken, relay };
+}
+
+/** Ours, proxying the relay; maxage 0 unless given: every packument GET revalidates. */
+function startProxying(relay: Relay, options: { maxage?: string; timeout?: string; dir?: string } = {}): Promise<RunningRegistry> {
+  return startRegistry({
+    dir: options.dir,
+    editConfig: (config) => {
+      config.uplinks = { upstream: { url: relay.url, maxage: options.maxage ?? '0s', timeout: options.timeout ?? '3s' } };
+    },
+  });
+}
+
+/** The registry's log is written asynchronously: wait (bounded) until it says what is expected. */
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    if (check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+function emptyProject(dependencies: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'upstream-project-'));
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, dependencies }, null, 2)}\n`);
+  return dir;
+}
+
+function installed(project: string, name: string): string | null {
+  const path = join(project, 'node_modules', name, 'package.json');
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version : null;
+}
+
+async function packument(registry: RunningRegistry, name: string, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, any>; headers: Headers }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const response = await fetch(`${registry.url}/${name.replace('/', '%2f')}`, { headers: { accept: 'application/json', ...headers } });
+  const text = await response.text();
+  let json = {};
+  try {
+    json = JSON.parse(text) as object;
+  } catch {
+    json = { raw: text };
+  }
+  return { status: response.status, json, headers: response.headers };
+}
+
+/** Every file under the cache folder (relative), temp files included. */
+function cacheFiles(registry: RunningRegistry): string[] {
+  const root = join(registry.storageDir, CACHE_DIR);
+  if (!existsSync(root)) return [];
+  return (readdirSync(root, { recursive: true }) as string[]).filter((path) => !path.startsWith('.locks')).sort();
+}
+
+describe('issue 12: one upstream, proxied and cached', () => {
+  let tree: Tree;
+  let ours: RunningRegistry;
+  let token: string;
+
+  before(async () => {
+    tree = await startTree();
+    ours = await startProxying(tree.relay);
+    token = await addUser(ours, 'alice', 'alice-password-1');
+  });
+
+  after(async () => {
+    await ours?.stop();
+    await tree?.relay.close();
+    await tree?.upstream.stop();
+  });
+
+  test('12.3 a proxied packument: tarball URLs point at this registry (verdaccio#234: also behind a reverse proxy, X-Forwarded-Proto), no upstream bookkeeping leaks', async () => {
+    const direct = await packument(ours, 'dep-leaf');
+    assert.equal(direct.status, 200, JSON.stringify(direct.json));
+    assert.deepEqual(Object.keys(direct.json.versions).sort(), ['1.0.0', '1.1.0']);
+    for (const meta of Object.values<any>(direct.json.versions)) assert.ok(meta.dist.tarball.startsWith(`${ours.url}/dep-leaf/-/`), meta.dist.tarball); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.equal(direct.json._upstream, undefined);
+    const behind = await packument(ours, 'dep-leaf', { 'x-forwarded-proto': 'https' });
+    for (const meta of Object.values<any>(behind.json.versions)) assert.ok(meta.dist.tarball.startsWith(`https://127.0.0.1:${ours.port}/dep-leaf/-/`), meta.dist.tarball); // eslint-disable-line @typescript-eslint/no-explicit-any
+  });
+
+  test('12.3 GET /:package/:version of a package never fetched before (npm view name@version) is proxied too', async () => {
+    const response = await fetch(`${ours.url}/burst-2/1.0.0`, { headers: { accept: 'application/json' } });
+    assert.equal(response.status, 200);
+    const version = (await response.json()) as { version: string; dist: { tarball: string } };
+    assert.equal(version.version, '1.0.0');
+    assert.ok(version.dist.tarball.startsWith(`${ours.url}/burst-2/-/`), version.dist.tarball);
+  });
+
+  test('12.5 the packument response cache stays on with an upstream: a proxied packument is answered from it', async () => {
+    const fresh = await startProxying(tree.relay, { maxage: '10m' });
+    try {
+      let hit = false;
+      for (let attempt = 0; attempt < 30 && !hit; attempt++) {
+        const answer = await packument(fresh, 'dep-mid');
+        assert.equal(answer.status, 200);
+        hit = answer.headers.get('x-registry-cache') === 'hit';
+        if (!hit) await new Promise((resolve) => setTimeout(resolve, 120));
+      }
+      assert.ok(hit, 'a proxied packument never came from the response cache');
+      assert.match(fresh.logs(), /packument cache on/);
+    } finally {
+      await fresh.stop();
+    }
+  });
+
+  test('12.3 revalidation sends If-None-Match and a 304 renews the cached copy (verdaccio#6115: a 304 is no error; fetch\'s implicit no-cache would forbid it)', async () => {
+    const first = await packument(ours, 'dep-top');
+    assert.equal(first.status, 200);
+    const before = tree.relay.requests.length;
+    const second = await packument(ours, 'dep-top');
+    assert.equal(second.status, 200);
+    assert.deepEqual(Object.keys(second.json.versions), ['3.0.0']);
+    const revalidations = tree.relay.requests.slice(before).filter((item) => item.path === '/dep-top');
+    assert.equal(revalidations.length, 1);
+    assert.ok(revalidations[0].ifNoneMatch, 'no If-None-Match on the revalidation');
+    assert.equal(revalidations[0].status, 304);
+    assert.equal(second.headers.get('warning'), null);
+  });
+
+  test('12.3 50 concurrent clients, one uncached package → exactly one upstream request', async () => {
+    const fresh = await startProxying(tree.relay, { maxage: '10m' });
+    try {
+      const before = tree.relay.count('/burst-0');
+      const answers = await Promise.all(Array.from({ length: 50 }, () => packument(fresh, 'burst-0')));
+      for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.json));
+      assert.equal(tree.relay.count('/burst-0') - before, 1);
+    } finally {
+      await fresh.stop();
+    }
+  });
+
+  test('12.4 tarballs: verified, stored once, a `cache` index record per cached version', async () => {
+    const response = await fetch(`${ours.url}/dep-leaf/-/dep-leaf-1.1.0.tgz`);
+    assert.equal(response.status, 200);
+    const bytes = Buffer.from(await response.arrayBuffer());
+    const original = Buffer.from(await (await fetch(`${tree.upstream.url}/dep-leaf/-/dep-leaf-1.1.0.tgz`)).arrayBuffer());
+    assert.ok(bytes.equals(original));
+    assert.ok(cacheFiles(ours).includes(join('dep-leaf', 'dep-leaf-1.1.0.tgz')));
+    const again = Buffer.from(await (await fetch(`${ours.url}/dep-leaf/-/dep-leaf-1.1.0.tgz`)).arrayBuffer());
+    assert.ok(again.equals(original));
+    assert.equal(tree.relay.count('/dep-leaf/-/dep-leaf-1.1.0.tgz'), 1);
+    const index = PackageIndex.open(ours.lockbPath);
+    try {
+      const records = index.readAll().filter((record) => record.kind === 'cache' && record.name === 'dep-leaf');
+      assert.equal(records.length, 1);
+      assert.equal(records[0].version, '1.1.0');
+      assert.equal(records[0].sha512, createHash('sha512').update(original).digest('hex'));
+      assert.equal(records[0].detail, tree.relay.url);
+    } finally {
+      index.close();
+    }
+  });
+
+  test('12.4 an upstream that alters tarball bytes: refused, the client gets an error, nothing stored', async () => {
+    await packument(ours, 'flip-me');
+    tree.relay.mode = 'flip';
+    try {
+      let failed = false;
+      try {
+        const response = await fetch(`${ours.url}/flip-me/-/flip-me-1.0.0.tgz`);
+        if (response.status !== 200) failed = true;
+        else await response.arrayBuffer(); // a destroyed response rejects here
+      } catch {
+        failed = true;
+      }
+      assert.ok(failed, 'altered bytes were delivered as a complete download');
+      assert.ok(!cacheFiles(ours).some((file) => file.includes('flip-me-1.0.0')), `stored: ${cacheFiles(ours).join(', ')}`);
+      await eventually(() => /refused flip-me@1\.0\.0 from the upstream: .*sha512/.test(ours.logs()), `the refusal is logged: ${ours.logs().slice(-1500)}`);
+    } finally {
+      tree.relay.mode = 'pass';
+    }
+    const good = await fetch(`${ours.url}/flip-me/-/flip-me-1.0.0.tgz`);
+    assert.equal(good.status, 200);
+    const bytes = Buffer.from(await good.arrayBuffer());
+    const meta = (await packument(tree.upstream, 'flip-me')).json.versions['1.0.0'];
+    assert.equal(`sha512-${sha512Base64(bytes)}`, meta.dist.integrity);
+  });
+
+  test('12.2 a local @mycompany/x never shows an upstream version; a local scope is never asked upstream', async () => {
+    const local = await publishRaw(ours.url, token, '@mycompany/x', '1.0.0', { tarball: makeTarball('@mycompany/x', '1.0.0', { 'index.js': 'module.exports = "local";\n' }) });
+    assert.equal(local.status, 201, local.text);
+    const answer = await packument(ours, '@mycompany/x');
+    assert.deepEqual(Object.keys(answer.json.versions), ['1.0.0']);
+    const bytes = Buffer.from(await (await fetch(`${ours.url}/@mycompany/x/-/x-1.0.0.tgz`)).arrayBuffer());
+    assert.ok(bytes.equals(local.tarball));
+    const missing = await packument(ours, '@mycompany/only-upstream');
+    assert.equal(missing.status, 404);
+    assert.equal(tree.relay.requests.filter((item) => item.path.includes('mycompany')).length, 0);
+  });
+
+  test('12.2 a local unscoped package that also exists upstream: only the local versions, the upstream never asked again', async () => {
+    const local = await publishRaw(ours.url, token, 'shadowed', '1.0.0');
+    assert.equal(local.status, 201, local.text);
+    const before = tree.relay.count('/shadowed');
+    const answer = await packument(ours, 'shadowed');
+    assert.deepEqual(Object.keys(answer.json.versions), ['1.0.0']);
+    assert.equal(tree.relay.count('/shadowed'), before);
+    const bytes = Buffer.from(await (await fetch(`${ours.url}/shadowed/-/shadowed-1.0.0.tgz`)).arrayBuffer());
+    assert.ok(bytes.equals(local.tarball));
+  });
+
+  test('12 acceptance: publish a package with public dependencies, npm/bun/pnpm install it with only this registry; then the upstream stops and fresh clients install again', async () => {
+    const app = await publishRaw(ours.url, token, '@mycompany/app', '1.0.0', { extra: { dependencies: { 'dep-top': '^3.0.0' } } });
+    assert.equal(app.status, 201, app.text);
+    const client = createClientDir(ours);
+    const npmProject = emptyProject({ '@mycompany/app': '1.0.0' });
+    const npm = await client.npm(['install', '--no-audit', '--no-fund'], { cwd: npmProject });
+    assert.equal(npm.code, 0, npm.stderr);
+    assert.deepEqual([installed(npmProject, 'dep-top'), installed(npmProject, 'dep-mid'), installed(npmProject, 'dep-leaf')], ['3.0.0', '2.0.0', '1.1.0']);
+    const bunProject = emptyProject({ '@mycompany/app': '1.0.0' });
+    const bun = await client.bun(['install'], { cwd: bunProject });
+    assert.equal(bun.code, 0, bun.stderr);
+    assert.equal(installed(bunProject, 'dep-leaf'), '1.1.0');
+    {
+      assert.ok(existsSync(PNPM_BIN), 'pnpm is a dev dependency (npm ci installs it)');
+      const pnpmProject = emptyProject({ '@mycompany/app': '1.0.0' });
+      const pnpmHome = mkdtempSync(join(tmpdir(), 'pnpm-home-'));
+      const pnpm = await run(PNPM_BIN, ['install', `--registry=${ours.url}/`, `--store-dir=${join(pnpmHome, 'store')}`, '--config.node-linker=hoisted'], {
+        cwd: pnpmProject,
+        env: cleanEnv({ HOME: pnpmHome, npm_config_registry: `${ours.url}/` }),
+      });
+      assert.equal(pnpm.code, 0, `${pnpm.stdout}\n${pnpm.stderr}`);
+      // pnpm may prefer an older matching version (its release-age / resolution settings): any ^1 from the upstream tree
+      assert.match(installed(pnpmProject, 'dep-leaf') ?? 'missing', /^1\.[01]\.0$/, 'pnpm: dep-leaf');
+      assert.equal(installed(pnpmProject, 'dep-top'), '3.0.0', 'pnpm: dep-top');
+    }
+
+    tree.relay.mode = 'down';
+    try {
+      const offlineClient = createClientDir(ours);
+      const again = emptyProject({ '@mycompany/app': '1.0.0' });
+      const npmAgain = await offlineClient.npm(['install', '--no-audit', '--no-fund'], { cwd: again });
+      assert.equal(npmAgain.code, 0, npmAgain.stderr);
+      assert.equal(installed(again, 'dep-leaf'), '1.1.0');
+      const bunAgain = emptyProject({ '@mycompany/app': '1.0.0' });
+      const bun2 = await offlineClient.bun(['install'], { cwd: bunAgain });
+      assert.equal(bun2.code, 0, bun2.stderr);
+      assert.equal(installed(bunAgain, 'dep-mid'), '2.0.0');
+      const stale = await packument(ours, 'dep-top');
+      assert.equal(stale.status, 200);
+      assert.match(stale.headers.get('warning') ?? '', /^110 /);
+      await eventually(() => /dep-top: the upstream is unreachable .*serving the cached copy/.test(ours.logs()), 'the stale answer is logged');
+      const uncached = await packument(ours, 'burst-5');
+      assert.ok([502, 504].includes(uncached.status), `${uncached.status}`);
+      assert.match(String(uncached.json.error), /burst-5 is not held by this registry and the upstream/);
+    } finally {
+      tree.relay.mode = 'pass';
+    }
+  });
+});
+
+const CONFIG_CLI = join(PROJECT_ROOT, 'build', 'scripts', 'config-cli.js');
+
+describe('issue 12: OFFLINE, crashes during cache fills, start-up without a usable upstream', () => {
+  let tree: Tree;
+
+  before(async () => {
+    tree = await startTree();
+  });
+
+  after(async () => {
+    await tree?.relay.close();
+    await tree?.upstream.stop();
+  });
+
+  test('12.6 OFFLINE set → zero upstream requests; held packages still served, the rest a 404 naming OFFLINE', async () => {
+    const ours = await startProxying(tree.relay);
+    try {
+      assert.equal((await packument(ours, 'dep-leaf')).status, 200);
+      assert.equal((await fetch(`${ours.url}/dep-leaf/-/dep-leaf-1.0.0.tgz`)).status, 200);
+      const toggled = await run(NODE_BIN, [CONFIG_CLI, '--file', ours.lockbPath, 'toggle', 'OFFLINE'], { env: cleanEnv() });
+      assert.equal(toggled.code, 0, toggled.stderr);
+      // the registry sees another process's config write within 100 ms (core watcher)
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const before = tree.relay.requests.length;
+      const held = await packument(ours, 'dep-leaf');
+      assert.equal(held.status, 200);
+      assert.equal((await fetch(`${ours.url}/dep-leaf/-/dep-leaf-1.0.0.tgz`)).status, 200);
+      const missing = await packument(ours, 'burst-1');
+      assert.equal(missing.status, 404);
+      assert.match(String(missing.json.error), /OFFLINE/);
+      const missingTarball = await fetch(`${ours.url}/dep-leaf/-/dep-leaf-1.1.0.tgz`);
+      assert.equal(missingTarball.status, 404);
+      assert.match(((await missingTarball.json()) as { error: string }).error, /OFFLINE/);
+      assert.equal(tree.relay.requests.length, before, `upstream requests while OFFLINE: ${JSON.stringify(tree.relay.requests.slice(before))}`);
+    } finally {
+      await ours.stop();
+    }
+  });
+
+  test('12.4 kill -9 during cache fills: after a restart nothing torn is ever served, and every held tarball matches its integrity', async () => {
+    const ours = await startProxying(tree.relay, { timeout: '20s' });
+    tree.relay.mode = 'slow';
+    const names = Array.from({ length: 6 }, (_, i) => `burst-${i}`);
+    try {
+      for (const name of names.slice(0, 3)) assert.equal((await packument(ours, name)).status, 200);
+      // tarball fills in flight (the relay drips their bytes), packument fills racing them
+      const inflight = [
+        ...names.slice(0, 3).map((name) => fetch(`${ours.url}/${name}/-/${name}-1.0.0.tgz`).then((r) => r.arrayBuffer()).catch(() => null)),
+        ...names.slice(3).map((name) => fetch(`${ours.url}/${name}`).then((r) => r.text()).catch(() => null)),
+      ];
+      // kill while a fill is provably half-written: its temp file exists
+      let torn = false;
+      for (let attempt = 0; attempt < 100 && !torn; attempt++) {
+        torn = cacheFiles(ours).some((file) => file.split('/').pop()!.startsWith('.tmp-'));
+        if (!torn) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(torn, 'no cache fill was ever in flight');
+      ours.process.kill('SIGKILL');
+      await Promise.all(inflight);
+    } finally {
+      tree.relay.mode = 'pass';
+      await ours.stop(); // also when an assertion failed: a running child would keep the test process alive
+    }
+    const again = await startProxying(tree.relay, { dir: ours.dir, maxage: '10m' });
+    try {
+      const leftovers = cacheFiles(again).filter((file) => file.split('/').pop()!.startsWith('.tmp-'));
+      assert.deepEqual(leftovers, [], 'temp files of the killed fills are swept at start-up');
+      await eventually(() => /removed \d+ temp file\(s\) left by an interrupted upstream cache fill/.test(again.logs()), 'the sweep of the killed fill is logged');
+      for (const name of names) {
+        const answer = await packument(again, name);
+        assert.equal(answer.status, 200, `${name}: ${JSON.stringify(answer.json)}`);
+        const response = await fetch(`${again.url}/${name}/-/${name}-1.0.0.tgz`);
+        assert.equal(response.status, 200);
+        const bytes = Buffer.from(await response.arrayBuffer());
+        assert.equal(`sha512-${sha512Base64(bytes)}`, answer.json.versions['1.0.0'].dist.integrity, `${name}: served bytes match the integrity`);
+      }
+    } finally {
+      await again.stop();
+    }
+  });
+
+  test('12.3 an upstream slower than `timeout`: the cached copy with a Warning, an uncached package a 504', async () => {
+    const ours = await startProxying(tree.relay, { timeout: '1s' });
+    try {
+      assert.equal((await packument(ours, 'dep-mid')).status, 200);
+      tree.relay.mode = 'hang';
+      const stale = await packument(ours, 'dep-mid');
+      assert.equal(stale.status, 200);
+      assert.match(stale.headers.get('warning') ?? '', /^110 - "Response is Stale: the upstream did not answer within 1000 ms"$/);
+      const uncached = await packument(ours, 'burst-4');
+      assert.equal(uncached.status, 504);
+      assert.match(String(uncached.json.error), /burst-4 is not held by this registry and the upstream did not answer within 1000 ms/);
+    } finally {
+      tree.relay.mode = 'pass';
+      await ours.stop();
+    }
+  });
+
+  test('12.1 an unreachable upstream at start: the registry starts; an uncached package is a clear 502', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const ours = await startRegistry({ env: { REGISTRY_UPSTREAM_URL: `http://127.0.0.1:${port}` } });
+    try {
+      const answer = await packument(ours, 'anything-uncached');
+      assert.equal(answer.status, 502);
+      assert.match(String(answer.json.error), /anything-uncached is not held by this registry and the upstream is unreachable \(ECONNREFUSED\)/);
+    } finally {
+      await ours.stop();
+    }
+  });
+
+  test('12.1 REGISTRY_UPSTREAM_URL=off: no upstream contact, an uncached package is a 404 saying so', async () => {
+    const ours = await startRegistry({ env: { REGISTRY_UPSTREAM_URL: 'off' } });
+    try {
+      const answer = await packument(ours, 'dep-leaf');
+      assert.equal(answer.status, 404);
+      assert.match(String(answer.json.error), /no upstream \(REGISTRY_UPSTREAM_URL=off\)/);
+      assert.match(ours.logs(), /upstream off: REGISTRY_UPSTREAM_URL=off/);
+    } finally {
+      await ours.stop();
+    }
+  });
+
+  test('12.1 an upstream that is this registry itself is refused at start-up with a clear message', async () => {
+    await assert.rejects(startRegistry({ env: { REGISTRY_UPSTREAM_URL: 'http://localhost:4873/' } }), /refusing the upstream: the upstream http:\/\/localhost:4873 is this registry's own URL/);
+  });
+});

@@ -5,7 +5,7 @@
  * records (written by the storage plugin's upstream cache, one per cached version) is `cached`.
  * Pure: records in, answer out.
  */
-import { foldIndex, type IndexRecord, type PackageSummary } from '../registry-core/index';
+import { foldIndex, type IndexRecord, type IndexRecordKind, type PackageSummary } from '../registry-core/index';
 
 export type PackageSourceKind = 'local' | 'cached';
 
@@ -14,8 +14,8 @@ export interface ListedPackage extends PackageSummary {
   source: PackageSourceKind;
 }
 
-/** The record kind of a cached upstream version (docs/upstream.md); compared as a string, see below. */
-export const CACHE_RECORD_KIND = 'cache';
+/** The record kind of a cached upstream version (docs/upstream.md). */
+export const CACHE_RECORD_KIND = 'cache' satisfies IndexRecordKind;
 
 export interface IndexSources {
   /** names with a standing local publish */
@@ -26,16 +26,15 @@ export interface IndexSources {
 
 export function indexSources(records: readonly IndexRecord[]): IndexSources {
   // The core's fold gives the local picture (publish/unpublish/dist-tag…); cache records are
-  // replayed here. The kind is compared as a string so this file builds before and after the
-  // core learns the `cache` kind: before, the core never returns one and everything is local.
+  // replayed here (a local publish always wins over a cached copy of the same name).
   const local = new Set<string>();
-  for (const [name, entry] of foldIndex(records.filter((r) => (r.kind as string) !== CACHE_RECORD_KIND))) {
+  for (const [name, entry] of foldIndex(records.filter((r) => r.kind !== CACHE_RECORD_KIND))) {
     if (entry.versions.length > 0) local.add(name);
   }
   const cached = new Map<string, { versions: string[]; time: number }>();
   for (const record of records) {
-    if ((record.kind as string) === 'unpublish-package') cached.delete(record.name);
-    if ((record.kind as string) !== CACHE_RECORD_KIND || local.has(record.name)) continue;
+    if (record.kind === 'unpublish-package') cached.delete(record.name);
+    if (record.kind !== CACHE_RECORD_KIND || local.has(record.name)) continue;
     let entry = cached.get(record.name);
     if (!entry) cached.set(record.name, (entry = { versions: [], time: 0 }));
     if (!entry.versions.includes(record.version)) entry.versions.push(record.version);

@@ -5,7 +5,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { ConfigFile, bootMark, bootRegistry, debugLog, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
+import { ConfigFile, bootMark, bootRegistry, debugLog, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
 import { VersionSigner } from './signatures';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
@@ -207,7 +207,34 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
           : `upstream off: ${outcome.disabled}`;
       bootMark(`storage: ${text}`);
       if (!outcome.ok) logger.error({ detail: text }, 'registry-storage: @{detail}');
+      // proxied versions carry the upstream's signatures: /-/npm/v1/keys lists its keys beside ours
+      // so a client can verify them through this registry (docs/signatures.md)
+      if (outcome.ok && outcome.upstream) {
+        const { url, timeoutMs } = outcome.upstream;
+        registerUpstreamKeys(lockbPath, () =>
+          hasFeature(flags.getConfig().fields, 'OFFLINE') ? [] : fetchUpstreamKeys(url, timeoutMs),
+        );
+      }
     }, () => undefined);
     return proxy;
   }
+}
+
+/** The upstream's `/-/npm/v1/keys`, checked: only well-formed entries are ever published as ours to trust. */
+async function fetchUpstreamKeys(upstreamUrl: string, timeoutMs: number): Promise<PublishedKey[]> {
+  const answer = await fetch(new URL('-/npm/v1/keys', upstreamUrl.endsWith('/') ? upstreamUrl : `${upstreamUrl}/`), {
+    headers: { accept: 'application/json' },
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (answer.status === 404) return []; // an upstream that signs nothing
+  if (!answer.ok) throw new Error(`upstream keys answered ${answer.status}`);
+  const body = (await answer.json()) as { keys?: unknown };
+  if (!Array.isArray(body.keys)) throw new Error('upstream keys: no keys array');
+  return body.keys.filter(
+    (key): key is PublishedKey =>
+      typeof key === 'object' && key !== null &&
+      typeof (key as PublishedKey).keyid === 'string' && typeof (key as PublishedKey).key === 'string' &&
+      (key as PublishedKey).keytype === SIGNING_KEY_TYPE && (key as PublishedKey).scheme === SIGNING_KEY_TYPE &&
+      ((key as PublishedKey).expires === null || typeof (key as PublishedKey).expires === 'string'),
+  );
 }

@@ -1,7 +1,6 @@
 /**
  * 12.8 local vs cached in the dashboard's package list: derived from index records alone.
- * `cache` records are the storage plugin's upstream cache (docs/upstream.md); until the core knows
- * that kind, these records are built with a cast — the function compares kinds as strings.
+ * `cache` records are the storage plugin's upstream cache (docs/upstream.md).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

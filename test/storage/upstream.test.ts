@@ -16,6 +16,14 @@ import { PackageIndex } from '../../plugins/registry-core/index';
 import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
 import { makeTarball, publishRaw, sha512Base64 } from './lib/packages';
 import { startRelay, type Relay } from './lib/relay';
+import type { PublishedKey } from '../../plugins/registry-core/index';
+
+/** The part of pacote's API this test uses (pacote ships no types). */
+interface Pacote {
+  manifest(spec: string, options: Record<string, unknown>): Promise<{ _id: string; _signatures?: Array<{ keyid: string; sig: string }> }>;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const pacote = require('pacote') as Pacote;
 
 const PNPM_BIN = join(PROJECT_ROOT, 'node_modules', '.bin', 'pnpm');
 const CACHE_DIR = '.upstream';
@@ -130,6 +138,30 @@ describe('issue 12: one upstream, proxied and cached', () => {
     assert.equal(direct.json._upstream, undefined);
     const behind = await packument(ours, 'dep-leaf', { 'x-forwarded-proto': 'https' });
     for (const meta of Object.values<any>(behind.json.versions)) assert.ok(meta.dist.tarball.startsWith(`https://127.0.0.1:${ours.port}/dep-leaf/-/`), meta.dist.tarball); // eslint-disable-line @typescript-eslint/no-explicit-any
+  });
+
+  test('13.4 proxied versions keep the upstream\'s signatures, and our /-/npm/v1/keys lists its keys: pacote verifies them through this registry', async () => {
+    const keysOf = async (registry: RunningRegistry): Promise<PublishedKey[]> => {
+      const answer = await fetch(`${registry.url}/-/npm/v1/keys`);
+      assert.equal(answer.status, 200);
+      return ((await answer.json()) as { keys: PublishedKey[] }).keys;
+    };
+    const upstreamKeys = await keysOf(tree.upstream);
+    const ourKeys = await keysOf(ours);
+    for (const key of upstreamKeys) assert.ok(ourKeys.some((k) => k.keyid === key.keyid), `upstream key ${key.keyid} listed by ours`);
+    const upstreamDoc = (await packument(tree.upstream, 'dep-mid')).json;
+    const proxied = (await packument(ours, 'dep-mid')).json;
+    assert.deepEqual(proxied.versions['2.0.0'].dist.signatures, upstreamDoc.versions['2.0.0'].dist.signatures, 'the upstream signature, unchanged');
+    const host = new URL(ours.url).host;
+    const manifest = await pacote.manifest('dep-mid@2.0.0', {
+      registry: `${ours.url}/`,
+      verifySignatures: true,
+      [`//${host}/:_keys`]: ourKeys.map((key) => ({ ...key, pemkey: `-----BEGIN PUBLIC KEY-----\n${key.key}\n-----END PUBLIC KEY-----` })),
+      cache: mkdtempSync(join(tmpdir(), 'pacote-cache-')),
+      preferOnline: true,
+    });
+    assert.equal(manifest._id, 'dep-mid@2.0.0');
+    assert.ok((manifest._signatures ?? []).length > 0, 'verified against a signature');
   });
 
   test('12.3 GET /:package/:version of a package never fetched before (npm view name@version) is proxied too', async () => {

@@ -1,4 +1,4 @@
-/** The dashboard's HTTP API (SPEC §4): the config and the package list. */
+/** The dashboard's HTTP API (docs/http-api.md): the config and the package list. */
 import { TerminalError } from './errors';
 import { check, configViewSchema, packagesResponseSchema, upstreamViewSchema, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
 

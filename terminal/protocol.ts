@@ -1,5 +1,5 @@
 /**
- * The dashboard's wire shapes (SPEC §4) as zod schemas: everything the server sends is checked
+ * The dashboard's wire shapes (docs/http-api.md) as zod schemas: everything the server sends is checked
  * once here, so the rest of the client works with typed values and never with `unknown`.
  */
 import { z } from 'zod';

@@ -105,7 +105,7 @@ export interface CommandResult {
   view?: ConfigView;
 }
 
-/** The SPEC rule for a URL change: `.env.local` first, then the hash (watchers react to the hash, then read the file). */
+/** The documented rule for a URL change (docs/command-language.md): `.env.local` first, then the hash (watchers react to the hash, then read the file). */
 export async function changeRegistryUrl(config: Pick<ConfigFile, 'update'>, envFile: string, url: string): Promise<ConfigSnapshot> {
   const normalized = normalizeRegistryUrl(url);
   setEnvFileValue(envFile, 'BUN_REGISTRY_URL', normalized);

@@ -44,7 +44,7 @@ export const WATCH_POLL_MS = 50;
 
 /**
  * Immutable. Holds the decoded fields; `bytes` and `view` are derived on first use, so setByte()
- * costs one syscall plus a small object (SPEC §9: ≤ 2× a bare positioned write). `fields` is
+ * costs one syscall plus a small object (docs/targets.md: ≤ 2× a bare positioned write). `fields` is
  * frozen on first read rather than at creation, for the same reason.
  */
 class Snapshot implements ConfigSnapshot {

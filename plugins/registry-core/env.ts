@@ -1,5 +1,5 @@
 /**
- * `.env.local` and process-environment import/export of the config (SPEC §2 "Environment").
+ * `.env.local` and process-environment import/export of the config (docs/config-format.md "Environment").
  * The 13 bytes hold only the registry URL's hash; the URL itself lives in `.env.local`.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -31,7 +31,7 @@ const FLAG_KEYS: Record<string, FeatureFlag> = {
   BUN_FEATURE_OFFLINE: 'OFFLINE',
 };
 
-/** Exactly the 9 SPEC lines, in ENV_KEYS order, each '\n'-terminated. */
+/** Exactly the 9 documented lines, in ENV_KEYS order, each '\n'-terminated. */
 export function exportEnv(fields: ConfigFields, registryUrl: string): string {
   const flag = (name: FeatureFlag): string => (hasFeature(fields, name) ? '1' : '0');
   return [

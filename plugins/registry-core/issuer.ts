@@ -1,4 +1,4 @@
-/** SPEC §3: which algorithm signs new tokens, who issues them, for which audience. Pure. */
+/** docs/identity.md: which algorithm signs new tokens, who issues them, for which audience. Pure. */
 import { hasFeature, type ConfigFields } from './layout';
 import { LOCAL_REGISTRY_URL, hashRegistryUrl, normalizeRegistryUrl } from './registry-url';
 import { RegistryCoreError } from './errors';

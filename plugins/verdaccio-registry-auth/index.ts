@@ -2,7 +2,7 @@
  * verdaccio-registry-auth — the `auth:` plugin: htpasswd users (bcrypt) and a real JWT issuer
  * (jose, EdDSA or RS256 by the PREMIUM_TYPES flag) whose issuer and audience follow the 13-byte
  * config. Verdaccio loads the default export; the named exports are the library functions the
- * SPEC names, bound to the instance Verdaccio constructed in this process.
+ * names from docs/identity.md, bound to the instance Verdaccio constructed in this process.
  *
  * The constructor throws when it cannot initialise (bad keys folder, unreadable htpasswd,
  * invalid registry.lockb): Verdaccio then skips the plugin, and scripts/start.ts refuses to
@@ -66,7 +66,7 @@ function running(): RegistryAuthPlugin {
   return active;
 }
 
-/** The issuer (SPEC §3 decision tree) for the config as it is now. */
+/** The issuer (docs/identity.md decision tree) for the config as it is now. */
 export function getIssuer(): { url: string; kind: 'private' | 'local' | 'public' } {
   return running().issuer.state().issuer;
 }

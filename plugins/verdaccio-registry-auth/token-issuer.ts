@@ -1,7 +1,7 @@
 /**
  * The JWT issuer and verifier (jose), steered by the 13-byte config.
  *
- * Algorithm, issuer and audience are computed from the config NOW (core's SPEC §3 decision
+ * Algorithm, issuer and audience are computed from the config NOW (core's docs/identity.md decision
  * functions), for every token issued and every token verified — never stored at start-up — so a
  * flag flipped by the dashboard or the CLI applies to the very next request.
  *

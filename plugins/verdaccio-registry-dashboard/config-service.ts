@@ -1,6 +1,6 @@
 /**
  * The dashboard's side of the 13 bytes: the current document, the three write operations of
- * SPEC §4, and the CommandContext the shared command language runs against. All writes go
+ * docs/http-api.md, and the CommandContext the shared command language runs against. All writes go
  * through core ConfigFile's locked `update`/`toggleFeature`, so the dashboard, the terminal and
  * `npm run config` in another process never lose each other's changes.
  */

@@ -1,5 +1,5 @@
 /**
- * The SPEC §4 config document (GET /_dashboard/api/config and every WebSocket `config` message):
+ * The docs/http-api.md config document (GET /_dashboard/api/config and every WebSocket `config` message):
  * the core's view of the 13 bytes plus what they mean for tokens (issuer, algorithm), the env
  * export and the registry URL they were hashed from. Built once per (snapshot, URL) and reused,
  * so a GET or a broadcast to many sockets costs one JSON.stringify per change, not per reader.

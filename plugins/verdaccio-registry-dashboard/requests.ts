@@ -1,5 +1,5 @@
 /**
- * The shapes clients may send: POST /_dashboard/api/config bodies (SPEC §4) and WebSocket
+ * The shapes clients may send: POST /_dashboard/api/config bodies (docs/http-api.md) and WebSocket
  * messages. Strict objects: an unknown key is an error, not something silently ignored, so a
  * typo ("flags" for "flag") is reported instead of doing nothing.
  */

@@ -1,6 +1,6 @@
 /**
  * Everything below `/_dashboard` over plain HTTP, as one handler (no router stack: the page is
- * a hot path). Routes (SPEC §4):
+ * a hot path). Routes (docs/http-api.md):
  *   GET  /_dashboard                 the page
  *   GET  /_dashboard/assets/<file>   its script, styles, icon
  *   GET  /_dashboard/api/config      the config document

@@ -1,5 +1,5 @@
 /**
- * `GET /_dashboard/terminal` — the live channel of SPEC §4, used by the page and the terminal
+ * `GET /_dashboard/terminal` — the live channel of docs/http-api.md, used by the page and the terminal
  * client. Server → client: `config` on connect and after every change from any source,
  * `event` as things happen (`history` once on connect), `auth` and `output` answers, `error`
  * for a malformed message. Client → server: `auth` (a token, never in the URL), `command`

@@ -1,5 +1,5 @@
 /**
- * Auth micro-benchmarks (SPEC §9: token issue + verify ≤ 1.2× bare jose sign + verify, EdDSA and
+ * Auth micro-benchmarks (docs/targets.md: token issue + verify ≤ 1.2× bare jose sign + verify, EdDSA and
  * RS256, in the same run).
  *
  * "Ours" is the plugin's TokenIssuer exactly as the server runs it: live config from a real

@@ -82,7 +82,7 @@ async function publishSeries(target: ClientTarget, prefix: string, count: number
 
 /**
  * `npm publish` of `publishCount` distinct new packages, sequentially, from a fresh client folder,
- * against stock in JWT mode (the SPEC row). With `stockAes`, one more round against stock's
+ * against stock in JWT mode (the docs/targets.md row). With `stockAes`, one more round against stock's
  * default AES mode (bcrypt on every authenticated request) as an info row, beside ours' figure
  * from the main row.
  */

@@ -1,5 +1,5 @@
 /**
- * Config micro-benchmarks (SPEC §9):
+ * Config micro-benchmarks (docs/targets.md):
  *   - getConfig() median ns (a read from memory), and what keeping that memory fresh costs: the
  *     idle CPU of the change detection (the 50 ms poll every open ConfigFile runs, plus inotify
  *     while a watcher is attached), as process CPU with vs without it over idle windows,

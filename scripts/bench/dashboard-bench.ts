@@ -1,5 +1,5 @@
 /**
- * Dashboard rows of `npm run bench` (SPEC §9), measured against our registry as a child process
+ * Dashboard rows of `npm run bench` (docs/targets.md), measured against our registry as a child process
  * (the project's config.yaml, state in a temp folder):
  *
  * - GET /_dashboard p50: sequential requests on one keep-alive connection, `Accept-Encoding: br`

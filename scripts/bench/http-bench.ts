@@ -309,7 +309,7 @@ function tarballWithSha1(sha1: string): Endpoint['check'] {
 
 const both = <T>(value: T): Record<Side, T> => ({ stock: value, ours: value });
 
-/** SPEC §9: packument and tarball GET ≥ 0.6× the ceiling. */
+/** docs/targets.md: packument and tarball GET ≥ 0.6× the ceiling. */
 export const CEILING_TARGET = '≥ 0.6× ceiling req/s';
 
 /** Row names of the read group (the smoke test checks they exist). */
@@ -407,7 +407,7 @@ function timedGet(url: string, agent: Agent): Promise<{ ms: number; status: numb
 }
 
 /**
- * The first packument read after a write (SPEC §9: ≤ 1.0× stock latency): each pair publishes a
+ * The first packument read after a write (docs/targets.md: ≤ 1.0× stock latency): each pair publishes a
  * new version of one package (raw PUT, the document npm sends) and, as soon as the 201 is in,
  * GETs the full packument; the GET's latency is the sample, and it must already list the new
  * version (a stale read is an ERROR, not a fast sample). Pairs alternate stock / ours.
@@ -479,7 +479,7 @@ function whoami(user: string, token: string): Endpoint {
 }
 
 /**
- * `GET /-/whoami` with a Bearer token: ours vs stock in JWT mode (the SPEC row), then — as
+ * `GET /-/whoami` with a Bearer token: ours vs stock in JWT mode (the docs/targets.md row), then — as
  * information — ours vs stock's default AES mode, which runs bcrypt on every request.
  */
 export async function runWhoamiBench(

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--only a,b] [--profile]` — stock Verdaccio 6.10.4 and ours, same
- * machine, same Node, same workloads, interleaved; one table (SPEC §9 rows with both figures and
+ * machine, same Node, same workloads, interleaved; one table (docs/targets.md rows with both figures and
  * the ratio) on stdout and the full record as JSON (+ a Markdown table) in bench-results/.
  */
 import { execFileSync } from 'node:child_process';

@@ -1,5 +1,5 @@
 /**
- * Terminal full redraw (SPEC §9: ≤ 16 ms): the client's real path — layout (`renderScreen`) plus
+ * Terminal full redraw (docs/targets.md: ≤ 16 ms): the client's real path — layout (`renderScreen`) plus
  * blessed painting EVERY cell (screen invalidated first) and flushing to the output stream — on
  * a pseudo terminal (an in-memory writable that says it is a tty), so no real terminal's speed is
  * measured. Median of N frames, each with a different cursor position so content changes.

@@ -1,6 +1,6 @@
 /**
  * The issuer and verifier against real files: a real registry.lockb (core ConfigFile), a real
- * `.env.local`, real key files. Expected issuers/audiences are written out from SPEC §3, not
+ * `.env.local`, real key files. Expected issuers/audiences are written out from docs/identity.md, not
  * computed by the code under test.
  */
 import assert from 'node:assert/strict';
@@ -49,7 +49,7 @@ function closeFixture(fixture: Fixture): void {
 const PREMIUM = 1;
 const PRIVATE = 2;
 
-describe('SPEC §3 decision tree: algorithm, issuer, audience (table-driven)', () => {
+describe('docs/identity.md decision tree: algorithm, issuer, audience (table-driven)', () => {
   const table: {
     name: string;
     url: string;

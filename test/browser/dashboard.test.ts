@@ -2,7 +2,7 @@
  * The dashboard page in real Chromium (Debian `chromium` driven by playwright-core) against a
  * real registry: no request leaves the registry origin, no console error, the grid shows the
  * file's bytes, admin edits reach the file, a CLI change in another process shows up live, a
- * package published with npm appears, env copy gives the SPEC lines. Screenshots are kept in
+ * package published with npm appears, env copy gives the documented lines. Screenshots are kept in
  * test-artifacts/browser/.
  *
  * Chromium missing → the test FAILS, unless SKIP_BROWSER_TESTS=1 (then it says why it skips).
@@ -234,7 +234,7 @@ describe('dashboard page in Chromium', { skip: skipReason }, () => {
     await page.close();
   });
 
-  it('copies the SPEC env lines for the current config', async () => {
+  it('copies the documented env lines for the current config', async () => {
     const page = await context.newPage();
     const watch = watchPage(page);
     await page.goto(`${registry.url}/_dashboard`);

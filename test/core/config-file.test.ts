@@ -41,7 +41,7 @@ function isCoreError(code: string, pattern?: RegExp) {
   };
 }
 
-test('createConfigFile writes the SPEC default bytes and refuses to overwrite', () => {
+test('createConfigFile writes the documented default bytes and refuses to overwrite', () => {
   const path = freshFile();
   assert.equal(bytes(path).toString('hex'), '42524547010a96b6ce03000000021850' + '36');
   assert.throws(() => createConfigFile(path, { ...defaultFields(), featureFlags: 0 }), isCoreError('ERR_LOCKB_EXISTS'));

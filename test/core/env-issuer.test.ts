@@ -36,7 +36,7 @@ function envError(variable: string, pattern?: RegExp) {
   };
 }
 
-test('exportEnv prints exactly the 9 SPEC lines in order', () => {
+test('exportEnv prints exactly the 9 documented lines in order', () => {
   assert.equal(
     exportEnv(defaultFields(), 'http://localhost:4873/'),
     'BUN_CONFIG_VERSION=1\nBUN_REGISTRY_URL=http://localhost:4873\nBUN_FEATURE_PRIVATE_REGISTRY=1\nBUN_FEATURE_PREMIUM_TYPES=1\n' +
@@ -129,7 +129,7 @@ test('setEnvFileValue rewrites one key atomically and keeps other lines; readReg
   assert.throws(() => readRegistryUrl(envFile), envError('BUN_REGISTRY_URL'));
 });
 
-test('issuer decision (SPEC §3)', () => {
+test('issuer decision (docs/identity.md)', () => {
   const local = defaultFields('http://localhost:4873');
   assert.equal(getTokenAlgorithm(local), 'EdDSA');
   assert.equal(getTokenAlgorithm({ ...local, featureFlags: 2 }), 'RS256');

@@ -36,7 +36,7 @@ function assertCoreError(fn: () => unknown, code: string, pattern: RegExp, field
   return caught;
 }
 
-test('SPEC test vectors: murmur3 and CRC-8/SMBUS', () => {
+test('documented test vectors (docs/config-format.md): murmur3 and CRC-8/SMBUS', () => {
   assert.equal(hashRegistryUrl('http://localhost:4873'), 0xceb6960a);
   assert.equal(hashRegistryUrl('https://registry.mycompany.com'), 0x4469efac);
   assert.equal(crc8(new TextEncoder().encode('123456789')), 0xf4);
@@ -52,14 +52,14 @@ test('URL normalization: default ports, trailing slash and host case do not chan
   }
 });
 
-test('fresh default header bytes match the SPEC', () => {
+test('fresh default header bytes match docs/config-format.md', () => {
   const fields = defaultFields('http://localhost:4873');
   assert.equal(hex(encodeHeader(fields)), '42 52 45 47 01 0a 96 b6 ce 03 00 00 00 02 18 50 36');
   assert.equal(hex(encodeHeader({ ...fields, featureFlags: 0 })), '42 52 45 47 01 0a 96 b6 ce 00 00 00 00 02 18 50 50');
   assert.deepEqual(decodeHeader(encodeHeader(fields)), fields);
 });
 
-test('describeConfig gives the SPEC §4 shape', () => {
+test('describeConfig gives the docs/http-api.md shape', () => {
   assert.deepEqual(describeConfig(defaultFields()), {
     hex: '010a96b6ce03000000021850',
     check: '36',

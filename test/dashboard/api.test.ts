@@ -1,5 +1,5 @@
 /**
- * The dashboard HTTP API against a real registry process: shapes of SPEC §4, who may write,
+ * The dashboard HTTP API against a real registry process: shapes of docs/http-api.md, who may write,
  * what a write does to registry.lockb and .env.local, and that every malformed request is a
  * 4xx JSON error that leaves the file as it was.
  */
@@ -28,7 +28,7 @@ describe('dashboard API', () => {
     await registry?.stop();
   });
 
-  it('GET /api/config returns the SPEC §4 document for the file as it is', async () => {
+  it('GET /api/config returns the docs/http-api.md document for the file as it is', async () => {
     const answer = await request(registry, '/_dashboard/api/config');
     assert.equal(answer.status, 200);
     assert.match(answer.headers.get('content-type') ?? '', /^application\/json/);
@@ -106,7 +106,7 @@ describe('dashboard API', () => {
     assert.equal(lockbBytes(registry).readUInt32LE(5), 0x4469efac);
     assert.match(readFileSync(registry.envFile, 'utf8'), /^BUN_REGISTRY_URL=https:\/\/registry\.mycompany\.com$/m);
 
-    // The new issuer/audience invalidates every token (SPEC §3): log in again to undo, and again after.
+    // The new issuer/audience invalidates every token (docs/identity.md): log in again to undo, and again after.
     admin = await addUser(registry, ADMIN.name, ADMIN.password);
     const back = await postConfig(registry, { op: 'setRegistryUrl', url: 'http://localhost:4873' }, admin);
     assert.equal(back.status, 200, back.text);

@@ -61,7 +61,7 @@ describe('dashboard units', () => {
     assert.equal(describeChange(base, base), 'rewritten with the same values');
   });
 
-  it('builds the SPEC §4 document from fields and URL', () => {
+  it('builds the docs/http-api.md document from fields and URL', () => {
     const document = buildDashboardConfig({ ...defaultFields(), featureFlags: 0 }, 'https://registry.mycompany.com');
     assert.equal(document.hex, '010a96b6ce00000000021850');
     assert.equal(document.check, '50');

@@ -18,7 +18,7 @@ describe('start-up', () => {
     await Promise.all(running.map((registry) => registry.stop()));
   });
 
-  test('first start creates registry.lockb with exactly the SPEC default bytes and prints a boot timeline', async () => {
+  test('first start creates registry.lockb with exactly the documented default bytes and prints a boot timeline', async () => {
     const registry = await startRegistry();
     running.push(registry);
     assert.equal(headerHex(registry.lockbPath), SPEC_DEFAULT);

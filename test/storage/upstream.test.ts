@@ -54,6 +54,8 @@ async function publishPublicTree(registry: RunningRegistry, token: string): Prom
   await put('@mycompany/only-upstream', '1.0.0');
   await put('shadowed', '1.0.0');
   await put('shadowed', '7.0.0');
+  await put('warm-leaf', '1.0.0');
+  await put('warm-top', '1.0.0', { 'warm-leaf': '^1.0.0' });
 }
 
 async function startTree(): Promise<Tree> {
@@ -283,6 +285,29 @@ describe('issue 12: one upstream, proxied and cached', () => {
     assert.equal(tree.relay.count('/shadowed'), before);
     const bytes = Buffer.from(await (await fetch(`${ours.url}/shadowed/-/shadowed-1.0.0.tgz`)).arrayBuffer());
     assert.ok(bytes.equals(local.tarball));
+  });
+
+  test('12.7 registry warm <package-lock.json>: everything it names is cached; the upstream stops and a fresh project still installs', async () => {
+    // the lockfile is written by real npm against the upstream itself: ours has never seen these packages
+    const lockProject = emptyProject({ 'warm-top': '1.0.0' });
+    const writer = createClientDir(tree.upstream);
+    const locked = await writer.npm(['install', '--package-lock-only', '--no-audit', '--no-fund'], { cwd: lockProject });
+    assert.equal(locked.code, 0, locked.stderr);
+    const before = tree.relay.count('/warm-leaf');
+    assert.equal(before, 0, 'not fetched through ours yet');
+    const warmed = await run(NODE_BIN, [join(PROJECT_ROOT, 'bin', 'registry.js'), 'warm', join(lockProject, 'package-lock.json'), '--registry', ours.url], { env: cleanEnv(), timeoutMs: 60_000 });
+    assert.equal(warmed.code, 0, `${warmed.stdout}\n${warmed.stderr}`);
+    assert.match(warmed.stdout, /\b2 fetched, 0 already cached, 0 failed/);
+    assert.ok(tree.relay.count('/warm-leaf') > 0, 'warm went through ours to the upstream');
+    tree.relay.mode = 'down';
+    try {
+      const project = emptyProject({ 'warm-top': '1.0.0' });
+      const npm = await createClientDir(ours).npm(['install', '--no-audit', '--no-fund'], { cwd: project });
+      assert.equal(npm.code, 0, npm.stderr);
+      assert.deepEqual([installed(project, 'warm-top'), installed(project, 'warm-leaf')], ['1.0.0', '1.0.0']);
+    } finally {
+      tree.relay.mode = 'pass';
+    }
   });
 
   test('12 acceptance: publish a package with public dependencies, npm/bun/pnpm install it with only this registry; then the upstream stops and fresh clients install again', async () => {

@@ -7,7 +7,7 @@
  * (upstream.ts) and every outcome is JSON (relay.ts).
  */
 import type { Application } from 'express';
-import { bootMark, bootRegistry, explicitUpstreamError, sharedUpstream } from '../registry-core/index';
+import { ConfigFile, bootMark, bootRegistry, explicitUpstreamError, hasFeature, sharedUpstream } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { AUDIT_PATHS, createAuditRelay } from './relay';
 import { auditUpstreamOf, type AuditUpstream } from './upstream';
@@ -26,12 +26,15 @@ export default class RegistryAudit {
   /** The registry's one upstream (core sharedUpstream, also the storage part's): npm may still be answering. */
   readonly upstream: Promise<AuditUpstream | null>;
   readonly #logger: Logger;
+  /** the live config bytes: OFFLINE set → audits are answered without contacting the upstream */
+  readonly #config: ConfigFile;
 
   constructor(_pluginConfig: unknown, options: unknown) {
     const config = (options as { config?: unknown } | undefined)?.config;
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
     this.#logger = loggerOf(options);
     const state = bootRegistry(config, process.env);
+    this.#config = ConfigFile.open(state.lockbPath);
     // a broken (or self-referencing) upstream entry stops start-up (the presence guard names this part) instead of failing every audit
     const problem = explicitUpstreamError(config, process.env, state.registryUrl);
     if (problem !== null) throw new Error(`registry-audit: ${problem}`);
@@ -46,7 +49,7 @@ export default class RegistryAudit {
     const warn = (text: string): void => this.#logger.warn({ detail: text }, 'registry-audit: @{detail}');
     let relay: ReturnType<typeof createAuditRelay> | undefined;
     const ready = this.upstream.then((upstream) => {
-      relay = createAuditRelay({ upstream, warn });
+      relay = createAuditRelay({ upstream, warn, offline: () => hasFeature(this.#config.getConfig().fields, 'OFFLINE') });
       bootMark(upstream ? `audit: npm audit relayed to ${upstream.name} (${upstream.url})` : 'audit: no upstream — npm audit answers a clear 501 error');
     });
     for (const path of AUDIT_PATHS) {

@@ -28,12 +28,17 @@ function hostOf(req: Request): string {
   return typeof host === 'string' && /^[A-Za-z0-9.:[\]-]{1,255}$/.test(host) ? host : 'this registry';
 }
 
-export function createAuditRelay(deps: { upstream: AuditUpstream | null; warn(message: string): void }): RequestHandler {
+export function createAuditRelay(deps: { upstream: AuditUpstream | null; warn(message: string): void; offline?: () => boolean }): RequestHandler {
   const { upstream, warn } = deps;
   return function auditRelay(req: Request, res: Response): void {
     const fail = (status: number, error: string): void => {
       res.status(status).json({ error });
     };
+    // OFFLINE (featureFlags bit 3): never contact the upstream, audits included (docs/upstream.md)
+    if (upstream !== null && deps.offline?.() === true) {
+      fail(503, `npm audit needs the upstream registry, and ${hostOf(req)} is OFFLINE (clear the flag: registry config toggle OFFLINE)`);
+      return;
+    }
     if (upstream === null) {
       fail(
         501,

@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { chooseUpstream, parseTimeout } from '../../plugins/verdaccio-registry-audit/upstream';
-import { cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
+import { NODE_BIN, PROJECT_ROOT, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
 import { freePort } from '../../scripts/bench/stock';
 
 const BULK = '/-/npm/v1/security/advisories/bulk';
@@ -90,6 +90,30 @@ describe('19.3 npm audit', () => {
       assert.equal(response.status, 501, path);
       assert.equal(response.headers.get('x-registry-audit-upstream'), 'upstream');
       assert.match(((await response.json()) as { error: string }).error, new RegExp(new URL(lone.url).host.replace(/\./g, '\\.')));
+    }
+  });
+
+  test('19.3 OFFLINE set: npm audit prints a clear error and the upstream is never contacted; cleared, the relay works again', async () => {
+    const cli = (flag: string) => run(NODE_BIN, [join(PROJECT_ROOT, 'build', 'scripts', 'config-cli.js'), '--file', relaying.lockbPath, 'toggle', flag], { env: cleanEnv() });
+    assert.equal((await cli('OFFLINE')).code, 0);
+    try {
+      const marker = lone.logs().length;
+      // the running registry sees another process's change within 100 ms (docs/config-format.md)
+      let answer: Response | undefined;
+      for (let i = 0; i < 20; i++) {
+        answer = await fetch(`${relaying.url}${BULK}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"lodash":["4.17.20"]}' });
+        if (answer.status === 503) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal(answer?.status, 503);
+      assert.match(((await answer!.json()) as { error: string }).error, /is OFFLINE/);
+      const client = createClientDir(relaying);
+      const audited = await client.npm(['audit'], { cwd: auditableProject(client.dir, relaying.url) });
+      assert.notEqual(audited.code, 0);
+      assert.match(audited.stdout, /npm audit needs the upstream registry, and 127\.0\.0\.1:\d+ is OFFLINE/);
+      assert.doesNotMatch(lone.logs().slice(marker), /security\/advisories/, 'the upstream saw no audit request');
+    } finally {
+      assert.equal((await cli('OFFLINE')).code, 0);
     }
   });
 

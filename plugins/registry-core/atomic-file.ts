@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, linkSync, openSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** node:crypto is loaded on the first write: read-only commands (`registry config get`) never pay its load. */
@@ -33,6 +33,37 @@ export function writeFileAtomicSync(target: string, data: string, mode?: number)
     throw error;
   }
   fsyncDirectory(folder);
+}
+
+/**
+ * Creates `target` with `data` unless it exists — for files that are written once and must never
+ * be replaced (registry.lockb's first header, key files): temp file in the same folder, fsync,
+ * link(2) (which refuses an existing name), folder fsync. Returns false when another writer's file
+ * was already there (it wins, untouched). The one create-once rule of the repository.
+ */
+export function createFileOnceSync(target: string, data: string | Uint8Array, mode = 0o600): boolean {
+  const folder = dirname(target);
+  const temp = join(folder, `.${basename(target)}.${randomSuffix()}.tmp`);
+  const fd = openSync(temp, 'wx', mode);
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    unlinkSync(temp);
+    throw error;
+  }
+  closeSync(fd);
+  try {
+    linkSync(temp, target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    unlinkSync(temp);
+  }
+  fsyncDirectory(folder);
+  return true;
 }
 
 export function fsyncDirectory(folder: string): void {

@@ -3,9 +3,9 @@
  * create (atomic, never overwrites), inspect, repair. The inode is never replaced once the file
  * exists: other processes hold descriptors on it and the package index lives after the header.
  */
-import { closeSync, existsSync, fsyncSync, linkSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
-import { fsyncDirectory } from './atomic-file';
-import { basename, dirname, join, resolve } from 'node:path';
+import { closeSync, existsSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { createFileOnceSync } from './atomic-file';
+import { resolve } from 'node:path';
 import { crc8 } from './crc8';
 import { RegistryCoreError } from './errors';
 import {
@@ -42,29 +42,12 @@ export function readHeaderBytes(fd: number): Uint8Array {
 }
 
 
-/** Writes a fresh header (no records) atomically: temp file + fsync + link(2), which refuses to overwrite. */
+/** Writes a fresh header (no records) atomically, never over an existing file (core createFileOnceSync). */
 export function createConfigFile(path: string, fields: ConfigFields): void {
   const target = resolve(path);
-  const header = encodeHeader(fields);
-  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(temp, 'wx', 0o644);
-  try {
-    writeSync(fd, header, 0, header.length, 0);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+  if (!createFileOnceSync(target, encodeHeader(fields), 0o644)) {
+    throw new RegistryCoreError('ERR_LOCKB_EXISTS', `${target} already exists; refusing to overwrite it`);
   }
-  try {
-    linkSync(temp, target);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new RegistryCoreError('ERR_LOCKB_EXISTS', `${target} already exists; refusing to overwrite it`);
-    }
-    throw error;
-  } finally {
-    unlinkSync(temp);
-  }
-  fsyncDirectory(dirname(target));
 }
 
 export function inspectConfigFile(path: string): { ok: true; fields: ConfigFields } | { ok: false; error: RegistryCoreError } {

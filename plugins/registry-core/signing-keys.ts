@@ -10,10 +10,10 @@
  * generates key n+1. New files are created by link() (never replacing one), so two processes
  * starting at once end with one key, not two halves.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fsyncDirectory } from './atomic-file';
+import { createFileOnceSync } from './atomic-file';
 import { RegistryCoreError } from './errors';
 
 export const SIGNING_KEY_TYPE = 'ecdsa-sha2-nistp256';
@@ -71,26 +71,9 @@ function keyFromFile(file: string): SigningKey {
   return { keyid: signingKeyId(der), created: value.created, expires: value.expires, publicKey: der.toString('base64'), file, privateKey };
 }
 
-/** Writes `target` once: temp + fsync + link (EEXIST: another writer won; false). */
+/** Writes `target` once (EEXIST: another writer won; false): the core's create-once rule. */
 function createOnce(target: string, text: string): boolean {
-  const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    linkSync(temp, target);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
-  } finally {
-    unlinkSync(temp);
-    fsyncDirectory(join(target, '..'));
-  }
+  return createFileOnceSync(target, text, 0o600);
 }
 
 export interface SigningKeyRingOptions {

@@ -21,7 +21,8 @@ import {
   type KeyObject,
   type webcrypto,
 } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, watch, writeSync, type FSWatcher } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { createFileOnceSync } from '../registry-core/atomic-file';
 import { basename, dirname, join } from 'node:path';
 import { AuthError } from './errors';
 
@@ -112,23 +113,7 @@ function fsyncFolder(dir: string): void {
 
 /** Writes `text` to `path` with mode 0600 unless `path` already exists (then the existing file wins). */
 function publishOnce(path: string, text: string): boolean {
-  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    linkSync(temp, path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
-  } finally {
-    unlinkSync(temp);
-  }
+  return createFileOnceSync(path, text, 0o600);
 }
 
 function readKeyFile(spec: KeySpec, path: string): JsonWebKey {

@@ -21,6 +21,7 @@ import {
   interleave,
   packagePath,
   publishRaw,
+  rawGet,
   removeDir,
   startServer,
   tempDir,
@@ -323,7 +324,15 @@ async function packumentRow(
     // throughputRow checks one real response first: that GET fills both caches from the upstream.
     const row = await throughputRow(rowName, servers, { stock: endpoint, ours: endpoint }, '≥ 3× stock req/s', settings.http, budget, log);
     const used = (side: Side): number => proxies.relays[side].count() - before[side];
-    row.notes[rowName] = [...(row.notes[rowName] ?? []), `upstream requests during the check + load runs: stock ${used('stock')}, ours ${used('ours')}`];
+    // Whether ours answered from its packument response cache (docs/upstream.md: it stays on for
+    // proxied packages), read after the load runs from the header the cache sets.
+    const last = await rawGet(`${servers.ours.url}${endpoint.path}`);
+    const cacheHeader = last.headers.find(([header]) => header.toLowerCase() === 'x-registry-cache')?.[1] ?? 'absent';
+    row.notes[rowName] = [
+      ...(row.notes[rowName] ?? []),
+      `upstream requests during the check + load runs: stock ${used('stock')}, ours ${used('ours')}`,
+      `ours' x-registry-cache header on this packument after the runs: ${cacheHeader}`,
+    ];
     return row;
   } finally {
     for (const server of Object.values(started)) {

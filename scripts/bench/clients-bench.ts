@@ -28,12 +28,12 @@ export const CLIENT_SETTINGS: Record<'quick' | 'full', ClientBenchSettings> = {
   full: { publishRounds: 3, installRounds: 5, bunRounds: 7, publishCount: 20 },
 };
 
-function failure(what: string, result: RunResult): string {
+export function failure(what: string, result: RunResult): string {
   const output = `${result.stderr}\n${result.stdout}`.trim().split('\n').slice(-6).join('\n    ');
   return `ERROR ${what} exited ${result.code}:\n    ${output}`;
 }
 
-function timeRow(
+export function timeRow(
   name: string,
   runs: { stock: (number | string)[]; ours: (number | string)[]; skippedRounds: number },
   unit: string,
@@ -127,13 +127,13 @@ export async function runPublishBench(
   return outcome;
 }
 
-function writeProject(dir: string, packages: readonly string[]): void {
+export function writeProject(dir: string, packages: readonly string[]): void {
   mkdirSync(dir, { recursive: true });
   const dependencies = Object.fromEntries(packages.map((pkg) => [pkg, '^1.0.0']));
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'bench-app', version: '1.0.0', private: true, dependencies }, null, 2)}\n`);
 }
 
-function missingInstall(project: string, packages: readonly string[]): string | null {
+export function missingInstall(project: string, packages: readonly string[]): string | null {
   const missing = packages.filter((pkg) => !existsSync(join(project, 'node_modules', pkg, 'package.json')));
   return missing.length > 0 ? `ERROR install left out ${missing.length} package(s), e.g. ${missing[0]}` : null;
 }

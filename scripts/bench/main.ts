@@ -27,6 +27,7 @@ import { formatProfile, readProfile, summarizeProfile } from './profile';
 import { evaluateRow, formatTable, makeRow, summarize } from './report';
 import { appendIndex, changesSincePrevious, currentCommit, runBaseName, writeRecordedChart } from './results';
 import { SCALE_SETTINGS, runScaleBench } from './scale-bench';
+import { UPSTREAM_SETTINGS, runUpstreamBench } from './upstream-bench';
 import { runStartupBench, STARTUP_SETTINGS } from './startup-bench';
 import { runTerminalBench } from './terminal-bench';
 import {
@@ -47,7 +48,7 @@ import {
 import type { BenchRow } from './types';
 
 /** Groups of rows, selectable with `--only`. Order = run order: in-process micro benches first, on a quiet machine. */
-const GROUPS = ['config', 'auth', 'startup', 'read', 'publish', 'install', 'whoami', 'scale', 'dashboard', 'terminal'] as const;
+const GROUPS = ['config', 'auth', 'startup', 'read', 'publish', 'install', 'whoami', 'upstream', 'scale', 'dashboard', 'terminal'] as const;
 type Group = (typeof GROUPS)[number];
 
 /** Bench modules written by the other parts' owners: `run<X>Bench({quick})` → BenchRow[]. */
@@ -258,6 +259,13 @@ export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[
   } finally {
     for (const server of running) await server.stop();
     for (const dir of dirs) removeDir(dir);
+  }
+  if (wants('upstream')) {
+    const settings = UPSTREAM_SETTINGS[mode];
+    // After the other server groups stopped their servers: these rows start their own (a third
+    // server as the upstream, fresh proxies per round).
+    log(`\n[upstream] ours and stock (JWT mode) proxying one stock Verdaccio upstream (${settings.label}), interleaved`);
+    await timed('upstream', async () => mergeOutcome(outcome, await runUpstreamBench(settings, budget, log, options.oursConfig)));
   }
   if (wants('scale')) {
     const settings = SCALE_SETTINGS[mode];

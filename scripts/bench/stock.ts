@@ -49,6 +49,10 @@ export interface LaunchOptions {
    * that side's previous start left — the same treatment for stock and ours.
    */
   compileCacheDir?: string;
+  /** Extra environment for the server child (e.g. ours' `REGISTRY_UPSTREAM_URL`, docs/upstream.md). */
+  env?: Record<string, string>;
+  /** Stock only: proxy every package from this registry URL (Verdaccio's own `uplinks` + `proxy:`). */
+  uplink?: string;
   timeoutMs?: number;
 }
 
@@ -82,7 +86,7 @@ function readConfig(path: string): Record<string, unknown> {
 }
 
 /** Same keys as the project config (packages, server, body limit…), with only Verdaccio's own parts. */
-export function writeStockConfig(dir: string, options: { jwt?: boolean } = {}): string {
+export function writeStockConfig(dir: string, options: { jwt?: boolean; uplink?: string } = {}): string {
   const config = readConfig(PROJECT_CONFIG);
   delete config.plugins;
   delete config.store;
@@ -91,6 +95,13 @@ export function writeStockConfig(dir: string, options: { jwt?: boolean } = {}): 
   config.auth = { htpasswd: { file: './htpasswd', max_users: 1000 } };
   config.middlewares = { audit: { enabled: true } };
   config.uplinks = {};
+  if (options.uplink) {
+    // Stock's documented way to proxy: one uplink, `proxy:` on every package rule.
+    config.uplinks = { upstream: { url: options.uplink } };
+    const packages = (config.packages ?? {}) as Record<string, Record<string, unknown>>;
+    for (const rule of Object.values(packages)) rule.proxy = 'upstream';
+    config.packages = packages;
+  }
   config.listen = '127.0.0.1:0';
   config.log = { type: 'stdout', format: 'pretty', level: 'warn' };
   if (options.jwt) config.security = { api: { jwt: { sign: { expiresIn: '7d' } } } };
@@ -133,6 +144,7 @@ export function spawnServer(
     // The same V8 compile cache for both sides, each in its own folder: ours' start script would
     // otherwise enable one (in the OS temp dir, warm from earlier runs) and stock's CLI none.
     NODE_COMPILE_CACHE: options.compileCacheDir ?? compileCacheDirOf(dir),
+    ...options.env,
   });
   delete env.NODE_DISABLE_COMPILE_CACHE;
   const child = spawn(NODE_BIN, [...nodeArgs, script, '-c', configPath, '--listen', `127.0.0.1:${port}`], {
@@ -229,7 +241,7 @@ export async function startOurs(dir: string, options: LaunchOptions = {}): Promi
 /** Stock: `node_modules/verdaccio/bin/verdaccio` itself, htpasswd + local storage, on a port picked here. */
 export async function startStock(dir: string, options: LaunchOptions & { jwt?: boolean } = {}): Promise<BenchServer> {
   mkdirSync(dir, { recursive: true });
-  writeStockConfig(dir, { jwt: options.jwt });
+  writeStockConfig(dir, { jwt: options.jwt, uplink: options.uplink });
   const port = options.port ?? (await freePort());
   const { child, logs } = spawnServer(options.jwt ? 'stock-jwt' : 'stock', dir, port, options);
   try {
@@ -401,8 +413,8 @@ export function makeTarball(files: Record<string, string>): Buffer {
 }
 
 /** Package files of realistic small-library size (a few KB), identical for both servers. */
-export function packageFiles(name: string, version: string): Record<string, string> {
-  const manifest = { name, version, description: `benchmark fixture ${name}`, main: 'index.js', license: 'MIT' };
+export function packageFiles(name: string, version: string, dependencies?: Record<string, string>): Record<string, string> {
+  const manifest = { name, version, description: `benchmark fixture ${name}`, main: 'index.js', license: 'MIT', ...(dependencies ? { dependencies } : {}) };
   // Hash lines compress like real code does (about 2:1), so the tarball is a few KB, not a few hundred bytes.
   const lines = Array.from({ length: 100 }, (_, i) => createHash('sha256').update(`${name}@${version}#${i}`).digest('hex'));
   const readme = `# ${name}\n\nA small library used by the registry benchmark.\n\n${lines.map((line) => `    ${line}`).join('\n')}\n`;
@@ -415,8 +427,14 @@ export function packageFiles(name: string, version: string): Record<string, stri
  * document npm publish sends. `tarball` defaults to the fixture of `packageFiles(name, version)`;
  * the scale rows pass a prebuilt one so the bench's own gzip is never inside a timed request.
  */
-export function publishBody(url: string, name: string, version: string, tarball?: Buffer): { body: string; tarballPath: string } {
-  const files = packageFiles(name, version);
+export function publishBody(
+  url: string,
+  name: string,
+  version: string,
+  tarball?: Buffer,
+  dependencies?: Record<string, string>,
+): { body: string; tarballPath: string } {
+  const files = packageFiles(name, version, dependencies);
   const bytes = tarball ?? makeTarball(files);
   const integrity = `sha512-${createHash('sha512').update(bytes).digest('base64')}`;
   const shasum = createHash('sha1').update(bytes).digest('hex');
@@ -443,8 +461,14 @@ export function packagePath(name: string): string {
 }
 
 /** `PUT /<name>` with the packument + base64 tarball, the same document npm publish sends. */
-export async function publishRaw(url: string, token: string, name: string, version: string): Promise<{ tarballPath: string }> {
-  const { body, tarballPath } = publishBody(url, name, version);
+export async function publishRaw(
+  url: string,
+  token: string,
+  name: string,
+  version: string,
+  dependencies?: Record<string, string>,
+): Promise<{ tarballPath: string }> {
+  const { body, tarballPath } = publishBody(url, name, version, undefined, dependencies);
   const response = await fetch(`${url}${packagePath(name)}`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'npm-command': 'publish' },

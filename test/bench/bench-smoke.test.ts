@@ -20,6 +20,7 @@ import { evaluateRow, formatNumber, formatTable, makeRow, median, parseTarget, r
 import { appendIndex, changesSincePrevious, readIndex, runBaseName, writeRecordedChart, type IndexEntry } from '../../scripts/bench/results';
 import { SCALE_CURVES, SCALE_ROWS, SCALE_SETTINGS, runScaleBench, windowAt, type ScaleSettings } from '../../scripts/bench/scale-bench';
 import { COLD_START_ROWS, runStartupBench } from '../../scripts/bench/startup-bench';
+import { UPSTREAM_SETTINGS, runUpstreamBench, startRelay, upstreamRows, upstreamTree, type UpstreamSettings } from '../../scripts/bench/upstream-bench';
 import {
   Budget,
   addUser,
@@ -112,6 +113,7 @@ describe('bench report (pure)', () => {
     assert.ok(quick.budgetMs <= 150_000);
     assert.ok(parseArgs([]).budgetMs <= 600_000);
     assert.deepEqual([...parseArgs(['--quick', '--only', 'scale']).only], ['scale']);
+    assert.deepEqual([...parseArgs(['--quick', '--only', 'upstream']).only], ['upstream']);
     assert.equal(parseArgs(['--record']).record, true);
     // docs/bench.svg is the picture of a full run of every group, never of a quick or partial one.
     assert.throws(() => parseArgs(['--record', '--quick']), /--record/);
@@ -476,5 +478,64 @@ describe('bench scale rows (tiny sizes, real stock and ours)', { timeout: 300_00
     const svg = renderChart({ title: 'scale smoke', rows: outcome.rows, notes: outcome.notes, curves });
     assert.equal(svg.match(/<rect class="bar /g)?.length, withStock.length);
     assert.equal(svg.match(/<polyline class="curve /g)?.length, 4);
+  });
+});
+
+describe('bench upstream rows (tiny sizes, a real stock upstream, real stock and ours proxying it)', { timeout: 300_000 }, () => {
+  it('the tree has three tiers, each package depending only on the tier below', () => {
+    const tree = upstreamTree(3);
+    assert.equal(tree.length, 9);
+    const names = new Set(tree.map((pkg) => pkg.name));
+    for (const pkg of tree) for (const dep of Object.keys(pkg.dependencies)) assert.ok(names.has(dep), `${pkg.name} → ${dep}`);
+    assert.deepEqual(tree.filter((pkg) => pkg.name.includes('-leaf-')).map((pkg) => Object.keys(pkg.dependencies).length), [0, 0, 0]);
+    // Quick and full say their size in every row name, and full proxies at least 30 packages (issue 12).
+    assert.ok(UPSTREAM_SETTINGS.full.tier * 3 >= 30);
+    assert.ok(Object.values(upstreamRows(UPSTREAM_SETTINGS.quick)).every((name) => name.includes('quick')));
+    assert.ok(Object.values(upstreamRows(UPSTREAM_SETTINGS.full)).every((name) => !name.includes('quick') && name.includes('30 packages')));
+  });
+
+  it('the counting relay forwards to the upstream and counts every request', async () => {
+    const dir = tempDir('smoke-relay');
+    const upstream = await startServer('stock-jwt', dir);
+    const relay = await startRelay(upstream.url);
+    try {
+      for (let i = 0; i < 3; i += 1) assert.equal((await fetch(`${relay.url}/-/ping`)).status, 200);
+      assert.equal((await fetch(`${relay.url}/no-such-package-here`)).status, 404);
+      assert.equal(relay.count(), 4);
+    } finally {
+      await relay.close();
+      await upstream.stop();
+      removeDir(dir);
+    }
+  });
+
+  it('every upstream row exists with both figures, cold fills reach the upstream through the relay', async () => {
+    const tiny: UpstreamSettings = {
+      tier: 2,
+      npmRounds: 1,
+      bunRounds: 1,
+      requests: 40,
+      concurrency: 8,
+      concurrencyRounds: 1,
+      http: { rounds: 1, durationSec: 0.3, warmupSec: 0, connections: 2 },
+      label: 'smoke: 6 packages',
+    };
+    const outcome = await runUpstreamBench(tiny, new Budget(240_000), () => undefined);
+    const rows = upstreamRows(tiny);
+    assert.deepEqual(outcome.rows.map((row) => row.name).sort(), Object.values(rows).sort());
+    for (const row of outcome.rows) {
+      const notes = outcome.notes[row.name] ?? [];
+      assert.ok(!notes.some((note) => note.startsWith('ERROR')), `${row.name}: ${notes.join('; ')}`);
+      assert.ok(Number.isFinite(row.ours) && row.baseline !== null && Number.isFinite(row.baseline), `${row.name}: both figures`);
+    }
+    const byName = new Map(outcome.rows.map((row) => [row.name, row]));
+    for (const name of [rows.npmCold, rows.npmWarm, rows.bunCold, rows.bunWarm]) assert.equal(byName.get(name)?.target, '≤ 0.9× stock time');
+    assert.equal(byName.get(rows.packument)?.target, '≥ 3× stock req/s');
+    assert.equal(byName.get(rows.perThousand)?.target, 'info');
+    assert.equal(byName.get(rows.perPackage)?.target, '≤ 1 requests');
+    // A cold server has nothing: both sides fetched from the upstream (counted at their relay).
+    assert.ok((byName.get(rows.perThousand)?.ours ?? 0) > 0 && (byName.get(rows.perThousand)?.baseline ?? 0) > 0);
+    const coldNote = (outcome.notes[rows.npmCold] ?? []).find((note) => note.startsWith('upstream requests per install'));
+    assert.ok(coldNote && !/stock 0,|ours 0$/.test(coldNote), coldNote);
   });
 });

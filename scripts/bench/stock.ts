@@ -144,6 +144,9 @@ export function spawnServer(
     // The same V8 compile cache for both sides, each in its own folder: ours' start script would
     // otherwise enable one (in the OS temp dir, warm from earlier runs) and stock's CLI none.
     NODE_COMPILE_CACHE: options.compileCacheDir ?? compileCacheDirOf(dir),
+    // Like with like: stock has no uplinks here, so ours has no upstream either (it would otherwise
+    // resolve npm's configured registry at start-up, docs/upstream.md); the upstream group sets one.
+    ...(kind === 'ours' ? { REGISTRY_UPSTREAM_URL: 'off' } : {}),
     ...options.env,
   });
   delete env.NODE_DISABLE_COMPILE_CACHE;

@@ -410,11 +410,14 @@ describe('issue 12: OFFLINE, crashes during cache fills, start-up without a usab
         ...names.slice(0, 3).map((name) => fetch(`${ours.url}/${name}/-/${name}-1.0.0.tgz`).then((r) => r.arrayBuffer()).catch(() => null)),
         ...names.slice(3).map((name) => fetch(`${ours.url}/${name}`).then((r) => r.text()).catch(() => null)),
       ];
-      // kill while a fill is provably half-written: its temp file exists
+      // kill while a fill is provably half-written: its temp file exists. A slow tarball fill keeps
+      // its temp for ≥ 600 ms (the relay delays every chunk and the end by 300 ms), so a 5 ms poll
+      // cannot miss it; the 10 s bound covers a loaded machine where the fill starts late.
       let torn = false;
-      for (let attempt = 0; attempt < 100 && !torn; attempt++) {
+      const deadline = Date.now() + 10_000;
+      while (!torn && Date.now() < deadline) {
         torn = cacheFiles(ours).some((file) => file.split('/').pop()!.startsWith('.tmp-'));
-        if (!torn) await new Promise((resolve) => setTimeout(resolve, 20));
+        if (!torn) await new Promise((resolve) => setTimeout(resolve, 5));
       }
       assert.ok(torn, 'no cache fill was ever in flight');
       ours.process.kill('SIGKILL');

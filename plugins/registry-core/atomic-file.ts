@@ -6,17 +6,10 @@ function randomSuffix(): string {
   return (require('node:crypto') as typeof import('node:crypto')).randomBytes(6).toString('hex');
 }
 
-/**
- * Replaces `target` so that a reader (or a crash) sees either the old or the new content, never a
- * mix: temp file in the same folder, fsync, rename, fsync of the folder (the rename itself is only
- * durable once the directory entry is). The temp name is random so two writers never collide.
- * `mode` defaults to the target's current mode, else 0o644.
- */
-export function writeFileAtomicSync(target: string, data: string, mode?: number): void {
-  const folder = dirname(target);
-  const fileMode = mode ?? (existsSync(target) ? statSync(target).mode & 0o777 : 0o644);
-  const temp = join(folder, `.${basename(target)}.${randomSuffix()}.tmp`);
-  const fd = openSync(temp, 'wx', fileMode);
+/** A durable temp file beside `target` (random name, written, fsynced, closed); removed again on failure. */
+function writeDurableTemp(target: string, data: string | Uint8Array, mode: number): string {
+  const temp = join(dirname(target), `.${basename(target)}.${randomSuffix()}.tmp`);
+  const fd = openSync(temp, 'wx', mode);
   try {
     writeFileSync(fd, data);
     fsyncSync(fd);
@@ -26,6 +19,18 @@ export function writeFileAtomicSync(target: string, data: string, mode?: number)
     throw error;
   }
   closeSync(fd);
+  return temp;
+}
+
+/**
+ * Replaces `target` so that a reader (or a crash) sees either the old or the new content, never a
+ * mix: temp file in the same folder, fsync, rename, fsync of the folder (the rename itself is only
+ * durable once the directory entry is). The temp name is random so two writers never collide.
+ * `mode` defaults to the target's current mode, else 0o644.
+ */
+export function writeFileAtomicSync(target: string, data: string, mode?: number): void {
+  const folder = dirname(target);
+  const temp = writeDurableTemp(target, data, mode ?? (existsSync(target) ? statSync(target).mode & 0o777 : 0o644));
   try {
     renameSync(temp, target);
   } catch (error) {
@@ -43,17 +48,7 @@ export function writeFileAtomicSync(target: string, data: string, mode?: number)
  */
 export function createFileOnceSync(target: string, data: string | Uint8Array, mode = 0o600): boolean {
   const folder = dirname(target);
-  const temp = join(folder, `.${basename(target)}.${randomSuffix()}.tmp`);
-  const fd = openSync(temp, 'wx', mode);
-  try {
-    writeFileSync(fd, data);
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    unlinkSync(temp);
-    throw error;
-  }
-  closeSync(fd);
+  const temp = writeDurableTemp(target, data, mode);
   try {
     linkSync(temp, target);
   } catch (error) {

@@ -1,93 +1,374 @@
 /**
- * Cross-process lock around read-modify-write of registry.lockb.
+ * The one lock of the repository: exclusive sections per key, real across processes.
  *
- * Why proper-lockfile (a `<file>.lock` directory created with mkdir, kept fresh by touching its
- * mtime) rather than an O_EXCL pid file: mkdir is atomic on every local file system, staleness is
- * decided by a heartbeat instead of a pid that may have been reused (or belongs to another
- * container sharing the volume), and it is already a dependency. A holder that dies leaves a lock
- * that is taken over after STALE_MS. The critical sections here are a few syscalls long, so the
- * retry schedule is short and bounded in total time (ERR_LOCK_TIMEOUT, never a silent proceed).
+ * Layout (the same for every user): a lock is the directory `<target>.lock` (mkdir is atomic on
+ * every local file system and refuses an existing name) plus an owner file `<target>.owner`
+ * (`host\npid\n`) written right after it; release removes the owner file, then the directory.
+ *   - `KeyedLock`: per-key locks under one folder (`<folder>/<encoded key>.lock`), with an
+ *     in-process FIFO per key in front of the cross-process lock, so a process never contends
+ *     with itself on the file system (the storage plugin's packages, `.verdaccio-db`);
+ *   - `withFileLock(path)` / `withFileLockSync(path)`: the lock of one file (`<path>.lock`,
+ *     `registry.lockb` and its config bytes), for the server and the one-shot CLI commands.
+ *
+ * Staleness without a heartbeat per acquisition (what proper-lockfile did: an mtime refresh timer,
+ * async mkdir/stat/utimes — about a third of a millisecond of main-thread work per lock):
+ *   - a holder on this host is dead when its pid is gone (`kill(pid, 0)` → ESRCH), or when the pid
+ *     is this very process but this process holds no such lock (a restarted registry that got its
+ *     old pid back, e.g. pid 1 in a container): taken over at once;
+ *   - a holder on another host (shared volume) cannot be asked: its lock is stale once the lock
+ *     directory is older than `staleMs`; a holder refreshes that mtime only when it holds the lock
+ *     longer than `staleMs / 3` (one unref'd timer, never armed in the common microsecond case);
+ *   - without an owner file (taken, owner not yet written — or the writer died in between) the
+ *     directory's age decides.
+ * Taking over is done under a break lock (`<target>.break`, mkdir again): the waiter re-reads the
+ * owner under it, removes the stale lock, takes the lock and writes its owner before letting go,
+ * so two waiters can never both remove a lock and both take it. A break lock is a few synchronous
+ * syscalls long; one older than BREAK_STALE_MS belonged to a process killed inside it.
+ *
+ * Acquisition and release are synchronous syscalls (a few µs each on a local disk): no thread-pool
+ * round trips. Waiting never degrades into "go on unlocked": after `timeoutMs` the caller gets
+ * ERR_LOCK_TIMEOUT (or the error `timeoutError` makes) and changes nothing. Every error path gives
+ * the lock back (also when the owner file cannot be written on a full or read-only disk).
  */
-import type * as ProperLockfile from 'proper-lockfile';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { RegistryCoreError } from './errors';
 
-let loaded: typeof ProperLockfile | undefined;
-/**
- * proper-lockfile (and graceful-fs under it) is loaded on the first lock, not at import: a
- * read-only command (`registry config get`) never locks, and the load is ~9 ms of its start-up.
- */
-function lockfile(): typeof ProperLockfile {
-  loaded ??= require('proper-lockfile') as typeof ProperLockfile;
-  return loaded;
+const HOST = hostname();
+const BREAK_STALE_MS = 2_000;
+const FILE_LOCK_STALE_MS = 5_000;
+const FILE_LOCK_TIMEOUT_MS = 10_000;
+
+function errnoOf(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null ? ((error as { code?: unknown }).code as string | undefined) : undefined;
 }
 
-const STALE_MS = 5_000;
-/** Total wait before giving up ≈ RETRIES × average delay (~10 s). */
-const RETRY = { retries: 1_000, factor: 1.2, minTimeout: 1, maxTimeout: 20, randomize: true } as const;
-const SYNC_TIMEOUT_MS = 10_000;
+/** Whether a process with this pid still exists on this host (EPERM means it does). */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoOf(error) !== 'ESRCH';
+  }
+}
 
-function lockTimeout(path: string, cause: unknown): RegistryCoreError {
+interface LockPaths {
+  lockDir: string;
+  owner: string;
+  breaker: string;
+}
+
+function pathsOf(target: string): LockPaths {
+  return { lockDir: `${target}.lock`, owner: `${target}.owner`, breaker: `${target}.break` };
+}
+
+/** Lock directories this process holds right now (so "my own pid" can be told from a predecessor's). */
+const heldHere = new Set<string>();
+
+/** Age of a path in ms, null when it is gone. */
+function ageMs(path: string): number | null {
+  const info = statSync(path, { throwIfNoEntry: false });
+  return info ? Date.now() - info.mtimeMs : null;
+}
+
+/** The owner file says a live holder (or nothing readable yet): false only for a provably dead one. */
+function ownerDead(paths: LockPaths, staleMs: number): boolean {
+  let text: string | null = null;
+  try {
+    text = readFileSync(paths.owner, 'utf8');
+  } catch {
+    text = null;
+  }
+  const [host, pidText] = text === null ? [] : text.split('\n');
+  if (host === HOST && pidText !== undefined && pidText !== '') {
+    const pid = Number(pidText);
+    if (pid === process.pid) return !heldHere.has(paths.lockDir);
+    return !pidAlive(pid);
+  }
+  // another host, or no owner yet: only the directory's age can tell
+  const age = ageMs(paths.lockDir);
+  return age !== null && age > staleMs;
+}
+
+type Attempt = { ok: true; release: () => void } | { ok: false };
+
+/** Takes the lock directory and writes the owner file, or gives the directory back on failure. */
+function take(paths: LockPaths, staleMs: number, onCompromised?: (error: Error) => void): Attempt {
+  try {
+    mkdirSync(paths.lockDir);
+  } catch (error) {
+    if (errnoOf(error) === 'EEXIST') return { ok: false };
+    throw error;
+  }
+  heldHere.add(paths.lockDir);
+  try {
+    writeFileSync(paths.owner, `${HOST}\n${process.pid}\n`);
+  } catch (error) {
+    // a full or read-only disk (ENOSPC, EROFS) fails here with the lock already taken: give it back
+    heldHere.delete(paths.lockDir);
+    try {
+      rmdirSync(paths.lockDir);
+    } catch {
+      // nothing more to give back
+    }
+    throw error;
+  }
+  let refresher: NodeJS.Timeout | undefined;
+  const refresh = (): void => {
+    try {
+      const now = new Date();
+      utimesSync(paths.lockDir, now, now);
+    } catch (error) {
+      // taken over as stale (we held it longer than staleMs without refreshing: a frozen process)
+      onCompromised?.(error as Error);
+      return;
+    }
+    refresher = setTimeout(refresh, staleMs / 3);
+    refresher.unref();
+  };
+  refresher = setTimeout(refresh, staleMs / 3);
+  refresher.unref();
+  let released = false;
+  return {
+    ok: true,
+    release: () => {
+      if (released) return;
+      released = true;
+      clearTimeout(refresher);
+      heldHere.delete(paths.lockDir);
+      try {
+        unlinkSync(paths.owner);
+      } catch {
+        // already removed by a takeover
+      }
+      try {
+        rmdirSync(paths.lockDir);
+      } catch {
+        // already removed by a takeover
+      }
+    },
+  };
+}
+
+/**
+ * One try: the lock, or — when its holder is provably dead — a takeover under the break lock.
+ * `contended` is set whenever someone else's lock was found.
+ */
+function tryLock(paths: LockPaths, staleMs: number, report: { contended: boolean }, onCompromised?: (error: Error) => void): Attempt {
+  const first = take(paths, staleMs, onCompromised);
+  if (first.ok) return first;
+  report.contended = true;
+  if (!ownerDead(paths, staleMs)) return { ok: false };
+  try {
+    mkdirSync(paths.breaker);
+  } catch (error) {
+    if (errnoOf(error) !== 'EEXIST') throw error;
+    const age = ageMs(paths.breaker);
+    if (age !== null && age > BREAK_STALE_MS) {
+      try {
+        rmdirSync(paths.breaker); // its maker died inside the break; the next try breaks again
+      } catch {
+        // someone else removed it
+      }
+    }
+    return { ok: false };
+  }
+  try {
+    // under the break lock nobody else removes or takes over: look again, then replace
+    if (existsSync(paths.lockDir) && !ownerDead(paths, staleMs)) return { ok: false };
+    try {
+      unlinkSync(paths.owner);
+    } catch {
+      // no owner file (its holder died before writing it)
+    }
+    try {
+      rmdirSync(paths.lockDir);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw error;
+    }
+    return take(paths, staleMs, onCompromised);
+  } finally {
+    try {
+      rmdirSync(paths.breaker);
+    } catch {
+      // removed as stale meanwhile (we were frozen for BREAK_STALE_MS)
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export interface LockOptions {
+  /** Give up (ERR_LOCK_TIMEOUT, nothing changed) after this long. */
+  timeoutMs?: number;
+  /** A lock of another host not refreshed for this long is considered abandoned. */
+  staleMs?: number;
+  /**
+   * Called once the lock is held after the acquisition had to wait (another holder in this
+   * process, or a lock directory of another process): the DEBUG log and the lock-wait metrics.
+   */
+  onWait?: (key: string, waitedMs: number) => void;
+  /** Called when a held lock was found taken over by someone else (a frozen holder, a clock jump). */
+  onCompromised?: (key: string, error: Error) => void;
+  /** The error a timeout raises (callers with their own error type); default RegistryCoreError ERR_LOCK_TIMEOUT. */
+  timeoutError?: (key: string, timeoutMs: number) => Error;
+}
+
+function defaultTimeoutError(key: string, timeoutMs: number): Error {
+  return new RegistryCoreError('ERR_LOCK_TIMEOUT', `could not lock ${key} within ${timeoutMs} ms (another write is in progress); nothing was changed, retry`);
+}
+
+export class KeyedLock {
+  readonly directory: string;
+  private readonly timeoutMs: number;
+  private readonly staleMs: number;
+  private readonly onWait: ((key: string, waitedMs: number) => void) | undefined;
+  private readonly makeTimeoutError: (key: string, timeoutMs: number) => Error;
+  private readonly onCompromised: ((key: string, error: Error) => void) | undefined;
+  /** Tail of the in-process FIFO per key; resolves when the last queued holder is done. */
+  private readonly tails = new Map<string, Promise<void>>();
+
+  constructor(directory: string, options: LockOptions = {}) {
+    this.directory = directory;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.staleMs = Math.max(options.staleMs ?? 10_000, 2_000);
+    this.onWait = options.onWait;
+    this.makeTimeoutError = options.timeoutError ?? defaultTimeoutError;
+    this.onCompromised = options.onCompromised;
+    if (!existsSync(directory)) mkdirSync(directory, { recursive: true });
+  }
+
+  /** Runs fn while holding the lock for key, in this process and against other processes. */
+  async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    const deadline = Date.now() + this.timeoutMs;
+    const queued = this.tails.get(key);
+    let releaseLocal!: () => void;
+    const mine = new Promise<void>((resolve) => (releaseLocal = resolve));
+    // Successors wait for our predecessors AND for us, so leaving early on a timeout keeps order.
+    const tail = queued === undefined ? mine : queued.then(() => mine);
+    this.tails.set(key, tail);
+    try {
+      if (queued !== undefined) await this.waitLocal(key, queued, deadline);
+      const shared = { contended: false };
+      const releaseShared = await this.acquireShared(key, deadline, shared);
+      if ((queued !== undefined || shared.contended) && this.onWait) {
+        try {
+          this.onWait(key, performance.now() - started);
+        } catch {
+          // an observer must never fail the write it observes
+        }
+      }
+      try {
+        return await fn();
+      } finally {
+        releaseShared();
+      }
+    } finally {
+      releaseLocal();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+
+  private async waitLocal(key: string, previous: Promise<void>, deadline: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()));
+    });
+    try {
+      const outcome = await Promise.race([previous.then(() => 'ok' as const), timeout]);
+      if (outcome === 'timeout') throw this.makeTimeoutError(key, this.timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The lock's target path for key: `<target>.lock`, `<target>.owner`. */
+  protected targetOf(key: string): string {
+    // encodeURIComponent keeps '@scope/name' a single, reversible file name without '/'
+    return join(this.directory, encodeURIComponent(key));
+  }
+
+  private async acquireShared(key: string, deadline: number, report: { contended: boolean }): Promise<() => void> {
+    const paths = pathsOf(this.targetOf(key));
+    let pause = 1;
+    let recreated = false;
+    for (;;) {
+      let attempt: Attempt;
+      try {
+        const observer = this.onCompromised;
+        attempt = tryLock(paths, this.staleMs, report, observer && ((error) => observer(key, error)));
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT' && !recreated) {
+          // the locks folder was removed while running: make it again rather than fail every write
+          recreated = true;
+          mkdirSync(this.directory, { recursive: true });
+          continue;
+        }
+        throw error;
+      }
+      if (attempt.ok) return attempt.release;
+      if (Date.now() >= deadline) throw this.makeTimeoutError(key, this.timeoutMs);
+      await sleep(pause + Math.random() * pause);
+      pause = Math.min(pause * 2, 20);
+    }
+  }
+}
+
+function fileLockTimeout(path: string): RegistryCoreError {
   return new RegistryCoreError('ERR_LOCK_TIMEOUT', `could not lock ${path} (another process holds ${path}.lock)`, {
-    hint: `if no registry process or config command is running, remove the directory ${path}.lock`,
-    cause,
+    hint: `if no registry process or config command is running, remove the directory ${path}.lock and the file ${path}.owner`,
   });
 }
 
-function isLocked(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ELOCKED';
+/** The locks of files of one folder: the key is the file name itself (`<path>.lock`, as `withFileLockSync` takes it). */
+class FileLocks extends KeyedLock {
+  protected override targetOf(key: string): string {
+    return join(this.directory, key);
+  }
 }
 
-/** Runs `critical` while holding the lock on `path` (which must exist and be a real path). */
+/** The in-process queue of each folder's locked files (one process never contends with itself). */
+const fileLocks = new Map<string, FileLocks>();
+
+/**
+ * Runs `critical` (synchronous) while holding the lock on `path` (`<path>.lock`), in this process
+ * and against other processes; ERR_LOCK_TIMEOUT after ~10 s, never a silent proceed.
+ */
 export async function withFileLock<T>(path: string, critical: () => T): Promise<T> {
-  let compromised: Error | undefined;
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile().lock(path, {
-      realpath: false,
-      stale: STALE_MS,
-      retries: RETRY,
-      onCompromised: (error) => {
-        compromised = error;
-      },
-    });
-  } catch (error) {
-    if (isLocked(error)) throw lockTimeout(path, error);
-    throw error;
+  const folder = dirname(path);
+  let lock = fileLocks.get(folder);
+  if (!lock) {
+    lock = new FileLocks(folder, { timeoutMs: FILE_LOCK_TIMEOUT_MS, staleMs: FILE_LOCK_STALE_MS, timeoutError: (name) => fileLockTimeout(join(folder, name)) });
+    fileLocks.set(folder, lock);
   }
-  try {
-    const result = critical();
-    if (compromised) throw lockTimeout(path, compromised);
-    return result;
-  } finally {
-    await release().catch(() => undefined); // already released by a stale takeover: nothing left to undo
-  }
+  return lock.withLock(basename(path), async () => critical());
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 /** Synchronous variant for CLI-style one-shot operations (repair, rebuild-index). Blocks the thread while waiting. */
 export function withFileLockSync<T>(path: string, critical: () => T): T {
-  const deadline = Date.now() + SYNC_TIMEOUT_MS;
+  const paths = pathsOf(path);
+  const deadline = Date.now() + FILE_LOCK_TIMEOUT_MS;
   let delay = 1;
-  let release: () => void;
+  let attempt: Attempt;
   for (;;) {
-    try {
-      release = lockfile().lockSync(path, { realpath: false, stale: STALE_MS, onCompromised: () => undefined });
-      break;
-    } catch (error) {
-      if (!isLocked(error)) throw error;
-      if (Date.now() >= deadline) throw lockTimeout(path, error);
-      Atomics.wait(sleeper, 0, 0, delay);
-      delay = Math.min(delay * 2, 20);
-    }
+    attempt = tryLock(paths, FILE_LOCK_STALE_MS, { contended: false });
+    if (attempt.ok) break;
+    if (Date.now() >= deadline) throw fileLockTimeout(path);
+    Atomics.wait(sleeper, 0, 0, delay);
+    delay = Math.min(delay * 2, 20);
   }
   try {
     return critical();
   } finally {
-    try {
-      release();
-    } catch {
-      // lock taken over as stale meanwhile: nothing left to release
-    }
+    attempt.release();
   }
 }

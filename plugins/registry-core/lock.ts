@@ -31,6 +31,7 @@
  * the lock back (also when the owner file cannot be written on a full or read-only disk).
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdir, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { RegistryCoreError } from './errors';
@@ -94,7 +95,7 @@ function ownerDead(paths: LockPaths, staleMs: number): boolean {
   return age !== null && age > staleMs;
 }
 
-type Attempt = { ok: true; release: () => void } | { ok: false };
+type Attempt = { ok: true; release: () => void | Promise<void> } | { ok: false };
 
 /** Takes the lock directory and writes the owner file, or gives the directory back on failure. */
 function take(paths: LockPaths, staleMs: number, onCompromised?: (error: Error) => void): Attempt {
@@ -117,6 +118,22 @@ function take(paths: LockPaths, staleMs: number, onCompromised?: (error: Error) 
     }
     throw error;
   }
+  return held(paths, staleMs, onCompromised, () => {
+    try {
+      unlinkSync(paths.owner);
+    } catch {
+      // already removed by a takeover
+    }
+    try {
+      rmdirSync(paths.lockDir);
+    } catch {
+      // already removed by a takeover
+    }
+  });
+}
+
+/** A taken lock: its mtime refreshed while held longer than staleMs / 3, and its release (once). */
+function held(paths: LockPaths, staleMs: number, onCompromised: ((error: Error) => void) | undefined, remove: () => void | Promise<void>): Attempt {
   let refresher: NodeJS.Timeout | undefined;
   const refresh = (): void => {
     try {
@@ -136,20 +153,11 @@ function take(paths: LockPaths, staleMs: number, onCompromised?: (error: Error) 
   return {
     ok: true,
     release: () => {
-      if (released) return;
+      if (released) return undefined;
       released = true;
       clearTimeout(refresher);
       heldHere.delete(paths.lockDir);
-      try {
-        unlinkSync(paths.owner);
-      } catch {
-        // already removed by a takeover
-      }
-      try {
-        rmdirSync(paths.lockDir);
-      } catch {
-        // already removed by a takeover
-      }
+      return remove();
     },
   };
 }
@@ -163,6 +171,11 @@ function tryLock(paths: LockPaths, staleMs: number, report: { contended: boolean
   if (first.ok) return first;
   report.contended = true;
   if (!ownerDead(paths, staleMs)) return { ok: false };
+  return breakAndTake(paths, staleMs, onCompromised);
+}
+
+/** Removes a provably dead holder's lock and takes it, under the break lock; { ok: false } when someone else is at it. */
+function breakAndTake(paths: LockPaths, staleMs: number, onCompromised?: (error: Error) => void): Attempt {
   try {
     mkdirSync(paths.breaker);
   } catch (error) {
@@ -200,6 +213,37 @@ function tryLock(paths: LockPaths, staleMs: number, report: { contended: boolean
   }
 }
 
+/** `take`, with the syscalls on the thread pool: a contended file-system journal never blocks the event loop. */
+async function takeAsync(paths: LockPaths, staleMs: number, onCompromised?: (error: Error) => void): Promise<Attempt> {
+  try {
+    await mkdir(paths.lockDir);
+  } catch (error) {
+    if (errnoOf(error) === 'EEXIST') return { ok: false };
+    throw error;
+  }
+  heldHere.add(paths.lockDir);
+  try {
+    await writeFile(paths.owner, `${HOST}\n${process.pid}\n`);
+  } catch (error) {
+    heldHere.delete(paths.lockDir);
+    await rmdir(paths.lockDir).catch(() => undefined);
+    throw error;
+  }
+  return held(paths, staleMs, onCompromised, async () => {
+    await unlink(paths.owner).catch(() => undefined);
+    await rmdir(paths.lockDir).catch(() => undefined);
+  });
+}
+
+async function tryLockAsync(paths: LockPaths, staleMs: number, report: { contended: boolean }, onCompromised?: (error: Error) => void): Promise<Attempt> {
+  const first = await takeAsync(paths, staleMs, onCompromised);
+  if (first.ok) return first;
+  report.contended = true;
+  if (!ownerDead(paths, staleMs)) return { ok: false };
+  // the takeover is rare and short: the synchronous one (the break lock held for a few syscalls)
+  return breakAndTake(paths, staleMs, onCompromised);
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -216,6 +260,8 @@ export interface LockOptions {
   onWait?: (key: string, waitedMs: number) => void;
   /** Called when a held lock was found taken over by someone else (a frozen holder, a clock jump). */
   onCompromised?: (key: string, error: Error) => void;
+  /** Keep the cross-process lock until the next event-loop turn for this process's next holder (see KeyedLock.park). */
+  handOff?: boolean;
   /** The error a timeout raises (callers with their own error type); default RegistryCoreError ERR_LOCK_TIMEOUT. */
   timeoutError?: (key: string, timeoutMs: number) => Error;
 }
@@ -233,6 +279,9 @@ export class KeyedLock {
   private readonly onCompromised: ((key: string, error: Error) => void) | undefined;
   /** Tail of the in-process FIFO per key; resolves when the last queued holder is done. */
   private readonly tails = new Map<string, Promise<void>>();
+  private readonly handOff: boolean;
+  /** Cross-process locks parked for the next holder of this process (see park). */
+  private readonly lingering = new Map<string, { release: () => void | Promise<void>; timer: NodeJS.Immediate }>();
 
   constructor(directory: string, options: LockOptions = {}) {
     this.directory = directory;
@@ -241,6 +290,7 @@ export class KeyedLock {
     this.onWait = options.onWait;
     this.makeTimeoutError = options.timeoutError ?? defaultTimeoutError;
     this.onCompromised = options.onCompromised;
+    this.handOff = options.handOff ?? false;
     if (!existsSync(directory)) mkdirSync(directory, { recursive: true });
   }
 
@@ -257,7 +307,7 @@ export class KeyedLock {
     try {
       if (queued !== undefined) await this.waitLocal(key, queued, deadline);
       const shared = { contended: false };
-      const releaseShared = await this.acquireShared(key, deadline, shared);
+      const releaseShared = this.reuse(key) ?? (await this.acquireShared(key, deadline, shared));
       if ((queued !== undefined || shared.contended) && this.onWait) {
         try {
           this.onWait(key, performance.now() - started);
@@ -268,12 +318,44 @@ export class KeyedLock {
       try {
         return await fn();
       } finally {
-        releaseShared();
+        await this.park(key, releaseShared);
       }
     } finally {
       releaseLocal();
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
+  }
+
+  /**
+   * With `handOff`, the cross-process lock outlives its section until the event loop's next turn
+   * (setImmediate): a holder of this process that comes next — the in-process queue's next
+   * waiter, or the next step of the same request (Verdaccio's publish runs three read-modify-writes
+   * back to back) — takes it over without a mkdir/rmdir pair. Exclusion is unchanged (the lock is
+   * held the whole time); other processes wait at most that one turn longer.
+   */
+  private async park(key: string, release: () => void | Promise<void>): Promise<void> {
+    if (!this.handOff) {
+      await release();
+      return;
+    }
+    const entry = { release, timer: setImmediate(() => {
+      if (this.lingering.get(key) !== entry) return;
+      this.lingering.delete(key);
+      void Promise.resolve(release()).catch(() => undefined);
+    }) };
+    this.lingering.set(key, entry);
+  }
+
+  /** The parked lock of key, if it is still ours on disk (its directory may have been removed under us). */
+  private reuse(key: string): (() => void | Promise<void>) | null {
+    const entry = this.lingering.get(key);
+    if (!entry) return null;
+    this.lingering.delete(key);
+    clearImmediate(entry.timer);
+    const lockDir = pathsOf(this.targetOf(key)).lockDir;
+    if (heldHere.has(lockDir) && existsSync(lockDir)) return entry.release;
+    void Promise.resolve(entry.release()).catch(() => undefined);
+    return null;
   }
 
   private async waitLocal(key: string, previous: Promise<void>, deadline: number): Promise<void> {
@@ -295,7 +377,7 @@ export class KeyedLock {
     return join(this.directory, encodeURIComponent(key));
   }
 
-  private async acquireShared(key: string, deadline: number, report: { contended: boolean }): Promise<() => void> {
+  private async acquireShared(key: string, deadline: number, report: { contended: boolean }): Promise<() => void | Promise<void>> {
     const paths = pathsOf(this.targetOf(key));
     let pause = 1;
     let recreated = false;
@@ -303,12 +385,12 @@ export class KeyedLock {
       let attempt: Attempt;
       try {
         const observer = this.onCompromised;
-        attempt = tryLock(paths, this.staleMs, report, observer && ((error) => observer(key, error)));
+        attempt = await tryLockAsync(paths, this.staleMs, report, observer && ((error) => observer(key, error)));
       } catch (error) {
         if (errnoOf(error) === 'ENOENT' && !recreated) {
           // the locks folder was removed while running: make it again rather than fail every write
           recreated = true;
-          mkdirSync(this.directory, { recursive: true });
+          await mkdir(this.directory, { recursive: true });
           continue;
         }
         throw error;

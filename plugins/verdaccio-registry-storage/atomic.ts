@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
-import { readdirSync, statSync, unlinkSync } from 'node:fs';
+import { readdirSync, statSync, unlinkSync, type BigIntStats } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { isErrno } from './errors';
 import { pidAlive } from './lock';
@@ -69,14 +69,20 @@ async function realMkdirError(root: string, dir: string, original: unknown): Pro
   return original;
 }
 
-/** Atomically replaces path with data (temp + fsync + rename + fsync of the folder). */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+/**
+ * Atomically replaces path with data (temp + fsync + rename + fsync of the folder). Returns the
+ * file's stat as written (rename keeps inode, size and mtime): the exact version stamp of what is
+ * now at path, with no window in which another writer's file could be stat'ed instead.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<BigIntStats> {
   const temp = tempPathFor(path);
   const handle = await open(temp, 'wx', 0o644);
+  let written: BigIntStats;
   try {
     try {
       await handle.writeFile(data);
       await handle.sync();
+      written = await handle.stat({ bigint: true });
     } finally {
       await handle.close();
     }
@@ -86,6 +92,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     throw error;
   }
   await fsyncDir(dirname(path));
+  return written;
 }
 
 /** Unlinks path and makes the removal durable; false when it was not there. */

@@ -8,7 +8,8 @@ import { sha512HexOf } from './integrity';
 import type { Manifest } from './store';
 
 export interface ManifestSnapshot {
-  versions: Map<string, { deprecated: string; sha512: string }>;
+  /** `integrity` is the raw dist.integrity: its sha512 is only decoded for a removed version (an unpublish record), not for every version of every snapshot. */
+  versions: Map<string, { deprecated: string; integrity: unknown }>;
   distTags: Record<string, string>;
 }
 
@@ -25,11 +26,11 @@ function stringOrEmpty(value: unknown): string {
 }
 
 export function snapshotOf(manifest: Manifest | null): ManifestSnapshot {
-  const versions = new Map<string, { deprecated: string; sha512: string }>();
+  const versions = new Map<string, { deprecated: string; integrity: unknown }>();
   const distTags: Record<string, string> = {};
   if (manifest) {
     for (const [version, meta] of Object.entries(manifest.versions ?? {})) {
-      versions.set(version, { deprecated: stringOrEmpty(meta?.deprecated), sha512: sha512HexOf(meta?.dist) });
+      versions.set(version, { deprecated: stringOrEmpty(meta?.deprecated), integrity: meta?.dist?.integrity });
     }
     for (const [tag, version] of Object.entries(manifest['dist-tags'] ?? {})) {
       if (typeof version === 'string') distTags[tag] = version;
@@ -50,7 +51,7 @@ export function diffSnapshots(before: ManifestSnapshot, after: ManifestSnapshot)
     }
   }
   for (const [version, meta] of before.versions) {
-    if (!after.versions.has(version)) changes.removed.push({ version, sha512: meta.sha512 });
+    if (!after.versions.has(version)) changes.removed.push({ version, sha512: typeof meta.integrity === 'string' ? sha512HexOf({ integrity: meta.integrity }) : '' });
   }
   for (const [tag, version] of Object.entries(after.distTags)) {
     if (before.distTags[tag] !== version) changes.tagsSet.push({ tag, version });

@@ -15,7 +15,7 @@ import { scanPackages } from './scan';
 import { StorageError, isErrno } from './errors';
 import { KeyedLock } from './lock';
 import { packageDirOf, parsePackageName, parseTarballName, type ParsedName } from './names';
-import type { Manifest, PackageStore, StorageDb, TarballDigest, TarballReader, TarballWriteOptions, TarballWriter } from './store';
+import type { Manifest, PackageStore, PackumentWriteOptions, StorageDb, TarballDigest, TarballReader, TarballWriteOptions, TarballWriter } from './store';
 
 export const DB_FILE = '.verdaccio-db.json';
 const LEGACY_DB_FILE = '.sinopia-db.json';
@@ -50,6 +50,19 @@ const RACY_WINDOW_NS = 100_000_000n;
 function settled(mtimeNs: bigint): boolean {
   return BigInt(Date.now()) * 1_000_000n - mtimeNs > RACY_WINDOW_NS;
 }
+
+/** A document this store wrote and kept (writePackument keep): the object and the exact bytes of the file. */
+interface KeptDocument {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  bytes: Buffer;
+  doc: Manifest;
+}
+
+/** Kept documents: the packages being published right now; bounded so a bulk import does not hold every packument. */
+const KEPT_MAX_ENTRIES = 16;
+const KEPT_MAX_BYTES = 32 * 1024 * 1024;
 
 interface CachedTarball {
   ino: bigint;
@@ -133,7 +146,8 @@ class FileTarballWriter implements TarballWriter {
       throw error;
     }
     await unlink(this.tempPath).catch(() => undefined);
-    await fsyncDir(this.dir);
+    // the link's directory entry: durable now, or with the packument write of the same folder that follows
+    if (!this.options.deferFolderSync) await fsyncDir(this.dir);
     return { sha512: this.sha512.digest('hex'), sha1: this.sha1.digest('hex'), size: this.size };
   }
 
@@ -157,6 +171,10 @@ export class FileSystemStore implements PackageStore {
   private readonly locks: KeyedLock;
   private readonly dbPath: string;
   private readonly packuments = new Map<string, CachedText>();
+  private readonly kept = new Map<string, KeptDocument>();
+  /** Kept documents handed out by readPackumentForUpdate and not yet written or given back. */
+  private readonly checkedOut = new Map<string, KeptDocument>();
+  private keptBytes = 0;
   private readonly digests = new Map<string, TarballDigest & { ino: bigint }>();
   private readonly tarballs = new Map<string, CachedTarball>();
   private tarballCacheUsed = 0;
@@ -236,6 +254,68 @@ export class FileSystemStore implements PackageStore {
     }
   }
 
+  /**
+   * The kept document of path if the file still holds exactly its bytes: same (ino, size, mtime),
+   * and — while the mtime is within the racy window, when another writer's file could carry the
+   * same stamp — the same bytes (one read and a memcmp: far less than a parse).
+   */
+  private validKept(path: string): KeptDocument | null {
+    const entry = this.kept.get(path);
+    if (!entry) return null;
+    const info = statSync(path, { bigint: true, throwIfNoEntry: false });
+    let valid = info !== undefined && info.ino === entry.ino && info.size === entry.size && info.mtimeNs === entry.mtimeNs;
+    if (valid && !settled(entry.mtimeNs)) {
+      try {
+        valid = readFileSync(path).equals(entry.bytes);
+      } catch {
+        valid = false;
+      }
+    }
+    if (!valid) this.dropKept(path);
+    return valid ? entry : null;
+  }
+
+  private dropKept(path: string): void {
+    const entry = this.kept.get(path);
+    if (!entry) return;
+    this.kept.delete(path);
+    this.keptBytes -= entry.bytes.length;
+  }
+
+  private keep(path: string, entry: KeptDocument): void {
+    this.dropKept(path);
+    if (entry.bytes.length > KEPT_MAX_BYTES) return;
+    for (const [key, value] of this.kept) {
+      if (this.kept.size < KEPT_MAX_ENTRIES && this.keptBytes + entry.bytes.length <= KEPT_MAX_BYTES) break;
+      this.kept.delete(key);
+      this.keptBytes -= value.bytes.length;
+    }
+    this.kept.set(path, entry);
+    this.keptBytes += entry.bytes.length;
+  }
+
+  async readPackumentForUpdate(pkg: ParsedName): Promise<Manifest | null> {
+    const path = this.packumentPath(pkg);
+    const entry = this.validKept(path);
+    if (entry) {
+      this.dropKept(path); // handed out once: the caller owns the object now
+      this.checkedOut.set(path, entry);
+      return entry.doc;
+    }
+    return this.readPackument(pkg);
+  }
+
+  returnPackument(pkg: ParsedName, manifest: Manifest): void {
+    const path = this.packumentPath(pkg);
+    const entry = this.checkedOut.get(path);
+    this.checkedOut.delete(path);
+    if (entry && entry.doc === manifest) this.keep(path, entry);
+  }
+
+  peekPackument(pkg: ParsedName): Manifest | null | undefined {
+    return this.validKept(this.packumentPath(pkg))?.doc;
+  }
+
   async packumentExists(pkg: ParsedName): Promise<boolean> {
     try {
       await stat(this.packumentPath(pkg));
@@ -254,28 +334,31 @@ export class FileSystemStore implements PackageStore {
     return `${info.ino}:${info.size}:${info.mtimeNs}${racy}`;
   }
 
-  async writePackument(pkg: ParsedName, manifest: Manifest): Promise<void> {
+  async writePackument(pkg: ParsedName, manifest: Manifest, options: PackumentWriteOptions = {}): Promise<void> {
     if (manifest.name !== pkg.name) {
       throw new StorageError('ERR_BAD_MANIFEST', `manifest name ${JSON.stringify(manifest.name)} does not match ${pkg.name}`);
     }
     const dir = packageDirOf(this.root, pkg);
     const path = join(dir, PACKUMENT);
+    // tab-indented like stock Verdaccio's local-storage (and what tests and adopted folders expect)
     const text = JSON.stringify(manifest, null, '\t');
+    const bytes = Buffer.from(text);
     await ensureDir(this.root, dir);
     this.packuments.delete(path);
-    await writeFileAtomic(path, text);
-    try {
-      const info = await stat(path, { bigint: true });
-      // cache only if the file is still ours (another process may have replaced it meanwhile)
-      if (info.size === BigInt(Buffer.byteLength(text))) this.packuments.set(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, text });
-    } catch {
-      // next read re-reads the file
-    }
+    this.dropKept(path);
+    this.checkedOut.delete(path);
+    // the stamp of exactly the file we wrote: if another process replaced it meanwhile, the next
+    // read sees another stamp and re-reads
+    const info = await writeFileAtomic(path, bytes);
+    this.packuments.set(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, text });
+    if (options.keep) this.keep(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, bytes, doc: manifest });
   }
 
   async deletePackument(pkg: ParsedName): Promise<boolean> {
     const path = this.packumentPath(pkg);
     this.packuments.delete(path);
+    this.dropKept(path);
+    this.checkedOut.delete(path);
     return unlinkDurable(path);
   }
 

@@ -14,6 +14,8 @@ export type LockOptions = Omit<CoreLockOptions, 'timeoutError'>;
 export class KeyedLock extends CoreKeyedLock {
   constructor(directory: string, options: LockOptions = {}) {
     super(directory, {
+      // a publish's read-modify-writes come back to back: one lock directory per publish, not three
+      handOff: true,
       ...options,
       timeoutError: (key, timeoutMs) =>
         new StorageError('ERR_LOCK_TIMEOUT', `could not lock ${key} within ${timeoutMs} ms (another write is in progress); nothing was changed, retry`),

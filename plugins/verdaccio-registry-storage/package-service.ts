@@ -13,7 +13,7 @@ import { StorageError } from './errors';
 import { verifyDist } from './integrity';
 import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, tarballNameFor } from './names';
 import { type Actor, type Maintainer, maintainersOf, ownershipProblem } from './owners';
-import { takeIntent } from './publish-intent';
+import { forgetUpload, isAnnouncedUpload, takeIntent } from './publish-intent';
 import type { VersionSigner } from './signatures';
 import type { Manifest, PackageStore, TarballReader, TarballWriter } from './store';
 import type { IndexRecord } from '../registry-core/index';
@@ -74,9 +74,9 @@ function refuseDanglingTags(name: string, manifest: Manifest): void {
  * version without its tarball. npm unpublishes the version first (a `/-rev/` document), then
  * deletes the tarball; the other order is refused.
  */
-function refuseDroppingListedTarballs(name: string, original: Manifest, next: Manifest): void {
+function refuseDroppingListedTarballs(name: string, attachmentsBefore: readonly string[], next: Manifest): void {
   const kept = next._attachments ?? {};
-  for (const file of Object.keys(original._attachments ?? {})) {
+  for (const file of attachmentsBefore) {
     if (Object.prototype.hasOwnProperty.call(kept, file)) continue;
     const version = listedVersionOf(next, file);
     if (version !== null) throw new StorageError('ERR_EXISTS', `tarball ${file} is still part of ${name}@${version}: unpublish that version first`);
@@ -106,6 +106,30 @@ function withoutDanglingTags(manifest: Manifest): Manifest {
   return manifest;
 }
 
+type AttachmentEntry = { shasum?: string; version?: string };
+
+/**
+ * Every top-level field but `versions` (the snapshot covers what handlers change there: added and
+ * removed versions, deprecations), `_attachments` (compared on their own) and `_rev` (Verdaccio's
+ * onWrite bumps it on every write): what tells a change that changes nothing.
+ */
+function restOf(manifest: Manifest): string {
+  const rest: Record<string, unknown> = {};
+  for (const key of Object.keys(manifest)) if (key !== 'versions' && key !== '_attachments' && key !== '_rev') rest[key] = manifest[key];
+  return JSON.stringify(rest);
+}
+
+/** Attachment names added without a version, every earlier entry unchanged; [] otherwise. */
+function newRegistrations(before: Record<string, AttachmentEntry>, after: Record<string, AttachmentEntry>): string[] {
+  const added: string[] = [];
+  for (const [file, entry] of Object.entries(after)) {
+    if (Object.prototype.hasOwnProperty.call(before, file)) continue;
+    if (entry === null || typeof entry !== 'object' || entry.version !== undefined) return [];
+    added.push(file);
+  }
+  return added;
+}
+
 export class PackageService {
   readonly store: PackageStore;
   private readonly sink: IndexSink;
@@ -114,6 +138,8 @@ export class PackageService {
   private readonly pending = new Map<string, { manifest: Manifest; expires: number }>();
   /** The manifest our updatePackage handed to Verdaccio's onWrite: its savePackage runs under our lock. */
   private readonly inflight = new Map<string, Manifest>();
+  /** Registrations of announced uploads (publish-intent.ts), written with the version that follows. */
+  private readonly deferred = new Map<string, { files: Record<string, AttachmentEntry>; expires: number }>();
 
   /** Registry signatures (signatures.ts); null: versions are stored and served unsigned. */
   private readonly signer: VersionSigner | null;
@@ -200,7 +226,8 @@ export class PackageService {
   }
 
   async savePackage(name: string, manifest: Manifest): Promise<void> {
-    if (this.inflight.get(name) === manifest) return this.writeOrHold(this.forRead(name), manifest);
+    // our updatePackage's own document: handed over to the store, which may keep it (no parse next time)
+    if (this.inflight.get(name) === manifest) return this.writeOrHold(this.forRead(name), manifest, true);
     const pkg = await this.parseForWrite(name);
     await this.store.withLock(pkg.name, () => this.writeOrHold(pkg, manifest));
   }
@@ -216,42 +243,95 @@ export class PackageService {
     }
   }
 
-  private async writeOrHold(pkg: ParsedName, manifest: Manifest): Promise<void> {
+  private async writeOrHold(pkg: ParsedName, manifest: Manifest, keep = false): Promise<void> {
     if (manifest.name !== pkg.name) throw new StorageError('ERR_BAD_MANIFEST', `manifest name ${JSON.stringify(manifest.name)} does not match ${pkg.name}`);
     const hasVersions = manifest.versions !== null && typeof manifest.versions === 'object' && Object.keys(manifest.versions).length > 0;
     if (!hasVersions && this.pendingOf(pkg.name) && !(await this.store.packumentExists(pkg))) {
       this.hold(pkg.name, manifest); // still no version: keep it in memory, no metadata before a tarball+version
       return;
     }
-    await this.store.writePackument(pkg, manifest);
+    await this.store.writePackument(pkg, manifest, { keep });
     this.pending.delete(pkg.name);
+  }
+
+  /** Attachment registrations of announced uploads not yet written (see updatePackage). */
+  private deferredOf(name: string): Record<string, AttachmentEntry> | null {
+    const entry = this.deferred.get(name);
+    if (!entry) return null;
+    if (entry.expires < Date.now()) {
+      this.deferred.delete(name);
+      return null;
+    }
+    return entry.files;
+  }
+
+  private forgetDeferred(name: string, files: readonly string[]): void {
+    const entry = this.deferred.get(name);
+    if (!entry) return;
+    for (const file of files) {
+      delete entry.files[file];
+      forgetUpload(name, file);
+    }
+    if (Object.keys(entry.files).length === 0) this.deferred.delete(name);
   }
 
   /**
    * Verdaccio's read-modify-write: mutate = its update handler (+ normalisation), write = its
    * onWrite (bumps _rev, then calls our savePackage with that very object).
+   *
+   * A publish runs three of these (addTarball's attachment registration, addVersion, mergeTags);
+   * only one writes:
+   * - the document comes from the store's kept copy of its own last write when the file still
+   *   holds exactly it (`readPackumentForUpdate`): no parse, and no deep copy of it here — what the
+   *   refusal paths need of the pre-image (version keys, attachment names, owners) is taken before
+   *   the mutation, and a rollback re-reads the untouched file;
+   * - a change that changes nothing (mergeTags after the version's own write applied the tags) is
+   *   not written: the snapshot (versions, deprecations, dist-tags), every other top-level field
+   *   but `versions`/`_rev`, and the attachments are compared before and after;
+   * - the registration of an announced tarball (publish-intent.ts: a JSON publish the entry let
+   *   through) is kept in memory and written with the version in the next cycle of this request;
+   *   the tarball's folder fsync is left to that write too (same folder).
+   * No acknowledged state is weakened: the request is answered after the version write, which is
+   * fsynced (file + folder) and carries the registration; before it nothing was promised, and a
+   * tarball left by a publish interrupted in between is reclaimed as before (never part of a version).
    */
   async updatePackage(name: string, mutate: (manifest: Manifest) => Promise<Manifest>, write: (manifest: Manifest) => Promise<void>): Promise<void> {
     const pkg = this.forRead(name);
     await this.store.withLock(pkg.name, async () => {
-      const onDisk = await this.store.readPackument(pkg);
+      const onDisk = this.store.readPackumentForUpdate ? await this.store.readPackumentForUpdate(pkg) : await this.store.readPackument(pkg);
       const held = this.pendingOf(pkg.name);
-      let current: Manifest;
-      if (onDisk) {
-        current = withoutDanglingTags(onDisk);
-        // another process created the package meanwhile: keep our uploads' registrations
-        if (held?._attachments) current._attachments = { ...held._attachments, ...(current._attachments ?? {}) };
-      } else if (held) {
-        current = structuredClone(held);
-      } else {
-        throw notFound(`package ${name}`);
-      }
-      const original = structuredClone(current);
+      const deferred = this.deferredOf(pkg.name);
+      const deferredFiles = deferred === null ? [] : Object.keys(deferred);
+      /** The document as this cycle starts from it, built on `base` (the file's, or a fresh parse of it for a rollback). */
+      const compose = (base: Manifest | null): Manifest => {
+        let doc: Manifest;
+        if (base) {
+          doc = withoutDanglingTags(base);
+          // another process created the package meanwhile: keep our uploads' registrations
+          if (held?._attachments) doc._attachments = { ...held._attachments, ...(doc._attachments ?? {}) };
+        } else if (held) {
+          doc = structuredClone(held);
+        } else {
+          throw notFound(`package ${name}`);
+        }
+        if (deferred !== null && deferredFiles.length > 0) doc._attachments = { ...structuredClone(deferred), ...(doc._attachments ?? {}) };
+        return doc;
+      };
+      const current = compose(onDisk);
+      const merged = deferredFiles.length > 0 || (onDisk !== null && held?._attachments !== undefined);
+      /** The untouched pre-image, for the refusal paths only: the file was not written in this cycle. */
+      const loadOriginal = async (): Promise<Manifest> => compose(onDisk ? await this.store.readPackument(pkg) : null);
+      const versionsBefore = new Set(Object.keys(current.versions ?? {}));
+      const attachmentsBefore = structuredClone(current._attachments ?? {}) as Record<string, AttachmentEntry>;
+      const attachmentsTextBefore = JSON.stringify(attachmentsBefore);
+      const ownersBefore = maintainersOf(current);
+      const restBefore = onDisk ? restOf(current) : '';
       const before: ManifestSnapshot = snapshotOf(current);
       let next: Manifest;
       try {
         next = await mutate(current);
       } catch (error) {
+        const original = await loadOriginal();
         const refused = this.filesRefusedByVerdaccio(original, error);
         if (refused.length > 0) await this.rollbackRefusedTarballs(pkg, original, onDisk !== null, refused);
         throw error;
@@ -259,20 +339,49 @@ export class PackageService {
       let changes: ReturnType<typeof diffSnapshots>;
       let published = new Map<string, string>();
       try {
-        refuseDroppingListedTarballs(pkg.name, original, next);
-        const added = diffSnapshots(before, snapshotOf(next)).added;
-        if (added.length > 0) this.applyPublishIntents(pkg.name, original, next, added);
+        refuseDroppingListedTarballs(pkg.name, Object.keys(attachmentsBefore), next);
+        let after = snapshotOf(next);
+        const added = diffSnapshots(before, after).added;
+        if (added.length > 0) {
+          this.applyPublishIntents(pkg.name, ownersBefore, next, added);
+          after = snapshotOf(next);
+        }
         refuseDanglingTags(pkg.name, next);
-        changes = diffSnapshots(before, snapshotOf(next));
+        changes = diffSnapshots(before, after);
         if (changes.added.length > 0) published = await this.verifyAddedVersions(pkg, next, changes.added);
         // signed in the same write as the version, over the integrity that was just verified (docs/signatures.md)
         if (this.signer !== null) for (const version of changes.added) this.signer.signPublished(pkg.name, version, next.versions[version]);
       } catch (error) {
         // whatever went wrong, a version that is not added leaves no tarball behind
-        const added = Object.keys(next?.versions ?? {}).filter((version) => !Object.prototype.hasOwnProperty.call(original.versions ?? {}, version));
+        const added = Object.keys(next?.versions ?? {}).filter((version) => !versionsBefore.has(version));
         const files = added.filter((version) => isValidVersion(version)).map((version) => tarballNameFor(pkg, version));
-        await this.rollbackRefusedTarballs(pkg, original, onDisk !== null, files);
+        await this.rollbackRefusedTarballs(pkg, await loadOriginal(), onDisk !== null, files);
         throw error;
+      }
+
+      if (onDisk !== null && !merged && next === current && isEmpty(changes) && restOf(next) === restBefore) {
+        const attachments = (next._attachments ?? {}) as Record<string, AttachmentEntry>;
+        if (JSON.stringify(attachments) === attachmentsTextBefore) {
+          this.store.returnPackument?.(pkg, next); // nothing changed: nothing to write
+          return;
+        }
+        const registered = newRegistrations(attachmentsBefore, attachments).filter((file) => isAnnouncedUpload(pkg.name, file));
+        if (registered.length > 0) {
+          const entries: Record<string, AttachmentEntry> = {};
+          for (const file of registered) {
+            entries[file] = attachments[file];
+            delete attachments[file];
+          }
+          if (JSON.stringify(attachments) === attachmentsTextBefore) {
+            const slot = this.deferred.get(pkg.name) ?? { files: {}, expires: 0 };
+            Object.assign(slot.files, entries);
+            slot.expires = Date.now() + PENDING_TTL_MS;
+            this.deferred.set(pkg.name, slot);
+            this.store.returnPackument?.(pkg, next); // the document is the file's again
+            return;
+          }
+          Object.assign(attachments, entries); // more than a registration changed: written as it is
+        }
       }
 
       this.inflight.set(pkg.name, next);
@@ -281,6 +390,8 @@ export class PackageService {
       } finally {
         this.inflight.delete(pkg.name);
       }
+      // the registrations merged into this document are on disk now
+      if (deferredFiles.length > 0) this.forgetDeferred(pkg.name, deferredFiles);
       if (!isEmpty(changes)) {
         const user = changes.added.map((v) => next.versions[v]?._npmUser?.name).find((n) => typeof n === 'string');
         this.appendRecords(recordsFor(pkg.name, changes, published, Date.now()), { user });
@@ -294,8 +405,7 @@ export class PackageService {
    * the body's dist-tags set here (Verdaccio's later mergeTags then changes nothing), the first
    * authenticated publisher recorded as the first maintainer.
    */
-  private applyPublishIntents(name: string, original: Manifest, next: Manifest, added: string[]): void {
-    const owners = maintainersOf(original);
+  private applyPublishIntents(name: string, owners: Maintainer[], next: Manifest, added: string[]): void {
     for (const version of added) {
       const meta = next.versions[version];
       const intent = takeIntent(meta);
@@ -319,7 +429,9 @@ export class PackageService {
     } catch {
       return null; // a name that cannot be stored has no owners (Verdaccio answers the request)
     }
-    const manifest = await this.store.readPackument(pkg);
+    // every publish asks: the store's kept document (read-only) saves a parse of the whole packument
+    const peeked = this.store.peekPackument?.(pkg);
+    const manifest = peeked !== undefined ? peeked : await this.store.readPackument(pkg);
     return manifest ? maintainersOf(manifest) : null;
   }
 
@@ -392,6 +504,7 @@ export class PackageService {
 
   /** A refused publish leaves nothing: its tarball, its attachment record, a package made for it. */
   private async rollbackRefusedTarballs(pkg: ParsedName, original: Manifest, existedOnDisk: boolean, files: string[]): Promise<void> {
+    this.forgetDeferred(pkg.name, files);
     try {
       for (const file of files) {
         await this.store.deleteTarball(pkg, file);
@@ -419,6 +532,7 @@ export class PackageService {
     if (fileName === PACKUMENT_FILE) {
       await this.store.withLock(pkg.name, async () => {
         this.pending.delete(pkg.name);
+        this.deferred.delete(pkg.name);
         const removed = await this.store.deletePackument(pkg);
         if (!removed) throw notFound(`package ${name}`);
         this.appendRecords([{ kind: 'unpublish-package', name: pkg.name, version: '', sha512: '', time: Date.now(), detail: '' }], {});
@@ -449,6 +563,8 @@ export class PackageService {
         await this.parseForWrite(name);
       },
       reclaim: () => this.reclaimAbandonedTarball(pkg, fileName),
+      // a JSON publish's tarball: the version write that follows fsyncs the same folder
+      deferFolderSync: isAnnouncedUpload(pkg.name, fileName),
     });
   }
 

@@ -36,3 +36,33 @@ export function takeIntent(versionMeta: unknown): PublishIntent | null {
   delete holder[PUBLISH_INTENT];
   return intent;
 }
+
+/**
+ * The tarballs of JSON publishes the entry let through (guard + ownership passed), in this
+ * process: `<name>\0<file>` → expiry. The store uses it for what only such a publish allows —
+ * the tarball's attachment registration and its folder fsync go into the one packument write of
+ * the version that follows in the same request (PackageService.updatePackage). A tarball that
+ * is not announced (the legacy `PUT /:package/-/:file` upload, acknowledged by itself) is
+ * registered and made durable at once, as before.
+ */
+const announced = new Map<string, number>();
+const ANNOUNCE_TTL_MS = 10 * 60_000;
+
+function uploadKey(name: string, file: string): string {
+  return `${name}\0${file}`;
+}
+
+export function announceUpload(name: string, file: string): void {
+  const now = Date.now();
+  if (announced.size > 1_000) for (const [key, expires] of announced) if (expires < now) announced.delete(key);
+  announced.set(uploadKey(name, file), now + ANNOUNCE_TTL_MS);
+}
+
+export function isAnnouncedUpload(name: string, file: string): boolean {
+  const expires = announced.get(uploadKey(name, file));
+  return expires !== undefined && expires >= Date.now();
+}
+
+export function forgetUpload(name: string, file: string): void {
+  announced.delete(uploadKey(name, file));
+}

@@ -57,6 +57,20 @@ export interface TarballWriteOptions {
    * removed (the write then proceeds), false to refuse with ERR_EXISTS.
    */
   reclaim?: () => Promise<boolean>;
+  /**
+   * The packument write that names this tarball follows, in the same folder, and fsyncs that
+   * folder: the tarball's own folder fsync is left to it (one directory fsync per publish). Only
+   * for the tarball of a JSON publish; a tarball acknowledged by itself is made durable at once.
+   */
+  deferFolderSync?: boolean;
+}
+
+export interface PackumentWriteOptions {
+  /**
+   * The caller hands `manifest` over and never touches it again: a store may keep that object as
+   * the document `readPackumentForUpdate` returns next (no parse of its own file per publish).
+   */
+  keep?: boolean;
 }
 
 export interface StorageDb {
@@ -75,7 +89,21 @@ export interface PackageStore {
    * null when there is none. Lets an HTTP layer cache rendered responses safely.
    */
   packumentStamp(pkg: ParsedName): string | null;
-  writePackument(pkg: ParsedName, manifest: Manifest): Promise<void>;
+  writePackument(pkg: ParsedName, manifest: Manifest, options?: PackumentWriteOptions): Promise<void>;
+  /**
+   * Optional (the read-modify-write under the package lock): like `readPackument`, but may return
+   * the very object the last `writePackument(…, { keep: true })` stored, once it is proven to be
+   * what the file still holds (stat, and the bytes while the mtime is racy). Handed out once: the
+   * caller owns it, and gives it back with `returnPackument` when it wrote nothing.
+   */
+  readPackumentForUpdate?(pkg: ParsedName): Promise<Manifest | null>;
+  /** Optional: an object from `readPackumentForUpdate`, unchanged (nothing was written), back to the store. */
+  returnPackument?(pkg: ParsedName, manifest: Manifest): void;
+  /**
+   * Optional: a read-only view of the stored packument when the store has it at hand (never
+   * mutate it); undefined when it has not (the caller reads it with `readPackument`).
+   */
+  peekPackument?(pkg: ParsedName): Manifest | null | undefined;
   deletePackument(pkg: ParsedName): Promise<boolean>;
 
   createTarball(pkg: ParsedName, fileName: string, options?: TarballWriteOptions): TarballWriter;

@@ -12,8 +12,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { type StorageHttpHost, verdaccioAcceptsPackageName } from '../verdaccio-adapter';
 import { type Maintainer, ownershipProblem, parseOwnersBody } from '../owners';
-import { attachIntent } from '../publish-intent';
-import { checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
+import { announceUpload, attachIntent } from '../publish-intent';
+import { bareNameOf, checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
 import type { ResponseCache } from './response-cache';
 import type { RegistryEventBus } from '../../registry-core/index';
 import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPackageVersionPath, matchPublishPath, matchTarballPath } from './route-match';
@@ -123,6 +123,8 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
     else delete meta._npmUser;
     const tags = isPlainObject(body['dist-tags']) ? (body['dist-tags'] as Record<string, string>) : {};
     attachIntent(meta, { actor, tags: { ...tags } });
+    // the guard checked the attachment is `<bare>-<version>.tgz` (or `<name>-<version>.tgz`): Verdaccio stores its basename
+    announceUpload(String(body.name), `${bareNameOf(String(body.name))}-${version}.tgz`);
   };
 
   const changeOwners = (req: Request, res: Response, name: string): void => {

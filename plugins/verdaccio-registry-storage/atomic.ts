@@ -33,6 +33,8 @@ export async function fsyncDir(dir: string): Promise<void> {
  * only durable once its parent is synced).
  */
 export async function ensureDir(root: string, dir: string): Promise<void> {
+  // the common case (every publish of an existing package): one sync stat, no recursive mkdir
+  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
   let first: string | undefined;
   try {
     first = await mkdir(dir, { recursive: true });

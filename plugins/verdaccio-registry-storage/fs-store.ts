@@ -238,6 +238,8 @@ export class FileSystemStore implements PackageStore {
       }
       if (info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs && settled(info.mtimeNs)) return cached.text;
     }
+    // a package that does not exist (every first publish asks): one sync stat instead of a failing open
+    if (!cached && !existsSync(path)) return null;
     const handle = await openIfExists(path);
     if (!handle) {
       this.packuments.delete(path);
@@ -317,11 +319,11 @@ export class FileSystemStore implements PackageStore {
   }
 
   async packumentExists(pkg: ParsedName): Promise<boolean> {
+    // asked on every publish (createPackage): a sync stat (µs) rather than a thread-pool round trip
     try {
-      await stat(this.packumentPath(pkg));
-      return true;
+      return statSync(this.packumentPath(pkg), { throwIfNoEntry: false }) !== undefined;
     } catch (error) {
-      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return false;
+      if (isErrno(error, 'ENOTDIR')) return false;
       throw error;
     }
   }
@@ -371,12 +373,9 @@ export class FileSystemStore implements PackageStore {
     // remember the digest computed while streaming, keyed by inode so a replaced file is re-hashed
     writer.commit = async () => {
       const digest = await commit();
-      try {
-        const info = await stat(finalPath, { bigint: true });
-        this.digests.set(finalPath, { ...digest, ino: info.ino });
-      } catch {
-        // not cached: tarballDigest() re-hashes
-      }
+      // a committed tarball is never replaced (link refuses an existing name): a sync stat of it is safe
+      const info = statSync(finalPath, { bigint: true, throwIfNoEntry: false });
+      if (info) this.digests.set(finalPath, { ...digest, ino: info.ino });
       return digest;
     };
     return writer;
@@ -432,14 +431,17 @@ export class FileSystemStore implements PackageStore {
 
   async tarballDigest(pkg: ParsedName, fileName: string): Promise<TarballDigest | null> {
     const path = this.tarballPath(pkg, fileName);
+    const memo = this.digests.get(path);
+    if (memo) {
+      // the digest computed while the upload streamed, if that very file is still there (one sync stat, no open)
+      const info = statSync(path, { bigint: true, throwIfNoEntry: false });
+      if (!info) return null;
+      if (info.ino === memo.ino && BigInt(memo.size) === info.size) return { sha512: memo.sha512, sha1: memo.sha1, size: memo.size };
+    }
     const handle = await openIfExists(path);
     if (!handle) return null;
     try {
       const info = await handle.stat({ bigint: true });
-      const memo = this.digests.get(path);
-      if (memo && memo.ino === info.ino && BigInt(memo.size) === info.size) {
-        return { sha512: memo.sha512, sha1: memo.sha1, size: memo.size };
-      }
       const sha512 = createHash('sha512');
       const sha1 = createHash('sha1');
       let size = 0;
@@ -502,14 +504,10 @@ export class FileSystemStore implements PackageStore {
   // ---- .verdaccio-db.json ---------------------------------------------------------------
 
   async readDb(): Promise<StorageDb> {
-    let key: string;
-    try {
-      const info = await stat(this.dbPath, { bigint: true });
-      key = `${info.ino}:${info.size}:${info.mtimeNs}`;
-    } catch (error) {
-      if (isErrno(error, 'ENOENT')) return { list: [], secret: '' };
-      throw error;
-    }
+    // asked on every publish (Verdaccio's addVersion adds the name): a sync stat (µs) rather than a thread-pool round trip
+    const info = statSync(this.dbPath, { bigint: true, throwIfNoEntry: false });
+    if (!info) return { list: [], secret: '' };
+    const key = `${info.ino}:${info.size}:${info.mtimeNs}`;
     if (this.dbCache && this.dbCache.key === key) return { ...this.dbCache.db, list: [...this.dbCache.db.list] };
     const db = parseDb(await readFile(this.dbPath, 'utf8'), this.dbPath);
     this.dbCache = { key, db };

@@ -115,15 +115,25 @@ type AttachmentEntry = { shasum?: string; version?: string };
  */
 function restOf(manifest: Manifest): string {
   const rest: Record<string, unknown> = {};
-  for (const key of Object.keys(manifest)) if (key !== 'versions' && key !== '_attachments' && key !== '_rev') rest[key] = manifest[key];
+  for (const key of Object.keys(manifest)) {
+    if (key === 'versions' || key === '_attachments' || key === '_rev') continue;
+    const value = manifest[key];
+    // `time` grows with the versions: no handler changes a version's date without adding or removing
+    // that version (in the snapshot), so its size and its created/modified entries stand for it
+    rest[key] = key === 'time' && value !== null && typeof value === 'object' ? timeSummary(value as Record<string, unknown>) : value;
+  }
   return JSON.stringify(rest);
 }
 
-/** Attachment names added without a version, every earlier entry unchanged; [] otherwise. */
-function newRegistrations(before: Record<string, AttachmentEntry>, after: Record<string, AttachmentEntry>): string[] {
+function timeSummary(time: Record<string, unknown>): unknown[] {
+  return [Object.keys(time).length, time.created, time.modified];
+}
+
+/** Attachment names added without a version (the caller compares the earlier entries); [] otherwise. */
+function newRegistrations(before: ReadonlySet<string>, after: Record<string, AttachmentEntry>): string[] {
   const added: string[] = [];
   for (const [file, entry] of Object.entries(after)) {
-    if (Object.prototype.hasOwnProperty.call(before, file)) continue;
+    if (before.has(file)) continue;
     if (entry === null || typeof entry !== 'object' || entry.version !== undefined) return [];
     added.push(file);
   }
@@ -322,8 +332,8 @@ export class PackageService {
       /** The untouched pre-image, for the refusal paths only: the file was not written in this cycle. */
       const loadOriginal = async (): Promise<Manifest> => compose(onDisk ? await this.store.readPackument(pkg) : null);
       const versionsBefore = new Set(Object.keys(current.versions ?? {}));
-      const attachmentsBefore = structuredClone(current._attachments ?? {}) as Record<string, AttachmentEntry>;
-      const attachmentsTextBefore = JSON.stringify(attachmentsBefore);
+      const attachmentsBefore = new Set(Object.keys(current._attachments ?? {}));
+      const attachmentsTextBefore = JSON.stringify(current._attachments ?? {});
       const ownersBefore = maintainersOf(current);
       const restBefore = onDisk ? restOf(current) : '';
       const before: ManifestSnapshot = snapshotOf(current);
@@ -339,7 +349,7 @@ export class PackageService {
       let changes: ReturnType<typeof diffSnapshots>;
       let published = new Map<string, string>();
       try {
-        refuseDroppingListedTarballs(pkg.name, Object.keys(attachmentsBefore), next);
+        refuseDroppingListedTarballs(pkg.name, [...attachmentsBefore], next);
         let after = snapshotOf(next);
         const added = diffSnapshots(before, after).added;
         if (added.length > 0) {

@@ -114,6 +114,23 @@ export function topSelf(timed: Timed, top: number): Array<{ label: string; ms: n
   return [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([label, ms]) => ({ label, ms }));
 }
 
+/** Inclusive time per function (each counted once per sample), highest first; `filter` picks the frames listed. */
+export function topInclusive(timed: Timed, top: number, filter: (frame: CallFrame) => boolean): Array<{ label: string; ms: number }> {
+  const totals = new Map<string, number>();
+  for (const [id, ms] of timed.self) {
+    const seen = new Set<string>();
+    for (const frame of stackOf(timed, id)) {
+      if (!filter(frame)) continue;
+      const file = frame.url.replace(/^.*\/(node_modules|build)\//, '');
+      const label = `${frame.functionName || '(anonymous)'} ${file}:${frame.lineNumber + 1}`;
+      if (seen.has(label)) continue;
+      seen.add(label);
+      totals.set(label, (totals.get(label) ?? 0) + ms);
+    }
+  }
+  return [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([label, ms]) => ({ label, ms }));
+}
+
 export function stageTable(timed: Timed): Array<{ stage: string; ms: number }> {
   const totals = new Map<string, number>();
   for (const [id, ms] of timed.self) {
@@ -270,6 +287,12 @@ async function main(argv: readonly string[]): Promise<void> {
   console.log('| self time, top functions (main thread) | ms per publish |');
   console.log('| --- | ---: |');
   for (const row of topSelf(timed, 25)) console.log(`| ${row.label} | ${(row.ms / count).toFixed(3)} |`);
+  if (process.env.PROFILE_INCLUSIVE) {
+    console.log('| inclusive, our plugins and Verdaccio (main thread) | ms per publish |');
+    console.log('| --- | ---: |');
+    const ours = (frame: CallFrame): boolean => frame.url.includes('/plugins/') || frame.url.includes('node_modules/verdaccio/') || frame.url.includes('node_modules/@verdaccio/');
+    for (const row of topInclusive(timed, Number(process.env.PROFILE_INCLUSIVE), ours)) console.log(`| ${row.label} | ${(row.ms / count).toFixed(3)} |`);
+  }
   if (svg) {
     writeFileSync(svg, renderFlame(flameOf(timed), `${side}: CPU of ${count} raw-PUT publishes (${versions} versions of one package + ${packages} new packages), main thread, ${(timed.busyMs / count).toFixed(2)} ms per publish`));
     console.log(`wrote ${svg}`);

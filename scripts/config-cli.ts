@@ -11,7 +11,7 @@ import { parseArgs as parseCliArgs } from 'node:util';
 // its run time. What only some commands need is required when they run (see the lazy loaders below).
 import { ConfigFile, type ConfigSnapshot } from '../plugins/registry-core/config-file';
 import { changeRegistryUrl, executeCommand, formatConfig, helpText, parseCommand, type Command, type CommandContext } from '../plugins/registry-core/commands';
-import { describeConfig } from '../plugins/registry-core/describe';
+import { describeConfig, describeConfigChange } from '../plugins/registry-core/describe';
 import { ENV_FILE_NAME, readRegistryUrl } from '../plugins/registry-core/env';
 import { lockbPathFor } from '../plugins/registry-core/layout';
 import { RegistryCoreError, formatError } from '../plugins/registry-core/errors';
@@ -96,18 +96,16 @@ function locate(options: CliOptions, needsStorage: boolean): Locations {
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
 const err = (text: string): void => void process.stderr.write(`${text}\n`);
 
-function describeChange(next: ConfigSnapshot, prev: ConfigSnapshot): string {
-  const changes = (Object.keys(next.view.fields) as (keyof ConfigSnapshot['view']['fields'])[])
-    .filter((key) => next.view.fields[key] !== prev.view.fields[key])
-    .map((key) => `${key} ${prev.view.fields[key]} → ${next.view.fields[key]}`);
-  return `${new Date().toISOString()}  ${changes.join(', ') || 'bytes rewritten (same values)'}  [${next.view.hex} ${next.view.check}]`;
+/** One `watch` line: when, what changed (core describeConfigChange), the bytes now. */
+function watchLine(next: ConfigSnapshot, prev: ConfigSnapshot): string {
+  return `${new Date().toISOString()}  ${describeConfigChange(prev.fields, next.fields)}  [${next.view.hex} ${next.view.check}]`;
 }
 
 async function watch(where: Locations): Promise<number> {
   const config = ConfigFile.open(where.lockbPath);
   out(`watching ${where.lockbPath} (Ctrl-C to stop)`);
   out(formatConfig(config.getConfig().view, readRegistryUrl(where.envFile)));
-  config.watchConfig((next, prev) => out(describeChange(next, prev)));
+  config.watchConfig((next, prev) => out(watchLine(next, prev)));
   const keepAlive = setInterval(() => undefined, 1 << 30); // the watcher itself does not hold the process open
   return new Promise((resolveExit) => {
     const stop = (): void => {

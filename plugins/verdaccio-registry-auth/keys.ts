@@ -26,7 +26,9 @@ import { createFileOnceSync } from '../registry-core/atomic-file';
 import { basename, dirname, join } from 'node:path';
 import { AuthError } from './errors';
 
-export type TokenAlgorithm = 'EdDSA' | 'RS256';
+import type { TokenAlgorithm } from '../registry-core/index';
+
+export type { TokenAlgorithm };
 export const TOKEN_ALGORITHMS: readonly TokenAlgorithm[] = ['EdDSA', 'RS256'];
 
 export interface PublicJwk {

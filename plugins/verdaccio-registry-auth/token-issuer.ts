@@ -17,6 +17,7 @@
  * older one stops verifying — on every channel, because every channel verifies here.
  */
 import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { SignJWT, compactVerify, errors as joseErrors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { getAudience, getIssuer, getTokenAlgorithm, type ConfigFields } from '../registry-core/index';
 import { isPackageLimited, limitsAllowPackage } from '../registry-core/request-package';
@@ -205,8 +206,8 @@ export class TokenIssuer {
   private readonly context: IssuerContext;
   private readonly revocations: RevocationList;
   private readonly defaultTtlSeconds: number;
-  private readonly cacheSize: number;
-  private readonly cache = new Map<string, VerifiedToken>();
+  /** verified tokens (lru-cache, bounded by cacheSize); every hit is re-checked against revocations and expiry */
+  private readonly cache: LRUCache<string, VerifiedToken>;
   private readonly urlRecheckMs: number;
   private stateKey: { fields: ConfigFields; registryUrl: string; checkedAt: number } | null = null;
   private stateValue: IssuerState | null = null;
@@ -216,7 +217,7 @@ export class TokenIssuer {
     this.context = context;
     this.revocations = revocations;
     this.defaultTtlSeconds = options.defaultTtlSeconds;
-    this.cacheSize = options.cacheSize ?? 10_000;
+    this.cache = new LRUCache<string, VerifiedToken>({ max: options.cacheSize ?? 10_000 });
     this.urlRecheckMs = options.urlRecheckMs ?? 1000;
   }
 
@@ -311,10 +312,6 @@ export class TokenIssuer {
     const seen = this.peekVerified(token);
     if (seen) return seen;
     const verified = await this.verifyUncached(token, this.state());
-    if (this.cache.size >= this.cacheSize) {
-      const oldest = this.cache.keys().next().value;
-      if (oldest !== undefined) this.cache.delete(oldest);
-    }
     this.cache.set(token, verified);
     return verified;
   }

@@ -21,7 +21,7 @@ import { requireAdmin, sessionOf, type Session } from './access';
 import { serveAsset, type Asset } from './assets';
 import type { ConfigService } from './config-service';
 import { DashboardHttpError, describeBodyParserError, sendError, sendJson } from './http-errors';
-import { ConfigOperation, describeIssues, MAX_BODY_BYTES } from './requests';
+import { AUDIT_DEFAULT_LIMIT, AuditQuery, ConfigOperation, describeIssues, MAX_BODY_BYTES, PackagesQuery } from './requests';
 import type { UpstreamView } from './upstream-status-access';
 import { remoteUserOf, type DashboardLogger, type VerdaccioRemoteUser } from './verdaccio-adapter';
 
@@ -45,8 +45,7 @@ export interface RouteOptions {
   logger: DashboardLogger;
 }
 
-export const AUDIT_DEFAULT_LIMIT = 100;
-export const AUDIT_MAX_LIMIT = 1000;
+export { AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT } from './requests';
 
 export interface AuditParams {
   package?: string;
@@ -54,27 +53,12 @@ export interface AuditParams {
   limit: number;
 }
 
-function singleQuery(req: Request, key: string, maxLength: number): string | undefined {
-  const raw: unknown = req.query[key];
-  if (raw === undefined || raw === '') return undefined;
-  if (typeof raw !== 'string') throw new DashboardHttpError(400, `${key} must be a single string`);
-  if (raw.length > maxLength) throw new DashboardHttpError(400, `${key} must be at most ${maxLength} characters`);
-  return raw;
-}
-
 export function auditParams(req: Request): AuditParams {
-  const params: AuditParams = { limit: AUDIT_DEFAULT_LIMIT };
-  const name = singleQuery(req, 'package', MAX_FILTER_LENGTH);
-  const user = singleQuery(req, 'user', 100);
-  const limit = singleQuery(req, 'limit', 5);
-  if (name !== undefined) params.package = name;
-  if (user !== undefined) params.user = user;
-  if (limit !== undefined) {
-    if (!/^[0-9]+$/.test(limit) || Number(limit) < 1 || Number(limit) > AUDIT_MAX_LIMIT) {
-      throw new DashboardHttpError(400, `limit must be a whole number from 1 to ${AUDIT_MAX_LIMIT}`);
-    }
-    params.limit = Number(limit);
-  }
+  const parsed = AuditQuery.safeParse(req.query);
+  if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
+  const params: AuditParams = { limit: parsed.data.limit === undefined ? AUDIT_DEFAULT_LIMIT : Number(parsed.data.limit) };
+  if (parsed.data.package !== undefined) params.package = parsed.data.package;
+  if (parsed.data.user !== undefined) params.user = parsed.data.user;
   return params;
 }
 
@@ -107,7 +91,6 @@ async function visibleAudit(options: RouteOptions, user: VerdaccioRemoteUser, se
 
 const PAGE_CACHE = 'no-cache, no-transform';
 const VERSIONED_CACHE = 'public, max-age=31536000, immutable, no-transform';
-const MAX_FILTER_LENGTH = 214; // the longest npm package name
 /** A web-login session id as the auth plugin makes them (32 random bytes, base64url). */
 const LOGIN_PAGE_PATH = /^\/login\/[A-Za-z0-9_-]{43}\/?$/;
 
@@ -135,11 +118,9 @@ function methodNotAllowed(allowed: string): DashboardHttpError {
 }
 
 function queryFilter(req: Request): string | undefined {
-  const raw: unknown = req.query.q;
-  if (raw === undefined || raw === '') return undefined;
-  if (typeof raw !== 'string') throw new DashboardHttpError(400, 'q must be a single string');
-  if (raw.length > MAX_FILTER_LENGTH) throw new DashboardHttpError(400, `q must be at most ${MAX_FILTER_LENGTH} characters`);
-  return raw;
+  const parsed = PackagesQuery.safeParse(req.query);
+  if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
+  return parsed.data.q;
 }
 
 /** The body as parsed by Verdaccio's app-wide express.json, after the checks it does not do for us. */

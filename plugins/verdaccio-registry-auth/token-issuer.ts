@@ -116,6 +116,8 @@ export interface TokenIssuerOptions {
    * seen at once; this bound only covers a hand edit of `.env.local`.
    */
   urlRecheckMs?: number;
+  /** the clock (ms since epoch) for issuing, expiry checks and jose's `currentDate`; default Date.now — tests freeze it instead of sleeping */
+  now?: () => number;
 }
 
 /** ERR_TOKEN_INVALID that also says which of the core's stable reasons applies (HTTP shows the message, the seam the code). */
@@ -209,6 +211,7 @@ export class TokenIssuer {
   /** verified tokens (lru-cache, bounded by cacheSize); every hit is re-checked against revocations and expiry */
   private readonly cache: LRUCache<string, VerifiedToken>;
   private readonly urlRecheckMs: number;
+  private readonly now: () => number;
   private stateKey: { fields: ConfigFields; registryUrl: string; checkedAt: number } | null = null;
   private stateValue: IssuerState | null = null;
 
@@ -219,12 +222,13 @@ export class TokenIssuer {
     this.defaultTtlSeconds = options.defaultTtlSeconds;
     this.cache = new LRUCache<string, VerifiedToken>({ max: options.cacheSize ?? 10_000 });
     this.urlRecheckMs = options.urlRecheckMs ?? 1000;
+    this.now = options.now ?? Date.now;
   }
 
   /** Algorithm, issuer and audience for the config as it is right now. */
   state(): IssuerState {
     const fields = this.context.fields();
-    const now = Date.now();
+    const now = this.now();
     const key = this.stateKey;
     if (this.stateValue && key && key.fields === fields && now - key.checkedAt < this.urlRecheckMs) return this.stateValue;
     const registryUrl = this.context.registryUrl();
@@ -253,7 +257,7 @@ export class TokenIssuer {
     const key = this.ring.byAlg[state.alg] ?? (await this.ring.signingKey(state.alg));
     const ttl = options.ttlSeconds ?? this.defaultTtlSeconds;
     if (!Number.isInteger(ttl) || ttl <= 0) throw new AuthError('ERR_TOKEN_OPTIONS', `token lifetime must be a positive number of seconds, got ${ttl}`);
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(this.now() / 1000);
     const jti = options.jti ?? randomUUID().replaceAll('-', '');
     const generation = options.generation ?? this.revocations.generation(user);
     const payload: JWTPayload = { groups: [...groups], gen: generation };
@@ -294,7 +298,7 @@ export class TokenIssuer {
     if (!cached) return undefined;
     const state = this.state();
     if (
-      cached.expiresAt > Date.now() &&
+      cached.expiresAt > this.now() &&
       cached.issuer === state.issuer.url &&
       cached.audience === state.audience &&
       !this.revocations.isRevoked(cached.jti) &&
@@ -372,6 +376,7 @@ export class TokenIssuer {
         issuer: state.issuer.url,
         audience: state.audience,
         requiredClaims: ['sub', 'jti', 'iat', 'exp'],
+        currentDate: new Date(this.now()),
       }));
     } catch (error) {
       throw invalid(reasonFor(error), problemFor(error));

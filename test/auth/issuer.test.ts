@@ -185,10 +185,21 @@ describe('rejected tokens', () => {
     await rejects(noKid, /unknown kid/);
   });
 
-  test('expired', async () => {
-    const expired = await fixture.issuer.issue('alice', [], { ttlSeconds: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 2100));
-    await rejects(expired.token, /expired/);
+  test('expired (16.5: the clock is moved, not slept past)', async () => {
+    let now = Date.now();
+    const issuer = new TokenIssuer(fixture.ring, { fields: () => fixture.config.getConfig().fields, registryUrl: () => readRegistryUrl(fixture.envFile) }, fixture.store, {
+      defaultTtlSeconds: 3600,
+      now: () => now,
+    });
+    const token = (await issuer.issue('alice', [], { ttlSeconds: 1 })).token;
+    assert.equal((await issuer.verify(token)).user, 'alice', 'valid within its second');
+    now += 2_100;
+    await assert.rejects(issuer.verify(token), /expired/, 'the cached verification expires with the clock too');
+    const fresh = new TokenIssuer(fixture.ring, { fields: () => fixture.config.getConfig().fields, registryUrl: () => readRegistryUrl(fixture.envFile) }, fixture.store, {
+      defaultTtlSeconds: 3600,
+      now: () => now,
+    });
+    await assert.rejects(fresh.verify(token), /expired/, 'and so does a first verification (jose currentDate)');
   });
 
   test('wrong aud, wrong iss, missing claims (signed with our own key)', async () => {

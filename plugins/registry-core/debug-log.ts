@@ -132,3 +132,15 @@ export function redactUrl(url: string): string {
     });
   return `${redactedPath}?${names.join('&')}`;
 }
+
+/** Says whether a response came from one of our caches (`hit`, `miss`, `upstream`) — only when asked (docs/http-api.md). */
+export const CACHE_HEADER = 'x-registry-cache';
+/** The request header that asks for debug response headers: `x-registry-debug: cache` asks for CACHE_HEADER. */
+export const DEBUG_REQUEST_HEADER = 'x-registry-debug';
+
+/** true when the request asked for the cache header (`x-registry-debug: cache`, among comma-separated words). */
+export function wantsCacheHeader(headers: { [name: string]: string | string[] | undefined }): boolean {
+  const raw = headers[DEBUG_REQUEST_HEADER];
+  const text = Array.isArray(raw) ? raw.join(',') : (raw ?? '');
+  return text.split(',').some((word) => word.trim().toLowerCase() === 'cache');
+}

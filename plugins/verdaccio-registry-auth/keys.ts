@@ -94,6 +94,9 @@ const SPECS: readonly KeySpec[] = [
   },
 ];
 
+/** The private key files in the keys folder, one per algorithm. */
+export const KEY_FILE_NAMES: readonly string[] = SPECS.map((spec) => spec.file);
+
 /** RFC 7638: SHA-256 over the required members, in lexicographic order, no whitespace. */
 export function jwkThumbprint(jwk: JsonWebKey): string {
   let canonical: string;

@@ -54,7 +54,9 @@ interface CachedText {
  * tick can leave the same mtime. Like git's "racily clean" rule: a stat is only trusted as a
  * version stamp once the file is older than this; fresher files are simply re-read.
  */
-const RACY_WINDOW_NS = 100_000_000n;
+/** A file changed within this window may still change within the same mtime tick: not trusted from memory yet. */
+export const RACY_WINDOW_MS = 100;
+const RACY_WINDOW_NS = BigInt(RACY_WINDOW_MS) * 1_000_000n;
 
 function settled(mtimeNs: bigint): boolean {
   return BigInt(Date.now()) * 1_000_000n - mtimeNs > RACY_WINDOW_NS;

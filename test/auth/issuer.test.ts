@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT, UnsecuredJWT, createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import { ConfigFile, createConfigFile, defaultFields, hashRegistryUrl, readRegistryUrl, setEnvFileValue, type ConfigFields } from '../../plugins/registry-core/index';
+import { ConfigFile, FEATURE_FLAGS, createConfigFile, defaultFields, hashRegistryUrl, readRegistryUrl, setEnvFileValue, type ConfigFields } from '../../plugins/registry-core/index';
 import { TokenStore } from '../../plugins/registry-core/token-store';
 import { isAuthError } from '../../plugins/verdaccio-registry-auth/errors';
 import { loadKeyRing, type KeyRing } from '../../plugins/verdaccio-registry-auth/keys';
@@ -46,8 +46,8 @@ function closeFixture(fixture: Fixture): void {
   fixture.store.close();
 }
 
-const PREMIUM = 1;
-const PRIVATE = 2;
+const PREMIUM = FEATURE_FLAGS.PREMIUM_TYPES;
+const PRIVATE = FEATURE_FLAGS.PRIVATE_REGISTRY;
 
 describe('docs/identity.md decision tree: algorithm, issuer, audience (table-driven)', () => {
   const table: {

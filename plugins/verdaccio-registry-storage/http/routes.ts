@@ -19,10 +19,12 @@ import type { RegistryEventBus } from '../../registry-core/index';
 import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPackageVersionPath, matchPublishPath, matchTarballPath } from './route-match';
 import { HOPS_HEADER } from '../upstream/proxy';
 import { compressionEncoding } from '../../registry-core/content-encoding';
+import { CACHE_HEADER, wantsCacheHeader } from '../../registry-core/index';
 
 /** compression()'s threshold: smaller bodies are sent as they are. */
 const COMPRESSION_THRESHOLD = 1024;
-export const CACHE_HEADER = 'x-registry-cache';
+/** The cache header and whether a request asked for it: the core's (docs/http-api.md). */
+export { CACHE_HEADER } from '../../registry-core/index';
 
 export interface StorageHttpDeps {
   host: StorageHttpHost;
@@ -227,7 +229,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   };
 
   const replay = (req: Request, res: Response, key: string, hit: NonNullable<ReturnType<ResponseCache['get']>>): void => {
-    res.setHeader(CACHE_HEADER, 'hit');
+    if (wantsCacheHeader(req.headers)) res.setHeader(CACHE_HEADER, 'hit');
     res.setHeader('Content-Type', hit.contentType);
     res.setHeader('ETag', hit.etag);
     if (req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD && negotiatesGzip(req.headers['accept-encoding']) && cache !== null) {
@@ -239,8 +241,8 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   };
 
   /** Lets Verdaccio render, and keeps its 200 if the packument did not change meanwhile. */
-  const record = (res: Response, key: string, name: string, revision: string): void => {
-    res.setHeader(CACHE_HEADER, 'miss');
+  const record = (req: Request, res: Response, key: string, name: string, revision: string): void => {
+    if (wantsCacheHeader(req.headers)) res.setHeader(CACHE_HEADER, 'miss');
     const send = res.send;
     res.send = function sendAndRecord(this: Response, body?: unknown): Response {
       res.send = send;
@@ -345,7 +347,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
         replay(req, res, key, hit);
         return;
       }
-      record(res, key, name, revision);
+      record(req, res, key, name, revision);
       withOwners(res, name, next);
     });
   };

@@ -9,7 +9,8 @@
  * producers only emit events (actor, address and token id are filled from the request context).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { readWholeFile } from './fd-read';
 import { dirname, join, resolve } from 'node:path';
 import { RegistryCoreError } from './errors';
 import { registryEvents, type RegistryEvent } from './events';
@@ -74,17 +75,6 @@ function checkLine(text: string, prev: string, seq: number): LineCheck {
   return { ok: true, record, hash };
 }
 
-function readWhole(fd: number): Buffer {
-  const size = fstatSync(fd).size;
-  const buffer = Buffer.alloc(size);
-  let offset = 0;
-  while (offset < size) {
-    const read = readSync(fd, buffer, offset, size - offset, offset);
-    if (read === 0) break;
-    offset += read;
-  }
-  return buffer.subarray(0, offset);
-}
 
 export interface AuditQuery {
   name?: string;
@@ -119,7 +109,7 @@ export class AuditLog {
     const records: AuditRecord[] = [];
     let last = GENESIS;
     try {
-      const bytes = readWhole(readFd);
+      const bytes = readWholeFile(readFd);
       let start = 0;
       while (start < bytes.length) {
         const end = bytes.indexOf(0x0a, start);

@@ -6,13 +6,14 @@
  * storage folder is read, so two rebuilds (or a rebuild and another lockb writer) in two
  * processes never write an index read from a folder state older than the last writer's.
  */
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { REPAIR_HINT, RegistryCoreError } from './errors';
 import { missingFile, readHeaderBytes } from './header-file';
 import { encodeRecord, type IndexRecord } from './index-record';
 import { HEADER_SIZE, MAGIC } from './layout';
 import { withFileLockSync } from './lock';
+import { packageFolders } from './storage-folders';
 
 interface Packument {
   name?: unknown;
@@ -44,21 +45,6 @@ function timeOf(value: unknown): number | undefined {
   return Number.isFinite(ms) && ms >= 0 ? Math.trunc(ms) : undefined;
 }
 
-/** Package folders: plain names and @scope/name, skipping dot-files and dot-folders. */
-function packageFolders(storageDir: string): { dir: string; name: string }[] {
-  const result: { dir: string; name: string }[] = [];
-  const visible = (dir: string) => readdirSync(dir, { withFileTypes: true }).filter((entry) => entry.isDirectory() && !entry.name.startsWith('.'));
-  for (const entry of visible(storageDir)) {
-    if (entry.name.startsWith('@')) {
-      for (const inner of visible(join(storageDir, entry.name))) {
-        result.push({ dir: join(storageDir, entry.name, inner.name), name: `${entry.name}/${inner.name}` });
-      }
-    } else {
-      result.push({ dir: join(storageDir, entry.name), name: entry.name });
-    }
-  }
-  return result.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-}
 
 const KIND_ORDER: Record<string, number> = { publish: 0, deprecate: 1, 'dist-tag': 2 };
 

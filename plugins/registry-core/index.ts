@@ -25,3 +25,4 @@ export * from './audit-log';
 export * from './signing-keys';
 export * from './upstream-config';
 export * from './upstream-status';
+export * from './user-names';

@@ -13,7 +13,10 @@ import type { FailedLoginLimiter } from './rate-limit';
 import type { IssuedToken, TokenIssuer } from './token-issuer';
 import { passwordProblem, type UserStore } from './users';
 
-export const ADMIN_GROUP = 'registry-admin';
+import { ADMIN_GROUP } from '../registry-core/index';
+
+/** The admin group: the core's (user-names.ts), shared with the storage and dashboard plugins. */
+export { ADMIN_GROUP };
 /** Names that would read as one of Verdaccio's role groups (or ours) when used as a group. */
 export const RESERVED_USERNAMES: readonly string[] = [ADMIN_GROUP, 'all', 'anonymous', 'authenticated', 'undefined', 'null'];
 

@@ -106,6 +106,18 @@ export function rebuildIndex(lockbPath: string, storageDir: string): RebuildResu
     throw new RegistryCoreError('ERR_STORAGE_MISSING', `storage folder ${storage} does not exist`, { hint: 'check `storage:` in config.yaml or pass --config' });
   }
   const { records, packages, skipped } = collectIndexRecords(storage);
+  replaceIndexRecords(absolute, records);
+  return { records: records.length, packages, skipped };
+}
+
+/**
+ * Replaces every index record of registry.lockb with `records` (the header stays): ftruncate to the
+ * header, then one append, fsync, under the lockb lock. Used by rebuildIndex and by the PostgreSQL
+ * backend's index mirror (docs/database.md), whose records come from the shared index.
+ */
+export function replaceIndexRecords(lockbPath: string, records: readonly IndexRecord[]): void {
+  const absolute = resolve(lockbPath);
+  if (!existsSync(absolute)) throw missingFile(absolute);
   const encoded = Buffer.concat(records.map(encodeRecord));
   const path = realpathSync(absolute);
   withFileLockSync(path, () => {
@@ -127,5 +139,4 @@ export function rebuildIndex(lockbPath: string, storageDir: string): RebuildResu
       if (appendFd !== undefined) closeSync(appendFd);
     }
   });
-  return { records: records.length, packages, skipped };
 }

@@ -163,3 +163,76 @@ test('14.3 the same version through two nodes at once: exactly one 201 and one 4
   const counted = await rows<{ n: number }>(url, "SELECT count(*)::int AS n FROM tarballs WHERE package = $1", [name]);
   assert.equal(counted[0].n, 5);
 });
+
+test('14.4 kill -9 a node during a stream of publishes: every acknowledged version survives byte-identical, nothing half-stored, the restarted node mirrors the index', async (t) => {
+  if (!pg.ok) return t.skip(pg.reason);
+  const url = await pg.cluster.createDatabase('pg_kill');
+  const victim = await node(url);
+  const token = await addUser(victim, 'racer', 'correct-horse-battery');
+  const name = '@mycompany/stream';
+  const acknowledged = new Map<string, Buffer>();
+  let killed = false;
+  // 4 publishers in a row each; the node is killed once 12 publishes were acknowledged
+  const publisher = async (lane: number): Promise<void> => {
+    for (let i = 0; i < 200 && !killed; i += 1) {
+      const version = `3.${lane}.${i}`;
+      const tarball = makeTarball(name, version, { 'lane.txt': `${lane}:${i}\n`.repeat(1 + i) });
+      try {
+        const result = await publishRaw(victim.url, token, name, version, { tarball });
+        if (result.status === 201) acknowledged.set(version, tarball);
+      } catch {
+        return; // the connection died with the node: not acknowledged
+      }
+      if (acknowledged.size >= 12 && !killed) {
+        killed = true;
+        victim.process.kill('SIGKILL');
+      }
+    }
+  };
+  assert.equal((await publishRaw(victim.url, token, name, '3.9.0')).status, 201);
+  await Promise.all([0, 1, 2, 3].map(publisher));
+  await new Promise((resolveExit) => (victim.process.exitCode !== null || victim.process.signalCode !== null ? resolveExit(null) : victim.process.once('exit', resolveExit)));
+  assert.ok(acknowledged.size >= 12);
+
+  const survivor = await node(url, { dir: victim.dir });
+  const { json } = await getJson(`${survivor.url}/@mycompany%2fstream`);
+  const versions = json.versions as Record<string, unknown>;
+  for (const [version, tarball] of acknowledged) {
+    assert.ok(version in versions, `acknowledged ${version} is missing after kill -9`);
+    const tgz = await getBytes(tarballUrl(survivor.url, name, version));
+    assert.ok(tgz.bytes.equals(tarball), `${version}: bytes differ after kill -9`);
+  }
+  // nothing half-stored: every tarball row belongs to a listed version and every version has its tarball
+  const files = (await rows<{ file: string }>(url, 'SELECT file FROM tarballs WHERE package = $1', [name])).map((row) => row.file).sort();
+  assert.deepEqual(files, Object.keys(versions).map((version) => `stream-${version}.tgz`).sort());
+  const shared = await rows<{ record: Buffer }>(url, 'SELECT record FROM package_index ORDER BY id');
+  await eventually('the restarted node mirrors the shared index', () => readFileSync(survivor.lockbPath).subarray(17).equals(Buffer.concat(shared.map((row) => row.record))));
+  const ready = await fetch(`${survivor.url}/-/ready`);
+  assert.equal(ready.status, 200);
+  assert.equal(((await ready.json()) as { checks: Record<string, string> }).checks.database, 'reachable');
+});
+
+test('14.6 PostgreSQL stops: the node stays up, is not ready, answers writes 503 and changes nothing; PostgreSQL back: it serves and publishes again', async (t) => {
+  if (!pg.ok) return t.skip(pg.reason);
+  const url = await pg.cluster.createDatabase('pg_outage');
+  const registry = await node(url);
+  const token = await addUser(registry, 'racer', 'correct-horse-battery');
+  const name = '@mycompany/outage';
+  assert.equal((await publishRaw(registry.url, token, name, '1.0.0')).status, 201);
+  await pg.cluster.stop();
+  try {
+    const ready = await fetch(`${registry.url}/-/ready`);
+    assert.equal(ready.status, 503);
+    assert.match(((await ready.json()) as { checks: Record<string, string> }).checks.database, /^unreachable/);
+    const refused = await publishRaw(registry.url, token, name, '1.0.1');
+    assert.equal(refused.status, 503, refused.text);
+    assert.match(refused.text, /database is unavailable/);
+    assert.equal(registry.process.exitCode, null, 'the node is still running');
+  } finally {
+    await pg.cluster.restart();
+  }
+  await eventually('the node is ready again', async () => (await fetch(`${registry.url}/-/ready`)).status === 200);
+  assert.equal((await publishRaw(registry.url, token, name, '1.0.1')).status, 201);
+  const { json } = await getJson(`${registry.url}/@mycompany%2foutage`);
+  assert.deepEqual(Object.keys(json.versions as object).sort(), ['1.0.0', '1.0.1']);
+});

@@ -164,6 +164,9 @@ export class PgPackageStore implements PackageStore {
   readonly #revisions = new Map<string, string | null>();
   /** packument text per name, trusted only while a transport delivers other nodes' changes */
   readonly #texts = new Map<string, { revision: string; text: string }>();
+  /** bumped on every change this node commits or is told of: a read that started before one never stores what it read */
+  readonly #generations = new Map<string, number>();
+  #epoch = 0;
   readonly #lockTimeoutMs: number;
   readonly #onLockWait?: (key: string, waitedMs: number) => void;
   readonly #changes?: PackageChangeBus;
@@ -180,11 +183,28 @@ export class PgPackageStore implements PackageStore {
   /** Drops what this node remembers of name ('*': of everything): another node changed it. */
   forget(name: string): void {
     if (name === '*') {
+      this.#epoch += 1;
       this.#revisions.clear();
       this.#texts.clear();
       return;
     }
+    this.#bump(name);
     this.#revisions.delete(name);
+    this.#texts.delete(name);
+  }
+
+  #bump(name: string): void {
+    this.#generations.set(name, (this.#generations.get(name) ?? 0) + 1);
+  }
+
+  #generationOf(name: string): string {
+    return `${this.#epoch}:${this.#generations.get(name) ?? 0}`;
+  }
+
+  /** What a committed write (or delete) left: revision null = no packument. */
+  #committed(name: string, revision: string | null): void {
+    this.#bump(name);
+    this.#revisions.set(name, revision);
     this.#texts.delete(name);
   }
 
@@ -287,14 +307,19 @@ export class PgPackageStore implements PackageStore {
       if (revision === null) return null;
       if (revision !== undefined && cached && cached.revision === revision) return JSON.parse(cached.text) as Manifest;
     }
+    const generation = this.#generationOf(pkg.name);
     const rows = await this.query<{ body: string; revision: string }>('SELECT body, revision::text AS revision FROM packuments WHERE name = $1', [pkg.name], 'packument-read');
     const row = rows[0];
+    // inside a transaction the row may still roll back; after a change began, the row may be old
+    const remember = !inside && generation === this.#generationOf(pkg.name);
     if (!row) {
-      if (!inside) this.#revisions.set(pkg.name, null);
-      this.#texts.delete(pkg.name);
+      if (remember) {
+        this.#revisions.set(pkg.name, null);
+        this.#texts.delete(pkg.name);
+      }
       return null;
     }
-    if (!inside) {
+    if (remember) {
       this.#revisions.set(pkg.name, row.revision);
       this.#texts.set(pkg.name, { revision: row.revision, text: row.body });
     }
@@ -337,10 +362,8 @@ export class PgPackageStore implements PackageStore {
       );
       const revision = rows[0].revision;
       context.changed.add(pkg.name);
-      context.afterCommit.push(() => {
-        this.#revisions.set(pkg.name, revision);
-        this.#texts.delete(pkg.name);
-      });
+      this.#bump(pkg.name); // a read racing this write never stores the old row
+      context.afterCommit.push(() => this.#committed(pkg.name, revision));
     });
   }
 
@@ -386,10 +409,8 @@ export class PgPackageStore implements PackageStore {
       const context = this.#als.getStore() as TxContext;
       const rows = await this.query('DELETE FROM packuments WHERE name = $1 RETURNING 1', [pkg.name]);
       context.changed.add(pkg.name);
-      context.afterCommit.push(() => {
-        this.#revisions.set(pkg.name, null);
-        this.#texts.delete(pkg.name);
-      });
+      this.#bump(pkg.name);
+      context.afterCommit.push(() => this.#committed(pkg.name, null));
       return rows.length > 0;
     });
   }

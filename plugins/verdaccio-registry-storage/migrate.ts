@@ -171,6 +171,16 @@ export async function migrateFilesToPostgres(
   return summary;
 }
 
+/** One tarball through the file store's own writer (temp file, fsync, link: never replaces one). */
+async function writeTarball(store: FileSystemStore, pkg: ParsedName, file: string, bytes: Buffer): Promise<void> {
+  const writer = store.createTarball(pkg, file);
+  await new Promise<void>((resolveWrite, reject) => {
+    writer.stream.once('error', reject);
+    writer.stream.end(bytes, () => resolveWrite());
+  });
+  await writer.commit();
+}
+
 /** PostgreSQL → files, into a storage folder without packages; verified by reading back. */
 export async function migratePostgresToFiles(
   database: Database,
@@ -219,12 +229,7 @@ export async function migratePostgresToFiles(
       // one tarball in memory at a time (each is bounded by the publish body limit)
       const bytes = (await database.query<{ bytes: Buffer }>('SELECT bytes FROM tarballs WHERE package = $1 AND file = $2', [row.name, file], 'm-read'))[0].bytes;
       if (sha512Hex(bytes) !== sha512) throw new Error(`${row.name}/${file}: the database's bytes do not match its recorded sha512`);
-      const writer = store.createTarball(pkg, file);
-      await new Promise<void>((resolveWrite, reject) => {
-        writer.stream.once('error', reject);
-        writer.stream.end(bytes, () => resolveWrite());
-      });
-      await writer.commit();
+      await writeTarball(store, pkg, file, bytes);
       summary.tarballs += 1;
       summary.bytes += bytes.length;
     }
@@ -239,12 +244,7 @@ export async function migratePostgresToFiles(
     const pkg = parsePackageName(name, 'read');
     for (const { file } of orphans) {
       const bytes = (await database.query<{ bytes: Buffer }>('SELECT bytes FROM tarballs WHERE package = $1 AND file = $2', [name, file], 'm-read'))[0].bytes;
-      const writer = store.createTarball(pkg, file);
-      await new Promise<void>((resolveWrite, reject) => {
-        writer.stream.once('error', reject);
-        writer.stream.end(bytes, () => resolveWrite());
-      });
-      await writer.commit();
+      await writeTarball(store, pkg, file, bytes);
       summary.tarballs += 1;
       summary.bytes += bytes.length;
     }

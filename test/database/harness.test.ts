@@ -4,18 +4,12 @@
  * under their advisory lock (several nodes starting at once apply each version exactly once).
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Client } from 'pg';
 import { Database, databaseSettingsOf, knownMigrations, migrate, type Migration } from '../../plugins/registry-core/database/index';
-import { tryStartPostgres, type PostgresStart } from '../harness/postgres';
+import { usePostgres } from '../harness/postgres';
 
-let pg: PostgresStart;
-before(async () => {
-  pg = await tryStartPostgres();
-});
-after(async () => {
-  if (pg.ok) await pg.cluster.destroy();
-});
+const postgres = usePostgres();
 
 async function scalar(url: string, sql: string): Promise<unknown> {
   const client = new Client({ connectionString: url });
@@ -28,6 +22,7 @@ async function scalar(url: string, sql: string): Promise<unknown> {
 }
 
 test('14.0a harness: a private cluster on 127.0.0.1, its socket in the temp folder; kill -9 and restart keep committed rows', async (t) => {
+  const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const { cluster } = pg;
   assert.match(cluster.url, /^postgres:\/\/registry@127\.0\.0\.1:\d+\/registry$/);
@@ -48,6 +43,7 @@ test('14.0a harness: a private cluster on 127.0.0.1, its socket in the temp fold
 });
 
 test('14.0b migrations: four nodes starting at once apply every version once, in order; an unknown newer version is refused', async (t) => {
+  const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const url = await pg.cluster.createDatabase('harness_migrate');
   const known = knownMigrations();

@@ -8,21 +8,18 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { PackageIndex, type IndexRecord } from '../../plugins/registry-core/index';
-import { tryStartPostgres, type PostgresStart } from '../harness/postgres';
+import { usePostgres } from '../harness/postgres';
 import { NODE_BIN, PROJECT_ROOT, addUser, run, startRegistry, type RunningRegistry } from '../harness/registry';
 import { getBytes, getJson, publishRaw, tarballUrl } from '../storage/lib/packages';
 
-let pg: PostgresStart;
 const running: RunningRegistry[] = [];
-before(async () => {
-  pg = await tryStartPostgres();
-});
+// registries stop before the cluster goes (after hooks run in order)
 after(async () => {
   await Promise.all(running.map((registry) => registry.stop()));
-  if (pg.ok) await pg.cluster.destroy();
 });
+const postgres = usePostgres();
 
 function migrate(args: string[]): ReturnType<typeof run> {
   return run(NODE_BIN, [join(PROJECT_ROOT, 'bin', 'registry.js'), 'migrate', ...args], { timeoutMs: 120_000 });
@@ -56,6 +53,7 @@ function snapshot(storageDir: string): Map<string, { packument: Record<string, u
 }
 
 test('14.5 migrate a file registry with 200 versions to PostgreSQL and back: identical; a non-empty target is refused', async (t) => {
+  const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const url = await pg.cluster.createDatabase('pg_migrate');
   // the source: a file registry filled through the real server (20 packages × 10 versions, a beta tag on each)

@@ -7,27 +7,28 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { Client } from 'pg';
 import { PackageIndex, type IndexRecord } from '../../plugins/registry-core/index';
-import { tryStartPostgres, type PostgresStart } from '../harness/postgres';
-import { addUser, createClientDir, startRegistry, writePackage, type RunningRegistry } from '../harness/registry';
+import { usePostgres } from '../harness/postgres';
+import { NODE_BIN, PROJECT_ROOT, addUser, createClientDir, run, startRegistry, writePackage, type RunningRegistry } from '../harness/registry';
 import { getBytes, getJson, makeTarball, publishRaw, sha512Base64, tarballUrl } from '../storage/lib/packages';
 
-let pg: PostgresStart;
 const running: RunningRegistry[] = [];
-
-before(async () => {
-  pg = await tryStartPostgres();
-});
+// registries stop before the cluster goes (after hooks run in order)
 after(async () => {
   await Promise.all(running.map((registry) => registry.stop()));
-  if (pg.ok) await pg.cluster.destroy();
 });
+const postgres = usePostgres();
 
 /** A node of the cluster: a registry in its own folder on the database `url`. */
-async function node(url: string, options: { dir?: string } = {}): Promise<RunningRegistry> {
-  const registry = await startRegistry({ dir: options.dir, env: { REGISTRY_DATABASE_URL: url } });
+async function node(url: string, options: { dir?: string; viaConfig?: boolean } = {}): Promise<RunningRegistry> {
+  const registry = await startRegistry(
+    options.viaConfig
+      ? // config.yaml's store section instead of the environment (docs/database.md "Choosing the backend")
+        { dir: options.dir, editConfig: (config) => void (config.store = { 'registry-storage': { backend: 'postgres', database_url: url } }) }
+      : { dir: options.dir, env: { REGISTRY_DATABASE_URL: url } },
+  );
   running.push(registry);
   return registry;
 }
@@ -60,11 +61,12 @@ async function eventually(what: string, check: () => boolean | Promise<boolean>)
   assert.fail(`${what} (waited 10 s)`);
 }
 
-test('14.1 npm publish through node A, npm install through node B: byte-identical; search, the dashboard list and both registry.lockb mirrors see it', async (t) => {
+test('14.1 npm publish through node A, npm install through node B: byte-identical; search, the dashboard list and both registry.lockb mirrors see it; dist-tag, deprecate, unpublish through B', async (t) => {
+  const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const url = await pg.cluster.createDatabase('pg_publish');
-  const [a, b] = await Promise.all([node(url), node(url)]);
-  assert.match(a.logs(), /storage ready: PostgreSQL postgres:\/\/registry@127\.0\.0\.1:\d+\/pg_publish/);
+  const [a, b] = await Promise.all([node(url), node(url, { viaConfig: true })]);
+  for (const registry of [a, b]) assert.match(registry.logs(), /storage ready: PostgreSQL postgres:\/\/registry@127\.0\.0\.1:\d+\/pg_publish/);
   const tokenA = await addUser(a, 'alice', 'correct-horse-battery');
   const tokenB = await addUser(b, 'alice', 'correct-horse-battery');
 
@@ -110,9 +112,33 @@ test('14.1 npm publish through node A, npm install through node B: byte-identica
     const file = readFileSync(registry.lockbPath);
     assert.ok(file.subarray(header).equals(Buffer.concat(shared.map((row) => row.record))), `${registry.url}: mirror bytes differ from package_index`);
   }
+
+  // more writes through B, seen through A: a second version, a dist-tag, a deprecation, then unpublish
+  const second = writePackage(consumer.dir, { name: '@mycompany/pg-lib', version: '1.3.0' });
+  assert.equal((await consumer.npm(['publish', '--tag', 'next'], { cwd: second })).code, 0);
+  const tagged = await consumer.npm(['dist-tag', 'add', '@mycompany/pg-lib@1.3.0', 'stable']);
+  assert.equal(tagged.code, 0, tagged.stderr);
+  const deprecated = await consumer.npm(['deprecate', '@mycompany/pg-lib@1.2.3', 'use 1.3']);
+  assert.equal(deprecated.code, 0, deprecated.stderr);
+  const seen = await getJson(`${a.url}/@mycompany%2fpg-lib`);
+  assert.deepEqual(seen.json['dist-tags'], { latest: '1.2.3', next: '1.3.0', stable: '1.3.0' });
+  assert.equal((seen.json.versions as Record<string, { deprecated?: string }>)['1.2.3'].deprecated, 'use 1.3');
+  const gone = await consumer.npm(['unpublish', '@mycompany/pg-lib', '--force']);
+  assert.equal(gone.code, 0, gone.stderr);
+  assert.equal((await getJson(`${a.url}/@mycompany%2fpg-lib`)).status, 404);
+  assert.equal((await getBytes(tarballUrl(a.url, '@mycompany/pg-lib', '1.2.3'))).status, 404);
+  assert.deepEqual(await rows(url, 'SELECT name FROM packuments UNION ALL SELECT file FROM tarballs'), []);
+  const kinds = (await rows<{ record: Buffer }>(url, 'SELECT record FROM package_index ORDER BY id')).length;
+  await eventually('node A mirrors the unpublish', () => lockbRecords(a).length === kinds && lockbRecords(a).some((record) => record.kind === 'unpublish-package'));
+  // the config CLI never rebuilds a mirror from the (empty) storage folder of a PostgreSQL node
+  const rebuilt = await run(NODE_BIN, [join(PROJECT_ROOT, 'bin', 'registry.js'), 'config', '--config', b.configPath, 'rebuild-index']);
+  assert.equal(rebuilt.code, 1);
+  assert.match(rebuilt.stderr, /not rebuilt: this registry keeps its packages in PostgreSQL/);
+  assert.equal(lockbRecords(b).length, kinds);
 });
 
 test('14.2 30 concurrent publishes of distinct versions of one package, spread over two nodes: all land, one index record each', async (t) => {
+  const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const url = await pg.cluster.createDatabase('pg_many');
   const nodes = await Promise.all([node(url), node(url)]);
@@ -141,6 +167,7 @@ test('14.2 30 concurrent publishes of distinct versions of one package, spread o
 });
 
 test('14.3 the same version through two nodes at once: exactly one 201 and one 409, the winner is served by both (5 rounds)', async (t) => {
+  const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const url = await pg.cluster.createDatabase('pg_duel');
   const nodes = await Promise.all([node(url), node(url)]);
@@ -165,6 +192,7 @@ test('14.3 the same version through two nodes at once: exactly one 201 and one 4
 });
 
 test('14.4 kill -9 a node during a stream of publishes: every acknowledged version survives byte-identical, nothing half-stored, the restarted node mirrors the index', async (t) => {
+  const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const url = await pg.cluster.createDatabase('pg_kill');
   const victim = await node(url);
@@ -213,6 +241,7 @@ test('14.4 kill -9 a node during a stream of publishes: every acknowledged versi
 });
 
 test('14.6 PostgreSQL stops: the node stays up, is not ready, answers writes 503 and changes nothing; PostgreSQL back: it serves and publishes again', async (t) => {
+  const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const url = await pg.cluster.createDatabase('pg_outage');
   const registry = await node(url);

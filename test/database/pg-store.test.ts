@@ -8,26 +8,21 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Database, packageChanges, type PackageChange } from '../../plugins/registry-core/database/index';
 import { parsePackageName } from '../../plugins/verdaccio-registry-storage/names';
 import { PgPackageStore } from '../../plugins/verdaccio-registry-storage/pg-store';
 import type { Manifest } from '../../plugins/verdaccio-registry-storage/store';
-import { tryStartPostgres, type PostgresStart } from '../harness/postgres';
+import { usePostgres } from '../harness/postgres';
 
-let pg: PostgresStart;
-before(async () => {
-  pg = await tryStartPostgres();
-});
-after(async () => {
-  if (pg.ok) await pg.cluster.destroy();
-});
+const postgres = usePostgres();
 
 function manifest(description: string): Manifest {
   return { name: '@mycompany/seam', description, versions: {}, 'dist-tags': {} };
 }
 
 test('14.7 package changes: announced after COMMIT once per package; a node with a transport serves its cache until a delivery, one without always reads the database', async (t) => {
+  const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const url = await pg.cluster.createDatabase('pg_seam');
   const dir = mkdtempSync(join(tmpdir(), 'registry-seam-'));

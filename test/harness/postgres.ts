@@ -14,10 +14,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { Client } from 'pg';
+import { freePort } from './ports';
 
 export interface PostgresCluster {
   /** postgres://registry@127.0.0.1:<port>/registry (trust auth on this private cluster) */
@@ -71,18 +72,6 @@ function postgresUser(): { uid: number; gid: number } | null {
 /** argv as the user PostgreSQL runs as. */
 function asServerUser(command: string, args: string[]): [string, string[]] {
   return isRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
 }
 
 function sleep(ms: number): Promise<void> {
@@ -279,4 +268,19 @@ export async function tryStartPostgres(): Promise<PostgresStart> {
     reported = true;
     return { ok: false, reason };
   }
+}
+
+/**
+ * One private cluster for the calling test file: started in `before`, destroyed in `after`
+ * (registered here). Returns a getter for tests: `const pg = usePostgres(); … if (!pg().ok) return t.skip(pg().reason)`.
+ */
+export function usePostgres(): () => PostgresStart {
+  let started: PostgresStart = { ok: false, reason: 'PostgreSQL was not started (before() has not run)' };
+  before(async () => {
+    started = await tryStartPostgres();
+  });
+  after(async () => {
+    if (started.ok) await started.cluster.destroy();
+  });
+  return () => started;
 }

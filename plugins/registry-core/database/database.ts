@@ -36,7 +36,8 @@ export class Database {
       connectionString: url,
       max: options.max ?? 10,
       application_name: options.applicationName ?? 'mycompany-registry',
-      connectionTimeoutMillis: 10_000,
+      // also how long a request waits for a free connection of the pool
+      connectionTimeoutMillis: 30_000,
       idleTimeoutMillis: 30_000,
     });
     // an idle client whose server went away emits here; unhandled it would end the process

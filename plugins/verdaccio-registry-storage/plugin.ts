@@ -159,6 +159,13 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
         await mirror.sync();
       })();
       started.catch((error: unknown) => logger.error({ detail: `database ${db.location}: ${(error as Error).message} (retried at the next request)` }, 'registry-storage: @{detail}'));
+      // a folder that still holds packages (the backend was switched without `registry migrate`): say so, never serve them mixed in
+      const leftover = scanPackagesSync(storageDir);
+      if (leftover.length > 0) {
+        const text = `${storageDir} holds ${leftover.length} package(s) (${leftover.slice(0, 3).join(', ')}${leftover.length > 3 ? ', …' : ''}) that the PostgreSQL backend does not serve: run \`registry migrate to-postgres\` to move them (docs/database.md)`;
+        warn(logger, text);
+        bootMark(`storage: ${text}`);
+      }
       // GET /-/ready (docs/operations.md): a node that lost its database is not ready, so a balancer drops it
       registerReadyCheck(lockbPath, 'database', () => databaseState(db));
     } else {

@@ -82,8 +82,10 @@ test('14.5 migrate a file registry with 200 versions to PostgreSQL and back: ide
   assert.match(again.stderr, /refused: the database .* is not empty \(20 packuments, 200 tarballs/);
 
   // a node on the migrated database serves what the folder held
-  const served = await startRegistry({ env: { REGISTRY_DATABASE_URL: url } });
+  // (on the source's own folder: it says the folder's packages are not what it serves)
+  const served = await startRegistry({ dir: source.dir, env: { REGISTRY_DATABASE_URL: url } });
   running.push(served);
+  assert.match(served.logs(), /holds 20 package\(s\) .* that the PostgreSQL backend does not serve: run `registry migrate to-postgres`/);
   for (const name of [names[0], names[7]]) {
     const { status, json } = await getJson(`${served.url}/${name.replace('/', '%2f')}`);
     assert.equal(status, 200);

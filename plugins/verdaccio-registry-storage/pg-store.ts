@@ -65,6 +65,15 @@ interface TxContext {
   indexOrdered: boolean;
 }
 
+/** Does a version of manifest name file with dist.integrity = sha512 (hex)? */
+function integrityNames(manifest: Manifest, file: string, sha512Hex: string): boolean {
+  const wanted = `sha512-${Buffer.from(sha512Hex, 'hex').toString('base64')}`;
+  return Object.values(manifest.versions ?? {}).some((meta) => {
+    const url = meta?.dist?.tarball;
+    return typeof url === 'string' && url.split(/[?#]/)[0].endsWith(`/${file}`) && String(meta?.dist?.integrity ?? '').split(/\s+/).includes(wanted);
+  });
+}
+
 function stageKey(name: string, file: string): string {
   return `${name}\u0000${file}`;
 }
@@ -394,9 +403,15 @@ export class PgPackageStore implements PackageStore {
         },
       );
       if (inserted.rowCount === 0) {
-        // another node published this file first: never replaced (409)
         const existing = await this.query<{ sha512: string }>('SELECT sha512 FROM tarballs WHERE package = $1 AND file = $2', [pkg.name, file]);
-        if (existing[0]?.sha512 !== staged.digest.sha512) throw new StorageError('ERR_EXISTS', `${pkg.name}/${file} already exists`);
+        if (existing[0]?.sha512 !== staged.digest.sha512) {
+          // another upload published this file first. If the manifest's version is that one (this
+          // write did not add it), the staged bytes are a loser's leftover: dropped, never stored.
+          // If the manifest says these staged bytes, the write would pair a version with other bytes: 409.
+          if (integrityNames(manifest, file, staged.digest.sha512)) throw new StorageError('ERR_EXISTS', `${pkg.name}/${file} already exists`);
+          this.#staged.delete(key);
+          continue;
+        }
       }
       await context.client.query({ name: 'claim-drop', text: 'DELETE FROM tarball_claims WHERE package = $1 AND file = $2', values: [pkg.name, file] });
       context.consumed.push(key);
@@ -445,6 +460,12 @@ export class PgPackageStore implements PackageStore {
       'tarball-claim',
     );
     if (rows.length === 0) throw new StorageError('ERR_EXISTS', `${pkg.name}/${fileName} already exists (or is being published right now)`);
+    // READ COMMITTED: the INSERT may have waited for a winner's claim row and gone ahead once the
+    // winner's COMMIT deleted it, with a snapshot from before that COMMIT. A new statement sees it.
+    if (await this.committedTarballExists(pkg, fileName)) {
+      await this.query('DELETE FROM tarball_claims WHERE package = $1 AND file = $2 AND sha512 = $3', [pkg.name, fileName, digest.sha512]);
+      throw new StorageError('ERR_EXISTS', `${pkg.name}/${fileName} already exists`);
+    }
   }
 
   async committedTarballExists(pkg: ParsedName, fileName: string): Promise<boolean> {

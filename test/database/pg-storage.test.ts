@@ -166,7 +166,7 @@ test('14.2 30 concurrent publishes of distinct versions of one package, spread o
   }
 });
 
-test('14.3 the same version through two nodes at once: exactly one 201 and one 409, the winner is served by both (10 rounds; a loser's upload never disturbs a later round)', async (t) => {
+test('14.3 the same version through two nodes at once: exactly one 201 and one 409, the winner is served by both (10 rounds; a losing upload never disturbs a later round)', async (t) => {
   const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const url = await pg.cluster.createDatabase('pg_duel');

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { Client } from 'pg';
-import { freePort } from './ports';
+import { freePort } from '../../scripts/lib/ports';
 
 export interface PostgresCluster {
   /** postgres://registry@127.0.0.1:<port>/registry (trust auth on this private cluster) */

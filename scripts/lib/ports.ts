@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+// shared by the bench (scripts/bench) and the test harness, like child-env.ts
 
 /** A port free on 127.0.0.1 right now (bind port 0, read it, close): for servers that need the number before they start. */
 export function freePort(): Promise<number> {

@@ -145,6 +145,15 @@ function currentFields(path: string) {
 
 function rebuild(where: Locations): number {
   if (!where.storageDir) throw new RegistryCoreError('ERR_STORAGE_MISSING', `no config.yaml at ${where.configPath} to take storage: from`, { hint: 'pass --config PATH' });
+  // on PostgreSQL the storage folder holds no packages: the index is the database's (docs/database.md)
+  const settings = (require('../plugins/registry-core/database/settings') as typeof import('../plugins/registry-core/database/settings')).databaseSettingsOf(
+    verdaccioConfigModule().readVerdaccioConfig(where.configPath).mapping,
+    process.env,
+  );
+  if (settings.backend === 'postgres') {
+    err(`not rebuilt: this registry keeps its packages in PostgreSQL; ${where.lockbPath}'s index mirrors the database's and is restored by the node at its next start`);
+    return 1;
+  }
   const result = indexRebuildModule().rebuildIndex(where.lockbPath, where.storageDir);
   for (const skipped of result.skipped) err(`warning: skipped ${skipped.path}: ${skipped.reason}`);
   out(`rebuilt the package index of ${where.lockbPath}: ${result.records} records for ${result.packages} packages from ${where.storageDir}`);

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type Agent } from 'node:http';
-import { createServer } from 'node:net';
+import { freePort } from '../lib/ports';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -67,18 +67,8 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `registry-bench-${prefix}-`));
 }
 
-/** Binds port 0, reads the port the kernel chose and releases it (tiny race, acceptable for a bench). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = address && typeof address === 'object' ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+/** (scripts/lib/ports.ts: binds port 0, reads the port the kernel chose and releases it) */
+export { freePort };
 
 export const PROJECT_CONFIG = join(PROJECT_ROOT, 'config.yaml');
 

@@ -1,14 +1,16 @@
 /**
- * The package list of the dashboard: every locally published package the caller may read,
- * straight from Verdaccio's storage (so filter plugins and `packages:` access rules apply
- * exactly as for `npm view`), reduced to the core's PackageSummary shape.
+ * The package list of the dashboard, from the registry.lockb package index alone (issue 15.7,
+ * #17: a list never reads a packument). The index already holds what a row shows — versions in
+ * publish order, dist-tags, the time of the last change, local or cached — so the folded list is
+ * computed once per index state and every request only filters it by name, by the caller's
+ * access rule (Verdaccio's `allow_access`, exactly what `npm view` asks) and cuts out a page.
  */
-import type { IndexRecord, PackageSummary } from '../registry-core/index';
+import { summarizeIndex, type IndexRecord, type PackageSummary } from '../registry-core/index';
 import { indexSources, withSources, type ListedPackage } from './package-sources';
-import type { AccessChecker, PackageSource, Packument, RemoteUser } from './verdaccio-adapter';
+import type { AccessChecker, Packument, RemoteUser } from './verdaccio-adapter';
 
 /** Versions in publish order (oldest first); the packument's `time` has one entry per version. */
-export function summarizePackument(packument: Packument): PackageSummary {
+export function summarizePackument(packument: Omit<Packument, 'document'>): PackageSummary {
   const versions = Object.keys(packument.versions);
   const published = (version: string): number => Date.parse(packument.time[version] ?? '') || 0;
   versions.sort((a, b) => published(a) - published(b) || a.localeCompare(b));
@@ -26,32 +28,80 @@ export function matchesFilter(name: string, filter: string | undefined): boolean
   return !filter || name.toLowerCase().includes(filter.toLowerCase());
 }
 
-/**
- * Local packages from Verdaccio's storage, plus the cached ones the index knows (each marked with
- * its `source`, see package-sources.ts). `records` reads the index; access rules apply to both.
- */
-export async function listPackages(
-  source: PackageSource,
-  access: AccessChecker,
-  user: RemoteUser,
-  filter: string | undefined,
-  records: () => readonly IndexRecord[],
-): Promise<ListedPackage[]> {
-  const names = (await source.listNames()).filter((name) => matchesFilter(name, filter));
-  const results = await Promise.all(
-    names.map(async (name) => {
-      if (!(await access.canAccess(name, user))) return undefined;
-      const packument = await source.readPackage(name);
-      return packument ? summarizePackument(packument) : undefined;
-    }),
-  );
-  const sources = indexSources(records());
-  const candidates = [...sources.cached.keys()].filter((name) => matchesFilter(name, filter) && !names.includes(name));
-  const readable = new Set<string>();
-  await Promise.all(candidates.map(async (name) => (await access.canAccess(name, user)) && readable.add(name)));
-  return withSources(
-    results.filter((item): item is PackageSummary => item !== undefined),
-    sources,
-    readable,
-  );
+/** Every package the index knows (local ones with at least one version, then the cached-only ones), sorted by name. */
+export function listFromIndex(records: readonly IndexRecord[]): ListedPackage[] {
+  const sources = indexSources(records);
+  const local = summarizeIndex(records as IndexRecord[]).filter((entry) => entry.versions.length > 0);
+  return withSources(local, sources, new Set(sources.cached.keys()));
+}
+
+export interface ListQuery {
+  filter?: string;
+  offset: number;
+  /** undefined: every matching package (the list before pagination; scripts and the `packages` command use it) */
+  limit?: number;
+}
+
+/** The wire format of GET /_dashboard/api/packages (docs/http-api.md). */
+export interface ListPage {
+  packages: ListedPackage[];
+  /** matching packages the caller may read, over all pages */
+  total: number;
+  offset: number;
+  limit: number | null;
+  /** of `total`: how many are local and how many cached from the upstream */
+  local: number;
+  cached: number;
+}
+
+export const MAX_PAGE_SIZE = 500;
+
+export class PackageCatalog {
+  readonly #records: () => readonly IndexRecord[];
+  readonly #access: AccessChecker;
+  #memo: { length: number; last: IndexRecord | undefined; list: ListedPackage[]; byName: Map<string, ListedPackage> } | undefined;
+
+  constructor(records: () => readonly IndexRecord[], access: AccessChecker) {
+    this.#records = records;
+    this.#access = access;
+  }
+
+  /** The folded list; recomputed only when the index changed (the index is append-only, a rebuild re-reads every record). */
+  all(): ListedPackage[] {
+    const records = this.#records();
+    const last = records[records.length - 1];
+    const memo = this.#memo;
+    if (memo && memo.length === records.length && memo.last === last) return memo.list;
+    const list = listFromIndex(records);
+    this.#memo = { length: records.length, last, list, byName: new Map(list.map((entry) => [entry.name, entry])) };
+    return list;
+  }
+
+  /** The index row of one package (no access check: the caller checks). */
+  find(name: string): ListedPackage | undefined {
+    this.all();
+    return this.#memo?.byName.get(name);
+  }
+
+  async page(user: RemoteUser, query: ListQuery): Promise<ListPage> {
+    const filter = query.filter?.toLowerCase();
+    const candidates = filter ? this.all().filter((entry) => entry.name.toLowerCase().includes(filter)) : this.all();
+    const allowed = await Promise.all(candidates.map((entry) => this.#access.canAccess(entry.name, user)));
+    const readable = candidates.filter((_, i) => allowed[i]);
+    const cached = readable.reduce((count, entry) => count + (entry.source === 'cached' ? 1 : 0), 0);
+    const end = query.limit === undefined ? readable.length : query.offset + query.limit;
+    return {
+      packages: readable.slice(query.offset, end),
+      total: readable.length,
+      offset: query.offset,
+      limit: query.limit ?? null,
+      local: readable.length - cached,
+      cached,
+    };
+  }
+
+  /** The list the `packages` command prints (every readable package, no paging). */
+  async summaries(user: RemoteUser, filter?: string): Promise<ListedPackage[]> {
+    return (await this.page(user, { offset: 0, ...(filter === undefined ? {} : { filter }) })).packages;
+  }
 }

@@ -5,6 +5,7 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import type { IncomingMessage, Server } from 'node:http';
+import { dirname, resolve as resolvePath } from 'node:path';
 import type { Application, Request } from 'express';
 
 /** What `req.remote_user` holds (Verdaccio's RemoteUser, structurally). */
@@ -20,6 +21,8 @@ export interface PluginHost {
   configPath: string;
   /** Top-level `registry_lockb:` of config.yaml, unresolved. */
   lockbSetting: string | undefined;
+  /** config.yaml's `storage:` folder, resolved (the activity card measures its size; undefined when not set) */
+  storageDir: string | undefined;
   logger: DashboardLogger;
 }
 
@@ -35,6 +38,8 @@ export interface Packument {
   versions: Record<string, unknown>;
   'dist-tags': Record<string, string>;
   time: Record<string, string>;
+  /** the whole document as stored (readme, maintainers, description…), unvalidated: package-view.ts reads it defensively */
+  document: Record<string, unknown>;
 }
 
 /** Access to locally published packages, through Verdaccio's Storage (filters applied, no uplinks). */
@@ -61,6 +66,7 @@ export function adaptPluginHost(options: unknown): PluginHost {
   const config = opts?.config;
   const configPath = asString(config?.configPath) ?? asString(config?.config_path) ?? asString(config?.self_path);
   if (!configPath) throw new Error('registry-dashboard: Verdaccio did not pass config.configPath (needed to find registry.lockb)');
+  const storage = asString(config?.storage);
   const logger = opts?.logger;
   const log = (level: 'info' | 'warn' | 'error') => (message: string): void => {
     if (logger && typeof logger[level] === 'function') logger[level]({}, `registry-dashboard: ${message.replace(/@\{/g, '@ {')}`);
@@ -68,6 +74,7 @@ export function adaptPluginHost(options: unknown): PluginHost {
   return {
     configPath,
     lockbSetting: asString(config?.registry_lockb),
+    storageDir: storage === undefined ? undefined : resolvePath(dirname(resolvePath(configPath)), storage),
     logger: { info: log('info'), warn: log('warn'), error: log('error') },
   };
 }
@@ -144,6 +151,7 @@ export function adaptStorage(storage: unknown): PackageSource {
               versions: manifest?.versions && typeof manifest.versions === 'object' ? manifest.versions : {},
               'dist-tags': manifest?.['dist-tags'] && typeof manifest['dist-tags'] === 'object' ? manifest['dist-tags'] : {},
               time: manifest?.time && typeof manifest.time === 'object' ? manifest.time : {},
+              document: manifest && typeof manifest === 'object' ? manifest : {},
             });
           },
         });

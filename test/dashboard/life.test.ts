@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createClientDir, writePackage, type RunningRegistry } from '../harness/registry';
 import { publishRaw } from '../storage/lib/packages';
+import { fetchActivity, fetchPackage, fetchPackages } from '../../terminal/api';
 import { ADMIN, READER, SocketClient, createUsers, request, socketUrl, startDashboardRegistry } from './helpers';
 
 type Row = { name: string; versions: string[]; distTags: Record<string, string>; time: string; source: string };
@@ -260,6 +261,18 @@ describe('15.7 dashboard: the registry\'s life', () => {
     } finally {
       socket.ws.close();
     }
+  });
+
+  it('15.7 the terminal client reads the same documents over HTTP (its schemas accept what the server sends)', async () => {
+    const detail = await fetchPackage(registry.url, undefined, 'life-view');
+    assert.equal(detail.name, 'life-view');
+    assert.equal(detail.versions[0].publisher, ADMIN.name);
+    assert.ok(detail.versions.every((v) => v.integrity?.startsWith('sha512-')));
+    const activity = await fetchActivity(registry.url, undefined);
+    assert.equal(activity.buckets.length, 60);
+    const listed = await fetchPackages(registry.url, reader);
+    assert.ok(listed.some((p) => p.name === 'life-view'));
+    await assert.rejects(fetchPackage(registry.url, reader, 'alice-only-thing'), /403/);
   });
 });
 

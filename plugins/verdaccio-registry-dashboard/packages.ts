@@ -7,7 +7,7 @@
  */
 import { summarizeIndex, type IndexRecord, type PackageSummary } from '../registry-core/index';
 import { indexSources, withSources, type ListedPackage } from './package-sources';
-import type { AccessChecker, Packument, RemoteUser } from './verdaccio-adapter';
+import type { AccessChecker, Packument, VerdaccioRemoteUser } from './verdaccio-adapter';
 
 /** Versions in publish order (oldest first); the packument's `time` has one entry per version. */
 export function summarizePackument(packument: Omit<Packument, 'document'>): PackageSummary {
@@ -81,7 +81,7 @@ export class PackageCatalog {
   }
 
   /** The caller's decisions (kept ACCESS_MEMO_MS), asking `allow_access` only for names not decided yet. */
-  async #allowed(user: RemoteUser, names: readonly ListedPackage[]): Promise<boolean[]> {
+  async #allowed(user: VerdaccioRemoteUser, names: readonly ListedPackage[]): Promise<boolean[]> {
     const key = JSON.stringify([user.name ?? null, [...user.groups].sort(), user.error ?? null]);
     const now = this.#now();
     let memo = this.#decisions.get(key);
@@ -120,7 +120,7 @@ export class PackageCatalog {
     return this.#memo?.byName.get(name);
   }
 
-  async page(user: RemoteUser, query: ListQuery): Promise<ListPage> {
+  async page(user: VerdaccioRemoteUser, query: ListQuery): Promise<ListPage> {
     const filter = query.filter?.toLowerCase();
     const candidates = filter ? this.all().filter((entry) => entry.name.toLowerCase().includes(filter)) : this.all();
     const allowed = await this.#allowed(user, candidates);
@@ -138,7 +138,7 @@ export class PackageCatalog {
   }
 
   /** The list the `packages` command prints (every readable package, no paging). */
-  async summaries(user: RemoteUser, filter?: string): Promise<ListedPackage[]> {
+  async summaries(user: VerdaccioRemoteUser, filter?: string): Promise<ListedPackage[]> {
     return (await this.page(user, { offset: 0, ...(filter === undefined ? {} : { filter }) })).packages;
   }
 }

@@ -28,7 +28,7 @@ import type { ConfigService } from './config-service';
 import { DashboardHttpError, describeBodyParserError, sendError, sendJson } from './http-errors';
 import { ConfigOperation, describeIssues, MAX_BODY_BYTES } from './requests';
 import type { UpstreamView } from './upstream-status-access';
-import { remoteUserOf, type DashboardLogger, type RemoteUser } from './verdaccio-adapter';
+import { remoteUserOf, type DashboardLogger, type VerdaccioRemoteUser } from './verdaccio-adapter';
 
 /** The wire format of GET /_dashboard/api/session. */
 export interface SessionDocument extends Session {
@@ -43,13 +43,13 @@ export interface RouteOptions {
   assets: Map<string, Asset>;
   service: ConfigService;
   admins: ReadonlySet<string>;
-  listPackages(user: RemoteUser, query: ListQuery): Promise<ListPage>;
+  listPackages(user: VerdaccioRemoteUser, query: ListQuery): Promise<ListPage>;
   /** undefined: no such package (the route has checked access before asking) */
   packageView(name: string): Promise<PackageView | undefined>;
   activity(): ActivityDocument;
   upstreamStatus(): UpstreamView;
   audit: AuditLog;
-  canAccess(name: string, user: RemoteUser): Promise<boolean>;
+  canAccess(name: string, user: VerdaccioRemoteUser): Promise<boolean>;
   logger: DashboardLogger;
 }
 
@@ -90,7 +90,7 @@ export function auditParams(req: Request): AuditParams {
  * Admins see every record; any other signed-in user sees what they did or what is about them,
  * and records of packages they may access (Verdaccio's `access` rule, asked once per package).
  */
-async function visibleAudit(options: RouteOptions, user: RemoteUser, session: Session, params: AuditParams): Promise<AuditRecord[]> {
+async function visibleAudit(options: RouteOptions, user: VerdaccioRemoteUser, session: Session, params: AuditParams): Promise<AuditRecord[]> {
   const query = { limit: params.limit, ...(params.package === undefined ? {} : { name: params.package }), ...(params.user === undefined ? {} : { user: params.user }) };
   if (session.admin) return options.audit.query(query);
   const me = session.user;
@@ -165,7 +165,7 @@ export function listQuery(req: Request): ListQuery {
 }
 
 /** 401 for anonymous (it might be allowed once signed in), 403 for a user the rule leaves out — as Verdaccio answers `npm view`. */
-function refuseRead(user: RemoteUser, name: string): DashboardHttpError {
+function refuseRead(user: VerdaccioRemoteUser, name: string): DashboardHttpError {
   if (!user.name) {
     return new DashboardHttpError(401, `authentication required to read ${name}`, { 'WWW-Authenticate': 'Bearer realm="registry"' });
   }

@@ -12,7 +12,7 @@ import type { Packument } from './verdaccio-adapter';
 /** npm's name rule (old packages may have capitals): optional `@scope/`, no leading dot or underscore, ≤ 214 characters. */
 const PACKAGE_NAME = /^(?:@[a-z0-9\-*~][a-z0-9\-*._~]*\/)?[a-z0-9\-~][a-z0-9\-._~]*$/i;
 /** a version as it may appear in a tarball file name (no path characters) */
-const VERSION_TEXT = /^[0-9A-Za-z.+-]{1,256}$/;
+const VERSION_TEXT = /^[0-9][0-9A-Za-z.+-]{0,255}$/;
 
 export function isPackageName(name: string): boolean {
   return name.length > 0 && name.length <= 214 && PACKAGE_NAME.test(name);

@@ -44,13 +44,13 @@ export const KEYMAP: readonly KeyBinding[] = [
   { keys: ['tab'], label: 'Tab', action: 'next-flag', hint: 'pick flag', summary: 'move the flag cursor (the > in the flag panel) to the next flag', edits: false, footer: true },
   { keys: ['S-tab'], label: 'S-Tab', action: 'prev-flag', hint: 'pick flag', summary: 'move the flag cursor to the previous flag', edits: false, footer: false },
   { keys: ['f'], label: 'f', action: 'toggle-flag', hint: 'toggle flag', summary: 'toggle the flag under the flag cursor (>)', edits: true, footer: true },
-  { keys: ['['], label: '[', action: 'package-prev', hint: 'pick package', summary: 'move the package cursor (the > in the package list) up', edits: false, footer: false },
-  { keys: [']'], label: ']', action: 'package-next', hint: 'pick package', summary: 'move the package cursor down', edits: false, footer: true },
-  { keys: ['o'], label: 'o', action: 'open-package', hint: 'open package', summary: 'open the package under the package cursor: versions, dist-tags, publisher, size, integrity, dependencies (any key closes)', edits: false, footer: true },
   { keys: [':'], label: ':', action: 'command-line', hint: 'command', summary: 'command line: get, set <offset> <value>, toggle <FLAG>, url <url>, env, packages, help', edits: false, footer: true },
   { keys: ['?'], label: '?', action: 'help', hint: 'help', summary: 'this help (any key closes it)', edits: false, footer: true },
   { keys: ['C-l'], label: 'C-l', action: 'redraw', hint: 'redraw', summary: 'redraw the whole screen', edits: false, footer: false },
   { keys: ['q', 'C-c'], label: 'q', action: 'quit', hint: 'quit', summary: 'quit and restore the terminal', edits: false, footer: true },
+  { keys: ['['], label: '[', action: 'package-prev', hint: 'pick package', summary: 'move the package cursor (the > in the package list) up', edits: false, footer: false },
+  { keys: [']'], label: ']', action: 'package-next', hint: 'pick package', summary: 'move the package cursor down', edits: false, footer: true },
+  { keys: ['o'], label: 'o', action: 'open-package', hint: 'open package', summary: 'open the package under the package cursor: versions, dist-tags, publisher, size, integrity, dependencies (any key closes)', edits: false, footer: true },
 ];
 
 const BY_KEY = new Map<string, KeyBinding>();

@@ -129,7 +129,7 @@ export function upstreamSummary(view: UpstreamView | null, offline: boolean): st
 const bytes = (n: number): string =>
   n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(2)} GiB`;
 
-/** `12 req · 3 dl · 1 pub in the last hour (this minute 2/0/0) · storage 9.0 KiB + 0 B cached` — the dashboard's activity card in one line. */
+/** `12 req | 3 dl | 1 pub in 60 min (this minute 2/0/0) | storage 9.0 KiB + 0 B cached` — the dashboard's activity card in one line (`|` like the upstream line: blessed draws `·` as `~` in some terminals). */
 export function activitySummary(view: ActivityView | null): string {
   if (view === null) return 'waiting for the counts…';
   const sum = (key: 'requests' | 'downloads' | 'publishes'): number => view.buckets.reduce((n, b) => n + b[key], 0);
@@ -137,7 +137,7 @@ export function activitySummary(view: ActivityView | null): string {
   const minutes = Math.round((view.buckets.length * view.bucketSeconds) / 60);
   const now = last ? ` (this minute ${last.requests}/${last.downloads}/${last.publishes})` : '';
   const storage = view.storage === null ? 'storage measuring…' : `storage ${bytes(view.storage.localBytes)} + ${bytes(view.storage.cachedBytes)} cached`;
-  return `${sum('requests')} req · ${sum('downloads')} dl · ${sum('publishes')} pub in ${minutes} min${now} · ${storage}`;
+  return `${sum('requests')} req | ${sum('downloads')} dl | ${sum('publishes')} pub in ${minutes} min${now} | ${storage}`;
 }
 
 function activityLine(view: ActivityView | null): Line {

@@ -82,8 +82,8 @@ test('15.7 terminal: the activity line sums the last hour from the pushed docume
   const state = fresh();
   assert.match(screen(state), /activity\s+waiting for the counts…/);
   applyActivity(state, (message as { activity: ActivityView }).activity);
-  assert.equal(activitySummary(state.activity), '180 req · 4 dl · 1 pub in 60 min (this minute 3/0/1) · storage 9.0 KiB + 0 B cached');
-  assert.match(screen(state), /activity\s+180 req · 4 dl · 1 pub/);
+  assert.equal(activitySummary(state.activity), '180 req | 4 dl | 1 pub in 60 min (this minute 3/0/1) | storage 9.0 KiB + 0 B cached');
+  assert.match(screen(state), /activity\s+180 req \| 4 dl \| 1 pub/);
   assert.throws(() => parseServerMessage(JSON.stringify({ type: 'activity', buckets: 'no' })), /invalid activity/);
 });
 

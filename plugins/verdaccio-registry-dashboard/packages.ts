@@ -84,9 +84,10 @@ export class PackageCatalog {
   async #allowed(user: VerdaccioRemoteUser, names: readonly ListedPackage[]): Promise<boolean[]> {
     const key = JSON.stringify([user.name ?? null, [...user.groups].sort(), user.error ?? null]);
     const now = this.#now();
+    // callers who did not come back within the memo time leave nothing behind
+    for (const [other, entry] of this.#decisions) if (now - entry.at > ACCESS_MEMO_MS || now < entry.at) this.#decisions.delete(other);
     let memo = this.#decisions.get(key);
-    if (!memo || now - memo.at > ACCESS_MEMO_MS || now < memo.at) {
-      this.#decisions.delete(key);
+    if (!memo) {
       memo = { at: now, allowed: new Map() };
       if (this.#decisions.size >= ACCESS_MEMO_USERS) this.#decisions.delete(this.#decisions.keys().next().value as string);
       this.#decisions.set(key, memo);

@@ -10,6 +10,9 @@ import { ActivityRecorder, activityTotalsFrom, measureStorage, type ActivityTota
 import { isAllowedLink, README_ATTRIBUTES, README_TAGS, renderReadme } from '../../plugins/verdaccio-registry-dashboard/readme';
 import { buildPackageView, isPackageName, tarballFileName } from '../../plugins/verdaccio-registry-dashboard/package-view';
 import { eventsOf } from '../../plugins/verdaccio-registry-storage/lockb-sink';
+import { createConfigFile, defaultFields, PackageIndex } from '../../plugins/registry-core/index';
+import { ACCESS_MEMO_MS, PackageCatalog } from '../../plugins/verdaccio-registry-dashboard/packages';
+import { anonymousUser, authenticatedUser } from '../../plugins/verdaccio-registry-dashboard/verdaccio-adapter';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -240,5 +243,50 @@ describe('15.7 dashboard units', () => {
     // a write that publishes 2.0.0 and moves `stable` to an older version: one publish, one dist-tag
     const mixed = eventsOf([record('publish', '2.0.0'), record('dist-tag', '2.0.0', 'latest'), record('dist-tag', '1.0.0', 'stable')], undefined);
     assert.deepEqual(mixed.map((e) => [e.kind, e.version, e.tags ?? e.detail]), [['publish', '2.0.0', ['latest']], ['dist-tag', '1.0.0', 'stable']]);
+  });
+
+  it('15.7 the catalog: one fold per index state, pages and counts, access decisions reused for ACCESS_MEMO_MS per caller (frozen clock)', async () => {
+    const lockb = join(mkdtempSync(join(tmpdir(), 'catalog-')), 'registry.lockb');
+    createConfigFile(lockb, defaultFields());
+    const index = PackageIndex.open(lockb);
+    const sha = '';
+    for (let i = 0; i < 40; i++) {
+      const name = i % 4 === 0 ? `secret-${i}` : `pkg-${String(i).padStart(2, '0')}`;
+      index.append({ kind: 'publish', name, version: '1.0.0', sha512: sha, time: 1000 + i, detail: '' });
+      index.append({ kind: 'dist-tag', name, version: '1.0.0', sha512: sha, time: 1000 + i, detail: 'latest' });
+    }
+    index.append({ kind: 'cache', name: 'upstream-thing', version: '2.0.0', sha512: sha, time: 5000, detail: 'http://127.0.0.1:1/' });
+    let now = 1_000_000;
+    let asked = 0;
+    // the `packages:` rule of the test config: secret-* for signed-in users only
+    const catalog = new PackageCatalog(() => index.readAll(), {
+      canAccess: async (name, user) => {
+        asked += 1;
+        return !name.startsWith('secret-') || user.name !== undefined;
+      },
+    }, () => now);
+    const anonymous = anonymousUser();
+    const bob = authenticatedUser('bob', []);
+
+    const first = await catalog.page(anonymous, { offset: 0, limit: 7 });
+    assert.equal(first.total, 31);
+    assert.deepEqual([first.local, first.cached], [30, 1]);
+    assert.deepEqual(first.packages.map((p) => p.name), ['pkg-01', 'pkg-02', 'pkg-03', 'pkg-05', 'pkg-06', 'pkg-07', 'pkg-09']);
+    assert.equal(asked, 41, 'every name asked once');
+    const rest = await catalog.page(anonymous, { offset: 28, limit: 7 });
+    assert.deepEqual(rest.packages.map((p) => [p.name, p.source]), [['pkg-38', 'local'], ['pkg-39', 'local'], ['upstream-thing', 'cached']]);
+    assert.equal(asked, 41, 'the next page reuses the decisions');
+    assert.equal((await catalog.page(bob, { offset: 0 })).total, 41, 'another caller is asked afresh');
+    assert.equal(asked, 82);
+    now += ACCESS_MEMO_MS + 1;
+    await catalog.page(anonymous, { offset: 0, filter: 'PKG-3' });
+    assert.equal(asked, 82 + 8, 'after the memo time only the filtered names are asked again');
+    // a publish: the fold is redone, the new name is asked, the rest reused
+    index.append({ kind: 'publish', name: 'pkg-new', version: '1.0.0', sha512: sha, time: 9000, detail: '' });
+    const after = await catalog.page(anonymous, { offset: 0, filter: 'pkg-' });
+    assert.equal(after.total, 31);
+    assert.equal(asked, 82 + 8 + 23, 'pkg-* names not asked in this memo period yet');
+    assert.equal(catalog.find('pkg-new')?.versions[0], '1.0.0');
+    index.close();
   });
 });

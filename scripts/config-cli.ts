@@ -12,7 +12,8 @@ import { parseArgs as parseCliArgs } from 'node:util';
 import { ConfigFile, type ConfigSnapshot } from '../plugins/registry-core/config-file';
 import { changeRegistryUrl, executeCommand, formatConfig, helpText, parseCommand, type Command, type CommandContext } from '../plugins/registry-core/commands';
 import { describeConfig } from '../plugins/registry-core/describe';
-import { readRegistryUrl } from '../plugins/registry-core/env';
+import { ENV_FILE_NAME, readRegistryUrl } from '../plugins/registry-core/env';
+import { lockbPathFor } from '../plugins/registry-core/layout';
 import { RegistryCoreError, formatError } from '../plugins/registry-core/errors';
 import { repairConfigFile } from '../plugins/registry-core/header-file';
 
@@ -88,8 +89,8 @@ function locate(options: CliOptions, needsStorage: boolean): Locations {
   } else if (options.config !== undefined) {
     throw new RegistryCoreError('ERR_LOCKB_MISSING', `no config file at ${configPath}`);
   }
-  const lockbPath = resolve(options.file ?? lockbFromConfig ?? join(configDir, 'registry.lockb'));
-  return { configPath, lockbPath, envFile: join(configDir, '.env.local'), storageDir };
+  const lockbPath = resolve(options.file ?? lockbFromConfig ?? lockbPathFor(configDir, undefined));
+  return { configPath, lockbPath, envFile: join(configDir, ENV_FILE_NAME), storageDir };
 }
 
 const out = (text: string): void => void process.stdout.write(`${text}\n`);

@@ -3,7 +3,7 @@
  * functions mutate the state object and return the effects (send a command, quit…) for the
  * app to carry out, so the whole behaviour is unit-tested without a terminal or a server.
  */
-import { COMMANDS, parseCommand, type Command } from '../plugins/registry-core/commands';
+import { COMMANDS, isWriteCommand, parseCommand, type Command } from '../plugins/registry-core/commands';
 import {
   CHECK_OFFSET,
   CONFIG_START,
@@ -81,7 +81,6 @@ export const FIELD_STARTS: readonly number[] = [
   FIELD_OFFSETS.rows,
   FIELD_OFFSETS.cols,
 ];
-const WRITE_COMMANDS: ReadonlySet<Command['name']> = new Set(['set', 'toggle', 'url']);
 
 export function createState(options: { registry: string; readonly: boolean; tokenSource: string | null; config?: ServerConfig | null }): ClientState {
   return {
@@ -327,7 +326,7 @@ function submitCommand(state: ClientState, text: string): Effect[] {
     say(state, `\`${command.name}\` works only in the config CLI: npm run config -- ${command.name}`, true);
     return [];
   }
-  if (state.readonly && WRITE_COMMANDS.has(command.name)) {
+  if (state.readonly && isWriteCommand(command.name)) {
     say(state, `read-only (--readonly): \`${command.name}\` changes the registry and is disabled`, true);
     return [];
   }

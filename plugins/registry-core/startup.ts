@@ -15,7 +15,7 @@ import { RegistryCoreError } from './errors';
 import { migrateLegacyFormat } from './format-version';
 import { createConfigFile, readHeaderBytes } from './header-file';
 import { registryUrlMatches } from './issuer';
-import { CONFIG_START, HEADER_SIZE, decodeHeader, defaultFields, encodeHeader, type ConfigFields } from './layout';
+import { CONFIG_START, HEADER_SIZE, decodeHeader, defaultFields, encodeHeader, lockbPathFor, storageDirFor, type ConfigFields } from './layout';
 import { withFileLockSync } from './lock';
 import {
   armPresenceGuard,
@@ -59,13 +59,12 @@ export function registryLayoutOf(config: unknown, configPath?: string): Registry
   }
   const absolute = resolve(path);
   const configDir = dirname(absolute);
-  const lockb = nonEmptyString(mapping.registry_lockb);
   const server = isRecord(mapping.server) ? mapping.server : {};
   return {
     configPath: absolute,
     configDir,
-    storageDir: resolve(configDir, nonEmptyString(mapping.storage) ?? './storage'),
-    lockbPath: lockb === undefined ? join(configDir, 'registry.lockb') : resolve(configDir, lockb),
+    storageDir: storageDirFor(configDir, mapping.storage),
+    lockbPath: lockbPathFor(configDir, mapping.registry_lockb),
     envFile: join(configDir, ENV_FILE_NAME),
     pluginsDir: pluginsDirOf(absolute, mapping.plugins),
     pluginPrefix: nonEmptyString(server.pluginPrefix) ?? 'verdaccio',

@@ -31,7 +31,7 @@ import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { loadAssets, type Asset } from './assets';
 import { ConfigService } from './config-service';
 import { ActivityRecorder, activityTotalsFrom, StorageMeter, type ActivityDocument } from './activity';
-import { buildPackageView, tarballFileName, type PackageView } from './package-view';
+import { buildPackageView, storedTarballFiles, type PackageView } from './package-view';
 import { PackageCatalog } from './packages';
 import { createDashboardErrorHandler, createDashboardHandler } from './routes';
 import { rejectUpgrade, TerminalSockets } from './terminal-socket';
@@ -137,14 +137,12 @@ export default class RegistryDashboard {
     const records = (): IndexRecord[] => (this.#index ??= PackageIndex.open(this.#lockbPath)).readAll();
     const catalog = new PackageCatalog(records, access);
     const storageDir = this.#host.storageDir;
-    const tarballSizes = async (name: string, versions: string[], cached: boolean): Promise<Map<string, number>> => {
+    const tarballSizes = async (name: string, files: Map<string, string>, cached: boolean): Promise<Map<string, number>> => {
       const sizes = new Map<string, number>();
-      if (storageDir === undefined) return sizes;
+      // the storage plugin's layout (Verdaccio local-storage): <storage>/<name>/<file>, the upstream cache under .upstream/
       const folder = cached ? join(storageDir, UPSTREAM_CACHE_DIR, name) : join(storageDir, name);
       await Promise.all(
-        versions.slice(0, 500).map(async (version) => {
-          const file = tarballFileName(name, version);
-          if (file === undefined) return;
+        [...files].slice(0, 500).map(async ([version, file]) => {
           try {
             sizes.set(version, (await stat(join(folder, file))).size);
           } catch {
@@ -157,8 +155,8 @@ export default class RegistryDashboard {
     const packageView = async (name: string): Promise<PackageView | undefined> => {
       const packument = await source.readPackage(name);
       if (!packument) return undefined;
-      const source_ = catalog.find(name)?.source ?? 'local';
-      return buildPackageView(packument, source_, await tarballSizes(name, Object.keys(packument.versions), source_ === 'cached'));
+      const kind = catalog.find(name)?.source ?? 'local';
+      return buildPackageView(packument, kind, await tarballSizes(name, storedTarballFiles(packument), kind === 'cached'));
     };
 
     const metrics = registryMetrics(this.#lockbPath);

@@ -5,23 +5,33 @@
  * safely (readme.ts). Pure: the packument is read through Verdaccio (access rules and filters as
  * for `npm view`, checked by the route), tarball sizes come from the caller.
  */
+import { tarballFileOf } from '../registry-core/index';
 import type { PackageSourceKind } from './package-sources';
 import { renderReadme, type RenderedReadme } from './readme';
 import type { Packument } from './verdaccio-adapter';
 
 /** npm's name rule (old packages may have capitals): optional `@scope/`, no leading dot or underscore, ≤ 214 characters. */
 const PACKAGE_NAME = /^(?:@[a-z0-9\-*~][a-z0-9\-*._~]*\/)?[a-z0-9\-~][a-z0-9\-._~]*$/i;
-/** a version as it may appear in a tarball file name (no path characters) */
-const VERSION_TEXT = /^[0-9][0-9A-Za-z.+-]{0,255}$/;
-
 export function isPackageName(name: string): boolean {
   return name.length > 0 && name.length <= 214 && PACKAGE_NAME.test(name);
 }
 
-/** `<unscoped>-<version>.tgz`, the stored tarball's file name; undefined for a version no file could have. */
-export function tarballFileName(name: string, version: string): string | undefined {
-  if (!isPackageName(name) || !VERSION_TEXT.test(version) || version.includes('..')) return undefined;
-  return `${name.slice(name.lastIndexOf('/') + 1)}-${version}.tgz`;
+/**
+ * The stored tarball file of each version: the core's one rule (`tarballFileOf`, the last path
+ * segment of `dist.tarball`, as Verdaccio and the storage plugin read it), kept only when it is a
+ * plain file name — never a path out of the package folder.
+ */
+export function storedTarballFiles(packument: Packument): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const [version, meta] of Object.entries(packument.versions)) {
+    const file = tarballFileOf(record(record(meta).dist).tarball);
+    if (file !== null && isPlainFileName(file)) files.set(version, file);
+  }
+  return files;
+}
+
+export function isPlainFileName(file: string): boolean {
+  return file !== '' && file !== '.' && file !== '..' && file.length <= 255 && !/[/\\\u0000]/.test(file);
 }
 
 export interface Person {

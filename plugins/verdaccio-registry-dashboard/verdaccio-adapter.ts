@@ -9,6 +9,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { dirname, resolve as resolvePath } from 'node:path';
 import type { Application } from 'express';
+import { storageDirFor } from '../registry-core/index';
 import { authAllows, pluginHostOf, type VerdaccioRemoteUser } from '../verdaccio-boundary/index';
 
 export { anonymousUser, authenticatedUser, remoteUserOf, type VerdaccioRemoteUser } from '../verdaccio-boundary/index';
@@ -18,8 +19,8 @@ export interface PluginHost {
   configPath: string;
   /** Top-level `registry_lockb:` of config.yaml, unresolved. */
   lockbSetting: string | undefined;
-  /** config.yaml's `storage:` folder, resolved (the activity card measures its size; undefined when not set) */
-  storageDir: string | undefined;
+  /** config.yaml's `storage:` folder, resolved (the activity card measures its size, the package view stats tarballs) */
+  storageDir: string;
   logger: DashboardLogger;
 }
 
@@ -57,11 +58,11 @@ export function adaptPluginHost(options: unknown): PluginHost {
   const host = pluginHostOf(undefined, options);
   if (!host.configPath) throw new Error('registry-dashboard: Verdaccio did not pass config.configPath (needed to find registry.lockb)');
   const log = (level: 'info' | 'warn' | 'error') => (message: string): void => host.logger[level]({}, `registry-dashboard: ${message.replace(/@\{/g, '@ {')}`);
-  const storage = asString(host.config.storage);
   return {
     configPath: host.configPath,
     lockbSetting: host.lockbSetting,
-    storageDir: storage === undefined ? undefined : resolvePath(dirname(resolvePath(host.configPath)), storage),
+    // the core's one path rule (layout.ts), as the storage plugin resolves it
+    storageDir: storageDirFor(dirname(resolvePath(host.configPath)), host.config.storage),
     logger: { info: log('info'), warn: log('warn'), error: log('error') },
   };
 }

@@ -11,7 +11,7 @@
 import { type ManifestSnapshot, diffSnapshots, isEmpty, recordsFor, snapshotOf } from './changes';
 import { StorageError } from './errors';
 import { verifyDist } from './integrity';
-import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, tarballNameFor } from './names';
+import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, tarballFileOf, tarballNameFor } from './names';
 import { type Actor, type Maintainer, maintainersOf, ownershipProblem } from './owners';
 import { takeIntent } from './publish-intent';
 import type { VersionSigner } from './signatures';
@@ -35,17 +35,6 @@ export interface ServiceLog {
 
 function notFound(what: string): StorageError {
   return new StorageError('ERR_NOT_FOUND', `${what} not found`);
-}
-
-function tarballBaseName(url: unknown): string | null {
-  if (typeof url !== 'string' || url === '') return null;
-  const path = url.split(/[?#]/)[0];
-  const base = path.slice(path.lastIndexOf('/') + 1);
-  try {
-    return decodeURIComponent(base);
-  } catch {
-    return base;
-  }
 }
 
 function isReferenced(manifest: Manifest, fileName: string): boolean {
@@ -85,7 +74,7 @@ function refuseDroppingListedTarballs(name: string, original: Manifest, next: Ma
 
 /** The version whose dist.tarball names fileName, or null. */
 function listedVersionOf(manifest: Manifest, fileName: string): string | null {
-  for (const [version, meta] of Object.entries(manifest.versions ?? {})) if (tarballBaseName(meta?.dist?.tarball) === fileName) return version;
+  for (const [version, meta] of Object.entries(manifest.versions ?? {})) if (tarballFileOf(meta?.dist?.tarball) === fileName) return version;
   return null;
 }
 
@@ -360,7 +349,7 @@ export class PackageService {
       if (!isValidVersion(version)) throw new StorageError('ERR_BAD_MANIFEST', `${label}: not a semver version`);
       const meta = manifest.versions[version];
       const expected = tarballNameFor(pkg, version);
-      const declared = tarballBaseName(meta?.dist?.tarball);
+      const declared = tarballFileOf(meta?.dist?.tarball);
       if (declared !== expected) {
         throw new StorageError('ERR_BAD_MANIFEST', `${label}: dist.tarball must end in /${expected} (got ${JSON.stringify(meta?.dist?.tarball ?? null)})`);
       }
@@ -384,7 +373,7 @@ export class PackageService {
   private filesRefusedByVerdaccio(original: Manifest, error: unknown): string[] {
     const match = /^shasum error, ([0-9a-f]{40}) != /i.exec(error instanceof Error ? error.message : '');
     if (!match) return [];
-    const referenced = new Set(Object.values(original.versions ?? {}).map((meta) => tarballBaseName(meta?.dist?.tarball)));
+    const referenced = new Set(Object.values(original.versions ?? {}).map((meta) => tarballFileOf(meta?.dist?.tarball)));
     return Object.entries(original._attachments ?? {})
       .filter(([file, entry]) => entry?.shasum === match[1] && !entry.version && !referenced.has(file))
       .map(([file]) => file);

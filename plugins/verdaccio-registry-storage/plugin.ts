@@ -5,7 +5,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { ConfigFile, bootMark, bootRegistry, debugLog, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
+import { ConfigFile, bootMark, lockbPathFor, bootRegistry, debugLog, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
 import { VersionSigner } from './signatures';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
@@ -40,10 +40,9 @@ export function resolveStoragePaths(config: Partial<Config> & Record<string, unk
   const configDir = configDirOf(config);
   const storage = config.storage;
   if (typeof storage !== 'string' || storage === '') throw new Error('registry-storage: config.yaml has no `storage:` folder');
-  const lockb = config.registry_lockb;
   return {
     storageDir: resolve(configDir, storage),
-    lockbPath: typeof lockb === 'string' && lockb !== '' ? resolve(configDir, lockb) : join(configDir, 'registry.lockb'),
+    lockbPath: lockbPathFor(configDir, config.registry_lockb),
   };
 }
 

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { dump, load } from 'js-yaml';
+import { nerfDart } from '../../plugins/registry-core/npmrc';
 import { PROJECT_ROOT, cleanEnv } from '../lib/child-env';
 
 export { PROJECT_ROOT, cleanEnv };
@@ -562,11 +563,8 @@ export function run(command: string, args: string[], options: { cwd: string; env
   });
 }
 
-/** `//host:port/` — the key npm files a registry's token under. */
-export function nerfDart(registryUrl: string): string {
-  const url = new URL(registryUrl);
-  return `//${url.host}${url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`}`;
-}
+/** `//host:port/path/` — the key npm files a registry's token under (the core's one rule). */
+export { nerfDart };
 
 export interface ClientDir {
   dir: string;

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { registryMetrics } from '../../plugins/registry-core/index';
 import { ActivityRecorder, activityTotalsFrom, measureStorage, type ActivityTotals } from '../../plugins/verdaccio-registry-dashboard/activity';
 import { isAllowedLink, README_ATTRIBUTES, README_TAGS, renderReadme } from '../../plugins/verdaccio-registry-dashboard/readme';
-import { buildPackageView, isPackageName, tarballFileName } from '../../plugins/verdaccio-registry-dashboard/package-view';
+import { buildPackageView, isPackageName, isPlainFileName, storedTarballFiles } from '../../plugins/verdaccio-registry-dashboard/package-view';
 import { eventsOf } from '../../plugins/verdaccio-registry-storage/lockb-sink';
 import { createConfigFile, defaultFields, PackageIndex } from '../../plugins/registry-core/index';
 import { ACCESS_MEMO_MS, PackageCatalog } from '../../plugins/verdaccio-registry-dashboard/packages';
@@ -132,22 +132,24 @@ describe('15.7 dashboard units', () => {
     assert.equal(long.length, 300 * 1024);
   });
 
-  it('15.7 package names and tarball file names cannot leave the package folder', () => {
+  it('15.7 package names and stored tarball file names cannot leave the package folder (fast-check)', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 60 }), fc.string({ maxLength: 30 }), (name, version) => {
-        const file = tarballFileName(name, version);
+      fc.property(fc.oneof(fc.string({ maxLength: 60 }), fc.webUrl({ withQueryParameters: true, withFragments: true }), fc.constantFrom('../../x.tgz', 'http://h/a/..', 'http://h/%2e%2e', 'http://h/a\\..\\b', 'x/.', '/')), (tarball) => {
+        const files = storedTarballFiles({ name: 'p', versions: { '1.0.0': { dist: { tarball } } }, 'dist-tags': {}, time: {}, document: {} });
+        const file = files.get('1.0.0');
         if (file === undefined) return;
-        assert.ok(isPackageName(name));
+        assert.ok(isPlainFileName(file), file);
         assert.doesNotMatch(file, /[/\\]/, 'no path separator');
-        assert.match(file, /^[^.].*-[0-9][^/\\]*\.tgz$/, file);
+        assert.ok(file !== '.' && file !== '..');
       }),
-      { numRuns: 2000 },
+      { numRuns: 3000 },
     );
+    const files = storedTarballFiles({ name: '@s/pkg', versions: { '1.0.0': { dist: { tarball: 'http://127.0.0.1:4873/@s/pkg/-/pkg-1.0.0.tgz?x=1' } }, '2.0.0': { dist: { tarball: 'http://h/a/..' } }, '3.0.0': {} }, 'dist-tags': {}, time: {}, document: {} });
+    assert.deepEqual([...files], [['1.0.0', 'pkg-1.0.0.tgz']]);
     assert.equal(isPackageName('@scope/name'), true);
     assert.equal(isPackageName('../etc'), false);
     assert.equal(isPackageName('@scope/../x'), false);
-    assert.equal(tarballFileName('@s/pkg', '1.0.0'), 'pkg-1.0.0.tgz');
-    assert.equal(tarballFileName('pkg', '../../x'), undefined);
+    assert.equal(isPackageName('a'.repeat(215)), false);
   });
 
   it('15.7 the package view reads publisher, sizes, integrity and maintainers defensively', () => {

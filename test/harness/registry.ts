@@ -3,6 +3,7 @@
  * config.yaml) in a temp folder on 127.0.0.1 port 0, and REAL npm and bun clients with isolated
  * config and cache folders. Nothing here fakes a part; it only wires them together.
  */
+import { nerfDart } from '../../plugins/registry-core/npmrc';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -184,12 +185,8 @@ export interface ClientDir {
   setToken(token: string | undefined): void;
 }
 
-/** The `//host:port/:_authToken` key npm derives from a registry URL ("nerf dart"). */
-export function nerfDart(registryUrl: string): string {
-  const url = new URL(registryUrl);
-  const path = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
-  return `//${url.host}${path}`;
-}
+/** `//host:port/path/` — the key npm files a registry's token under (the core's one rule). */
+export { nerfDart };
 
 export function createClientDir(registry: { url: string }, options: { token?: string } = {}): ClientDir {
   const dir = mkdtempSync(join(tmpdir(), 'registry-client-'));

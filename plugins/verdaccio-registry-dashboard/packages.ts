@@ -56,14 +56,16 @@ export interface ListPage {
 
 export const MAX_PAGE_SIZE = 500;
 /**
- * How long a caller's access decisions for the list are reused (a user paging or searching asks
- * for the same names again). Verdaccio's `allow_access` costs ~10 µs a name (it matches the
- * `packages:` patterns anew each time): 30 ms of a 3,000-package list. The key is the caller's
- * name and groups as the auth middleware set them, so a revoked token (anonymous) or a group change
- * is a different key at once; `packages:` rules change only with a restart. The package view and
- * every package read always ask afresh.
+ * A caller's access decisions for the list are reused (a user paging or searching asks for the
+ * same names again). Verdaccio's `allow_access` costs ~15 µs a name (it matches the `packages:`
+ * patterns anew each time): ~45 ms of a 3,000-package list. The key is the caller's name and groups
+ * as the auth middleware set them, so a revoked token (anonymous) or a group change is a new key at
+ * once; `packages:` rules change only with a restart. Decisions older than ACCESS_MEMO_MS are still
+ * answered but asked again in the background (the next request sees the new answers); a caller not
+ * seen for ACCESS_MEMO_DROP_MS starts afresh. The package view and every package read always ask.
  */
 export const ACCESS_MEMO_MS = 10_000;
+export const ACCESS_MEMO_DROP_MS = 5 * 60_000;
 const ACCESS_MEMO_USERS = 64;
 
 export class PackageCatalog {
@@ -72,7 +74,7 @@ export class PackageCatalog {
   #memo: { length: number; last: IndexRecord | undefined; list: ListedPackage[]; byName: Map<string, ListedPackage> } | undefined;
 
   readonly #now: () => number;
-  readonly #decisions = new Map<string, { at: number; allowed: Map<string, boolean> }>();
+  readonly #decisions = new Map<string, { at: number; seen: number; allowed: Map<string, boolean>; refresh: Promise<void> | undefined }>();
 
   constructor(records: () => readonly IndexRecord[], access: AccessChecker, now: () => number = Date.now) {
     this.#records = records;
@@ -80,18 +82,36 @@ export class PackageCatalog {
     this.#now = now;
   }
 
-  /** The caller's decisions (kept ACCESS_MEMO_MS), asking `allow_access` only for names not decided yet. */
+  /** Resolves when no background re-check of access decisions is running (tests). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#decisions.values()].map((memo) => memo.refresh));
+  }
+
+  /** The caller's decisions, asking `allow_access` only for names not decided yet (see ACCESS_MEMO_MS). */
   async #allowed(user: VerdaccioRemoteUser, names: readonly ListedPackage[]): Promise<boolean[]> {
     const key = JSON.stringify([user.name ?? null, [...user.groups].sort(), user.error ?? null]);
     const now = this.#now();
-    // callers who did not come back within the memo time leave nothing behind
-    for (const [other, entry] of this.#decisions) if (now - entry.at > ACCESS_MEMO_MS || now < entry.at) this.#decisions.delete(other);
+    // callers who did not come back leave nothing behind
+    for (const [other, entry] of this.#decisions) if (now - entry.seen > ACCESS_MEMO_DROP_MS || now < entry.at) this.#decisions.delete(other);
     let memo = this.#decisions.get(key);
     if (!memo) {
-      memo = { at: now, allowed: new Map() };
+      memo = { at: now, seen: now, allowed: new Map(), refresh: undefined };
       if (this.#decisions.size >= ACCESS_MEMO_USERS) this.#decisions.delete(this.#decisions.keys().next().value as string);
       this.#decisions.set(key, memo);
+    } else if (now - memo.at > ACCESS_MEMO_MS && memo.refresh === undefined) {
+      const entry = memo;
+      const known = [...entry.allowed.keys()];
+      entry.refresh = (async () => {
+        const fresh = await Promise.all(known.map((name) => this.#access.canAccess(name, user)));
+        known.forEach((name, i) => entry.allowed.set(name, fresh[i]));
+        entry.at = this.#now();
+      })()
+        .catch(() => entry.allowed.clear()) // an access check that failed: ask again on the next request
+        .finally(() => {
+          entry.refresh = undefined;
+        });
     }
+    memo.seen = now;
     const allowed = memo.allowed;
     return Promise.all(
       names.map(async ({ name }) => {

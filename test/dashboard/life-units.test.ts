@@ -11,7 +11,7 @@ import { isAllowedLink, README_ATTRIBUTES, README_TAGS, renderReadme } from '../
 import { buildPackageView, isPackageName, isPlainFileName, storedTarballFiles } from '../../plugins/verdaccio-registry-dashboard/package-view';
 import { eventsOf } from '../../plugins/verdaccio-registry-storage/lockb-sink';
 import { createConfigFile, defaultFields, PackageIndex } from '../../plugins/registry-core/index';
-import { ACCESS_MEMO_MS, PackageCatalog } from '../../plugins/verdaccio-registry-dashboard/packages';
+import { ACCESS_MEMO_DROP_MS, ACCESS_MEMO_MS, PackageCatalog } from '../../plugins/verdaccio-registry-dashboard/packages';
 import { anonymousUser, authenticatedUser } from '../../plugins/verdaccio-registry-dashboard/verdaccio-adapter';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -280,15 +280,24 @@ describe('15.7 dashboard units', () => {
     assert.equal(asked, 41, 'the next page reuses the decisions');
     assert.equal((await catalog.page(bob, { offset: 0 })).total, 41, 'another caller is asked afresh');
     assert.equal(asked, 82);
+    // older than the memo time: answered from the memo, every known name asked again in the background
     now += ACCESS_MEMO_MS + 1;
-    await catalog.page(anonymous, { offset: 0, filter: 'PKG-3' });
-    assert.equal(asked, 82 + 8, 'after the memo time only the filtered names are asked again');
-    // a publish: the fold is redone, the new name is asked, the rest reused
+    const stale = await catalog.page(anonymous, { offset: 0, filter: 'PKG-3' });
+    assert.equal(stale.total, 8);
+    await catalog.settled();
+    assert.equal(asked, 82 + 41, 'the background re-check asked each known name once');
+    await catalog.page(anonymous, { offset: 0 });
+    assert.equal(asked, 82 + 41, 'fresh again: nothing asked');
+    // a publish: the fold is redone, only the new name is asked
     index.append({ kind: 'publish', name: 'pkg-new', version: '1.0.0', sha512: sha, time: 9000, detail: '' });
     const after = await catalog.page(anonymous, { offset: 0, filter: 'pkg-' });
     assert.equal(after.total, 31);
-    assert.equal(asked, 82 + 8 + 23, 'pkg-* names not asked in this memo period yet');
+    assert.equal(asked, 82 + 41 + 1);
     assert.equal(catalog.find('pkg-new')?.versions[0], '1.0.0');
+    // a caller not seen for ACCESS_MEMO_DROP_MS starts afresh
+    now += ACCESS_MEMO_DROP_MS + 1;
+    await catalog.page(bob, { offset: 0, limit: 1 });
+    assert.equal(asked, 82 + 41 + 1 + 42);
     index.close();
   });
 });

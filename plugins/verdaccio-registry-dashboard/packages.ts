@@ -67,6 +67,8 @@ export const MAX_PAGE_SIZE = 500;
 export const ACCESS_MEMO_MS = 10_000;
 export const ACCESS_MEMO_DROP_MS = 5 * 60_000;
 const ACCESS_MEMO_USERS = 64;
+/** names re-checked per event-loop turn in the background */
+const REFRESH_SLICE = 256;
 
 export class PackageCatalog {
   readonly #records: () => readonly IndexRecord[];
@@ -102,8 +104,13 @@ export class PackageCatalog {
       const entry = memo;
       const known = [...entry.allowed.keys()];
       entry.refresh = (async () => {
-        const fresh = await Promise.all(known.map((name) => this.#access.canAccess(name, user)));
-        known.forEach((name, i) => entry.allowed.set(name, fresh[i]));
+        // after this answer, in slices: the re-check never holds up a request (allow_access is synchronous work)
+        for (let from = 0; from < known.length; from += REFRESH_SLICE) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          const slice = known.slice(from, from + REFRESH_SLICE);
+          const fresh = await Promise.all(slice.map((name) => this.#access.canAccess(name, user)));
+          slice.forEach((name, i) => entry.allowed.set(name, fresh[i]));
+        }
         entry.at = this.#now();
       })()
         .catch(() => entry.allowed.clear()) // an access check that failed: ask again on the next request

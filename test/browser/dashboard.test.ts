@@ -226,7 +226,8 @@ describe('dashboard page in Chromium', { skip: skipReason }, () => {
     await page.waitForSelector('#event-log li[data-kind="publish"]');
 
     await page.fill('#package-filter', 'another');
-    await page.waitForFunction(() => document.querySelectorAll('#package-rows tr').length === 1);
+    // 15.7: the server searches (all pages); the rows say which query they answer
+    await page.waitForFunction(() => document.getElementById('package-rows')?.dataset.query === 'another' && document.querySelectorAll('#package-rows tr').length === 1);
     assert.equal(await page.getAttribute('#package-rows tr', 'data-package'), 'another-package');
     await page.fill('#package-filter', '');
     await screenshot(page, 'dashboard-packages.png');
@@ -265,7 +266,7 @@ describe('dashboard page in Chromium', { skip: skipReason }, () => {
 
     // search the list (server side), open the package
     await page.fill('#package-filter', 'life-browser');
-    await page.waitForFunction(() => document.querySelectorAll('#package-rows tr').length === 1);
+    await page.waitForFunction(() => document.getElementById('package-rows')?.dataset.query === 'life-browser' && document.querySelectorAll('#package-rows tr').length === 1);
     await page.click('button.package-link[data-name="life-browser"]');
     await page.waitForSelector('#package-view[data-state="ready"][data-package="life-browser"]');
     assert.equal(await page.textContent('#pv-publisher'), ADMIN.name);

@@ -716,12 +716,17 @@ async function loadConfig() {
   renderConfig(await api('/config'));
 }
 
+/** answers of older package requests are dropped (a search typed while a refresh was in flight) */
+let packagesRequest = 0;
+
 async function loadPackages() {
+  const request = ++packagesRequest;
   try {
     const q = ui.packageFilter.value.trim();
     const query = new URLSearchParams({ offset: String(state.packageOffset), limit: String(PAGE_SIZE) });
     if (q) query.set('q', q);
     const body = /** @type {PackagePage} */ (await api(`/packages?${query}`));
+    if (request !== packagesRequest) return;
     // the list shrank under us (unpublish, narrower search): back to the last page that exists
     if (body.total > 0 && body.packages.length === 0 && state.packageOffset > 0) {
       state.packageOffset = Math.max(0, Math.floor((body.total - 1) / PAGE_SIZE) * PAGE_SIZE);
@@ -730,6 +735,7 @@ async function loadPackages() {
     state.packagePage = body;
     state.packages = Array.isArray(body?.packages) ? body.packages : [];
     renderPackages();
+    ui.packageRows.dataset.query = q;
   } catch (error) {
     showNotice(`Could not load packages: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -1073,6 +1079,11 @@ ui.envCopy.addEventListener('click', () => {
 /** @type {number | undefined} */
 let searchTimer;
 ui.packageFilter.addEventListener('input', () => {
+  // at once: narrow the rows shown; then the server's answer (all pages) replaces them
+  const q = ui.packageFilter.value.trim().toLowerCase();
+  state.packages = state.packages.filter((pkg) => pkg.name.toLowerCase().includes(q));
+  renderPackages();
+  ui.packageRows.dataset.query = '…';
   window.clearTimeout(searchTimer);
   searchTimer = window.setTimeout(() => {
     state.packageOffset = 0;

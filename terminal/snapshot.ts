@@ -5,8 +5,8 @@
 import { FEATURE_FLAG_NAMES } from '../plugins/registry-core/layout';
 import { fieldsOf } from './model';
 import { gridLines, lineText } from './render';
-import { configBytes, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
-import { upstreamSummary } from './render';
+import { configBytes, type ActivityView, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
+import { activitySummary, upstreamSummary } from './render';
 
 /** Snapshots are never narrower than the grid, whatever `cols` says. */
 const MIN_SNAPSHOT_WIDTH = 48;
@@ -20,6 +20,8 @@ export function renderSnapshot(input: {
   packages: PackageInfo[] | { error: string };
   /** absent: not asked (older callers) */
   upstream?: UpstreamView | { error: string };
+  /** absent: not asked (older callers) */
+  activity?: ActivityView | { error: string };
   now?: Date;
 }): string {
   const { config } = input;
@@ -47,6 +49,10 @@ export function renderSnapshot(input: {
   out.push('');
   if (input.upstream !== undefined) {
     out.push(`upstream      ${'error' in input.upstream ? `${config.flags.OFFLINE ? 'OFFLINE' : 'online'} | status not available (${input.upstream.error})` : upstreamSummary(input.upstream, config.flags.OFFLINE)}`);
+    if (input.activity === undefined) out.push('');
+  }
+  if (input.activity !== undefined) {
+    out.push(`activity      ${'error' in input.activity ? `not available (${input.activity.error})` : activitySummary(input.activity)}`);
     out.push('');
   }
   if ('error' in input.packages) {
@@ -66,8 +72,15 @@ export function renderSnapshot(input: {
   return `${out.join('\n')}\n`;
 }
 
-export function snapshotJson(input: { registry: string; config: ServerConfig; packages: PackageInfo[] | { error: string }; upstream?: UpstreamView | { error: string } }): string {
-  return `${JSON.stringify({ registry: input.registry, config: input.config, packages: input.packages, ...(input.upstream ? { upstream: input.upstream } : {}) }, null, 2)}\n`;
+export function snapshotJson(input: {
+  registry: string;
+  config: ServerConfig;
+  packages: PackageInfo[] | { error: string };
+  upstream?: UpstreamView | { error: string };
+  activity?: ActivityView | { error: string };
+}): string {
+  const extra = { ...(input.upstream ? { upstream: input.upstream } : {}), ...(input.activity ? { activity: input.activity } : {}) };
+  return `${JSON.stringify({ registry: input.registry, config: input.config, packages: input.packages, ...extra }, null, 2)}\n`;
 }
 
 /** Breaks a long line at spaces (continuations indented), so nothing is cut off. */

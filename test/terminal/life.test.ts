@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { applyActivity, applyEvent, applyPackageDetail, applyPackages, createState, formatEvent, handleKey, type ClientState, type KeyPress } from '../../terminal/model';
 import { parseServerMessage, type ActivityView, type PackageDetail, type PackageInfo } from '../../terminal/protocol';
 import { activitySummary, lineText, renderScreen } from '../../terminal/render';
+import { renderSnapshot, snapshotJson } from '../../terminal/snapshot';
 import { serverConfig } from './fixtures';
 
 const k = (full: string): KeyPress => ({ full, ...(full.length === 1 ? { ch: full } : {}) });
@@ -85,6 +86,12 @@ test('15.7 terminal: the activity line sums the last hour from the pushed docume
   assert.equal(activitySummary(state.activity), '180 req | 4 dl | 1 pub in 60 min (this minute 3/0/1) | storage 9.0 KiB + 0 B cached');
   assert.match(screen(state), /activity\s+180 req \| 4 dl \| 1 pub/);
   assert.throws(() => parseServerMessage(JSON.stringify({ type: 'activity', buckets: 'no' })), /invalid activity/);
+  // --once: the same line in the plain snapshot, and the document in --json
+  const activity = (message as { activity: ActivityView }).activity;
+  const snapshot = renderSnapshot({ registry: 'http://127.0.0.1:1', config: serverConfig(), packages: [], activity });
+  assert.match(snapshot, /^activity {6}180 req \| 4 dl \| 1 pub in 60 min/m);
+  assert.match(renderSnapshot({ registry: 'http://127.0.0.1:1', config: serverConfig(), packages: [], activity: { error: 'HTTP 404' } }), /^activity {6}not available \(HTTP 404\)$/m);
+  assert.equal((JSON.parse(snapshotJson({ registry: 'x', config: serverConfig(), packages: [], activity })) as { activity: ActivityView }).activity.totals.requests, 180);
 });
 
 test('15.7 terminal: a publish is one event line, its dist-tags on it', () => {

@@ -14,7 +14,8 @@ const MIN_SNAPSHOT_WIDTH = 48;
 export const DISABLED_MESSAGE =
   'terminal mode is disabled in registry.lockb (byte 13 = 0); enable it with `npm run config -- set 13 2`';
 
-export function renderSnapshot(input: {
+/** What a snapshot shows: the documents as fetched, or why one could not be. */
+export interface SnapshotInput {
   registry: string;
   config: ServerConfig;
   packages: PackageInfo[] | { error: string };
@@ -23,7 +24,9 @@ export function renderSnapshot(input: {
   /** absent: not asked (older callers) */
   activity?: ActivityView | { error: string };
   now?: Date;
-}): string {
+}
+
+export function renderSnapshot(input: SnapshotInput): string {
   const { config } = input;
   const width = Math.max(MIN_SNAPSHOT_WIDTH, config.fields.cols);
   const f = config.fields;
@@ -72,13 +75,7 @@ export function renderSnapshot(input: {
   return `${out.join('\n')}\n`;
 }
 
-export function snapshotJson(input: {
-  registry: string;
-  config: ServerConfig;
-  packages: PackageInfo[] | { error: string };
-  upstream?: UpstreamView | { error: string };
-  activity?: ActivityView | { error: string };
-}): string {
+export function snapshotJson(input: Omit<SnapshotInput, 'now'>): string {
   const extra = { ...(input.upstream ? { upstream: input.upstream } : {}), ...(input.activity ? { activity: input.activity } : {}) };
   return `${JSON.stringify({ registry: input.registry, config: input.config, packages: input.packages, ...extra }, null, 2)}\n`;
 }

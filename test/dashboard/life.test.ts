@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { createClientDir, writePackage, type RunningRegistry } from '../harness/registry';
+import { addUser, createClientDir, startRegistry, writePackage, type RunningRegistry } from '../harness/registry';
 import { publishRaw } from '../storage/lib/packages';
 import { fetchActivity, fetchPackage, fetchPackages } from '../../terminal/api';
 import { ADMIN, READER, SocketClient, createUsers, request, socketUrl, startDashboardRegistry } from './helpers';
@@ -273,6 +273,43 @@ describe('15.7 dashboard: the registry\'s life', () => {
     const listed = await fetchPackages(registry.url, reader);
     assert.ok(listed.some((p) => p.name === 'life-view'));
     await assert.rejects(fetchPackage(registry.url, reader, 'alice-only-thing'), /403/);
+  });
+});
+
+describe('15.7 dashboard: a package cached from the upstream', () => {
+  let upstream: RunningRegistry;
+  let ours: RunningRegistry;
+
+  before(async () => {
+    upstream = await startRegistry();
+    const token = await addUser(upstream, 'publisher', 'publisher-password-1');
+    const published = await publishRaw(upstream.url, token, 'up-cached', '1.0.0', { extra: { readme: '# from the upstream\n\n<script>x()</script>' } });
+    assert.equal(published.status, 201, published.text);
+    ours = await startDashboardRegistry({ editConfig: (config) => (config.uplinks = { upstream: { url: upstream.url, maxage: '0s', timeout: '3s' } }) });
+  });
+
+  after(async () => {
+    await ours?.stop();
+    await upstream?.stop();
+  });
+
+  it('15.7 is listed as cached, and its view says so, with the cached tarball\'s size and integrity', async () => {
+    const packument = await fetch(`${ours.url}/up-cached`);
+    assert.equal(packument.status, 200);
+    await packument.arrayBuffer();
+    const tarball = Buffer.from(await (await fetch(`${ours.url}/up-cached/-/up-cached-1.0.0.tgz`)).arrayBuffer());
+    assert.ok(tarball.length > 0);
+
+    const listing = (await request(ours, '/_dashboard/api/packages?q=up-cached&limit=10')).body as Page;
+    assert.deepEqual(listing.packages.map((row) => [row.name, row.source]), [['up-cached', 'cached']]);
+    assert.deepEqual([listing.local, listing.cached], [0, 1]);
+    const view = (await request(ours, '/_dashboard/api/package?name=up-cached')).body as View;
+    assert.equal(view.source, 'cached');
+    assert.equal(view.versions[0].version, '1.0.0');
+    assert.equal(view.versions[0].tarballBytes, tarball.length, 'the file in the upstream cache');
+    assert.equal(view.versions[0].integrity, `sha512-${createHash('sha512').update(tarball).digest('base64')}`);
+    assert.match(view.readme.html, /<h1>from the upstream<\/h1>/);
+    assert.doesNotMatch(view.readme.html, /<script/);
   });
 });
 

@@ -32,6 +32,8 @@ export interface AuditRecord {
   /** whom it is about when that differs from the actor (the user who logged in, the token owner) */
   user?: string;
   detail?: string;
+  /** publish: the dist-tags set by the same write (one record per publish, docs/audit.md) */
+  tags?: string[];
 }
 
 interface StoredLine extends AuditRecord {
@@ -192,6 +194,7 @@ export function auditEntryOf(event: RegistryEvent): Omit<AuditRecord, 'seq'> {
   if (event.version !== undefined) entry.version = event.version;
   if (event.user !== undefined) entry.user = event.user;
   if (event.detail !== undefined) entry.detail = event.detail;
+  if (event.tags !== undefined && event.tags.length > 0) entry.tags = [...event.tags];
   return entry;
 }
 

@@ -16,6 +16,8 @@ export interface RegistryEvent {
   /** whom the event is about (the publisher, the user who logged in, the token's owner) */
   user?: string;
   detail?: string;
+  /** publish only: the dist-tags the same write pointed at this version (`latest`…). A publish is one event, not a publish plus a dist-tag event */
+  tags?: string[];
   /** who did it: the authenticated user of the request (filled from the request context when the producer does not say) */
   actor?: string;
   /** the peer address of the request */

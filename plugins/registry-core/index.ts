@@ -3,6 +3,7 @@ export * from './errors';
 export * from './crc8';
 export * from './registry-url';
 export * from './layout';
+export * from './tarball-file';
 export * from './describe';
 export { createConfigFile, inspectConfigFile, repairConfigFile } from './header-file';
 export * from './config-file';

@@ -5,7 +5,9 @@
  *   GET  /_dashboard/assets/<file>   its script, styles, icon
  *   GET  /_dashboard/api/config      the config document
  *   POST /_dashboard/api/config      {op: setByte|toggleFeature|setRegistryUrl} (admin)
- *   GET  /_dashboard/api/packages    packages the caller may read (?q= filters by name)
+ *   GET  /_dashboard/api/packages    packages the caller may read, from the index (?q= by name, ?offset=&limit= a page)
+ *   GET  /_dashboard/api/package     one package for the package view (?name=; access rules as for `npm view`)
+ *   GET  /_dashboard/api/activity    publishes/downloads/requests per minute and the storage size
  *   GET  /_dashboard/api/env         the env export (text/plain)
  *   GET  /_dashboard/api/session     who the caller is: {user, admin, groups, accessGroups}
  *   GET  /_dashboard/login/<session> the web login's sign-in page (docs/web-login-and-tokens.md;
@@ -16,7 +18,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
-import { RegistryCoreError, type AuditLog, type AuditRecord, type PackageSummary } from '../registry-core/index';
+import { RegistryCoreError, type AuditLog, type AuditRecord } from '../registry-core/index';
+import type { ActivityDocument } from './activity';
+import { MAX_PAGE_SIZE, type ListPage, type ListQuery } from './packages';
+import { isPackageName, type PackageView } from './package-view';
 import { requireAdmin, sessionOf, type Session } from './access';
 import { serveAsset, type Asset } from './assets';
 import type { ConfigService } from './config-service';
@@ -38,7 +43,10 @@ export interface RouteOptions {
   assets: Map<string, Asset>;
   service: ConfigService;
   admins: ReadonlySet<string>;
-  listPackages(user: VerdaccioRemoteUser, filter?: string): Promise<PackageSummary[]>;
+  listPackages(user: VerdaccioRemoteUser, query: ListQuery): Promise<ListPage>;
+  /** undefined: no such package (the route has checked access before asking) */
+  packageView(name: string): Promise<PackageView | undefined>;
+  activity(): ActivityDocument;
   upstreamStatus(): UpstreamView;
   audit: AuditLog;
   canAccess(name: string, user: VerdaccioRemoteUser): Promise<boolean>;
@@ -123,6 +131,28 @@ function queryFilter(req: Request): string | undefined {
   return parsed.data.q;
 }
 
+function wholeNumber(req: Request, key: string, min: number, max: number): number | undefined {
+  const raw = singleQuery(req, key, 10);
+  if (raw === undefined) return undefined;
+  if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new DashboardHttpError(400, `${key} must be a whole number from ${min} to ${max}`);
+  return Number(raw);
+}
+
+export function listQuery(req: Request): ListQuery {
+  const filter = queryFilter(req);
+  const offset = wholeNumber(req, 'offset', 0, 1_000_000_000) ?? 0;
+  const limit = wholeNumber(req, 'limit', 1, MAX_PAGE_SIZE);
+  return { offset, ...(filter === undefined ? {} : { filter }), ...(limit === undefined ? {} : { limit }) };
+}
+
+/** 401 for anonymous (it might be allowed once signed in), 403 for a user the rule leaves out — as Verdaccio answers `npm view`. */
+function refuseRead(user: VerdaccioRemoteUser, name: string): DashboardHttpError {
+  if (!user.name) {
+    return new DashboardHttpError(401, `authentication required to read ${name}`, { 'WWW-Authenticate': 'Bearer realm="registry"' });
+  }
+  return new DashboardHttpError(403, `user ${user.name} may not read ${name}`);
+}
+
 /** The body as parsed by Verdaccio's app-wide express.json, after the checks it does not do for us. */
 function operationBody(req: Request): ConfigOperation {
   if (!req.is('application/json')) {
@@ -176,8 +206,25 @@ export function createDashboardHandler(options: RouteOptions): (req: Request, re
       }
       case '/api/packages': {
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
-        const packages = await options.listPackages(remoteUserOf(req), queryFilter(req));
-        return sendJson(res, 200, JSON.stringify({ packages }));
+        const page = await options.listPackages(remoteUserOf(req), listQuery(req));
+        return sendJson(res, 200, JSON.stringify(page));
+      }
+      case '/api/package': {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
+        const name = singleQuery(req, 'name', MAX_FILTER_LENGTH);
+        if (name === undefined) throw new DashboardHttpError(400, 'name is required: /_dashboard/api/package?name=<package>');
+        if (!isPackageName(name)) throw new DashboardHttpError(400, `${JSON.stringify(name)} is not a package name`);
+        const user = remoteUserOf(req);
+        // the access rule first, as for `npm view`: a refused caller learns nothing about existence
+        if (!(await options.canAccess(name, user))) throw refuseRead(user, name);
+        const view = await options.packageView(name);
+        if (!view) throw new DashboardHttpError(404, `no package ${name}`);
+        return sendJson(res, 200, JSON.stringify(view));
+      }
+      case '/api/activity': {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
+        // counts and sizes only, no names: readable by anyone, like the config document
+        return sendJson(res, 200, JSON.stringify(options.activity()));
       }
       case '/api/upstream': {
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');

@@ -345,6 +345,11 @@ export class TerminalSockets {
     this.broadcastEvent(event);
   }
 
+  /** A message for every open socket, no access check: only for documents without package names (the `activity` counts). */
+  broadcastMessage(json: string): void {
+    for (const client of this.#clients) send(client, json);
+  }
+
   broadcastEvent(event: RegistryEvent): void {
     const message: EventMessage = { ...event, type: 'event' };
     this.#history.push(message);

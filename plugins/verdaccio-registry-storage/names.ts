@@ -96,23 +96,8 @@ export function parseTarballName(pkg: ParsedName, fileName: unknown): { fileName
   return { fileName, version };
 }
 
-/**
- * The one rule for the file a `dist.tarball` URL names, as Verdaccio reads it (@verdaccio/core
- * extractTarballFromUrl): the last segment of the URL's path, NOT percent-decoded (query and
- * fragment are not part of it). A relative URL is read against a placeholder base (stored
- * packuments adopted from elsewhere may hold one); null for anything that is not a URL at all.
- * Whether the URL must also be absolute http(s) is the caller's rule (isAbsoluteHttpUrl).
- */
-export function tarballFileOf(url: unknown): string | null {
-  if (typeof url !== 'string' || url === '') return null;
-  let parsed: URL;
-  try {
-    parsed = new URL(url, 'http://relative.invalid/');
-  } catch {
-    return null;
-  }
-  return parsed.pathname.replace(/^.*\//, '');
-}
+// the one rule for the file a `dist.tarball` URL names lives in the core (the dashboard needs it too)
+export { tarballFileOf } from '../registry-core/index';
 
 /** An absolute http(s) URL: Verdaccio's packument route calls `new URL()` on every stored dist.tarball inside a storage callback. */
 export function isAbsoluteHttpUrl(url: string): boolean {

@@ -54,7 +54,7 @@ export interface ListPage {
   cached: number;
 }
 
-export const MAX_PAGE_SIZE = 500;
+export { MAX_PAGE_SIZE } from './requests';
 /**
  * A caller's access decisions for the list are reused (a user paging or searching asks for the
  * same names again). Verdaccio's `allow_access` costs ~15 µs a name (it matches the `packages:`

@@ -78,8 +78,26 @@ export const MAX_FILTER_LENGTH = 214;
 export const AUDIT_DEFAULT_LIMIT = 100;
 export const AUDIT_MAX_LIMIT = 1000;
 
-/** `GET /_dashboard/api/packages?q=` (other parameters are ignored, as they always were). */
-export const PackagesQuery = z.looseObject({ q: singleQuery('q', MAX_FILTER_LENGTH) });
+/** A whole-number query parameter in [min, max], given at most once; absent stays undefined. */
+const wholeNumberQuery = (key: string, min: number, max: number) =>
+  singleQuery(key, 10)
+    .refine((raw) => raw === undefined || (/^[0-9]+$/.test(raw) && Number(raw) >= min && Number(raw) <= max), {
+      error: `${key} must be a whole number from ${min} to ${max}`,
+    })
+    .transform((raw) => (raw === undefined ? undefined : Number(raw)));
+
+/** The largest page `GET /_dashboard/api/packages` answers. */
+export const MAX_PAGE_SIZE = 500;
+
+/** `GET /_dashboard/api/packages?q=&offset=&limit=` (other parameters are ignored, as they always were). */
+export const PackagesQuery = z.looseObject({
+  q: singleQuery('q', MAX_FILTER_LENGTH),
+  offset: wholeNumberQuery('offset', 0, 1_000_000_000),
+  limit: wholeNumberQuery('limit', 1, MAX_PAGE_SIZE),
+});
+
+/** `GET /_dashboard/api/package?name=` */
+export const PackageQuery = z.looseObject({ name: singleQuery('name', MAX_FILTER_LENGTH) });
 
 /** `GET /_dashboard/api/audit?package=&user=&limit=` */
 export const AuditQuery = z.looseObject({

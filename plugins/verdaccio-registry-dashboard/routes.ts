@@ -20,13 +20,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { RegistryCoreError, type AuditLog, type AuditRecord } from '../registry-core/index';
 import type { ActivityDocument } from './activity';
-import { MAX_PAGE_SIZE, type ListPage, type ListQuery } from './packages';
+import type { ListPage, ListQuery } from './packages';
 import { isPackageName, type PackageView } from './package-view';
 import { requireAdmin, sessionOf, type Session } from './access';
 import { serveAsset, type Asset } from './assets';
 import type { ConfigService } from './config-service';
 import { DashboardHttpError, describeBodyParserError, sendError, sendJson } from './http-errors';
-import { AUDIT_DEFAULT_LIMIT, AuditQuery, ConfigOperation, describeIssues, MAX_BODY_BYTES, PackagesQuery } from './requests';
+import { AUDIT_DEFAULT_LIMIT, AuditQuery, ConfigOperation, describeIssues, MAX_BODY_BYTES, PackageQuery, PackagesQuery } from './requests';
 import type { UpstreamView } from './upstream-status-access';
 import { remoteUserOf, type DashboardLogger, type VerdaccioRemoteUser } from './verdaccio-adapter';
 
@@ -125,24 +125,17 @@ function methodNotAllowed(allowed: string): DashboardHttpError {
   return new DashboardHttpError(405, `method not allowed; use ${allowed}`, { Allow: allowed });
 }
 
-function queryFilter(req: Request): string | undefined {
+export function listQuery(req: Request): ListQuery {
   const parsed = PackagesQuery.safeParse(req.query);
   if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
-  return parsed.data.q;
+  const { q: filter, offset, limit } = parsed.data;
+  return { offset: offset ?? 0, ...(filter === undefined ? {} : { filter }), ...(limit === undefined ? {} : { limit }) };
 }
 
-function wholeNumber(req: Request, key: string, min: number, max: number): number | undefined {
-  const raw = singleQuery(req, key, 10);
-  if (raw === undefined) return undefined;
-  if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new DashboardHttpError(400, `${key} must be a whole number from ${min} to ${max}`);
-  return Number(raw);
-}
-
-export function listQuery(req: Request): ListQuery {
-  const filter = queryFilter(req);
-  const offset = wholeNumber(req, 'offset', 0, 1_000_000_000) ?? 0;
-  const limit = wholeNumber(req, 'limit', 1, MAX_PAGE_SIZE);
-  return { offset, ...(filter === undefined ? {} : { filter }), ...(limit === undefined ? {} : { limit }) };
+function packageQueryName(req: Request): string | undefined {
+  const parsed = PackageQuery.safeParse(req.query);
+  if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
+  return parsed.data.name;
 }
 
 /** 401 for anonymous (it might be allowed once signed in), 403 for a user the rule leaves out — as Verdaccio answers `npm view`. */
@@ -211,7 +204,7 @@ export function createDashboardHandler(options: RouteOptions): (req: Request, re
       }
       case '/api/package': {
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
-        const name = singleQuery(req, 'name', MAX_FILTER_LENGTH);
+        const name = packageQueryName(req);
         if (name === undefined) throw new DashboardHttpError(400, 'name is required: /_dashboard/api/package?name=<package>');
         if (!isPackageName(name)) throw new DashboardHttpError(400, `${JSON.stringify(name)} is not a package name`);
         const user = remoteUserOf(req);

@@ -25,3 +25,4 @@ export * from './audit-log';
 export * from './signing-keys';
 export * from './upstream-config';
 export * from './upstream-status';
+export { installServerChannels, serverChannelsMissing, LISTEN_END_CHANNEL, LISTEN_START_CHANNEL, REQUEST_START_CHANNEL } from './server-channels';

@@ -27,3 +27,4 @@ export * from './signing-keys';
 export * from './upstream-config';
 export * from './upstream-status';
 export * from './user-names';
+export { installServerChannels, serverChannelsMissing, LISTEN_END_CHANNEL, LISTEN_START_CHANNEL, REQUEST_START_CHANNEL } from './server-channels';

@@ -25,6 +25,7 @@ import {
   type ConfiguredPart,
 } from './plugin-presence';
 import { normalizeRegistryUrl } from './registry-url';
+import { installServerChannels } from './server-channels';
 import { bootMark } from './timeline';
 
 /** The keys of a config.yaml mapping (as parsed, or as Verdaccio hands it to plugins) start-up needs. */
@@ -172,6 +173,8 @@ export function bootRegistry(
   env: Record<string, string | undefined>,
   options: { configPath?: string; /** arm the guard (and its "listening on" line) even if no part of ours is configured */ alwaysGuard?: boolean } = {},
 ): PreparedState {
+  // Bun publishes none of Node's server channels our parts find the server by (server-channels.ts)
+  const runtime = installServerChannels();
   const layout = registryLayoutOf(config, options.configPath);
   const key = existsSync(layout.configPath) ? realpathSync(layout.configPath) : layout.configPath;
   const records = bootRecords();
@@ -196,6 +199,7 @@ export function bootRegistry(
             (migration.skipped.length > 0 ? `; unreadable: ${migration.skipped.map((item) => `${item.path} (${item.reason})`).join(', ')}` : ''),
         );
       }
+      if (runtime !== undefined) bootMark(`runtime ${runtime}: Node's server diagnostics channels published by registry-core (server-channels.ts)`);
       const view = describeConfig(state.fields);
       bootMark(
         `config loaded: ${state.lockbPath} valid (check 0x${view.check}), bytes ${view.hex}` +

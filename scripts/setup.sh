@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the registry and its tests need on a fresh Debian machine, and nothing twice:
 #   npm packages (incl. the pinned Node 24 and bun) when node_modules is missing or stale,
-#   Debian's chromium, tmux and prometheus (for promtool, the metrics test's real parser) when the
-#   tests need them and they are missing.
+#   Debian's chromium, tmux, prometheus (for promtool, the metrics test's real parser) and nginx
+#   (the reverse-proxy test, templates/nginx.conf) when the tests need them and they are missing.
 # Usage: bash scripts/setup.sh [--with-test-tools]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,7 @@ if [ "${1:-}" = "--with-test-tools" ]; then
   command -v tmux >/dev/null 2>&1 || missing+=(tmux)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"
     sudo_cmd=""

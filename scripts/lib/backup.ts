@@ -6,8 +6,9 @@
  *   `KeyedLock` under `<storage>/.locks/`, the one every publish, unpublish, dist-tag change and
  *   upstream-cache fill takes — so a package is never captured half-written;
  * - captured = hard-linked into a staging folder (copied when the file system refuses links).
- *   Every writer of ours replaces files (temp + fsync + rename, tarballs by link()), never
- *   rewrites one in place, so a linked inode keeps the bytes it had under the lock;
+ *   The store replaces files (temp + fsync + rename, tarballs by link()), never rewrites one in
+ *   place, so a linked inode keeps the bytes it had under the lock. Small state files (htpasswd,
+ *   keys, the token store, config.yaml) are copied: a person may edit those in place;
  * - registry.lockb is rewritten for the snapshot: the header as it is at the end, and of its
  *   index records exactly those whose storage change the snapshot holds. Records of a package
  *   are appended under that package's lock after its files are durable, so "appended before the
@@ -30,7 +31,6 @@ import {
   existsSync,
   fsyncSync,
   linkSync,
-  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -39,7 +39,6 @@ import {
   renameSync,
   rmSync,
   statSync,
-  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -123,8 +122,16 @@ class Capturer {
     writeFileSync(target, data, { mode: 0o600 });
   }
 
+  /** A small state file read once (one read of an atomically replaced file is one whole version). */
+  copy(source: string, archivePath: string): void {
+    const target = join(this.root, ...archivePath.split('/'));
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, readFileSync(source), { mode: statSync(source).mode & 0o777 });
+  }
+
   folder(archivePath: string): void {
-    mkdirSync(join(this.root, ...archivePath.split('/')), { recursive: true });
+    // keys/ and signing-keys/ hold private keys: the folder is restored as it is archived
+    mkdirSync(join(this.root, ...archivePath.split('/')), { recursive: true, mode: 0o700 });
   }
 }
 
@@ -160,13 +167,14 @@ function capturePackage(capture: Capturer, root: string, name: string, archiveRo
 function captureFolder(capture: Capturer, dir: string, archivePath: string): boolean {
   if (!existsSync(dir)) return false;
   capture.folder(archivePath);
-  for (const file of filesIn(dir)) capture.file(join(dir, file), `${archivePath}/${file}`);
+  for (const file of filesIn(dir)) capture.copy(join(dir, file), `${archivePath}/${file}`);
   return true;
 }
 
+/** A single small state file (htpasswd, the token store, config.yaml…): copied, never linked, so an in-place edit later cannot change the archived bytes. */
 function captureFile(capture: Capturer, file: string, archivePath: string): boolean {
   try {
-    capture.file(file, archivePath);
+    capture.copy(file, archivePath);
     return true;
   } catch (error) {
     if (isErrno(error, 'ENOENT')) return false;
@@ -387,12 +395,3 @@ export async function createBackup(layout: StateLayout, outFile: string, options
   }
 }
 
-/** Removes a file that may be gone already. */
-export function removeQuietly(path: string): void {
-  try {
-    if (lstatSync(path).isDirectory()) rmSync(path, { recursive: true, force: true });
-    else unlinkSync(path);
-  } catch {
-    // not there
-  }
-}

@@ -2,7 +2,9 @@
  * Rebuilds the package index from a Verdaccio-layout storage folder
  * (`<storage>/<name>/package.json`, `<storage>/@scope/<name>/package.json`). The records replace
  * the old ones in place — ftruncate to the header, then one append — under the lockb lock, so the
- * inode (and every descriptor other processes hold) stays valid.
+ * inode (and every descriptor other processes hold) stays valid. The lock is taken BEFORE the
+ * storage folder is read, so two rebuilds (or a rebuild and another lockb writer) in two
+ * processes never write an index read from a folder state older than the last writer's.
  */
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -105,10 +107,12 @@ export function rebuildIndex(lockbPath: string, storageDir: string): RebuildResu
   if (!existsSync(storage) || !statSync(storage).isDirectory()) {
     throw new RegistryCoreError('ERR_STORAGE_MISSING', `storage folder ${storage} does not exist`, { hint: 'check `storage:` in config.yaml or pass --config' });
   }
-  const { records, packages, skipped } = collectIndexRecords(storage);
-  const encoded = Buffer.concat(records.map(encodeRecord));
   const path = realpathSync(absolute);
-  withFileLockSync(path, () => {
+  // the lock first, then the storage read: a writer that holds the lock (config set, another
+  // rebuild) finishes before the folder is read, so what is written is what the folder held
+  return withFileLockSync(path, () => {
+    const { records, packages, skipped } = collectIndexRecords(storage);
+    const encoded = Buffer.concat(records.map(encodeRecord));
     const fd = openSync(path, 'r+');
     let appendFd: number | undefined;
     try {
@@ -126,6 +130,6 @@ export function rebuildIndex(lockbPath: string, storageDir: string): RebuildResu
       closeSync(fd);
       if (appendFd !== undefined) closeSync(appendFd);
     }
+    return { records: records.length, packages, skipped };
   });
-  return { records: records.length, packages, skipped };
 }

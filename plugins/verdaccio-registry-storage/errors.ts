@@ -40,6 +40,5 @@ export function isStorageError(error: unknown, code?: StorageErrorCode): error i
   return error instanceof StorageError && (code === undefined || error.code === code);
 }
 
-export function isErrno(error: unknown, code: string): error is NodeJS.ErrnoException {
-  return typeof error === 'object' && error !== null && (error as NodeJS.ErrnoException).code === code;
-}
+/** The core's errno test (registry-core/fs-errors.ts), re-exported for this plugin's modules. */
+export { isErrno } from '../registry-core/fs-errors';

@@ -15,6 +15,8 @@ import { LockbIndexSink } from './lockb-sink';
 import { PackageService } from './package-service';
 import { TokenLedger } from './tokens';
 import { type StorageConfig, StoragePluginAdapter } from './verdaccio-adapter';
+import { registerStorePort } from './store-port';
+import { registerLocalPackages } from '../registry-core/local-packages';
 import { scanPackagesSync } from './scan';
 import { heldInCache } from './upstream/held';
 import { UpstreamProxy } from './upstream/proxy';
@@ -102,7 +104,7 @@ function reconcileIndex(lockbPath: string, storageDir: string, storedNames: stri
 export default class RegistryStoragePlugin extends StoragePluginAdapter {
   readonly storageDir: string;
   readonly lockbPath: string;
-  /** Reached by the HTTP entry as `storage.localStorage.storagePlugin.upstreamProxy` (duck-typed). */
+  /** Reached by the HTTP entry through the folder's store seam (store-port.ts). */
   readonly upstreamProxy: UpstreamProxy;
 
   constructor(config: StorageConfig & RegistryStorageOptions & Config, options: { config: Config; logger: Logger }) {
@@ -153,6 +155,16 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     this.storageDir = storageDir;
     this.lockbPath = lockbPath;
     this.upstreamProxy = this.#createUpstream(merged, storageDir, lockbPath, prepared.registryUrl, service, store, sink, logger);
+    // the seams other parts use instead of Verdaccio's internal storage.localStorage.storagePlugin
+    const listNames = (): Promise<string[]> => service.listNames();
+    registerStorePort(lockbPath, {
+      packumentRevision: (name) => service.packumentStamp(name),
+      owners: (name) => service.ownersOf(name),
+      changeOwners: (name, maintainers, actor) => service.changeOwners(name, maintainers, actor),
+      listNames,
+      upstream: this.upstreamProxy,
+    });
+    registerLocalPackages(lockbPath, listNames); // the dashboard's package list (core local-packages.ts)
 
     bootMark(`storage ready: ${storageDir} (${stored.length} packages)`);
     announcePluginLoaded('storage', storageDir);

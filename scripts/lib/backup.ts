@@ -45,13 +45,14 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import * as tar from 'tar';
 import { HEADER_SIZE, RegistryCoreError, decodeRecordAt, type IndexRecord } from '../../plugins/registry-core/index';
-import { withFileLock } from '../../plugins/registry-core/lock';
+import { fileLockKey, withFileLock } from '../../plugins/registry-core/lock';
 import {
   DB_FILE,
   DB_LOCK_KEY,
   KeyedLock,
   LOCKS_DIR,
   TEMP_PREFIX,
+  TOKEN_STORE_FILE,
   UPSTREAM_CACHE_DIR,
   scanPackagesSync,
   verifyStorage,
@@ -307,8 +308,13 @@ export async function createBackup(layout: StateLayout, outFile: string, options
       const list = [...listed.filter((name) => captured.has(name)), ...local.filter((name) => !listed.includes(name))];
       capture.write(`${DATA_DIR}/storage/${DB_FILE}`, JSON.stringify({ ...db, list }));
     });
-    // other files at the storage root: the token store (replaced atomically), anything else of ours
-    for (const file of filesIn(storage)) if (file !== DB_FILE) captureFile(capture, join(storage, file), `${DATA_DIR}/storage/${file}`);
+    // other files at the storage root: the token store under its own lock (the one its writers take), anything else of ours
+    for (const file of filesIn(storage)) {
+      if (file === DB_FILE) continue;
+      const path = join(storage, file);
+      if (file === TOKEN_STORE_FILE) await withFileLock(fileLockKey(path), () => captureFile(capture, path, `${DATA_DIR}/storage/${file}`));
+      else captureFile(capture, path, `${DATA_DIR}/storage/${file}`);
+    }
     if (options.upstreamCache) for (const file of filesIn(upstreamRoot)) captureFile(capture, join(upstreamRoot, file), `${DATA_DIR}/storage/${UPSTREAM_CACHE_DIR}/${file}`);
 
     // 3. users, keys, config
@@ -316,8 +322,13 @@ export async function createBackup(layout: StateLayout, outFile: string, options
     const roles: Role[] = ['storage', 'registry.lockb'];
     if (captureFolder(capture, layout.keysDir, `${DATA_DIR}/keys`)) roles.push('keys');
     if (captureFolder(capture, layout.signingKeysDir, `${DATA_DIR}/signing-keys`)) roles.push('signing-keys');
-    if (captureFile(capture, layout.htpasswd, `${DATA_DIR}/htpasswd`)) roles.push('htpasswd');
-    if (captureFile(capture, layout.firstUser, `${DATA_DIR}/htpasswd.first-user`)) roles.push('htpasswd.first-user');
+    // users: htpasswd and its first-user record under the lock the htpasswd writer takes
+    if (existsSync(dirname(layout.htpasswd))) {
+      await withFileLock(fileLockKey(layout.htpasswd), () => {
+        if (captureFile(capture, layout.htpasswd, `${DATA_DIR}/htpasswd`)) roles.push('htpasswd');
+        if (captureFile(capture, layout.firstUser, `${DATA_DIR}/htpasswd.first-user`)) roles.push('htpasswd.first-user');
+      });
+    }
     if (captureFile(capture, layout.envFile, `${DATA_DIR}/.env.local`)) roles.push('.env.local');
     if (layout.hasConfig && captureFile(capture, layout.configPath, `${DATA_DIR}/config.yaml`)) roles.push('config.yaml');
 

@@ -13,10 +13,12 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { chromium } from 'playwright-core';
 import { PROJECT_ROOT, createClientDir, startRegistry, writePackage, type RunningRegistry } from '../harness/registry';
 import { getJson } from '../storage/lib/packages';
 
 const TEMPLATE = join(PROJECT_ROOT, 'templates', 'nginx.conf');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PREFIX = '/registry';
 
 function findNginx(): string | null {
@@ -183,5 +185,22 @@ describe('15.6 nginx reverse proxy under a path prefix', { skip }, () => {
     // its API answers through nginx too
     const api = await fetch(new URL('/_dashboard/api/config', base));
     assert.ok(api.status === 200 || api.status === 401, `dashboard API through nginx: ${api.status}`);
+  });
+
+  it('15.6 in Chromium the dashboard runs through nginx: every request succeeds and its WebSocket goes live', { skip: existsSync(CHROMIUM) ? false : `Chromium is not installed at ${CHROMIUM}` }, async () => {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    try {
+      const page = await browser.newPage();
+      const failures: string[] = [];
+      page.on('requestfailed', (request) => failures.push(`${request.url()} failed: ${request.failure()?.errorText}`));
+      page.on('response', (response) => {
+        if (response.status() >= 400) failures.push(`${response.url()} answered ${response.status()}`);
+      });
+      await page.goto(`${base}/_dashboard`);
+      await page.waitForSelector('#connection[data-state="live"]', { timeout: 15_000 });
+      assert.deepEqual(failures, [], 'every request of the page through nginx succeeded');
+    } finally {
+      await browser.close();
+    }
   });
 });

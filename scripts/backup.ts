@@ -5,8 +5,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { BackupError, createBackup, type BackupProgress } from './lib/backup';
+import { readCliArgs, runMain } from './lib/cli';
 import { layoutFor } from './lib/state-layout';
 
 const USAGE = `Usage: registry backup FILE [--config config.yaml] [--upstream-cache]
@@ -58,28 +58,15 @@ function progressWriter(): (event: BackupProgress) => void {
 }
 
 async function main(): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: process.argv.slice(2), options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (error) {
-    process.stderr.write(`backup: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    process.stderr.write(`backup: ${positionals.length === 0 ? 'where to? give the backup FILE' : 'one FILE only'}\n\n${USAGE}`);
-    return 2;
-  }
+  const parsed = readCliArgs('backup', USAGE, OPTIONS, 'where to? give the backup FILE');
+  if (typeof parsed === 'number') return parsed;
+  const { values, file } = parsed;
   const layout = layoutFor(values.config);
   if (!layout.hasConfig && !existsSync(layout.lockbPath)) {
     process.stderr.write(`backup: ${layout.configPath} does not exist: run it in the registry's folder or pass --config\n`);
     return 1;
   }
-  const out = resolve(positionals[0]);
+  const out = resolve(file);
   const started = performance.now();
   try {
     const summary = await createBackup(layout, out, { upstreamCache: values['upstream-cache'] === true, writtenBy: packageId(), onProgress: progressWriter() });
@@ -100,15 +87,7 @@ async function main(): Promise<number> {
 
 /** `registry backup …` (bin/registry.js) and `node backup.js …` both land here. */
 export function runCli(): void {
-  main().then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (error: unknown) => {
-      process.stderr.write(`backup: error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = 1;
-    },
-  );
+  runMain('backup', main);
 }
 
 if (require.main === module) runCli();

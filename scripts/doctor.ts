@@ -3,8 +3,8 @@
  * (PASS/FAIL, with a fix hint per failure). Exit 0 all pass, 1 any failure, 2 usage.
  * The checks and what each one means: docs/backup.md, "doctor".
  */
-import { parseArgs } from 'node:util';
 import { formatChecks, runDoctor } from './lib/doctor';
+import { readCliArgs, runMain } from './lib/cli';
 import { layoutFor } from './lib/state-layout';
 
 const USAGE = `Usage: registry doctor [--config config.yaml]
@@ -19,17 +19,8 @@ and temp files. Exit 1 when any check fails.
 const OPTIONS = { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } as const;
 
 async function main(): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: process.argv.slice(2), options: OPTIONS, allowPositionals: false, strict: true });
-  } catch (error) {
-    process.stderr.write(`doctor: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = readCliArgs('doctor', USAGE, OPTIONS);
+  if (typeof parsed === 'number') return parsed;
   const checks = await runDoctor(layoutFor(parsed.values.config));
   process.stdout.write(`${formatChecks(checks)}\n`);
   const failed = checks.filter((check) => !check.ok).length;
@@ -39,15 +30,7 @@ async function main(): Promise<number> {
 
 /** `registry doctor …` (bin/registry.js) and `node doctor.js …` both land here. */
 export function runCli(): void {
-  main().then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (error: unknown) => {
-      process.stderr.write(`doctor: error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = 1;
-    },
-  );
+  runMain('doctor', main);
 }
 
 if (require.main === module) runCli();

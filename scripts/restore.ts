@@ -5,7 +5,7 @@
  * Exit 0 restored, 1 refused or failed (nothing changed), 2 usage.
  */
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { readCliArgs, runMain } from './lib/cli';
 import { layoutFor } from './lib/state-layout';
 import { RestoreError, restoreBackup } from './lib/restore';
 
@@ -30,29 +30,16 @@ const OPTIONS = {
 } as const;
 
 async function main(): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: process.argv.slice(2), options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (error) {
-    process.stderr.write(`restore: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    process.stderr.write(`restore: ${positionals.length === 0 ? 'which backup? give its FILE' : 'one FILE only'}\n\n${USAGE}`);
-    return 2;
-  }
+  const parsed = readCliArgs('restore', USAGE, OPTIONS, 'which backup? give its FILE');
+  if (typeof parsed === 'number') return parsed;
+  const { values, file } = parsed;
   if (values.into !== undefined && values.config !== undefined) {
     process.stderr.write('restore: --into and --config both name the target: give one\n');
     return 2;
   }
   const layout = layoutFor(values.config, values.into);
   try {
-    const summary = await restoreBackup(resolve(positionals[0]), layout, {
+    const summary = await restoreBackup(resolve(file), layout, {
       force: values.force === true,
       onProgress: (message) => process.stderr.write(`restore: ${message}\n`),
     });
@@ -73,15 +60,7 @@ async function main(): Promise<number> {
 
 /** `registry restore …` (bin/registry.js) and `node restore.js …` both land here. */
 export function runCli(): void {
-  main().then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (error: unknown) => {
-      process.stderr.write(`restore: error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = 1;
-    },
-  );
+  runMain('restore', main);
 }
 
 if (require.main === module) runCli();

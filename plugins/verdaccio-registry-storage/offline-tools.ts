@@ -7,6 +7,6 @@
 export { KeyedLock, pidAlive } from './lock';
 export { verifyStorage } from './verify';
 export { scanPackagesSync } from './scan';
-export { TEMP_PREFIX } from './atomic';
+export { TEMP_PREFIX, abandonedTempFiles, isAbandonedTemp } from './atomic';
 export { DB_FILE, DB_LOCK_KEY, LOCKS_DIR, UPSTREAM_CACHE_DIR } from './fs-store';
 export { TOKEN_STORE_FILE } from '../registry-core/token-store';

@@ -45,6 +45,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import * as tar from 'tar';
 import { HEADER_SIZE, RegistryCoreError, decodeRecordAt, type IndexRecord } from '../../plugins/registry-core/index';
+import { fsyncDirectory } from '../../plugins/registry-core/atomic-file';
 import { fileLockKey, withFileLock } from '../../plugins/registry-core/lock';
 import {
   DB_FILE,
@@ -247,8 +248,9 @@ function stagingFolderNear(candidates: string[]): string {
   throw new BackupError(`no writable folder for the staging copy (tried ${candidates.join(', ')})`);
 }
 
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
+/** The archive's bytes on disk before its name is (a failed fsync of a file is an error, unlike a folder's). */
+function fsyncFile(path: string): void {
+  const fd = openSync(path, 'r+');
   try {
     fsyncSync(fd);
   } finally {
@@ -390,9 +392,9 @@ export async function createBackup(layout: StateLayout, outFile: string, options
     const temp = join(dirname(outFile), `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-${basename(outFile)}`);
     try {
       await tar.create({ gzip: true, file: temp, cwd: staging, portable: true, noDirRecurse: false }, [MANIFEST_NAME, DATA_DIR]);
-      fsyncPath(temp);
+      fsyncFile(temp);
       renameSync(temp, outFile);
-      fsyncPath(dirname(outFile));
+      fsyncDirectory(dirname(outFile));
     } catch (error) {
       rmSync(temp, { force: true });
       throw error;

@@ -17,7 +17,7 @@ import {
   resolveUpstream,
   scanRecords,
 } from '../../plugins/registry-core/index';
-import { LOCKS_DIR, TEMP_PREFIX, UPSTREAM_CACHE_DIR, pidAlive, verifyStorage } from '../../plugins/verdaccio-registry-storage/offline-tools';
+import { LOCKS_DIR, TEMP_PREFIX, UPSTREAM_CACHE_DIR, abandonedTempFiles, isAbandonedTemp, pidAlive, verifyStorage } from '../../plugins/verdaccio-registry-storage/offline-tools';
 import type { StateLayout } from './state-layout';
 
 export interface DoctorCheck {
@@ -228,28 +228,11 @@ function strayCheck(layout: StateLayout): DoctorCheck {
   }
   const lockbLock = `${layout.lockbPath}.lock`;
   if (existsSync(lockbLock) && now - statSync(lockbLock).mtimeMs > STALE_LOCK_MS) strays.push(lockbLock);
-  // temp files / staging folders (`.tmp-<pid>-…`) whose process is gone: in the registry folder,
-  // the storage root, scope and package folders, and the same below .upstream/
-  const deadTemps = (dir: string, levels: number): void => {
-    let entries;
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const full = join(dir, entry.name);
-      if (entry.name.startsWith(TEMP_PREFIX)) {
-        const pid = Number(entry.name.slice(TEMP_PREFIX.length).split('-')[0]);
-        if (!Number.isInteger(pid) || !pidAlive(pid)) strays.push(full);
-      } else if (entry.isDirectory() && levels > 0 && !entry.name.startsWith('.')) {
-        deadTemps(full, entry.name.startsWith('@') ? levels : levels - 1);
-      }
-    }
-  };
-  deadTemps(layout.configDir, 0);
-  deadTemps(layout.storageDir, 2);
-  deadTemps(join(layout.storageDir, UPSTREAM_CACHE_DIR), 2);
+  // temp files whose process is gone or older than an hour (the start-up sweep's rule), in the
+  // storage and its upstream cache; backup/restore staging folders in the registry folder
+  strays.push(...abandonedTempFiles(layout.storageDir), ...abandonedTempFiles(join(layout.storageDir, UPSTREAM_CACHE_DIR)));
+  const top = existsSync(layout.configDir) ? readdirSync(layout.configDir) : [];
+  for (const name of top) if (name.startsWith(TEMP_PREFIX) && isAbandonedTemp(join(layout.configDir, name))) strays.push(join(layout.configDir, name));
   if (strays.length === 0) return { name: 'strays', ok: true, detail: 'no stale lock or temp file' };
   return {
     name: 'strays',

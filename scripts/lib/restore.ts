@@ -14,14 +14,15 @@
  *    is as it was. The set-aside copies are removed once every item is in place.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, cpSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import * as tar from 'tar';
+import { fsyncDirectory } from '../../plugins/registry-core/atomic-file';
 import { inspectConfigFile, scanRecords } from '../../plugins/registry-core/index';
 import { TEMP_PREFIX, verifyStorage } from '../../plugins/verdaccio-registry-storage/offline-tools';
 import { DATA_DIR, MANIFEST_NAME, ROLES, parseManifest, roleOfPath, type BackupManifest, type Role } from './backup-manifest';
 import { hashFile } from './backup';
-import type { StateLayout } from './state-layout';
+import { pathOfRole, type StateLayout } from './state-layout';
 
 export class RestoreError extends Error {
   constructor(message: string) {
@@ -83,39 +84,6 @@ export function processesHolding(file: string): Array<{ pid: number; command: st
     found.push({ pid: Number(pid), command });
   }
   return found;
-}
-
-/** Where each role goes in the target layout. */
-function targetOf(layout: StateLayout, role: Role): string {
-  switch (role) {
-    case 'storage':
-      return layout.storageDir;
-    case 'keys':
-      return layout.keysDir;
-    case 'signing-keys':
-      return layout.signingKeysDir;
-    case 'registry.lockb':
-      return layout.lockbPath;
-    case 'htpasswd':
-      return layout.htpasswd;
-    case 'htpasswd.first-user':
-      return layout.firstUser;
-    case 'audit.log':
-      return layout.auditLog;
-    case '.env.local':
-      return layout.envFile;
-    case 'config.yaml':
-      return layout.configPath;
-  }
-}
-
-function fsyncFolder(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Every file below `root`, `/`-separated, relative to `base`. Anything but files and folders is an error. */
@@ -237,7 +205,7 @@ export async function restoreBackup(archive: string, layout: StateLayout, option
     for (const role of roles) {
       const source = join(staging, DATA_DIR, role);
       if (ROLES[role] === 'dir') mkdirSync(source, { recursive: true, mode: 0o700 });
-      const target = targetOf(layout, role);
+      const target = pathOfRole(layout, role);
       mkdirSync(dirname(target), { recursive: true });
       let from = source;
       // a rename cannot cross file systems: copy next to the target first (same bytes, just verified)
@@ -257,7 +225,7 @@ export async function restoreBackup(archive: string, layout: StateLayout, option
       done.push({ target, aside });
       placed.push({ role, path: target });
     }
-    for (const parent of new Set(done.map((item) => dirname(item.target)))) fsyncFolder(parent);
+    for (const parent of new Set(done.map((item) => dirname(item.target)))) fsyncDirectory(parent);
     for (const item of done) if (item.aside !== null) rmSync(item.aside, { recursive: true, force: true });
     return { manifest, placed, keptConfig };
   } catch (error) {

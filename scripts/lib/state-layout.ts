@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { load } from 'js-yaml';
 import { auditPathFor, registryLayoutOf, signingKeysDir } from '../../plugins/registry-core/index';
+import type { Role } from './backup-manifest';
 
 export interface StateLayout {
   /** the folder config.yaml is in (or would be) */
@@ -69,4 +70,21 @@ export function stateLayout(configPath: string): StateLayout {
 export function layoutFor(configArg: string | undefined, folderArg?: string): StateLayout {
   if (configArg !== undefined) return stateLayout(configArg);
   return stateLayout(join(resolve(folderArg ?? '.'), 'config.yaml'));
+}
+
+/** Where each role of a backup (backup-manifest.ts) lives in this layout. */
+const ROLE_PATHS: Record<Role, (layout: StateLayout) => string> = {
+  storage: (l) => l.storageDir,
+  keys: (l) => l.keysDir,
+  'signing-keys': (l) => l.signingKeysDir,
+  'registry.lockb': (l) => l.lockbPath,
+  htpasswd: (l) => l.htpasswd,
+  'htpasswd.first-user': (l) => l.firstUser,
+  'audit.log': (l) => l.auditLog,
+  '.env.local': (l) => l.envFile,
+  'config.yaml': (l) => l.configPath,
+};
+
+export function pathOfRole(layout: StateLayout, role: Role): string {
+  return ROLE_PATHS[role](layout);
 }

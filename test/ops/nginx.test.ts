@@ -9,12 +9,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { PROJECT_ROOT, createClientDir, startRegistry, writePackage, type RunningRegistry } from '../harness/registry';
+import { freePort } from '../../scripts/bench/stock';
+import { renderTemplate } from '../harness/templates';
 import { getJson } from '../storage/lib/packages';
 
 const TEMPLATE = join(PROJECT_ROOT, 'templates', 'nginx.conf');
@@ -25,29 +26,6 @@ function findNginx(): string | null {
   for (const candidate of ['/usr/sbin/nginx', '/usr/bin/nginx']) if (existsSync(candidate)) return candidate;
   const which = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' });
   return which.status === 0 && which.stdout.trim() !== '' ? which.stdout.trim() : null;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** The template with its placeholders filled in as its header says; nothing left over. */
-function renderSite(values: Record<string, string>): string {
-  const text = readFileSync(TEMPLATE, 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_match, key: string) => {
-    const value = values[key];
-    assert.ok(value !== undefined, `no value for {{${key}}}`);
-    return value;
-  });
-  assert.doesNotMatch(text, /\{\{|\}\}/);
-  return text;
 }
 
 const nginxBin = findNginx();
@@ -71,7 +49,7 @@ describe('15.6 nginx reverse proxy under a path prefix', { skip }, () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}${PREFIX}`;
     for (const sub of ['logs', 'body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub));
-    writeFileSync(join(dir, 'site.conf'), renderSite({ LISTEN: `127.0.0.1:${port}`, SERVER_NAME: 'localhost', PREFIX, REGISTRY: `127.0.0.1:${registry.port}` }));
+    writeFileSync(join(dir, 'site.conf'), renderTemplate(TEMPLATE, { LISTEN: `127.0.0.1:${port}`, SERVER_NAME: 'localhost', PREFIX, REGISTRY: `127.0.0.1:${registry.port}` }));
     // the http block Debian's /etc/nginx/nginx.conf would wrap the site in, with every path in our folder
     writeFileSync(
       join(dir, 'nginx.conf'),

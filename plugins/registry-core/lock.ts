@@ -9,6 +9,8 @@
  * retry schedule is short and bounded in total time (ERR_LOCK_TIMEOUT, never a silent proceed).
  */
 import type * as ProperLockfile from 'proper-lockfile';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { RegistryCoreError } from './errors';
 
 let loaded: typeof ProperLockfile | undefined;
@@ -35,6 +37,17 @@ function lockTimeout(path: string, cause: unknown): RegistryCoreError {
 
 function isLocked(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ELOCKED';
+}
+
+/**
+ * The path a state file's writers lock (its lock directory is `<key>.lock`): the file's real
+ * folder + its name, so every spelling of one file shares one lock. The token store and the
+ * htpasswd writer lock by it; `registry backup` takes the same lock while it copies the file.
+ * The folder must exist.
+ */
+export function fileLockKey(file: string): string {
+  const absolute = resolve(file);
+  return join(realpathSync(dirname(absolute)), basename(absolute));
 }
 
 /** Runs `critical` while holding the lock on `path` (which must exist and be a real path). */

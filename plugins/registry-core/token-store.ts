@@ -14,10 +14,10 @@
  * The file holds masked tokens only, never a usable token.
  */
 import { writeFileAtomicSync } from './atomic-file';
-import { mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isErrno } from './fs-errors';
-import { withFileLockSync } from './lock';
-import { basename, dirname, join, resolve } from 'node:path';
+import { fileLockKey, withFileLockSync } from './lock';
+import { dirname, resolve } from 'node:path';
 
 export const TOKEN_STORE_FILE = '.registry-tokens.json';
 
@@ -224,7 +224,7 @@ export class TokenStore {
   static open(file: string): TokenStore {
     const absolute = resolve(file);
     mkdirSync(dirname(absolute), { recursive: true });
-    const key = join(realpathSync(dirname(absolute)), basename(absolute));
+    const key = fileLockKey(absolute);
     const existing = openStores.get(key);
     if (existing) {
       existing.refs += 1;

@@ -14,10 +14,10 @@
 import bcrypt from 'bcryptjs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { writeFileAtomicSync } from '../registry-core/atomic-file';
-import { withFileLockSync } from '../registry-core/lock';
+import { fileLockKey, withFileLockSync } from '../registry-core/lock';
 import { userNameProblem } from '../registry-core/index';
-import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { AuthError } from './errors';
 
 export const DEFAULT_PASSWORD_MIN_LENGTH = 8;
@@ -98,7 +98,7 @@ export class UserStore {
     this.options = options;
     this.file = options.file;
     mkdirSync(dirname(this.file), { recursive: true });
-    this.lockPath = join(realpathSync(dirname(this.file)), basename(this.file));
+    this.lockPath = fileLockKey(this.file);
     this.refresh();
   }
 

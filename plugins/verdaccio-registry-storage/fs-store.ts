@@ -20,8 +20,12 @@ import type { Manifest, PackageStore, StorageDb, TarballDigest, TarballReader, T
 
 export const DB_FILE = '.verdaccio-db.json';
 const LEGACY_DB_FILE = '.sinopia-db.json';
-const LOCKS_DIR = '.locks';
-const DB_LOCK_KEY = '.verdaccio-db';
+/** per-package lock directories (KeyedLock, key = package name) */
+export const LOCKS_DIR = '.locks';
+/** the key locked while `.verdaccio-db.json` is rewritten */
+export const DB_LOCK_KEY = '.verdaccio-db';
+/** the upstream cache: a second store rooted here (docs/upstream.md) */
+export const UPSTREAM_CACHE_DIR = '.upstream';
 const PACKUMENT = 'package.json';
 /** The in-memory caches' bounds (lru-cache, least recently used out first). */
 export const PACKUMENT_CACHE_ENTRIES = 10_000;

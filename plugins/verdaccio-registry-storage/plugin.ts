@@ -10,7 +10,7 @@ import { VersionSigner } from './signatures';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
-import { FileSystemStore } from './fs-store';
+import { FileSystemStore, UPSTREAM_CACHE_DIR } from './fs-store';
 import { LockbIndexSink } from './lockb-sink';
 import { PackageService, type IndexSink } from './package-service';
 import { databaseSettingsOf, packageChanges, sharedDatabase, type Database } from '../registry-core/database/index';
@@ -26,7 +26,7 @@ import { heldInCache } from './upstream/held';
 import { UpstreamProxy } from './upstream/proxy';
 
 /** The upstream cache: a dot-folder no package name can take (docs/upstream.md). */
-export const UPSTREAM_CACHE_DIR = '.upstream';
+export { UPSTREAM_CACHE_DIR } from './fs-store';
 
 
 export interface RegistryStorageOptions {

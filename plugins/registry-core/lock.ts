@@ -25,15 +25,16 @@
  * so two waiters can never both remove a lock and both take it. A break lock is a few synchronous
  * syscalls long; one older than BREAK_STALE_MS belonged to a process killed inside it.
  *
- * Acquisition and release are synchronous syscalls (a few µs each on a local disk): no thread-pool
- * round trips. Waiting never degrades into "go on unlocked": after `timeoutMs` the caller gets
+ * KeyedLock's acquisition and release run on the thread pool (a contended journal never blocks the
+ * event loop); `withFileLockSync` blocks, for one-shot CLI commands. Waiting never degrades into "go on unlocked": after `timeoutMs` the caller gets
  * ERR_LOCK_TIMEOUT (or the error `timeoutError` makes) and changes nothing. Every error path gives
  * the lock back (also when the owner file cannot be written on a full or read-only disk).
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { RegistryCoreError } from './errors';
 
 const HOST = hostname();
@@ -401,6 +402,17 @@ export class KeyedLock {
       pause = Math.min(pause * 2, 20);
     }
   }
+}
+
+/**
+ * The path a state file's writers lock (its lock directory is `<key>.lock`): the file's real
+ * folder + its name, so every spelling of one file shares one lock. The token store and the
+ * htpasswd writer lock by it; `registry backup` takes the same lock while it copies the file.
+ * The folder must exist.
+ */
+export function fileLockKey(file: string): string {
+  const absolute = resolve(file);
+  return join(realpathSync(dirname(absolute)), basename(absolute));
 }
 
 function fileLockTimeout(path: string): RegistryCoreError {

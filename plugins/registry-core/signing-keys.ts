@@ -50,7 +50,8 @@ export function signingKeyId(spkiDer: Buffer): string {
   return `SHA256:${createHash('sha256').update(spkiDer).digest('base64').replace(/=+$/, '')}`;
 }
 
-function keyFromFile(file: string): SigningKey {
+/** Reads and checks one signing-key file (never writes): also used by `registry doctor`. */
+export function keyFromFile(file: string): SigningKey {
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));

@@ -40,8 +40,7 @@ import {
   adaptHelpers,
   adaptPackageRule,
   adaptPluginArguments,
-  adaptRemoteUser,
-  toVerdaccioError,
+  authErrorToVerdaccio,
   verdaccioErrors,
   type AccessCallback,
   type AddUserCallback,
@@ -49,8 +48,8 @@ import {
   type Middleware,
   type PackageRule,
   type PluginLogger,
-  type RemoteUser,
 } from './verdaccio-adapter';
+import { toRemoteUser, type VerdaccioRemoteUser } from '../verdaccio-boundary/index';
 
 export type { IssueOptions, IssuedToken, VerifiedToken } from './token-issuer';
 export type { TokenAlgorithm } from './keys';
@@ -67,12 +66,12 @@ function running(): RegistryAuthPlugin {
 }
 
 /** The issuer (docs/identity.md decision tree) for the config as it is now. */
-export function getIssuer(): { url: string; kind: 'private' | 'local' | 'public' } {
+export function currentIssuer(): { url: string; kind: 'private' | 'local' | 'public' } {
   return running().issuer.state().issuer;
 }
 
 /** EdDSA when PREMIUM_TYPES is set, else RS256 — what the next token will be signed with. */
-export function getTokenAlgorithm(): TokenAlgorithm {
+export function currentTokenAlgorithm(): TokenAlgorithm {
   return running().issuer.state().alg;
 }
 
@@ -232,14 +231,14 @@ export default class RegistryAuthPlugin {
     }
     this.service.checkPassword(user, password, PLUGIN_API_CLIENT).then(
       (ok) => (ok ? cb(null, this.service.groupsOf(user)) : cb(verdaccioErrors.unauthorized('bad username or password'))),
-      (error: unknown) => cb(toVerdaccioError(error)),
+      (error: unknown) => cb(authErrorToVerdaccio(error)),
     );
   }
 
   adduser(user: string, password: string, cb: AddUserCallback): void {
     this.service.addUser(user, password).then(
       () => cb(null, true),
-      (error: unknown) => cb(toVerdaccioError(error)),
+      (error: unknown) => cb(authErrorToVerdaccio(error)),
     );
   }
 
@@ -248,20 +247,20 @@ export default class RegistryAuthPlugin {
   changePassword(user: string, password: string, newPassword: string, cb: AccessCallback): void {
     this.service.changePassword(user, password, newPassword, PLUGIN_API_CLIENT).then(
       () => cb(null, true),
-      (error: unknown) => cb(toVerdaccioError(error)),
+      (error: unknown) => cb(authErrorToVerdaccio(error)),
     );
   }
 
   allow_access(user: unknown, pkg: unknown, cb: AccessCallback): void {
-    this.allow('access', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
+    this.allow('access', toRemoteUser(user), adaptPackageRule(pkg), cb);
   }
 
   allow_publish(user: unknown, pkg: unknown, cb: AccessCallback): void {
-    this.allow('publish', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
+    this.allow('publish', toRemoteUser(user), adaptPackageRule(pkg), cb);
   }
 
   allow_unpublish(user: unknown, pkg: unknown, cb: AccessCallback): void {
-    this.allow('unpublish', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
+    this.allow('unpublish', toRemoteUser(user), adaptPackageRule(pkg), cb);
   }
 
   apiJWTmiddleware(helpers: unknown): Middleware {
@@ -279,7 +278,7 @@ export default class RegistryAuthPlugin {
   }
 
   /** The `packages:` rule for the package: allowed when the user or one of its groups is listed. */
-  private allow(action: 'access' | 'publish' | 'unpublish', user: RemoteUser, rule: PackageRule, cb: AccessCallback): void {
+  private allow(action: 'access' | 'publish' | 'unpublish', user: VerdaccioRemoteUser, rule: PackageRule, cb: AccessCallback): void {
     let list: string[] | undefined;
     if (action === 'access') list = rule.access;
     else if (action === 'publish') list = rule.publish;

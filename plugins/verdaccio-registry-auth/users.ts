@@ -6,12 +6,16 @@
  * hash formats are reported at load and never match. The file is re-read when its mtime/size
  * changes, so an edit with the `htpasswd` tool takes effect without a restart.
  *
- * Writes: an in-process queue serialises them; each re-reads the file, applies one change and
- * replaces the file atomically (temp + fsync + rename), keeping every other line byte for byte.
+ * Writes: an in-process queue serialises them within this process and the core file lock
+ * (registry-core/lock.ts, `<htpasswd>.lock`) across processes (two registries on one folder, a
+ * CLI); under the lock each write re-reads the file, applies one change and replaces the file
+ * atomically (registry-core/atomic-file.ts), keeping every other line byte for byte.
  */
 import bcrypt from 'bcryptjs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { writeFileAtomicSync } from '../registry-core/atomic-file';
+import { fileLockKey, withFileLockSync } from '../registry-core/lock';
+import { userNameProblem } from '../registry-core/index';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { AuthError } from './errors';
@@ -41,16 +45,8 @@ function hashKind(hash: string): HashKind {
   return 'unsupported';
 }
 
-/** npm's own rules (npm-user-validate) plus what the htpasswd format cannot hold. */
-export function usernameProblem(name: unknown): string | undefined {
-  if (typeof name !== 'string' || name.length === 0) return 'username must be a non-empty string';
-  if (name.length > 214) return 'username must be at most 214 characters';
-  if (name !== name.toLowerCase()) return 'username must be lowercase';
-  if (name !== encodeURIComponent(name)) return 'username may only contain URL-safe characters';
-  if (name.startsWith('.')) return 'username may not start with "."';
-  if (name.includes("'")) return 'username may not contain "\'"';
-  return undefined;
-}
+/** npm's own rules plus what the htpasswd format cannot hold: the core's one rule (user-names.ts). */
+export const usernameProblem = userNameProblem;
 
 export function passwordProblem(password: unknown, minLength: number): string | undefined {
   if (typeof password !== 'string') return 'password must be a string';
@@ -92,6 +88,8 @@ export class UserStore {
   private order: string[] = [];
   private stamp = '';
   private writeQueue: Promise<unknown> = Promise.resolve();
+  /** the real path the cross-process lock is taken on (the file itself may not exist yet) */
+  private readonly lockPath: string;
   /** bumped whenever the file content changes: caches of successful logins key on it */
   private generation = 0;
   readonly warnings: string[] = [];
@@ -100,6 +98,7 @@ export class UserStore {
     this.options = options;
     this.file = options.file;
     mkdirSync(dirname(this.file), { recursive: true });
+    this.lockPath = fileLockKey(this.file);
     this.refresh();
   }
 
@@ -183,6 +182,7 @@ export class UserStore {
     if (problem) throw new AuthError('ERR_PASSWORD_POLICY', problem);
     const hash = await bcrypt.hash(newPassword, this.options.bcryptRounds);
     await this.serialised(() => {
+      if (!existsSync(this.file)) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
       const lines = readFileSync(this.file, 'utf8').split('\n');
       let replaced = false;
       const next = lines.map((line) => {
@@ -206,8 +206,10 @@ export class UserStore {
     }
   }
 
+  /** One write at a time: queued within this process, under the file lock across processes. */
   private serialised<T>(work: () => T): Promise<T> {
-    const run = this.writeQueue.then(work, work);
+    const locked = () => withFileLockSync(this.lockPath, work);
+    const run = this.writeQueue.then(locked, locked);
     this.writeQueue = run.catch(() => undefined);
     return run;
   }

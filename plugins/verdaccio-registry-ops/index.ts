@@ -29,7 +29,7 @@ import { metricsRefusal, parseOpsOptions, type OpsOptions } from './options';
 import { cachedStorageCheck, configCheck, keysCheck, upstreamFromConfig } from './readiness';
 import { renderMetrics } from './render';
 import { methodLabel, routeLabel } from './route-label';
-import { contextOf, originalUrlOf, remoteUserOf } from './verdaccio-adapter';
+import { originalUrlOf, pluginHostOf, remoteUserOf } from '../verdaccio-boundary/index';
 
 export const METRICS_PATH = '/-/metrics';
 export const READY_PATH = '/-/ready';
@@ -47,7 +47,7 @@ export default class RegistryOps {
   #app: Application | undefined;
 
   constructor(pluginConfig: unknown, options: unknown) {
-    const { config, uplinks } = contextOf(options);
+    const { config, uplinks } = pluginHostOf(pluginConfig, options);
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
     const state = bootRegistry(config, process.env);
     this.options = parseOpsOptions(pluginConfig, process.env);
@@ -127,7 +127,7 @@ export default class RegistryOps {
     this.#metrics.observe('registry_http_request_duration_seconds', seconds, { method, route });
     if (debugEnabled(this.lockbPath)) {
       process.stdout.write(
-        formatDebugLine('http', `${request.method ?? '?'} ${redactUrl(url)} ${status} ${(seconds * 1000).toFixed(1)} ms`, { user: remoteUserOf(request) ?? '-', route }),
+        formatDebugLine('http', `${request.method ?? '?'} ${redactUrl(url)} ${status} ${(seconds * 1000).toFixed(1)} ms`, { user: remoteUserOf(request).name ?? '-', route }),
       );
     }
   }

@@ -111,11 +111,26 @@ export async function unlinkDurable(path: string): Promise<boolean> {
 
 
 /**
- * Removes temp files left by dead processes (or older than maxAgeMs) in the storage root, scope
- * folders and package folders. Synchronous: runs once in the plugin constructor.
+ * Whether a `.tmp-<pid>-…` file (or staging folder) is abandoned: its process is gone (on this
+ * host) or it is older than maxAgeMs. False when it no longer exists. The start-up sweep and
+ * `registry doctor` decide by this one rule.
  */
-export function sweepTempFiles(root: string, maxAgeMs = 3_600_000): string[] {
-  const removed: string[] = [];
+export function isAbandonedTemp(path: string, maxAgeMs = 3_600_000): boolean {
+  const pid = Number(basename(path).slice(TEMP_PREFIX.length).split('-')[0]);
+  try {
+    if (Date.now() - statSync(path).mtimeMs > maxAgeMs) return true;
+  } catch {
+    return false;
+  }
+  return !Number.isInteger(pid) || !pidAlive(pid);
+}
+
+/**
+ * Abandoned temp files (isAbandonedTemp) in the storage root, scope folders and package folders:
+ * what the start-up sweep removes and `registry doctor` reports.
+ */
+export function abandonedTempFiles(root: string, maxAgeMs = 3_600_000): string[] {
+  const found: string[] = [];
   const visit = (dir: string, depth: number): void => {
     let entries;
     try {
@@ -126,26 +141,29 @@ export function sweepTempFiles(root: string, maxAgeMs = 3_600_000): string[] {
     for (const entry of entries) {
       const full = join(dir, entry.name);
       if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX)) {
-        const pid = Number(entry.name.slice(TEMP_PREFIX.length).split('-')[0]);
-        let old = false;
-        try {
-          old = Date.now() - statSync(full).mtimeMs > maxAgeMs;
-        } catch {
-          continue;
-        }
-        if (old || !Number.isInteger(pid) || !pidAlive(pid)) {
-          try {
-            unlinkSync(full);
-            removed.push(full);
-          } catch {
-            // gone already
-          }
-        }
+        if (isAbandonedTemp(full, maxAgeMs)) found.push(full);
       } else if (entry.isDirectory() && depth < 2 && !entry.name.startsWith('.')) {
         visit(full, entry.name.startsWith('@') ? depth + 1 : 2);
       }
     }
   };
   visit(root, 0);
+  return found;
+}
+
+/**
+ * Removes temp files left by dead processes (or older than maxAgeMs) in the storage root, scope
+ * folders and package folders. Synchronous: runs once in the plugin constructor.
+ */
+export function sweepTempFiles(root: string, maxAgeMs = 3_600_000): string[] {
+  const removed: string[] = [];
+  for (const file of abandonedTempFiles(root, maxAgeMs)) {
+    try {
+      unlinkSync(file);
+      removed.push(file);
+    } catch {
+      // gone already
+    }
+  }
   return removed;
 }

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createConfigFile, defaultFields, isRegistryCoreError } from '../../plugins/registry-core/index';
 import { onPluginLoaded, type PluginAnnouncement } from '../../plugins/registry-core/plugin-presence';
-import RegistryAuthPlugin, { getIssuer, getTokenAlgorithm, issueLocalToken, verifyToken } from '../../plugins/verdaccio-registry-auth/index';
-import type { RemoteUser, VerdaccioError } from '../../plugins/verdaccio-registry-auth/verdaccio-adapter';
+import RegistryAuthPlugin, { currentIssuer, currentTokenAlgorithm, issueLocalToken, verifyToken } from '../../plugins/verdaccio-registry-auth/index';
+import type { VerdaccioError, VerdaccioRemoteUser } from '../../plugins/verdaccio-boundary/index';
 
 function registryFolder(): { dir: string; configPath: string } {
   const dir = mkdtempSync(join(tmpdir(), 'auth-plugin-'));
@@ -31,7 +31,7 @@ function call<T>(fn: (cb: (error: VerdaccioError | null, value?: T) => void) => 
   return new Promise((resolve) => fn((error, value) => resolve({ error, value })));
 }
 
-const user = (name: string | undefined, groups: string[]): RemoteUser => ({ name, groups, real_groups: [] });
+const user = (name: string | undefined, groups: string[]): VerdaccioRemoteUser => ({ name, groups, real_groups: [] });
 
 describe('the plugin object as Verdaccio drives it', () => {
   test('announces itself, binds the library exports to the running instance', async () => {
@@ -46,8 +46,8 @@ describe('the plugin object as Verdaccio drives it', () => {
     assert.equal(seen.length, 1);
     assert.equal(seen[0].part, 'auth');
     assert.match(seen[0].detail, /EdDSA, issuer http:\/\/localhost:4873\/_auth/);
-    assert.equal(getTokenAlgorithm(), 'EdDSA');
-    assert.deepEqual(getIssuer(), { url: 'http://localhost:4873/_auth', kind: 'private' });
+    assert.equal(currentTokenAlgorithm(), 'EdDSA');
+    assert.deepEqual(currentIssuer(), { url: 'http://localhost:4873/_auth', kind: 'private' });
     const issued = await issueLocalToken('someone', ['someone']);
     const verified = await verifyToken(issued.token);
     assert.equal(verified.user, 'someone');

@@ -14,18 +14,13 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv } from '../harness/registry';
+import { renderTemplate } from '../harness/templates';
 
 const TEMPLATE = join(PROJECT_ROOT, 'templates', 'registry.service');
 
 /** The README's substitution: every {{NAME}} replaced, nothing left over. */
 function renderUnit(values: Record<string, string>): string {
-  const text = readFileSync(TEMPLATE, 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_match, key: string) => {
-    const value = values[key];
-    assert.ok(value !== undefined, `no value for {{${key}}}`);
-    return value;
-  });
-  assert.doesNotMatch(text, /\{\{|\}\}/);
-  return text;
+  return renderTemplate(TEMPLATE, values);
 }
 
 /** `[Section] Key=value` lines (comments and blank lines skipped); repeated keys keep every value. */

@@ -11,19 +11,9 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
-import { monotonicUs, ownerOf, readProfile } from './profile';
+import { monotonicUs, ownerOf, readProfile, type CallFrame, type ProfileNode } from './profile';
 import { addUser, makeTarball, packageFiles, processCpuMs, publishBody, putPublish, removeDir, startServer, tempDir } from './stock';
 
-interface CallFrame {
-  functionName: string;
-  url: string;
-  lineNumber: number;
-}
-interface ProfileNode {
-  id: number;
-  callFrame: CallFrame;
-  children?: number[];
-}
 interface Window {
   startUs: number;
   endUs: number;

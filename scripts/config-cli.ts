@@ -11,8 +11,9 @@ import { parseArgs as parseCliArgs } from 'node:util';
 // its run time. What only some commands need is required when they run (see the lazy loaders below).
 import { ConfigFile, type ConfigSnapshot } from '../plugins/registry-core/config-file';
 import { changeRegistryUrl, executeCommand, formatConfig, helpText, parseCommand, type Command, type CommandContext } from '../plugins/registry-core/commands';
-import { describeConfig } from '../plugins/registry-core/describe';
-import { readRegistryUrl } from '../plugins/registry-core/env';
+import { describeConfig, describeConfigChange } from '../plugins/registry-core/describe';
+import { ENV_FILE_NAME, readRegistryUrl } from '../plugins/registry-core/env';
+import { lockbPathFor } from '../plugins/registry-core/layout';
 import { RegistryCoreError, formatError } from '../plugins/registry-core/errors';
 import { repairConfigFile } from '../plugins/registry-core/header-file';
 
@@ -88,25 +89,23 @@ function locate(options: CliOptions, needsStorage: boolean): Locations {
   } else if (options.config !== undefined) {
     throw new RegistryCoreError('ERR_LOCKB_MISSING', `no config file at ${configPath}`);
   }
-  const lockbPath = resolve(options.file ?? lockbFromConfig ?? join(configDir, 'registry.lockb'));
-  return { configPath, lockbPath, envFile: join(configDir, '.env.local'), storageDir };
+  const lockbPath = resolve(options.file ?? lockbFromConfig ?? lockbPathFor(configDir, undefined));
+  return { configPath, lockbPath, envFile: join(configDir, ENV_FILE_NAME), storageDir };
 }
 
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
 const err = (text: string): void => void process.stderr.write(`${text}\n`);
 
-function describeChange(next: ConfigSnapshot, prev: ConfigSnapshot): string {
-  const changes = (Object.keys(next.view.fields) as (keyof ConfigSnapshot['view']['fields'])[])
-    .filter((key) => next.view.fields[key] !== prev.view.fields[key])
-    .map((key) => `${key} ${prev.view.fields[key]} → ${next.view.fields[key]}`);
-  return `${new Date().toISOString()}  ${changes.join(', ') || 'bytes rewritten (same values)'}  [${next.view.hex} ${next.view.check}]`;
+/** One `watch` line: when, what changed (core describeConfigChange), the bytes now. */
+function watchLine(next: ConfigSnapshot, prev: ConfigSnapshot): string {
+  return `${new Date().toISOString()}  ${describeConfigChange(prev.fields, next.fields)}  [${next.view.hex} ${next.view.check}]`;
 }
 
 async function watch(where: Locations): Promise<number> {
   const config = ConfigFile.open(where.lockbPath);
   out(`watching ${where.lockbPath} (Ctrl-C to stop)`);
   out(formatConfig(config.getConfig().view, readRegistryUrl(where.envFile)));
-  config.watchConfig((next, prev) => out(describeChange(next, prev)));
+  config.watchConfig((next, prev) => out(watchLine(next, prev)));
   const keepAlive = setInterval(() => undefined, 1 << 30); // the watcher itself does not hold the process open
   return new Promise((resolveExit) => {
     const stop = (): void => {
@@ -146,6 +145,15 @@ function currentFields(path: string) {
 
 function rebuild(where: Locations): number {
   if (!where.storageDir) throw new RegistryCoreError('ERR_STORAGE_MISSING', `no config.yaml at ${where.configPath} to take storage: from`, { hint: 'pass --config PATH' });
+  // on PostgreSQL the storage folder holds no packages: the index is the database's (docs/database.md)
+  const settings = (require('../plugins/registry-core/database/settings') as typeof import('../plugins/registry-core/database/settings')).databaseSettingsOf(
+    verdaccioConfigModule().readVerdaccioConfig(where.configPath).mapping,
+    process.env,
+  );
+  if (settings.backend === 'postgres') {
+    err(`not rebuilt: this registry keeps its packages in PostgreSQL; ${where.lockbPath}'s index mirrors the database's and is restored by the node at its next start`);
+    return 1;
+  }
   const result = indexRebuildModule().rebuildIndex(where.lockbPath, where.storageDir);
   for (const skipped of result.skipped) err(`warning: skipped ${skipped.path}: ${skipped.reason}`);
   out(`rebuilt the package index of ${where.lockbPath}: ${result.records} records for ${result.packages} packages from ${where.storageDir}`);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the registry and its tests need on a fresh Debian machine, and nothing twice:
 #   npm packages (incl. the pinned Node 24 and bun) when node_modules is missing or stale,
-#   Debian's chromium, tmux, prometheus (for promtool, the metrics test's real parser) and nginx
+#   Debian's chromium, tmux, prometheus (for promtool, the metrics test's real parser), postgresql
+#   (initdb/pg_ctl/postgres for the tests' private clusters, test/harness/postgres.ts) and nginx
 #   (the reverse-proxy test, templates/nginx.conf) when the tests need them and they are missing.
 # Usage: bash scripts/setup.sh [--with-test-tools]
 set -euo pipefail
@@ -19,6 +20,8 @@ if [ "${1:-}" = "--with-test-tools" ]; then
   command -v tmux >/dev/null 2>&1 || missing+=(tmux)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  # Debian keeps the server binaries off PATH, in /usr/lib/postgresql/<major>/bin
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"

@@ -18,6 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { armSelfPublishOnStart } from './lib/self-publish-on-start';
 import { readVerdaccioConfig } from './lib/verdaccio-config';
 import { RegistryCoreError, bootRegistry, describeStartupError, registryLayoutOf } from '../plugins/registry-core/index';
+import { databaseSettingsOf } from '../plugins/registry-core/database/settings';
 
 function fail(message: string): never {
   process.stderr.write(`\nregistry start-up failed: ${message}\n`);
@@ -47,6 +48,8 @@ function main(): void {
     if (error instanceof RegistryCoreError) fail(describeStartupError(error, registryLayoutOf(verdaccioConfig.mapping, configPath).lockbPath));
     throw error;
   }
+  // files or PostgreSQL (docs/database.md): a malformed choice stops here, before anything listens
+  databaseSettingsOf(verdaccioConfig.mapping, process.env);
   armSelfPublishOnStart(configPath);
 
   const verdaccioBin = join(dirname(require.resolve('verdaccio/package.json')), 'bin', 'verdaccio');

@@ -1,6 +1,18 @@
 /** The dashboard's HTTP API (docs/http-api.md): the config and the package list. */
 import { TerminalError } from './errors';
-import { check, configViewSchema, packagesResponseSchema, upstreamViewSchema, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
+import {
+  activitySchema,
+  check,
+  configViewSchema,
+  packagesResponseSchema,
+  packageViewSchema,
+  upstreamViewSchema,
+  type ActivityView,
+  type PackageDetail,
+  type PackageInfo,
+  type ServerConfig,
+  type UpstreamView,
+} from './protocol';
 
 const TIMEOUT_MS = 5000;
 
@@ -65,6 +77,20 @@ export async function fetchPackages(registry: string, token: string | undefined)
   const path = '/_dashboard/api/packages';
   const body = await getJson(registry, path, token);
   return validated(() => check(packagesResponseSchema, body, 'package list').packages, path);
+}
+
+/** One package for the detail screen (`o` on the package list): versions, tags, publisher, sizes, integrity. */
+export async function fetchPackage(registry: string, token: string | undefined, name: string): Promise<PackageDetail> {
+  const path = `/_dashboard/api/package?name=${encodeURIComponent(name)}`;
+  const body = await getJson(registry, path, token);
+  return validated(() => check(packageViewSchema, body, 'package view'), path);
+}
+
+/** Publishes, downloads and requests per minute, and the storage size (the socket pushes the same document). */
+export async function fetchActivity(registry: string, token: string | undefined): Promise<ActivityView> {
+  const path = '/_dashboard/api/activity';
+  const body = await getJson(registry, path, token);
+  return validated(() => check(activitySchema, body, 'activity'), path);
 }
 
 /** Upstream health and cache size; a registry without the route (older build) is "not available". */

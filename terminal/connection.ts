@@ -5,7 +5,7 @@
  */
 import WebSocket from 'ws';
 import { TerminalError } from './errors';
-import { parseServerMessage, type AuthMessage, type EventMessage, type ServerConfig } from './protocol';
+import { parseServerMessage, type ActivityView, type AuthMessage, type EventMessage, type ServerConfig } from './protocol';
 
 export type ConnectionStatus =
   | { state: 'connecting'; attempt: number }
@@ -22,6 +22,8 @@ export interface ConnectionListeners {
   onStatus(status: ConnectionStatus): void;
   /** Frames that are not answers to our commands: auth results, server errors, bad frames. */
   onNotice(text: string, isError: boolean): void;
+  /** The activity counts the server pushes (issue 15.7); optional for clients that do not show them. */
+  onActivity?(activity: ActivityView): void;
 }
 
 export interface CommandResult {
@@ -159,6 +161,9 @@ export class LiveConnection {
       }
       case 'error':
         this.listeners.onNotice(message.error, true);
+        return;
+      case 'activity':
+        this.listeners.onActivity?.(message.activity);
         return;
       case 'other': {
         const raw = message.raw;

@@ -3,7 +3,7 @@
  * Events and config changes are printed above the prompt without eating what is being typed.
  */
 import { createInterface } from 'node:readline';
-import { COMMANDS, parseCommand } from '../plugins/registry-core/commands';
+import { COMMANDS, isWriteCommand, parseCommand } from '../plugins/registry-core/commands';
 import { terminalSocketUrl } from './api';
 import { LiveConnection, type ConnectionStatus } from './connection';
 import { formatEvent } from './model';
@@ -19,7 +19,6 @@ export interface CookedOptions {
   output?: NodeJS.WritableStream;
 }
 
-const WRITE_COMMANDS = new Set(['set', 'toggle', 'url']);
 const CONNECT_WAIT_MS = 5000;
 
 export function summarizeConfig(config: ServerConfig): string {
@@ -98,7 +97,7 @@ export function runCooked(options: CookedOptions): Promise<number> {
       print(`! \`${name}\` works only in the config CLI: npm run config -- ${name}`);
       return;
     }
-    if (options.readonly && WRITE_COMMANDS.has(name)) {
+    if (options.readonly && isWriteCommand(name)) {
       print(`! read-only (--readonly): \`${name}\` is disabled`);
       return;
     }

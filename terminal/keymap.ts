@@ -11,6 +11,9 @@ export type Action =
   | 'next-flag'
   | 'prev-flag'
   | 'toggle-flag'
+  | 'package-prev'
+  | 'package-next'
+  | 'open-package'
   | 'command-line'
   | 'help'
   | 'redraw'
@@ -45,6 +48,9 @@ export const KEYMAP: readonly KeyBinding[] = [
   { keys: ['?'], label: '?', action: 'help', hint: 'help', summary: 'this help (any key closes it)', edits: false, footer: true },
   { keys: ['C-l'], label: 'C-l', action: 'redraw', hint: 'redraw', summary: 'redraw the whole screen', edits: false, footer: false },
   { keys: ['q', 'C-c'], label: 'q', action: 'quit', hint: 'quit', summary: 'quit and restore the terminal', edits: false, footer: true },
+  { keys: ['['], label: '[', action: 'package-prev', hint: 'pick package', summary: 'move the package cursor (the > in the package list) up', edits: false, footer: false },
+  { keys: [']'], label: ']', action: 'package-next', hint: 'pick package', summary: 'move the package cursor down', edits: false, footer: true },
+  { keys: ['o'], label: 'o', action: 'open-package', hint: 'open package', summary: 'open the package under the package cursor: versions, dist-tags, publisher, size, integrity, dependencies (any key closes)', edits: false, footer: true },
 ];
 
 const BY_KEY = new Map<string, KeyBinding>();

@@ -5,7 +5,7 @@
  * terminalMode raw → full screen, cooked → line REPL, disabled → explains and exits 0.
  * Talks to the registry over HTTP/WebSocket only.
  */
-import { fetchConfig, fetchPackages, fetchUpstream } from './api';
+import { fetchActivity, fetchConfig, fetchPackages, fetchUpstream } from './api';
 import { parseTerminalArgs, USAGE } from './args';
 import { runCooked } from './cooked';
 import { describeError, isTerminalError } from './errors';
@@ -48,7 +48,8 @@ export async function main(io: MainIo): Promise<number> {
   if (!interactive) {
     const packages = await fetchPackages(options.registry, token).catch((error: Error) => ({ error: error.message }));
     const upstream = await fetchUpstream(options.registry, token).catch((error: Error) => ({ error: error.message }));
-    const input = { registry: options.registry, config, packages, upstream };
+    const activity = await fetchActivity(options.registry, token).catch((error: Error) => ({ error: error.message }));
+    const input = { registry: options.registry, config, packages, upstream, activity };
     io.write(options.json ? snapshotJson(input) : renderSnapshot(input));
     return 0;
   }

@@ -3,7 +3,7 @@
  * functions mutate the state object and return the effects (send a command, quit…) for the
  * app to carry out, so the whole behaviour is unit-tested without a terminal or a server.
  */
-import { COMMANDS, parseCommand, type Command } from '../plugins/registry-core/commands';
+import { COMMANDS, isWriteCommand, parseCommand, type Command } from '../plugins/registry-core/commands';
 import {
   CHECK_OFFSET,
   CONFIG_START,
@@ -17,7 +17,7 @@ import {
 } from '../plugins/registry-core/layout';
 import type { ConnectionStatus } from './connection';
 import { bindingForKey } from './keymap';
-import { configBytes, type AuthMessage, type EventMessage, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
+import { configBytes, type ActivityView, type AuthMessage, type EventMessage, type PackageDetail, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
 
 export interface LogEntry {
   time: number;
@@ -29,7 +29,9 @@ export type InputMode =
   | { kind: 'normal' }
   | { kind: 'edit'; offset: number; text: string }
   | { kind: 'command'; text: string }
-  | { kind: 'help'; scroll: number };
+  | { kind: 'help'; scroll: number }
+  /** the package detail screen (`o`): loading until `detail` or `error` arrives */
+  | { kind: 'package'; name: string; detail: PackageDetail | null; error: string | null; scroll: number };
 
 export interface ClientState {
   registry: string;
@@ -40,6 +42,10 @@ export interface ClientState {
   packages: PackageInfo[];
   /** GET /_dashboard/api/upstream, refreshed with the package list; null until the first answer */
   upstream: UpstreamView | null;
+  /** the activity document the socket pushes (issue 15.7); null until the first one */
+  activity: ActivityView | null;
+  /** index into `packages` of the package `o` opens */
+  packageCursor: number;
   log: LogEntry[];
   /** Grid cursor: a config byte offset 4..15 (the check byte 16 is computed, never edited). */
   cursor: number;
@@ -60,7 +66,7 @@ export interface KeyPress {
   ch?: string;
 }
 
-export type Effect = { type: 'send'; line: string } | { type: 'quit' } | { type: 'redraw' } | { type: 'refresh-packages' };
+export type Effect = { type: 'send'; line: string } | { type: 'quit' } | { type: 'redraw' } | { type: 'refresh-packages' } | { type: 'open-package'; name: string };
 
 export const MAX_LOG = 200;
 const MAX_INPUT = 200;
@@ -75,7 +81,6 @@ export const FIELD_STARTS: readonly number[] = [
   FIELD_OFFSETS.rows,
   FIELD_OFFSETS.cols,
 ];
-const WRITE_COMMANDS: ReadonlySet<Command['name']> = new Set(['set', 'toggle', 'url']);
 
 export function createState(options: { registry: string; readonly: boolean; tokenSource: string | null; config?: ServerConfig | null }): ClientState {
   return {
@@ -85,6 +90,8 @@ export function createState(options: { registry: string; readonly: boolean; toke
     config: options.config ?? null,
     packages: [],
     upstream: null,
+    activity: null,
+    packageCursor: 0,
     log: [],
     cursor: FIRST_EDITABLE,
     flagCursor: 0,
@@ -128,7 +135,8 @@ export function formatEvent(event: EventMessage): string {
   const what = event.name !== undefined ? ` ${event.name}${event.version ? `@${event.version}` : ''}` : '';
   const who = event.user !== undefined ? ` by ${event.user}` : '';
   const detail = event.detail !== undefined && event.detail !== '' ? ` ${event.detail}` : '';
-  return `${event.kind}${what}${detail}${who}`;
+  const tags = event.tags !== undefined && event.tags.length > 0 ? ` (${event.tags.join(', ')})` : '';
+  return `${event.kind}${what}${tags}${detail}${who}`;
 }
 
 // `upstream` (health changes, cache fills) refreshes the list and the upstream line together
@@ -137,6 +145,24 @@ const PACKAGE_EVENTS = new Set(['publish', 'unpublish', 'dist-tag', 'deprecate',
 export function applyEvent(state: ClientState, event: EventMessage, now: number = Date.now()): Effect[] {
   addLog(state, formatEvent(event), 'event', event.time ?? now);
   return PACKAGE_EVENTS.has(event.kind) ? [{ type: 'refresh-packages' }] : [];
+}
+
+export function applyActivity(state: ClientState, activity: ActivityView): void {
+  state.activity = activity;
+}
+
+/** The package list changed: the package cursor stays on its package when it is still there. */
+export function applyPackages(state: ClientState, packages: PackageInfo[]): void {
+  const current = state.packages[state.packageCursor]?.name;
+  state.packages = packages;
+  const again = current === undefined ? -1 : packages.findIndex((p) => p.name === current);
+  state.packageCursor = again >= 0 ? again : Math.min(state.packageCursor, Math.max(0, packages.length - 1));
+}
+
+/** The answer to `o`: shown when the detail screen is still open for that package. */
+export function applyPackageDetail(state: ClientState, name: string, detail: PackageDetail | null, error: string | null): void {
+  if (state.input.kind !== 'package' || state.input.name !== name) return;
+  state.input = { ...state.input, detail, error };
 }
 
 export function applyHistory(state: ClientState, events: EventMessage[]): void {
@@ -190,12 +216,22 @@ export function handleKey(state: ClientState, key: KeyPress): Effect[] {
   switch (state.input.kind) {
     case 'help':
       return helpKey(state, state.input, key);
+    case 'package':
+      return packageKey(state, state.input, key);
     case 'edit':
     case 'command':
       return inputKey(state, state.input, key);
     case 'normal':
       return normalKey(state, key);
   }
+}
+
+function packageKey(state: ClientState, input: { kind: 'package'; scroll: number }, key: KeyPress): Effect[] {
+  if (key.full === 'down' || key.full === 'j') input.scroll += 1;
+  else if (key.full === 'up' || key.full === 'k') input.scroll = Math.max(0, input.scroll - 1);
+  else if (key.full === 'C-c') return [{ type: 'quit' }];
+  else state.input = { kind: 'normal' };
+  return [];
 }
 
 function helpKey(state: ClientState, input: { kind: 'help'; scroll: number }, key: KeyPress): Effect[] {
@@ -290,7 +326,7 @@ function submitCommand(state: ClientState, text: string): Effect[] {
     say(state, `\`${command.name}\` works only in the config CLI: npm run config -- ${command.name}`, true);
     return [];
   }
-  if (state.readonly && WRITE_COMMANDS.has(command.name)) {
+  if (state.readonly && isWriteCommand(command.name)) {
     say(state, `read-only (--readonly): \`${command.name}\` changes the registry and is disabled`, true);
     return [];
   }
@@ -334,6 +370,21 @@ function normalKey(state: ClientState, key: KeyPress): Effect[] {
       }
       state.input = { kind: 'edit', offset: state.cursor, text: '' };
       return [];
+    case 'package-prev':
+      state.packageCursor = Math.max(0, state.packageCursor - 1);
+      return [];
+    case 'package-next':
+      state.packageCursor = Math.min(Math.max(0, state.packages.length - 1), state.packageCursor + 1);
+      return [];
+    case 'open-package': {
+      const pkg = state.packages[state.packageCursor];
+      if (pkg === undefined) {
+        say(state, 'no package to open', true);
+        return [];
+      }
+      state.input = { kind: 'package', name: pkg.name, detail: null, error: null, scroll: 0 };
+      return [{ type: 'open-package', name: pkg.name }];
+    }
     case 'next-flag':
       state.flagCursor = (state.flagCursor + 1) % FEATURE_FLAG_NAMES.length;
       return [];

@@ -1,63 +1,16 @@
 /**
- * The bearer token npm would send to a registry, read from `.npmrc` files the way npm stores it:
- * `//host:port/path/:_authToken=…` (npm's "nerf dart" key), walking up the path like
- * npm-registry-fetch does, with `${VAR}` expanded from the environment.
+ * Where the terminal looks for the bearer token npm would send: the files npm reads, in npm's
+ * order. Reading them is the project's one .npmrc reader (core `npmrc.ts`: npm's `ini`, nerf-dart
+ * keys walked up like npm-registry-fetch, `${VAR}` expansion).
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { NpmrcError, npmrcToken, type NpmrcToken } from '../plugins/registry-core/npmrc';
 import { TerminalError } from './errors';
 
-/** `//host[:port]/path/` — npm's key prefix for per-registry settings. */
-export function nerfDart(registryUrl: string): string {
-  const url = new URL(registryUrl);
-  const path = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
-  return `//${url.host}${path}`;
-}
+export { nerfDart, nerfDartCandidates, parseNpmrc } from '../plugins/registry-core/npmrc';
 
-/** The keys npm tries, most specific first: `//h/a/b/`, `//h/a/`, `//h/`. */
-export function nerfDartCandidates(registryUrl: string): string[] {
-  const keys: string[] = [];
-  let key = nerfDart(registryUrl);
-  const root = key.slice(0, key.indexOf('/', 2) + 1);
-  for (;;) {
-    keys.push(key);
-    if (key === root) return keys;
-    key = key.replace(/[^/]+\/$/, '');
-  }
-}
-
-/** Minimal npm-ini: `key = value` lines, `;`/`#` comments, quoted values, `${VAR}` expansion. */
-export function parseNpmrc(text: string, env: Record<string, string | undefined>): Map<string, string> {
-  const entries = new Map<string, string>();
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (line === '' || line.startsWith(';') || line.startsWith('#') || line.startsWith('[')) continue;
-    const eq = line.indexOf('=');
-    if (eq <= 0) continue;
-    const key = expand(line.slice(0, eq).trim(), env);
-    let value = line.slice(eq + 1).trim();
-    if (value.length >= 2 && ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'")))) {
-      value = value.slice(1, -1);
-    }
-    entries.set(key, expand(value, env));
-  }
-  return entries;
-}
-
-function expand(value: string, env: Record<string, string | undefined>): string {
-  // npm: `${NAME}` → env value (empty when unset); `\${NAME}` stays literal.
-  return value.replace(/(\\*)\$\{([^}]+)\}/g, (match: string, slashes: string, name: string) => {
-    if (slashes.length % 2 === 1) return match.slice(1);
-    return slashes + (env[name] ?? '');
-  });
-}
-
-export interface TokenLookup {
-  token: string;
-  /** `file (key)` — shown on screen so the operator knows which credential is in use. */
-  source: string;
-}
+export type TokenLookup = NpmrcToken;
 
 /** Files searched, in order: `./.npmrc`, the user config npm reads (`$NPM_CONFIG_USERCONFIG`), `~/.npmrc`. */
 export function defaultNpmrcFiles(cwd: string, env: Record<string, string | undefined>, home: string = homedir()): string[] {
@@ -78,23 +31,10 @@ export function findAuthToken(
   env: Record<string, string | undefined>,
   options: { required?: boolean } = {},
 ): TokenLookup | undefined {
-  const candidates = nerfDartCandidates(registryUrl);
-  for (const file of files) {
-    if (!existsSync(file)) {
-      if (options.required) throw new TerminalError('ERR_NPMRC', `--npmrc ${file} does not exist`);
-      continue;
-    }
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new TerminalError('ERR_NPMRC', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
-    }
-    const entries = parseNpmrc(text, env);
-    for (const key of candidates) {
-      const token = entries.get(`${key}:_authToken`);
-      if (token !== undefined && token !== '') return { token, source: `${file} (${key}:_authToken)` };
-    }
+  try {
+    return npmrcToken(registryUrl, files, env, options);
+  } catch (error) {
+    if (error instanceof NpmrcError) throw new TerminalError('ERR_NPMRC', error.message, { cause: error });
+    throw error;
   }
-  return undefined;
 }

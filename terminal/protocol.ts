@@ -60,6 +60,8 @@ export const eventMessageSchema = z.looseObject({
   version: z.string().optional(),
   user: z.string().optional(),
   detail: z.string().optional(),
+  /** publish: the dist-tags the same write set (one event per publish) */
+  tags: z.array(z.string()).optional(),
 });
 export type EventMessage = z.infer<typeof eventMessageSchema>;
 
@@ -85,6 +87,43 @@ export const historyMessageSchema = z.looseObject({
   events: z.array(eventMessageSchema),
 });
 
+const activityTotalsSchema = z.object({ publishes: z.number().nonnegative(), downloads: z.number().nonnegative(), requests: z.number().nonnegative() });
+
+/** GET /_dashboard/api/activity and the socket's `activity` message (issue 15.7). */
+export const activitySchema = z.looseObject({
+  bucketSeconds: z.number().positive(),
+  now: z.string(),
+  buckets: z.array(activityTotalsSchema.extend({ start: z.string() })),
+  totals: activityTotalsSchema,
+  storage: z.looseObject({ localBytes: z.number().nonnegative(), cachedBytes: z.number().nonnegative(), files: z.number().int().nonnegative() }).nullable(),
+});
+export type ActivityView = z.infer<typeof activitySchema>;
+
+const versionViewSchema = z.looseObject({
+  version: z.string(),
+  time: z.string().nullable(),
+  publisher: z.string().nullable(),
+  integrity: z.string().nullable(),
+  tarballBytes: z.number().nullable(),
+  unpackedSize: z.number().nullable(),
+  deprecated: z.string().optional(),
+  tags: z.array(z.string()),
+});
+
+/** GET /_dashboard/api/package?name= (issue 15.7; the readme stays on the page). */
+export const packageViewSchema = z.looseObject({
+  name: z.string(),
+  source: z.enum(['local', 'cached']),
+  description: z.string().nullable(),
+  license: z.string().nullable(),
+  distTags: z.record(z.string(), z.string()),
+  shown: z.string().nullable(),
+  maintainers: z.array(z.looseObject({ name: z.string() })),
+  versions: z.array(versionViewSchema),
+  dependencies: z.looseObject({ dependencies: z.record(z.string(), z.string()), peerDependencies: z.record(z.string(), z.string()) }),
+});
+export type PackageDetail = z.infer<typeof packageViewSchema>;
+
 export type ServerMessage =
   | { type: 'config'; config: ServerConfig }
   | { type: 'history'; events: EventMessage[] }
@@ -93,6 +132,7 @@ export type ServerMessage =
   | { type: 'event'; event: EventMessage }
   | { type: 'output'; output: OutputMessage }
   | { type: 'error'; error: string }
+  | { type: 'activity'; activity: ActivityView }
   | { type: 'other'; kind: string; raw: Record<string, unknown> };
 
 /** Parses one WebSocket frame. Throws with a readable message when the frame is not valid. */
@@ -118,6 +158,8 @@ export function parseServerMessage(text: string): ServerMessage {
       return { type: 'auth', auth: check(authMessageSchema, record, 'auth answer') };
     case 'pong':
       return { type: 'pong' };
+    case 'activity':
+      return { type: 'activity', activity: check(activitySchema, record, 'activity') };
     case 'error':
       return { type: 'error', error: typeof record.error === 'string' ? record.error : JSON.stringify(record) };
     default:

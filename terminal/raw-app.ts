@@ -1,13 +1,16 @@
 /** The full-screen client (terminalMode raw): state + live connection + screen adapter. */
-import { fetchPackages, fetchUpstream, terminalSocketUrl } from './api';
+import { fetchActivity, fetchPackage, fetchPackages, fetchUpstream, terminalSocketUrl } from './api';
 import { LiveConnection } from './connection';
 import {
+  applyActivity,
   applyAuth,
   applyCommandFailure,
   applyCommandResult,
   applyConfig,
   applyEvent,
   applyHistory,
+  applyPackageDetail,
+  applyPackages,
   applyStatus,
   addLog,
   createState,
@@ -62,8 +65,13 @@ export function runRawApp(options: RawAppOptions): Promise<number> {
     packagesInFlight = true;
     Promise.all([
       fetchPackages(options.registry, options.token).then((packages) => {
-        state.packages = packages;
+        applyPackages(state, packages);
       }),
+      // the activity line: the socket pushes it every few seconds; this fills it at once
+      fetchActivity(options.registry, options.token).then(
+        (activity) => applyActivity(state, activity),
+        () => undefined,
+      ),
       // the upstream line rides along: it changes when the list does (cache fills, upstream events)
       fetchUpstream(options.registry, options.token).then(
         (upstream) => {
@@ -111,6 +119,10 @@ export function runRawApp(options: RawAppOptions): Promise<number> {
       addLog(state, text, isError ? 'error' : 'info');
       schedule();
     },
+    onActivity(activity) {
+      applyActivity(state, activity);
+      schedule();
+    },
   });
 
   let finish: (code: number) => void = () => undefined;
@@ -140,6 +152,14 @@ export function runRawApp(options: RawAppOptions): Promise<number> {
         case 'refresh-packages':
           refreshPackages();
           break;
+        case 'open-package': {
+          const name = effect.name;
+          fetchPackage(options.registry, options.token, name)
+            .then((detail) => applyPackageDetail(state, name, detail, null))
+            .catch((error: Error) => applyPackageDetail(state, name, null, error.message))
+            .finally(schedule);
+          break;
+        }
       }
     }
   }

@@ -7,7 +7,7 @@ import { helpText } from '../plugins/registry-core/commands';
 import { CONFIG_START, FEATURE_FLAG_NAMES, fieldAt } from '../plugins/registry-core/layout';
 import { footerHints, keyHelpLines } from './keymap';
 import { describeCursor, type ClientState, type LogEntry } from './model';
-import { configBytes, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
+import { configBytes, type ActivityView, type PackageDetail, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
 
 export type FieldTone = 'version' | 'registryHash' | 'featureFlags' | 'terminalMode' | 'rows' | 'cols' | 'check';
 export type Tone = 'plain' | 'cursor' | 'title' | 'heading' | 'dim' | 'error' | 'ok' | 'warn' | 'input' | FieldTone;
@@ -126,6 +126,69 @@ export function upstreamSummary(view: UpstreamView | null, offline: boolean): st
   return parts.join(' | ');
 }
 
+const bytes = (n: number): string =>
+  n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(2)} GiB`;
+
+/** `12 req | 3 dl | 1 pub in 60 min (this minute 2/0/0) | storage 9.0 KiB + 0 B cached` — the dashboard's activity card in one line (`|` like the upstream line: blessed draws `·` as `~` in some terminals). */
+export function activitySummary(view: ActivityView | null): string {
+  if (view === null) return 'waiting for the counts…';
+  const sum = (key: 'requests' | 'downloads' | 'publishes'): number => view.buckets.reduce((n, b) => n + b[key], 0);
+  const last = view.buckets[view.buckets.length - 1];
+  const minutes = Math.round((view.buckets.length * view.bucketSeconds) / 60);
+  const now = last ? ` (this minute ${last.requests}/${last.downloads}/${last.publishes})` : '';
+  const storage = view.storage === null ? 'storage measuring…' : `storage ${bytes(view.storage.localBytes)} + ${bytes(view.storage.cachedBytes)} cached`;
+  return `${sum('requests')} req | ${sum('downloads')} dl | ${sum('publishes')} pub in ${minutes} min${now} | ${storage}`;
+}
+
+function activityLine(view: ActivityView | null): Line {
+  return [seg('activity     ', 'dim'), seg(activitySummary(view), view === null ? 'dim' : 'plain')];
+}
+
+/** The `o` screen: one package's versions, tags, publisher, size, integrity and dependencies. */
+export function packageDetailLines(name: string, detail: PackageDetail | null, error: string | null): Line[] {
+  if (error !== null) return [[seg(name, 'heading')], [seg(error, 'error')]];
+  if (detail === null) return [[seg(name, 'heading')], [seg('loading…', 'dim')]];
+  const shown = detail.versions.find((v) => v.version === detail.shown);
+  const lines: Line[] = [
+    [seg(detail.name, 'heading'), seg(`  ${detail.source}`, detail.source === 'cached' ? 'title' : 'ok'), seg(detail.shown ? `  showing ${detail.shown}` : '', 'dim')],
+  ];
+  if (detail.description) lines.push([seg(detail.description, 'dim')]);
+  lines.push(
+    [seg('publisher    ', 'dim'), seg(shown?.publisher ?? '-')],
+    [seg('maintainers  ', 'dim'), seg(detail.maintainers.map((m) => m.name).join(', ') || '-')],
+    [seg('size         ', 'dim'), seg(shown ? `${shown.tarballBytes === null ? '-' : bytes(shown.tarballBytes)} tarball${shown.unpackedSize === null ? '' : `, ${bytes(shown.unpackedSize)} unpacked`}` : '-')],
+    [seg('integrity    ', 'dim'), seg(shown?.integrity ?? '-')],
+    [seg('dist-tags    ', 'dim'), seg(Object.entries(detail.distTags).map(([tag, v]) => `${tag}: ${v}`).join('  ') || '-')],
+    [seg('license      ', 'dim'), seg(detail.license ?? '-')],
+  );
+  const deps = Object.entries(detail.dependencies.dependencies).map(([dep, range]) => `${dep} ${range}`);
+  const peers = Object.entries(detail.dependencies.peerDependencies).map(([dep, range]) => `${dep} ${range} (peer)`);
+  lines.push([seg('dependencies ', 'dim'), seg([...deps, ...peers].join(', ') || 'none')], [], [seg(`versions (${detail.versions.length}, newest first)`, 'heading')]);
+  for (const v of detail.versions) {
+    lines.push([
+      seg(`  ${v.version.padEnd(14)}`),
+      seg(` ${v.time === null ? '-' : v.time.slice(0, 16).replace('T', ' ')}`, 'dim'),
+      seg(` ${(v.publisher ?? '-').padEnd(10)}`),
+      seg(` ${v.tarballBytes === null ? '-' : bytes(v.tarballBytes)}`, 'dim'),
+      ...(v.tags.length ? [seg(` ${v.tags.join(',')}`, 'ok')] : []),
+      ...(v.deprecated !== undefined ? [seg(' deprecated', 'warn')] : []),
+    ]);
+  }
+  return lines;
+}
+
+function packageScreen(state: ClientState, input: { name: string; detail: PackageDetail | null; error: string | null; scroll: number }, height: number): Line[] {
+  const content = packageDetailLines(input.name, input.detail, input.error);
+  const room = Math.max(1, height - 1);
+  const maxScroll = Math.max(0, content.length - room);
+  const from = Math.min(input.scroll, maxScroll);
+  const lines = content.slice(from, from + room);
+  while (lines.length < room) lines.push([]);
+  lines.push([seg(maxScroll > 0 ? ` ${from + 1}-${Math.min(content.length, from + room)} of ${content.length}, ↑↓ scroll, any key closes` : ' any key closes', 'dim')]);
+  void state;
+  return lines;
+}
+
 function upstreamLine(view: UpstreamView | null, offline: boolean): Line {
   const tone = offline ? 'warn' : view?.available && view.lastFailure === null ? 'ok' : 'dim';
   return [seg('upstream     ', 'dim'), seg(upstreamSummary(view, offline), tone)];
@@ -177,25 +240,29 @@ function flagLines(state: ClientState, config: ServerConfig, compact: boolean): 
   ];
 }
 
-function packageLines(packages: readonly PackageInfo[], rows: number, width: number): Line[] {
+function packageLines(packages: readonly PackageInfo[], rows: number, width: number, cursor = -1): Line[] {
   if (rows <= 0) return [];
   const cached = packages.filter((p) => p.source === 'cached').length;
-  const lines: Line[] = [[seg(`packages (${packages.length}${cached ? `, ${cached} cached` : ''})`, 'heading')]];
+  const lines: Line[] = [[seg(`packages (${packages.length}${cached ? `, ${cached} cached` : ''})`, 'heading'), seg(packages.length > 0 ? '  ] pick  o open' : '', 'dim')]];
   if (packages.length === 0) lines.push([seg('  none published yet', 'dim')]);
   const room = rows - 1;
-  const shown = packages.length > room ? packages.slice(0, Math.max(0, room - 1)) : packages;
+  // the window of the list that keeps the package cursor in sight
+  const fits = packages.length > room ? Math.max(0, room - 1) : packages.length;
+  const start = cursor >= fits ? cursor - fits + 1 : 0;
+  const shown = packages.slice(start, start + fits);
   const nameWidth = Math.min(Math.max(8, ...shown.map((p) => p.name.length)), Math.max(8, Math.floor(width / 2)));
-  for (const p of shown) {
+  shown.forEach((p, i) => {
     const latest = p.distTags.latest ?? p.versions[p.versions.length - 1] ?? '-';
     const when = Number.isNaN(Date.parse(p.time)) ? p.time : new Date(p.time).toISOString().slice(0, 16).replace('T', ' ');
+    const here = start + i === cursor;
     lines.push([
-      seg(`  ${p.name.padEnd(nameWidth)}`),
+      seg(`${here ? '>' : ' '} ${p.name.padEnd(nameWidth)}`, here ? 'cursor' : undefined),
       seg(` ${latest}`, 'ok'),
       // before the counts: it must survive the cut of a half-width column
       ...(p.source === 'cached' ? [seg(' cached', 'title')] : []),
       seg(` (${p.versions.length} version${p.versions.length === 1 ? '' : 's'})  ${when}`, 'dim'),
     ]);
-  }
+  });
   if (shown.length < packages.length) lines.push([seg(`  … ${packages.length - shown.length} more (:packages lists all)`, 'dim')]);
   return lines.slice(0, rows);
 }
@@ -251,7 +318,9 @@ export interface RenderOptions {
 export function renderScreen(state: ClientState, size: RenderOptions): Line[] {
   const { width, height } = size;
   if (width < MIN_WIDTH || height < MIN_HEIGHT) return tooSmall(state, width, height);
-  const lines = state.input.kind === 'help' ? helpScreen(state, state.input.scroll, width, height) : mainScreen(state, width, height);
+  const input = state.input;
+  const lines =
+    input.kind === 'help' ? helpScreen(state, input.scroll, width, height) : input.kind === 'package' ? packageScreen(state, input, height) : mainScreen(state, width, height);
   return lines.slice(0, height).map((line) => fit(line, width));
 }
 
@@ -289,6 +358,7 @@ function mainScreen(state: ClientState, width: number, height: number): Line[] {
       }
     } else top.push(...info, ...flags);
     top.push(upstreamLine(state.upstream, config.flags.OFFLINE));
+    top.push(activityLine(state.activity));
     if (!compact) top.push([]);
   }
   const note = compact && config !== null ? `, compact: ${width}x${height} < config ${config.fields.cols}x${config.fields.rows}` : '';
@@ -297,7 +367,7 @@ function mainScreen(state: ClientState, width: number, height: number): Line[] {
   const middle: Line[] = [];
   if (width >= 100 && rest > 0) {
     const half = Math.floor(width / 2);
-    const left = packageLines(state.packages, rest, half - 1).map((l) => fit(l, half - 1));
+    const left = packageLines(state.packages, rest, half - 1, state.packageCursor).map((l) => fit(l, half - 1));
     const right = logLines(state.log, rest);
     for (let i = 0; i < rest; i++) {
       const l = left[i] ?? [];
@@ -305,7 +375,7 @@ function mainScreen(state: ClientState, width: number, height: number): Line[] {
     }
   } else {
     const packageRows = Math.min(Math.ceil(rest / 2), Math.max(2, state.packages.length + 1));
-    middle.push(...packageLines(state.packages, packageRows, width));
+    middle.push(...packageLines(state.packages, packageRows, width, state.packageCursor));
     middle.push(...logLines(state.log, rest - middle.length));
   }
   while (middle.length < rest) middle.push([]);

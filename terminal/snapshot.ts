@@ -5,8 +5,8 @@
 import { FEATURE_FLAG_NAMES } from '../plugins/registry-core/layout';
 import { fieldsOf } from './model';
 import { gridLines, lineText } from './render';
-import { configBytes, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
-import { upstreamSummary } from './render';
+import { configBytes, type ActivityView, type PackageInfo, type ServerConfig, type UpstreamView } from './protocol';
+import { activitySummary, upstreamSummary } from './render';
 
 /** Snapshots are never narrower than the grid, whatever `cols` says. */
 const MIN_SNAPSHOT_WIDTH = 48;
@@ -14,14 +14,19 @@ const MIN_SNAPSHOT_WIDTH = 48;
 export const DISABLED_MESSAGE =
   'terminal mode is disabled in registry.lockb (byte 13 = 0); enable it with `npm run config -- set 13 2`';
 
-export function renderSnapshot(input: {
+/** What a snapshot shows: the documents as fetched, or why one could not be. */
+export interface SnapshotInput {
   registry: string;
   config: ServerConfig;
   packages: PackageInfo[] | { error: string };
   /** absent: not asked (older callers) */
   upstream?: UpstreamView | { error: string };
+  /** absent: not asked (older callers) */
+  activity?: ActivityView | { error: string };
   now?: Date;
-}): string {
+}
+
+export function renderSnapshot(input: SnapshotInput): string {
   const { config } = input;
   const width = Math.max(MIN_SNAPSHOT_WIDTH, config.fields.cols);
   const f = config.fields;
@@ -47,6 +52,10 @@ export function renderSnapshot(input: {
   out.push('');
   if (input.upstream !== undefined) {
     out.push(`upstream      ${'error' in input.upstream ? `${config.flags.OFFLINE ? 'OFFLINE' : 'online'} | status not available (${input.upstream.error})` : upstreamSummary(input.upstream, config.flags.OFFLINE)}`);
+    if (input.activity === undefined) out.push('');
+  }
+  if (input.activity !== undefined) {
+    out.push(`activity      ${'error' in input.activity ? `not available (${input.activity.error})` : activitySummary(input.activity)}`);
     out.push('');
   }
   if ('error' in input.packages) {
@@ -66,8 +75,9 @@ export function renderSnapshot(input: {
   return `${out.join('\n')}\n`;
 }
 
-export function snapshotJson(input: { registry: string; config: ServerConfig; packages: PackageInfo[] | { error: string }; upstream?: UpstreamView | { error: string } }): string {
-  return `${JSON.stringify({ registry: input.registry, config: input.config, packages: input.packages, ...(input.upstream ? { upstream: input.upstream } : {}) }, null, 2)}\n`;
+export function snapshotJson(input: Omit<SnapshotInput, 'now'>): string {
+  const extra = { ...(input.upstream ? { upstream: input.upstream } : {}), ...(input.activity ? { activity: input.activity } : {}) };
+  return `${JSON.stringify({ registry: input.registry, config: input.config, packages: input.packages, ...extra }, null, 2)}\n`;
 }
 
 /** Breaks a long line at spaces (continuations indented), so nothing is cut off. */

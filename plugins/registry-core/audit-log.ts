@@ -9,7 +9,8 @@
  * producers only emit events (actor, address and token id are filled from the request context).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { readWholeFile } from './fd-read';
 import { dirname, join, resolve } from 'node:path';
 import { RegistryCoreError } from './errors';
 import { registryEvents, type RegistryEvent } from './events';
@@ -31,6 +32,8 @@ export interface AuditRecord {
   /** whom it is about when that differs from the actor (the user who logged in, the token owner) */
   user?: string;
   detail?: string;
+  /** publish: the dist-tags set by the same write (one record per publish, docs/audit.md) */
+  tags?: string[];
 }
 
 interface StoredLine extends AuditRecord {
@@ -74,17 +77,6 @@ function checkLine(text: string, prev: string, seq: number): LineCheck {
   return { ok: true, record, hash };
 }
 
-function readWhole(fd: number): Buffer {
-  const size = fstatSync(fd).size;
-  const buffer = Buffer.alloc(size);
-  let offset = 0;
-  while (offset < size) {
-    const read = readSync(fd, buffer, offset, size - offset, offset);
-    if (read === 0) break;
-    offset += read;
-  }
-  return buffer.subarray(0, offset);
-}
 
 export interface AuditQuery {
   name?: string;
@@ -119,7 +111,7 @@ export class AuditLog {
     const records: AuditRecord[] = [];
     let last = GENESIS;
     try {
-      const bytes = readWhole(readFd);
+      const bytes = readWholeFile(readFd);
       let start = 0;
       while (start < bytes.length) {
         const end = bytes.indexOf(0x0a, start);
@@ -202,6 +194,7 @@ export function auditEntryOf(event: RegistryEvent): Omit<AuditRecord, 'seq'> {
   if (event.version !== undefined) entry.version = event.version;
   if (event.user !== undefined) entry.user = event.user;
   if (event.detail !== undefined) entry.detail = event.detail;
+  if (event.tags !== undefined && event.tags.length > 0) entry.tags = [...event.tags];
   return entry;
 }
 
@@ -225,6 +218,8 @@ export function startAuditTrail(lockbPath: string, onError: (message: string) =>
   if (existing) return existing.log;
   const log = AuditLog.open(auditPathFor(key));
   const stop = registryEvents(key).on((event) => {
+    // another node's change (replayed from the shared index): recorded by that node's trail
+    if (event.origin === 'remote') return;
     try {
       log.append(auditEntryOf(event));
     } catch (error) {

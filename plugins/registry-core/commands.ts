@@ -24,11 +24,11 @@ export type Command =
 
 export type CommandName = Command['name'];
 
-export const COMMANDS: readonly { name: CommandName; usage: string; summary: string; scope: 'shared' | 'cli' }[] = [
+export const COMMANDS: readonly { name: CommandName; usage: string; summary: string; scope: 'shared' | 'cli'; /** changes the config: refused to read-only users and tokens */ writes?: true }[] = [
   { name: 'get', usage: 'get', summary: 'show the 13 config bytes and what they mean', scope: 'shared' },
-  { name: 'set', usage: 'set <offset> <value>', summary: 'set one byte (offset 4..15, value 0..255; decimal or 0x hex)', scope: 'shared' },
-  { name: 'toggle', usage: 'toggle <FLAG>', summary: `flip a feature flag (${FEATURE_FLAG_NAMES.join(', ')})`, scope: 'shared' },
-  { name: 'url', usage: 'url <url>', summary: 'set the registry URL (.env.local) and its hash', scope: 'shared' },
+  { name: 'set', usage: 'set <offset> <value>', summary: 'set one byte (offset 4..15, value 0..255; decimal or 0x hex)', scope: 'shared', writes: true },
+  { name: 'toggle', usage: 'toggle <FLAG>', summary: `flip a feature flag (${FEATURE_FLAG_NAMES.join(', ')})`, scope: 'shared', writes: true },
+  { name: 'url', usage: 'url <url>', summary: 'set the registry URL (.env.local) and its hash', scope: 'shared', writes: true },
   { name: 'env', usage: 'env', summary: 'print the BUN_* environment lines for this config', scope: 'shared' },
   { name: 'packages', usage: 'packages [filter]', summary: 'list local packages (name contains filter)', scope: 'shared' },
   { name: 'help', usage: 'help', summary: 'this list', scope: 'shared' },
@@ -36,6 +36,13 @@ export const COMMANDS: readonly { name: CommandName; usage: string; summary: str
   { name: 'repair', usage: 'repair', summary: 'fix a bad magic, invalid fields or a wrong check byte', scope: 'cli' },
   { name: 'rebuild-index', usage: 'rebuild-index', summary: 'rebuild the package index from the storage folder', scope: 'cli' },
 ];
+
+/** The commands that change the config (`set`, `toggle`, `url`): the one list the socket, the terminal and the cooked mode check. */
+export const WRITE_COMMANDS: ReadonlySet<string> = new Set(COMMANDS.filter((command) => command.writes === true).map((command) => command.name));
+
+export function isWriteCommand(name: string): boolean {
+  return WRITE_COMMANDS.has(name);
+}
 
 function syntax(message: string, field?: string): RegistryCoreError {
   return new RegistryCoreError('ERR_COMMAND_SYNTAX', message, { ...(field === undefined ? {} : { field }), hint: 'type `help` for the command list' });

@@ -1,6 +1,6 @@
 /**
  * The live 13-byte config of one registry.lockb: in-memory snapshot (getConfig), positioned
- * writes (setByte), locked read-modify-write (update/toggleFeature) and change notification
+ * writes (setByteUnlocked), locked read-modify-write (update/toggleFeature) and change notification
  * (watchConfig). All handles opened on one real path in a process share one state, so every
  * plugin sees an in-process write at once; other processes' writes are picked up by fs.watch
  * with a 50 ms poll as the safety net (inotify misses events on some mounts and after renames).
@@ -43,7 +43,7 @@ export type ConfigListener = (next: ConfigSnapshot, prev: ConfigSnapshot) => voi
 export const WATCH_POLL_MS = 50;
 
 /**
- * Immutable. Holds the decoded fields; `bytes` and `view` are derived on first use, so setByte()
+ * Immutable. Holds the decoded fields; `bytes` and `view` are derived on first use, so setByteUnlocked()
  * costs one syscall plus a small object (docs/targets.md: ≤ 2× a bare positioned write). `fields` is
  * frozen on first read rather than at creation, for the same reason.
  */
@@ -302,7 +302,7 @@ export class ConfigFile {
    * of carrying a check byte computed over bytes it does not hold. Cross-process
    * read-modify-write goes through update()/toggleFeature().
    */
-  setByte(offset: number, value: number): ConfigSnapshot {
+  setByteUnlocked(offset: number, value: number): ConfigSnapshot {
     const state = this.#live();
     checkByteEdit(offset, value);
     const mirror = state.mirror;

@@ -90,7 +90,22 @@ export function debugLog(lockbPath: string, topic: string, message: string, fiel
   return true;
 }
 
-const LOGOUT_TOKEN = /(\/-\/user\/token\/)[^/?#]+/i;
+/** What a redacted secret reads as in a URL or a log line. */
+export const REDACTED = '[redacted]';
+/** `npm logout` sends its token as the path segment after `/-/user/token/`. */
+const LOGOUT_TOKEN_PATH = /\/-\/user\/token\/([^/?#]+)/i;
+
+/**
+ * The one logout-token rule: the token segment of an `npm logout` URL (`/-/user/token/<token>`,
+ * raw, as spelled) and the URL with it replaced by REDACTED (the prefix keeps its spelling, so
+ * routing matches as before); null when the URL carries none (or it is redacted already).
+ */
+export function splitLogoutToken(url: string): { token: string; redacted: string } | null {
+  const match = LOGOUT_TOKEN_PATH.exec(url);
+  if (!match || match[1] === REDACTED) return null;
+  const end = match.index + match[0].length;
+  return { token: match[1], redacted: `${url.slice(0, end - match[1].length)}${REDACTED}${url.slice(end)}` };
+}
 /** A JWT (three base64url parts) or a long hex/base64url run: tokens, session ids, never a package name part we need. */
 const TOKEN_SEGMENT = /^(?:[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|[0-9a-fA-F]{32,}|[A-Za-z0-9_-]{64,})$/;
 
@@ -103,10 +118,9 @@ export function redactUrl(url: string): string {
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const query = q === -1 ? '' : url.slice(q + 1);
-  const redactedPath = path
-    .replace(LOGOUT_TOKEN, '$1[redacted]')
+  const redactedPath = (splitLogoutToken(path)?.redacted ?? path)
     .split('/')
-    .map((segment) => (TOKEN_SEGMENT.test(segment) ? '[redacted]' : segment))
+    .map((segment) => (TOKEN_SEGMENT.test(segment) ? REDACTED : segment))
     .join('/');
   if (q === -1) return redactedPath;
   const names = query
@@ -117,4 +131,16 @@ export function redactUrl(url: string): string {
       return `${/^[A-Za-z0-9_.-]{1,40}$/.test(name) ? name : '?'}=…`;
     });
   return `${redactedPath}?${names.join('&')}`;
+}
+
+/** Says whether a response came from one of our caches (`hit`, `miss`, `upstream`) — only when asked (docs/http-api.md). */
+export const CACHE_HEADER = 'x-registry-cache';
+/** The request header that asks for debug response headers: `x-registry-debug: cache` asks for CACHE_HEADER. */
+export const DEBUG_REQUEST_HEADER = 'x-registry-debug';
+
+/** true when the request asked for the cache header (`x-registry-debug: cache`, among comma-separated words). */
+export function wantsCacheHeader(headers: { [name: string]: string | string[] | undefined }): boolean {
+  const raw = headers[DEBUG_REQUEST_HEADER];
+  const text = Array.isArray(raw) ? raw.join(',') : (raw ?? '');
+  return text.split(',').some((word) => word.trim().toLowerCase() === 'cache');
 }

@@ -37,3 +37,42 @@ export function describeBytes(fields: ConfigFields, header: Uint8Array): ConfigV
     flags,
   };
 }
+
+/** The config fields in byte order (the check byte aside). */
+export const CONFIG_FIELD_ORDER: readonly (keyof ConfigFields)[] = ['version', 'registryHash', 'featureFlags', 'terminalMode', 'rows', 'cols'];
+
+function formatField(field: keyof ConfigFields, fields: ConfigFields): string {
+  switch (field) {
+    case 'registryHash':
+      return formatHash(fields.registryHash);
+    case 'featureFlags':
+      return `0x${fields.featureFlags.toString(16)}`;
+    case 'terminalMode':
+      return TERMINAL_MODES[fields.terminalMode] ?? String(fields.terminalMode);
+    default:
+      return String(fields[field]);
+  }
+}
+
+/** What describeConfigChange says when no field differs. */
+export const NO_CONFIG_CHANGE = 'rewritten with the same values';
+
+/**
+ * The one description of a config change (dashboard broadcasts, audit lines, `registry config
+ * watch`): e.g. `featureFlags 0x3 → 0x7 (DEBUG on)`, `rows 24 → 30, cols 80 → 100`.
+ */
+export function describeConfigChange(prev: ConfigFields, next: ConfigFields): string {
+  const parts: string[] = [];
+  for (const field of CONFIG_FIELD_ORDER) {
+    if (prev[field] === next[field]) continue;
+    let part = `${field} ${formatField(field, prev)} → ${formatField(field, next)}`;
+    if (field === 'featureFlags') {
+      const flips = FEATURE_FLAG_NAMES.filter((flag) => hasFeature(prev, flag) !== hasFeature(next, flag)).map(
+        (flag) => `${flag} ${hasFeature(next, flag) ? 'on' : 'off'}`,
+      );
+      if (flips.length > 0) part += ` (${flips.join(', ')})`;
+    }
+    parts.push(part);
+  }
+  return parts.length > 0 ? parts.join(', ') : NO_CONFIG_CHANGE;
+}

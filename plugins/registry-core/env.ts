@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { RegistryCoreError } from './errors';
 import { writeFileAtomicSync } from './atomic-file';
-import { FEATURE_FLAGS, TERMINAL_MODES, hasFeature, validateFields, type ConfigFields, type FeatureFlag } from './layout';
+import { FEATURE_FLAGS, TERMINAL_MODES, hasFeature, lockbPathFor, validateFields, type ConfigFields, type FeatureFlag } from './layout';
 import { LOCAL_REGISTRY_URL, hashRegistryUrl, normalizeRegistryUrl } from './registry-url';
 
 export const ENV_KEYS = [
@@ -193,7 +193,7 @@ function readEnvFile(envFile: string): Record<string, string> {
 export function loadRegistrySettings(options: { configPath: string; lockbPath?: string; env?: Record<string, string | undefined> }): RegistrySettings {
   const configDir = dirname(resolve(options.configPath));
   const envFile = join(configDir, ENV_FILE_NAME);
-  const lockbPath = options.lockbPath === undefined ? join(configDir, 'registry.lockb') : resolve(configDir, options.lockbPath);
+  const lockbPath = lockbPathFor(configDir, options.lockbPath);
   const fromEnv = options.env?.BUN_REGISTRY_URL?.trim();
   const fromFile = readEnvFile(envFile).BUN_REGISTRY_URL?.trim();
   const [source, raw] = fromEnv ? ['environment variable BUN_REGISTRY_URL', fromEnv] : fromFile ? [`BUN_REGISTRY_URL in ${envFile}`, fromFile] : ['default', LOCAL_REGISTRY_URL];

@@ -17,7 +17,9 @@ export type RegistryCoreErrorCode =
   | 'ERR_LOCK_TIMEOUT'
   | 'ERR_STORAGE_MISSING'
   | 'ERR_CLOSED'
-  | 'ERR_AUDIT_CORRUPT';
+  | 'ERR_AUDIT_CORRUPT'
+  | 'ERR_DATABASE_CONFIG'
+  | 'ERR_DATABASE_SCHEMA';
 
 export const REPAIR_HINT = 'run `npm run config -- repair`';
 

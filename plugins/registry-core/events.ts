@@ -16,12 +16,19 @@ export interface RegistryEvent {
   /** whom the event is about (the publisher, the user who logged in, the token's owner) */
   user?: string;
   detail?: string;
+  /** publish only: the dist-tags the same write pointed at this version (`latest`…). A publish is one event, not a publish plus a dist-tag event */
+  tags?: string[];
   /** who did it: the authenticated user of the request (filled from the request context when the producer does not say) */
   actor?: string;
   /** the peer address of the request */
   address?: string;
   /** the jti of the token the request was authenticated with */
   tokenId?: string;
+  /**
+   * 'remote': another node made this change (the PostgreSQL backend's index mirror replays the
+   * shared index, docs/database.md); that node's audit trail has recorded it already.
+   */
+  origin?: 'remote';
 }
 
 export interface RegistryEventBus {

@@ -3,7 +3,8 @@
  * create (atomic, never overwrites), inspect, repair. The inode is never replaced once the file
  * exists: other processes hold descriptors on it and the package index lives after the header.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { readFromStart } from './fd-read';
 import { createFileOnceSync } from './atomic-file';
 import { resolve } from 'node:path';
 import { crc8 } from './crc8';
@@ -31,14 +32,7 @@ export function missingFile(path: string): RegistryCoreError {
 
 /** Up to 17 header bytes via a positioned read (a short file gives a short array; decodeHeader reports it). */
 export function readHeaderBytes(fd: number): Uint8Array {
-  const buffer = new Uint8Array(HEADER_SIZE);
-  let total = 0;
-  while (total < HEADER_SIZE) {
-    const n = readSync(fd, buffer, total, HEADER_SIZE - total, total);
-    if (n === 0) break;
-    total += n;
-  }
-  return total === HEADER_SIZE ? buffer : buffer.subarray(0, total);
+  return readFromStart(fd, HEADER_SIZE);
 }
 
 

@@ -6,13 +6,14 @@
  * storage folder is read, so two rebuilds (or a rebuild and another lockb writer) in two
  * processes never write an index read from a folder state older than the last writer's.
  */
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { REPAIR_HINT, RegistryCoreError } from './errors';
 import { missingFile, readHeaderBytes } from './header-file';
 import { encodeRecord, type IndexRecord } from './index-record';
 import { HEADER_SIZE, MAGIC } from './layout';
 import { withFileLockSync } from './lock';
+import { packageFolders } from './storage-folders';
 
 interface Packument {
   name?: unknown;
@@ -44,21 +45,6 @@ function timeOf(value: unknown): number | undefined {
   return Number.isFinite(ms) && ms >= 0 ? Math.trunc(ms) : undefined;
 }
 
-/** Package folders: plain names and @scope/name, skipping dot-files and dot-folders. */
-function packageFolders(storageDir: string): { dir: string; name: string }[] {
-  const result: { dir: string; name: string }[] = [];
-  const visible = (dir: string) => readdirSync(dir, { withFileTypes: true }).filter((entry) => entry.isDirectory() && !entry.name.startsWith('.'));
-  for (const entry of visible(storageDir)) {
-    if (entry.name.startsWith('@')) {
-      for (const inner of visible(join(storageDir, entry.name))) {
-        result.push({ dir: join(storageDir, entry.name, inner.name), name: `${entry.name}/${inner.name}` });
-      }
-    } else {
-      result.push({ dir: join(storageDir, entry.name), name: entry.name });
-    }
-  }
-  return result.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-}
 
 const KIND_ORDER: Record<string, number> = { publish: 0, deprecate: 1, 'dist-tag': 2 };
 
@@ -112,24 +98,41 @@ export function rebuildIndex(lockbPath: string, storageDir: string): RebuildResu
   // rebuild) finishes before the folder is read, so what is written is what the folder held
   return withFileLockSync(path, () => {
     const { records, packages, skipped } = collectIndexRecords(storage);
-    const encoded = Buffer.concat(records.map(encodeRecord));
-    const fd = openSync(path, 'r+');
-    let appendFd: number | undefined;
-    try {
-      const header = readHeaderBytes(fd);
-      if (header.length < HEADER_SIZE || !MAGIC.every((byte, i) => header[i] === byte)) {
-        throw new RegistryCoreError('ERR_LOCKB_MAGIC', `${path} does not start with a registry.lockb header; not rebuilding its index`, { hint: REPAIR_HINT });
-      }
-      ftruncateSync(fd, HEADER_SIZE);
-      appendFd = openSync(path, 'a');
-      if (encoded.length > 0 && writeSync(appendFd, encoded) !== encoded.length) {
-        throw new RegistryCoreError('ERR_INDEX_CORRUPT', `${path}: short write while rebuilding the index`, { hint: 'free disk space and run rebuild-index again' });
-      }
-      fsyncSync(appendFd);
-    } finally {
-      closeSync(fd);
-      if (appendFd !== undefined) closeSync(appendFd);
-    }
+    writeIndexRecords(path, records);
     return { records: records.length, packages, skipped };
   });
+}
+
+/**
+ * Replaces every index record of registry.lockb with `records` (the header stays), under the
+ * lockb lock. Used by the PostgreSQL backend's index mirror (docs/database.md), whose records
+ * come from the shared index.
+ */
+export function replaceIndexRecords(lockbPath: string, records: readonly IndexRecord[]): void {
+  const absolute = resolve(lockbPath);
+  if (!existsSync(absolute)) throw missingFile(absolute);
+  const path = realpathSync(absolute);
+  withFileLockSync(path, () => writeIndexRecords(path, records));
+}
+
+/** ftruncate to the header, then one append, fsync: the inode (and every descriptor other processes hold) stays valid. Caller holds the lock. */
+function writeIndexRecords(path: string, records: readonly IndexRecord[]): void {
+  const encoded = Buffer.concat(records.map(encodeRecord));
+  const fd = openSync(path, 'r+');
+  let appendFd: number | undefined;
+  try {
+    const header = readHeaderBytes(fd);
+    if (header.length < HEADER_SIZE || !MAGIC.every((byte, i) => header[i] === byte)) {
+      throw new RegistryCoreError('ERR_LOCKB_MAGIC', `${path} does not start with a registry.lockb header; not rebuilding its index`, { hint: REPAIR_HINT });
+    }
+    ftruncateSync(fd, HEADER_SIZE);
+    appendFd = openSync(path, 'a');
+    if (encoded.length > 0 && writeSync(appendFd, encoded) !== encoded.length) {
+      throw new RegistryCoreError('ERR_INDEX_CORRUPT', `${path}: short write while rebuilding the index`, { hint: 'free disk space and run rebuild-index again' });
+    }
+    fsyncSync(appendFd);
+  } finally {
+    closeSync(fd);
+    if (appendFd !== undefined) closeSync(appendFd);
+  }
 }

@@ -2,9 +2,27 @@
  * The 17-byte header of registry.lockb: magic, the 12 config bytes, the check byte.
  * All integers little-endian. Pure functions, no I/O.
  */
+import { join, resolve } from 'node:path';
 import { crc8 } from './crc8';
 import { REPAIR_HINT, RegistryCoreError } from './errors';
 import { LOCAL_REGISTRY_URL, hashRegistryUrl } from './registry-url';
+
+/** The config file's name when config.yaml has no `registry_lockb:`. */
+export const LOCKB_FILE_NAME = 'registry.lockb';
+
+/**
+ * The one rule for where a registry's files are, given the folder of its config.yaml:
+ * `registry_lockb:` resolved against that folder, else registry.lockb next to config.yaml.
+ * Every part (plugins, CLI, start script, self-publish) resolves the path through this.
+ */
+export function lockbPathFor(configDir: string, registryLockb: unknown): string {
+  return typeof registryLockb === 'string' && registryLockb !== '' ? resolve(configDir, registryLockb) : join(configDir, LOCKB_FILE_NAME);
+}
+
+/** `storage:` resolved against the config.yaml folder (Verdaccio's default `./storage` when unset). */
+export function storageDirFor(configDir: string, storage: unknown): string {
+  return resolve(configDir, typeof storage === 'string' && storage !== '' ? storage : './storage');
+}
 
 export const HEADER_SIZE = 17;
 export const CONFIG_START = 4;

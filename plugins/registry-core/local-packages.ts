@@ -8,7 +8,7 @@
  * lookup. With no list registered (another store plugin is configured) a question rejects with
  * LocalPackagesUnavailableError, so callers say so instead of showing an empty registry.
  */
-import { resolve } from 'node:path';
+import { registrySeam } from './seam';
 
 /** Every locally stored package name (scoped ones as `@scope/name`), in no particular order. */
 export type LocalPackageList = () => Promise<string[]>;
@@ -20,19 +20,15 @@ export class LocalPackagesUnavailableError extends Error {
   }
 }
 
-const lists = new Map<string, LocalPackageList>();
+const lists = registrySeam<LocalPackageList>();
 
 /** Registers (or replaces) the package list of the registry whose config is `lockbPath`. Returns the unregister function. */
 export function registerLocalPackages(lockbPath: string, list: LocalPackageList): () => void {
-  const key = resolve(lockbPath);
-  lists.set(key, list);
-  return () => {
-    if (lists.get(key) === list) lists.delete(key);
-  };
+  return lists.register(lockbPath, list);
 }
 
 export function localPackageNames(lockbPath: string): Promise<string[]> {
-  const list = lists.get(resolve(lockbPath));
+  const list = lists.get(lockbPath);
   if (!list) return Promise.reject(new LocalPackagesUnavailableError());
   return list();
 }

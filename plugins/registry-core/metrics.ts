@@ -91,6 +91,8 @@ export interface RegistryMetrics {
   /** a gauge whose value is read when the metrics are rendered (e.g. the index size); returns an unregister function */
   gaugeSource(name: GaugeName, read: () => number): () => void;
   snapshot(): MetricSnapshot[];
+  /** a counter summed over its label sets (only those `match` accepts, when given): what a live chart needs, without a full snapshot */
+  total(name: CounterName, match?: (labels: Readonly<Record<string, string>>) => boolean): number;
 }
 
 const TABLE_KEY = Symbol.for('mycompany-registry:metrics');
@@ -171,6 +173,14 @@ export function registryMetrics(lockbPath: string): RegistryMetrics {
       for (let i = 0; i < buckets.length; i++) if (value <= buckets[i]) series.counts[i]++;
       series.sum += value;
       series.count++;
+    },
+    total(name, match) {
+      const state = stateOf(table, name, 'counter');
+      let sum = 0;
+      for (const [key, value] of state.series) {
+        if (match === undefined || match(labelObject(state, key))) sum += value as number;
+      }
+      return sum;
     },
     gaugeSource(name, read) {
       const state = stateOf(table, name, 'gauge');

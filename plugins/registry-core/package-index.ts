@@ -6,7 +6,8 @@
  * followed by any verifying record is corruption and refuses to open (ERR_INDEX_CORRUPT), with
  * `rebuild-index` as the way out.
  */
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readSync, realpathSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, realpathSync, writeSync } from 'node:fs';
+import { readWholeFile } from './fd-read';
 import { resolve } from 'node:path';
 import { REPAIR_HINT, RegistryCoreError } from './errors';
 import { missingFile } from './header-file';
@@ -53,17 +54,6 @@ function findValidRecordAfter(buf: Buffer, from: number): number {
   return -1;
 }
 
-function readWhole(fd: number): Buffer {
-  const size = fstatSync(fd).size;
-  const buf = Buffer.allocUnsafe(size);
-  let total = 0;
-  while (total < size) {
-    const n = readSync(fd, buf, total, size - total, total);
-    if (n === 0) break;
-    total += n;
-  }
-  return total === size ? buf : buf.subarray(0, total);
-}
 
 function checkHeaderMagic(buf: Buffer, path: string): void {
   if (buf.length < HEADER_SIZE) {
@@ -105,7 +95,7 @@ export class PackageIndex {
     let appendFd: number | undefined;
     try {
       let recovered: PackageIndex['recovered'] = null;
-      const first = readWhole(readFd);
+      const first = readWholeFile(readFd);
       checkHeaderMagic(first, path);
       const scan = scanRecords(first, path);
       if (scan.tail) recovered = recoverTail(path, readFd, first.length, scan.tail);
@@ -137,7 +127,7 @@ export class PackageIndex {
   readAll(): IndexRecord[] {
     const stat = fstatSync(this.#readFd);
     if (this.#cache && this.#cache.size === stat.size && this.#cache.mtimeMs === stat.mtimeMs) return [...this.#cache.records];
-    const buf = readWhole(this.#readFd);
+    const buf = readWholeFile(this.#readFd);
     checkHeaderMagic(buf, this.path);
     const { records } = scanRecords(buf, this.path);
     this.#cache = { size: buf.length, mtimeMs: stat.mtimeMs, records };
@@ -160,7 +150,7 @@ export class PackageIndex {
 function recoverTail(path: string, fd: number, seenSize: number, tail: NonNullable<ScanResult['tail']>): PackageIndex['recovered'] {
   Atomics.wait(sleeper, 0, 0, 20);
   return withFileLockSync(path, () => {
-    const buf = readWhole(fd);
+    const buf = readWholeFile(fd);
     const scan = scanRecords(buf, path);
     if (!scan.tail) return null; // it was an append in flight after all
     if (buf.length !== seenSize || scan.tail.offset !== tail.offset) {

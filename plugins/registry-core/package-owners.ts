@@ -7,7 +7,7 @@
  * Registration is per registry.lockb (resolved path), like the token verifier. With no lookup
  * registered a question rejects with OwnersUnavailableError: callers answer 503, never "allowed".
  */
-import { resolve } from 'node:path';
+import { registrySeam } from './seam';
 
 /** The maintainer names of `name`, or null when the package does not exist. */
 export type PackageOwnersLookup = (name: string) => Promise<string[] | null>;
@@ -19,19 +19,15 @@ export class OwnersUnavailableError extends Error {
   }
 }
 
-const lookups = new Map<string, PackageOwnersLookup>();
+const lookups = registrySeam<PackageOwnersLookup>();
 
 /** Registers (or replaces) the owners lookup of the registry whose config is `lockbPath`. Returns the unregister function. */
 export function registerPackageOwners(lockbPath: string, lookup: PackageOwnersLookup): () => void {
-  const key = resolve(lockbPath);
-  lookups.set(key, lookup);
-  return () => {
-    if (lookups.get(key) === lookup) lookups.delete(key);
-  };
+  return lookups.register(lockbPath, lookup);
 }
 
 export function packageOwnersOf(lockbPath: string, name: string): Promise<string[] | null> {
-  const lookup = lookups.get(resolve(lockbPath));
+  const lookup = lookups.get(lockbPath);
   if (!lookup) return Promise.reject(new OwnersUnavailableError());
   return lookup(name);
 }

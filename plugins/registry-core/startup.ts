@@ -15,7 +15,7 @@ import { RegistryCoreError } from './errors';
 import { migrateLegacyFormat } from './format-version';
 import { createConfigFile, readHeaderBytes } from './header-file';
 import { registryUrlMatches } from './issuer';
-import { CONFIG_START, HEADER_SIZE, decodeHeader, defaultFields, encodeHeader, type ConfigFields } from './layout';
+import { CONFIG_START, HEADER_SIZE, decodeHeader, defaultFields, encodeHeader, lockbPathFor, storageDirFor, type ConfigFields } from './layout';
 import { withFileLockSync } from './lock';
 import {
   armPresenceGuard,
@@ -25,6 +25,7 @@ import {
   type ConfiguredPart,
 } from './plugin-presence';
 import { normalizeRegistryUrl } from './registry-url';
+import { installServerChannels } from './server-channels';
 import { bootMark } from './timeline';
 
 /** The keys of a config.yaml mapping (as parsed, or as Verdaccio hands it to plugins) start-up needs. */
@@ -59,13 +60,12 @@ export function registryLayoutOf(config: unknown, configPath?: string): Registry
   }
   const absolute = resolve(path);
   const configDir = dirname(absolute);
-  const lockb = nonEmptyString(mapping.registry_lockb);
   const server = isRecord(mapping.server) ? mapping.server : {};
   return {
     configPath: absolute,
     configDir,
-    storageDir: resolve(configDir, nonEmptyString(mapping.storage) ?? './storage'),
-    lockbPath: lockb === undefined ? join(configDir, 'registry.lockb') : resolve(configDir, lockb),
+    storageDir: storageDirFor(configDir, mapping.storage),
+    lockbPath: lockbPathFor(configDir, mapping.registry_lockb),
     envFile: join(configDir, ENV_FILE_NAME),
     pluginsDir: pluginsDirOf(absolute, mapping.plugins),
     pluginPrefix: nonEmptyString(server.pluginPrefix) ?? 'verdaccio',
@@ -173,6 +173,8 @@ export function bootRegistry(
   env: Record<string, string | undefined>,
   options: { configPath?: string; /** arm the guard (and its "listening on" line) even if no part of ours is configured */ alwaysGuard?: boolean } = {},
 ): PreparedState {
+  // Bun publishes none of Node's server channels our parts find the server by (server-channels.ts)
+  const runtime = installServerChannels();
   const layout = registryLayoutOf(config, options.configPath);
   const key = existsSync(layout.configPath) ? realpathSync(layout.configPath) : layout.configPath;
   const records = bootRecords();
@@ -197,6 +199,7 @@ export function bootRegistry(
             (migration.skipped.length > 0 ? `; unreadable: ${migration.skipped.map((item) => `${item.path} (${item.reason})`).join(', ')}` : ''),
         );
       }
+      if (runtime !== undefined) bootMark(`runtime ${runtime}: Node's server diagnostics channels published by registry-core (server-channels.ts)`);
       const view = describeConfig(state.fields);
       bootMark(
         `config loaded: ${state.lockbPath} valid (check 0x${view.check}), bytes ${view.hex}` +

@@ -11,7 +11,7 @@
  * plugin did not load, or a second copy of this module were loaded) a check fails with code
  * `unavailable` — tokens are refused, never accepted by some fallback.
  */
-import { resolve } from 'node:path';
+import { registrySeam } from './seam';
 
 /** What the caller is about to do with the token: `write` is refused for read-only tokens. */
 export type TokenIntent = 'read' | 'write';
@@ -73,24 +73,20 @@ export function isTokenRejection(error: unknown, code?: TokenRejectionCode): err
 /** Resolves with the identity, or rejects with a TokenRejectedError (anything else is a defect of the verifier). */
 export type TokenVerifier = (token: string, use: TokenUse) => Promise<TokenIdentity>;
 
-const verifiers = new Map<string, TokenVerifier>();
+const verifiers = registrySeam<TokenVerifier>();
 
 /** Registers (or replaces) the verifier of the registry whose config is `lockbPath`. Returns the unregister function. */
 export function registerTokenVerifier(lockbPath: string, verifier: TokenVerifier): () => void {
-  const key = resolve(lockbPath);
-  verifiers.set(key, verifier);
-  return () => {
-    if (verifiers.get(key) === verifier) verifiers.delete(key);
-  };
+  return verifiers.register(lockbPath, verifier);
 }
 
 export function hasTokenVerifier(lockbPath: string): boolean {
-  return verifiers.has(resolve(lockbPath));
+  return verifiers.get(lockbPath) !== undefined;
 }
 
 /** The token check for the registry of `lockbPath`; rejects with code `unavailable` when its auth plugin is not loaded. */
 export function verifyRegistryToken(lockbPath: string, token: string, use: TokenUse): Promise<TokenIdentity> {
-  const verifier = verifiers.get(resolve(lockbPath));
+  const verifier = verifiers.get(lockbPath);
   if (!verifier) {
     return Promise.reject(new TokenRejectedError('unavailable', 'tokens cannot be checked: the registry auth plugin is not loaded'));
   }

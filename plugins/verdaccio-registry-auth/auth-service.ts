@@ -3,6 +3,7 @@
  * failed-login limiter, registration, login tokens, generated (npm token) tokens, revocation.
  */
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { TokenStoreError, maskToken, type IssuedTokenRecord, type TokenStore } from '../registry-core/token-store';
 import { AuthError } from './errors';
 import type { FirstUserRecord } from './first-user';
@@ -12,7 +13,10 @@ import type { FailedLoginLimiter } from './rate-limit';
 import type { IssuedToken, TokenIssuer } from './token-issuer';
 import { passwordProblem, type UserStore } from './users';
 
-export const ADMIN_GROUP = 'registry-admin';
+import { ADMIN_GROUP } from '../registry-core/index';
+
+/** The admin group: the core's (user-names.ts), shared with the storage and dashboard plugins. */
+export { ADMIN_GROUP };
 /** Names that would read as one of Verdaccio's role groups (or ours) when used as a group. */
 export const RESERVED_USERNAMES: readonly string[] = [ADMIN_GROUP, 'all', 'anonymous', 'authenticated', 'undefined', 'null'];
 
@@ -154,7 +158,8 @@ export function parseTokenRequest(body: unknown, maxTtlSeconds: number): TokenRe
 
 export class AuthService {
   private readonly options: AuthServiceOptions;
-  private readonly basicCache = new Map<string, { groups: string[]; until: number; version: number }>();
+  /** bcrypt results of Basic credentials (lru-cache, bounded), each valid BASIC_CACHE_MS and for one htpasswd version */
+  private readonly basicCache = new LRUCache<string, { groups: string[]; until: number; version: number }>({ max: BASIC_CACHE_SIZE });
   /** couch logins that just failed: npm retries them at once on /-rev/, which must not count twice */
   private readonly couchFailures = new Map<string, number>();
 
@@ -207,10 +212,6 @@ export class AuthService {
     if (this.recentCouchFailure(user, password, ip)) return null;
     if (!(await this.checkPassword(user, password, ip))) return null;
     const groups = this.groupsOf(user);
-    if (this.basicCache.size >= BASIC_CACHE_SIZE) {
-      const oldest = this.basicCache.keys().next().value;
-      if (oldest !== undefined) this.basicCache.delete(oldest);
-    }
     this.basicCache.set(key, { groups, until: Date.now() + BASIC_CACHE_MS, version });
     return groups;
   }

@@ -24,7 +24,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
 import { Router, type Response } from 'express';
 import { TokenStoreError, type IssuedTokenRecord } from '../registry-core/token-store';
-import { runWithRequestActor, type RequestActor } from '../registry-core/index';
+import { REDACTED, runWithRequestActor, splitLogoutToken, type RequestActor } from '../registry-core/index';
 import { AuthError, isAuthError } from './errors';
 import { parseTokenRequest, type AuthService } from './auth-service';
 import { normalizeIp } from './network';
@@ -37,8 +37,6 @@ import { addTrustRoutes, type TrustRouteDependencies } from './trust-routes';
 import { SESSION_ID, WebLoginSessions, type WebLoginOptions } from './web-login';
 
 /** Case-insensitive like the route it redacts for: Express serves `/-/USER/TOKEN/<token>` too. */
-const LOGOUT_PATH = /\/-\/user\/token\/([^/?#]+)/i;
-const REDACTED = '[redacted]';
 const COUCH_PREFIX = 'org.couchdb.user:';
 /** Verdaccio's routers use Express 4's defaults; ours must match exactly the same spellings. */
 export const EXPRESS_ROUTER_OPTIONS = { caseSensitive: false, strict: false } as const;
@@ -94,11 +92,10 @@ export function installLogoutUrlRedaction(): void {
     const { request } = message as { request: IncomingMessage };
     const url = request.url;
     if (!url) return;
-    const match = LOGOUT_PATH.exec(url);
-    if (!match || match[1] === REDACTED) return;
-    logoutTokens.set(request, decodePathPart(match[1]) ?? match[1]);
-    // keeps the spelling of the prefix (the route must still match as Express would match it)
-    request.url = `${url.slice(0, match.index)}${match[0].slice(0, match[0].length - match[1].length)}${REDACTED}${url.slice(match.index + match[0].length)}`;
+    const split = splitLogoutToken(url); // the core's one rule (debug-log.ts), also used by redactUrl
+    if (!split) return;
+    logoutTokens.set(request, decodePathPart(split.token) ?? split.token);
+    request.url = split.redacted;
   });
 }
 

@@ -66,12 +66,12 @@ function running(): RegistryAuthPlugin {
 }
 
 /** The issuer (docs/identity.md decision tree) for the config as it is now. */
-export function getIssuer(): { url: string; kind: 'private' | 'local' | 'public' } {
+export function currentIssuer(): { url: string; kind: 'private' | 'local' | 'public' } {
   return running().issuer.state().issuer;
 }
 
 /** EdDSA when PREMIUM_TYPES is set, else RS256 — what the next token will be signed with. */
-export function getTokenAlgorithm(): TokenAlgorithm {
+export function currentTokenAlgorithm(): TokenAlgorithm {
   return running().issuer.state().alg;
 }
 

@@ -26,7 +26,9 @@ import { createFileOnceSync } from '../registry-core/atomic-file';
 import { basename, dirname, join } from 'node:path';
 import { AuthError } from './errors';
 
-export type TokenAlgorithm = 'EdDSA' | 'RS256';
+import type { TokenAlgorithm } from '../registry-core/index';
+
+export type { TokenAlgorithm };
 export const TOKEN_ALGORITHMS: readonly TokenAlgorithm[] = ['EdDSA', 'RS256'];
 
 export interface PublicJwk {
@@ -91,6 +93,9 @@ const SPECS: readonly KeySpec[] = [
     },
   },
 ];
+
+/** The private key files in the keys folder, one per algorithm. */
+export const KEY_FILE_NAMES: readonly string[] = SPECS.map((spec) => spec.file);
 
 /** RFC 7638: SHA-256 over the required members, in lexicographic order, no whitespace. */
 export function jwkThumbprint(jwk: JsonWebKey): string {

@@ -21,6 +21,7 @@
  * keys we need (`storage`, `registry_lockb`, `configPath`) are read from the same object.
  */
 import { dirname, resolve } from 'node:path';
+import { lockbPathFor } from '../registry-core/index';
 import { AuthError } from './errors';
 import { DEFAULT_PASSWORD_MIN_LENGTH } from './users';
 import { parseTrustedPublishing, type TrustedPublishingSettings } from './oidc-exchange';
@@ -97,7 +98,7 @@ export function readPluginSettings(merged: Record<string, unknown>, configPath: 
   const file = stringOption(merged, 'file', './htpasswd');
   const keysDir = stringOption(merged, 'keys_dir', './keys');
   const storage = stringOption(merged, 'storage', './storage');
-  const lockb = stringOption(merged, 'registry_lockb', './registry.lockb');
+  const lockb = stringOption(merged, 'registry_lockb', '');
   return {
     configPath: resolve(configPath),
     configDir,
@@ -106,7 +107,7 @@ export function readPluginSettings(merged: Record<string, unknown>, configPath: 
     admins: nameList(merged, 'admins'),
     keysDir: resolve(configDir, keysDir),
     storageDir: resolve(configDir, storage),
-    lockbPath: resolve(configDir, lockb),
+    lockbPath: lockbPathFor(configDir, lockb), // the core's one rule (layout.ts)
     tokenTtlSeconds: parseDuration(merged.token_ttl ?? '7d', 'token_ttl'),
     generatedTokenTtlSeconds: parseDuration(merged.generated_token_ttl ?? '90d', 'generated_token_ttl'),
     passwordMinLength: integer(merged, 'password_min_length', DEFAULT_PASSWORD_MIN_LENGTH, 1, 72),

@@ -29,6 +29,11 @@ export class FailedLoginLimiter {
     this.options = { ...DEFAULT_RATE_LIMIT, ...options };
   }
 
+  /** How many (user, address) pairs are tracked now: at most maxEntries. */
+  get size(): number {
+    return this.entries.size;
+  }
+
   private static key(user: string, ip: string): string {
     return `${user}\u0000${ip}`;
   }

@@ -17,6 +17,7 @@
  * older one stops verifying — on every channel, because every channel verifies here.
  */
 import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { SignJWT, compactVerify, errors as joseErrors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { getAudience, getIssuer, getTokenAlgorithm, type ConfigFields } from '../registry-core/index';
 import { isPackageLimited, limitsAllowPackage } from '../registry-core/request-package';
@@ -115,6 +116,8 @@ export interface TokenIssuerOptions {
    * seen at once; this bound only covers a hand edit of `.env.local`.
    */
   urlRecheckMs?: number;
+  /** the clock (ms since epoch) for issuing, expiry checks and jose's `currentDate`; default Date.now — tests freeze it instead of sleeping */
+  now?: () => number;
 }
 
 /** ERR_TOKEN_INVALID that also says which of the core's stable reasons applies (HTTP shows the message, the seam the code). */
@@ -205,9 +208,10 @@ export class TokenIssuer {
   private readonly context: IssuerContext;
   private readonly revocations: RevocationList;
   private readonly defaultTtlSeconds: number;
-  private readonly cacheSize: number;
-  private readonly cache = new Map<string, VerifiedToken>();
+  /** verified tokens (lru-cache, bounded by cacheSize); every hit is re-checked against revocations and expiry */
+  private readonly cache: LRUCache<string, VerifiedToken>;
   private readonly urlRecheckMs: number;
+  private readonly now: () => number;
   private stateKey: { fields: ConfigFields; registryUrl: string; checkedAt: number } | null = null;
   private stateValue: IssuerState | null = null;
 
@@ -216,14 +220,15 @@ export class TokenIssuer {
     this.context = context;
     this.revocations = revocations;
     this.defaultTtlSeconds = options.defaultTtlSeconds;
-    this.cacheSize = options.cacheSize ?? 10_000;
+    this.cache = new LRUCache<string, VerifiedToken>({ max: options.cacheSize ?? 10_000 });
     this.urlRecheckMs = options.urlRecheckMs ?? 1000;
+    this.now = options.now ?? Date.now;
   }
 
   /** Algorithm, issuer and audience for the config as it is right now. */
   state(): IssuerState {
     const fields = this.context.fields();
-    const now = Date.now();
+    const now = this.now();
     const key = this.stateKey;
     if (this.stateValue && key && key.fields === fields && now - key.checkedAt < this.urlRecheckMs) return this.stateValue;
     const registryUrl = this.context.registryUrl();
@@ -252,7 +257,7 @@ export class TokenIssuer {
     const key = this.ring.byAlg[state.alg] ?? (await this.ring.signingKey(state.alg));
     const ttl = options.ttlSeconds ?? this.defaultTtlSeconds;
     if (!Number.isInteger(ttl) || ttl <= 0) throw new AuthError('ERR_TOKEN_OPTIONS', `token lifetime must be a positive number of seconds, got ${ttl}`);
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(this.now() / 1000);
     const jti = options.jti ?? randomUUID().replaceAll('-', '');
     const generation = options.generation ?? this.revocations.generation(user);
     const payload: JWTPayload = { groups: [...groups], gen: generation };
@@ -293,7 +298,7 @@ export class TokenIssuer {
     if (!cached) return undefined;
     const state = this.state();
     if (
-      cached.expiresAt > Date.now() &&
+      cached.expiresAt > this.now() &&
       cached.issuer === state.issuer.url &&
       cached.audience === state.audience &&
       !this.revocations.isRevoked(cached.jti) &&
@@ -311,10 +316,6 @@ export class TokenIssuer {
     const seen = this.peekVerified(token);
     if (seen) return seen;
     const verified = await this.verifyUncached(token, this.state());
-    if (this.cache.size >= this.cacheSize) {
-      const oldest = this.cache.keys().next().value;
-      if (oldest !== undefined) this.cache.delete(oldest);
-    }
     this.cache.set(token, verified);
     return verified;
   }
@@ -375,6 +376,7 @@ export class TokenIssuer {
         issuer: state.issuer.url,
         audience: state.audience,
         requiredClaims: ['sub', 'jti', 'iat', 'exp'],
+        currentDate: new Date(this.now()),
       }));
     } catch (error) {
       throw invalid(reasonFor(error), problemFor(error));

@@ -15,6 +15,7 @@ import bcrypt from 'bcryptjs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { writeFileAtomicSync } from '../registry-core/atomic-file';
 import { fileLockKey, withFileLockSync } from '../registry-core/lock';
+import { userNameProblem } from '../registry-core/index';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { AuthError } from './errors';
@@ -44,16 +45,8 @@ function hashKind(hash: string): HashKind {
   return 'unsupported';
 }
 
-/** npm's own rules (npm-user-validate) plus what the htpasswd format cannot hold. */
-export function usernameProblem(name: unknown): string | undefined {
-  if (typeof name !== 'string' || name.length === 0) return 'username must be a non-empty string';
-  if (name.length > 214) return 'username must be at most 214 characters';
-  if (name !== name.toLowerCase()) return 'username must be lowercase';
-  if (name !== encodeURIComponent(name)) return 'username may only contain URL-safe characters';
-  if (name.startsWith('.')) return 'username may not start with "."';
-  if (name.includes("'")) return 'username may not contain "\'"';
-  return undefined;
-}
+/** npm's own rules plus what the htpasswd format cannot hold: the core's one rule (user-names.ts). */
+export const usernameProblem = userNameProblem;
 
 export function passwordProblem(password: unknown, minLength: number): string | undefined {
   if (typeof password !== 'string') return 'password must be a string';

@@ -10,7 +10,9 @@
 import type { VerdaccioRemoteUser } from './verdaccio-adapter';
 import { DashboardHttpError } from './http-errors';
 
-export const ADMIN_GROUP = 'registry-admin';
+import { ADMIN_GROUP } from '../registry-core/index';
+
+export { ADMIN_GROUP };
 
 export interface Session {
   user: string | null;

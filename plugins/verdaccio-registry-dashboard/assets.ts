@@ -9,6 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib';
+import { negotiateEncoding } from '../registry-core/content-encoding';
 
 export type Encoding = 'br' | 'gzip' | 'identity';
 
@@ -85,27 +86,11 @@ export function loadAssets(publicDir: string, mountPath: string): Map<string, As
   return assets;
 }
 
-const encodingCache = new Map<string, Encoding>();
+const ASSET_ENCODINGS: readonly Encoding[] = ['br', 'gzip', 'identity'];
 
-/** br > gzip > identity, honouring `q=0`; memoised per header value (browsers send a handful). */
+/** br > gzip > identity by q-value (core content-encoding.ts, the negotiator compression() uses); identity when nothing else is acceptable. */
 export function chooseEncoding(acceptEncoding: string | undefined): Encoding {
-  if (!acceptEncoding) return 'identity';
-  const cached = encodingCache.get(acceptEncoding);
-  if (cached) return cached;
-  const accepted = new Map<string, number>();
-  for (const part of acceptEncoding.split(',')) {
-    const [name, ...params] = part.trim().toLowerCase().split(';');
-    let quality = 1;
-    for (const param of params) {
-      const [key, value] = param.trim().split('=');
-      if (key === 'q') quality = Number.parseFloat(value ?? '');
-    }
-    if (name) accepted.set(name, Number.isFinite(quality) ? quality : 0);
-  }
-  const allows = (name: string): boolean => (accepted.get(name) ?? accepted.get('*') ?? 0) > 0;
-  const choice: Encoding = allows('br') ? 'br' : allows('gzip') ? 'gzip' : 'identity';
-  if (encodingCache.size < 64) encodingCache.set(acceptEncoding, choice);
-  return choice;
+  return (negotiateEncoding(acceptEncoding, ASSET_ENCODINGS, ['br', 'gzip']) as Encoding | undefined) ?? 'identity';
 }
 
 function etagMatches(ifNoneMatch: string, etag: string): boolean {

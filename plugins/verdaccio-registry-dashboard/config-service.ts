@@ -5,10 +5,8 @@
  * `npm run config` in another process never lose each other's changes.
  */
 import {
-  FEATURE_FLAG_NAMES,
-  TERMINAL_MODES,
-  formatHash,
-  hasFeature,
+  CONFIG_FIELD_ORDER,
+  describeConfigChange,
   hashRegistryUrl,
   normalizeRegistryUrl,
   readRegistryUrl,
@@ -110,7 +108,7 @@ export class ConfigService {
   /** Every change from any source (this process at once, other processes within ~100 ms). */
   watch(listener: (rendered: RenderedConfig, change: ConfigChange) => void): () => void {
     return this.config.watchConfig((next, prev) => {
-      const change: ConfigChange = { detail: describeChange(prev.fields, next.fields) };
+      const change: ConfigChange = { detail: describeConfigChange(prev.fields, next.fields) };
       if (this.#actor !== undefined) change.user = this.#actor;
       if (this.#context?.address) change.address = this.#context.address;
       if (this.#context?.tokenId) change.tokenId = this.#context.tokenId;
@@ -136,38 +134,6 @@ export class ConfigService {
   }
 }
 
-const FIELD_ORDER: (keyof ConfigFields)[] = ['version', 'registryHash', 'featureFlags', 'terminalMode', 'rows', 'cols'];
-
 function sameFields(a: ConfigFields, b: ConfigFields): boolean {
-  return FIELD_ORDER.every((field) => a[field] === b[field]);
-}
-
-function formatField(field: keyof ConfigFields, fields: ConfigFields): string {
-  switch (field) {
-    case 'registryHash':
-      return formatHash(fields.registryHash);
-    case 'featureFlags':
-      return `0x${fields.featureFlags.toString(16)}`;
-    case 'terminalMode':
-      return TERMINAL_MODES[fields.terminalMode] ?? String(fields.terminalMode);
-    default:
-      return String(fields[field]);
-  }
-}
-
-/** e.g. `featureFlags 0x3 → 0x7 (DEBUG on)`, `rows 24 → 30, cols 80 → 100` */
-export function describeChange(prev: ConfigFields, next: ConfigFields): string {
-  const parts: string[] = [];
-  for (const field of FIELD_ORDER) {
-    if (prev[field] === next[field]) continue;
-    let part = `${field} ${formatField(field, prev)} → ${formatField(field, next)}`;
-    if (field === 'featureFlags') {
-      const flips = FEATURE_FLAG_NAMES.filter((flag) => hasFeature(prev, flag) !== hasFeature(next, flag)).map(
-        (flag) => `${flag} ${hasFeature(next, flag) ? 'on' : 'off'}`,
-      );
-      if (flips.length > 0) part += ` (${flips.join(', ')})`;
-    }
-    parts.push(part);
-  }
-  return parts.length > 0 ? parts.join(', ') : 'rewritten with the same values';
+  return CONFIG_FIELD_ORDER.every((field) => a[field] === b[field]);
 }

@@ -10,7 +10,8 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Server } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
-import { dirname, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { Application } from 'express';
 import {
   bootMark,
@@ -24,13 +25,14 @@ import {
   registryMetrics,
   startAuditTrail,
   type AuditLog,
-  type PackageSummary,
   type RegistryEvent,
 } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { loadAssets, type Asset } from './assets';
 import { ConfigService } from './config-service';
-import { listPackages } from './packages';
+import { ActivityRecorder, activityTotalsFrom, StorageMeter, type ActivityDocument } from './activity';
+import { buildPackageView, storedTarballFiles, type PackageView } from './package-view';
+import { PackageCatalog } from './packages';
 import { createDashboardErrorHandler, createDashboardHandler } from './routes';
 import { rejectUpgrade, TerminalSockets } from './terminal-socket';
 import { parseSocketLimits, type SocketLimits } from './socket-limits';
@@ -44,11 +46,14 @@ import {
   serverServesApp,
   type DashboardLogger,
   type PluginHost,
-  type VerdaccioRemoteUser,
 } from './verdaccio-adapter';
 
 export const MOUNT_PATH = '/_dashboard';
 export const TERMINAL_PATH = `${MOUNT_PATH}/terminal`;
+/** how often the activity counters are sampled and pushed to open sockets */
+export const ACTIVITY_TICK_MS = 5000;
+/** the upstream cache folder inside the storage folder (docs/upstream.md) */
+const UPSTREAM_CACHE_DIR = '.upstream';
 /** build/plugins/verdaccio-registry-dashboard/ → plugins/verdaccio-registry-dashboard/public */
 export const PUBLIC_DIR = resolve(__dirname, '..', '..', '..', 'plugins', 'verdaccio-registry-dashboard', 'public');
 
@@ -128,15 +133,46 @@ export default class RegistryDashboard {
   register_middlewares(app: Application, auth: unknown, storage: unknown): void {
     this.#app = app;
     const access = adaptAuth(auth);
-    const source = adaptStorage(storage, this.#lockbPath);
+    const source = adaptStorage(storage);
     const records = (): IndexRecord[] => (this.#index ??= PackageIndex.open(this.#lockbPath)).readAll();
-    const packagesFor = (user: VerdaccioRemoteUser, filter?: string): Promise<PackageSummary[]> => listPackages(source, access, user, filter, records);
+    const catalog = new PackageCatalog(records, access);
+    const storageDir = this.#host.storageDir;
+    const tarballSizes = async (name: string, files: Map<string, string>, cached: boolean): Promise<Map<string, number>> => {
+      const sizes = new Map<string, number>();
+      // the storage plugin's layout (Verdaccio local-storage): <storage>/<name>/<file>, the upstream cache under .upstream/
+      const folder = cached ? join(storageDir, UPSTREAM_CACHE_DIR, name) : join(storageDir, name);
+      await Promise.all(
+        [...files].slice(0, 500).map(async ([version, file]) => {
+          try {
+            sizes.set(version, (await stat(join(folder, file))).size);
+          } catch {
+            // not stored here (a cached package's version that was never downloaded)
+          }
+        }),
+      );
+      return sizes;
+    };
+    const packageView = async (name: string): Promise<PackageView | undefined> => {
+      const packument = await source.readPackage(name);
+      if (!packument) return undefined;
+      const kind = catalog.find(name)?.source ?? 'local';
+      return buildPackageView(packument, kind, await tarballSizes(name, storedTarballFiles(packument), kind === 'cached'));
+    };
+
+    const metrics = registryMetrics(this.#lockbPath);
+    const recorder = new ActivityRecorder(activityTotalsFrom(metrics));
+    const meter = new StorageMeter(storageDir);
+    void meter.refresh();
+    const activity = (): ActivityDocument => {
+      void meter.refresh();
+      return recorder.document(meter.current);
+    };
 
     const sockets = new TerminalSockets({
       path: TERMINAL_PATH,
       service: this.#service,
       access,
-      listPackages: (user) => packagesFor(user),
+      listPackages: (user) => catalog.summaries(user),
       verifyToken: createSocketTokenCheck(this.#lockbPath, this.#options.admins),
       peerAddress: (req) => clientAddressOf(app, req),
       limits: this.#options.socketLimits,
@@ -144,7 +180,27 @@ export default class RegistryDashboard {
     });
     this.#sockets = sockets;
     // the ops part renders it on GET /-/metrics (docs/operations.md)
-    registryMetrics(this.#lockbPath).gaugeSource('registry_websocket_clients', () => sockets.clientCount);
+    metrics.gaugeSource('registry_websocket_clients', () => sockets.clientCount);
+    // the activity chart: sampled on a timer (minute boundaries), pushed to open sockets; soon after a publish too
+    const pushActivity = (): void => {
+      if (sockets.clientCount > 0) sockets.broadcastMessage(JSON.stringify({ type: 'activity', ...activity() }));
+    };
+    const tick = setInterval(() => {
+      recorder.sample();
+      pushActivity();
+    }, ACTIVITY_TICK_MS);
+    tick.unref();
+    let soon: NodeJS.Timeout | undefined;
+    const pushSoon = (storageChanged: boolean): void => {
+      if (storageChanged) meter.markStale();
+      if (soon !== undefined) return;
+      soon = setTimeout(() => {
+        soon = undefined;
+        // the new size first when a walk is due, then the counts (a walk never delays them long: it is bounded by the folder)
+        void meter.refresh().finally(pushActivity);
+      }, 200);
+      soon.unref();
+    };
     this.#service.watch((rendered, change) => {
       sockets.broadcastConfig(rendered, change);
       // into the audit trail (docs/audit.md); the dashboard's own listener below skips config events
@@ -164,6 +220,7 @@ export default class RegistryDashboard {
         void _address;
         void _tokenId;
         sockets.broadcastEvent(shown);
+        if (event.kind === 'publish' || event.kind === 'unpublish' || event.kind === 'cache') pushSoon(true);
       }
     });
 
@@ -174,7 +231,9 @@ export default class RegistryDashboard {
         assets: this.#assets,
         service: this.#service,
         admins: this.#options.admins,
-        listPackages: packagesFor,
+        listPackages: (user, query) => catalog.page(user, query),
+        packageView,
+        activity,
         upstreamStatus: () => readUpstreamStatus(this.#lockbPath),
         audit: this.#audit,
         canAccess: (name, user) => access.canAccess(name, user),

@@ -65,6 +65,49 @@ export const ClientMessage = z.discriminatedUnion(
 );
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
+/** A query parameter given at most once and at most `max` characters; '' counts as absent. */
+const singleQuery = (key: string, max: number) =>
+  z
+    .string({ error: `${key} must be a single string` })
+    .max(max, { error: `${key} must be at most ${max} characters` })
+    .optional()
+    .transform((value) => (value === '' ? undefined : value));
+
+/** The longest npm package name: the longest useful name filter. */
+export const MAX_FILTER_LENGTH = 214;
+export const AUDIT_DEFAULT_LIMIT = 100;
+export const AUDIT_MAX_LIMIT = 1000;
+
+/** A whole-number query parameter in [min, max], given at most once; absent stays undefined. */
+const wholeNumberQuery = (key: string, min: number, max: number) =>
+  singleQuery(key, 10)
+    .refine((raw) => raw === undefined || (/^[0-9]+$/.test(raw) && Number(raw) >= min && Number(raw) <= max), {
+      error: `${key} must be a whole number from ${min} to ${max}`,
+    })
+    .transform((raw) => (raw === undefined ? undefined : Number(raw)));
+
+/** The largest page `GET /_dashboard/api/packages` answers. */
+export const MAX_PAGE_SIZE = 500;
+
+/** `GET /_dashboard/api/packages?q=&offset=&limit=` (other parameters are ignored, as they always were). */
+export const PackagesQuery = z.looseObject({
+  q: singleQuery('q', MAX_FILTER_LENGTH),
+  offset: wholeNumberQuery('offset', 0, 1_000_000_000),
+  limit: wholeNumberQuery('limit', 1, MAX_PAGE_SIZE),
+});
+
+/** `GET /_dashboard/api/package?name=` */
+export const PackageQuery = z.looseObject({ name: singleQuery('name', MAX_FILTER_LENGTH) });
+
+/** `GET /_dashboard/api/audit?package=&user=&limit=` */
+export const AuditQuery = z.looseObject({
+  package: singleQuery('package', MAX_FILTER_LENGTH),
+  user: singleQuery('user', 100),
+  limit: singleQuery('limit', 5).refine((limit) => limit === undefined || (/^[0-9]+$/.test(limit) && Number(limit) >= 1 && Number(limit) <= AUDIT_MAX_LIMIT), {
+    error: `limit must be a whole number from 1 to ${AUDIT_MAX_LIMIT}`,
+  }),
+});
+
 /** One sentence naming the first problem, e.g. `offset must be an integer 4..15 …, got 16` or `unknown key "flags"`. */
 export function describeIssues(error: z.ZodError): string {
   const issue = error.issues[0];

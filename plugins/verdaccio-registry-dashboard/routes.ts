@@ -5,7 +5,9 @@
  *   GET  /_dashboard/assets/<file>   its script, styles, icon
  *   GET  /_dashboard/api/config      the config document
  *   POST /_dashboard/api/config      {op: setByte|toggleFeature|setRegistryUrl} (admin)
- *   GET  /_dashboard/api/packages    packages the caller may read (?q= filters by name)
+ *   GET  /_dashboard/api/packages    packages the caller may read, from the index (?q= by name, ?offset=&limit= a page)
+ *   GET  /_dashboard/api/package     one package for the package view (?name=; access rules as for `npm view`)
+ *   GET  /_dashboard/api/activity    publishes/downloads/requests per minute and the storage size
  *   GET  /_dashboard/api/env         the env export (text/plain)
  *   GET  /_dashboard/api/session     who the caller is: {user, admin, groups, accessGroups}
  *   GET  /_dashboard/login/<session> the web login's sign-in page (docs/web-login-and-tokens.md;
@@ -16,12 +18,15 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
-import { RegistryCoreError, type AuditLog, type AuditRecord, type PackageSummary } from '../registry-core/index';
+import { RegistryCoreError, type AuditLog, type AuditRecord } from '../registry-core/index';
+import type { ActivityDocument } from './activity';
+import type { ListPage, ListQuery } from './packages';
+import { isPackageName, type PackageView } from './package-view';
 import { requireAdmin, sessionOf, type Session } from './access';
 import { serveAsset, type Asset } from './assets';
 import type { ConfigService } from './config-service';
 import { DashboardHttpError, describeBodyParserError, sendError, sendJson } from './http-errors';
-import { ConfigOperation, describeIssues, MAX_BODY_BYTES } from './requests';
+import { AUDIT_DEFAULT_LIMIT, AuditQuery, ConfigOperation, describeIssues, MAX_BODY_BYTES, PackageQuery, PackagesQuery } from './requests';
 import type { UpstreamView } from './upstream-status-access';
 import { remoteUserOf, type DashboardLogger, type VerdaccioRemoteUser } from './verdaccio-adapter';
 
@@ -38,15 +43,17 @@ export interface RouteOptions {
   assets: Map<string, Asset>;
   service: ConfigService;
   admins: ReadonlySet<string>;
-  listPackages(user: VerdaccioRemoteUser, filter?: string): Promise<PackageSummary[]>;
+  listPackages(user: VerdaccioRemoteUser, query: ListQuery): Promise<ListPage>;
+  /** undefined: no such package (the route has checked access before asking) */
+  packageView(name: string): Promise<PackageView | undefined>;
+  activity(): ActivityDocument;
   upstreamStatus(): UpstreamView;
   audit: AuditLog;
   canAccess(name: string, user: VerdaccioRemoteUser): Promise<boolean>;
   logger: DashboardLogger;
 }
 
-export const AUDIT_DEFAULT_LIMIT = 100;
-export const AUDIT_MAX_LIMIT = 1000;
+export { AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT } from './requests';
 
 export interface AuditParams {
   package?: string;
@@ -54,27 +61,12 @@ export interface AuditParams {
   limit: number;
 }
 
-function singleQuery(req: Request, key: string, maxLength: number): string | undefined {
-  const raw: unknown = req.query[key];
-  if (raw === undefined || raw === '') return undefined;
-  if (typeof raw !== 'string') throw new DashboardHttpError(400, `${key} must be a single string`);
-  if (raw.length > maxLength) throw new DashboardHttpError(400, `${key} must be at most ${maxLength} characters`);
-  return raw;
-}
-
 export function auditParams(req: Request): AuditParams {
-  const params: AuditParams = { limit: AUDIT_DEFAULT_LIMIT };
-  const name = singleQuery(req, 'package', MAX_FILTER_LENGTH);
-  const user = singleQuery(req, 'user', 100);
-  const limit = singleQuery(req, 'limit', 5);
-  if (name !== undefined) params.package = name;
-  if (user !== undefined) params.user = user;
-  if (limit !== undefined) {
-    if (!/^[0-9]+$/.test(limit) || Number(limit) < 1 || Number(limit) > AUDIT_MAX_LIMIT) {
-      throw new DashboardHttpError(400, `limit must be a whole number from 1 to ${AUDIT_MAX_LIMIT}`);
-    }
-    params.limit = Number(limit);
-  }
+  const parsed = AuditQuery.safeParse(req.query);
+  if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
+  const params: AuditParams = { limit: parsed.data.limit === undefined ? AUDIT_DEFAULT_LIMIT : Number(parsed.data.limit) };
+  if (parsed.data.package !== undefined) params.package = parsed.data.package;
+  if (parsed.data.user !== undefined) params.user = parsed.data.user;
   return params;
 }
 
@@ -107,7 +99,6 @@ async function visibleAudit(options: RouteOptions, user: VerdaccioRemoteUser, se
 
 const PAGE_CACHE = 'no-cache, no-transform';
 const VERSIONED_CACHE = 'public, max-age=31536000, immutable, no-transform';
-const MAX_FILTER_LENGTH = 214; // the longest npm package name
 /** A web-login session id as the auth plugin makes them (32 random bytes, base64url). */
 const LOGIN_PAGE_PATH = /^\/login\/[A-Za-z0-9_-]{43}\/?$/;
 
@@ -134,12 +125,25 @@ function methodNotAllowed(allowed: string): DashboardHttpError {
   return new DashboardHttpError(405, `method not allowed; use ${allowed}`, { Allow: allowed });
 }
 
-function queryFilter(req: Request): string | undefined {
-  const raw: unknown = req.query.q;
-  if (raw === undefined || raw === '') return undefined;
-  if (typeof raw !== 'string') throw new DashboardHttpError(400, 'q must be a single string');
-  if (raw.length > MAX_FILTER_LENGTH) throw new DashboardHttpError(400, `q must be at most ${MAX_FILTER_LENGTH} characters`);
-  return raw;
+export function listQuery(req: Request): ListQuery {
+  const parsed = PackagesQuery.safeParse(req.query);
+  if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
+  const { q: filter, offset, limit } = parsed.data;
+  return { offset: offset ?? 0, ...(filter === undefined ? {} : { filter }), ...(limit === undefined ? {} : { limit }) };
+}
+
+function packageQueryName(req: Request): string | undefined {
+  const parsed = PackageQuery.safeParse(req.query);
+  if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
+  return parsed.data.name;
+}
+
+/** 401 for anonymous (it might be allowed once signed in), 403 for a user the rule leaves out — as Verdaccio answers `npm view`. */
+function refuseRead(user: VerdaccioRemoteUser, name: string): DashboardHttpError {
+  if (!user.name) {
+    return new DashboardHttpError(401, `authentication required to read ${name}`, { 'WWW-Authenticate': 'Bearer realm="registry"' });
+  }
+  return new DashboardHttpError(403, `user ${user.name} may not read ${name}`);
 }
 
 /** The body as parsed by Verdaccio's app-wide express.json, after the checks it does not do for us. */
@@ -195,8 +199,25 @@ export function createDashboardHandler(options: RouteOptions): (req: Request, re
       }
       case '/api/packages': {
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
-        const packages = await options.listPackages(remoteUserOf(req), queryFilter(req));
-        return sendJson(res, 200, JSON.stringify({ packages }));
+        const page = await options.listPackages(remoteUserOf(req), listQuery(req));
+        return sendJson(res, 200, JSON.stringify(page));
+      }
+      case '/api/package': {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
+        const name = packageQueryName(req);
+        if (name === undefined) throw new DashboardHttpError(400, 'name is required: /_dashboard/api/package?name=<package>');
+        if (!isPackageName(name)) throw new DashboardHttpError(400, `${JSON.stringify(name)} is not a package name`);
+        const user = remoteUserOf(req);
+        // the access rule first, as for `npm view`: a refused caller learns nothing about existence
+        if (!(await options.canAccess(name, user))) throw refuseRead(user, name);
+        const view = await options.packageView(name);
+        if (!view) throw new DashboardHttpError(404, `no package ${name}`);
+        return sendJson(res, 200, JSON.stringify(view));
+      }
+      case '/api/activity': {
+        if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');
+        // counts and sizes only, no names: readable by anyone, like the config document
+        return sendJson(res, 200, JSON.stringify(options.activity()));
       }
       case '/api/upstream': {
         if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET');

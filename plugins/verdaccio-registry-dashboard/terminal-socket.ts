@@ -21,6 +21,7 @@ import {
   COMMANDS,
   executeCommand,
   helpText,
+  isWriteCommand,
   parseCommand,
   RegistryCoreError,
   runWithRequestActor,
@@ -83,7 +84,6 @@ interface Client {
 
 const ANONYMOUS: VerdaccioRemoteUser = Object.freeze(anonymousUser());
 const ANONYMOUS_SESSION: Session = Object.freeze({ user: null, admin: false, groups: [] }) as Session;
-const WRITE_COMMANDS = new Set<Command['name']>(['set', 'toggle', 'url']);
 /** a client that does not read what we send gets cut off rather than grow our memory */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
@@ -314,7 +314,7 @@ export class TerminalSockets {
     const spec = COMMANDS.find((entry) => entry.name === command.name);
     if (spec?.scope === 'cli') return reply(false, `${command.name} works only in the CLI: npm run config -- ${command.name}`);
     if (command.name === 'help') return reply(true, helpText('shared'));
-    const write = WRITE_COMMANDS.has(command.name);
+    const write = isWriteCommand(command.name);
     // HTTP checks the token on every request; a socket checks it again before every command
     if (client.token !== undefined) {
       const refused = await this.#verify(client, client.token, write ? 'write' : 'read');
@@ -343,6 +343,11 @@ export class TerminalSockets {
     const event: RegistryEvent = { kind: 'config', time: Date.now(), detail: change.detail };
     if (change.user !== undefined) event.user = change.user;
     this.broadcastEvent(event);
+  }
+
+  /** A message for every open socket, no access check: only for documents without package names (the `activity` counts). */
+  broadcastMessage(json: string): void {
+    for (const client of this.#clients) send(client, json);
   }
 
   broadcastEvent(event: RegistryEvent): void {

@@ -1,15 +1,16 @@
 /**
  * Where Verdaccio's untyped objects enter the dashboard: what only the dashboard needs is narrowed
  * here; what every plugin needs (VerdaccioRemoteUser, plugin options, allow_*) comes from the shared
- * boundary module plugins/verdaccio-boundary/. The package list comes from the storage plugin
- * through the core seam registry-core/local-packages.ts (never Verdaccio's internal
- * storage.localStorage.storagePlugin).
+ * boundary module plugins/verdaccio-boundary/. The package list comes from the registry.lockb index
+ * (packages.ts, issue 15.7); packuments through Verdaccio's public Storage.getPackage (never its
+ * internal storage.localStorage.storagePlugin).
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import type { IncomingMessage, Server } from 'node:http';
+import { dirname, resolve as resolvePath } from 'node:path';
 import type { Application } from 'express';
-import { localPackageNames } from '../registry-core/local-packages';
-import { authAllows, pluginHostOf, stringsOf, type VerdaccioRemoteUser } from '../verdaccio-boundary/index';
+import { storageDirFor } from '../registry-core/index';
+import { authAllows, pluginHostOf, type VerdaccioRemoteUser } from '../verdaccio-boundary/index';
 
 export { anonymousUser, authenticatedUser, remoteUserOf, type VerdaccioRemoteUser } from '../verdaccio-boundary/index';
 
@@ -18,6 +19,8 @@ export interface PluginHost {
   configPath: string;
   /** Top-level `registry_lockb:` of config.yaml, unresolved. */
   lockbSetting: string | undefined;
+  /** config.yaml's `storage:` folder, resolved (the activity card measures its size, the package view stats tarballs) */
+  storageDir: string;
   logger: DashboardLogger;
 }
 
@@ -33,12 +36,13 @@ export interface Packument {
   versions: Record<string, unknown>;
   'dist-tags': Record<string, string>;
   time: Record<string, string>;
+  /** the whole document as stored (readme, maintainers, description…), unvalidated: package-view.ts reads it defensively */
+  document: Record<string, unknown>;
 }
 
-/** Access to locally published packages, through Verdaccio's Storage (filters applied, no uplinks). */
+/** Packuments through Verdaccio's Storage (filters applied, no uplinks; the list itself comes from the index, packages.ts). */
 export interface PackageSource {
-  listNames(): Promise<string[]>;
-  /** undefined when the package vanished between listing and reading. */
+  /** undefined when there is no such package (or it vanished). */
   readPackage(name: string): Promise<Packument | undefined>;
 }
 
@@ -54,7 +58,13 @@ export function adaptPluginHost(options: unknown): PluginHost {
   const host = pluginHostOf(undefined, options);
   if (!host.configPath) throw new Error('registry-dashboard: Verdaccio did not pass config.configPath (needed to find registry.lockb)');
   const log = (level: 'info' | 'warn' | 'error') => (message: string): void => host.logger[level]({}, `registry-dashboard: ${message.replace(/@\{/g, '@ {')}`);
-  return { configPath: host.configPath, lockbSetting: host.lockbSetting, logger: { info: log('info'), warn: log('warn'), error: log('error') } };
+  return {
+    configPath: host.configPath,
+    lockbSetting: host.lockbSetting,
+    // the core's one path rule (layout.ts), as the storage plugin resolves it
+    storageDir: storageDirFor(dirname(resolvePath(host.configPath)), host.config.storage),
+    logger: { info: log('info'), warn: log('warn'), error: log('error') },
+  };
 }
 
 /**
@@ -75,14 +85,13 @@ export function clientAddressOf(app: Application, req: IncomingMessage): string 
   return typeof ip === 'string' ? ip : (req.socket.remoteAddress ?? '');
 }
 
-/** Names from the storage plugin's seam (core local-packages.ts), packuments through Verdaccio's public Storage.getPackage. */
-export function adaptStorage(storage: unknown, lockbPath: string): PackageSource {
+/** Packuments through Verdaccio's public Storage.getPackage. */
+export function adaptStorage(storage: unknown): PackageSource {
   const s = storage as any;
   if (typeof s?.getPackage !== 'function') {
     throw new Error('registry-dashboard: Verdaccio storage has no getPackage (unsupported Verdaccio version?)');
   }
   return {
-    listNames: () => localPackageNames(lockbPath).then(stringsOf),
     readPackage: (name) =>
       new Promise((resolve, reject) => {
         s.getPackage({
@@ -101,6 +110,7 @@ export function adaptStorage(storage: unknown, lockbPath: string): PackageSource
               versions: manifest?.versions && typeof manifest.versions === 'object' ? manifest.versions : {},
               'dist-tags': manifest?.['dist-tags'] && typeof manifest['dist-tags'] === 'object' ? manifest['dist-tags'] : {},
               time: manifest?.time && typeof manifest.time === 'object' ? manifest.time : {},
+              document: manifest && typeof manifest === 'object' ? manifest : {},
             });
           },
         });

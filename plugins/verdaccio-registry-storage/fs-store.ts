@@ -10,6 +10,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } 
 import { link, open, readFile, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
 import { ensureDir, fsyncDir, tempPathFor, unlinkDurable, writeFileAtomic } from './atomic';
 import { scanPackages } from './scan';
 import { StorageError, isErrno } from './errors';
@@ -26,6 +27,10 @@ export const DB_LOCK_KEY = '.verdaccio-db';
 /** the upstream cache: a second store rooted here (docs/upstream.md) */
 export const UPSTREAM_CACHE_DIR = '.upstream';
 const PACKUMENT = 'package.json';
+/** The in-memory caches' bounds (lru-cache, least recently used out first). */
+export const PACKUMENT_CACHE_ENTRIES = 10_000;
+export const PACKUMENT_CACHE_BYTES = 128 * 1024 * 1024;
+const DIGEST_CACHE_ENTRIES = 100_000;
 
 export interface FileSystemStoreOptions {
   lockTimeoutMs?: number;
@@ -35,6 +40,10 @@ export interface FileSystemStoreOptions {
   onLockWait?: (key: string, waitedMs: number) => void;
   /** Keep tarballs up to this size in memory after the first read (0 disables). */
   tarballCacheBytes?: number;
+  /** packument texts kept in memory: at most this many (default PACKUMENT_CACHE_ENTRIES) … */
+  packumentCacheEntries?: number;
+  /** … and this many bytes (default PACKUMENT_CACHE_BYTES) */
+  packumentCacheBytes?: number;
 }
 
 interface CachedText {
@@ -49,7 +58,9 @@ interface CachedText {
  * tick can leave the same mtime. Like git's "racily clean" rule: a stat is only trusted as a
  * version stamp once the file is older than this; fresher files are simply re-read.
  */
-const RACY_WINDOW_NS = 100_000_000n;
+/** A file changed within this window may still change within the same mtime tick: not trusted from memory yet. */
+export const RACY_WINDOW_MS = 100;
+const RACY_WINDOW_NS = BigInt(RACY_WINDOW_MS) * 1_000_000n;
 
 function settled(mtimeNs: bigint): boolean {
   return BigInt(Date.now()) * 1_000_000n - mtimeNs > RACY_WINDOW_NS;
@@ -160,11 +171,12 @@ export class FileSystemStore implements PackageStore {
   readonly root: string;
   private readonly locks: KeyedLock;
   private readonly dbPath: string;
-  private readonly packuments = new Map<string, CachedText>();
-  private readonly digests = new Map<string, TarballDigest & { ino: bigint }>();
-  private readonly tarballs = new Map<string, CachedTarball>();
-  private tarballCacheUsed = 0;
-  private readonly tarballCacheBytes: number;
+  /** packument texts (hot path of every GET), bounded in entries and bytes, least recently used out first */
+  private readonly packuments: LRUCache<string, CachedText>;
+  /** tarball digests (small records), bounded in entries */
+  private readonly digests = new LRUCache<string, TarballDigest & { ino: bigint }>({ max: DIGEST_CACHE_ENTRIES });
+  /** small tarballs (≤ 1 MB each), bounded in bytes; null when tarballCacheBytes is 0 */
+  private readonly tarballs: LRUCache<string, CachedTarball> | null;
   private dbCache: { key: string; db: StorageDb } | null = null;
 
   /** Synchronous so a Verdaccio plugin constructor can fail loudly when the folder is unusable. */
@@ -180,7 +192,13 @@ export class FileSystemStore implements PackageStore {
       onWait: options.onLockWait,
     });
     this.dbPath = existsSync(join(root, LEGACY_DB_FILE)) && !existsSync(join(root, DB_FILE)) ? join(root, LEGACY_DB_FILE) : join(root, DB_FILE);
-    this.tarballCacheBytes = options.tarballCacheBytes ?? 64 * 1024 * 1024;
+    const tarballBytes = options.tarballCacheBytes ?? 64 * 1024 * 1024;
+    this.tarballs = tarballBytes > 0 ? new LRUCache<string, CachedTarball>({ maxSize: tarballBytes, sizeCalculation: (entry) => Math.max(1, entry.bytes.length) }) : null;
+    this.packuments = new LRUCache<string, CachedText>({
+      max: options.packumentCacheEntries ?? PACKUMENT_CACHE_ENTRIES,
+      maxSize: options.packumentCacheBytes ?? PACKUMENT_CACHE_BYTES,
+      sizeCalculation: (entry) => Math.max(1, entry.text.length * 2),
+    });
     // A corrupt package list must stop start-up, not be silently replaced (stock "locks" instead).
     if (existsSync(this.dbPath)) parseDb(readFileSync(this.dbPath, 'utf8'), this.dbPath);
   }
@@ -305,7 +323,7 @@ export class FileSystemStore implements PackageStore {
 
   async readTarball(pkg: ParsedName, fileName: string): Promise<TarballReader | null> {
     const path = this.tarballPath(pkg, fileName);
-    const cached = this.tarballs.get(path);
+    const cached = this.tarballs?.get(path);
     if (cached) {
       const info = statSync(path, { bigint: true, throwIfNoEntry: false });
       if (info && info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs && settled(info.mtimeNs)) {
@@ -318,7 +336,7 @@ export class FileSystemStore implements PackageStore {
     if (!handle) return null;
     const info = await handle.stat({ bigint: true });
     const size = Number(info.size);
-    if (size <= 1024 * 1024 && this.tarballCacheBytes > 0) {
+    if (size <= 1024 * 1024 && this.tarballs !== null) {
       try {
         const bytes = await handle.readFile();
         if (bytes.length === size) this.cacheTarball(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, bytes });
@@ -331,24 +349,11 @@ export class FileSystemStore implements PackageStore {
   }
 
   private cacheTarball(path: string, entry: CachedTarball): void {
-    if (entry.bytes.length > this.tarballCacheBytes) return;
-    this.dropTarballCache(path);
-    // Map iteration order = insertion order: evict the oldest entries first
-    for (const [key, value] of this.tarballs) {
-      if (this.tarballCacheUsed + entry.bytes.length <= this.tarballCacheBytes) break;
-      this.tarballs.delete(key);
-      this.tarballCacheUsed -= value.bytes.length;
-    }
-    this.tarballs.set(path, entry);
-    this.tarballCacheUsed += entry.bytes.length;
+    this.tarballs?.set(path, entry); // lru-cache refuses an entry larger than the whole budget
   }
 
   private dropTarballCache(path: string): void {
-    const entry = this.tarballs.get(path);
-    if (entry) {
-      this.tarballs.delete(path);
-      this.tarballCacheUsed -= entry.bytes.length;
-    }
+    this.tarballs?.delete(path);
   }
 
   async tarballDigest(pkg: ParsedName, fileName: string): Promise<TarballDigest | null> {

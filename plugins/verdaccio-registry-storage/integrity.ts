@@ -5,6 +5,7 @@
 import * as ssri from 'ssri';
 import { StorageError } from './errors';
 import type { TarballDigest, VersionManifest } from './store';
+import { sha512FromIntegrity } from '../registry-core/index';
 
 const CHECKED = ['sha512', 'sha1'] as const;
 
@@ -69,11 +70,6 @@ export function verifyDist(label: string, dist: VersionManifest['dist'], digest:
 
 /** sha512 of a dist block as 128 hex chars, '' when it declares none. */
 export function sha512HexOf(dist: VersionManifest['dist']): string {
-  if (typeof dist?.integrity !== 'string') return '';
-  const parsed = parseIntegrity(dist.integrity);
-  if (parsed === null) return '';
-  const first = entriesFor(parsed, 'sha512')[0];
-  if (!first) return '';
-  const hex = hexOf(first.digest);
-  return hex.length === 128 ? hex : '';
+  // the index's one rule (core index-rebuild.ts), so a record written at publish and one rebuilt from the folder agree
+  return sha512FromIntegrity(dist?.integrity);
 }

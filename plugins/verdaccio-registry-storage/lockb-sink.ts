@@ -6,7 +6,8 @@
 import { PackageIndex, registryEvents, type IndexRecord, type RegistryEvent } from '../registry-core/index';
 import type { IndexSink } from './package-service';
 
-function eventOf(record: IndexRecord, user: string | undefined): RegistryEvent {
+/** The dashboard/audit event of one index record (also the PostgreSQL backend's, pg-index.ts). */
+export function eventOf(record: IndexRecord, user: string | undefined): RegistryEvent {
   const base = { time: record.time, name: record.name };
   switch (record.kind) {
     case 'publish':
@@ -29,6 +30,30 @@ function eventOf(record: IndexRecord, user: string | undefined): RegistryEvent {
   }
 }
 
+/**
+ * The events of one write's records. A publish is one event: the dist-tags the same write points
+ * at a version it adds (`latest` on every npm publish) ride on that publish event as `tags`
+ * instead of becoming dist-tag events of their own. A tag moved to a version that already existed
+ * is still its own `dist-tag` event. The index keeps every record (its fold needs the tags).
+ */
+export function eventsOf(records: readonly IndexRecord[], user: string | undefined): RegistryEvent[] {
+  const published = new Map<string, RegistryEvent>();
+  const events: RegistryEvent[] = [];
+  for (const record of records) {
+    if (record.kind === 'dist-tag') {
+      const publish = published.get(`${record.name}\u0000${record.version}`);
+      if (publish) {
+        publish.tags = [...(publish.tags ?? []), record.detail];
+        continue;
+      }
+    }
+    const event = eventOf(record, user);
+    if (record.kind === 'publish') published.set(`${record.name}\u0000${record.version}`, event);
+    events.push(event);
+  }
+  return events;
+}
+
 export class LockbIndexSink implements IndexSink {
   readonly lockbPath: string;
   readonly index: PackageIndex;
@@ -42,9 +67,9 @@ export class LockbIndexSink implements IndexSink {
 
   append(records: IndexRecord[], context: { user?: string }): void {
     for (const record of records) this.index.append(record);
-    for (const record of records) {
+    for (const event of eventsOf(records, context.user)) {
       try {
-        this.events.emit(eventOf(record, context.user));
+        this.events.emit(event);
       } catch {
         // a failing listener must not fail the write that already happened
       }

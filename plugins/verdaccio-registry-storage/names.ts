@@ -96,6 +96,19 @@ export function parseTarballName(pkg: ParsedName, fileName: unknown): { fileName
   return { fileName, version };
 }
 
+// the one rule for the file a `dist.tarball` URL names lives in the core (the dashboard needs it too)
+export { tarballFileOf } from '../registry-core/index';
+
+/** An absolute http(s) URL: Verdaccio's packument route calls `new URL()` on every stored dist.tarball inside a storage callback. */
+export function isAbsoluteHttpUrl(url: string): boolean {
+  try {
+    const { protocol } = new URL(url);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 export function tarballNameFor(pkg: ParsedName, version: string): string {
   return `${pkg.bare}-${version}.tgz`;
 }

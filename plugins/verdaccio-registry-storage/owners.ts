@@ -11,11 +11,10 @@
  *   maintainer is recorded: its next authenticated publisher, or an `npm owner add`.
  */
 
-/**
- * The group the auth plugin grants to admins (its auth-service.ts `ADMIN_GROUP`; plugins never
- * import each other, a test checks the two agree).
- */
-export const ADMIN_GROUP = 'registry-admin';
+/** The group the auth plugin grants to admins: the core's (user-names.ts). */
+import { ADMIN_GROUP, userNameProblem } from '../registry-core/index';
+
+export { ADMIN_GROUP };
 
 const MAX_MAINTAINERS = 100;
 const MAX_FIELD = 214;
@@ -40,11 +39,9 @@ export function actorOf(remoteUser: { name?: unknown; groups?: unknown } | null 
 /** npm's user-name rules (npm-user-validate), as the auth plugin applies them to new users. */
 export function maintainerNameProblem(name: unknown): string | null {
   if (typeof name !== 'string' || name.length === 0) return 'a maintainer needs a non-empty "name"';
+  if (userNameProblem(name) === undefined) return null; // the auth plugin's rule for new users (core user-names.ts)
   if (name.length > MAX_FIELD) return `maintainer name ${JSON.stringify(name.slice(0, 40))}… is longer than ${MAX_FIELD} characters`;
-  if (name !== name.toLowerCase() || name !== encodeURIComponent(name) || name.startsWith('.') || name.includes("'")) {
-    return `maintainer name ${JSON.stringify(name.slice(0, 80))} is not a user name (lowercase, URL-safe, no leading ".")`;
-  }
-  return null;
+  return `maintainer name ${JSON.stringify(name.slice(0, 80))} is not a user name (lowercase, URL-safe, no leading ".")`;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -11,7 +11,7 @@
 import { type ManifestSnapshot, diffSnapshots, isEmpty, recordsFor, snapshotOf } from './changes';
 import { StorageError } from './errors';
 import { verifyDist } from './integrity';
-import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, tarballNameFor } from './names';
+import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, tarballFileOf, tarballNameFor } from './names';
 import { type Actor, type Maintainer, maintainersOf, ownershipProblem } from './owners';
 import { takeIntent } from './publish-intent';
 import type { VersionSigner } from './signatures';
@@ -23,9 +23,18 @@ const PENDING_TTL_MS = 10 * 60_000;
 /** No publish takes this long between writing its tarball and adding its version. */
 const ABANDONED_TARBALL_MS = 120_000;
 
-/** Where index records go (registry.lockb + the dashboard event bus in production). */
+/**
+ * Where index records go (registry.lockb + the dashboard event bus on files; the shared
+ * package_index table, in the publish's own transaction, on PostgreSQL — docs/database.md).
+ */
 export interface IndexSink {
-  append(records: IndexRecord[], context: { user?: string }): void;
+  append(records: IndexRecord[], context: { user?: string }): void | Promise<void>;
+  /**
+   * true: the records are part of the write's transaction, so a failure fails the write (the
+   * PostgreSQL sink). false/absent: the manifest is durable already and the index can be
+   * rebuilt from it, so a failure is logged (registry.lockb).
+   */
+  readonly atomic?: boolean;
 }
 
 export interface ServiceLog {
@@ -35,17 +44,6 @@ export interface ServiceLog {
 
 function notFound(what: string): StorageError {
   return new StorageError('ERR_NOT_FOUND', `${what} not found`);
-}
-
-function tarballBaseName(url: unknown): string | null {
-  if (typeof url !== 'string' || url === '') return null;
-  const path = url.split(/[?#]/)[0];
-  const base = path.slice(path.lastIndexOf('/') + 1);
-  try {
-    return decodeURIComponent(base);
-  } catch {
-    return base;
-  }
 }
 
 function isReferenced(manifest: Manifest, fileName: string): boolean {
@@ -85,7 +83,7 @@ function refuseDroppingListedTarballs(name: string, original: Manifest, next: Ma
 
 /** The version whose dist.tarball names fileName, or null. */
 function listedVersionOf(manifest: Manifest, fileName: string): string | null {
-  for (const [version, meta] of Object.entries(manifest.versions ?? {})) if (tarballBaseName(meta?.dist?.tarball) === fileName) return version;
+  for (const [version, meta] of Object.entries(manifest.versions ?? {})) if (tarballFileOf(meta?.dist?.tarball) === fileName) return version;
   return null;
 }
 
@@ -283,7 +281,7 @@ export class PackageService {
       }
       if (!isEmpty(changes)) {
         const user = changes.added.map((v) => next.versions[v]?._npmUser?.name).find((n) => typeof n === 'string');
-        this.appendRecords(recordsFor(pkg.name, changes, published, Date.now()), { user });
+        await this.appendRecords(recordsFor(pkg.name, changes, published, Date.now()), { user });
       }
     });
   }
@@ -344,10 +342,11 @@ export class PackageService {
     });
   }
 
-  private appendRecords(records: IndexRecord[], context: { user?: string }): void {
+  private async appendRecords(records: IndexRecord[], context: { user?: string }): Promise<void> {
     try {
-      this.sink.append(records, context);
+      await this.sink.append(records, context);
     } catch (error) {
+      if (this.sink.atomic) throw error;
       // the manifest (the source of truth) is durable already; the index can be rebuilt from it
       this.log.error(`registry.lockb: could not append ${records.length} index record(s): ${(error as Error).message} — run \`npm run config -- rebuild-index\``);
     }
@@ -360,7 +359,7 @@ export class PackageService {
       if (!isValidVersion(version)) throw new StorageError('ERR_BAD_MANIFEST', `${label}: not a semver version`);
       const meta = manifest.versions[version];
       const expected = tarballNameFor(pkg, version);
-      const declared = tarballBaseName(meta?.dist?.tarball);
+      const declared = tarballFileOf(meta?.dist?.tarball);
       if (declared !== expected) {
         throw new StorageError('ERR_BAD_MANIFEST', `${label}: dist.tarball must end in /${expected} (got ${JSON.stringify(meta?.dist?.tarball ?? null)})`);
       }
@@ -384,7 +383,7 @@ export class PackageService {
   private filesRefusedByVerdaccio(original: Manifest, error: unknown): string[] {
     const match = /^shasum error, ([0-9a-f]{40}) != /i.exec(error instanceof Error ? error.message : '');
     if (!match) return [];
-    const referenced = new Set(Object.values(original.versions ?? {}).map((meta) => tarballBaseName(meta?.dist?.tarball)));
+    const referenced = new Set(Object.values(original.versions ?? {}).map((meta) => tarballFileOf(meta?.dist?.tarball)));
     return Object.entries(original._attachments ?? {})
       .filter(([file, entry]) => entry?.shasum === match[1] && !entry.version && !referenced.has(file))
       .map(([file]) => file);
@@ -421,7 +420,7 @@ export class PackageService {
         this.pending.delete(pkg.name);
         const removed = await this.store.deletePackument(pkg);
         if (!removed) throw notFound(`package ${name}`);
-        this.appendRecords([{ kind: 'unpublish-package', name: pkg.name, version: '', sha512: '', time: Date.now(), detail: '' }], {});
+        await this.appendRecords([{ kind: 'unpublish-package', name: pkg.name, version: '', sha512: '', time: Date.now(), detail: '' }], {});
       });
       return;
     }

@@ -5,14 +5,18 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { ConfigFile, bootMark, bootRegistry, debugLog, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
+import { ConfigFile, bootMark, lockbPathFor, bootRegistry, debugLog, registerReadyCheck, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
 import { VersionSigner } from './signatures';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
 import { FileSystemStore, UPSTREAM_CACHE_DIR } from './fs-store';
 import { LockbIndexSink } from './lockb-sink';
-import { PackageService } from './package-service';
+import { PackageService, type IndexSink } from './package-service';
+import { databaseSettingsOf, packageChanges, sharedDatabase, type Database } from '../registry-core/database/index';
+import { IndexMirror, PgIndexSink } from './pg-index';
+import { PgPackageStore } from './pg-store';
+import type { PackageStore } from './store';
 import { TokenLedger } from './tokens';
 import { type StorageConfig, StoragePluginAdapter } from './verdaccio-adapter';
 import { registerStorePort } from './store-port';
@@ -28,6 +32,12 @@ export { UPSTREAM_CACHE_DIR } from './fs-store';
 export interface RegistryStorageOptions {
   /** Give up waiting for a package lock after this many ms (ERR_LOCK_TIMEOUT → 503). */
   lock_timeout_ms?: number;
+  /** files (default) | postgres — docs/database.md; REGISTRY_DATABASE_URL overrides */
+  backend?: string;
+  /** postgres://… when backend is postgres */
+  database_url?: string;
+  /** connections of this node's pool (default 10) */
+  database_pool_max?: number;
 }
 
 export function configDirOf(config: Partial<Config> & Record<string, unknown>): string {
@@ -40,10 +50,9 @@ export function resolveStoragePaths(config: Partial<Config> & Record<string, unk
   const configDir = configDirOf(config);
   const storage = config.storage;
   if (typeof storage !== 'string' || storage === '') throw new Error('registry-storage: config.yaml has no `storage:` folder');
-  const lockb = config.registry_lockb;
   return {
     storageDir: resolve(configDir, storage),
-    lockbPath: typeof lockb === 'string' && lockb !== '' ? resolve(configDir, lockb) : join(configDir, 'registry.lockb'),
+    lockbPath: lockbPathFor(configDir, config.registry_lockb),
   };
 }
 
@@ -115,23 +124,64 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     const { storageDir, lockbPath } = resolveStoragePaths(merged);
 
     const metrics = registryMetrics(lockbPath);
-    const store = new FileSystemStore(storageDir, {
+    const onLockWait = (key: string, waitedMs: number): void => {
       // docs/operations.md: DEBUG lines and the lock-wait metrics
-      onLockWait: (key, waitedMs) => {
-        metrics.inc('registry_lock_waits_total', { lock: 'package' });
-        metrics.observe('registry_lock_wait_seconds', waitedMs / 1000, { lock: 'package' });
-        debugLog(lockbPath, 'lock', `waited for ${key}`, { ms: waitedMs.toFixed(1) });
-      },
-      lockTimeoutMs: typeof config.lock_timeout_ms === 'number' ? config.lock_timeout_ms : undefined,
-      onLockCompromised: (key, error) =>
-        logger.error({ key, detail: error.message }, 'registry-storage: lock for @{key} was taken over while held (@{detail})'),
-    });
-    const swept = sweepTempFiles(storageDir);
-    if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted write`);
-
-    const stored = scanPackagesSync(storageDir);
-    reconcileIndex(lockbPath, storageDir, stored, logger);
-    const sink = new LockbIndexSink(lockbPath);
+      metrics.inc('registry_lock_waits_total', { lock: 'package' });
+      metrics.observe('registry_lock_wait_seconds', waitedMs / 1000, { lock: 'package' });
+      debugLog(lockbPath, 'lock', `waited for ${key}`, { ms: waitedMs.toFixed(1) });
+    };
+    const lockTimeoutMs = typeof config.lock_timeout_ms === 'number' ? config.lock_timeout_ms : undefined;
+    const backend = databaseSettingsOf(options.config, process.env, config as unknown as Record<string, unknown>);
+    let store: PackageStore;
+    let sink: IndexSink;
+    let stored: string[] | null = null;
+    let database: Database | null = null;
+    if (backend.backend === 'postgres') {
+      // docs/database.md: packuments, tarballs, the package list and the index in PostgreSQL
+      database = sharedDatabase(backend.url, {
+        max: typeof config.database_pool_max === 'number' ? config.database_pool_max : undefined,
+        onError: (text) => logger.error({ detail: text }, 'registry-storage: @{detail}'),
+      });
+      const changes = packageChanges(lockbPath);
+      const pgStore = new PgPackageStore(database, { lockTimeoutMs, onLockWait, changes });
+      const mirror = new IndexMirror(database, lockbPath, {
+        onRemote: (names) => names.forEach((name) => pgStore.forget(name)),
+        log: (text) => warn(logger, text),
+        changes,
+      });
+      store = pgStore;
+      sink = new PgIndexSink(pgStore, mirror);
+      // migrations, then the index mirror, in the background: requests wait for the database themselves
+      const db = database;
+      const started = (async () => {
+        const report = await db.ready();
+        bootMark(`storage: database ${db.location} at schema version ${report.current}${report.applied.length > 0 ? ` (applied ${report.applied.map((m) => m.version).join(', ')})` : ''}`);
+        await mirror.sync();
+      })();
+      started.catch((error: unknown) => logger.error({ detail: `database ${db.location}: ${(error as Error).message} (retried at the next request)` }, 'registry-storage: @{detail}'));
+      // a folder that still holds packages (the backend was switched without `registry migrate`): say so, never serve them mixed in
+      const leftover = scanPackagesSync(storageDir);
+      if (leftover.length > 0) {
+        const text = `${storageDir} holds ${leftover.length} package(s) (${leftover.slice(0, 3).join(', ')}${leftover.length > 3 ? ', …' : ''}) that the PostgreSQL backend does not serve: run \`registry migrate to-postgres\` to move them (docs/database.md)`;
+        warn(logger, text);
+        bootMark(`storage: ${text}`);
+      }
+      // GET /-/ready (docs/operations.md): a node that lost its database is not ready, so a balancer drops it
+      registerReadyCheck(lockbPath, 'database', () => databaseState(db));
+    } else {
+      const fsStore = new FileSystemStore(storageDir, {
+        onLockWait,
+        lockTimeoutMs,
+        onLockCompromised: (key, error) =>
+          logger.error({ key, detail: error.message }, 'registry-storage: lock for @{key} was taken over while held (@{detail})'),
+      });
+      const swept = sweepTempFiles(storageDir);
+      if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted write`);
+      stored = scanPackagesSync(storageDir);
+      reconcileIndex(lockbPath, storageDir, stored, logger);
+      store = fsStore;
+      sink = new LockbIndexSink(lockbPath);
+    }
     const tokens = new TokenLedger(storageDir);
     const ring = openSigningRing(merged);
     const service = new PackageService(
@@ -154,7 +204,9 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     super(config, { service, tokens, logger });
     this.storageDir = storageDir;
     this.lockbPath = lockbPath;
-    this.upstreamProxy = this.#createUpstream(merged, storageDir, lockbPath, prepared.registryUrl, service, store, sink, logger);
+    // the upstream cache stays on this node's files on either backend (docs/database.md), its records in this node's registry.lockb
+    const cacheSink = sink instanceof LockbIndexSink ? sink : new LockbIndexSink(lockbPath);
+    this.upstreamProxy = this.#createUpstream(merged, storageDir, lockbPath, prepared.registryUrl, service, store, cacheSink, logger);
     // the seams other parts use instead of Verdaccio's internal storage.localStorage.storagePlugin
     const listNames = (): Promise<string[]> => service.listNames();
     registerStorePort(lockbPath, {
@@ -166,7 +218,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     });
     registerLocalPackages(lockbPath, listNames); // the dashboard's package list (core local-packages.ts)
 
-    bootMark(`storage ready: ${storageDir} (${stored.length} packages)`);
+    bootMark(stored === null ? `storage ready: PostgreSQL ${store.location} (upstream cache in ${join(storageDir, UPSTREAM_CACHE_DIR)})` : `storage ready: ${storageDir} (${stored.length} packages)`);
     announcePluginLoaded('storage', storageDir);
   }
 
@@ -176,7 +228,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     lockbPath: string,
     registryUrl: string,
     service: PackageService,
-    store: FileSystemStore,
+    store: PackageStore,
     sink: LockbIndexSink,
     logger: Logger,
   ): UpstreamProxy {
@@ -229,6 +281,24 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       }
     }, () => undefined);
     return proxy;
+  }
+}
+
+/** `SELECT 1` within 2 s: the readiness of a node on PostgreSQL. */
+async function databaseState(database: Database): Promise<{ ok: boolean; state: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      database.query('SELECT 1', [], 'ready-ping'),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000);
+      }),
+    ]);
+    return { ok: true, state: 'reachable' };
+  } catch (error) {
+    return { ok: false, state: `unreachable: ${(error as Error).message}` };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

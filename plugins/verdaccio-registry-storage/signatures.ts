@@ -15,6 +15,7 @@
  * it (`dist.integrity`, else the sha1 `dist.shasum` as an SRI string).
  */
 import * as ssri from 'ssri';
+import { LRUCache } from 'lru-cache';
 import type { RegistrySignature, SigningKeyRing } from '../registry-core/index';
 import type { Manifest, VersionManifest } from './store';
 
@@ -45,7 +46,7 @@ function hasSignatures(meta: VersionManifest): boolean {
 export class VersionSigner {
   readonly ring: SigningKeyRing;
   /** message + keyid → signature: ECDSA signatures are randomised; one per version keeps responses stable */
-  readonly #memo = new Map<string, RegistrySignature>();
+  readonly #memo = new LRUCache<string, RegistrySignature>({ max: MEMO_ENTRIES });
 
   constructor(ring: SigningKeyRing) {
     this.ring = ring;
@@ -56,7 +57,6 @@ export class VersionSigner {
     const known = this.#memo.get(key);
     if (known) return known;
     const signature = this.ring.sign(message);
-    if (this.#memo.size >= MEMO_ENTRIES) this.#memo.delete(this.#memo.keys().next().value as string);
     this.#memo.set(key, signature);
     return signature;
   }

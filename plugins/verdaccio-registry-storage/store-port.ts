@@ -6,7 +6,7 @@
  * configured store is another plugin (no packument cache, ownership not enforced, no proxying:
  * boot lines say so).
  */
-import { resolve } from 'node:path';
+import { registrySeam } from '../registry-core/seam';
 import type { Actor, Maintainer } from './owners';
 import type { PackumentOutcome } from './upstream/proxy';
 import type { ServerResponse } from 'node:http';
@@ -29,16 +29,12 @@ export interface StorePort {
   upstream: UpstreamPort;
 }
 
-const ports = new Map<string, StorePort>();
+const ports = registrySeam<StorePort>();
 
 export function registerStorePort(lockbPath: string, port: StorePort): () => void {
-  const key = resolve(lockbPath);
-  ports.set(key, port);
-  return () => {
-    if (ports.get(key) === port) ports.delete(key);
-  };
+  return ports.register(lockbPath, port);
 }
 
 export function storePortOf(lockbPath: string): StorePort | undefined {
-  return ports.get(resolve(lockbPath));
+  return ports.get(lockbPath);
 }

@@ -8,7 +8,7 @@
  *     `registry config set`, the dashboard API and the terminal call — against a bare locked
  *     positioned write measured in the same run on the same file system: the same lock
  *     (proper-lockfile, same options), one 13-byte pwrite, release;
- *   - toggleFeature() against the same bare write, and setByte() (unlocked, called by nothing in
+ *   - toggleFeature() against the same bare write, and setByteUnlocked() (no lock, called by nothing in
  *     the product) against a bare 13-byte pwrite, both as info;
  *   - `registry config get` as a command (spawn → exit of the package bin) against `node -e 0`.
  * Timings are per-call averages of batches (so timer cost and resolution do not dominate), and the
@@ -153,7 +153,7 @@ export const CONFIG_ROWS = {
   idleCpu: `config: getConfig() freshness cost — idle CPU of the ${WATCH_POLL_MS} ms poll + inotify watcher, nothing changing (median of with − without, extrapolated to 1 h)`,
   realWrite: 'config: write via ConfigFile.update() (the CLI / dashboard / terminal path, watcher attached) vs bare locked 13-byte pwrite',
   toggle: 'config: toggleFeature() vs bare locked 13-byte pwrite (info)',
-  setByte: 'config: setByte() (unlocked; unused by the product) vs bare 13-byte pwrite (info)',
+  setByteUnlocked: 'config: setByteUnlocked() (no lock; unused by the product) vs bare 13-byte pwrite (info)',
   command: '`registry config get` as a command (bin/registry.js, spawn → exit) vs `node -e 0`',
 } as const;
 
@@ -203,8 +203,8 @@ export async function runConfigBench(options: { quick: boolean }): Promise<Bench
     const [toggleNs, bareLockedAgainNs] = await alternate(options.quick ? 5 : 15, 20, toggle, bareLockedWrite);
     stopWatching();
 
-    // setByte() vs a bare positioned 13-byte write (what setByte writes: bytes 4..16), no lock.
-    const setOnce = (i: number): void => void config.setByte(14, rowsValues[i & 1]);
+    // setByteUnlocked() vs a bare positioned 13-byte write (what it writes: bytes 4..16), no lock.
+    const setOnce = (i: number): void => void config.setByteUnlocked(14, rowsValues[i & 1]);
     const bareOnce = (i: number): void => {
       header[10] = rowsValues[i & 1];
       writeSync(scratchFd, header, 0, 13, 4);
@@ -230,7 +230,7 @@ export async function runConfigBench(options: { quick: boolean }): Promise<Bench
       makeRow(CONFIG_ROWS.idleCpu, idleMsPerHour, null, 'ms CPU/h', 'info'),
       makeRow(CONFIG_ROWS.realWrite, realNs / 1000, bareLockedNs / 1000, 'µs', '≤ 2× bare locked write'),
       makeRow(CONFIG_ROWS.toggle, toggleNs / 1000, bareLockedAgainNs / 1000, 'µs', 'info'),
-      makeRow(CONFIG_ROWS.setByte, median(setNs), median(bareNs), 'ns', 'info'),
+      makeRow(CONFIG_ROWS.setByteUnlocked, median(setNs), median(bareNs), 'ns', 'info'),
       makeRow(CONFIG_ROWS.command, commandMs, nodeFloorMs, 'ms', '≤ 1.3× node -e 0 time'),
     ];
   } finally {

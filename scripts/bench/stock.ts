@@ -9,11 +9,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type Agent } from 'node:http';
-import { createServer } from 'node:net';
+import { freePort } from '../lib/ports';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { dump, load } from 'js-yaml';
+import { nerfDart } from '../../plugins/registry-core/npmrc';
 import { PROJECT_ROOT, cleanEnv } from '../lib/child-env';
 
 export { PROJECT_ROOT, cleanEnv };
@@ -66,18 +67,8 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `registry-bench-${prefix}-`));
 }
 
-/** Binds port 0, reads the port the kernel chose and releases it (tiny race, acceptable for a bench). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = address && typeof address === 'object' ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+/** (scripts/lib/ports.ts: binds port 0, reads the port the kernel chose and releases it) */
+export { freePort };
 
 export const PROJECT_CONFIG = join(PROJECT_ROOT, 'config.yaml');
 
@@ -562,11 +553,8 @@ export function run(command: string, args: string[], options: { cwd: string; env
   });
 }
 
-/** `//host:port/` — the key npm files a registry's token under. */
-export function nerfDart(registryUrl: string): string {
-  const url = new URL(registryUrl);
-  return `//${url.host}${url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`}`;
-}
+/** `//host:port/path/` — the key npm files a registry's token under (the core's one rule). */
+export { nerfDart };
 
 export interface ClientDir {
   dir: string;

@@ -9,6 +9,7 @@
  * packument GET of a proxied package; upstream requests per 1,000 client requests under
  * concurrency (fresh servers, concurrent packument misses).
  */
+import { CACHE_HEADER, DEBUG_REQUEST_HEADER } from '../../plugins/registry-core/debug-log';
 import { Agent, createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
 import { failure, missingInstall, timeRow, writeProject } from './clients-bench';
@@ -332,8 +333,8 @@ async function packumentRow(
     const used = (side: Side): number => proxies.relays[side].count() - before[side];
     // Whether ours answered from its packument response cache (docs/upstream.md: it stays on for
     // proxied packages), read after the load runs from the header the cache sets.
-    const last = await rawGet(`${servers.ours.url}${endpoint.path}`);
-    const cacheHeader = last.headers.find(([header]) => header.toLowerCase() === 'x-registry-cache')?.[1] ?? 'absent';
+    const last = await rawGet(`${servers.ours.url}${endpoint.path}`, { [DEBUG_REQUEST_HEADER]: 'cache' });
+    const cacheHeader = last.headers.find(([header]) => header.toLowerCase() === CACHE_HEADER)?.[1] ?? 'absent';
     row.notes[rowName] = [
       ...(row.notes[rowName] ?? []),
       `upstream requests during the check + load runs: stock ${used('stock')}, ours ${used('ours')}`,

@@ -14,7 +14,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
-import { dirname, join } from 'node:path';
 import { load } from 'js-yaml';
 import { PackageIndex, bootMark, type IndexRecord } from '../../plugins/registry-core/index';
 import { readVerdaccioConfig } from './verdaccio-config';
@@ -93,7 +92,7 @@ export async function selfPublishOnStart(
   try {
     const settings = readSelfPublishSettings(configPath, env);
     if (!settings) return 'disabled';
-    const lockbPath = readVerdaccioConfig(configPath).lockbPath ?? join(dirname(configPath), 'registry.lockb');
+    const lockbPath = readVerdaccioConfig(configPath).lockbPath;
     const { OWN_PACKAGE_DIR, readManifest, selfPublish } = selfPublishing();
     const manifest = readManifest(OWN_PACKAGE_DIR);
     const index = PackageIndex.open(lockbPath);

@@ -8,12 +8,13 @@
  * the published `dist.integrity` tells "already published" from "same version, other content".
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
 import { join, normalize, posix, resolve } from 'node:path';
 import ssri from 'ssri';
 import { PackageIndex } from '../../plugins/registry-core/index';
+import { npmrcToken } from '../../plugins/registry-core/npmrc';
 import { getJson, isRegistryHttpError, publishTarball } from './npm-clients';
 import { readVerdaccioConfig } from './verdaccio-config';
 
@@ -246,30 +247,6 @@ export function findPackageProblems(packageDir: string, manifest: PackageManifes
 // ---------------------------------------------------------------------------------------------
 // registry, token
 
-/** `//host:port/path/` as npm keys credentials in .npmrc. */
-export function nerfDart(registryUrl: string): string {
-  const url = new URL(registryUrl);
-  const path = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
-  return `//${url.host}${path}`;
-}
-
-/** A minimal .npmrc reader: `key = value` lines, comments, quotes and `${ENV}` substitution like npm. */
-export function parseNpmrc(text: string, env: Record<string, string | undefined>): Map<string, string> {
-  const values = new Map<string, string>();
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
-    const equals = line.indexOf('=');
-    if (equals < 0) continue;
-    const key = line.slice(0, equals).trim();
-    let value = line.slice(equals + 1).trim();
-    if (/^(["']).*\1$/.test(value)) value = value.slice(1, -1);
-    value = value.replace(/\$\{([^}]+)\}/g, (_, name: string) => env[name] ?? '');
-    values.set(key, value);
-  }
-  return values;
-}
-
 export interface TokenSource {
   token: string;
   source: string;
@@ -287,22 +264,8 @@ export function findToken(options: {
   const env = options.env ?? process.env;
   if (env.NPM_TOKEN) return { token: env.NPM_TOKEN, source: 'NPM_TOKEN' };
   const userconfig = env.npm_config_userconfig ?? env.NPM_CONFIG_USERCONFIG ?? join(homedir(), '.npmrc');
-  const candidates = [join(options.packageDir, '.npmrc'), userconfig];
-  const dart = nerfDart(options.registryUrl);
-  const keys: string[] = [];
-  for (let prefix = dart; prefix.length > 2; prefix = prefix.replace(/[^/]*\/$/, '')) {
-    keys.push(`${prefix}:_authToken`);
-    if (!prefix.slice(2, -1).includes('/')) break;
-  }
-  for (const file of candidates) {
-    if (!existsSync(file) || !statSync(file).isFile()) continue;
-    const values = parseNpmrc(readFileSync(file, 'utf8'), env);
-    for (const key of keys) {
-      const token = values.get(key);
-      if (token) return { token, source: `${file} (${key})` };
-    }
-  }
-  return undefined;
+  // the project's one .npmrc reader (core npmrc.ts)
+  return npmrcToken(options.registryUrl, [join(options.packageDir, '.npmrc'), userconfig], env);
 }
 
 export type PublishedState = { published: false } | { published: true; integrity: string | undefined };

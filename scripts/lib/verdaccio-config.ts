@@ -2,13 +2,15 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { load } from 'js-yaml';
 import { configuredParts, type RegistryPart } from '../../plugins/registry-core/plugin-presence';
+import { lockbPathFor, storageDirFor } from '../../plugins/registry-core/layout';
 
 /** The few keys of a Verdaccio config.yaml our scripts need, with paths resolved against its folder. */
 export interface VerdaccioConfigSummary {
   configPath: string;
   configDir: string;
   storageDir: string;
-  lockbPath: string | undefined;
+  /** `registry_lockb:` resolved, else registry.lockb next to config.yaml (core lockbPathFor) */
+  lockbPath: string;
   authPlugins: string[];
   storePlugins: string[];
   middlewarePlugins: string[];
@@ -25,13 +27,11 @@ export function readVerdaccioConfig(configPath: string): VerdaccioConfigSummary 
   if (!parsed || typeof parsed !== 'object') throw new Error(`${configPath} is not a YAML mapping`);
   const yaml = parsed as Record<string, unknown>;
   const configDir = dirname(resolve(configPath));
-  const storage = typeof yaml.storage === 'string' ? yaml.storage : './storage';
-  const lockb = typeof yaml.registry_lockb === 'string' ? yaml.registry_lockb : undefined;
   return {
     configPath: resolve(configPath),
     configDir,
-    storageDir: resolve(configDir, storage),
-    lockbPath: lockb === undefined ? undefined : resolve(configDir, lockb),
+    storageDir: storageDirFor(configDir, yaml.storage),
+    lockbPath: lockbPathFor(configDir, yaml.registry_lockb),
     authPlugins: sectionKeys(yaml.auth),
     storePlugins: sectionKeys(yaml.store),
     middlewarePlugins: sectionKeys(yaml.middlewares),

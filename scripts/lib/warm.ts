@@ -9,7 +9,9 @@ import type { LockedPackage } from './lockfiles/index';
 /** What npm sends for a packument during install (abbreviated metadata, full as fallback). */
 export const NPM_INSTALL_ACCEPT = 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*';
 /** The response header a proxying registry sets on a tarball: `hit` = served from its cache. */
-export const CACHE_HEADER = 'x-registry-cache';
+import { CACHE_HEADER, DEBUG_REQUEST_HEADER } from '../../plugins/registry-core/debug-log';
+
+export { CACHE_HEADER };
 /** So a registry's log tells warm requests from installs. */
 export const WARM_USER_AGENT = 'mycompany-registry-warm';
 
@@ -81,6 +83,7 @@ export async function warmPackages(packages: readonly LockedPackage[], options: 
   const headers = (accept: string): Record<string, string> => ({
     accept,
     'user-agent': WARM_USER_AGENT,
+    [DEBUG_REQUEST_HEADER]: 'cache', // asks for the cache header (docs/http-api.md)
     ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
   });
   const timeout = options.timeoutMs ?? 120_000;

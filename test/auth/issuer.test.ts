@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT, UnsecuredJWT, createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import { ConfigFile, createConfigFile, defaultFields, hashRegistryUrl, readRegistryUrl, setEnvFileValue, type ConfigFields } from '../../plugins/registry-core/index';
+import { ConfigFile, FEATURE_FLAGS, createConfigFile, defaultFields, hashRegistryUrl, readRegistryUrl, setEnvFileValue, type ConfigFields } from '../../plugins/registry-core/index';
 import { TokenStore } from '../../plugins/registry-core/token-store';
 import { isAuthError } from '../../plugins/verdaccio-registry-auth/errors';
 import { loadKeyRing, type KeyRing } from '../../plugins/verdaccio-registry-auth/keys';
@@ -46,8 +46,8 @@ function closeFixture(fixture: Fixture): void {
   fixture.store.close();
 }
 
-const PREMIUM = 1;
-const PRIVATE = 2;
+const PREMIUM = FEATURE_FLAGS.PREMIUM_TYPES;
+const PRIVATE = FEATURE_FLAGS.PRIVATE_REGISTRY;
 
 describe('docs/identity.md decision tree: algorithm, issuer, audience (table-driven)', () => {
   const table: {
@@ -185,10 +185,21 @@ describe('rejected tokens', () => {
     await rejects(noKid, /unknown kid/);
   });
 
-  test('expired', async () => {
-    const expired = await fixture.issuer.issue('alice', [], { ttlSeconds: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 2100));
-    await rejects(expired.token, /expired/);
+  test('expired (16.5: the clock is moved, not slept past)', async () => {
+    let now = Date.now();
+    const issuer = new TokenIssuer(fixture.ring, { fields: () => fixture.config.getConfig().fields, registryUrl: () => readRegistryUrl(fixture.envFile) }, fixture.store, {
+      defaultTtlSeconds: 3600,
+      now: () => now,
+    });
+    const token = (await issuer.issue('alice', [], { ttlSeconds: 1 })).token;
+    assert.equal((await issuer.verify(token)).user, 'alice', 'valid within its second');
+    now += 2_100;
+    await assert.rejects(issuer.verify(token), /expired/, 'the cached verification expires with the clock too');
+    const fresh = new TokenIssuer(fixture.ring, { fields: () => fixture.config.getConfig().fields, registryUrl: () => readRegistryUrl(fixture.envFile) }, fixture.store, {
+      defaultTtlSeconds: 3600,
+      now: () => now,
+    });
+    await assert.rejects(fresh.verify(token), /expired/, 'and so does a first verification (jose currentDate)');
   });
 
   test('wrong aud, wrong iss, missing claims (signed with our own key)', async () => {

@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { addUser, startRegistry, type RunningRegistry } from '../harness/registry';
-import { loadKeyRing } from '../../plugins/verdaccio-registry-auth/keys';
+import { KEY_FILE_NAMES, loadKeyRing } from '../../plugins/verdaccio-registry-auth/keys';
 import { useAuthPlugin, whoami } from './helpers';
 
-const FILES = ['ed25519.private.jwk.json', 'rsa-2048.private.jwk.json'];
+const FILES = KEY_FILE_NAMES;
 
 async function until(condition: () => boolean, what: string, boundMs = 10_000): Promise<void> {
   const deadline = Date.now() + boundMs;

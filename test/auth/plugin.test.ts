@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createConfigFile, defaultFields, isRegistryCoreError } from '../../plugins/registry-core/index';
 import { onPluginLoaded, type PluginAnnouncement } from '../../plugins/registry-core/plugin-presence';
-import RegistryAuthPlugin, { getIssuer, getTokenAlgorithm, issueLocalToken, verifyToken } from '../../plugins/verdaccio-registry-auth/index';
+import RegistryAuthPlugin, { currentIssuer, currentTokenAlgorithm, issueLocalToken, verifyToken } from '../../plugins/verdaccio-registry-auth/index';
 import type { VerdaccioError, VerdaccioRemoteUser } from '../../plugins/verdaccio-boundary/index';
 
 function registryFolder(): { dir: string; configPath: string } {
@@ -46,8 +46,8 @@ describe('the plugin object as Verdaccio drives it', () => {
     assert.equal(seen.length, 1);
     assert.equal(seen[0].part, 'auth');
     assert.match(seen[0].detail, /EdDSA, issuer http:\/\/localhost:4873\/_auth/);
-    assert.equal(getTokenAlgorithm(), 'EdDSA');
-    assert.deepEqual(getIssuer(), { url: 'http://localhost:4873/_auth', kind: 'private' });
+    assert.equal(currentTokenAlgorithm(), 'EdDSA');
+    assert.deepEqual(currentIssuer(), { url: 'http://localhost:4873/_auth', kind: 'private' });
     const issued = await issueLocalToken('someone', ['someone']);
     const verified = await verifyToken(issued.token);
     assert.equal(verified.user, 'someone');

@@ -420,7 +420,7 @@ describe('bench config rows (in process)', { timeout: 60_000 }, () => {
     assert.ok(real && real.baseline !== null && real.baseline > 0 && real.ours > 0, JSON.stringify(real));
     assert.equal(real?.target, '≤ 2× bare locked write');
     assert.ok(Number.isFinite(byName.get(CONFIG_ROWS.idleCpu)?.ours), 'idle CPU is a number');
-    assert.equal(evaluateRow(byName.get(CONFIG_ROWS.setByte) ?? real), 'info');
+    assert.equal(evaluateRow(byName.get(CONFIG_ROWS.setByteUnlocked) ?? real), 'info');
   });
 });
 

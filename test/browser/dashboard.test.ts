@@ -8,7 +8,8 @@
  * Chromium missing → the test FAILS, unless SKIP_BROWSER_TESTS=1 (then it says why it skips).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -225,10 +226,82 @@ describe('dashboard page in Chromium', { skip: skipReason }, () => {
     await page.waitForSelector('#event-log li[data-kind="publish"]');
 
     await page.fill('#package-filter', 'another');
-    await page.waitForFunction(() => document.querySelectorAll('#package-rows tr').length === 1);
+    // 15.7: the server searches (all pages); the rows say which query they answer
+    await page.waitForFunction(() => document.getElementById('package-rows')?.dataset.query === 'another' && document.querySelectorAll('#package-rows tr').length === 1);
     assert.equal(await page.getAttribute('#package-rows tr', 'data-package'), 'another-package');
     await page.fill('#package-filter', '');
     await screenshot(page, 'dashboard-packages.png');
+    assertOnlyRegistry(watch, registry);
+    assert.deepEqual(watch.consoleErrors, []);
+    await page.close();
+  });
+
+  it('15.7 opens the package view (readme inert, no outside request) and the activity chart, which moves after a publish', async () => {
+    const client = createClientDir(registry, { token: admin });
+    const readme = [
+      '# Life in the browser',
+      'A *package* with a [docs link](https://example.invalid/docs).',
+      '<script>window.__pwned = "script"</script>',
+      '<img src="http://127.0.0.2:9/pixel.png" onerror="window.__pwned = \'onerror\'">',
+      '[click](javascript:window.__pwned=\'link\')',
+      '![remote logo](http://127.0.0.2:9/logo.png)',
+    ].join('\n\n');
+    const spec = (version: string) => ({
+      name: 'life-browser',
+      version,
+      files: { 'index.js': 'module.exports = 1;\n', 'README.md': `${readme}\n` },
+      extra: { description: 'seen in Chromium', dependencies: { 'browser-visible': '^1.0.0' } },
+    });
+    const first = await client.npm(['publish'], { cwd: writePackage(client.dir, spec('1.0.0')) });
+    assert.equal(first.code, 0, first.stderr);
+
+    const page = await context.newPage();
+    const watch = watchPage(page);
+    await page.goto(`${registry.url}/_dashboard`);
+    await page.waitForSelector('#connection[data-state="live"]');
+    // the chart has the publish of this hour
+    await page.waitForFunction(() => Number(document.getElementById('activity-chart')?.dataset.publishes) >= 1);
+    const publishesBefore = Number(await page.getAttribute('#activity-chart', 'data-publishes'));
+    await page.waitForFunction(() => /local/.test(document.getElementById('activity-storage')?.textContent ?? ''));
+
+    // search the list (server side), open the package
+    await page.fill('#package-filter', 'life-browser');
+    await page.waitForFunction(() => document.getElementById('package-rows')?.dataset.query === 'life-browser' && document.querySelectorAll('#package-rows tr').length === 1);
+    await page.click('button.package-link[data-name="life-browser"]');
+    await page.waitForSelector('#package-view[data-state="ready"][data-package="life-browser"]');
+    assert.equal(await page.textContent('#pv-publisher'), ADMIN.name);
+    assert.equal(await page.textContent('#pv-maintainers'), ADMIN.name);
+    assert.match((await page.textContent('#pv-integrity')) ?? '', /^sha512-[A-Za-z0-9+/]+=*$/);
+    assert.match((await page.textContent('#pv-size')) ?? '', /B tarball/);
+    assert.equal(await page.textContent('#pv-tags'), 'latest: 1.0.0');
+    assert.match((await page.textContent('#pv-deps')) ?? '', /browser-visible \^1\.0\.0/);
+    assert.equal(await page.$$eval('#pv-versions tr', (rows) => rows.length), 1);
+    assert.equal(await page.textContent('#pv-readme h1'), 'Life in the browser');
+    assert.equal(await page.getAttribute('#pv-readme a[href="https://example.invalid/docs"]', 'rel'), 'noopener noreferrer nofollow');
+    assert.equal(await page.$$eval('#pv-readme script, #pv-readme img, #pv-readme [onerror]', (found) => found.length), 0, 'nothing executable or loading in the readme');
+    assert.equal(await page.$$eval('#pv-readme a', (links) => links.filter((a) => !/^https?:/.test(a.getAttribute('href') ?? '')).length), 0);
+    assert.match((await page.textContent('#pv-readme')) ?? '', /<script>window.__pwned/, 'the raw HTML shows as text');
+    assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned), undefined, 'no readme script ran');
+    // the view has an address: a reload opens it again
+    assert.equal(new URL(page.url()).hash, '#package=life-browser');
+
+    // a publish moves the chart (pushed over the socket), adds one line to the event log and a row to the view
+    const second = await client.npm(['publish'], { cwd: writePackage(client.dir, spec('1.1.0')) });
+    assert.equal(second.code, 0, second.stderr);
+    await page.waitForFunction((before) => Number(document.getElementById('activity-chart')?.dataset.publishes) === before + 1, publishesBefore, { timeout: 10_000 });
+    assert.ok((await page.$$('#activity-chart rect.bar.publishes')).length >= 1, 'a publish bar is drawn');
+    await page.waitForFunction(() => document.querySelectorAll('#pv-versions tr').length === 2, undefined, { timeout: 10_000 });
+    assert.equal(await page.textContent('#pv-tags'), 'latest: 1.1.0');
+    await page.waitForSelector('#event-log li[data-kind="publish"]');
+    const lines = await page.$$eval('#event-log li', (items) => items.map((li) => `${li.getAttribute('data-kind')} ${li.textContent ?? ''}`).filter((text) => text.includes('life-browser@1.1.0')));
+    assert.equal(lines.length, 1, `one event line for the publish: ${JSON.stringify(lines)}`);
+    assert.match(lines[0], /^publish .*latest/);
+
+    const dir = mkdtempSync(join(tmpdir(), 'dashboard-life-'));
+    const shot = join(dir, 'package-view-and-activity.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`# 15.7 screenshot: ${shot}`);
+    await screenshot(page, 'dashboard-package-view.png');
     assertOnlyRegistry(watch, registry);
     assert.deepEqual(watch.consoleErrors, []);
     await page.close();

@@ -148,14 +148,14 @@ test('watch prints a change made by another CLI process, and stops on SIGINT', a
         const toggled = cli(['--config', config, 'toggle', 'DEBUG']);
         assert.equal(toggled.code, 0, toggled.stderr);
       }
-      if (/featureFlags 3 → 7/.test(line)) {
+      if (/featureFlags 0x3 → 0x7/.test(line)) {
         clearTimeout(timer);
         resolve(line);
       }
     });
   });
   try {
-    assert.match(await changeSeen, /featureFlags 3 → 7 {2}\[010a96b6ce07000000021850 43\]/);
+    assert.match(await changeSeen, /featureFlags 0x3 → 0x7 \(DEBUG on\) {2}\[010a96b6ce07000000021850 43\]/);
   } finally {
     watcher.kill('SIGINT');
   }

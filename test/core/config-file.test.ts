@@ -69,7 +69,7 @@ test('getConfig is shared across handles; setByte writes only the byte and the c
   const stop = b.watchConfig((next, prev) => seen.push([next, prev]));
   const before = bytes(path);
 
-  const snapshot = a.setByte(13, 1);
+  const snapshot = a.setByteUnlocked(13, 1);
   assert.equal(snapshot.fields.terminalMode, 1);
   assert.equal(snapshot.view.fields.terminalMode, 'cooked');
   assert.equal(b.getConfig(), snapshot, 'the other handle sees the write at once');
@@ -93,13 +93,13 @@ test('invalid setByte / update is refused naming the field and leaves the file u
   const path = freshFile();
   const config = ConfigFile.open(path);
   const before = bytes(path);
-  assert.throws(() => config.setByte(13, 7), isCoreError('ERR_CONFIG_FIELD', /terminalMode must be 0 \(disabled\), 1 \(cooked\) or 2 \(raw\), got 7/));
-  assert.throws(() => config.setByte(10, 1), isCoreError('ERR_CONFIG_FIELD', /featureFlags/));
-  assert.throws(() => config.setByte(4, 2), isCoreError('ERR_CONFIG_FIELD', /version/));
-  assert.throws(() => config.setByte(14, 0), isCoreError('ERR_CONFIG_FIELD', /rows/));
-  assert.throws(() => config.setByte(16, 0), isCoreError('ERR_CONFIG_FIELD', /offset/));
-  assert.throws(() => config.setByte(3, 0), isCoreError('ERR_CONFIG_FIELD', /offset/));
-  assert.throws(() => config.setByte(15, 256), isCoreError('ERR_CONFIG_FIELD', /value/));
+  assert.throws(() => config.setByteUnlocked(13, 7), isCoreError('ERR_CONFIG_FIELD', /terminalMode must be 0 \(disabled\), 1 \(cooked\) or 2 \(raw\), got 7/));
+  assert.throws(() => config.setByteUnlocked(10, 1), isCoreError('ERR_CONFIG_FIELD', /featureFlags/));
+  assert.throws(() => config.setByteUnlocked(4, 2), isCoreError('ERR_CONFIG_FIELD', /version/));
+  assert.throws(() => config.setByteUnlocked(14, 0), isCoreError('ERR_CONFIG_FIELD', /rows/));
+  assert.throws(() => config.setByteUnlocked(16, 0), isCoreError('ERR_CONFIG_FIELD', /offset/));
+  assert.throws(() => config.setByteUnlocked(3, 0), isCoreError('ERR_CONFIG_FIELD', /offset/));
+  assert.throws(() => config.setByteUnlocked(15, 256), isCoreError('ERR_CONFIG_FIELD', /value/));
   await assert.rejects(config.update((f) => ({ ...f, cols: 0 })), isCoreError('ERR_CONFIG_FIELD', /cols/));
   await assert.rejects(
     config.update(() => {

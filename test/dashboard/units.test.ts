@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { defaultFields, withByte } from '../../plugins/registry-core/index';
 import { requireAdmin, sessionOf } from '../../plugins/verdaccio-registry-dashboard/access';
 import { chooseEncoding, loadAssets } from '../../plugins/verdaccio-registry-dashboard/assets';
-import { describeChange } from '../../plugins/verdaccio-registry-dashboard/config-service';
+import { describeConfigChange as describeChange } from '../../plugins/registry-core/describe';
 import { buildDashboardConfig } from '../../plugins/verdaccio-registry-dashboard/config-view';
 import { DashboardHttpError } from '../../plugins/verdaccio-registry-dashboard/http-errors';
 import { parseDashboardOptions, PUBLIC_DIR } from '../../plugins/verdaccio-registry-dashboard/index';

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -41,7 +41,8 @@ function bareFolder(pluginsDir = join(PROJECT_ROOT, 'plugins')): { dir: string; 
 function pluginsWithMissingBuild(parent: string, broken: string): string {
   const copy = join(parent, 'plugins');
   for (const name of readdirSync(join(PROJECT_ROOT, 'plugins'))) {
-    if (!name.startsWith('verdaccio-')) continue;
+    // verdaccio-boundary is a shared module, not a plugin: only folders with a manifest are plugins
+    if (!name.startsWith('verdaccio-') || !existsSync(join(PROJECT_ROOT, 'plugins', name, 'package.json'))) continue;
     const manifest = JSON.parse(readFileSync(join(PROJECT_ROOT, 'plugins', name, 'package.json'), 'utf8')) as { main: string };
     manifest.main = name === broken ? join(PROJECT_ROOT, 'build', 'plugins', name, 'removed-build.js') : join(PROJECT_ROOT, 'plugins', name, manifest.main);
     mkdirSync(join(copy, name), { recursive: true });

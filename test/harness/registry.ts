@@ -3,6 +3,7 @@
  * config.yaml) in a temp folder on 127.0.0.1 port 0, and REAL npm and bun clients with isolated
  * config and cache folders. Nothing here fakes a part; it only wires them together.
  */
+import { nerfDart } from '../../plugins/registry-core/npmrc';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,12 +25,30 @@ export interface StartOptions {
   editConfig?: (config: Record<string, unknown>) => void;
   /** How long to wait for the registry to answer /-/ping. */
   timeoutMs?: number;
+  /** Which runtime runs the server: the pinned Node (default) or node_modules/.bin/bun; default from REGISTRY_TEST_RUNTIME. */
+  runtime?: TestRuntime;
+}
+
+export type TestRuntime = 'node' | 'bun';
+
+/** REGISTRY_TEST_RUNTIME=bun runs every harness-started server on Bun; unset or `node`: the pinned Node. */
+export function defaultTestRuntime(env: NodeJS.ProcessEnv = process.env): TestRuntime {
+  const value = env.REGISTRY_TEST_RUNTIME;
+  if (value === undefined || value === '' || value === 'node') return 'node';
+  if (value === 'bun') return 'bun';
+  throw new Error(`REGISTRY_TEST_RUNTIME must be \`node\` or \`bun\` (got ${JSON.stringify(value)})`);
+}
+
+/** The binary that runs the server for a runtime. */
+export function runtimeBinary(runtime: TestRuntime): string {
+  return runtime === 'bun' ? BUN_BIN : NODE_BIN;
 }
 
 export interface RunningRegistry {
   url: string;
   port: number;
   dir: string;
+  runtime: TestRuntime;
   configPath: string;
   lockbPath: string;
   storageDir: string;
@@ -59,7 +78,8 @@ export async function startRegistry(options: StartOptions = {}): Promise<Running
   if (options.editConfig || !existsSync(configPath)) writeConfig(dir, options.editConfig);
   const written = load(readFileSync(configPath, 'utf8')) as { uplinks?: unknown } | null;
   const asksUpstream = typeof written?.uplinks === 'object' && written.uplinks !== null && Object.keys(written.uplinks).length > 0;
-  const child = spawn(NODE_BIN, [START_SCRIPT, '-c', configPath, '--listen', '127.0.0.1:0'], {
+  const runtime = options.runtime ?? defaultTestRuntime();
+  const child = spawn(runtimeBinary(runtime), [START_SCRIPT, '-c', configPath, '--listen', '127.0.0.1:0'], {
     cwd: dir,
     // hermetic: never proxy the user's real npm registry unless the test names an upstream
     env: cleanEnv({ ...(asksUpstream ? {} : { REGISTRY_UPSTREAM_URL: 'off' }), ...options.env }),
@@ -69,6 +89,7 @@ export async function startRegistry(options: StartOptions = {}): Promise<Running
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
 
+  // a server that did not come up must not outlive the test (its pipes would keep the runner alive)
   const port = await new Promise<number>((resolvePort, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`registry did not start within ${options.timeoutMs ?? 30000} ms:\n${output}`)),
@@ -87,14 +108,21 @@ export async function startRegistry(options: StartOptions = {}): Promise<Running
       clearTimeout(timer);
       reject(new Error(`registry exited (code ${code}, signal ${signal}) before listening:\n${output}`));
     });
+  }).catch(async (error: unknown) => {
+    await stopProcess(child, 'SIGKILL');
+    throw error;
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitForPing(url, child, () => output);
+  await waitForPing(url, child, () => output).catch(async (error: unknown) => {
+    await stopProcess(child, 'SIGKILL');
+    throw error;
+  });
 
   const registry: RunningRegistry = {
     url,
     port,
     dir,
+    runtime,
     configPath,
     lockbPath: join(dir, 'registry.lockb'),
     storageDir: join(dir, 'storage'),
@@ -104,7 +132,7 @@ export async function startRegistry(options: StartOptions = {}): Promise<Running
     stop: (signal: NodeJS.Signals = 'SIGTERM') => stopProcess(child, signal),
     restart: async (restartOptions = {}) => {
       await stopProcess(child, 'SIGTERM');
-      return startRegistry({ ...restartOptions, dir });
+      return startRegistry({ runtime, ...restartOptions, dir });
     },
   };
   return registry;
@@ -184,12 +212,8 @@ export interface ClientDir {
   setToken(token: string | undefined): void;
 }
 
-/** The `//host:port/:_authToken` key npm derives from a registry URL ("nerf dart"). */
-export function nerfDart(registryUrl: string): string {
-  const url = new URL(registryUrl);
-  const path = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
-  return `//${url.host}${path}`;
-}
+/** `//host:port/path/` — the key npm files a registry's token under (the core's one rule). */
+export { nerfDart };
 
 export function createClientDir(registry: { url: string }, options: { token?: string } = {}): ClientDir {
   const dir = mkdtempSync(join(tmpdir(), 'registry-client-'));

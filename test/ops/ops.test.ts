@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { HEADER_SIZE, encodeHeader, decodeHeader, PackageIndex } from '../../plugins/registry-core/index';
+import { CACHE_HEADER, DEBUG_REQUEST_HEADER, HEADER_SIZE, encodeHeader, decodeHeader, PackageIndex } from '../../plugins/registry-core/index';
 import { ROUTE_LABELS } from '../../plugins/verdaccio-registry-ops/route-label';
 import { addUser, createClientDir, startRegistry, writePackage, type ClientDir, type RunningRegistry } from '../harness/registry';
 import { SocketClient, socketUrl } from '../dashboard/helpers';
@@ -156,11 +156,11 @@ describe('ops: DEBUG, metrics, ready', () => {
     let gets = 0;
     let hits = 0;
     while (hits < 2 && gets < 60) {
-      const response = await fetch(`${registry.url}/@acme%2fmetered`);
+      const response = await fetch(`${registry.url}/@acme%2fmetered`, { headers: { [DEBUG_REQUEST_HEADER]: 'cache' } });
       assert.equal(response.status, 200);
       await response.arrayBuffer();
       gets++;
-      if (response.headers.get('x-registry-cache') === 'hit') hits++;
+      if (response.headers.get(CACHE_HEADER) === 'hit') hits++;
       else await new Promise((resolve) => setTimeout(resolve, 30));
     }
     assert.equal(hits, 2, `no cache hits in ${gets} GETs`);

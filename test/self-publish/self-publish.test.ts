@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { load } from 'js-yaml';
-import { PackageIndex, type IndexRecord } from '../../plugins/registry-core/index';
+import { PackageIndex, askNpmRegistry, type IndexRecord } from '../../plugins/registry-core/index';
 import { selfPublishOnStart } from '../../scripts/lib/self-publish-on-start';
 import {
   NODE_BIN,
@@ -27,7 +27,8 @@ import {
 import { binEnv, startBin, type RunningBin } from './bin-process';
 
 const SELF_PUBLISH = join(PROJECT_ROOT, 'build', 'scripts', 'self-publish.js');
-const PUBLIC_REGISTRY = 'https://registry.npmjs.org/';
+/** The registry the installed copy's dependencies come from: whatever npm is configured with (never a hard-coded host). */
+let upstreamRegistry = '';
 const manifest = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
 
 function selfReferences(lockbPath: string): IndexRecord[] {
@@ -60,7 +61,8 @@ function runSelfPublish(registry: RunningRegistry, env: Record<string, string>, 
 
 async function publicRegistryReachable(): Promise<boolean> {
   try {
-    const response = await fetch(`${PUBLIC_REGISTRY}node-fetch`, { signal: AbortSignal.timeout(15_000) });
+    upstreamRegistry = (await askNpmRegistry(cleanEnv(), PROJECT_ROOT)).replace(/\/?$/, '/');
+    const response = await fetch(`${upstreamRegistry}node-fetch`, { signal: AbortSignal.timeout(15_000) });
     return response.ok;
   } catch {
     return false;
@@ -115,13 +117,13 @@ describe('self-publish round trip: publish, install from the registry, run the i
 
   test('npm install @mycompany/registry from the registry into an empty folder', async (t) => {
     if (!(await publicRegistryReachable())) {
-      t.skip(`${PUBLIC_REGISTRY} is unreachable: the installed copy's dependencies come from there`);
+      t.skip(`${upstreamRegistry || 'npm\'s configured registry'} is unreachable: the installed copy's dependencies come from there`);
       return;
     }
     consumerDir = mkdtempSync(join(tmpdir(), 'registry-consumer-'));
     // How a team installs it: our scope from our registry, everything else from the public one;
     // allowScripts lets the `node` dependency's install script fetch its Node binary.
-    writeFileSync(join(consumerDir, '.npmrc'), `registry=${PUBLIC_REGISTRY}\n@mycompany:registry=${registry.url}/\n`);
+    writeFileSync(join(consumerDir, '.npmrc'), `registry=${upstreamRegistry}\n@mycompany:registry=${registry.url}/\n`);
     writeFileSync(join(consumerDir, 'package.json'), `${JSON.stringify({ name: 'registry-consumer', private: true, allowScripts: { node: true } }, null, 2)}\n`);
     const installed = await run('npm', ['install', `${manifest.name}@${manifest.version}`, '--no-audit', '--no-fund'], {
       cwd: consumerDir,

@@ -13,14 +13,16 @@ import { request } from 'node:http';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { CACHE_HEADER, DEBUG_REQUEST_HEADER } from '../../plugins/registry-core/index';
+import { RACY_WINDOW_MS } from '../../plugins/verdaccio-registry-storage/fs-store';
 import { addUser, createClientDir, startRegistry, writePackage, type ClientDir, type RunningRegistry } from '../harness/registry';
 import { publishBody, publishRaw, putPackage, useOurStorage } from './lib/packages';
 
 /** What npm sends for `npm view` (full document) and for `npm install` (abbreviated, gzip). */
-const FULL = { accept: 'application/json' };
+/** every request asks for the cache header (docs/http-api.md: it is sent only when asked) */
+const FULL = { accept: 'application/json', [DEBUG_REQUEST_HEADER]: 'cache' };
 const INSTALL = { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*', 'accept-encoding': 'gzip,deflate' };
 /** The store never reuses a revision taken within 100 ms of a write; wait that out before expecting hits. */
-const RACY_WINDOW_MS = 100;
 
 interface Answer {
   status: number;
@@ -41,7 +43,7 @@ async function get(registry: RunningRegistry, path: string, options: { token?: s
   } catch {
     json = { raw: text };
   }
-  return { status: response.status, cache: response.headers.get('x-registry-cache'), etag: response.headers.get('etag'), json, headers: response.headers };
+  return { status: response.status, cache: response.headers.get(CACHE_HEADER), etag: response.headers.get('etag'), json, headers: response.headers };
 }
 
 /** GETs until the answer comes from the cache (bounded); returns that answer. */
@@ -128,6 +130,19 @@ describe('packument cache: never stale after a write, access rules hold', () => 
     assert.notEqual(other.cache, 'hit');
     assert.match(other.json.versions['1.0.0'].dist.tarball, /^https:\/\//);
     assert.match(rendered.json.versions['1.0.0'].dist.tarball, /^http:\/\//);
+  });
+
+  test('16.5 the x-registry-cache header only when the request asks for it (x-registry-debug: cache)', async () => {
+    await warm(registry, path);
+    const asked = await get(registry, path);
+    assert.equal(asked.cache, 'hit');
+    const plain = await fetch(`${registry.url}${path}`, { headers: { accept: 'application/json' } });
+    assert.equal(plain.status, 200);
+    await plain.arrayBuffer();
+    assert.equal(plain.headers.get(CACHE_HEADER), null, 'not asked: not sent');
+    const other = await fetch(`${registry.url}${path}`, { headers: { accept: 'application/json', [DEBUG_REQUEST_HEADER]: 'timing' } });
+    await other.arrayBuffer();
+    assert.equal(other.headers.get(CACHE_HEADER), null, 'asked for something else: not sent');
   });
 
   test('If-None-Match with the cached ETag gets 304; HEAD gets headers only', async () => {

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { mergePublishedKeys, SigningKeyRing, signingKeyId, type PublishedKey } from '../../plugins/registry-core/index';
+import { CACHE_HEADER, DEBUG_REQUEST_HEADER, mergePublishedKeys, SigningKeyRing, signingKeyId, type PublishedKey } from '../../plugins/registry-core/index';
 import { isProxiedPackument, signedMessage, VersionSigner } from '../../plugins/verdaccio-registry-storage/signatures';
 import { openSigningRing } from '../../plugins/verdaccio-registry-storage/plugin';
 import { addUser, createClientDir, writePackage, startRegistry, type ClientDir, type RunningRegistry } from '../harness/registry';
@@ -138,9 +138,9 @@ describe('13.4 registry signatures (pacote verifies, keys from /-/npm/v1/keys)',
     const seen: string[] = [];
     for (let i = 0; i < 2; i++) {
       for (const accept of ['application/json', ABBREVIATED]) {
-        const response = await fetch(`${registry.url}/sig-pkg`, { headers: { accept } });
+        const response = await fetch(`${registry.url}/sig-pkg`, { headers: { accept, [DEBUG_REQUEST_HEADER]: 'cache' } });
         assert.equal(response.status, 200);
-        seen.push(response.headers.get('x-registry-cache') ?? '');
+        seen.push(response.headers.get(CACHE_HEADER) ?? '');
         const doc = (await response.json()) as Json;
         assert.deepEqual(doc.versions['1.0.0'].dist.signatures, signatures, `${accept}: the stored signature`);
         assert.equal(doc.versions['1.1.0'].dist.signatures.length, 1);

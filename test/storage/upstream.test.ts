@@ -12,11 +12,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PackageIndex } from '../../plugins/registry-core/index';
+import { CACHE_HEADER, DEBUG_REQUEST_HEADER, PackageIndex } from '../../plugins/registry-core/index';
 import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
 import { makeTarball, publishRaw, sha512Base64 } from './lib/packages';
 import { startRelay, type Relay } from './lib/relay';
 import type { PublishedKey } from '../../plugins/registry-core/index';
+import { UPSTREAM_CACHE_DIR } from '../../plugins/verdaccio-registry-storage/plugin';
 
 /** The part of pacote's API this test uses (pacote ships no types). */
 interface Pacote {
@@ -26,7 +27,7 @@ interface Pacote {
 const pacote = require('pacote') as Pacote;
 
 const PNPM_BIN = join(PROJECT_ROOT, 'node_modules', '.bin', 'pnpm');
-const CACHE_DIR = '.upstream';
+const CACHE_DIR = UPSTREAM_CACHE_DIR;
 
 interface Tree {
   upstream: RunningRegistry;
@@ -179,9 +180,9 @@ describe('issue 12: one upstream, proxied and cached', () => {
     try {
       let hit = false;
       for (let attempt = 0; attempt < 30 && !hit; attempt++) {
-        const answer = await packument(fresh, 'dep-mid');
+        const answer = await packument(fresh, 'dep-mid', { [DEBUG_REQUEST_HEADER]: 'cache' });
         assert.equal(answer.status, 200);
-        hit = answer.headers.get('x-registry-cache') === 'hit';
+        hit = answer.headers.get(CACHE_HEADER) === 'hit';
         if (!hit) await new Promise((resolve) => setTimeout(resolve, 120));
       }
       assert.ok(hit, 'a proxied packument never came from the response cache');

@@ -87,6 +87,19 @@ describe('terminal client in tmux', { skip: unavailable ?? false, timeout: 240_0
       assert.match(shown, /Enter edit {2}Tab pick flag {2}f toggle flag {2}: command {2}\? help {2}q quit/);
     });
 
+    test('15.7 o opens the package under the package cursor: versions, publisher, integrity; any key closes', async () => {
+      await screen.waitForText(/^> term-demo\s+1\.0\.0/m);
+      screen.keys('o');
+      const detail = await screen.waitForText(/publisher\s+alice/);
+      assert.match(detail, /term-demo {2}local {2}showing 1\.0\.0/);
+      assert.match(detail, /integrity\s+sha512-/);
+      assert.match(detail, /versions \(1, newest first\)/);
+      assert.match(detail, /dist-tags\s+latest: 1\.0\.0/);
+      screen.keys('Escape');
+      await screen.waitFor((s) => gridBytes(s) === fileHex(), 'the main screen again');
+      assert.match(await screen.waitForText(/^activity\s+\d+ req \| \d+ dl \| \d+ pub in 60 min/m), /storage /);
+    });
+
     test('arrows + Enter edit a byte and the file changes', async () => {
       for (let i = 0; i < 10; i++) screen.keys('Right'); // offset 4 → 14 (rows)
       await screen.waitForText(/\[18\]50/);

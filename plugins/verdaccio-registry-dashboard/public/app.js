@@ -22,7 +22,18 @@
  *   available: true; url: string | null; offline: boolean; lastSuccess: number | null;
  *   lastFailure: { time: number; error: string } | null; latencyMs: number | null; cachedPackages: number; cachedBytes: number;
  * }} UpstreamView
- * @typedef {{ kind: string; time: number; name?: string; version?: string; user?: string; actor?: string; address?: string; tokenId?: string; detail?: string }} RegistryEvent
+ * @typedef {{ kind: string; time: number; name?: string; version?: string; user?: string; actor?: string; address?: string; tokenId?: string; detail?: string; tags?: string[] }} RegistryEvent
+ * @typedef {{ packages: PackageSummary[]; total: number; offset: number; limit: number | null; local: number; cached: number }} PackagePage
+ * @typedef {{ publishes: number; downloads: number; requests: number }} ActivityTotals
+ * @typedef {{ localBytes: number; cachedBytes: number; files: number; measuredAt: string }} StorageSize
+ * @typedef {{ bucketSeconds: number; now: string; buckets: (ActivityTotals & { start: string })[]; totals: ActivityTotals; storage: StorageSize | null }} ActivityDocument
+ * @typedef {{ version: string; time: string | null; publisher: string | null; integrity: string | null; shasum: string | null; tarballBytes: number | null; unpackedSize: number | null; fileCount: number | null; deprecated?: string; dependencyCount: number; tags: string[] }} VersionView
+ * @typedef {{
+ *   name: string; source: 'local' | 'cached'; description: string | null; license: string | null; homepage: string | null; repository: string | null;
+ *   distTags: Record<string, string>; shown: string | null; maintainers: { name: string; email?: string }[]; versions: VersionView[];
+ *   dependencies: Record<'dependencies' | 'devDependencies' | 'peerDependencies' | 'optionalDependencies', Record<string, string>>;
+ *   readme: { html: string; truncated: boolean; length: number };
+ * }} PackageView
  * @typedef {{ seq: number; time: string; kind: string; actor: string | null; address: string | null; tokenId: string | null; name?: string; version?: string; user?: string; detail?: string }} AuditRecord
  * @typedef {{ user: string | null; admin: boolean; groups: string[]; error?: string }} Session
  */
@@ -31,6 +42,8 @@ const API = '/_dashboard/api';
 const SOCKET_PATH = '/_dashboard/terminal';
 const TOKEN_KEY = 'registry-dashboard.token';
 const MAX_EVENTS = 200;
+const PAGE_SIZE = 100;
+const SVG_NS = 'http://www.w3.org/2000/svg';
 
 /** @type {{ offset: number; field: string; short: string }[]} */
 const CELLS = [
@@ -108,6 +121,31 @@ const ui = {
   envCopy: $('env-copy', HTMLButtonElement),
   envStatus: $('env-status', HTMLElement),
   packageFilter: $('package-filter', HTMLInputElement),
+  packagePrev: $('package-prev', HTMLButtonElement),
+  packageNext: $('package-next', HTMLButtonElement),
+  packageRange: $('package-range', HTMLElement),
+  activityChart: /** @type {SVGSVGElement} */ (/** @type {unknown} */ (document.getElementById('activity-chart'))),
+  activityRequests: $('activity-requests', HTMLElement),
+  activityDownloads: $('activity-downloads', HTMLElement),
+  activityPublishes: $('activity-publishes', HTMLElement),
+  activityStorage: $('activity-storage', HTMLElement),
+  pv: $('package-view', HTMLElement),
+  pvName: $('pv-name', HTMLElement),
+  pvSource: $('pv-source', HTMLElement),
+  pvShown: $('pv-shown', HTMLElement),
+  pvClose: $('pv-close', HTMLButtonElement),
+  pvDescription: $('pv-description', HTMLElement),
+  pvError: $('pv-error', HTMLElement),
+  pvPublisher: $('pv-publisher', HTMLElement),
+  pvMaintainers: $('pv-maintainers', HTMLElement),
+  pvSize: $('pv-size', HTMLElement),
+  pvIntegrity: $('pv-integrity', HTMLElement),
+  pvLicense: $('pv-license', HTMLElement),
+  pvRepository: $('pv-repository', HTMLElement),
+  pvTags: $('pv-tags', HTMLUListElement),
+  pvDeps: $('pv-deps', HTMLUListElement),
+  pvVersions: $('pv-versions', HTMLTableSectionElement),
+  pvReadme: $('pv-readme', HTMLElement),
   packageRows: $('package-rows', HTMLTableSectionElement),
   packageCount: $('package-count', HTMLElement),
   packagesEmpty: $('packages-empty', HTMLElement),
@@ -133,8 +171,19 @@ const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
   /** @type {Session} */
   session: { user: null, admin: false, groups: [] },
-  /** @type {PackageSummary[]} */
+  /** @type {PackageSummary[]} the page shown */
   packages: [],
+  /** @type {PackagePage | null} */
+  packagePage: null,
+  packageOffset: 0,
+  /** @type {string | null} the package in the package view */
+  viewing: null,
+  /** @type {number | undefined} */
+  viewTimer: undefined,
+  /** @type {ActivityDocument | null} */
+  activity: null,
+  /** @type {number | undefined} */
+  activityTimer: undefined,
   /** @type {WebSocket | null} */
   socket: null,
   reconnectAttempt: 0,
@@ -399,21 +448,26 @@ function renderSession() {
 }
 
 function renderPackages() {
-  const filter = ui.packageFilter.value.trim().toLowerCase();
-  const shown = state.packages.filter((pkg) => !filter || pkg.name.toLowerCase().includes(filter));
-  const cached = state.packages.filter((pkg) => pkg.source === 'cached').length;
-  const total = `${state.packages.length}${cached ? ` (${cached} cached)` : ''}`;
-  ui.packageCount.textContent = filter ? `${shown.length} of ${total}` : total;
-  ui.packagesEmpty.hidden = shown.length > 0;
-  ui.packagesEmpty.textContent = state.packages.length === 0 ? 'No packages yet.' : 'No package matches the filter.';
+  const page = state.packagePage;
+  const filter = ui.packageFilter.value.trim();
+  const total = page?.total ?? 0;
+  const counts = page ? `${page.total}${page.cached ? ` (${page.cached} cached)` : ''}` : '';
+  ui.packageCount.textContent = filter ? `${counts} matching “${filter}”` : counts;
+  const first = total === 0 ? 0 : state.packageOffset + 1;
+  const last = state.packageOffset + state.packages.length;
+  ui.packageRange.textContent = total === 0 ? '' : `${first}–${last} of ${total}`;
+  ui.packagePrev.disabled = state.packageOffset === 0;
+  ui.packageNext.disabled = last >= total;
+  ui.packagesEmpty.hidden = state.packages.length > 0;
+  ui.packagesEmpty.textContent = !filter && total === 0 ? 'No packages yet.' : 'No package matches the search.';
   ui.packageRows.replaceChildren(
-    ...shown.map((pkg) =>
+    ...state.packages.map((pkg) =>
       h('tr', { 'data-package': pkg.name, 'data-source': pkg.source ?? 'local' }, [
-        h('td', { class: 'name' }, [pkg.name]),
+        h('td', { class: 'name' }, [h('button', { type: 'button', class: 'package-link', 'data-name': pkg.name, title: `open ${pkg.name}` }, [pkg.name])]),
         h('td', {}, [
           h('span', { class: `badge source source-${pkg.source ?? 'local'}`, title: pkg.source === 'cached' ? 'a copy of the upstream\'s package' : 'published here' }, [pkg.source ?? 'local']),
         ]),
-        h('td', {}, [h('ul', { class: 'versions', 'aria-label': `versions of ${pkg.name}` }, pkg.versions.map((v) => h('li', {}, [v])))]),
+        h('td', {}, [h('ul', { class: 'versions', 'aria-label': `versions of ${pkg.name}` }, lastItems(pkg.versions, 5).map((v) => h('li', {}, [v])))]),
         h('td', {}, [
           h('ul', { class: 'tags', 'aria-label': `dist-tags of ${pkg.name}` }, Object.entries(pkg.distTags).map(([tag, v]) => h('li', {}, [`${tag}: ${v}`]))),
         ]),
@@ -421,6 +475,208 @@ function renderPackages() {
       ]),
     ),
   );
+}
+
+/** The newest `n` versions, with "…" for the rest (a package may have thousands). */
+function lastItems(/** @type {string[]} */ items, /** @type {number} */ n) {
+  return items.length <= n ? items : [`… ${items.length - n} more`, ...items.slice(-n)];
+}
+
+// ---------------------------------------------------------------- package view
+
+/** Tags and attributes the readme may contain (the server's renderer emits no others; this is the second check). */
+const README_TAGS = new Set(['P', 'H1', 'H2', 'H3', 'H4', 'H5', 'H6', 'UL', 'OL', 'LI', 'A', 'CODE', 'PRE', 'EM', 'STRONG', 'BLOCKQUOTE', 'HR', 'BR', 'TABLE', 'THEAD', 'TBODY', 'TR', 'TH', 'TD', 'S', 'SPAN']);
+/** @type {Record<string, string[]>} */
+const README_ATTRIBUTES = { A: ['href', 'rel', 'title'], OL: ['start'], CODE: ['class'], SPAN: ['class'] };
+
+/**
+ * The readme HTML, rebuilt element by element from an inert parse (DOMParser runs no script and
+ * loads nothing): only allowed tags and attributes survive, links only to http(s)/mailto/#.
+ * @param {string} html
+ */
+function safeReadme(html) {
+  const parsed = new DOMParser().parseFromString(`<body>${html}</body>`, 'text/html');
+  const fragment = document.createDocumentFragment();
+  /** @param {Node} from @param {Node} to */
+  const copy = (from, to) => {
+    for (const child of from.childNodes) {
+      if (child.nodeType === Node.TEXT_NODE) {
+        to.appendChild(document.createTextNode(child.textContent ?? ''));
+      } else if (child.nodeType === Node.ELEMENT_NODE) {
+        const element = /** @type {Element} */ (child);
+        if (!README_TAGS.has(element.tagName)) {
+          copy(element, to); // unknown wrapper: keep its text only
+          continue;
+        }
+        const clean = document.createElement(element.tagName.toLowerCase());
+        for (const name of README_ATTRIBUTES[element.tagName] ?? []) {
+          const value = element.getAttribute(name);
+          if (value === null) continue;
+          if (name === 'href' && !/^(https?:\/\/|mailto:|#)/i.test(value.trim())) continue;
+          clean.setAttribute(name, value);
+        }
+        if (clean instanceof HTMLAnchorElement && clean.hasAttribute('href')) clean.rel = 'noopener noreferrer nofollow';
+        copy(element, clean);
+        to.appendChild(clean);
+      }
+    }
+  };
+  copy(parsed.body, fragment);
+  return fragment;
+}
+
+/** @param {number | null} bytes */
+function sizeText(bytes) {
+  return bytes === null ? '—' : formatBytes(bytes);
+}
+
+/** @param {string} name */
+async function openPackage(name) {
+  state.viewing = name;
+  if (location.hash !== `#package=${encodeURIComponent(name)}`) history.replaceState(null, '', `#package=${encodeURIComponent(name)}`);
+  ui.pv.hidden = false;
+  ui.pvName.textContent = name;
+  ui.pv.dataset.state = 'loading';
+  try {
+    const view = /** @type {PackageView} */ (await api(`/package?name=${encodeURIComponent(name)}`));
+    if (state.viewing !== name) return;
+    renderPackageView(view);
+  } catch (error) {
+    if (state.viewing !== name) return;
+    ui.pv.dataset.state = 'error';
+    ui.pvError.hidden = false;
+    ui.pvError.textContent = `Could not open ${name}: ${error instanceof Error ? error.message : String(error)}`;
+    for (const element of [ui.pvVersions, ui.pvTags, ui.pvDeps, ui.pvReadme]) element.replaceChildren();
+  }
+}
+
+function closePackage() {
+  state.viewing = null;
+  ui.pv.hidden = true;
+  if (location.hash.startsWith('#package=')) history.replaceState(null, '', location.pathname + location.search);
+}
+
+/** @param {PackageView} view */
+function renderPackageView(view) {
+  ui.pv.dataset.state = 'ready';
+  ui.pv.dataset.package = view.name;
+  ui.pvError.hidden = true;
+  ui.pvName.textContent = view.name;
+  ui.pvSource.textContent = view.source;
+  ui.pvSource.className = `badge source source-${view.source}`;
+  ui.pvShown.textContent = view.shown ? `showing ${view.shown}` : '';
+  ui.pvDescription.textContent = view.description ?? '';
+  const shown = view.versions.find((v) => v.version === view.shown);
+  ui.pvPublisher.textContent = shown?.publisher ?? '—';
+  ui.pvMaintainers.textContent = view.maintainers.map((m) => m.name).join(', ') || '—';
+  ui.pvSize.textContent = shown
+    ? `${sizeText(shown.tarballBytes)} tarball · ${sizeText(shown.unpackedSize)} unpacked${shown.fileCount === null ? '' : ` · ${shown.fileCount} files`}`
+    : '—';
+  ui.pvIntegrity.textContent = shown?.integrity ?? '—';
+  ui.pvLicense.textContent = view.license ?? '—';
+  ui.pvRepository.textContent = view.repository ?? '—';
+  ui.pvTags.replaceChildren(...Object.entries(view.distTags).map(([tag, version]) => h('li', {}, [`${tag}: ${version}`])));
+  /** @type {HTMLElement[]} */
+  const deps = [];
+  for (const [kind, map] of Object.entries(view.dependencies)) {
+    for (const [dep, range] of Object.entries(map)) deps.push(h('li', { 'data-kind': kind }, [`${dep} ${range} `, h('span', { class: 'dep-kind' }, [kind === 'dependencies' ? '' : kind.replace('Dependencies', '')])]));
+  }
+  ui.pvDeps.replaceChildren(...(deps.length ? deps : [h('li', {}, ['none'])]));
+  ui.pvVersions.replaceChildren(
+    ...view.versions.map((v) =>
+      h('tr', { 'data-version': v.version }, [
+        h('td', {}, [v.version, ...v.tags.map((tag) => h('span', { class: 'badge' }, [tag])), v.deprecated ? h('span', { class: 'badge', title: v.deprecated }, ['deprecated']) : '']),
+        h('td', {}, [v.time ? h('time', { datetime: v.time }, [formatTime(v.time)]) : '']),
+        h('td', {}, [v.publisher ?? '—']),
+        h('td', {}, [sizeText(v.tarballBytes)]),
+        h('td', { class: 'integrity' }, [v.integrity ?? '—']),
+      ]),
+    ),
+  );
+  ui.pvReadme.replaceChildren(view.readme.html ? safeReadme(view.readme.html) : h('p', { class: 'hint' }, ['No readme.']));
+  if (view.readme.truncated) ui.pvReadme.append(h('p', { class: 'hint' }, [`(readme cut at 256 KiB of ${view.readme.length} characters)`]));
+}
+
+// ---------------------------------------------------------------- activity chart
+
+/**
+ * @param {string} tag
+ * @param {Record<string, string | number>} attributes
+ */
+function svg(tag, attributes) {
+  const element = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  return element;
+}
+
+function renderActivity() {
+  const doc = state.activity;
+  if (!doc) return;
+  const chart = ui.activityChart;
+  const sum = (/** @type {keyof ActivityTotals} */ key) => doc.buckets.reduce((total, bucket) => total + bucket[key], 0);
+  const sums = { publishes: sum('publishes'), downloads: sum('downloads'), requests: sum('requests') };
+  ui.activityRequests.textContent = String(sums.requests);
+  ui.activityDownloads.textContent = String(sums.downloads);
+  ui.activityPublishes.textContent = String(sums.publishes);
+  ui.activityStorage.textContent = doc.storage
+    ? `${formatBytes(doc.storage.localBytes)} local · ${formatBytes(doc.storage.cachedBytes)} cached · ${doc.storage.files} files`
+    : 'measuring…';
+  chart.dataset.publishes = String(sums.publishes);
+  chart.dataset.downloads = String(sums.downloads);
+  chart.dataset.requests = String(sums.requests);
+  const width = 600;
+  const height = 160;
+  const top = 14;
+  const bottom = 16;
+  const n = doc.buckets.length;
+  const step = width / Math.max(1, n);
+  const max = Math.max(1, ...doc.buckets.map((b) => Math.max(b.requests, b.downloads)));
+  const maxPublishes = Math.max(1, ...doc.buckets.map((b) => b.publishes));
+  const y = (/** @type {number} */ value, /** @type {number} */ scale) => height - bottom - (value / scale) * (height - top - bottom);
+  /** @type {Element[]} */
+  const parts = [chart.querySelector('title') ?? svg('title', {})];
+  for (const fraction of [0, 0.5, 1]) {
+    const lineY = y(max * fraction, max);
+    parts.push(svg('line', { class: 'grid-line', x1: 0, x2: width, y1: lineY, y2: lineY }));
+  }
+  const maxLabel = svg('text', { class: 'axis', x: 4, y: top - 3 });
+  maxLabel.textContent = `${max}/min`;
+  parts.push(maxLabel);
+  doc.buckets.forEach((bucket, i) => {
+    if (bucket.publishes === 0) return;
+    const barTop = y(bucket.publishes, maxPublishes);
+    const bar = svg('rect', { class: 'bar publishes', x: i * step + step * 0.2, width: step * 0.6, y: barTop, height: height - bottom - barTop, 'data-start': bucket.start });
+    const title = svg('title', {});
+    title.textContent = `${bucket.publishes} publish${bucket.publishes === 1 ? '' : 'es'} at ${formatTime(bucket.start)}`;
+    bar.append(title);
+    parts.push(bar);
+  });
+  for (const key of /** @type {const} */ (['requests', 'downloads'])) {
+    const points = doc.buckets.map((bucket, i) => `${(i * step + step / 2).toFixed(1)},${y(bucket[key], max).toFixed(1)}`).join(' ');
+    parts.push(svg('polyline', { class: `series ${key}`, points }));
+  }
+  const first = svg('text', { class: 'axis', x: 4, y: height - 3 });
+  first.textContent = doc.buckets[0] ? formatTime(doc.buckets[0].start).slice(11, 16) : '';
+  const now = svg('text', { class: 'axis', x: width - 4, y: height - 3, 'text-anchor': 'end' });
+  now.textContent = 'now';
+  parts.push(first, now);
+  chart.replaceChildren(...parts);
+  const titleElement = chart.querySelector('title');
+  if (titleElement) titleElement.textContent = `Last hour: ${sums.requests} requests, ${sums.downloads} downloads, ${sums.publishes} publishes`;
+}
+
+async function loadActivity() {
+  try {
+    state.activity = /** @type {ActivityDocument} */ (await api('/activity'));
+    renderActivity();
+  } catch {
+    // the next socket push or event tries again
+  }
+}
+
+function scheduleActivity() {
+  window.clearTimeout(state.activityTimer);
+  state.activityTimer = window.setTimeout(loadActivity, 150);
 }
 
 /** @param {RegistryEvent} event */
@@ -437,6 +693,7 @@ function logEvent(event) {
   const who = event.actor ?? event.user;
   const parts = [
     subject,
+    event.tags && event.tags.length ? event.tags.join(', ') : '',
     who ? `by ${who}` : '',
     event.address ? `from ${event.address}` : '',
     event.tokenId ? `token ${event.tokenId.slice(0, 8)}…` : '',
@@ -459,11 +716,26 @@ async function loadConfig() {
   renderConfig(await api('/config'));
 }
 
+/** answers of older package requests are dropped (a search typed while a refresh was in flight) */
+let packagesRequest = 0;
+
 async function loadPackages() {
+  const request = ++packagesRequest;
   try {
-    const body = await api('/packages');
+    const q = ui.packageFilter.value.trim();
+    const query = new URLSearchParams({ offset: String(state.packageOffset), limit: String(PAGE_SIZE) });
+    if (q) query.set('q', q);
+    const body = /** @type {PackagePage} */ (await api(`/packages?${query}`));
+    if (request !== packagesRequest) return;
+    // the list shrank under us (unpublish, narrower search): back to the last page that exists
+    if (body.total > 0 && body.packages.length === 0 && state.packageOffset > 0) {
+      state.packageOffset = Math.max(0, Math.floor((body.total - 1) / PAGE_SIZE) * PAGE_SIZE);
+      return loadPackages();
+    }
+    state.packagePage = body;
     state.packages = Array.isArray(body?.packages) ? body.packages : [];
     renderPackages();
+    ui.packageRows.dataset.query = q;
   } catch (error) {
     showNotice(`Could not load packages: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -676,8 +948,22 @@ function connect() {
         logEvent(data);
         // upstream health and cache size change with upstream events and with cache fills
         if (data.kind === 'upstream' || data.kind === 'publish' || data.kind === 'cache') scheduleUpstream();
-        if (data.kind !== 'config' && data.kind !== 'login' && data.kind !== 'logout' && data.kind !== 'token') schedulePackages();
+        if (data.kind !== 'config' && data.kind !== 'login' && data.kind !== 'logout' && data.kind !== 'token') {
+          schedulePackages();
+          if (state.viewing !== null && data.name === state.viewing) {
+            window.clearTimeout(state.viewTimer);
+            const name = state.viewing;
+            state.viewTimer = window.setTimeout(() => void openPackage(name), 150);
+          }
+        }
+        if (data.kind === 'publish' || data.kind === 'cache' || data.kind === 'unpublish') scheduleActivity();
         break;
+      case 'activity': {
+        const { type: _type, ...doc } = data;
+        state.activity = /** @type {ActivityDocument} */ (doc);
+        renderActivity();
+        break;
+      }
       case 'history':
         for (const event of Array.isArray(data.events) ? data.events : []) logEvent(event);
         break;
@@ -790,7 +1076,50 @@ ui.envCopy.addEventListener('click', () => {
   void copyText(state.config?.env ?? ui.envText.textContent ?? '', ui.envStatus);
 });
 
-ui.packageFilter.addEventListener('input', renderPackages);
+/** @type {number | undefined} */
+let searchTimer;
+ui.packageFilter.addEventListener('input', () => {
+  // at once: narrow the rows shown; then the server's answer (all pages) replaces them
+  const q = ui.packageFilter.value.trim().toLowerCase();
+  state.packages = state.packages.filter((pkg) => pkg.name.toLowerCase().includes(q));
+  renderPackages();
+  ui.packageRows.dataset.query = '…';
+  window.clearTimeout(searchTimer);
+  searchTimer = window.setTimeout(() => {
+    state.packageOffset = 0;
+    void loadPackages();
+  }, 200);
+});
+ui.packagePrev.addEventListener('click', () => {
+  state.packageOffset = Math.max(0, state.packageOffset - PAGE_SIZE);
+  void loadPackages();
+});
+ui.packageNext.addEventListener('click', () => {
+  state.packageOffset += PAGE_SIZE;
+  void loadPackages();
+});
+ui.packageRows.addEventListener('click', (event) => {
+  const target = event.target instanceof Element ? event.target.closest('button.package-link') : null;
+  if (target instanceof HTMLButtonElement && target.dataset.name) {
+    void openPackage(target.dataset.name).then(() => ui.pv.scrollIntoView({ block: 'start' }));
+  }
+});
+ui.pvClose.addEventListener('click', closePackage);
+window.addEventListener('hashchange', () => {
+  const name = packageFromHash();
+  if (name) void openPackage(name);
+  else if (state.viewing !== null) closePackage();
+});
+
+/** `#package=<name>` opens the package view (a link to a package). */
+function packageFromHash() {
+  if (!location.hash.startsWith('#package=')) return null;
+  try {
+    return decodeURIComponent(location.hash.slice('#package='.length)) || null;
+  } catch {
+    return null;
+  }
+}
 
 ui.commandForm.addEventListener('submit', (event) => {
   event.preventDefault();
@@ -843,5 +1172,8 @@ loadSession()
     loadConfig().catch((error) => showNotice(`Could not load the config: ${error instanceof Error ? error.message : String(error)}`));
     void loadPackages();
     void loadUpstream();
+    void loadActivity();
+    const linked = packageFromHash();
+    if (linked) void openPackage(linked);
     connect();
   });

@@ -17,7 +17,7 @@
  *   3. everything else                                      → publish of one version
  */
 import { integrityProblem } from '../integrity';
-import { isValidVersion, readsAsVersion, versionProblem } from '../names';
+import { isAbsoluteHttpUrl, isValidVersion, readsAsVersion, tarballFileOf, versionProblem } from '../names';
 import { isOwnersBody, parseOwnersBody } from '../owners';
 
 /** owners: `npm owner add|rm` (`{_id, _rev, maintainers}` to `/-rev/`), answered by the entry itself. */
@@ -68,23 +68,6 @@ export function isValidTagName(tag: string): boolean {
     !readsAsVersion(tag) &&
     tag !== '__proto__'
   );
-}
-
-/**
- * The file a dist.tarball URL names, as Verdaccio reads it (@verdaccio/core extractTarballFromUrl:
- * `new URL(url).pathname`, last segment, not decoded); null for anything but an absolute http(s)
- * URL — Verdaccio's packument route calls `new URL()` on it inside a storage callback, so one
- * stored relative URL would end the process on every read of the package.
- */
-export function tarballFileOf(url: string): string | null {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return null;
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return null;
-  return parsed.pathname.replace(/^.*\//, '');
 }
 
 function checkDistTags(value: unknown, allowed: (version: string) => boolean, what: string): void {
@@ -184,7 +167,7 @@ function checkVersionMeta(name: string, version: string, meta: unknown, file: st
   const dist = meta.dist;
   if (!isPlainObject(dist)) refuse(`${where}.dist must be an object with tarball, shasum and/or integrity`);
   if (typeof dist.tarball !== 'string') refuse(`${where}.dist.tarball must be the tarball URL (got ${quote(dist.tarball)})`);
-  if (tarballFileOf(dist.tarball) !== file) refuse(`${where}.dist.tarball must be an absolute http(s) URL ending in /${file} (got ${quote(dist.tarball)})`);
+  if (!isAbsoluteHttpUrl(dist.tarball) || tarballFileOf(dist.tarball) !== file) refuse(`${where}.dist.tarball must be an absolute http(s) URL ending in /${file} (got ${quote(dist.tarball)})`);
   if (hasOwn(dist, 'shasum') && (typeof dist.shasum !== 'string' || !SHA1_HEX.test(dist.shasum))) refuse(`${where}.dist.shasum must be 40 hex digits (got ${quote(dist.shasum)})`);
   if (hasOwn(dist, 'integrity') && typeof dist.integrity !== 'string') refuse(`${where}.dist.integrity must be a string (got ${quote(dist.integrity)})`);
   if (typeof dist.integrity === 'string') {

@@ -4,6 +4,7 @@
  * from, so a lookup with another revision is a miss that drops the stale entry.
  */
 import { gzipSync } from 'node:zlib';
+import { LRUCache } from 'lru-cache';
 
 export interface CachedResponse {
   /** The store's packumentRevision(name) the body was rendered from. */
@@ -39,8 +40,7 @@ function sizeOf(key: string, entry: CachedResponse): number {
 
 export class ResponseCache {
   readonly limits: CacheLimits;
-  readonly #entries = new Map<string, { entry: CachedResponse; bytes: number }>();
-  #bytes = 0;
+  readonly #entries: LRUCache<string, CachedResponse>;
   #hits = 0;
   #misses = 0;
   #stores = 0;
@@ -50,35 +50,35 @@ export class ResponseCache {
     if (!Number.isSafeInteger(limits.maxEntries) || limits.maxEntries < 1) throw new RangeError(`maxEntries must be a positive integer (got ${limits.maxEntries})`);
     if (!Number.isSafeInteger(limits.maxBytes) || limits.maxBytes < 1) throw new RangeError(`maxBytes must be a positive integer (got ${limits.maxBytes})`);
     this.limits = { ...limits };
+    // lru-cache: bounded in entries and in bytes, least recently used out first
+    this.#entries = new LRUCache<string, CachedResponse>({
+      max: limits.maxEntries,
+      maxSize: limits.maxBytes,
+      sizeCalculation: (entry, key) => sizeOf(key, entry),
+      dispose: (_entry, _key, reason) => {
+        if (reason === 'evict') this.#evictions++;
+      },
+    });
   }
 
   /** The entry rendered from `revision`, most recently used from now on; undefined otherwise. */
   get(key: string, revision: string): CachedResponse | undefined {
-    const slot = this.#entries.get(key);
-    if (!slot) {
+    const entry = this.#entries.get(key);
+    if (!entry || entry.revision !== revision) {
+      if (entry) this.#entries.delete(key);
       this.#misses++;
       return undefined;
     }
-    this.#entries.delete(key);
-    if (slot.entry.revision !== revision) {
-      this.#bytes -= slot.bytes;
-      this.#misses++;
-      return undefined;
-    }
-    this.#entries.set(key, slot);
     this.#hits++;
-    return slot.entry;
+    return entry;
   }
 
   /** Stores (replacing any entry for key); false when one entry alone would take over a quarter of the byte budget. */
   set(key: string, entry: CachedResponse): boolean {
     this.delete(key);
-    const bytes = sizeOf(key, entry);
-    if (bytes > this.limits.maxBytes / 4) return false;
-    this.#entries.set(key, { entry, bytes });
-    this.#bytes += bytes;
+    if (sizeOf(key, entry) > this.limits.maxBytes / 4) return false;
+    this.#entries.set(key, entry);
     this.#stores++;
-    this.#evict();
     return true;
   }
 
@@ -86,40 +86,22 @@ export class ResponseCache {
   gzipOf(key: string, entry: CachedResponse): Buffer {
     if (entry.gzip) return entry.gzip;
     const gzip = gzipSync(entry.body);
-    const slot = this.#entries.get(key);
-    if (slot && slot.entry === entry) {
+    if (this.#entries.peek(key) === entry) {
       entry.gzip = gzip;
-      this.#bytes -= slot.bytes;
-      slot.bytes = sizeOf(key, entry);
-      this.#bytes += slot.bytes;
-      this.#evict();
+      this.#entries.set(key, entry, { noUpdateTTL: true }); // re-measured with its gzip
     }
     return gzip;
   }
 
   delete(key: string): void {
-    const slot = this.#entries.get(key);
-    if (!slot) return;
     this.#entries.delete(key);
-    this.#bytes -= slot.bytes;
   }
 
   clear(): void {
     this.#entries.clear();
-    this.#bytes = 0;
   }
 
   stats(): CacheStats {
-    return { entries: this.#entries.size, bytes: this.#bytes, hits: this.#hits, misses: this.#misses, stores: this.#stores, evictions: this.#evictions };
-  }
-
-  #evict(): void {
-    // Map iteration order is insertion order, and get() re-inserts: the first key is the least recently used
-    while (this.#entries.size > this.limits.maxEntries || this.#bytes > this.limits.maxBytes) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done) break;
-      this.delete(oldest.value);
-      this.#evictions++;
-    }
+    return { entries: this.#entries.size, bytes: this.#entries.calculatedSize, hits: this.#hits, misses: this.#misses, stores: this.#stores, evictions: this.#evictions };
   }
 }

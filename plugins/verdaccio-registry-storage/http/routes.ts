@@ -18,10 +18,13 @@ import type { ResponseCache } from './response-cache';
 import type { RegistryEventBus } from '../../registry-core/index';
 import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPackageVersionPath, matchPublishPath, matchTarballPath } from './route-match';
 import { HOPS_HEADER } from '../upstream/proxy';
+import { compressionEncoding } from '../../registry-core/content-encoding';
+import { CACHE_HEADER, wantsCacheHeader } from '../../registry-core/index';
 
 /** compression()'s threshold: smaller bodies are sent as they are. */
 const COMPRESSION_THRESHOLD = 1024;
-export const CACHE_HEADER = 'x-registry-cache';
+/** The cache header and whether a request asked for it: the core's (docs/http-api.md). */
+export { CACHE_HEADER } from '../../registry-core/index';
 
 export interface StorageHttpDeps {
   host: StorageHttpHost;
@@ -44,33 +47,9 @@ function isJsonMedia(header: string | undefined): boolean {
   return typeof header === 'string' && header.split(';')[0].trim() === 'application/json';
 }
 
-/**
- * Whether compression() (negotiator over br, gzip, deflate, identity; preferring br, then gzip)
- * would answer this Accept-Encoding with gzip. Conservative: a wildcard or an acceptable br
- * means "let compression() decide".
- */
+/** Whether compression() will answer this Accept-Encoding with gzip (core content-encoding.ts: its own negotiator call). */
 export function negotiatesGzip(header: string | undefined): boolean {
-  if (typeof header !== 'string' || header === '') return false;
-  const quality = new Map<string, number>();
-  for (const part of header.split(',')) {
-    const match = /^\s*([^\s;]+)\s*(?:;(.*))?$/.exec(part.trim());
-    if (!match) continue;
-    let q = 1;
-    for (const param of (match[2] ?? '').split(';')) {
-      const [key, value] = param.trim().split('=');
-      if (key === 'q') {
-        q = Number.parseFloat(value);
-        break;
-      }
-    }
-    if (Number.isNaN(q)) q = 0;
-    const coding = match[1].toLowerCase();
-    quality.set(coding, Math.max(quality.get(coding) ?? 0, q));
-  }
-  const gzip = quality.get('gzip') ?? 0;
-  if (gzip <= 0 || quality.has('*') || (quality.get('br') ?? 0) > 0) return false;
-  for (const [coding, q] of quality) if (coding !== 'gzip' && q > gzip) return false;
-  return true; // ties with deflate / identity go to gzip (compression's preferred list)
+  return compressionEncoding(header) === 'gzip';
 }
 
 function headerText(value: string | string[] | undefined): string {
@@ -250,7 +229,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   };
 
   const replay = (req: Request, res: Response, key: string, hit: NonNullable<ReturnType<ResponseCache['get']>>): void => {
-    res.setHeader(CACHE_HEADER, 'hit');
+    if (wantsCacheHeader(req.headers)) res.setHeader(CACHE_HEADER, 'hit');
     res.setHeader('Content-Type', hit.contentType);
     res.setHeader('ETag', hit.etag);
     if (req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD && negotiatesGzip(req.headers['accept-encoding']) && cache !== null) {
@@ -262,8 +241,8 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   };
 
   /** Lets Verdaccio render, and keeps its 200 if the packument did not change meanwhile. */
-  const record = (res: Response, key: string, name: string, revision: string): void => {
-    res.setHeader(CACHE_HEADER, 'miss');
+  const record = (req: Request, res: Response, key: string, name: string, revision: string): void => {
+    if (wantsCacheHeader(req.headers)) res.setHeader(CACHE_HEADER, 'miss');
     const send = res.send;
     res.send = function sendAndRecord(this: Response, body?: unknown): Response {
       res.send = send;
@@ -368,7 +347,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
         replay(req, res, key, hit);
         return;
       }
-      record(res, key, name, revision);
+      record(req, res, key, name, revision);
       withOwners(res, name, next);
     });
   };

@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { isLocalScope, reportUpstreamStatus, type UpstreamResolution, type UpstreamSettings } from '../../registry-core/index';
+import { CACHE_HEADER, isLocalScope, reportUpstreamStatus, wantsCacheHeader, type UpstreamResolution, type UpstreamSettings } from '../../registry-core/index';
 import { StorageError } from '../errors';
 import { sha512HexOf, verifyDist } from '../integrity';
 import { type ParsedName, parsePackageName, parseTarballName } from '../names';
@@ -343,7 +343,7 @@ export class UpstreamProxy {
     let held: Buffer | null = null;
     res.statusCode = 200;
     res.setHeader('content-type', 'application/octet-stream');
-    res.setHeader('x-registry-cache', 'upstream');
+    if (res.req !== undefined && wantsCacheHeader(res.req.headers)) res.setHeader(CACHE_HEADER, 'upstream');
     const source = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
     try {
       for await (const chunk of source) {
@@ -387,7 +387,7 @@ export class UpstreamProxy {
       if (!res.headersSent) {
         res.statusCode = 502;
         res.setHeader('content-type', 'application/json; charset=utf-8');
-        res.removeHeader('x-registry-cache');
+        res.removeHeader(CACHE_HEADER);
         res.end(JSON.stringify({ error: reason }));
       } else res.destroy(); // the client sees a failed download, never a complete one
       throw error;

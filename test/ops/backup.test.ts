@@ -218,6 +218,23 @@ describe('15.5 backup and restore', () => {
     assert.match(running.stderr, /a registry is running on .*stop it first/);
     assert.deepEqual(treeDigest(join(source.dir, 'keys')), live);
 
+    // a failure in the middle of the swap (signing-keys/ cannot be created where config.yaml says,
+    // after storage/, registry.lockb and keys/ were swapped): everything is put back
+    const midway = join(work, 'midway');
+    mkdirSync(join(midway, 'storage', 'keep-me'), { recursive: true });
+    mkdirSync(join(midway, 'keys'));
+    writeFileSync(join(midway, 'config.yaml'), 'storage: ./storage\nsigning_keys_dir: ./blocker/signing-keys\n');
+    writeFileSync(join(midway, 'storage', 'keep-me', 'package.json'), '{"name":"keep-me","versions":{}}');
+    writeFileSync(join(midway, 'keys', 'old.json'), '{}');
+    writeFileSync(join(midway, 'registry.lockb'), 'not touched');
+    writeFileSync(join(midway, 'blocker'), 'a file where a folder would have to be');
+    const midwayBefore = treeDigest(midway);
+    const failed = await registryCli(['restore', backupFile, '--into', midway, '--force'], work);
+    assert.equal(failed.code, 1, failed.stdout + failed.stderr);
+    assert.match(failed.stderr, /failed, the target is as it was/);
+    assert.deepEqual(treeDigest(midway), midwayBefore, 'a failure during the swap leaves the target as it was');
+    assert.deepEqual(readdirSync(midway).sort(), ['blocker', 'config.yaml', 'keys', 'registry.lockb', 'storage'], 'nothing set aside or staged is left');
+
     // and with --force into the stopped folder it does replace the state, keeping its config.yaml
     const forced = await registryCli(['restore', backupFile, '--into', target, '--force'], work);
     assert.equal(forced.code, 0, forced.stderr);

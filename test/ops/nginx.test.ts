@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { PROJECT_ROOT, createClientDir, startRegistry, writePackage, type RunningRegistry } from '../harness/registry';
-import { freePort } from '../../scripts/bench/stock';
+import { freePort } from '../../scripts/lib/ports';
 import { renderTemplate } from '../harness/templates';
 import { getJson } from '../storage/lib/packages';
 

@@ -175,6 +175,8 @@ export class PackageService {
       const pkg = parsePackageName(name, 'read');
       const local = this.store.packumentStamp(pkg);
       if (local !== null || this.cache === null || !this.cacheServes(pkg.name)) return local;
+      // a first publish in flight: neither the cached copy nor "no package" may be replayed (a racy stamp never repeats)
+      if (this.pendingOf(pkg.name) !== null) return `pending:racy-${process.hrtime.bigint()}`;
       const cached = this.cache.packumentStamp(pkg);
       return cached === null ? null : `upstream:${cached}`;
     } catch {
@@ -482,6 +484,29 @@ export class PackageService {
     if (!reader && this.cache !== null && this.cacheServes(pkg.name) && !(await this.isLocal(pkg.name))) reader = await this.cache.readTarball(pkg, fileName);
     if (!reader) throw notFound(`tarball ${fileName}`);
     return reader;
+  }
+
+  /**
+   * The bytes of a tarball for the HTTP fast path, by the packument stamp the caller just took:
+   * a local stamp reads the local store only, an `upstream:` stamp (no local packument, no publish
+   * in flight) the upstream cache only — exactly where readTarball would find it. null: not held
+   * in memory-sized form (absent, or a large file read as a stream): the caller takes the full path.
+   */
+  async heldTarballBytes(name: string, fileName: string, stamp: string): Promise<Buffer | null> {
+    let pkg: ParsedName;
+    try {
+      pkg = this.forRead(name);
+      parseTarballName(pkg, fileName);
+    } catch {
+      return null;
+    }
+    const store = stamp.startsWith('upstream:') ? this.cache : this.store;
+    if (store === null) return null;
+    const reader = await store.readTarball(pkg, fileName);
+    if (reader === null) return null;
+    if ('bytes' in reader) return reader.bytes;
+    reader.stream.destroy();
+    return null;
   }
 
   // ---- package list, secret -------------------------------------------------------------

@@ -14,13 +14,11 @@ import { type StorageHttpHost, verdaccioAcceptsPackageName } from '../verdaccio-
 import { type Maintainer, ownershipProblem, parseOwnersBody } from '../owners';
 import { attachIntent } from '../publish-intent';
 import { checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
-import type { ResponseCache } from './response-cache';
+import { chooseEncoding, COMPRESSION_THRESHOLD, type ResponseCache } from './response-cache';
 import type { RegistryEventBus } from '../../registry-core/index';
 import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPackageVersionPath, matchPublishPath, matchTarballPath } from './route-match';
 import { HOPS_HEADER } from '../upstream/proxy';
 
-/** compression()'s threshold: smaller bodies are sent as they are. */
-const COMPRESSION_THRESHOLD = 1024;
 export const CACHE_HEADER = 'x-registry-cache';
 
 export interface StorageHttpDeps {
@@ -44,37 +42,16 @@ function isJsonMedia(header: string | undefined): boolean {
   return typeof header === 'string' && header.split(';')[0].trim() === 'application/json';
 }
 
-/**
- * Whether compression() (negotiator over br, gzip, deflate, identity; preferring br, then gzip)
- * would answer this Accept-Encoding with gzip. Conservative: a wildcard or an acceptable br
- * means "let compression() decide".
- */
-export function negotiatesGzip(header: string | undefined): boolean {
-  if (typeof header !== 'string' || header === '') return false;
-  const quality = new Map<string, number>();
-  for (const part of header.split(',')) {
-    const match = /^\s*([^\s;]+)\s*(?:;(.*))?$/.exec(part.trim());
-    if (!match) continue;
-    let q = 1;
-    for (const param of (match[2] ?? '').split(';')) {
-      const [key, value] = param.trim().split('=');
-      if (key === 'q') {
-        q = Number.parseFloat(value);
-        break;
-      }
-    }
-    if (Number.isNaN(q)) q = 0;
-    const coding = match[1].toLowerCase();
-    quality.set(coding, Math.max(quality.get(coding) ?? 0, q));
-  }
-  const gzip = quality.get('gzip') ?? 0;
-  if (gzip <= 0 || quality.has('*') || (quality.get('br') ?? 0) > 0) return false;
-  for (const [coding, q] of quality) if (coding !== 'gzip' && q > gzip) return false;
-  return true; // ties with deflate / identity go to gzip (compression's preferred list)
+export function headerText(value: string | string[] | undefined): string {
+  return Array.isArray(value) ? value.join('\n') : (value ?? '');
 }
 
-function headerText(value: string | string[] | undefined): string {
-  return Array.isArray(value) ? value.join('\n') : (value ?? '');
+/**
+ * The cache key: everything Verdaccio's rendering reads from the request (abbreviated or not, the
+ * tarball URL base). The one spelling of it, for this handler and the fast path (fast-path.ts).
+ */
+export function packumentCacheKey(name: string, accept: string | string[] | undefined, protocol: string, host: string | string[] | undefined, forwardedProto: string | string[] | undefined): string {
+  return `${name}\u0000${headerText(accept)}\u0000${protocol}\u0000${headerText(host)}\u0000${headerText(forwardedProto)}`;
 }
 
 export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler {
@@ -253,9 +230,10 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
     res.setHeader(CACHE_HEADER, 'hit');
     res.setHeader('Content-Type', hit.contentType);
     res.setHeader('ETag', hit.etag);
-    if (req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD && negotiatesGzip(req.headers['accept-encoding']) && cache !== null) {
-      res.setHeader('Content-Encoding', 'gzip'); // compression() passes an encoded body through (and still adds Vary)
-      res.send(cache.gzipOf(key, hit));
+    const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD && cache !== null ? chooseEncoding(req.headers['accept-encoding']) : null;
+    if (encoding === 'gzip' || encoding === 'br') {
+      res.setHeader('Content-Encoding', encoding); // compression() passes an encoded body through (and still adds Vary)
+      res.send(cache?.variantOf(key, hit, encoding));
       return;
     }
     res.send(hit.body);
@@ -361,7 +339,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
         return;
       }
       // everything Verdaccio's rendering reads from the request: abbreviated or not, tarball URL base
-      const key = [name, headerText(req.headers.accept), req.protocol, headerText(req.headers.host), headerText(req.headers[host.forwardedProtoHeader])].join('\u0000');
+      const key = packumentCacheKey(name, req.headers.accept, req.protocol, req.headers.host, req.headers[host.forwardedProtoHeader]);
       const hit = cache.get(key, revision);
       onCacheLookup(hit !== undefined);
       if (hit) {

@@ -173,6 +173,19 @@ export class UpstreamProxy {
     return pending;
   }
 
+  /**
+   * Synchronous, for the HTTP fast path, given that the caller's packument stamp says the cache
+   * holds `name` and no local package (or first publish) exists: true when packument(name) would
+   * answer `{kind: 'cached'}` with no warning and no request — OFFLINE, or fresh within `maxage`.
+   * false: take packument() (revalidation, single-flight, stale-with-warning).
+   */
+  servesHeldCopy(name: string): boolean {
+    if (isLocalScope(name, this.#deps.localScopes)) return false;
+    if (this.#deps.offline()) return true;
+    const freshUntil = this.#fresh.get(name);
+    return freshUntil !== undefined && freshUntil > this.#now();
+  }
+
   async #refresh(name: string, pkg: ParsedName, hops: number): Promise<PackumentOutcome> {
     const found = await this.#upstream();
     const cached = await this.#deps.cache.readPackument(pkg).catch(() => null);

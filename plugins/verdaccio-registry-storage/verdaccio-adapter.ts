@@ -602,11 +602,12 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
   if (c?.user_agent) common.push(['X-Powered-By', getUserAgent(c.user_agent)]);
   common.push(['Access-Control-Allow-Origin', '*']);
 
-  // auth.allow_access is a pure function of (rule, user) when the only plugin answering it is the
-  // registry auth plugin (rules from config.yaml `packages:`, read once at start): answers are then
-  // remembered per (package, user, groups), which saves Verdaccio's minimatch of every rule per request
+  // auth.allow_access is a pure function of (rule, user) when the first plugin answering it is the
+  // registry auth plugin: it always answers (true or an error), so Verdaccio's chain stops there and
+  // its fallback never runs; the rules come from config.yaml `packages:`, read once at start. Answers
+  // are then remembered per (package, user, groups): no minimatch of every rule on every request
   const answering = Array.isArray(a?.plugins) ? a.plugins.filter((plugin: any) => typeof plugin?.allow_access === 'function') : [];
-  const memoable = answering.length === 1 && answering[0]?.constructor?.name === 'RegistryAuthPlugin';
+  const memoable = answering[0]?.constructor?.name === 'RegistryAuthPlugin';
   const decisions = new Map<string, boolean>();
   const anonymousRemote = createAnonymousRemoteUser();
   const anonymous: ReadUser = { name: null, remote: anonymousRemote };

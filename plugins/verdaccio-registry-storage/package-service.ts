@@ -125,6 +125,8 @@ export class PackageService {
   cache: PackageStore | null = null;
   /** Names the cache may answer for (not in a local scope: those are never proxied, docs/upstream.md). */
   cacheServes: (name: string) => boolean = () => true;
+  /** The upstream proxy's packument whose durable write is still running (upstream/proxy.ts `filling`): read before the cache store. */
+  upstreamFilling: (name: string) => Manifest | null = () => null;
 
   constructor(store: PackageStore, sink: IndexSink, log: ServiceLog, signer: VersionSigner | null = null) {
     this.store = store;
@@ -161,7 +163,7 @@ export class PackageService {
   async readPackage(name: string): Promise<Manifest> {
     const pkg = this.forRead(name);
     const local = await this.store.readPackument(pkg);
-    const manifest = local ?? (this.cache !== null && !this.pendingOf(pkg.name) && this.cacheServes(pkg.name) ? await this.cache.readPackument(pkg) : null);
+    const manifest = local ?? (this.cache !== null && !this.pendingOf(pkg.name) && this.cacheServes(pkg.name) ? (this.upstreamFilling(pkg.name) ?? (await this.cache.readPackument(pkg))) : null);
     if (!manifest) throw notFound(`package ${name}`);
     const served = withoutDanglingTags(manifest);
     // only local versions are ours to sign: a cached (upstream) packument keeps exactly the
@@ -175,8 +177,9 @@ export class PackageService {
       const pkg = parsePackageName(name, 'read');
       const local = this.store.packumentStamp(pkg);
       if (local !== null || this.cache === null || !this.cacheServes(pkg.name)) return local;
-      // a first publish in flight: neither the cached copy nor "no package" may be replayed (a racy stamp never repeats)
+      // a first publish in flight, or an upstream copy not yet on disk: nothing to replay (a racy stamp never repeats)
       if (this.pendingOf(pkg.name) !== null) return `pending:racy-${process.hrtime.bigint()}`;
+      if (this.upstreamFilling(pkg.name) !== null) return `upstream:filling:racy-${process.hrtime.bigint()}`;
       const cached = this.cache.packumentStamp(pkg);
       return cached === null ? null : `upstream:${cached}`;
     } catch {

@@ -194,6 +194,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       log: { warn: (text) => warn(logger, text), error: (text) => logger.error({ detail: text }, 'registry-storage: @{detail}') },
       initialCache: heldInCache(cacheRoot),
     });
+    service.upstreamFilling = (name) => proxy.filling(name);
     // the status getter shows the flag as it is, also while no request reaches the upstream
     flags.watchConfig((next, prev) => {
       const offline = hasFeature(next.fields, 'OFFLINE');

@@ -195,6 +195,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       initialCache: heldInCache(cacheRoot),
     });
     service.upstreamFilling = (name) => proxy.filling(name);
+
     // the status getter shows the flag as it is, also while no request reaches the upstream
     flags.watchConfig((next, prev) => {
       const offline = hasFeature(next.fields, 'OFFLINE');

@@ -160,9 +160,12 @@ export class UpstreamProxy {
    * The packument of `name` fetched from the upstream whose durable write (lock, local-wins
    * re-check, temp + fsync + rename) has not finished yet; null otherwise. The store reads it
    * before its own copy, so a client never waits for the disk (docs/upstream.md "Packuments").
+   * A copy per call, as a read of the file would give: Verdaccio rewrites the tarball URLs of what
+   * it is handed, and the fill of a tarball still needs the upstream's.
    */
   filling(name: string): Manifest | null {
-    return this.#filling.get(name) ?? null;
+    const manifest = this.#filling.get(name);
+    return manifest === undefined ? null : structuredClone(manifest);
   }
 
   /** Makes sure the cached packument of a non-local name is there and fresh enough (see the file comment). */

@@ -225,13 +225,29 @@ export class FileSystemStore implements PackageStore {
     return this.locks.withLock(key, fn);
   }
 
+  /** Resolved paths by name (and file): every cache-hit GET asks for one (docs/performance.md); bounded, rebuilt when full. */
+  private readonly paths = new Map<string, string>();
+
+  private rememberedPath(key: string, make: () => string): string {
+    let path = this.paths.get(key);
+    if (path === undefined) {
+      path = make();
+      if (this.paths.size >= 10_000) this.paths.clear();
+      this.paths.set(key, path);
+    }
+    return path;
+  }
+
   private packumentPath(pkg: ParsedName): string {
-    return join(packageDirOf(this.root, pkg), PACKUMENT);
+    return this.rememberedPath(pkg.name, () => join(packageDirOf(this.root, pkg), PACKUMENT));
   }
 
   private tarballPath(pkg: ParsedName, fileName: string): string {
-    parseTarballName(pkg, fileName);
-    return join(packageDirOf(this.root, pkg), fileName);
+    // checked before it is remembered: only valid names ever get a path
+    return this.rememberedPath(`${pkg.name}\u0000${fileName}`, () => {
+      parseTarballName(pkg, fileName);
+      return join(packageDirOf(this.root, pkg), fileName);
+    });
   }
 
   // ---- packuments -----------------------------------------------------------------------

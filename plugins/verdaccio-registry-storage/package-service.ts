@@ -159,6 +159,8 @@ export class PackageService {
   cache: PackageStore | null = null;
   /** Names the cache may answer for (not in a local scope: those are never proxied, docs/upstream.md). */
   cacheServes: (name: string) => boolean = () => true;
+  /** The upstream proxy's packument whose durable write is still running (upstream/proxy.ts `filling`): read before the cache store. */
+  upstreamFilling: (name: string) => Manifest | null = () => null;
 
   constructor(store: PackageStore, sink: IndexSink, log: ServiceLog, signer: VersionSigner | null = null) {
     this.store = store;
@@ -195,7 +197,7 @@ export class PackageService {
   async readPackage(name: string): Promise<Manifest> {
     const pkg = this.forRead(name);
     const local = await this.store.readPackument(pkg);
-    const manifest = local ?? (this.cache !== null && !this.pendingOf(pkg.name) && this.cacheServes(pkg.name) ? await this.cache.readPackument(pkg) : null);
+    const manifest = local ?? (this.cache !== null && !this.pendingOf(pkg.name) && this.cacheServes(pkg.name) ? (this.upstreamFilling(pkg.name) ?? (await this.cache.readPackument(pkg))) : null);
     if (!manifest) throw notFound(`package ${name}`);
     const served = withoutDanglingTags(manifest);
     // only local versions are ours to sign: a cached (upstream) packument keeps exactly the
@@ -209,6 +211,9 @@ export class PackageService {
       const pkg = parsePackageName(name, 'read');
       const local = this.store.packumentStamp(pkg);
       if (local !== null || this.cache === null || !this.cacheServes(pkg.name)) return local;
+      // a first publish in flight, or an upstream copy not yet on disk: nothing to replay (a racy stamp never repeats)
+      if (this.pendingOf(pkg.name) !== null) return `pending:racy-${process.hrtime.bigint()}`;
+      if (this.upstreamFilling(pkg.name) !== null) return `upstream:filling:racy-${process.hrtime.bigint()}`;
       const cached = this.cache.packumentStamp(pkg);
       return cached === null ? null : `upstream:${cached}`;
     } catch {
@@ -607,6 +612,29 @@ export class PackageService {
     if (!reader && this.cache !== null && this.cacheServes(pkg.name) && !(await this.isLocal(pkg.name))) reader = await this.cache.readTarball(pkg, fileName);
     if (!reader) throw notFound(`tarball ${fileName}`);
     return reader;
+  }
+
+  /**
+   * The bytes of a tarball for the HTTP fast path, by the packument stamp the caller just took:
+   * a local stamp reads the local store only, an `upstream:` stamp (no local packument, no publish
+   * in flight) the upstream cache only — exactly where readTarball would find it. null: not held
+   * in memory-sized form (absent, or a large file read as a stream): the caller takes the full path.
+   */
+  async heldTarballBytes(name: string, fileName: string, stamp: string): Promise<Buffer | null> {
+    let pkg: ParsedName;
+    try {
+      pkg = this.forRead(name);
+      parseTarballName(pkg, fileName);
+    } catch {
+      return null;
+    }
+    const store = stamp.startsWith('upstream:') ? this.cache : this.store;
+    if (store === null) return null;
+    const reader = await store.readTarball(pkg, fileName);
+    if (reader === null) return null;
+    if ('bytes' in reader) return reader.bytes;
+    reader.stream.destroy();
+    return null;
   }
 
   // ---- package list, secret -------------------------------------------------------------

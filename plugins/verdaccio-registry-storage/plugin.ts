@@ -213,6 +213,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       packumentRevision: (name) => service.packumentStamp(name),
       owners: (name) => service.ownersOf(name),
       changeOwners: (name, maintainers, actor) => service.changeOwners(name, maintainers, actor),
+      heldTarballBytes: (name, fileName, stamp) => service.heldTarballBytes(name, fileName, stamp),
       listNames,
       upstream: this.upstreamProxy,
     });
@@ -258,6 +259,8 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       log: { warn: (text) => warn(logger, text), error: (text) => logger.error({ detail: text }, 'registry-storage: @{detail}') },
       initialCache: heldInCache(cacheRoot),
     });
+    service.upstreamFilling = (name) => proxy.filling(name);
+
     // the status getter shows the flag as it is, also while no request reaches the upstream
     flags.watchConfig((next, prev) => {
       const offline = hasFeature(next.fields, 'OFFLINE');

@@ -15,6 +15,8 @@ import type { ServerResponse } from 'node:http';
 export interface UpstreamPort {
   packument(name: string, hops?: number): Promise<PackumentOutcome>;
   tarball(name: string, fileName: string, res: ServerResponse, hops?: number): Promise<'pass' | 'done'>;
+  /** Synchronous freshness of a held copy (the HTTP fast path); false: let the full path revalidate. */
+  servesHeldCopy(name: string): boolean;
 }
 
 export interface StorePort {
@@ -24,6 +26,8 @@ export interface StorePort {
   owners(name: string): Promise<Maintainer[] | null>;
   /** `npm owner add|rm` */
   changeOwners(name: string, maintainers: Maintainer[], actor: Actor): Promise<void>;
+  /** the tarball's bytes for a packument stamp (the HTTP fast path); null when not held in memory-sized form */
+  heldTarballBytes(name: string, fileName: string, stamp: string): Promise<Buffer | null>;
   /** every locally stored package name */
   listNames(): Promise<string[]>;
   upstream: UpstreamPort;

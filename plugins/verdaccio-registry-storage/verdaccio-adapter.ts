@@ -10,7 +10,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { errorUtils, validationUtils } from '@verdaccio/core';
 import { validateURL } from '@verdaccio/url';
 import { authAllows, isRecord, rawRemoteUserOf, verdaccioAcceptsHost } from '../verdaccio-boundary/index';
-import { createAnonymousRemoteUser } from '@verdaccio/config';
+import { createAnonymousRemoteUser, createRemoteUser, getUserAgent } from '@verdaccio/config';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
 import { fileSystemFailure } from '../registry-core/index';
@@ -20,6 +20,7 @@ import type { PackageService } from './package-service';
 import type { Manifest, TarballWriter } from './store';
 import type { TokenLedger } from './tokens';
 import type { StorePort, UpstreamPort } from './store-port';
+import type { FastPathHandler, FastPathHost, ReadUser } from './http/fast-path';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the Verdaccio boundary */
 type VerdaccioCallback = (err: any, ...results: any[]) => void;
@@ -514,3 +515,120 @@ export function createPublishVerdict(auth: unknown): (name: string, req: any, re
   };
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
+
+// ---- the read fast path (http/fast-path.ts): its place in Verdaccio's app, its users, its rules ----
+/* eslint-disable @typescript-eslint/no-explicit-any -- Express 4 / Verdaccio internals */
+
+export interface FastPathSetup {
+  host: FastPathHost;
+  /** Why the fast path must stay off with this configuration (empty: it may run). */
+  blockers: string[];
+  /** Puts the handler right after express's `expressInit`, before Verdaccio's first app-level middleware. */
+  install(handler: FastPathHandler): void;
+}
+
+/**
+ * What the fast path needs of Verdaccio 6.10.4 (src/api/index.ts `defineAPI`): the app stack is
+ * `query > expressInit > cors() > log > errorReportingMiddleware > [X-Powered-By] > compression >
+ * favicon > jsonParser > credentials > plugins > API router`; the fast path goes right after
+ * `expressInit` (so req.ip / req.protocol are express's, trustProxy included) and repeats what
+ * the skipped middlewares put on a cache hit: cors()'s `Access-Control-Allow-Origin: *`, the
+ * X-Powered-By of `user_agent`, compression()'s `Vary`. Verdaccio's request logger is skipped,
+ * so the fast path stays off while the log level would print its lines (`http` or more verbose).
+ */
+export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, logger: unknown, packumentHost: StorageHttpHost): FastPathSetup {
+  const a = auth as any;
+  const c = config as any;
+  const l = logger as any;
+  const blockers: string[] = [];
+  const stack: any[] | undefined = (app as any)?._router?.stack;
+  const initAt = Array.isArray(stack) ? stack.findIndex((layer) => layer?.handle?.name === 'expressInit') : -1;
+  if (initAt === -1) blockers.push("express's expressInit layer was not found in the app (unsupported Verdaccio version?)");
+  const logsRequests = typeof l?.isLevelEnabled === 'function' ? l.isLevelEnabled('http') === true : true;
+  if (logsRequests) blockers.push('the log level prints every request (http or more verbose): Verdaccio\'s request logger must see them');
+  if (c?.experiments?.tarball_url_redirect !== undefined) blockers.push('experiments.tarball_url_redirect is set');
+  const common: [string, string][] = [];
+  if (c?.user_agent) common.push(['X-Powered-By', getUserAgent(c.user_agent)]);
+  common.push(['Access-Control-Allow-Origin', '*']);
+
+  // auth.allow_access is a pure function of (rule, user) when the first plugin answering it is the
+  // registry auth plugin: it always answers (true or an error), so Verdaccio's chain stops there and
+  // its fallback never runs; the rules come from config.yaml `packages:`, read once at start. Answers
+  // are then remembered per (package, user, groups): no minimatch of every rule on every request
+  const answering = Array.isArray(a?.plugins) ? a.plugins.filter((plugin: any) => typeof plugin?.allow_access === 'function') : [];
+  const memoable = answering[0]?.constructor?.name === 'RegistryAuthPlugin';
+  const decisions = new Map<string, boolean>();
+  const anonymousRemote = createAnonymousRemoteUser();
+  const anonymous: ReadUser = { name: null, remote: anonymousRemote };
+  const host: FastPathHost = {
+    commonHeaders: common,
+    anonymous,
+    userOf(identity) {
+      return { name: identity.user, remote: createRemoteUser(identity.user, [...identity.groups]) };
+    },
+    mayAccess(name, user, done) {
+      const remote = user.remote as any;
+      const key = memoable ? `${name}\u0000${user.name ?? ''}\u0000${(remote?.groups ?? []).join('\u0000')}` : '';
+      if (memoable) {
+        const known = decisions.get(key);
+        if (known !== undefined) {
+          done(known);
+          return;
+        }
+      }
+      let answered = false;
+      try {
+        a.allow_access({ packageName: name, packageVersion: undefined }, remote, (err: unknown, ok: unknown) => {
+          if (answered) return;
+          answered = true;
+          const allowed = !err && ok === true;
+          if (memoable) {
+            if (decisions.size >= 4096) decisions.clear();
+            decisions.set(key, allowed);
+          }
+          done(allowed);
+        });
+      } catch {
+        if (!answered) {
+          answered = true;
+          done(false);
+        }
+      }
+    },
+    attachUser(req, user) {
+      // a fresh anonymous object per request, as Verdaccio's middleware makes (nothing downstream may share one)
+      const remote = user === anonymous ? createAnonymousRemoteUser() : user.remote;
+      (req as any).remote_user = remote;
+      const res = (req as any).res;
+      if (res?.locals) res.locals.remote_user = remote;
+    },
+    protocolOf(req) {
+      return (req as any).protocol as string;
+    },
+    clientIpOf(req) {
+      return ((req as any).ip as string | undefined) ?? req.socket.remoteAddress ?? '';
+    },
+    hostHeaderUsable: (hostHeader) => packumentHost.hostHeaderUsable(hostHeader),
+    acceptsPackageName: verdaccioAcceptsPackageName,
+    forwardedProtoHeader: packumentHost.forwardedProtoHeader,
+  };
+  return {
+    host,
+    blockers,
+    install(handler) {
+      if (!Array.isArray(stack) || initAt === -1) throw new Error('registry-storage-http: no place for the fast path in the app');
+      (app as any).use(handler);
+      const layer = stack.pop();
+      stack.splice(initAt + 1, 0, layer);
+    },
+  };
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** Our store plugin's in-memory tarball bytes (package-service.ts heldTarballBytes), duck-typed like packumentRevision; null for another store. */
+export function heldTarballReader(storage: unknown): ((name: string, fileName: string, stamp: string) => Promise<Buffer | null>) | null {
+  const plugin = (storage as { localStorage?: { storagePlugin?: { heldTarballBytes?: unknown } } })?.localStorage?.storagePlugin;
+  const read = plugin?.heldTarballBytes;
+  if (typeof read !== 'function') return null;
+  return (name, fileName, stamp) => (read as (n: string, f: string, s: string) => Promise<Buffer | null>).call(plugin, name, fileName, stamp);
+}

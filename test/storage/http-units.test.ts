@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { tarballUtils } from '@verdaccio/core';
 import fc from 'fast-check';
 import { checkDistTagBody, checkPublishBody, isValidTagName } from '../../plugins/verdaccio-registry-storage/http/publish-guard';
 import { tarballFileOf } from '../../plugins/verdaccio-registry-storage/names';
-import { ResponseCache, type CachedResponse } from '../../plugins/verdaccio-registry-storage/http/response-cache';
+import { cachedVariantFor, ResponseCache, type CachedResponse } from '../../plugins/verdaccio-registry-storage/http/response-cache';
 import { encodeScope, matchDistTagPath, matchPackumentPath, matchPublishPath } from '../../plugins/verdaccio-registry-storage/http/route-match';
-import { isSettledRevision, negotiatesGzip } from '../../plugins/verdaccio-registry-storage/http/routes';
+import { isSettledRevision } from '../../plugins/verdaccio-registry-storage/http/routes';
 import { PROJECT_ROOT } from '../harness/registry';
 import { makeTarball, sha1Hex, sha512Base64 } from './lib/packages';
 
@@ -403,9 +403,9 @@ describe('response cache', () => {
     const hit = cache.get(key, 'r');
     assert.ok(hit);
     const before = cache.stats().bytes;
-    const gzip = cache.gzipOf(key, hit);
+    const gzip = cache.variantOf(key, hit, 'gzip');
     assert.deepEqual(gunzipSync(gzip), hit.body);
-    assert.equal(cache.gzipOf(key, hit), gzip, 'made once');
+    assert.equal(cache.variantOf(key, hit, 'gzip'), gzip, 'made once');
     assert.ok(cache.stats().bytes <= 64 * 1024);
     assert.ok(cache.stats().bytes !== before || cache.stats().evictions > 0);
   });
@@ -423,7 +423,7 @@ describe('response cache', () => {
             else if (op === 'delete') cache.delete(k);
             else {
               const hit = cache.get(k, rev);
-              if (hit) cache.gzipOf(k, hit);
+              if (hit) cache.variantOf(k, hit, 'gzip');
             }
             const stats = cache.stats();
             assert.ok(stats.entries <= 5);
@@ -437,13 +437,32 @@ describe('response cache', () => {
   });
 });
 
-describe('gzip negotiation matches compression() for the cases served pre-compressed', () => {
-  test('gzip only when compression() would pick gzip', () => {
-    for (const header of ['gzip,deflate', 'gzip, deflate', 'GZIP', 'gzip;q=1, deflate;q=0.5', 'deflate, gzip', 'gzip, identity']) {
-      assert.equal(negotiatesGzip(header), true, header);
+describe('17.3 encoding negotiation matches compression() for the cases served pre-compressed', () => {
+  test('17.3 gzip / br / identity exactly when compression() would pick them (the core negotiation, wildcards included); null when deflate wins', () => {
+    for (const header of ['gzip,deflate', 'gzip, deflate', 'GZIP', 'gzip;q=1, deflate;q=0.5', 'deflate, gzip', 'gzip, identity', 'zstd, gzip;q=0.9', 'br;q=0.5, gzip', 'gzip, *;q=0']) {
+      assert.equal(cachedVariantFor(header), 'gzip', header);
     }
-    for (const header of [undefined, '', 'deflate', 'identity', 'br', 'gzip, br', 'gzip, deflate, br, zstd', '*', 'gzip;q=0', 'gzip;q=0.5, deflate', 'gzip;q=0.1, identity', 'gzip;q=abc']) {
-      assert.equal(negotiatesGzip(header), false, String(header));
+    for (const header of ['br', 'gzip, br', 'gzip, deflate, br, zstd', 'BR, gzip', 'br;q=0.9, gzip;q=0.9', '*']) {
+      assert.equal(cachedVariantFor(header), 'br', header);
     }
+    for (const header of [undefined, '', 'identity', 'gzip;q=0', 'gzip;q=0.1, identity', 'gzip;q=abc', 'zstd']) {
+      assert.equal(cachedVariantFor(header), 'identity', String(header));
+    }
+    for (const header of ['deflate', 'gzip;q=0.5, deflate']) {
+      assert.equal(cachedVariantFor(header), null, header);
+    }
+  });
+
+  test('17.3 the brotli variant is made once, decodes to the body, and the byte budget counts it', () => {
+    const cache = new ResponseCache({ maxEntries: 10, maxBytes: 1024 * 1024 });
+    const body = Buffer.from(JSON.stringify({ name: 'x', readme: 'r'.repeat(4000) }));
+    cache.set('k', { revision: '1', body, contentType: 'application/json', etag: '"e"' });
+    const before = cache.stats().bytes;
+    const hit = cache.get('k', '1');
+    assert.ok(hit);
+    const br = cache.variantOf('k', hit, 'br');
+    assert.equal(cache.variantOf('k', hit, 'br'), br, 'made once');
+    assert.deepEqual(brotliDecompressSync(br), body);
+    assert.equal(cache.stats().bytes, before + br.length);
   });
 });

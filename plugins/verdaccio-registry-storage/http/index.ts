@@ -5,6 +5,7 @@
  *
  * Options (all optional; prefixed because Verdaccio 6 merges the whole config into them):
  *   packument_cache: false        turn the packument response cache off (the publish guard stays)
+ *   fast_path: false              answer cache hits through Verdaccio's whole middleware stack (fast-path.ts)
  *   packument_cache_entries: 1000 most cached responses
  *   packument_cache_mb: 64        most bytes of cached responses (bodies + gzip variants)
  *   body_limit_kb: 64             every JSON body except an authorised publish (that one: max_body_size)
@@ -17,10 +18,12 @@ import type { Server } from 'node:http';
 import type { Application } from 'express';
 import type { Config, Logger } from '@verdaccio/types';
 import { bootMark, bootRegistry, mergePublishedKeys, registryEvents, registryMetrics, startAuditTrail, upstreamKeysProvider, type RegistryMetrics, type SigningKeyRing } from '../../registry-core/index';
+import { verifyRegistryToken } from '../../registry-core/token-verifier';
 import { openSigningRing, resolveStoragePaths } from '../plugin';
 import { announcePluginLoaded } from '../../registry-core/plugin-presence';
 import { storePortOf } from '../store-port';
-import { adaptStorageHttpHost, configuredMaxBodySize, createPublishVerdict, replaceAppJsonParser } from '../verdaccio-adapter';
+import { adaptFastPathHost, adaptStorageHttpHost, configuredMaxBodySize, createPublishVerdict, replaceAppJsonParser } from '../verdaccio-adapter';
+import { createFastPath } from './fast-path';
 import { DEFAULT_BODY_LIMIT_KB, createBodyLimitParser, formatMb, maxTarballBytes, parseSize, type BodyLimits } from './body-limit';
 import { DEFAULT_SERVER_LIMITS, applyServerLimits, type ServerLimits } from './server-limits';
 import { ResponseCache } from './response-cache';
@@ -37,6 +40,7 @@ export const SEARCH_PATH = '/-/v1/search';
 
 export interface StorageHttpOptions {
   packumentCache: boolean;
+  fastPath: boolean;
   maxEntries: number;
   maxBytes: number;
   bodyLimitBytes: number;
@@ -62,8 +66,13 @@ export function parseStorageHttpOptions(pluginConfig: unknown): StorageHttpOptio
   if (enabled !== undefined && enabled !== null && typeof enabled !== 'boolean') {
     throw new Error(`registry-storage-http: \`packument_cache\` must be true or false (got ${JSON.stringify(enabled)})`);
   }
+  const fast = config.fast_path;
+  if (fast !== undefined && fast !== null && typeof fast !== 'boolean') {
+    throw new Error(`registry-storage-http: \`fast_path\` must be true or false (got ${JSON.stringify(fast)})`);
+  }
   return {
     packumentCache: enabled !== false,
+    fastPath: fast !== false,
     maxEntries: positiveInteger(config.packument_cache_entries, 'packument_cache_entries', DEFAULTS.entries, 1_000_000),
     maxBytes: positiveInteger(config.packument_cache_mb, 'packument_cache_mb', DEFAULTS.mb, 16_384) * 1024 * 1024,
     bodyLimitBytes: positiveInteger(config.body_limit_kb, 'body_limit_kb', DEFAULT_BODY_LIMIT_KB, 1024 * 1024) * 1024,
@@ -168,6 +177,7 @@ export default class RegistryStorageHttpPlugin {
         onCacheLookup: (hit) => this.#metrics.inc('registry_packument_cache_requests_total', { outcome: hit ? 'hit' : 'miss' }),
       }),
     );
+    this.#installFastPath(app, auth, storage, host);
     bootMark(`storage-http: publish guard on PUT /:package, npm search on GET ${SEARCH_PATH}, registry keys on GET ${KEYS_PATH}`);
     bootMark(host.ownerStore === null ? `storage-http: package ownership NOT enforced: ${host.storeProblem}` : 'storage-http: package ownership enforced (maintainers, admins: registry-admin)');
     if (this.cache) {
@@ -178,6 +188,34 @@ export default class RegistryStorageHttpPlugin {
       // switched off by the config on purpose is not worth a warning; switched off by circumstance is
       if (this.options.packumentCache) this.#logger.warn({ detail: why }, 'registry-storage-http: packument cache off: @{detail}');
     }
+  }
+
+  /** Cache hits (packuments, held tarballs) and whoami answered before Verdaccio's middlewares (fast-path.ts). */
+  #installFastPath(app: Application, auth: unknown, storage: unknown, host: ReturnType<typeof adaptStorageHttpHost>): void {
+    const setup = adaptFastPathHost(app, auth, this.#config, this.#logger, host);
+    const off = [...setup.blockers];
+    if (!this.options.fastPath) off.unshift('fast_path: false in config.yaml');
+    const revisionOf = host.packumentRevision;
+    if (revisionOf === null) off.push(host.storeProblem);
+    if (off.length > 0 || revisionOf === null) {
+      bootMark(`storage-http: fast path off: ${off.join('; ')}`);
+      return;
+    }
+    const upstream = host.upstream;
+    const lockbPath = this.#lockbPath;
+    const port = storePortOf(resolveStoragePaths(this.#config as unknown as Record<string, unknown>).lockbPath);
+    setup.install(
+      createFastPath({
+        host: setup.host,
+        cache: this.cache,
+        revisionOf,
+        upstreamServesHeld: upstream !== null ? (name) => upstream.servesHeldCopy(name) : null,
+        tarballBytes: port ? (name, fileName, stamp) => port.heldTarballBytes(name, fileName, stamp) : null,
+        verifyToken: (token, use) => verifyRegistryToken(lockbPath, token, use),
+        onCacheLookup: (hit) => this.#metrics.inc('registry_packument_cache_requests_total', { outcome: hit ? 'hit' : 'miss' }),
+      }),
+    );
+    bootMark(`storage-http: fast path on (cached packuments${this.cache ? '' : ' — cache off'}, held tarballs, whoami with a token) before Verdaccio's middlewares`);
   }
 
   readonly #onListenStart = (message: unknown): void => {

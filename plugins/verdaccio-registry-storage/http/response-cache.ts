@@ -3,8 +3,32 @@
  * entries and in bytes; an entry is valid only for the packument revision it was rendered
  * from, so a lookup with another revision is a miss that drops the stale entry.
  */
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
+import { compressionEncoding } from '../../registry-core/content-encoding';
+
+/** The encodings a cached response is kept in besides identity, each made once, on first demand. */
+export type Precompressed = 'gzip' | 'br';
+
+/** compression()'s threshold: smaller bodies are sent as they are. */
+export const COMPRESSION_THRESHOLD = 1024;
+
+/**
+ * What Verdaccio's compression() will answer this Accept-Encoding with (the core's one negotiation,
+ * content-encoding.ts), when the answer is one we keep pre-compressed or identity; null when deflate
+ * wins (let compression() stream it). Nothing acceptable: compression() sends the body as it is.
+ */
+export function cachedVariantFor(header: string | undefined): Precompressed | 'identity' | null {
+  const encoding = compressionEncoding(header);
+  if (encoding === 'br' || encoding === 'gzip') return encoding;
+  if (encoding === 'deflate') return null;
+  return 'identity';
+}
+
+/** The one-shot equivalent of what compression() would stream (brotli at its quality 4). */
+function compress(body: Buffer, encoding: Precompressed): Buffer {
+  return encoding === 'gzip' ? gzipSync(body) : brotliCompressSync(body, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 4, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: body.length } });
+}
 
 export interface CachedResponse {
   /** The store's packumentRevision(name) the body was rendered from. */
@@ -13,8 +37,9 @@ export interface CachedResponse {
   /** Exactly what Verdaccio sent (charset included). */
   readonly contentType: string;
   readonly etag: string;
-  /** gzip of body, made on the first request that accepts it (what compression() would send). */
+  /** gzip / brotli of body, each made on the first request that takes it (what compression() would send). */
   gzip?: Buffer;
+  br?: Buffer;
 }
 
 export interface CacheLimits {
@@ -35,7 +60,7 @@ export interface CacheStats {
 const ENTRY_OVERHEAD = 256;
 
 function sizeOf(key: string, entry: CachedResponse): number {
-  return ENTRY_OVERHEAD + key.length * 2 + entry.body.length + (entry.gzip?.length ?? 0) + entry.contentType.length + entry.etag.length + entry.revision.length;
+  return ENTRY_OVERHEAD + key.length * 2 + entry.body.length + (entry.gzip?.length ?? 0) + (entry.br?.length ?? 0) + entry.contentType.length + entry.etag.length + entry.revision.length;
 }
 
 export class ResponseCache {
@@ -82,15 +107,16 @@ export class ResponseCache {
     return true;
   }
 
-  /** The gzip variant of a cached entry, made once; the byte budget counts it. */
-  gzipOf(key: string, entry: CachedResponse): Buffer {
-    if (entry.gzip) return entry.gzip;
-    const gzip = gzipSync(entry.body);
+  /** The gzip or brotli variant of a cached entry, made once; the byte budget counts it. */
+  variantOf(key: string, entry: CachedResponse, encoding: Precompressed): Buffer {
+    const made = entry[encoding];
+    if (made) return made;
+    const variant = compress(entry.body, encoding);
     if (this.#entries.peek(key) === entry) {
-      entry.gzip = gzip;
-      this.#entries.set(key, entry, { noUpdateTTL: true }); // re-measured with its gzip
+      entry[encoding] = variant;
+      this.#entries.set(key, entry, { noUpdateTTL: true }); // re-measured with its variant
     }
-    return gzip;
+    return variant;
   }
 
   delete(key: string): void {

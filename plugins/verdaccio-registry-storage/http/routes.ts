@@ -14,15 +14,12 @@ import { type StorageHttpHost, verdaccioAcceptsPackageName } from '../verdaccio-
 import { type Maintainer, ownershipProblem, parseOwnersBody } from '../owners';
 import { announceUpload, attachIntent } from '../publish-intent';
 import { bareNameOf, checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
-import type { ResponseCache } from './response-cache';
+import { cachedVariantFor, COMPRESSION_THRESHOLD, type ResponseCache } from './response-cache';
 import type { RegistryEventBus } from '../../registry-core/index';
 import { matchDeletePath, matchDistTagPath, matchPackumentPath, matchPackageVersionPath, matchPublishPath, matchTarballPath } from './route-match';
 import { HOPS_HEADER } from '../upstream/proxy';
-import { compressionEncoding } from '../../registry-core/content-encoding';
 import { CACHE_HEADER, wantsCacheHeader } from '../../registry-core/index';
 
-/** compression()'s threshold: smaller bodies are sent as they are. */
-const COMPRESSION_THRESHOLD = 1024;
 /** The cache header and whether a request asked for it: the core's (docs/http-api.md). */
 export { CACHE_HEADER } from '../../registry-core/index';
 
@@ -47,13 +44,16 @@ function isJsonMedia(header: string | undefined): boolean {
   return typeof header === 'string' && header.split(';')[0].trim() === 'application/json';
 }
 
-/** Whether compression() will answer this Accept-Encoding with gzip (core content-encoding.ts: its own negotiator call). */
-export function negotiatesGzip(header: string | undefined): boolean {
-  return compressionEncoding(header) === 'gzip';
+export function headerText(value: string | string[] | undefined): string {
+  return Array.isArray(value) ? value.join('\n') : (value ?? '');
 }
 
-function headerText(value: string | string[] | undefined): string {
-  return Array.isArray(value) ? value.join('\n') : (value ?? '');
+/**
+ * The cache key: everything Verdaccio's rendering reads from the request (abbreviated or not, the
+ * tarball URL base). The one spelling of it, for this handler and the fast path (fast-path.ts).
+ */
+export function packumentCacheKey(name: string, accept: string | string[] | undefined, protocol: string, host: string | string[] | undefined, forwardedProto: string | string[] | undefined): string {
+  return `${name}\u0000${headerText(accept)}\u0000${protocol}\u0000${headerText(host)}\u0000${headerText(forwardedProto)}`;
 }
 
 export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler {
@@ -234,9 +234,10 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
     if (wantsCacheHeader(req.headers)) res.setHeader(CACHE_HEADER, 'hit');
     res.setHeader('Content-Type', hit.contentType);
     res.setHeader('ETag', hit.etag);
-    if (req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD && negotiatesGzip(req.headers['accept-encoding']) && cache !== null) {
-      res.setHeader('Content-Encoding', 'gzip'); // compression() passes an encoded body through (and still adds Vary)
-      res.send(cache.gzipOf(key, hit));
+    const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD && cache !== null ? cachedVariantFor(req.headers['accept-encoding']) : null;
+    if (encoding === 'gzip' || encoding === 'br') {
+      res.setHeader('Content-Encoding', encoding); // compression() passes an encoded body through (and still adds Vary)
+      res.send(cache?.variantOf(key, hit, encoding));
       return;
     }
     res.send(hit.body);
@@ -342,7 +343,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
         return;
       }
       // everything Verdaccio's rendering reads from the request: abbreviated or not, tarball URL base
-      const key = [name, headerText(req.headers.accept), req.protocol, headerText(req.headers.host), headerText(req.headers[host.forwardedProtoHeader])].join('\u0000');
+      const key = packumentCacheKey(name, req.headers.accept, req.protocol, req.headers.host, req.headers[host.forwardedProtoHeader]);
       const hit = cache.get(key, revision);
       onCacheLookup(hit !== undefined);
       if (hit) {

@@ -1,0 +1,285 @@
+/**
+ * The read fast path (issues 12 and 17, docs/performance.md): cache hits answered at the front of
+ * Verdaccio's express app, right after express's own request setup and BEFORE Verdaccio's
+ * app-level middlewares (CORS, request logger, compression, body parser, credentials) and every
+ * plugin route. Verdaccio-free: what it needs of Verdaccio comes through `FastPathHost`
+ * (verdaccio-adapter.ts), what it needs of the rest of the registry through the core's seams.
+ *
+ * It answers exactly what the full path (routes.ts, then Verdaccio) would answer, or declines
+ * (`next()`: the full path runs, nothing was written):
+ * - `GET|HEAD /<package>` whose rendered packument is in the response cache for the store's
+ *   current, settled revision (the key of routes.ts); a proxied package only while its cached copy
+ *   is fresh (`maxage`) or OFFLINE is set — a stale one is revalidated by the full path;
+ *   `If-None-Match` → 304; Accept-Encoding → the identity, gzip or brotli variant (made once);
+ * - `GET|HEAD /<package>/-/<file>.tgz` held in memory by the store (local, or cached from the
+ *   upstream for a package that is not local);
+ * - `GET /-/whoami` with a Bearer token the auth plugin accepts.
+ * Access: anonymous (no Authorization header) or a Bearer token accepted by the core token seam
+ * (token-verifier.ts: signature, expiry, revocation, read-only, CIDR, package/scope limits — and
+ * it records the use) for exactly this package; then Verdaccio's own `packages:` rule for the
+ * package (`FastPathHost.mayAccess`). A refused token, Basic credentials, any other scheme, a
+ * denial, a body, `Via`, a conditional request other than If-None-Match, an Accept-Encoding the
+ * cache holds no variant for: declined, so the full path gives its own answer (401/403, …).
+ * Counting is unchanged: the ops part observes every request on Node's diagnostics channel,
+ * cache lookups go to `onCacheLookup`, and the DEBUG request line names the user (`attachUser`).
+ */
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TokenIdentity, TokenUse } from '../../registry-core/token-verifier';
+import { CACHE_HEADER, isSettledRevision, packumentCacheKey } from './routes';
+import { cachedVariantFor, COMPRESSION_THRESHOLD, type CachedResponse, type ResponseCache } from './response-cache';
+import { matchPackumentPath, matchTarballPath } from './route-match';
+
+/** Who is asking, as the access rules see it; `remote` is Verdaccio's object, opaque here. */
+export interface ReadUser {
+  readonly name: string | null;
+  readonly remote: unknown;
+}
+
+/** What the fast path needs of Verdaccio (verdaccio-adapter.ts `adaptFastPathHost`). */
+export interface FastPathHost {
+  /** Headers Verdaccio's app-level middlewares put on every answer (X-Powered-By, CORS), in their order. */
+  readonly commonHeaders: readonly (readonly [string, string])[];
+  readonly anonymous: ReadUser;
+  /** The remote user Verdaccio's credential middleware makes of an accepted token. */
+  userOf(identity: TokenIdentity): ReadUser;
+  /** Verdaccio's `packages:` access rule (auth.allow_access) for this user; false on a denial or error. */
+  mayAccess(name: string, user: ReadUser, done: (allowed: boolean) => void): void;
+  /** Sets the request's remote user as Verdaccio's middleware would (the DEBUG line and metrics read it). */
+  attachUser(req: IncomingMessage, user: ReadUser): void;
+  /** express's req.protocol and req.ip (trustProxy applies), for the cache key and token CIDR limits. */
+  protocolOf(req: IncomingMessage): string;
+  clientIpOf(req: IncomingMessage): string;
+  /** Verdaccio's Host check (tarball URLs are built from it). */
+  hostHeaderUsable(host: string | undefined): boolean;
+  /** Verdaccio's package-name check for route parameters. */
+  acceptsPackageName(name: string): boolean;
+  readonly forwardedProtoHeader: string;
+}
+
+export interface FastPathDeps {
+  host: FastPathHost;
+  cache: ResponseCache | null;
+  revisionOf: (name: string) => string | null;
+  /** The upstream proxy's synchronous freshness answer (upstream/proxy.ts servesHeldCopy); null: no upstream. */
+  upstreamServesHeld: ((name: string) => boolean) | null;
+  /** The store's in-memory tarball bytes for a stamp (package-service.ts heldTarballBytes); null: tarballs not served here. */
+  tarballBytes: ((name: string, fileName: string, stamp: string) => Promise<Buffer | null>) | null;
+  /** The core token seam, bound to this registry (verifyRegistryToken). */
+  verifyToken: (token: string, use: TokenUse) => Promise<TokenIdentity>;
+  onCacheLookup?: (hit: boolean) => void;
+}
+
+export type FastPathHandler = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+
+/** express res.header('Content-Type', 'application/octet-stream') adds the charset. */
+const TARBALL_TYPE = 'application/octet-stream; charset=utf-8';
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+type Credentials = { kind: 'anonymous' } | { kind: 'bearer'; token: string } | { kind: 'other' };
+
+/** The auth plugin's own reading of the Authorization header (http.ts resolveCredentials). */
+export function credentialsOf(header: string | undefined): Credentials {
+  if (!header) return { kind: 'anonymous' };
+  const space = header.indexOf(' ');
+  if (space <= 0 || header.slice(0, space).toLowerCase() !== 'bearer') return { kind: 'other' };
+  const token = header.slice(space + 1).trim();
+  return token === '' ? { kind: 'other' } : { kind: 'bearer', token };
+}
+
+/**
+ * express's `req.fresh` (the `fresh` package) for an answer carrying only an ETag, for the
+ * requests the fast path takes (no If-Modified-Since, no Cache-Control: no-cache — those decline).
+ */
+export function noneMatchFresh(ifNoneMatch: string, etag: string): boolean {
+  if (ifNoneMatch.trim() === '*') return true;
+  for (const raw of ifNoneMatch.split(',')) {
+    const match = raw.trim();
+    if (match === etag || match === `W/${etag}` || `W/${match}` === etag) return true;
+  }
+  return false;
+}
+
+/** Whether the request is one the fast path may answer at all (method, no body, no loop marker, plain conditionals). */
+function takeable(req: IncomingMessage): boolean {
+  const method = req.method;
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  const headers = req.headers;
+  if (headers.via !== undefined || headers['if-modified-since'] !== undefined || headers['transfer-encoding'] !== undefined) return false;
+  const length = headers['content-length'];
+  if (length !== undefined && length !== '0') return false;
+  const cacheControl = headers['cache-control'];
+  return cacheControl === undefined || !/no-cache/i.test(cacheControl);
+}
+
+export function createFastPath(deps: FastPathDeps): FastPathHandler {
+  const { host, cache, revisionOf } = deps;
+  const onCacheLookup = deps.onCacheLookup ?? (() => undefined);
+  const common = host.commonHeaders.flatMap(([name, value]) => [name, value]);
+
+  /** Resolves who is asking (null: decline), then runs `then` with the user. */
+  const withUser = (req: IncomingMessage, packageName: string | undefined, next: () => void, then: (user: ReadUser) => void): void => {
+    const credentials = credentialsOf(req.headers.authorization);
+    if (credentials.kind === 'anonymous') {
+      then(host.anonymous);
+      return;
+    }
+    if (credentials.kind === 'other') {
+      next();
+      return;
+    }
+    const use: TokenUse = { peerAddress: host.clientIpOf(req), intent: 'read' };
+    if (packageName !== undefined) use.package = packageName;
+    deps.verifyToken(credentials.token, use).then(
+      (identity) => then(host.userOf(identity)),
+      () => next(), // refused for whatever reason: the auth plugin's middleware gives its own answer (anonymous + error, or 403)
+    );
+  };
+
+  const withAccess = (req: IncomingMessage, name: string, next: () => void, then: (user: ReadUser) => void): void => {
+    withUser(req, name, next, (user) =>
+      host.mayAccess(name, user, (allowed) => {
+        if (!allowed) {
+          next(); // Verdaccio answers its own 401/403
+          return;
+        }
+        host.attachUser(req, user);
+        then(user);
+      }),
+    );
+  };
+
+  const replay = (req: IncomingMessage, res: ServerResponse, key: string, hit: CachedResponse): void => {
+    const ifNoneMatch = req.headers['if-none-match'];
+    if (ifNoneMatch !== undefined && noneMatchFresh(ifNoneMatch, hit.etag)) {
+      // express's 304: no body, no Content-Type / Length, so compression() adds no Vary either
+      res.writeHead(304, [...common, CACHE_HEADER, 'hit', 'ETag', hit.etag]);
+      res.end();
+      return;
+    }
+    const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD ? cachedVariantFor(req.headers['accept-encoding']) : 'identity';
+    const body = encoding === 'identity' || encoding === null || cache === null ? hit.body : cache.variantOf(key, hit, encoding);
+    const headers = [...common, CACHE_HEADER, 'hit', 'Content-Type', hit.contentType, 'ETag', hit.etag];
+    if (body !== hit.body) headers.push('Content-Encoding', encoding as string);
+    headers.push('Content-Length', String(body.length), 'Vary', 'Accept-Encoding');
+    res.writeHead(200, headers);
+    if (req.method === 'HEAD') res.end();
+    else res.end(body);
+  };
+
+  const packument = (req: IncomingMessage, res: ServerResponse, next: () => void, name: string): void => {
+    if (cache === null) {
+      next();
+      return;
+    }
+    const encoding = req.method === 'GET' ? cachedVariantFor(req.headers['accept-encoding']) : 'identity';
+    if (encoding === null) {
+      next(); // compression() decides (deflate, wildcards)
+      return;
+    }
+    const revision = revisionOf(name);
+    if (revision === null || !isSettledRevision(revision)) {
+      next();
+      return;
+    }
+    if (revision.startsWith('upstream:') && (deps.upstreamServesHeld === null || !deps.upstreamServesHeld(name))) {
+      next(); // stale (or no proxy): the full path revalidates, single-flight, with its warnings
+      return;
+    }
+    withAccess(req, name, next, () => {
+      const key = packumentCacheKey(name, req.headers.accept, host.protocolOf(req), req.headers.host, req.headers[host.forwardedProtoHeader]);
+      const hit = cache.get(key, revision);
+      if (hit === undefined) {
+        next(); // counted as the miss by the full path, which records the rendering
+        return;
+      }
+      onCacheLookup(true);
+      replay(req, res, key, hit);
+    });
+  };
+
+  const tarball = (req: IncomingMessage, res: ServerResponse, next: () => void, name: string, fileName: string): void => {
+    const read = deps.tarballBytes;
+    const stamp = read === null ? null : revisionOf(name);
+    if (read === null || stamp === null || !isSettledRevision(stamp)) {
+      next();
+      return;
+    }
+    withAccess(req, name, next, () => {
+      read(name, fileName, stamp).then(
+        (bytes) => {
+          if (bytes === null) {
+            next(); // absent or large: Verdaccio streams it (or fetches it from the upstream) or answers 404
+            return;
+          }
+          res.writeHead(200, [...common, 'Content-Type', TARBALL_TYPE, 'Content-Length', String(bytes.length)]);
+          if (req.method === 'HEAD') res.end();
+          else res.end(bytes);
+        },
+        () => next(),
+      );
+    });
+  };
+
+  const whoami = (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+    if (req.method !== 'GET' || req.headers['if-none-match'] !== undefined || credentialsOf(req.headers.authorization).kind !== 'bearer') {
+      next();
+      return;
+    }
+    withUser(req, undefined, next, (user) => {
+      if (user.name === null) {
+        next();
+        return;
+      }
+      host.attachUser(req, user);
+      const body = whoamiBody(user.name);
+      res.writeHead(200, [...common, 'Content-Type', JSON_TYPE, 'ETag', body.etag, 'Content-Length', String(body.bytes.length), 'Vary', 'Accept-Encoding']);
+      res.end(body.bytes);
+    });
+  };
+
+  return function fastPath(req, res, next): void {
+    if (!takeable(req)) {
+      next();
+      return;
+    }
+    const url = req.url ?? '';
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      next();
+      return;
+    }
+    if (!host.hostHeaderUsable(req.headers.host)) {
+      next(); // the full path answers its 400
+      return;
+    }
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path === '/-/whoami') {
+      whoami(req, res, next);
+      return;
+    }
+    const name = matchPackumentPath(path);
+    if (name !== null) {
+      if (host.acceptsPackageName(name)) packument(req, res, next, name);
+      else next();
+      return;
+    }
+    const route = matchTarballPath(path);
+    if (route !== null && host.acceptsPackageName(route.name)) tarball(req, res, next, route.name, route.fileName);
+    else next();
+  };
+}
+
+/** Verdaccio's whoami answer: `final()`'s `JSON.stringify(body, undefined, '  ') + '\n'` and its MD5 ETag. */
+const whoamiBodies = new Map<string, { bytes: Buffer; etag: string }>();
+
+function whoamiBody(name: string): { bytes: Buffer; etag: string } {
+  let body = whoamiBodies.get(name);
+  if (body === undefined) {
+    const text = `${JSON.stringify({ username: name }, undefined, '  ')}\n`;
+    body = { bytes: Buffer.from(text, 'utf8'), etag: `"${createHash('md5').update(text, 'utf8').digest('hex')}"` };
+    if (whoamiBodies.size >= 1024) whoamiBodies.clear();
+    whoamiBodies.set(name, body);
+  }
+  return body;
+}

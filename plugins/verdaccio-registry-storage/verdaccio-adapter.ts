@@ -625,10 +625,3 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
-/** Our store plugin's in-memory tarball bytes (package-service.ts heldTarballBytes), duck-typed like packumentRevision; null for another store. */
-export function heldTarballReader(storage: unknown): ((name: string, fileName: string, stamp: string) => Promise<Buffer | null>) | null {
-  const plugin = (storage as { localStorage?: { storagePlugin?: { heldTarballBytes?: unknown } } })?.localStorage?.storagePlugin;
-  const read = plugin?.heldTarballBytes;
-  if (typeof read !== 'function') return null;
-  return (name, fileName, stamp) => (read as (n: string, f: string, s: string) => Promise<Buffer | null>).call(plugin, name, fileName, stamp);
-}

@@ -26,7 +26,8 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TokenIdentity, TokenUse } from '../../registry-core/token-verifier';
-import { CACHE_HEADER, isSettledRevision, packumentCacheKey } from './routes';
+import { isSettledRevision, packumentCacheKey } from './routes';
+import { CACHE_HEADER, wantsCacheHeader } from '../../registry-core/index';
 import { cachedVariantFor, COMPRESSION_THRESHOLD, type CachedResponse, type ResponseCache } from './response-cache';
 import { matchPackumentPath, matchTarballPath } from './route-match';
 
@@ -149,17 +150,20 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
     );
   };
 
+  // the cache header only when asked for (x-registry-debug: cache, docs/http-api.md)
+  const cacheHeader = (req: IncomingMessage): string[] => (wantsCacheHeader(req.headers) ? [CACHE_HEADER, 'hit'] : []);
+
   const replay = (req: IncomingMessage, res: ServerResponse, key: string, hit: CachedResponse): void => {
     const ifNoneMatch = req.headers['if-none-match'];
     if (ifNoneMatch !== undefined && noneMatchFresh(ifNoneMatch, hit.etag)) {
       // express's 304: no body, no Content-Type / Length, so compression() adds no Vary either
-      res.writeHead(304, [...common, CACHE_HEADER, 'hit', 'ETag', hit.etag]);
+      res.writeHead(304, [...common, ...cacheHeader(req), 'ETag', hit.etag]);
       res.end();
       return;
     }
     const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD ? cachedVariantFor(req.headers['accept-encoding']) : 'identity';
     const body = encoding === 'identity' || encoding === null || cache === null ? hit.body : cache.variantOf(key, hit, encoding);
-    const headers = [...common, CACHE_HEADER, 'hit', 'Content-Type', hit.contentType, 'ETag', hit.etag];
+    const headers = [...common, ...cacheHeader(req), 'Content-Type', hit.contentType, 'ETag', hit.etag];
     if (body !== hit.body) headers.push('Content-Encoding', encoding as string);
     headers.push('Content-Length', String(body.length), 'Vary', 'Accept-Encoding');
     res.writeHead(200, headers);

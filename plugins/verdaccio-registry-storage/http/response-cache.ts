@@ -112,9 +112,10 @@ export class ResponseCache {
     const made = entry[encoding];
     if (made) return made;
     const variant = compress(entry.body, encoding);
+    entry[encoding] = variant;
     if (this.#entries.peek(key) === entry) {
-      entry[encoding] = variant;
-      this.#entries.set(key, entry, { noUpdateTTL: true }); // re-measured with its variant
+      // lru-cache re-measures an entry only when the value stored under the key changes identity
+      this.#entries.set(key, { ...entry }, { noUpdateTTL: true });
     }
     return variant;
   }

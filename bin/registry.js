@@ -15,7 +15,6 @@
  */
 'use strict';
 
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -83,7 +82,8 @@ function reexecWithPackagedNode(args) {
     );
   }
   say(`${current} is not supported (needs ${MIN_NODE_MAJOR}+); re-running with ${nodeBin}`);
-  const child = spawn(nodeBin, [__filename, ...args], {
+  // required here, not at the top: child_process pulls in net and streams, a third of `config get`'s own cost
+  const child = require('node:child_process').spawn(nodeBin, [__filename, ...args], {
     stdio: 'inherit',
     env: { ...process.env, [REEXEC_MARK]: '1' },
   });

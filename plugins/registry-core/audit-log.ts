@@ -225,6 +225,8 @@ export function startAuditTrail(lockbPath: string, onError: (message: string) =>
   if (existing) return existing.log;
   const log = AuditLog.open(auditPathFor(key));
   const stop = registryEvents(key).on((event) => {
+    // another node's change (replayed from the shared index): recorded by that node's trail
+    if (event.origin === 'remote') return;
     try {
       log.append(auditEntryOf(event));
     } catch (error) {

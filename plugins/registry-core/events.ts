@@ -22,6 +22,11 @@ export interface RegistryEvent {
   address?: string;
   /** the jti of the token the request was authenticated with */
   tokenId?: string;
+  /**
+   * 'remote': another node made this change (the PostgreSQL backend's index mirror replays the
+   * shared index, docs/database.md); that node's audit trail has recorded it already.
+   */
+  origin?: 'remote';
 }
 
 export interface RegistryEventBus {

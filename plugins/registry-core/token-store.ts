@@ -182,9 +182,39 @@ function parseStoreFile(path: string, text: string): StoreFileShape {
 }
 
 
+/**
+ * What the auth and storage plugins need of a token store. Two implementations: the file store
+ * below (the default) and the PostgreSQL one (database/token-store-pg.ts, docs/cluster.md). Writes
+ * may be asynchronous (callers await them); the per-request checks (isRevoked, generation) are
+ * synchronous reads of memory, which `sync()` first brings up to date with every other node
+ * (null: nothing to do — the file store is the only writer's memory).
+ */
+export interface TokenRecords {
+  save(record: IssuedTokenRecord): void | Promise<void>;
+  list(user: string, now?: number): IssuedTokenRecord[];
+  get(key: string): IssuedTokenRecord | undefined;
+  revoke(user: string, key: string): IssuedTokenRecord | Promise<IssuedTokenRecord>;
+  revokeJti(jti: string, expiresAt: number | null): void | Promise<void>;
+  markUsed(key: string, now?: number): void;
+  flushLastUsed(): boolean | Promise<boolean>;
+  isRevoked(jti: string): boolean;
+  generation(user: string): number;
+  invalidateUser(user: string): number | Promise<number>;
+  prune(now?: number): number | Promise<number>;
+  sync(): Promise<void> | null;
+  /** true when other processes write too (PostgreSQL) */
+  readonly shared?: boolean;
+  close(): void;
+}
+
+/** Exported for the PostgreSQL store: the same record rules. */
+export function checkedTokenRecord(value: unknown, where: string): IssuedTokenRecord {
+  return checkTokenRecord(value, where);
+}
+
 const openStores = new Map<string, { store: TokenStore; refs: number }>();
 
-export class TokenStore {
+export class TokenStore implements TokenRecords {
   readonly file: string;
   private tokens = new Map<string, IssuedTokenRecord>();
   private revoked = new Map<string, number | null>();
@@ -309,6 +339,11 @@ export class TokenStore {
     if (!this.lastUsedDirty) return false;
     this.persist();
     return true;
+  }
+
+  /** The file is this process's alone: memory is always current. */
+  sync(): null {
+    return null;
   }
 
   /** Called on every authenticated request: one Map lookup. */

@@ -26,7 +26,9 @@ import {
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { IndexSizeReader } from './index-size';
 import { metricsRefusal, parseOpsOptions, type OpsOptions } from './options';
-import { cachedStorageCheck, configCheck, keysCheck, upstreamFromConfig } from './readiness';
+import { cachedDatabaseCheck, cachedStorageCheck, configCheck, keysCheck, upstreamFromConfig } from './readiness';
+import { databaseSettingsOf } from '../registry-core/database/index';
+import { clusterLink } from '../registry-core/database/cluster';
 import { renderMetrics } from './render';
 import { methodLabel, routeLabel } from './route-label';
 import { contextOf, originalUrlOf, remoteUserOf } from './verdaccio-adapter';
@@ -59,6 +61,12 @@ export default class RegistryOps {
     registerReadyCheck(state.lockbPath, 'storage', cachedStorageCheck(layout.storageDir));
     registerReadyCheck(state.lockbPath, 'keys', () => keysCheck(state.lockbPath));
     registerReadyCheck(state.lockbPath, 'config', () => configCheck(state.lockbPath));
+    // several nodes on one PostgreSQL (docs/cluster.md): a node that lost its database is not ready
+    const backend = databaseSettingsOf(config, process.env);
+    if (backend.backend === 'postgres') {
+      const link = clusterLink(backend.url);
+      registerReadyCheck(state.lockbPath, 'database', cachedDatabaseCheck(() => link.database.query('SELECT 1', [], 'registry-ready-probe'), () => link.status()));
+    }
 
     const index = new IndexSizeReader(state.lockbPath);
     let lastRead: { records: number; bytes: number } | null = null;

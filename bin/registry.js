@@ -142,6 +142,7 @@ const TOOL_VERBS = {
   term: { script: ['build', 'terminal', 'main.js'], what: 'the terminal client of a running registry' },
   'self-publish': { script: ['build', 'scripts', 'self-publish.js'], what: 'pack this package and publish it to a registry' },
   warm: { script: ['build', 'scripts', 'warm.js'], what: 'fetch everything a lockfile names through the registry (fills its upstream cache)' },
+  migrate: { script: ['build', 'scripts', 'migrate.js'], what: 'move the packages between the storage folder and PostgreSQL, verified (to-postgres | to-files)' },
 };
 
 function usage(pkg) {
@@ -153,6 +154,7 @@ function usage(pkg) {
     '       registry term [--registry URL] [--token T] [--once]',
     '       registry self-publish [--registry URL] [--config F] [--cwd DIR]',
     '       registry warm <lockfile> [--registry URL] [--concurrency N]',
+    '       registry migrate to-postgres|to-files [--database-url URL] [--config F]',
     '',
     'start (the default) runs the registry in the current folder. Without `-c <config.yaml>` it uses',
     './config.yaml and writes the default one there first if the folder has none. State lives next to',

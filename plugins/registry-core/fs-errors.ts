@@ -39,3 +39,8 @@ export function fileSystemFailure(error: unknown): FileSystemFailure | null {
   if (known) return { ...known, code };
   return { status: 500, message: `storage error (${code})`, code };
 }
+
+/** true when `error` is a Node errno error with this `code` (ENOENT, EEXIST…): the one errno test of the project. */
+export function isErrno(error: unknown, code: string): error is NodeJS.ErrnoException {
+  return typeof error === 'object' && error !== null && (error as NodeJS.ErrnoException).code === code;
+}

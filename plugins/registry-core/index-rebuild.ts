@@ -2,7 +2,9 @@
  * Rebuilds the package index from a Verdaccio-layout storage folder
  * (`<storage>/<name>/package.json`, `<storage>/@scope/<name>/package.json`). The records replace
  * the old ones in place — ftruncate to the header, then one append — under the lockb lock, so the
- * inode (and every descriptor other processes hold) stays valid.
+ * inode (and every descriptor other processes hold) stays valid. The lock is taken BEFORE the
+ * storage folder is read, so two rebuilds (or a rebuild and another lockb writer) in two
+ * processes never write an index read from a folder state older than the last writer's.
  */
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -105,27 +107,46 @@ export function rebuildIndex(lockbPath: string, storageDir: string): RebuildResu
   if (!existsSync(storage) || !statSync(storage).isDirectory()) {
     throw new RegistryCoreError('ERR_STORAGE_MISSING', `storage folder ${storage} does not exist`, { hint: 'check `storage:` in config.yaml or pass --config' });
   }
-  const { records, packages, skipped } = collectIndexRecords(storage);
-  const encoded = Buffer.concat(records.map(encodeRecord));
   const path = realpathSync(absolute);
-  withFileLockSync(path, () => {
-    const fd = openSync(path, 'r+');
-    let appendFd: number | undefined;
-    try {
-      const header = readHeaderBytes(fd);
-      if (header.length < HEADER_SIZE || !MAGIC.every((byte, i) => header[i] === byte)) {
-        throw new RegistryCoreError('ERR_LOCKB_MAGIC', `${path} does not start with a registry.lockb header; not rebuilding its index`, { hint: REPAIR_HINT });
-      }
-      ftruncateSync(fd, HEADER_SIZE);
-      appendFd = openSync(path, 'a');
-      if (encoded.length > 0 && writeSync(appendFd, encoded) !== encoded.length) {
-        throw new RegistryCoreError('ERR_INDEX_CORRUPT', `${path}: short write while rebuilding the index`, { hint: 'free disk space and run rebuild-index again' });
-      }
-      fsyncSync(appendFd);
-    } finally {
-      closeSync(fd);
-      if (appendFd !== undefined) closeSync(appendFd);
-    }
+  // the lock first, then the storage read: a writer that holds the lock (config set, another
+  // rebuild) finishes before the folder is read, so what is written is what the folder held
+  return withFileLockSync(path, () => {
+    const { records, packages, skipped } = collectIndexRecords(storage);
+    writeIndexRecords(path, records);
+    return { records: records.length, packages, skipped };
   });
-  return { records: records.length, packages, skipped };
+}
+
+/**
+ * Replaces every index record of registry.lockb with `records` (the header stays), under the
+ * lockb lock. Used by the PostgreSQL backend's index mirror (docs/database.md), whose records
+ * come from the shared index.
+ */
+export function replaceIndexRecords(lockbPath: string, records: readonly IndexRecord[]): void {
+  const absolute = resolve(lockbPath);
+  if (!existsSync(absolute)) throw missingFile(absolute);
+  const path = realpathSync(absolute);
+  withFileLockSync(path, () => writeIndexRecords(path, records));
+}
+
+/** ftruncate to the header, then one append, fsync: the inode (and every descriptor other processes hold) stays valid. Caller holds the lock. */
+function writeIndexRecords(path: string, records: readonly IndexRecord[]): void {
+  const encoded = Buffer.concat(records.map(encodeRecord));
+  const fd = openSync(path, 'r+');
+  let appendFd: number | undefined;
+  try {
+    const header = readHeaderBytes(fd);
+    if (header.length < HEADER_SIZE || !MAGIC.every((byte, i) => header[i] === byte)) {
+      throw new RegistryCoreError('ERR_LOCKB_MAGIC', `${path} does not start with a registry.lockb header; not rebuilding its index`, { hint: REPAIR_HINT });
+    }
+    ftruncateSync(fd, HEADER_SIZE);
+    appendFd = openSync(path, 'a');
+    if (encoded.length > 0 && writeSync(appendFd, encoded) !== encoded.length) {
+      throw new RegistryCoreError('ERR_INDEX_CORRUPT', `${path}: short write while rebuilding the index`, { hint: 'free disk space and run rebuild-index again' });
+    }
+    fsyncSync(appendFd);
+  } finally {
+    closeSync(fd);
+    if (appendFd !== undefined) closeSync(appendFd);
+  }
 }

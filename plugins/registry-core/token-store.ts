@@ -5,12 +5,18 @@
  * The auth plugin writes it and checks revocations on every request; the storage plugin
  * implements Verdaccio's saveToken/readTokens/deleteToken by delegating here. Both live in one
  * Verdaccio process, so ONE instance per real path (ref-counted close) makes a revocation
- * visible to every reader at once. Writes are rare (login, logout, token create/revoke) and
- * atomic: temp file + fsync + rename, then the folder is fsynced so the rename survives a crash.
+ * visible to every reader at once. Several processes may share the file (two registries on one
+ * storage folder, the CLI): every write takes the core file lock (lock.ts), re-reads the file,
+ * applies its one change and replaces the whole file atomically (atomic-file.ts), so a revocation
+ * written by one process is never erased by another's write; every read first compares the
+ * file's (inode, mtime, size) with the copy in memory (one stat) and re-reads it when it changed.
+ * Writes are rare (login, logout, token create/revoke).
  * The file holds masked tokens only, never a usable token.
  */
 import { writeFileAtomicSync } from './atomic-file';
-import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { isErrno } from './fs-errors';
+import { withFileLockSync } from './lock';
 import { basename, dirname, join, resolve } from 'node:path';
 
 export const TOKEN_STORE_FILE = '.registry-tokens.json';
@@ -214,23 +220,31 @@ export function checkedTokenRecord(value: unknown, where: string): IssuedTokenRe
 
 const openStores = new Map<string, { store: TokenStore; refs: number }>();
 
+/** What identifies one version of the file: a rename (every write) changes the inode. */
+function stampOf(file: string): string {
+  try {
+    const stats = statSync(file);
+    return `${stats.ino}:${stats.mtimeMs}:${stats.size}`;
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return 'missing';
+    throw error;
+  }
+}
+
 export class TokenStore implements TokenRecords {
   readonly file: string;
   private tokens = new Map<string, IssuedTokenRecord>();
   private revoked = new Map<string, number | null>();
   private generations = new Map<string, number>();
   private closed = false;
-  /** last-used marks not yet on disk (markUsed); written by the next persist or flushLastUsed */
-  private lastUsedDirty = false;
+  /** (inode, mtime, size) of the file the maps were read from; 'missing' = no file yet */
+  private stamp = '';
+  /** last-used marks not yet on disk (markUsed), re-applied after every re-read; written by the next write or flushLastUsed */
+  private pendingLastUsed = new Map<string, number>();
 
   private constructor(file: string) {
     this.file = file;
-    if (existsSync(file)) {
-      const shape = parseStoreFile(file, readFileSync(file, 'utf8'));
-      for (const record of shape.tokens) this.tokens.set(record.key, record);
-      for (const entry of shape.revoked) this.revoked.set(entry.jti, entry.expiresAt);
-      for (const [user, generation] of Object.entries(shape.generations ?? {})) this.generations.set(user, generation);
-    }
+    this.reload();
   }
 
   /**
@@ -255,19 +269,17 @@ export class TokenStore implements TokenRecords {
   save(record: IssuedTokenRecord): void {
     this.assertOpen();
     const clean = checkTokenRecord(record, 'save()');
-    if (this.tokens.has(clean.key)) throw new TokenStoreError('ERR_TOKEN_RECORD', `a token with key ${clean.key} already exists`);
-    this.tokens.set(clean.key, clean);
-    try {
-      this.persist();
-    } catch (error) {
-      this.tokens.delete(clean.key);
-      throw error;
-    }
+    this.update(() => {
+      if (this.tokens.has(clean.key)) throw new TokenStoreError('ERR_TOKEN_RECORD', `a token with key ${clean.key} already exists`);
+      this.tokens.set(clean.key, clean);
+      return true;
+    });
   }
 
   /** The user's live (unexpired, unrevoked) tokens, oldest first. */
   list(user: string, now = Date.now()): IssuedTokenRecord[] {
     this.assertOpen();
+    this.refresh();
     return [...this.tokens.values()]
       .filter((record) => record.user === user && (record.expiresAt === null || record.expiresAt > now))
       .sort((a, b) => a.created - b.created)
@@ -276,6 +288,7 @@ export class TokenStore implements TokenRecords {
 
   get(key: string): IssuedTokenRecord | undefined {
     this.assertOpen();
+    this.refresh();
     const record = this.tokens.get(key);
     return record ? copyRecord(record) : undefined;
   }
@@ -286,39 +299,30 @@ export class TokenStore implements TokenRecords {
    */
   revoke(user: string, key: string): IssuedTokenRecord {
     this.assertOpen();
-    const record = this.tokens.get(key);
-    if (!record || record.user !== user) throw new TokenStoreError('ERR_TOKEN_NOT_FOUND', `no token ${key} for user ${user}`);
-    this.tokens.delete(key);
-    const previous = this.revoked.get(key);
-    this.revoked.set(key, record.expiresAt);
-    try {
-      this.persist();
-    } catch (error) {
-      this.tokens.set(key, record);
-      if (previous === undefined) this.revoked.delete(key);
-      else this.revoked.set(key, previous);
-      throw error;
-    }
-    return record;
+    let revoked: IssuedTokenRecord | undefined;
+    this.update(() => {
+      const record = this.tokens.get(key);
+      if (!record || record.user !== user) throw new TokenStoreError('ERR_TOKEN_NOT_FOUND', `no token ${key} for user ${user}`);
+      this.tokens.delete(key);
+      this.revoked.set(key, record.expiresAt);
+      revoked = copyRecord(record);
+      return true;
+    });
+    return revoked as IssuedTokenRecord;
   }
 
   /** `npm logout` and friends: revokes any token by its jti (idempotent). */
   revokeJti(jti: string, expiresAt: number | null): void {
     this.assertOpen();
     if (jti.length === 0) throw new TokenStoreError('ERR_TOKEN_RECORD', 'a revocation needs a jti');
+    this.refresh();
     if (this.revoked.has(jti) && !this.tokens.has(jti)) return;
-    const record = this.tokens.get(jti);
-    const previous = this.revoked.get(jti);
-    this.tokens.delete(jti);
-    this.revoked.set(jti, expiresAt);
-    try {
-      this.persist();
-    } catch (error) {
-      if (record) this.tokens.set(jti, record);
-      if (previous === undefined) this.revoked.delete(jti);
-      else this.revoked.set(jti, previous);
-      throw error;
-    }
+    this.update(() => {
+      if (this.revoked.has(jti) && !this.tokens.has(jti)) return false;
+      this.tokens.delete(jti);
+      this.revoked.set(jti, expiresAt);
+      return true;
+    });
   }
 
   /**
@@ -327,32 +331,35 @@ export class TokenStore implements TokenRecords {
    * write puts it on disk. Unknown keys (tokens without a record) are ignored.
    */
   markUsed(key: string, now = Date.now()): void {
+    this.refresh();
     const record = this.tokens.get(key);
     if (!record || (record.lastUsed !== undefined && now - record.lastUsed < LAST_USED_RESOLUTION_MS)) return;
     record.lastUsed = now;
-    this.lastUsedDirty = true;
+    this.pendingLastUsed.set(key, now);
   }
 
   /** Writes pending last-used marks (one atomic write); false when there was nothing to write. */
   flushLastUsed(): boolean {
     this.assertOpen();
-    if (!this.lastUsedDirty) return false;
-    this.persist();
+    if (this.pendingLastUsed.size === 0) return false;
+    this.update(() => true);
     return true;
   }
 
-  /** The file is this process's alone: memory is always current. */
+  /** The file is re-read when it changed (isRevoked/generation stat it): nothing to ask first. */
   sync(): null {
     return null;
   }
 
-  /** Called on every authenticated request: one Map lookup. */
+  /** Called on every authenticated request: one stat (sees other processes' revocations) and one Map lookup. */
   isRevoked(jti: string): boolean {
+    this.refresh();
     return this.revoked.has(jti);
   }
 
-  /** The user's current token generation (0 until the first invalidation); one Map lookup per request. */
+  /** The user's current token generation (0 until the first invalidation); one stat and one Map lookup per request. */
   generation(user: string): number {
+    this.refresh();
     return this.generations.get(user) ?? 0;
   }
 
@@ -364,19 +371,13 @@ export class TokenStore implements TokenRecords {
   invalidateUser(user: string): number {
     this.assertOpen();
     if (user.length === 0) throw new TokenStoreError('ERR_TOKEN_RECORD', 'an invalidation needs a user');
-    const previous = this.generations.get(user);
-    const next = (previous ?? 0) + 1;
-    const dropped = [...this.tokens.values()].filter((record) => record.user === user);
-    for (const record of dropped) this.tokens.delete(record.key);
-    this.generations.set(user, next);
-    try {
-      this.persist();
-    } catch (error) {
-      for (const record of dropped) this.tokens.set(record.key, record);
-      if (previous === undefined) this.generations.delete(user);
-      else this.generations.set(user, previous);
-      throw error;
-    }
+    let next = 0;
+    this.update(() => {
+      next = (this.generations.get(user) ?? 0) + 1;
+      for (const record of [...this.tokens.values()]) if (record.user === user) this.tokens.delete(record.key);
+      this.generations.set(user, next);
+      return true;
+    });
     return next;
   }
 
@@ -384,19 +385,21 @@ export class TokenStore implements TokenRecords {
   prune(now = Date.now()): number {
     this.assertOpen();
     let dropped = 0;
-    for (const [key, record] of this.tokens) {
-      if (record.expiresAt !== null && record.expiresAt <= now) {
-        this.tokens.delete(key);
-        dropped += 1;
+    this.update(() => {
+      for (const [key, record] of this.tokens) {
+        if (record.expiresAt !== null && record.expiresAt <= now) {
+          this.tokens.delete(key);
+          dropped += 1;
+        }
       }
-    }
-    for (const [jti, expiresAt] of this.revoked) {
-      if (expiresAt !== null && expiresAt <= now) {
-        this.revoked.delete(jti);
-        dropped += 1;
+      for (const [jti, expiresAt] of this.revoked) {
+        if (expiresAt !== null && expiresAt <= now) {
+          this.revoked.delete(jti);
+          dropped += 1;
+        }
       }
-    }
-    if (dropped > 0) this.persist();
+      return dropped > 0;
+    });
     return dropped;
   }
 
@@ -418,7 +421,53 @@ export class TokenStore implements TokenRecords {
     if (this.closed) throw new TokenStoreError('ERR_TOKEN_STORE_CLOSED', `token store ${this.file} is closed`);
   }
 
-  private persist(): void {
+  /** Reads the file into the maps (a missing file is an empty store) and re-applies this process's pending last-used marks. */
+  private reload(): void {
+    const stamp = stampOf(this.file);
+    const shape = stamp === 'missing' ? undefined : parseStoreFile(this.file, readFileSync(this.file, 'utf8'));
+    this.tokens = new Map((shape?.tokens ?? []).map((record) => [record.key, record]));
+    this.revoked = new Map((shape?.revoked ?? []).map((entry) => [entry.jti, entry.expiresAt]));
+    this.generations = new Map(Object.entries(shape?.generations ?? {}));
+    for (const [key, at] of this.pendingLastUsed) {
+      const record = this.tokens.get(key);
+      if (!record) this.pendingLastUsed.delete(key);
+      else if (record.lastUsed === undefined || record.lastUsed < at) record.lastUsed = at;
+    }
+    this.stamp = stamp;
+  }
+
+  /**
+   * Reads the file again when another writer (this or another process) replaced it. A file made
+   * unreadable by hand keeps the last good state for readers; the next write reports it.
+   */
+  private refresh(): void {
+    if (stampOf(this.file) === this.stamp) return;
+    try {
+      this.reload();
+    } catch (error) {
+      if (!(error instanceof TokenStoreError)) throw error;
+    }
+  }
+
+  /**
+   * Every write: under the file lock (core lock.ts, across processes) re-read the file, apply one
+   * change, write the whole file atomically. `apply` returns false when there is nothing to write.
+   * On any failure the maps are re-read from the file, so memory never runs ahead of the disk.
+   */
+  private update(apply: () => boolean): void {
+    withFileLockSync(this.file, () => {
+      try {
+        this.reload();
+        if (!apply() && this.pendingLastUsed.size === 0) return;
+        this.write();
+      } catch (error) {
+        this.stamp = ''; // the next read re-reads the file
+        throw error;
+      }
+    });
+  }
+
+  private write(): void {
     const now = Date.now();
     const shape: StoreFileShape = {
       version: 1,
@@ -429,6 +478,7 @@ export class TokenStore implements TokenRecords {
     };
     if (this.generations.size > 0) shape.generations = Object.fromEntries(this.generations);
     writeFileAtomicSync(this.file, `${JSON.stringify(shape, null, 1)}\n`, 0o600);
-    this.lastUsedDirty = false;
+    this.pendingLastUsed.clear();
+    this.stamp = stampOf(this.file);
   }
 }

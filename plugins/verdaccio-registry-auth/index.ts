@@ -47,8 +47,7 @@ import {
   adaptHelpers,
   adaptPackageRule,
   adaptPluginArguments,
-  adaptRemoteUser,
-  toVerdaccioError,
+  authErrorToVerdaccio,
   verdaccioErrors,
   type AccessCallback,
   type AddUserCallback,
@@ -56,8 +55,8 @@ import {
   type Middleware,
   type PackageRule,
   type PluginLogger,
-  type RemoteUser,
 } from './verdaccio-adapter';
+import { toRemoteUser, type VerdaccioRemoteUser } from '../verdaccio-boundary/index';
 
 export type { IssueOptions, IssuedToken, VerifiedToken } from './token-issuer';
 export type { TokenAlgorithm } from './keys';
@@ -251,14 +250,14 @@ export default class RegistryAuthPlugin {
     }
     this.service.checkPassword(user, password, PLUGIN_API_CLIENT).then(
       (ok) => (ok ? cb(null, this.service.groupsOf(user)) : cb(verdaccioErrors.unauthorized('bad username or password'))),
-      (error: unknown) => cb(toVerdaccioError(error)),
+      (error: unknown) => cb(authErrorToVerdaccio(error)),
     );
   }
 
   adduser(user: string, password: string, cb: AddUserCallback): void {
     this.service.addUser(user, password).then(
       () => cb(null, true),
-      (error: unknown) => cb(toVerdaccioError(error)),
+      (error: unknown) => cb(authErrorToVerdaccio(error)),
     );
   }
 
@@ -267,20 +266,20 @@ export default class RegistryAuthPlugin {
   changePassword(user: string, password: string, newPassword: string, cb: AccessCallback): void {
     this.service.changePassword(user, password, newPassword, PLUGIN_API_CLIENT).then(
       () => cb(null, true),
-      (error: unknown) => cb(toVerdaccioError(error)),
+      (error: unknown) => cb(authErrorToVerdaccio(error)),
     );
   }
 
   allow_access(user: unknown, pkg: unknown, cb: AccessCallback): void {
-    this.allow('access', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
+    this.allow('access', toRemoteUser(user), adaptPackageRule(pkg), cb);
   }
 
   allow_publish(user: unknown, pkg: unknown, cb: AccessCallback): void {
-    this.allow('publish', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
+    this.allow('publish', toRemoteUser(user), adaptPackageRule(pkg), cb);
   }
 
   allow_unpublish(user: unknown, pkg: unknown, cb: AccessCallback): void {
-    this.allow('unpublish', adaptRemoteUser(user), adaptPackageRule(pkg), cb);
+    this.allow('unpublish', toRemoteUser(user), adaptPackageRule(pkg), cb);
   }
 
   apiJWTmiddleware(helpers: unknown): Middleware {
@@ -298,7 +297,7 @@ export default class RegistryAuthPlugin {
   }
 
   /** The `packages:` rule for the package: allowed when the user or one of its groups is listed. */
-  private allow(action: 'access' | 'publish' | 'unpublish', user: RemoteUser, rule: PackageRule, cb: AccessCallback): void {
+  private allow(action: 'access' | 'publish' | 'unpublish', user: VerdaccioRemoteUser, rule: PackageRule, cb: AccessCallback): void {
     let list: string[] | undefined;
     if (action === 'access') list = rule.access;
     else if (action === 'publish') list = rule.publish;

@@ -6,14 +6,17 @@
  * hash formats are reported at load and never match. The file is re-read when its mtime/size
  * changes, so an edit with the `htpasswd` tool takes effect without a restart.
  *
- * Writes: an in-process queue serialises them; each re-reads the file, applies one change and
- * replaces the file atomically (temp + fsync + rename), keeping every other line byte for byte.
+ * Writes: an in-process queue serialises them within this process and the core file lock
+ * (registry-core/lock.ts, `<htpasswd>.lock`) across processes (two registries on one folder, a
+ * CLI); under the lock each write re-reads the file, applies one change and replaces the file
+ * atomically (registry-core/atomic-file.ts), keeping every other line byte for byte.
  */
 import bcrypt from 'bcryptjs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { writeFileAtomicSync } from '../registry-core/atomic-file';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { withFileLockSync } from '../registry-core/lock';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { AuthError } from './errors';
 
 export const DEFAULT_PASSWORD_MIN_LENGTH = 8;
@@ -132,6 +135,8 @@ export class UserStore implements Users {
   private order: string[] = [];
   private stamp = '';
   private writeQueue: Promise<unknown> = Promise.resolve();
+  /** the real path the cross-process lock is taken on (the file itself may not exist yet) */
+  private readonly lockPath: string;
   /** bumped whenever the file content changes: caches of successful logins key on it */
   private generation = 0;
   readonly warnings: string[] = [];
@@ -140,6 +145,7 @@ export class UserStore implements Users {
     this.options = options;
     this.file = options.file;
     mkdirSync(dirname(this.file), { recursive: true });
+    this.lockPath = join(realpathSync(dirname(this.file)), basename(this.file));
     this.refresh();
   }
 
@@ -211,6 +217,7 @@ export class UserStore implements Users {
     if (problem) throw new AuthError('ERR_PASSWORD_POLICY', problem);
     const hash = await bcrypt.hash(newPassword, this.options.bcryptRounds);
     await this.serialised(() => {
+      if (!existsSync(this.file)) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
       const lines = readFileSync(this.file, 'utf8').split('\n');
       let replaced = false;
       const next = lines.map((line) => {
@@ -234,8 +241,10 @@ export class UserStore implements Users {
     }
   }
 
+  /** One write at a time: queued within this process, under the file lock across processes. */
   private serialised<T>(work: () => T): Promise<T> {
-    const run = this.writeQueue.then(work, work);
+    const locked = () => withFileLockSync(this.lockPath, work);
+    const run = this.writeQueue.then(locked, locked);
     this.writeQueue = run.catch(() => undefined);
     return run;
   }

@@ -3,31 +3,19 @@
  *
  * Verdaccio 6.10.4 constructs an auth plugin as `new Plugin(mergedConfig, { config, logger })`,
  * calls its methods with Node-style callbacks and gives `apiJWTmiddleware` a `helpers` object;
- * all of it is `any` on its side. Everything is checked or narrowed here once.
+ * all of it is `any` on its side. What only this plugin needs is narrowed here; what several
+ * plugins need (RemoteUser, plugin options, the public URL, error objects) comes from the shared
+ * boundary module `plugins/verdaccio-boundary/`.
  */
-import { errorUtils } from '@verdaccio/core';
-import { getPublicUrl } from '@verdaccio/url';
 import type { NextFunction, Request, Response } from 'express';
+import { isRecord, pluginHostOf, verdaccioError, verdaccioInternalError, type PluginLogger, type VerdaccioError, type VerdaccioRemoteUser } from '../verdaccio-boundary/index';
 import { AuthError } from './errors';
 
-export interface RemoteUser {
-  name: string | undefined;
-  groups: string[];
-  real_groups: string[];
-  error?: string;
-}
+export { publicBaseUrl, type PluginLogger, type VerdaccioError } from '../verdaccio-boundary/index';
 
 export interface RemoteUserHelpers {
-  createAnonymousRemoteUser(): RemoteUser;
-  createRemoteUser(name: string, groups: string[]): RemoteUser;
-}
-
-/** pino behind Verdaccio's `@{field}` templates */
-export interface PluginLogger {
-  debug(fields: Record<string, unknown>, template: string): void;
-  info(fields: Record<string, unknown>, template: string): void;
-  warn(fields: Record<string, unknown>, template: string): void;
-  error(fields: Record<string, unknown>, template: string): void;
+  createAnonymousRemoteUser(): VerdaccioRemoteUser;
+  createRemoteUser(name: string, groups: string[]): VerdaccioRemoteUser;
 }
 
 /** What `getMatchedPackagesSpec` gives the allow_* methods (the first matching `packages:` rule). */
@@ -39,13 +27,11 @@ export interface PackageRule {
   unpublish?: string[] | false;
 }
 
-/** A VerdaccioError: http-errors object with `status` and `code` = HTTP status. */
-export type VerdaccioError = Error & { status: number; code?: number | string };
 export type AuthCallback = (error: VerdaccioError | null, groups?: string[] | false) => void;
 export type AddUserCallback = (error: VerdaccioError | null, created?: boolean | string) => void;
 export type AccessCallback = (error: VerdaccioError | null, allowed?: boolean) => void;
 
-export type AuthRequest = Request & { remote_user?: RemoteUser };
+export type AuthRequest = Request & { remote_user?: VerdaccioRemoteUser };
 export type Middleware = (req: AuthRequest, res: Response, next: NextFunction) => void;
 
 export interface PluginArguments {
@@ -56,45 +42,10 @@ export interface PluginArguments {
   urlPrefix: string | undefined;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
-}
-
-const silentLogger: PluginLogger = { debug() {}, info() {}, warn() {}, error() {} };
-
 /* eslint-disable @typescript-eslint/no-explicit-any -- the Verdaccio boundary */
 export function adaptPluginArguments(config: any, options: any): PluginArguments {
-  const merged = isRecord(config) ? config : {};
-  const appConfig = isRecord(options) && isRecord(options.config) ? options.config : {};
-  const configPath =
-    typeof appConfig.configPath === 'string'
-      ? appConfig.configPath
-      : typeof appConfig.self_path === 'string'
-        ? appConfig.self_path
-        : typeof merged.configPath === 'string'
-          ? merged.configPath
-          : undefined;
-  const rawLogger = isRecord(options) ? options.logger : undefined;
-  const logger: PluginLogger =
-    isRecord(rawLogger) && typeof rawLogger.info === 'function' && typeof rawLogger.warn === 'function'
-      ? (rawLogger as unknown as PluginLogger)
-      : silentLogger;
-  const urlPrefix = typeof appConfig.url_prefix === 'string' ? appConfig.url_prefix : undefined;
-  return { merged, configPath, logger, urlPrefix };
-}
-
-/**
- * The registry's public base URL for a request, exactly as Verdaccio builds tarball URLs
- * (`VERDACCIO_PUBLIC_URL`, else protocol incl. its forwarded-proto header, Host and `url_prefix`),
- * without the trailing slash; null for a Host header Verdaccio's rule refuses (it would throw).
- */
-export function publicBaseUrl(req: Request, urlPrefix: string | undefined): string | null {
-  try {
-    const url = getPublicUrl(urlPrefix, { host: req.get('host') ?? '', protocol: req.protocol, headers: req.headers, remoteAddress: req.socket.remoteAddress });
-    return /^https?:\/\//.test(url) ? url.replace(/\/+$/, '') : null;
-  } catch {
-    return null;
-  }
+  const host = pluginHostOf(config, options);
+  return { merged: isRecord(config) ? config : {}, configPath: host.configPath, logger: host.logger, urlPrefix: host.urlPrefix };
 }
 
 export function adaptHelpers(helpers: any): RemoteUserHelpers {
@@ -102,8 +53,8 @@ export function adaptHelpers(helpers: any): RemoteUserHelpers {
     throw new AuthError('ERR_AUTH_CONFIG', 'Verdaccio did not pass the remote-user helpers to apiJWTmiddleware');
   }
   return {
-    createAnonymousRemoteUser: () => helpers.createAnonymousRemoteUser() as RemoteUser,
-    createRemoteUser: (name, groups) => helpers.createRemoteUser(name, groups) as RemoteUser,
+    createAnonymousRemoteUser: () => helpers.createAnonymousRemoteUser() as VerdaccioRemoteUser,
+    createRemoteUser: (name, groups) => helpers.createRemoteUser(name, groups) as VerdaccioRemoteUser, // kept whole: Verdaccio may add fields
   };
 }
 
@@ -119,24 +70,15 @@ export function adaptPackageRule(pkg: any): PackageRule {
   return rule;
 }
 
-export function adaptRemoteUser(user: any): RemoteUser {
-  if (!isRecord(user)) return { name: undefined, groups: [], real_groups: [] };
-  const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : []);
-  return {
-    name: typeof user.name === 'string' && user.name.length > 0 ? user.name : undefined,
-    groups: strings(user.groups),
-    real_groups: strings(user.real_groups),
-  };
-}
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
-/** Verdaccio's error objects carry the HTTP status it answers with. */
-export function toVerdaccioError(error: unknown): VerdaccioError {
-  if (error instanceof AuthError) return errorUtils.getCode(error.status, error.message) as VerdaccioError;
-  return errorUtils.getInternalError(error instanceof Error ? error.message : String(error)) as VerdaccioError;
+/** An AuthError as Verdaccio's error object (carrying the HTTP status it answers with). */
+export function authErrorToVerdaccio(error: unknown): VerdaccioError {
+  if (error instanceof AuthError) return verdaccioError(error.status, error.message);
+  return verdaccioInternalError(error instanceof Error ? error.message : String(error));
 }
 
 export const verdaccioErrors = {
-  unauthorized: (message: string): VerdaccioError => errorUtils.getUnauthorized(message) as VerdaccioError,
-  forbidden: (message: string): VerdaccioError => errorUtils.getForbidden(message) as VerdaccioError,
+  unauthorized: (message: string): VerdaccioError => verdaccioError(401, message),
+  forbidden: (message: string): VerdaccioError => verdaccioError(403, message),
 };

@@ -7,7 +7,7 @@
  * user ever created, recorded durably) is decided by the auth plugin alone; it is not re-derived
  * here from htpasswd or anything else.
  */
-import type { RemoteUser } from './verdaccio-adapter';
+import type { VerdaccioRemoteUser } from './verdaccio-adapter';
 import { DashboardHttpError } from './http-errors';
 
 export const ADMIN_GROUP = 'registry-admin';
@@ -19,14 +19,14 @@ export interface Session {
   groups: string[];
 }
 
-export function sessionOf(user: RemoteUser, admins: ReadonlySet<string>): Session {
+export function sessionOf(user: VerdaccioRemoteUser, admins: ReadonlySet<string>): Session {
   if (!user.name) return { user: null, admin: false, groups: [] };
   const admin = admins.has(user.name) || user.real_groups.includes(ADMIN_GROUP) || user.groups.includes(ADMIN_GROUP);
   return { user: user.name, admin, groups: [...user.real_groups] };
 }
 
 /** 401 for anonymous (or a token the auth middleware rejected), 403 for a non-admin. */
-export function requireAdmin(user: RemoteUser, admins: ReadonlySet<string>): Session {
+export function requireAdmin(user: VerdaccioRemoteUser, admins: ReadonlySet<string>): Session {
   const session = sessionOf(user, admins);
   if (!session.user) {
     const why = user.error ? `token rejected (${user.error})` : 'no token';

@@ -44,7 +44,7 @@ import {
   serverServesApp,
   type DashboardLogger,
   type PluginHost,
-  type RemoteUser,
+  type VerdaccioRemoteUser,
 } from './verdaccio-adapter';
 
 export const MOUNT_PATH = '/_dashboard';
@@ -128,9 +128,9 @@ export default class RegistryDashboard {
   register_middlewares(app: Application, auth: unknown, storage: unknown): void {
     this.#app = app;
     const access = adaptAuth(auth);
-    const source = adaptStorage(storage);
+    const source = adaptStorage(storage, this.#lockbPath);
     const records = (): IndexRecord[] => (this.#index ??= PackageIndex.open(this.#lockbPath)).readAll();
-    const packagesFor = (user: RemoteUser, filter?: string): Promise<PackageSummary[]> => listPackages(source, access, user, filter, records);
+    const packagesFor = (user: VerdaccioRemoteUser, filter?: string): Promise<PackageSummary[]> => listPackages(source, access, user, filter, records);
 
     const sockets = new TerminalSockets({
       path: TERMINAL_PATH,

@@ -5,7 +5,7 @@
  */
 import type { IndexRecord, PackageSummary } from '../registry-core/index';
 import { indexSources, withSources, type ListedPackage } from './package-sources';
-import type { AccessChecker, PackageSource, Packument, RemoteUser } from './verdaccio-adapter';
+import type { AccessChecker, PackageSource, Packument, VerdaccioRemoteUser } from './verdaccio-adapter';
 
 /** Versions in publish order (oldest first); the packument's `time` has one entry per version. */
 export function summarizePackument(packument: Packument): PackageSummary {
@@ -33,7 +33,7 @@ export function matchesFilter(name: string, filter: string | undefined): boolean
 export async function listPackages(
   source: PackageSource,
   access: AccessChecker,
-  user: RemoteUser,
+  user: VerdaccioRemoteUser,
   filter: string | undefined,
   records: () => readonly IndexRecord[],
 ): Promise<ListedPackage[]> {

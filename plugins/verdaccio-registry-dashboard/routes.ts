@@ -23,7 +23,7 @@ import type { ConfigService } from './config-service';
 import { DashboardHttpError, describeBodyParserError, sendError, sendJson } from './http-errors';
 import { ConfigOperation, describeIssues, MAX_BODY_BYTES } from './requests';
 import type { UpstreamView } from './upstream-status-access';
-import { remoteUserOf, type DashboardLogger, type RemoteUser } from './verdaccio-adapter';
+import { remoteUserOf, type DashboardLogger, type VerdaccioRemoteUser } from './verdaccio-adapter';
 
 /** The wire format of GET /_dashboard/api/session. */
 export interface SessionDocument extends Session {
@@ -38,10 +38,10 @@ export interface RouteOptions {
   assets: Map<string, Asset>;
   service: ConfigService;
   admins: ReadonlySet<string>;
-  listPackages(user: RemoteUser, filter?: string): Promise<PackageSummary[]>;
+  listPackages(user: VerdaccioRemoteUser, filter?: string): Promise<PackageSummary[]>;
   upstreamStatus(): UpstreamView;
   audit: AuditLog;
-  canAccess(name: string, user: RemoteUser): Promise<boolean>;
+  canAccess(name: string, user: VerdaccioRemoteUser): Promise<boolean>;
   logger: DashboardLogger;
 }
 
@@ -82,7 +82,7 @@ export function auditParams(req: Request): AuditParams {
  * Admins see every record; any other signed-in user sees what they did or what is about them,
  * and records of packages they may access (Verdaccio's `access` rule, asked once per package).
  */
-async function visibleAudit(options: RouteOptions, user: RemoteUser, session: Session, params: AuditParams): Promise<AuditRecord[]> {
+async function visibleAudit(options: RouteOptions, user: VerdaccioRemoteUser, session: Session, params: AuditParams): Promise<AuditRecord[]> {
   const query = { limit: params.limit, ...(params.package === undefined ? {} : { name: params.package }), ...(params.user === undefined ? {} : { user: params.user }) };
   if (session.admin) return options.audit.query(query);
   const me = session.user;

@@ -35,13 +35,13 @@ import { isTokenRejection, type TokenIntent, type TokenRejectionCode } from '../
 import { ClientMessage, describeIssues, MAX_BODY_BYTES } from './requests';
 import { DEFAULT_SOCKET_LIMITS, MessageAdmission, type SocketLimits } from './socket-limits';
 import type { SocketTokenCheck } from './token-check';
-import { anonymousUser, type AccessChecker, type DashboardLogger, type RemoteUser } from './verdaccio-adapter';
+import { anonymousUser, type AccessChecker, type DashboardLogger, type VerdaccioRemoteUser } from './verdaccio-adapter';
 
 export interface TerminalSocketOptions {
   path: string;
   service: ConfigService;
   access: AccessChecker;
-  listPackages(user: RemoteUser): Promise<PackageSummary[]>;
+  listPackages(user: VerdaccioRemoteUser): Promise<PackageSummary[]>;
   verifyToken: SocketTokenCheck;
   /** the client address as HTTP would see it (`req.ip`: trust-proxy rules applied); default: the TCP peer */
   peerAddress?(req: IncomingMessage): string;
@@ -62,7 +62,7 @@ interface Client {
   ws: WebSocket;
   /** the address token restrictions (CIDR) are checked against */
   peer: string;
-  user: RemoteUser;
+  user: VerdaccioRemoteUser;
   session: Session;
   /** kept to re-check before every write: revocation or a new issuer must bite here as on HTTP */
   token: string | undefined;
@@ -81,7 +81,7 @@ interface Client {
   outbox: Promise<void>;
 }
 
-const ANONYMOUS: RemoteUser = Object.freeze(anonymousUser());
+const ANONYMOUS: VerdaccioRemoteUser = Object.freeze(anonymousUser());
 const ANONYMOUS_SESSION: Session = Object.freeze({ user: null, admin: false, groups: [] }) as Session;
 const WRITE_COMMANDS = new Set<Command['name']>(['set', 'toggle', 'url']);
 /** a client that does not read what we send gets cut off rather than grow our memory */

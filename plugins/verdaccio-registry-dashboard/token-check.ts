@@ -8,12 +8,12 @@
  */
 import { verifyRegistryToken, type TokenIdentity, type TokenUse } from '../registry-core/token-verifier';
 import { sessionOf, type Session } from './access';
-import { authenticatedUser, type RemoteUser } from './verdaccio-adapter';
+import { authenticatedUser, type VerdaccioRemoteUser } from './verdaccio-adapter';
 
 export interface VerifiedToken {
   session: Session;
   /** what `req.remote_user` would be for that token: used for package access checks on the socket */
-  user: RemoteUser;
+  user: VerdaccioRemoteUser;
   identity: TokenIdentity;
 }
 

@@ -1,19 +1,17 @@
 /**
- * The one place where Verdaccio's untyped objects enter the dashboard. Everything else in this
- * plugin works with the small typed interfaces below, so a Verdaccio upgrade that changes a shape
- * breaks here, loudly, and nowhere else.
+ * Where Verdaccio's untyped objects enter the dashboard: what only the dashboard needs is narrowed
+ * here; what every plugin needs (VerdaccioRemoteUser, plugin options, allow_*) comes from the shared
+ * boundary module plugins/verdaccio-boundary/. The package list comes from the storage plugin
+ * through the core seam registry-core/local-packages.ts (never Verdaccio's internal
+ * storage.localStorage.storagePlugin).
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import type { IncomingMessage, Server } from 'node:http';
-import type { Application, Request } from 'express';
+import type { Application } from 'express';
+import { localPackageNames } from '../registry-core/local-packages';
+import { authAllows, pluginHostOf, stringsOf, type VerdaccioRemoteUser } from '../verdaccio-boundary/index';
 
-/** What `req.remote_user` holds (Verdaccio's RemoteUser, structurally). */
-export interface RemoteUser {
-  name: string | undefined;
-  groups: string[];
-  real_groups: string[];
-  error?: string;
-}
+export { anonymousUser, authenticatedUser, remoteUserOf, type VerdaccioRemoteUser } from '../verdaccio-boundary/index';
 
 /** Verdaccio's plugin options: `{ config, logger }`. */
 export interface PluginHost {
@@ -45,42 +43,18 @@ export interface PackageSource {
 }
 
 export interface AccessChecker {
-  canAccess(packageName: string, user: RemoteUser): Promise<boolean>;
+  canAccess(packageName: string, user: VerdaccioRemoteUser): Promise<boolean>;
 }
 
 function asString(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-function stringArray(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
-}
-
 export function adaptPluginHost(options: unknown): PluginHost {
-  const opts = options as { config?: any; logger?: any } | undefined;
-  const config = opts?.config;
-  const configPath = asString(config?.configPath) ?? asString(config?.config_path) ?? asString(config?.self_path);
-  if (!configPath) throw new Error('registry-dashboard: Verdaccio did not pass config.configPath (needed to find registry.lockb)');
-  const logger = opts?.logger;
-  const log = (level: 'info' | 'warn' | 'error') => (message: string): void => {
-    if (logger && typeof logger[level] === 'function') logger[level]({}, `registry-dashboard: ${message.replace(/@\{/g, '@ {')}`);
-  };
-  return {
-    configPath,
-    lockbSetting: asString(config?.registry_lockb),
-    logger: { info: log('info'), warn: log('warn'), error: log('error') },
-  };
-}
-
-/** What Verdaccio's createAnonymousRemoteUser() gives: access rules like `$all` / `$anonymous` match it. */
-export function anonymousUser(): RemoteUser {
-  return { name: undefined, groups: ['$all', '$anonymous', '@all', '@anonymous'], real_groups: [] };
-}
-
-/** What Verdaccio's createRemoteUser(name, groups) gives a logged-in user: the real groups plus `$all`, `$authenticated`… */
-export function authenticatedUser(name: string, groups: readonly string[]): RemoteUser {
-  const realGroups = [...groups];
-  return { name, groups: [...new Set([...realGroups, '$all', '$authenticated', '@all', '@authenticated', 'all'])], real_groups: realGroups };
+  const host = pluginHostOf(undefined, options);
+  if (!host.configPath) throw new Error('registry-dashboard: Verdaccio did not pass config.configPath (needed to find registry.lockb)');
+  const log = (level: 'info' | 'warn' | 'error') => (message: string): void => host.logger[level]({}, `registry-dashboard: ${message.replace(/@\{/g, '@ {')}`);
+  return { configPath: host.configPath, lockbSetting: host.lockbSetting, logger: { info: log('info'), warn: log('warn'), error: log('error') } };
 }
 
 /**
@@ -101,31 +75,14 @@ export function clientAddressOf(app: Application, req: IncomingMessage): string 
   return typeof ip === 'string' ? ip : (req.socket.remoteAddress ?? '');
 }
 
-/** `req.remote_user` as set by the app-wide auth middleware; anonymous when missing. */
-export function remoteUserOf(req: Request): RemoteUser {
-  const raw = (req as any).remote_user ?? (req as any).res?.locals?.remote_user;
-  if (!raw || typeof raw !== 'object') return anonymousUser();
-  const user: RemoteUser = {
-    name: asString(raw.name) || undefined,
-    groups: stringArray(raw.groups),
-    real_groups: stringArray(raw.real_groups),
-  };
-  const error = asString(raw.error);
-  if (error) user.error = error;
-  return user;
-}
-
-export function adaptStorage(storage: unknown): PackageSource {
+/** Names from the storage plugin's seam (core local-packages.ts), packuments through Verdaccio's public Storage.getPackage. */
+export function adaptStorage(storage: unknown, lockbPath: string): PackageSource {
   const s = storage as any;
-  const plugin = s?.localStorage?.storagePlugin;
-  if (typeof plugin?.get !== 'function' || typeof s?.getPackage !== 'function') {
-    throw new Error('registry-dashboard: Verdaccio storage has no localStorage.storagePlugin.get / getPackage (unsupported Verdaccio version?)');
+  if (typeof s?.getPackage !== 'function') {
+    throw new Error('registry-dashboard: Verdaccio storage has no getPackage (unsupported Verdaccio version?)');
   }
   return {
-    listNames: () =>
-      new Promise((resolve, reject) => {
-        plugin.get((err: unknown, names: unknown) => (err ? reject(err) : resolve(stringArray(names))));
-      }),
+    listNames: () => localPackageNames(lockbPath).then(stringsOf),
     readPackage: (name) =>
       new Promise((resolve, reject) => {
         s.getPackage({
@@ -152,15 +109,9 @@ export function adaptStorage(storage: unknown): PackageSource {
 }
 
 export function adaptAuth(auth: unknown): AccessChecker {
-  const a = auth as any;
-  if (typeof a?.allow_access !== 'function') throw new Error('registry-dashboard: Verdaccio auth has no allow_access');
-  return {
-    canAccess: (packageName, user) =>
-      new Promise((resolve) => {
-        // A 401/403 from the chain means "not for this user": the package is simply not listed.
-        a.allow_access({ packageName }, user, (err: unknown, ok: unknown) => resolve(!err && ok === true));
-      }),
-  };
+  const allows = authAllows(auth, 'registry-dashboard');
+  // A 401/403 from the chain means "not for this user": the package is simply not listed.
+  return { canAccess: (packageName, user) => new Promise((resolve) => allows('access', packageName, user, resolve)) };
 }
 
 /** The Express app Verdaccio hands to register_middlewares, used as a request listener of its http.Server. */

@@ -26,12 +26,12 @@ import {
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { IndexSizeReader } from './index-size';
 import { metricsRefusal, parseOpsOptions, type OpsOptions } from './options';
-import { cachedDatabaseCheck, cachedStorageCheck, configCheck, keysCheck, upstreamFromConfig } from './readiness';
+import { cachedStorageCheck, notificationsCheck, configCheck, keysCheck, upstreamFromConfig } from './readiness';
 import { databaseSettingsOf } from '../registry-core/database/index';
 import { clusterLink } from '../registry-core/database/cluster';
 import { renderMetrics } from './render';
 import { methodLabel, routeLabel } from './route-label';
-import { contextOf, originalUrlOf, remoteUserOf } from './verdaccio-adapter';
+import { originalUrlOf, pluginHostOf, remoteUserOf } from '../verdaccio-boundary/index';
 
 export const METRICS_PATH = '/-/metrics';
 export const READY_PATH = '/-/ready';
@@ -49,7 +49,7 @@ export default class RegistryOps {
   #app: Application | undefined;
 
   constructor(pluginConfig: unknown, options: unknown) {
-    const { config, uplinks } = contextOf(options);
+    const { config, uplinks } = pluginHostOf(pluginConfig, options);
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
     const state = bootRegistry(config, process.env);
     this.options = parseOpsOptions(pluginConfig, process.env);
@@ -65,7 +65,7 @@ export default class RegistryOps {
     const backend = databaseSettingsOf(config, process.env);
     if (backend.backend === 'postgres') {
       const link = clusterLink(backend.url);
-      registerReadyCheck(state.lockbPath, 'database', cachedDatabaseCheck(() => link.database.query('SELECT 1', [], 'registry-ready-probe'), () => link.status()));
+      registerReadyCheck(state.lockbPath, 'notifications', () => notificationsCheck(() => link.status()));
     }
 
     const index = new IndexSizeReader(state.lockbPath);
@@ -135,7 +135,7 @@ export default class RegistryOps {
     this.#metrics.observe('registry_http_request_duration_seconds', seconds, { method, route });
     if (debugEnabled(this.lockbPath)) {
       process.stdout.write(
-        formatDebugLine('http', `${request.method ?? '?'} ${redactUrl(url)} ${status} ${(seconds * 1000).toFixed(1)} ms`, { user: remoteUserOf(request) ?? '-', route }),
+        formatDebugLine('http', `${request.method ?? '?'} ${redactUrl(url)} ${status} ${(seconds * 1000).toFixed(1)} ms`, { user: remoteUserOf(request).name ?? '-', route }),
       );
     }
   }

@@ -68,43 +68,14 @@ export function upstreamFromConfig(uplinks: unknown): ReadyCheckResult {
   return { ok: true, state: names.length === 0 ? 'not configured' : `configured (${names.join(', ')}), not probed` };
 }
 
-export const DATABASE_CHECK_TTL_MS = 1000;
-/** a database that does not answer a `SELECT 1` within this is down, for the balancer */
-export const DATABASE_PROBE_TIMEOUT_MS = 2000;
-
 /**
- * The `database` check (PostgreSQL backend, docs/cluster.md): a real `SELECT 1` on the pool,
- * answered within DATABASE_PROBE_TIMEOUT_MS, and the node's LISTEN connection up (without it the
- * node would miss other nodes' changes). Reused for `ttlMs`, one probe in flight at a time, so a
- * balancer polling every node often costs the database one query per node per second at most.
+ * The `notifications` check (PostgreSQL backend, docs/cluster.md): the node's LISTEN connection is
+ * up. Without it the node would not hear other nodes' changes (config, revocations, packages) at
+ * once, so the balancer drops it until it has reconnected; the storage part's `database` check
+ * probes the database itself.
  */
-export function cachedDatabaseCheck(
-  probe: () => Promise<unknown>,
-  listen: () => { listening: boolean; error: string | null },
-  now: () => number = Date.now,
-  ttlMs = DATABASE_CHECK_TTL_MS,
-): () => Promise<ReadyCheckResult> {
-  let last: { at: number; result: Promise<ReadyCheckResult> } | null = null;
-  const run = async (): Promise<ReadyCheckResult> => {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        probe(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${DATABASE_PROBE_TIMEOUT_MS} ms`)), DATABASE_PROBE_TIMEOUT_MS);
-        }),
-      ]);
-    } catch (error) {
-      return { ok: false, state: `unreachable (${error instanceof Error ? error.message : String(error)})` };
-    } finally {
-      if (timer) clearTimeout(timer);
-    }
-    const status = listen();
-    return status.listening ? { ok: true, state: 'connected, listening' } : { ok: false, state: `connected, not listening (${status.error ?? 'reconnecting'})` };
-  };
-  return () => {
-    const at = now();
-    if (last === null || at - last.at >= ttlMs) last = { at, result: run() };
-    return last.result;
-  };
+export function notificationsCheck(listen: () => { listening: boolean; error: string | null; reconnects: number }): ReadyCheckResult {
+  const status = listen();
+  if (status.listening) return { ok: true, state: `listening (connections made: ${status.reconnects})` };
+  return { ok: false, state: `not listening (${status.error ?? 'reconnecting'})` };
 }

@@ -10,6 +10,7 @@ export type StorageErrorCode =
   | 'ERR_NOT_FOUND' // → 404
   | 'ERR_EXISTS' // package / tarball / version already there → 409
   | 'ERR_LOCK_TIMEOUT' // could not get the package lock in time; nothing was changed → 503
+  | 'ERR_UNAVAILABLE' // the database (PostgreSQL backend) cannot be reached; nothing was changed → 503
   | 'ERR_STORAGE_DB' // .verdaccio-db.json unreadable → refuse to start
   | 'ERR_ABORTED'; // upload aborted by the client
 
@@ -21,6 +22,7 @@ const STATUS: Record<StorageErrorCode, number> = {
   ERR_NOT_FOUND: 404,
   ERR_EXISTS: 409,
   ERR_LOCK_TIMEOUT: 503,
+  ERR_UNAVAILABLE: 503,
   ERR_STORAGE_DB: 500,
   ERR_ABORTED: 400,
 };
@@ -40,6 +42,5 @@ export function isStorageError(error: unknown, code?: StorageErrorCode): error i
   return error instanceof StorageError && (code === undefined || error.code === code);
 }
 
-export function isErrno(error: unknown, code: string): error is NodeJS.ErrnoException {
-  return typeof error === 'object' && error !== null && (error as NodeJS.ErrnoException).code === code;
-}
+/** The core's errno test (registry-core/fs-errors.ts), re-exported for this plugin's modules. */
+export { isErrno } from '../registry-core/fs-errors';

@@ -6,7 +6,8 @@
 import { PackageIndex, registryEvents, type IndexRecord, type RegistryEvent } from '../registry-core/index';
 import type { IndexSink } from './package-service';
 
-function eventOf(record: IndexRecord, user: string | undefined): RegistryEvent {
+/** The dashboard/audit event of one index record (also the PostgreSQL backend's, pg-index.ts). */
+export function eventOf(record: IndexRecord, user: string | undefined): RegistryEvent {
   const base = { time: record.time, name: record.name };
   switch (record.kind) {
     case 'publish':

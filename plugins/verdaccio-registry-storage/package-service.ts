@@ -23,9 +23,18 @@ const PENDING_TTL_MS = 10 * 60_000;
 /** No publish takes this long between writing its tarball and adding its version. */
 const ABANDONED_TARBALL_MS = 120_000;
 
-/** Where index records go (registry.lockb + the dashboard event bus in production). */
+/**
+ * Where index records go (registry.lockb + the dashboard event bus on files; the shared
+ * package_index table, in the publish's own transaction, on PostgreSQL — docs/database.md).
+ */
 export interface IndexSink {
-  append(records: IndexRecord[], context: { user?: string }): void;
+  append(records: IndexRecord[], context: { user?: string }): void | Promise<void>;
+  /**
+   * true: the records are part of the write's transaction, so a failure fails the write (the
+   * PostgreSQL sink). false/absent: the manifest is durable already and the index can be
+   * rebuilt from it, so a failure is logged (registry.lockb).
+   */
+  readonly atomic?: boolean;
 }
 
 export interface ServiceLog {
@@ -283,7 +292,7 @@ export class PackageService {
       }
       if (!isEmpty(changes)) {
         const user = changes.added.map((v) => next.versions[v]?._npmUser?.name).find((n) => typeof n === 'string');
-        this.appendRecords(recordsFor(pkg.name, changes, published, Date.now()), { user });
+        await this.appendRecords(recordsFor(pkg.name, changes, published, Date.now()), { user });
       }
     });
   }
@@ -344,10 +353,11 @@ export class PackageService {
     });
   }
 
-  private appendRecords(records: IndexRecord[], context: { user?: string }): void {
+  private async appendRecords(records: IndexRecord[], context: { user?: string }): Promise<void> {
     try {
-      this.sink.append(records, context);
+      await this.sink.append(records, context);
     } catch (error) {
+      if (this.sink.atomic) throw error;
       // the manifest (the source of truth) is durable already; the index can be rebuilt from it
       this.log.error(`registry.lockb: could not append ${records.length} index record(s): ${(error as Error).message} — run \`npm run config -- rebuild-index\``);
     }
@@ -421,7 +431,7 @@ export class PackageService {
         this.pending.delete(pkg.name);
         const removed = await this.store.deletePackument(pkg);
         if (!removed) throw notFound(`package ${name}`);
-        this.appendRecords([{ kind: 'unpublish-package', name: pkg.name, version: '', sha512: '', time: Date.now(), detail: '' }], {});
+        await this.appendRecords([{ kind: 'unpublish-package', name: pkg.name, version: '', sha512: '', time: Date.now(), detail: '' }], {});
       });
       return;
     }

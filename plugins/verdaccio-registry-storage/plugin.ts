@@ -5,18 +5,23 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { SIGNING_KEY_FILE, ConfigFile, bootMark, bootRegistry, debugLog, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
+import { SIGNING_KEY_FILE, ConfigFile, bootMark, bootRegistry, debugLog, registerReadyCheck, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
 import { VersionSigner } from './signatures';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles } from './atomic';
 import { FileSystemStore } from './fs-store';
 import { LockbIndexSink } from './lockb-sink';
-import { PackageService } from './package-service';
+import { PackageService, type IndexSink } from './package-service';
+import { databaseSettingsOf, packageChanges, sharedDatabase, type Database } from '../registry-core/database/index';
+import { IndexMirror, PgIndexSink } from './pg-index';
+import { PgPackageStore } from './pg-store';
+import type { PackageStore } from './store';
 import { TokenLedger } from './tokens';
-import { databaseSettingsOf } from '../registry-core/database/index';
 import { shareFolderSync } from '../registry-core/database/shared-files';
 import { type StorageConfig, StoragePluginAdapter } from './verdaccio-adapter';
+import { registerStorePort } from './store-port';
+import { registerLocalPackages } from '../registry-core/local-packages';
 import { scanPackagesSync } from './scan';
 import { heldInCache } from './upstream/held';
 import { UpstreamProxy } from './upstream/proxy';
@@ -28,6 +33,12 @@ export const UPSTREAM_CACHE_DIR = '.upstream';
 export interface RegistryStorageOptions {
   /** Give up waiting for a package lock after this many ms (ERR_LOCK_TIMEOUT → 503). */
   lock_timeout_ms?: number;
+  /** files (default) | postgres — docs/database.md; REGISTRY_DATABASE_URL overrides */
+  backend?: string;
+  /** postgres://… when backend is postgres */
+  database_url?: string;
+  /** connections of this node's pool (default 10) */
+  database_pool_max?: number;
 }
 
 export function configDirOf(config: Partial<Config> & Record<string, unknown>): string {
@@ -109,7 +120,7 @@ function reconcileIndex(lockbPath: string, storageDir: string, storedNames: stri
 export default class RegistryStoragePlugin extends StoragePluginAdapter {
   readonly storageDir: string;
   readonly lockbPath: string;
-  /** Reached by the HTTP entry as `storage.localStorage.storagePlugin.upstreamProxy` (duck-typed). */
+  /** Reached by the HTTP entry through the folder's store seam (store-port.ts). */
   readonly upstreamProxy: UpstreamProxy;
 
   constructor(config: StorageConfig & RegistryStorageOptions & Config, options: { config: Config; logger: Logger }) {
@@ -120,23 +131,57 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     const { storageDir, lockbPath } = resolveStoragePaths(merged);
 
     const metrics = registryMetrics(lockbPath);
-    const store = new FileSystemStore(storageDir, {
+    const onLockWait = (key: string, waitedMs: number): void => {
       // docs/operations.md: DEBUG lines and the lock-wait metrics
-      onLockWait: (key, waitedMs) => {
-        metrics.inc('registry_lock_waits_total', { lock: 'package' });
-        metrics.observe('registry_lock_wait_seconds', waitedMs / 1000, { lock: 'package' });
-        debugLog(lockbPath, 'lock', `waited for ${key}`, { ms: waitedMs.toFixed(1) });
-      },
-      lockTimeoutMs: typeof config.lock_timeout_ms === 'number' ? config.lock_timeout_ms : undefined,
-      onLockCompromised: (key, error) =>
-        logger.error({ key, detail: error.message }, 'registry-storage: lock for @{key} was taken over while held (@{detail})'),
-    });
-    const swept = sweepTempFiles(storageDir);
-    if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted write`);
-
-    const stored = scanPackagesSync(storageDir);
-    reconcileIndex(lockbPath, storageDir, stored, logger);
-    const sink = new LockbIndexSink(lockbPath);
+      metrics.inc('registry_lock_waits_total', { lock: 'package' });
+      metrics.observe('registry_lock_wait_seconds', waitedMs / 1000, { lock: 'package' });
+      debugLog(lockbPath, 'lock', `waited for ${key}`, { ms: waitedMs.toFixed(1) });
+    };
+    const lockTimeoutMs = typeof config.lock_timeout_ms === 'number' ? config.lock_timeout_ms : undefined;
+    const backend = databaseSettingsOf(options.config, process.env, config as unknown as Record<string, unknown>);
+    let store: PackageStore;
+    let sink: IndexSink;
+    let stored: string[] | null = null;
+    let database: Database | null = null;
+    if (backend.backend === 'postgres') {
+      // docs/database.md: packuments, tarballs, the package list and the index in PostgreSQL
+      database = sharedDatabase(backend.url, {
+        max: typeof config.database_pool_max === 'number' ? config.database_pool_max : undefined,
+        onError: (text) => logger.error({ detail: text }, 'registry-storage: @{detail}'),
+      });
+      const changes = packageChanges(lockbPath);
+      const pgStore = new PgPackageStore(database, { lockTimeoutMs, onLockWait, changes });
+      const mirror = new IndexMirror(database, lockbPath, {
+        onRemote: (names) => names.forEach((name) => pgStore.forget(name)),
+        log: (text) => warn(logger, text),
+        changes,
+      });
+      store = pgStore;
+      sink = new PgIndexSink(pgStore, mirror);
+      // migrations, then the index mirror, in the background: requests wait for the database themselves
+      const db = database;
+      const started = (async () => {
+        const report = await db.ready();
+        bootMark(`storage: database ${db.location} at schema version ${report.current}${report.applied.length > 0 ? ` (applied ${report.applied.map((m) => m.version).join(', ')})` : ''}`);
+        await mirror.sync();
+      })();
+      started.catch((error: unknown) => logger.error({ detail: `database ${db.location}: ${(error as Error).message} (retried at the next request)` }, 'registry-storage: @{detail}'));
+      // GET /-/ready (docs/operations.md): a node that lost its database is not ready, so a balancer drops it
+      registerReadyCheck(lockbPath, 'database', () => databaseState(db));
+    } else {
+      const fsStore = new FileSystemStore(storageDir, {
+        onLockWait,
+        lockTimeoutMs,
+        onLockCompromised: (key, error) =>
+          logger.error({ key, detail: error.message }, 'registry-storage: lock for @{key} was taken over while held (@{detail})'),
+      });
+      const swept = sweepTempFiles(storageDir);
+      if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted write`);
+      stored = scanPackagesSync(storageDir);
+      reconcileIndex(lockbPath, storageDir, stored, logger);
+      store = fsStore;
+      sink = new LockbIndexSink(lockbPath);
+    }
     const tokens = new TokenLedger(storageDir, merged);
     const ring = openSigningRing(merged);
     const service = new PackageService(
@@ -159,9 +204,21 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     super(config, { service, tokens, logger });
     this.storageDir = storageDir;
     this.lockbPath = lockbPath;
-    this.upstreamProxy = this.#createUpstream(merged, storageDir, lockbPath, prepared.registryUrl, service, store, sink, logger);
+    // the upstream cache stays on this node's files on either backend (docs/database.md), its records in this node's registry.lockb
+    const cacheSink = sink instanceof LockbIndexSink ? sink : new LockbIndexSink(lockbPath);
+    this.upstreamProxy = this.#createUpstream(merged, storageDir, lockbPath, prepared.registryUrl, service, store, cacheSink, logger);
+    // the seams other parts use instead of Verdaccio's internal storage.localStorage.storagePlugin
+    const listNames = (): Promise<string[]> => service.listNames();
+    registerStorePort(lockbPath, {
+      packumentRevision: (name) => service.packumentStamp(name),
+      owners: (name) => service.ownersOf(name),
+      changeOwners: (name, maintainers, actor) => service.changeOwners(name, maintainers, actor),
+      listNames,
+      upstream: this.upstreamProxy,
+    });
+    registerLocalPackages(lockbPath, listNames); // the dashboard's package list (core local-packages.ts)
 
-    bootMark(`storage ready: ${storageDir} (${stored.length} packages)`);
+    bootMark(stored === null ? `storage ready: PostgreSQL ${store.location} (upstream cache in ${join(storageDir, UPSTREAM_CACHE_DIR)})` : `storage ready: ${storageDir} (${stored.length} packages)`);
     announcePluginLoaded('storage', storageDir);
   }
 
@@ -171,7 +228,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     lockbPath: string,
     registryUrl: string,
     service: PackageService,
-    store: FileSystemStore,
+    store: PackageStore,
     sink: LockbIndexSink,
     logger: Logger,
   ): UpstreamProxy {
@@ -224,6 +281,24 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       }
     }, () => undefined);
     return proxy;
+  }
+}
+
+/** `SELECT 1` within 2 s: the readiness of a node on PostgreSQL. */
+async function databaseState(database: Database): Promise<{ ok: boolean; state: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      database.query('SELECT 1', [], 'ready-ping'),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000);
+      }),
+    ]);
+    return { ok: true, state: 'reachable' };
+  } catch (error) {
+    return { ok: false, state: `unreachable: ${(error as Error).message}` };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

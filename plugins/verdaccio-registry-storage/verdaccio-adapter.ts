@@ -8,7 +8,8 @@
  */
 import { PassThrough, type Readable } from 'node:stream';
 import { errorUtils, validationUtils } from '@verdaccio/core';
-import { getPublicUrl, validateURL } from '@verdaccio/url';
+import { validateURL } from '@verdaccio/url';
+import { authAllows, isRecord, rawRemoteUserOf, verdaccioAcceptsHost } from '../verdaccio-boundary/index';
 import { createAnonymousRemoteUser } from '@verdaccio/config';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
@@ -18,6 +19,7 @@ import { type Actor, type Maintainer, actorOf } from './owners';
 import type { PackageService } from './package-service';
 import type { Manifest, TarballWriter } from './store';
 import type { TokenLedger } from './tokens';
+import type { StorePort, UpstreamPort } from './store-port';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the Verdaccio boundary */
 type VerdaccioCallback = (err: any, ...results: any[]) => void;
@@ -247,27 +249,6 @@ export class StoragePluginAdapter implements IPluginStorage<StorageConfig> {
     this.logger = deps.logger;
   }
 
-  /**
-   * Not part of Verdaccio's contract: a middleware that caches rendered packument responses can
-   * reach this as `storage.localStorage.storagePlugin.packumentRevision(name)` (duck-typed) and
-   * reuse a response while the revision is unchanged. Synchronous, ~1 µs (one stat).
-   */
-  packumentRevision(name: string): string | null {
-    return this.deps.service.packumentStamp(name);
-  }
-
-  /**
-   * Not part of Verdaccio's contract, for the HTTP entry (duck-typed like packumentRevision):
-   * the package's maintainers (null: no such package) and `npm owner add|rm`.
-   */
-  packageOwners(name: string): Promise<Maintainer[] | null> {
-    return this.deps.service.ownersOf(name);
-  }
-
-  changePackageOwners(name: string, maintainers: Maintainer[], actor: Actor): Promise<void> {
-    return this.deps.service.changeOwners(name, maintainers, actor);
-  }
-
   getPackageStorage(packageName: string): IPackageStorage {
     return new PackageHandler(packageName, this.deps);
   }
@@ -344,11 +325,7 @@ export interface OwnerStore {
   change(name: string, maintainers: Maintainer[], actor: Actor): Promise<void>;
 }
 
-/** The store plugin's upstream proxy (upstream/proxy.ts), as the HTTP entry uses it. */
-export interface UpstreamPort {
-  packument(name: string, hops?: number): Promise<import('./upstream/proxy').PackumentOutcome>;
-  tarball(name: string, fileName: string, res: import('node:http').ServerResponse, hops?: number): Promise<'pass' | 'done'>;
-}
+export type { UpstreamPort } from './store-port';
 
 /** What the middleware entry may use of Verdaccio's objects (register_middlewares' auth/storage, the constructor's config). */
 export interface StorageHttpHost {
@@ -368,6 +345,8 @@ export interface StorageHttpHost {
   readonly cacheBlockers: readonly string[];
   /** Verdaccio's forwarded-protocol header (tarball URLs in packuments are built from it). */
   readonly forwardedProtoHeader: string;
+  /** OUR store plugin's package list; null when the store is another one. */
+  readonly listNames: (() => Promise<string[]>) | null;
   /** Verdaccio's auth chain (auth.allow_<action>) for req.remote_user; false on any denial or error. */
   allowed(action: HttpAction, packageName: string, req: Request, done: (allowed: boolean) => void): void;
   /**
@@ -409,15 +388,15 @@ function proxiedUplinks(config: any): string[] {
   return [...proxied];
 }
 
-export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: unknown): StorageHttpHost {
-  const a = auth as any;
+/**
+ * `port` is what our store plugin registered for this registry (store-port.ts), undefined when the
+ * configured store is another plugin; `storage` (Verdaccio's Storage) is read only for its
+ * configured filters.
+ */
+export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: unknown, port: StorePort | undefined): StorageHttpHost {
   const s = storage as any;
   const c = config as any;
-  if (typeof a?.allow_access !== 'function' || typeof a?.allow_publish !== 'function') {
-    throw new Error('registry-storage-http: Verdaccio passed an auth object without allow_access/allow_publish (unsupported Verdaccio version?)');
-  }
-  const plugin = s?.localStorage?.storagePlugin;
-  const ours = typeof plugin?.packumentRevision === 'function';
+  const allows = authAllows(auth, 'registry-storage-http');
   const blockers: string[] = [];
   const filters = c?.filters && typeof c.filters === 'object' ? Object.keys(c.filters) : [];
   if (filters.length > 0 || (Array.isArray(s?.filters) && s.filters.length > 0)) blockers.push(`filters: plugins configured (${filters.join(', ') || 'loaded'}) may rewrite packuments`);
@@ -429,57 +408,34 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
   const hostVerdicts = new Map<string, boolean>();
   const urlPrefix = typeof c?.url_prefix === 'string' ? c.url_prefix : '';
   return {
-    packumentRevision: ours ? (name: string) => plugin.packumentRevision(name) as string | null : null,
-    ownerStore:
-      typeof plugin?.packageOwners === 'function' && typeof plugin?.changePackageOwners === 'function'
-        ? {
-            owners: (name: string) => plugin.packageOwners(name) as Promise<Maintainer[] | null>,
-            change: (name: string, maintainers: Maintainer[], actor: Actor) => plugin.changePackageOwners(name, maintainers, actor) as Promise<void>,
-          }
-        : null,
+    packumentRevision: port ? (name: string) => port.packumentRevision(name) : null,
+    ownerStore: port ? { owners: (name: string) => port.owners(name), change: (name: string, maintainers: Maintainer[], actor: Actor) => port.changeOwners(name, maintainers, actor) } : null,
+    listNames: port ? () => port.listNames() : null,
     actor(req) {
-      return actorOf((req as any).remote_user);
+      return actorOf(rawRemoteUserOf(req));
     },
     errorAnswer(error) {
       const mapped = toVerdaccioError(error) as Error & { status?: number };
       return { status: typeof mapped.status === 'number' ? mapped.status : 500, message: mapped.message };
     },
-    upstream: typeof plugin?.upstreamProxy?.packument === 'function' && typeof plugin?.upstreamProxy?.tarball === 'function' ? (plugin.upstreamProxy as UpstreamPort) : null,
-    storeProblem: ours ? '' : `the store plugin is not registry-storage (${plugin?.constructor?.name ?? typeof plugin} has no packumentRevision)`,
+    upstream: port ? port.upstream : null,
+    storeProblem: port ? '' : 'the store plugin is not registry-storage (no registry-storage store registered for this registry.lockb)',
     cacheBlockers: blockers,
     forwardedProtoHeader: typeof header === 'string' && header !== '' ? header.toLowerCase() : 'x-forwarded-proto',
     allowed(action, packageName, req, done) {
-      const user = (req as any).remote_user;
-      if (!user || typeof user !== 'object') {
+      const user: unknown = (req as any).remote_user;
+      if (!isRecord(user)) {
         done(false);
         return;
       }
-      const check = action === 'access' ? a.allow_access : action === 'unpublish' && typeof a.allow_unpublish === 'function' ? a.allow_unpublish : a.allow_publish;
-      let answered = false;
-      try {
-        check.call(a, { packageName, packageVersion: undefined }, user, (err: unknown, ok: unknown) => {
-          if (answered) return;
-          answered = true;
-          done(!err && ok === true);
-        });
-      } catch {
-        if (!answered) {
-          answered = true;
-          done(false); // Verdaccio's own route will meet the same failure and answer it
-        }
-      }
+      allows(action, packageName, user, done);
     },
     hostHeaderUsable(host) {
       if (publicUrlFixed || host === undefined || host === '') return true;
       let usable = hostVerdicts.get(host);
       if (usable === undefined) {
-        try {
-          // the very function Verdaccio calls; only the Host decides whether it throws (the protocol is normalised to http/https)
-          getPublicUrl(urlPrefix, { host, protocol: 'http', headers: { host } });
-          usable = true;
-        } catch {
-          usable = false;
-        }
+        // the very function Verdaccio calls; only the Host decides whether it throws (the protocol is normalised to http/https)
+        usable = verdaccioAcceptsHost(host, urlPrefix);
         if (hostVerdicts.size < 256) hostVerdicts.set(host, usable); // a few real hosts; never grows with hostile ones
       }
       return usable;
@@ -489,8 +445,8 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
       return Boolean(user) && typeof user === 'object';
     },
     needsVerdaccioAuth(req) {
-      const user = (req as any).remote_user ?? (req as any).res?.locals?.remote_user;
-      return !user || typeof user !== 'object' || Boolean(user.token?.key);
+      const user = rawRemoteUserOf(req);
+      return user === undefined || Boolean((user.token as { key?: unknown } | undefined)?.key);
     },
   };
 }

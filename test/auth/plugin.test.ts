@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { createConfigFile, defaultFields, isRegistryCoreError } from '../../plugins/registry-core/index';
 import { onPluginLoaded, type PluginAnnouncement } from '../../plugins/registry-core/plugin-presence';
 import RegistryAuthPlugin, { getIssuer, getTokenAlgorithm, issueLocalToken, verifyToken } from '../../plugins/verdaccio-registry-auth/index';
-import type { RemoteUser, VerdaccioError } from '../../plugins/verdaccio-registry-auth/verdaccio-adapter';
+import type { VerdaccioError, VerdaccioRemoteUser } from '../../plugins/verdaccio-boundary/index';
 
 function registryFolder(): { dir: string; configPath: string } {
   const dir = mkdtempSync(join(tmpdir(), 'auth-plugin-'));
@@ -31,7 +31,7 @@ function call<T>(fn: (cb: (error: VerdaccioError | null, value?: T) => void) => 
   return new Promise((resolve) => fn((error, value) => resolve({ error, value })));
 }
 
-const user = (name: string | undefined, groups: string[]): RemoteUser => ({ name, groups, real_groups: [] });
+const user = (name: string | undefined, groups: string[]): VerdaccioRemoteUser => ({ name, groups, real_groups: [] });
 
 describe('the plugin object as Verdaccio drives it', () => {
   test('announces itself, binds the library exports to the running instance', async () => {

@@ -21,7 +21,7 @@ import { ConfigService } from '../../plugins/verdaccio-registry-dashboard/config
 import { DEFAULT_SOCKET_LIMITS, MessageAdmission, parseSocketLimits, TokenBucket } from '../../plugins/verdaccio-registry-dashboard/socket-limits';
 import { TerminalSockets } from '../../plugins/verdaccio-registry-dashboard/terminal-socket';
 import { createSocketTokenCheck } from '../../plugins/verdaccio-registry-dashboard/token-check';
-import { anonymousUser, authenticatedUser } from '../../plugins/verdaccio-registry-dashboard/verdaccio-adapter';
+import { anonymousUser, authenticatedUser } from '../../plugins/verdaccio-boundary/index';
 import { SocketClient, maskedTextFrame, rawSocket, serverFrames } from './helpers';
 
 const PATH = '/_dashboard/terminal';

@@ -22,6 +22,7 @@ import { auditEntryOf } from '../audit-log';
 import { registryEvents, type RegistryEvent } from '../events';
 import { CONFIG_START, HEADER_SIZE, MAGIC, decodeHeader } from '../layout';
 import { clusterLink, type ClusterLink } from './cluster';
+import { packageChanges } from './package-changes';
 import { resolve } from 'node:path';
 
 /** events other nodes hear over NOTIFY (package events travel in the shared index, config in the file) */
@@ -139,6 +140,34 @@ export function startClusterNode(url: string, lockbPath: string, report: (messag
     events.emit({ ...event, origin: 'remote' });
   });
 
+  // package changes (storage backend, docs/database.md "Package changes"): committed here → NOTIFY;
+  // another node's → delivered; after a (re)connection anything may have changed ('*')
+  const changes = packageChanges(lockbPath);
+  let detach: (() => void) | null = null;
+  const stopCommitted = changes.onCommitted((change) => {
+    void link.publish('registry_packages', { change }).catch((error: unknown) => report(`cluster: could not announce a change of ${change.name}: ${(error as Error).message}`));
+  });
+  const stopPackages = link.on('registry_packages', (payload) => {
+    const change = payload.change as { name?: unknown; revision?: unknown; indexId?: unknown } | undefined;
+    if (payload.truncated === true || !change || typeof change.name !== 'string') {
+      changes.deliver({ name: '*', revision: null, indexId: null });
+      return;
+    }
+    changes.deliver({
+      name: change.name,
+      revision: typeof change.revision === 'string' ? change.revision : null,
+      indexId: typeof change.indexId === 'string' ? change.indexId : null,
+    });
+  });
+  const stopPackagesConnect = link.onConnect(() => {
+    detach ??= changes.attachTransport();
+    changes.deliver({ name: '*', revision: null, indexId: null });
+  });
+  const stopLost = link.onLost(() => {
+    detach?.();
+    detach = null;
+  });
+
   link.start();
   const node: ClusterNode = {
     link,
@@ -150,6 +179,11 @@ export function startClusterNode(url: string, lockbPath: string, report: (messag
       stopConnect();
       stopEventsOut();
       stopEventsIn();
+      stopCommitted();
+      stopPackages();
+      stopPackagesConnect();
+      stopLost();
+      detach?.();
       config.close();
       table.delete(key);
     },

@@ -32,6 +32,7 @@ export class ClusterLink {
   readonly database: Database;
   readonly #handlers = new Map<ClusterChannel, Set<ClusterHandler>>();
   readonly #onConnect = new Set<() => void>();
+  readonly #onLost = new Set<() => void>();
   #client: Client | null = null;
   #listening = false;
   #error: string | null = 'not connected yet';
@@ -69,6 +70,12 @@ export class ClusterLink {
     if (this.#listening) queueMicrotask(() => this.#run(handler));
     this.start();
     return () => this.#onConnect.delete(handler);
+  }
+
+  /** Runs whenever the LISTEN connection is lost (notifications may be missed until the next onConnect). */
+  onLost(handler: () => void): () => void {
+    this.#onLost.add(handler);
+    return () => this.#onLost.delete(handler);
   }
 
   /** Tells every other node (after the caller's COMMIT). Payload is JSON; too large a payload is cut to {truncated: true}. */
@@ -127,7 +134,10 @@ export class ClusterLink {
       const was = this.#listening;
       this.#listening = false;
       this.#error = reason;
-      if (was) this.#report(`cluster: LISTEN connection lost (${reason}); reconnecting`);
+      if (was) {
+        this.#report(`cluster: LISTEN connection lost (${reason}); reconnecting`);
+        for (const handler of [...this.#onLost]) this.#run(handler);
+      }
       client.end().catch(() => undefined);
       this.#schedule();
     };

@@ -2,3 +2,4 @@
 export * from './settings';
 export * from './migrate';
 export * from './database';
+export * from './package-changes';

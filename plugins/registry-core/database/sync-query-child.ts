@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { Pool } from 'pg';
 import { RegistryCoreError } from '../errors';
 import { redactDatabaseUrl } from './settings';
-import { knownMigrations, migrate } from './migrate';
+import { MIGRATION_LOCK_KEY, knownMigrations, migrate } from './migrate';
 
 async function schemaIsCurrent(pool: Pool): Promise<boolean> {
   const known = knownMigrations();
@@ -22,12 +22,32 @@ async function schemaIsCurrent(pool: Pool): Promise<boolean> {
   }
 }
 
+/**
+ * Migrates when behind, but never queues for the migration lock: a waiter in PostgreSQL's queue
+ * could be granted the lock after a blocked parent. Try, and meanwhile watch for another node (or
+ * this node's parent) finishing the job; bounded.
+ */
+async function migrateWithoutQueueing(pool: Pool): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await schemaIsCurrent(pool))) {
+    const got = (await pool.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [MIGRATION_LOCK_KEY])).rows[0].ok;
+    if (got) {
+      // migrate() takes the (re-entrant, session) lock itself on its own connection: release ours first
+      await pool.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+      await migrate(pool);
+      return;
+    }
+    if (Date.now() > deadline) throw new RegistryCoreError('ERR_DATABASE_SCHEMA', 'another process held the migration lock for 60 s');
+    await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+  }
+}
+
 async function main(): Promise<void> {
   const request = JSON.parse(readFileSync(0, 'utf8')) as { url: string; statements: Array<{ text: string; values?: unknown[] }> };
   const pool = new Pool({ connectionString: request.url, max: 1, application_name: 'mycompany-registry start-up', connectionTimeoutMillis: 10_000 });
   pool.on('error', () => undefined);
   try {
-    if (!(await schemaIsCurrent(pool))) await migrate(pool);
+    await migrateWithoutQueueing(pool);
     const client = await pool.connect();
     try {
       await client.query('BEGIN');

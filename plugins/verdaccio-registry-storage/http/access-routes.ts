@@ -14,7 +14,6 @@
  */
 import type { Application, Request, Response } from 'express';
 import { asAnonymous, type StorageHttpHost } from '../verdaccio-adapter';
-import { isVerdaccioStorage, listNames } from './search-source';
 
 const BATCH = 32;
 
@@ -23,7 +22,7 @@ function ask(host: StorageHttpHost, action: 'access' | 'publish', name: string, 
 }
 
 export function addAccessRoutes(app: Application, deps: { storage: unknown; host: StorageHttpHost; warn(message: string): void }): void {
-  const { storage, host, warn } = deps;
+  const { host, warn } = deps;
   const failed = (res: Response, what: string) => (error: unknown) => {
     warn(`${what} failed: ${error instanceof Error ? error.message : String(error)}`);
     if (!res.headersSent) res.status(503).json({ error: `${what}: the package data could not be read; try again` });
@@ -36,13 +35,14 @@ export function addAccessRoutes(app: Application, deps: { storage: unknown; host
 
   app.get('/-/user/:user/package', (req, res) => {
     const user = req.params.user;
-    if (ownerStore === null || !isVerdaccioStorage(storage)) {
+    const listNames = host.listNames;
+    if (ownerStore === null || listNames === null) {
       res.status(501).json({ error: `access: package owners are not kept by this store (${host.storeProblem})` });
       return;
     }
     const self = host.actor(req).name === user;
     const run = async (): Promise<void> => {
-      const names = await listNames(storage);
+      const names = await listNames();
       const result: Record<string, string> = {};
       for (let i = 0; i < names.length; i += BATCH) {
         const batch = names.slice(i, i + BATCH);

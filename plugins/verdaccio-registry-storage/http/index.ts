@@ -19,6 +19,7 @@ import type { Config, Logger } from '@verdaccio/types';
 import { bootMark, bootRegistry, mergePublishedKeys, registryEvents, registryMetrics, startAuditTrail, upstreamKeysProvider, type RegistryMetrics, type SigningKeyRing } from '../../registry-core/index';
 import { openSigningRing, resolveStoragePaths } from '../plugin';
 import { announcePluginLoaded } from '../../registry-core/plugin-presence';
+import { storePortOf } from '../store-port';
 import { adaptStorageHttpHost, configuredMaxBodySize, createPublishVerdict, replaceAppJsonParser } from '../verdaccio-adapter';
 import { DEFAULT_BODY_LIMIT_KB, createBodyLimitParser, formatMb, maxTarballBytes, parseSize, type BodyLimits } from './body-limit';
 import { DEFAULT_SERVER_LIMITS, applyServerLimits, type ServerLimits } from './server-limits';
@@ -117,7 +118,7 @@ export default class RegistryStorageHttpPlugin {
     bootMark(
       `storage-http: bodies ≤ ${Math.round(limits.smallBytes / 1024)} KB before parsing, publish ≤ ${formatMb(publishBytes)} (tarballs up to ~${formatMb(maxTarballBytes(publishBytes))})`,
     );
-    const host = adaptStorageHttpHost(auth, storage, this.#config);
+    const host = adaptStorageHttpHost(auth, storage, this.#config, storePortOf(resolveStoragePaths(this.#config as unknown as Record<string, unknown>).lockbPath));
     const off: string[] = [];
     if (!this.options.packumentCache) off.push('packument_cache: false in config.yaml');
     if (host.packumentRevision === null) off.push(host.storeProblem);

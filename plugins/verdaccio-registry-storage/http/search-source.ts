@@ -1,5 +1,6 @@
 /**
- * The `GET /-/v1/search` handler: the local package list (the store plugin's `get`), the
+ * The `GET /-/v1/search` handler: the local package list (our store plugin's, through the
+ * folder's store seam store-port.ts — never Verdaccio's internal `localStorage`), the
  * access rule per name (auth.allow_access for req.remote_user, as every packument GET asks),
  * then each readable packument through Verdaccio's own `storage.getPackage` with
  * `uplinksLook: false` (filters applied, no upstream contact) — so a package the user may not
@@ -14,31 +15,19 @@ type Callback = (error: unknown, value?: unknown) => void;
 
 interface VerdaccioStorageShape {
   getPackage(options: { name: string; uplinksLook: boolean; keepUpLinkData: boolean; req: Request; callback: Callback }): void;
-  localStorage: { storagePlugin: { get(callback: Callback): void } };
 }
 
 function hasMethod(value: unknown, name: string): boolean {
   return typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>)[name] === 'function';
 }
 
+/** Verdaccio's public Storage API (getPackage), narrowed by shape. */
 export function isVerdaccioStorage(storage: unknown): storage is VerdaccioStorageShape {
-  if (!hasMethod(storage, 'getPackage')) return false;
-  const local = (storage as { localStorage?: unknown }).localStorage;
-  const plugin = typeof local === 'object' && local !== null ? (local as { storagePlugin?: unknown }).storagePlugin : undefined;
-  return hasMethod(plugin, 'get');
+  return hasMethod(storage, 'getPackage');
 }
 
 /** Access checks and packument reads run this many at a time. */
 const BATCH = 32;
-
-export function listNames(storage: VerdaccioStorageShape): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    storage.localStorage.storagePlugin.get((error, list) => {
-      if (error) reject(error);
-      else resolve(Array.isArray(list) ? list.filter((name): name is string => typeof name === 'string') : []);
-    });
-  });
-}
 
 function readPackument(storage: VerdaccioStorageShape, name: string, req: Request): Promise<unknown> {
   return new Promise((resolve) => {
@@ -59,13 +48,14 @@ export function createSearchHandler(deps: { storage: unknown; host: StorageHttpH
       res.status(400).json({ error: `search: ${parsed.error}` });
       return;
     }
-    if (!isVerdaccioStorage(storage)) {
-      res.status(501).json({ error: 'search: this Verdaccio storage has no local package list to search' });
+    const listNames = host.listNames;
+    if (!isVerdaccioStorage(storage) || listNames === null) {
+      res.status(501).json({ error: `search: this Verdaccio storage has no local package list to search (${host.storeProblem || 'no getPackage'})` });
       return;
     }
     const query = parsed.query;
     const run = async (): Promise<void> => {
-      const names = await listNames(storage);
+      const names = await listNames();
       const matches: { entry: SearchPackage; score: number }[] = [];
       for (let i = 0; i < names.length; i += BATCH) {
         const batch = names.slice(i, i + BATCH);

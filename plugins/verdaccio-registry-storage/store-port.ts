@@ -1,0 +1,44 @@
+/**
+ * What the storage part's HTTP entry (http/, a middleware plugin) uses of its store plugin, as a
+ * seam inside this folder: the store plugin (plugin.ts) registers its port per registry.lockb
+ * when Verdaccio constructs it; the HTTP entry looks it up by the same path instead of reaching
+ * into Verdaccio's internal `storage.localStorage.storagePlugin`. No port registered = the
+ * configured store is another plugin (no packument cache, ownership not enforced, no proxying:
+ * boot lines say so).
+ */
+import { resolve } from 'node:path';
+import type { Actor, Maintainer } from './owners';
+import type { PackumentOutcome } from './upstream/proxy';
+import type { ServerResponse } from 'node:http';
+
+/** The store plugin's upstream proxy (upstream/proxy.ts), as the HTTP entry uses it. */
+export interface UpstreamPort {
+  packument(name: string, hops?: number): Promise<PackumentOutcome>;
+  tarball(name: string, fileName: string, res: ServerResponse, hops?: number): Promise<'pass' | 'done'>;
+}
+
+export interface StorePort {
+  /** a stamp that changes whenever the package's packument file changes (~1 µs, one stat); null: no such package */
+  packumentRevision(name: string): string | null;
+  /** the package's maintainers (null: no such package) */
+  owners(name: string): Promise<Maintainer[] | null>;
+  /** `npm owner add|rm` */
+  changeOwners(name: string, maintainers: Maintainer[], actor: Actor): Promise<void>;
+  /** every locally stored package name */
+  listNames(): Promise<string[]>;
+  upstream: UpstreamPort;
+}
+
+const ports = new Map<string, StorePort>();
+
+export function registerStorePort(lockbPath: string, port: StorePort): () => void {
+  const key = resolve(lockbPath);
+  ports.set(key, port);
+  return () => {
+    if (ports.get(key) === port) ports.delete(key);
+  };
+}
+
+export function storePortOf(lockbPath: string): StorePort | undefined {
+  return ports.get(resolve(lockbPath));
+}

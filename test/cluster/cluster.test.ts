@@ -88,7 +88,7 @@ describe('14 several registry nodes on one PostgreSQL behind HAProxy', () => {
     await pg?.destroy();
   });
 
-  test('14.0 every node verifies every other node\'s tokens and serves the same signing keys', async (t) => {
+  test('14.c0 every node verifies every other node\'s tokens and serves the same signing keys', async (t) => {
     if (skipReason) return t.skip(skipReason);
     for (const node of nodes) {
       assert.deepEqual(await whoami(node.url, admin), { status: 200, user: ADMIN.name }, node.url);
@@ -103,7 +103,7 @@ describe('14 several registry nodes on one PostgreSQL behind HAProxy', () => {
     assert.deepEqual(jwks[2], jwks[0]);
   });
 
-  test('14.1 npm publish through node A, npm install through node B right after: present and byte-identical', async (t) => {
+  test('14.c1 npm publish through node A, npm install through node B right after: present and byte-identical', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const [a, b] = nodes;
     const publisher = createClientDir(a, { token: admin });
@@ -121,7 +121,7 @@ describe('14 several registry nodes on one PostgreSQL behind HAProxy', () => {
     assert.ok(fromA.bytes.equals(fromB.bytes), 'node B serves the bytes node A stored');
   });
 
-  test('14.2 30 concurrent publishes over the 3 nodes all land; one version on two nodes at once: one 201, one 409', async (t) => {
+  test('14.c2 30 concurrent publishes over the 3 nodes all land; one version on two nodes at once: one 201, one 409', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const name = '@mycompany/concurrent-cluster';
     const results = await Promise.all(
@@ -139,7 +139,7 @@ describe('14 several registry nodes on one PostgreSQL behind HAProxy', () => {
     assert.equal(through.status, 201, through.text);
   });
 
-  test('14.3 a config toggle via A\'s dashboard API, B\'s CLI on its own file and C\'s WebSocket reaches every node\'s WebSocket clients', async (t) => {
+  test('14.c3 a config toggle via A\'s dashboard API, B\'s CLI on its own file and C\'s WebSocket reaches every node\'s WebSocket clients', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const clients = await Promise.all(nodes.map((node) => SocketClient.open(socketUrl(node))));
     try {
@@ -169,7 +169,7 @@ describe('14 several registry nodes on one PostgreSQL behind HAProxy', () => {
     }
   });
 
-  test('14.4 npm logout and npm token revoke on one node: the token is refused on every node at the next request', async (t) => {
+  test('14.c4 npm logout and npm token revoke on one node: the token is refused on every node at the next request', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const [a, b, c] = nodes;
     // a login session made on C, logged out through A
@@ -209,7 +209,7 @@ describe('14 several registry nodes on one PostgreSQL behind HAProxy', () => {
     for (const node of nodes) assert.equal((await whoami(node.url, reader)).status, 200);
   });
 
-  test('14.6 restart PostgreSQL: nodes report it on /-/ready, reconnect, nothing acknowledged lost', async (t) => {
+  test('14.c6 restart PostgreSQL: nodes report it on /-/ready, reconnect, nothing acknowledged lost', async (t) => {
     if (skipReason || pg === null) return t.skip(skipReason ?? 'no PostgreSQL');
     const name = '@mycompany/through-restart';
     const acknowledged: string[] = [];
@@ -251,7 +251,7 @@ describe('14 several registry nodes on one PostgreSQL behind HAProxy', () => {
     }
   });
 
-  test('14.5 kill -9 one node during a stream of publishes through the balancer: no acknowledged publish lost, the others keep serving', async (t) => {
+  test('14.c5 kill -9 one node during a stream of publishes through the balancer: no acknowledged publish lost, the others keep serving', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const name = '@mycompany/kill-stream';
     const acknowledged: string[] = [];

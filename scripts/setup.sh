@@ -20,6 +20,8 @@ if [ "${1:-}" = "--with-test-tools" ]; then
   command -v tmux >/dev/null 2>&1 || missing+=(tmux)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  # HAProxy: the real load balancer of the cluster tests (templates/haproxy.cfg, docs/cluster.md)
+  [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
   # Debian keeps the server binaries off PATH, in /usr/lib/postgresql/<major>/bin
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)

@@ -19,7 +19,8 @@ export type RegistryCoreErrorCode =
   | 'ERR_CLOSED'
   | 'ERR_AUDIT_CORRUPT'
   | 'ERR_DATABASE_CONFIG'
-  | 'ERR_DATABASE_SCHEMA';
+  | 'ERR_DATABASE_SCHEMA'
+  | 'ERR_DATABASE';
 
 export const REPAIR_HINT = 'run `npm run config -- repair`';
 

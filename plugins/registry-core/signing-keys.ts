@@ -20,6 +20,8 @@ export const SIGNING_KEY_TYPE = 'ecdsa-sha2-nistp256';
 export const DEFAULT_SIGNING_KEY_DAYS = 365;
 const DAY_MS = 86_400_000;
 const FILE = /^key-(\d{1,9})\.json$/;
+/** The key files of a signing-keys folder (the cluster shares exactly these, docs/cluster.md). */
+export const SIGNING_KEY_FILE = FILE;
 
 export interface SigningKey {
   keyid: string;

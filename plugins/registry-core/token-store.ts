@@ -188,6 +188,36 @@ function parseStoreFile(path: string, text: string): StoreFileShape {
 }
 
 
+/**
+ * What the auth and storage plugins need of a token store. Two implementations: the file store
+ * below (the default) and the PostgreSQL one (database/token-store-pg.ts, docs/cluster.md). Writes
+ * may be asynchronous (callers await them); the per-request checks (isRevoked, generation) are
+ * synchronous reads of memory, which `sync()` first brings up to date with every other node
+ * (null: nothing to do — the file store is the only writer's memory).
+ */
+export interface TokenRecords {
+  save(record: IssuedTokenRecord): void | Promise<void>;
+  list(user: string, now?: number): IssuedTokenRecord[];
+  get(key: string): IssuedTokenRecord | undefined;
+  revoke(user: string, key: string): IssuedTokenRecord | Promise<IssuedTokenRecord>;
+  revokeJti(jti: string, expiresAt: number | null): void | Promise<void>;
+  markUsed(key: string, now?: number): void;
+  flushLastUsed(): boolean | Promise<boolean>;
+  isRevoked(jti: string): boolean;
+  generation(user: string): number;
+  invalidateUser(user: string): number | Promise<number>;
+  prune(now?: number): number | Promise<number>;
+  sync(): Promise<void> | null;
+  /** true when other processes write too (PostgreSQL) */
+  readonly shared?: boolean;
+  close(): void;
+}
+
+/** Exported for the PostgreSQL store: the same record rules. */
+export function checkedTokenRecord(value: unknown, where: string): IssuedTokenRecord {
+  return checkTokenRecord(value, where);
+}
+
 const openStores = new Map<string, { store: TokenStore; refs: number }>();
 
 /** What identifies one version of the file: a rename (every write) changes the inode. */
@@ -201,7 +231,7 @@ function stampOf(file: string): string {
   }
 }
 
-export class TokenStore {
+export class TokenStore implements TokenRecords {
   readonly file: string;
   private tokens = new Map<string, IssuedTokenRecord>();
   private revoked = new Map<string, number | null>();
@@ -314,6 +344,11 @@ export class TokenStore {
     if (this.pendingLastUsed.size === 0) return false;
     this.update(() => true);
     return true;
+  }
+
+  /** The file is re-read when it changed (isRevoked/generation stat it): nothing to ask first. */
+  sync(): null {
+    return null;
   }
 
   /** Called on every authenticated request: one stat (sees other processes' revocations) and one Map lookup. */

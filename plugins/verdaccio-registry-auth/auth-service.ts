@@ -4,14 +4,14 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { TokenStoreError, maskToken, type IssuedTokenRecord, type TokenStore } from '../registry-core/token-store';
+import { TokenStoreError, maskToken, type IssuedTokenRecord, type TokenRecords } from '../registry-core/token-store';
 import { AuthError } from './errors';
 import type { FirstUserRecord } from './first-user';
 import type { PluginLogger } from './verdaccio-adapter';
 import { parseCidr } from './network';
-import type { FailedLoginLimiter } from './rate-limit';
+import type { LoginLimiter } from './rate-limit';
 import type { IssuedToken, TokenIssuer } from './token-issuer';
-import { passwordProblem, type UserStore } from './users';
+import { passwordProblem, type Users } from './users';
 
 import { ADMIN_GROUP } from '../registry-core/index';
 
@@ -71,11 +71,11 @@ export interface RegistryEventSink {
 }
 
 export interface AuthServiceOptions {
-  users: UserStore;
+  users: Users;
   firstUser: FirstUserRecord;
   issuer: TokenIssuer;
-  tokens: TokenStore;
-  limiter: FailedLoginLimiter;
+  tokens: TokenRecords;
+  limiter: LoginLimiter;
   events: RegistryEventSink;
   logger: PluginLogger;
   admins: readonly string[] | undefined;
@@ -167,7 +167,7 @@ export class AuthService {
     this.options = options;
   }
 
-  get users(): UserStore {
+  get users(): Users {
     return this.options.users;
   }
 
@@ -190,14 +190,14 @@ export class AuthService {
   /** Password check behind the limiter. Throws ERR_RATE_LIMITED while locked out (even for a right password). */
   async checkPassword(user: string, password: string, ip: string): Promise<boolean> {
     const { limiter } = this.options;
-    const wait = limiter.retryAfter(user, ip);
+    const wait = await limiter.retryAfter(user, ip);
     if (wait > 0) throw new AuthError('ERR_RATE_LIMITED', `too many failed logins for ${user}; retry in ${wait} s`, { retryAfter: wait });
     const ok = await this.options.users.verify(user, password);
     if (ok) {
-      limiter.succeed(user, ip);
+      await limiter.succeed(user, ip);
       return true;
     }
-    const lock = limiter.fail(user, ip);
+    const lock = await limiter.fail(user, ip);
     this.options.logger.warn({ user, ip, locked: lock }, 'failed login for @{user} from @{ip} (lock-out @{locked} s)');
     return false;
   }
@@ -239,6 +239,7 @@ export class AuthService {
       throw new AuthError('ERR_BAD_REQUEST', 'username and password are required');
     }
     // read before the (slow) password check: a password change meanwhile makes this token invalid
+    await this.options.tokens.sync();
     const generation = this.options.tokens.generation(user);
     if (!(await this.checkPassword(user, password, ip))) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
     return this.issueSession(user, ip, origin, generation);
@@ -273,7 +274,7 @@ export class AuthService {
     const options = generation === undefined ? {} : { generation };
     const issued = await this.options.issuer.issue(user, this.groupsOf(user), options);
     const { tokens } = this.options;
-    tokens.save({
+    await tokens.save({
       key: issued.jti,
       user,
       created: issued.issuedAt,
@@ -286,7 +287,7 @@ export class AuthService {
     });
     const sessions = tokens.list(user).filter((record) => record.kind === 'session');
     for (const old of sessions.slice(0, Math.max(0, sessions.length - MAX_SESSIONS_PER_USER))) {
-      tokens.revokeJti(old.key, old.expiresAt);
+      await tokens.revokeJti(old.key, old.expiresAt);
       this.options.logger.info({ user, key: old.key }, 'login session @{key} of @{user} revoked: too many live sessions');
     }
     this.options.logger.info({ user, ip, alg: issued.alg, key: issued.jti }, 'issued a @{alg} login token @{key} for @{user} (@{ip})');
@@ -301,6 +302,7 @@ export class AuthService {
    * registered under the usual rules first. The token is a login session like every other.
    */
   async webSignIn(user: string, password: string, ip: string, create: boolean): Promise<IssuedToken> {
+    await this.options.users.sync();
     if (create && !this.options.users.has(user)) {
       await this.addUser(user, password);
       this.options.logger.info({ user, ip }, 'user @{user} registered from @{ip} (web login)');
@@ -310,8 +312,8 @@ export class AuthService {
   }
 
   /** A web-login token nobody collected: it must not stay valid. */
-  revokeUncollected(jti: string, expiresAt: number): void {
-    this.options.tokens.revokeJti(jti, expiresAt);
+  async revokeUncollected(jti: string, expiresAt: number): Promise<void> {
+    await this.options.tokens.revokeJti(jti, expiresAt);
     this.options.logger.info({ key: jti }, 'web login token @{key} was never collected: revoked');
   }
 
@@ -326,7 +328,7 @@ export class AuthService {
     const problem = passwordProblem(newPassword, this.options.users.passwordMinLength);
     if (problem) throw new AuthError('ERR_PASSWORD_POLICY', problem);
     if (!(await this.checkPassword(user, oldPassword, ip))) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
-    const generation = this.options.tokens.invalidateUser(user);
+    const generation = await this.options.tokens.invalidateUser(user);
     this.basicCache.clear();
     await this.options.users.setPassword(user, newPassword);
     this.options.logger.warn({ user, ip, generation }, 'password of @{user} changed from @{ip}: every earlier token of @{user} is invalid (generation @{generation})');
@@ -335,6 +337,7 @@ export class AuthService {
 
   /** `npm token create`: re-checks the password, issues a restricted token and records it. */
   async createGeneratedToken(user: string, request: TokenRequest, ip: string): Promise<GeneratedTokenResult> {
+    await this.options.tokens.sync();
     const generation = this.options.tokens.generation(user);
     if (!(await this.checkPassword(user, request.password, ip))) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
     const issued = await this.options.issuer.issue(user, this.groupsOf(user), {
@@ -358,13 +361,14 @@ export class AuthService {
     if (request.scopes.length > 0) record.scopes = [...request.scopes];
     if (request.name !== undefined) record.name = request.name;
     if (request.description !== undefined) record.description = request.description;
-    this.options.tokens.save(record);
+    await this.options.tokens.save(record);
     this.options.logger.info({ user, key: record.key, readonly: record.readonly }, 'token @{key} created for @{user} (readonly @{readonly})');
     this.options.events.emit({ kind: 'token', time: Date.now(), user, detail: `created ${record.key}` });
     return { issued, record };
   }
 
-  listTokens(user: string): IssuedTokenRecord[] {
+  async listTokens(user: string): Promise<IssuedTokenRecord[]> {
+    await this.options.tokens.sync();
     return this.options.tokens.list(user);
   }
 
@@ -375,6 +379,7 @@ export class AuthService {
    */
   async revokeToken(user: string, keyOrToken: string): Promise<{ key: string }> {
     const { tokens, issuer } = this.options;
+    await tokens.sync();
     let key = keyOrToken;
     if (tokens.get(keyOrToken) === undefined && looksLikeJwt(keyOrToken)) {
       let signed: { jti: string; user: string; expiresAt: number | null };
@@ -387,12 +392,12 @@ export class AuthService {
       key = signed.jti;
       if (tokens.get(key) === undefined) {
         // a token of ours without a record (issued before sessions were recorded): revoke by jti
-        tokens.revokeJti(key, signed.expiresAt);
+        await tokens.revokeJti(key, signed.expiresAt);
         this.revoked(user, key);
         return { key };
       }
     }
-    tokens.revoke(user, key);
+    await tokens.revoke(user, key);
     this.revoked(user, key);
     return { key };
   }
@@ -405,7 +410,7 @@ export class AuthService {
   /** `npm logout`: holding a token we signed is authority enough to revoke it. */
   async logout(token: string): Promise<{ user: string; jti: string }> {
     const { jti, user, expiresAt } = await this.options.issuer.verifySignatureOnly(token);
-    this.options.tokens.revokeJti(jti, expiresAt);
+    await this.options.tokens.revokeJti(jti, expiresAt);
     this.options.logger.info({ user, jti }, 'logout: token @{jti} of @{user} revoked');
     this.options.events.emit({ kind: 'logout', time: Date.now(), user, actor: user, tokenId: jti });
     return { user, jti };

@@ -306,8 +306,11 @@ export function createAuthMiddleware(deps: HttpDependencies): Middleware {
     if (scheme === 'bearer' && value) {
       auth.kind = 'bearer';
       auth.bearer = value;
-      const seen = issuer.peekVerified(value);
-      if (seen) return acceptToken(req, res, auth, seen);
+      // a shared store (docs/cluster.md) is asked first: a token revoked on any node is refused here at once
+      if (!issuer.sharedRevocations) {
+        const seen = issuer.peekVerified(value);
+        if (seen) return acceptToken(req, res, auth, seen);
+      }
       return issuer.verify(value).then(
         (verified) => acceptToken(req, res, auth, verified),
         (error: unknown) => rejectToken(req, res, error),
@@ -466,20 +469,25 @@ function createRoutes(deps: HttpDependencies): Router {
   router.get('/-/user/:couchId', (req: AuthRequest, res, next) => {
     const name = couchName(req);
     if (name === null) return next();
-    // `npm owner add <user>` reads this first: an unknown user must not become an owner
-    if (!service.users.has(name)) {
-      sendJson(res, 404, { error: `no such user ${JSON.stringify(name)}` });
-      return;
-    }
-    const self = req.remote_user?.name === name;
-    sendJson(res, 200, {
-      _id: `${COUCH_PREFIX}${name}`,
-      _rev: '1-registry',
-      name,
-      type: 'user',
-      roles: [],
-      ok: self ? `you are authenticated as '${name}'` : 'you are not authenticated',
-    });
+    Promise.resolve(service.users.sync()).then(
+      () => {
+        // `npm owner add <user>` reads this first: an unknown user must not become an owner
+        if (!service.users.has(name)) {
+          sendJson(res, 404, { error: `no such user ${JSON.stringify(name)}` });
+          return;
+        }
+        const self = req.remote_user?.name === name;
+        sendJson(res, 200, {
+          _id: `${COUCH_PREFIX}${name}`,
+          _rev: '1-registry',
+          name,
+          type: 'user',
+          roles: [],
+          ok: self ? `you are authenticated as '${name}'` : 'you are not authenticated',
+        });
+      },
+      (error: unknown) => sendError(res, logger, error),
+    );
   });
 
   const couchPut = (retry: boolean) => (req: AuthRequest, res: Response, next: () => void) => {
@@ -497,6 +505,8 @@ function createRoutes(deps: HttpDependencies): Router {
     const auth = requestAuth.get(req);
     const ip = clientIp(req);
     const run = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
+      // another node may have registered the name a moment ago (docs/cluster.md)
+      await service.users.sync();
       if (auth?.kind === 'basic' && auth.basicUser === name) {
         // the middleware already checked these credentials (and counted a failure)
         if (!auth.basicOk) throw new AuthError('ERR_BAD_CREDENTIALS', 'bad username or password');
@@ -552,8 +562,13 @@ function createRoutes(deps: HttpDependencies): Router {
   router.get('/-/npm/v1/tokens', (req: AuthRequest, res) => {
     const user = authenticatedUser(req, res);
     if (!user) return;
-    const objects = service.listTokens(user).map(tokenView);
-    sendJson(res, 200, { objects, total: objects.length, urls: {} }, true);
+    service.listTokens(user).then(
+      (records) => {
+        const objects = records.map(tokenView);
+        sendJson(res, 200, { objects, total: objects.length, urls: {} }, true);
+      },
+      (error: unknown) => sendError(res, logger, error),
+    );
   });
 
   router.post('/-/npm/v1/tokens', (req: AuthRequest, res) => {
@@ -597,11 +612,9 @@ function createRoutes(deps: HttpDependencies): Router {
   const webLogin = new WebLoginSessions(deps.webLogin);
   const revokeUncollected = (expired: readonly { jti: string; expiresAt: number }[]): void => {
     for (const token of expired) {
-      try {
-        service.revokeUncollected(token.jti, token.expiresAt);
-      } catch (error) {
+      service.revokeUncollected(token.jti, token.expiresAt).catch((error: unknown) => {
         logger.error({ message: error instanceof Error ? error.message : String(error) }, 'web login: revoking an uncollected token failed: @{message}');
-      }
+      });
     }
   };
   // expired sessions are dropped (their uncollected tokens revoked) on the next start, and at least once a minute

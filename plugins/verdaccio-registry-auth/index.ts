@@ -22,7 +22,14 @@ import {
   startAuditTrail,
 } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
-import { LAST_USED_RESOLUTION_MS, TOKEN_STORE_FILE, TokenStore } from '../registry-core/token-store';
+import { LAST_USED_RESOLUTION_MS, TOKEN_STORE_FILE, TokenStore, type TokenRecords } from '../registry-core/token-store';
+import { databaseSettingsOf } from '../registry-core/database/index';
+import { clusterLink, type ClusterLink } from '../registry-core/database/cluster';
+import { startClusterNode } from '../registry-core/database/cluster-node';
+import { PgTokenStore } from '../registry-core/database/token-store-pg';
+import { shareFolderSync } from '../registry-core/database/shared-files';
+import { PgUserStore } from './users-pg';
+import { PgLoginLimiter } from './rate-limit-pg';
 import { registerTokenVerifier } from '../registry-core/token-verifier';
 import { packageOwnersOf } from '../registry-core/package-owners';
 import { OidcExchange } from './oidc-exchange';
@@ -31,11 +38,11 @@ import { AuthService } from './auth-service';
 import { AuthError } from './errors';
 import { FirstUserRecord } from './first-user';
 import { createAuthMiddleware, installLogoutUrlRedaction } from './http';
-import { KeyRing, TOKEN_ALGORITHMS, type TokenAlgorithm } from './keys';
+import { KEY_FILE_PATTERN, KeyRing, TOKEN_ALGORITHMS, type TokenAlgorithm } from './keys';
 import { readPluginSettings, type AuthPluginSettings } from './plugin-config';
 import { FailedLoginLimiter } from './rate-limit';
 import { TokenIssuer, identityOf, type IssueOptions, type IssuedToken, type VerifiedToken } from './token-issuer';
-import { UserStore } from './users';
+import { UserStore, type Users } from './users';
 import {
   adaptHelpers,
   adaptPackageRule,
@@ -105,12 +112,17 @@ export default class RegistryAuthPlugin {
     const settings = readPluginSettings(merged, configPath);
     this.settings = settings;
 
-    const users = new UserStore({
+    // files (default) or PostgreSQL shared by every node (docs/database.md, docs/cluster.md)
+    const backend = databaseSettingsOf(merged, process.env);
+    const report = (message: string): void => logger.warn({ message }, 'registry-auth: @{message}');
+    const link: ClusterLink | null = backend.backend === 'postgres' ? clusterLink(backend.url, report) : null;
+    const userOptions = {
       file: settings.htpasswdFile,
       maxUsers: settings.maxUsers,
       passwordMinLength: settings.passwordMinLength,
       bcryptRounds: settings.bcryptRounds,
-    });
+    };
+    const users: Users = link === null ? new UserStore(userOptions) : new PgUserStore(userOptions, link);
     for (const warning of users.warnings) logger.warn({ warning }, '@{warning}');
     const firstUser = new FirstUserRecord(settings.htpasswdFile);
     if (firstUser.recordedName === null && users.size > 0) {
@@ -123,18 +135,24 @@ export default class RegistryAuthPlugin {
     // bootRegistry created and validated registry.lockb; an invalid one throws here.
     const configFile = ConfigFile.open(settings.lockbPath);
     const { envFile } = loadRegistrySettings({ configPath: settings.configPath, lockbPath: settings.lockbPath, env: {} });
-    const tokens = TokenStore.open(join(settings.storageDir, TOKEN_STORE_FILE));
-    tokens.prune();
+    const tokens: TokenRecords = link === null ? TokenStore.open(join(settings.storageDir, TOKEN_STORE_FILE)) : PgTokenStore.open(link);
+    if (link !== null) startClusterNode(link.database.url, settings.lockbPath, report);
+    Promise.resolve()
+      .then(() => tokens.prune())
+      .catch((error: unknown) => logger.warn({ error: (error as Error).message }, 'could not prune expired tokens: @{error}'));
     // "last used" marks are kept in memory and written out together, at most once a minute (a
     // crash loses at most that minute of marks, never a token or a revocation)
     setInterval(() => {
-      try {
-        tokens.flushLastUsed();
-      } catch (error) {
-        logger.warn({ error: (error as Error).message }, 'could not write token last-used marks: @{error}');
-      }
+      Promise.resolve()
+        .then(() => tokens.flushLastUsed())
+        .catch((error: unknown) => logger.warn({ error: (error as Error).message }, 'could not write token last-used marks: @{error}'));
     }, LAST_USED_RESOLUTION_MS).unref();
-    const ring = KeyRing.open(settings.keysDir, { background: true });
+    let ring = KeyRing.open(settings.keysDir, { background: link === null });
+    if (link !== null) {
+      // every node signs and verifies with the same keys: the first node's win (docs/cluster.md "Keys")
+      const shared = shareFolderSync(link.database.url, 'keys', settings.keysDir, KEY_FILE_PATTERN);
+      if (shared.written.length > 0) ring = KeyRing.open(settings.keysDir);
+    }
     // keys/ removed while running: written back from memory (a restart would invalidate every token)
     ring.watchOnDisk((event) => {
       if (event.kind === 'restored') logger.warn({ message: event.message }, 'auth keys: @{message}');
@@ -152,7 +170,8 @@ export default class RegistryAuthPlugin {
       firstUser,
       issuer: this.issuer,
       tokens,
-      limiter: new FailedLoginLimiter({ maxFailures: settings.loginMaxFailures }),
+      limiter:
+        link === null ? new FailedLoginLimiter({ maxFailures: settings.loginMaxFailures }) : new PgLoginLimiter(link.database, { maxFailures: settings.loginMaxFailures }),
       events: registryEvents(settings.lockbPath),
       logger,
       admins: settings.admins,

@@ -63,6 +63,9 @@ interface KeySpec {
 
 const RSA_BITS = 2048;
 
+/** The key files of the folder (the cluster shares exactly these, docs/cluster.md "Keys"). */
+export const KEY_FILE_PATTERN = /^(ed25519|rsa-2048)\.private\.jwk\.json$/;
+
 const SPECS: readonly KeySpec[] = [
   {
     alg: 'EdDSA',

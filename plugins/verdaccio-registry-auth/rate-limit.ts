@@ -15,13 +15,39 @@ export interface RateLimitOptions {
 
 export const DEFAULT_RATE_LIMIT: RateLimitOptions = { maxFailures: 5, windowMs: 60_000, maxLockMs: 15 * 60_000, maxEntries: 10_000 };
 
-interface Entry {
+export interface LimiterEntry {
   failures: number[];
   lockedUntil: number;
   lockouts: number;
 }
+type Entry = LimiterEntry;
 
-export class FailedLoginLimiter {
+/** What the auth service needs: this in-memory limiter, or the one shared by every node (rate-limit-pg.ts). */
+export interface LoginLimiter {
+  retryAfter(user: string, ip: string, now?: number): number | Promise<number>;
+  fail(user: string, ip: string, now?: number): number | Promise<number>;
+  succeed(user: string, ip: string): void | Promise<void>;
+}
+
+/** The one rule: records a failure at `now` in `entry` (changed in place). */
+export function recordFailure(entry: LimiterEntry, now: number, options: RateLimitOptions): void {
+  entry.failures = entry.failures.filter((time) => now - time < options.windowMs);
+  entry.failures.push(now);
+  if (entry.failures.length >= options.maxFailures) {
+    const lockMs = Math.min(options.windowMs * 2 ** entry.lockouts, options.maxLockMs);
+    entry.lockedUntil = now + lockMs;
+    entry.lockouts += 1;
+    entry.failures = [];
+  }
+}
+
+/** Seconds still locked out at `now` (0 = allowed). */
+export function secondsLocked(entry: LimiterEntry | undefined, now: number): number {
+  if (!entry || entry.lockedUntil <= now) return 0;
+  return Math.max(1, Math.ceil((entry.lockedUntil - now) / 1000));
+}
+
+export class FailedLoginLimiter implements LoginLimiter {
   private readonly options: RateLimitOptions;
   private readonly entries = new Map<string, Entry>();
 
@@ -34,15 +60,13 @@ export class FailedLoginLimiter {
     return this.entries.size;
   }
 
-  private static key(user: string, ip: string): string {
+  static key(user: string, ip: string): string {
     return `${user}\u0000${ip}`;
   }
 
   /** Seconds the caller must wait, or 0 when an attempt is allowed now. */
   retryAfter(user: string, ip: string, now = Date.now()): number {
-    const entry = this.entries.get(FailedLoginLimiter.key(user, ip));
-    if (!entry || entry.lockedUntil <= now) return 0;
-    return Math.max(1, Math.ceil((entry.lockedUntil - now) / 1000));
+    return secondsLocked(this.entries.get(FailedLoginLimiter.key(user, ip)), now);
   }
 
   /** Records a failure; returns the lock-out in seconds it caused (0 when none). */
@@ -52,14 +76,7 @@ export class FailedLoginLimiter {
     if (entry) this.entries.delete(key);
     else entry = { failures: [], lockedUntil: 0, lockouts: 0 };
     this.entries.set(key, entry); // re-insert: Map order = least recently failed first
-    entry.failures = entry.failures.filter((time) => now - time < this.options.windowMs);
-    entry.failures.push(now);
-    if (entry.failures.length >= this.options.maxFailures) {
-      const lockMs = Math.min(this.options.windowMs * 2 ** entry.lockouts, this.options.maxLockMs);
-      entry.lockedUntil = now + lockMs;
-      entry.lockouts += 1;
-      entry.failures = [];
-    }
+    recordFailure(entry, now, this.options);
     while (this.entries.size > this.options.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest === undefined) break;

@@ -41,6 +41,10 @@ export interface RevocationList {
   generation(user: string): number;
   /** "last used" for `npm token list` (in memory; the store writes it out in batches) */
   markUsed(jti: string): void;
+  /** brings isRevoked/generation up to date with every other node (null: memory is current); docs/cluster.md */
+  sync?(): Promise<void> | null;
+  /** true: other nodes write too (sync() asks the database on every check) */
+  readonly shared?: boolean;
 }
 
 export interface IssuerState {
@@ -310,9 +314,26 @@ export class TokenIssuer {
     return undefined;
   }
 
+  /**
+   * Brings revocations and generations up to date with the other nodes before a check (null when
+   * the store is this process's alone). A database that cannot answer leaves memory as it is
+   * (its last state, kept current by notifications): the node's readiness reports the database.
+   */
+  /** true when revocations are shared with other nodes (PostgreSQL): no per-request cache hit without asking */
+  get sharedRevocations(): boolean {
+    return this.revocations.shared === true;
+  }
+
+  fresh(): Promise<void> | null {
+    const pending = this.revocations.sync?.() ?? null;
+    return pending === null ? null : pending.catch(() => undefined);
+  }
+
   /** Full check of a token against the current config. Throws ERR_TOKEN_INVALID with a reason. */
   async verify(token: string): Promise<VerifiedToken> {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid('malformed token');
+    const pending = this.fresh();
+    if (pending !== null) await pending;
     const seen = this.peekVerified(token);
     if (seen) return seen;
     const verified = await this.verifyUncached(token, this.state());

@@ -32,14 +32,14 @@ export interface UserStoreOptions {
   bcryptRounds: number;
 }
 
-interface UserLine {
+export interface UserLine {
   name: string;
   hash: string;
 }
 
 type HashKind = 'bcrypt' | 'sha' | 'unsupported';
 
-function hashKind(hash: string): HashKind {
+export function hashKind(hash: string): HashKind {
   if (/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/.test(hash)) return 'bcrypt';
   if (hash.startsWith('{SHA}')) return 'sha';
   return 'unsupported';
@@ -56,7 +56,7 @@ export function passwordProblem(password: unknown, minLength: number): string | 
   return undefined;
 }
 
-function parseLines(file: string, text: string): UserLine[] {
+export function parseLines(file: string, text: string): UserLine[] {
   const users: UserLine[] = [];
   const seen = new Set<string>();
   text.split('\n').forEach((raw, index) => {
@@ -79,9 +79,49 @@ function parseLines(file: string, text: string): UserLine[] {
  * A bcrypt hash (10 rounds) of 48 random hex characters nobody kept: comparing against it makes
  * an unknown user cost as much as a known one. A constant, so start-up pays no bcrypt.
  */
-const DUMMY_HASH = '$2b$10$1npLe2rbGK6gfEXD6IMpZe/njX4PJlW.M6sndaXB3y.uy4.lGe7dO';
+export const DUMMY_HASH = '$2b$10$1npLe2rbGK6gfEXD6IMpZe/njX4PJlW.M6sndaXB3y.uy4.lGe7dO';
 
-export class UserStore {
+/**
+ * What the auth plugin needs of a user store: this htpasswd file (the default) or the PostgreSQL
+ * table (users-pg.ts, docs/cluster.md). The sync reads are memory; verify reads the hash fresh.
+ */
+export interface Users {
+  readonly file: string;
+  readonly warnings: string[];
+  readonly version: number;
+  readonly size: number;
+  readonly passwordMinLength: number;
+  names(): string[];
+  has(name: string): boolean;
+  /** brings names/has/size up to date with every other node (null: the file is re-read on every call anyway) */
+  sync(): Promise<void> | null;
+  verify(name: string, password: string): Promise<boolean>;
+  add(name: string, password: string): Promise<void>;
+  changePassword(name: string, oldPassword: string, newPassword: string): Promise<void>;
+  setPassword(name: string, newPassword: string): Promise<void>;
+}
+
+/** true when `password` matches `hash` (undefined: an unknown user, which costs as much as a known one). */
+export async function verifyAgainst(hash: string | undefined, password: string): Promise<boolean> {
+  if (hash === undefined) {
+    await bcrypt.compare(password, DUMMY_HASH);
+    return false;
+  }
+  switch (hashKind(hash)) {
+    case 'bcrypt':
+      return bcrypt.compare(password, hash);
+    case 'sha': {
+      const expected = Buffer.from(hash.slice(5), 'base64');
+      const actual = createHash('sha1').update(password, 'utf8').digest();
+      return expected.length === actual.length && timingSafeEqual(expected, actual);
+    }
+    default:
+      await bcrypt.compare(password, DUMMY_HASH);
+      return false;
+  }
+}
+
+export class UserStore implements Users {
   readonly file: string;
   private readonly options: UserStoreOptions;
   private users = new Map<string, UserLine>();
@@ -113,6 +153,10 @@ export class UserStore {
     return [...this.order];
   }
 
+  sync(): null {
+    return null;
+  }
+
   has(name: string): boolean {
     this.refresh();
     return this.users.has(name);
@@ -127,23 +171,7 @@ export class UserStore {
   async verify(name: string, password: string): Promise<boolean> {
     this.refresh();
     if (typeof password !== 'string') return false;
-    const user = this.users.get(name);
-    if (!user) {
-      await bcrypt.compare(password, DUMMY_HASH);
-      return false;
-    }
-    switch (hashKind(user.hash)) {
-      case 'bcrypt':
-        return bcrypt.compare(password, user.hash);
-      case 'sha': {
-        const expected = Buffer.from(user.hash.slice(5), 'base64');
-        const actual = createHash('sha1').update(password, 'utf8').digest();
-        return expected.length === actual.length && timingSafeEqual(expected, actual);
-      }
-      default:
-        await bcrypt.compare(password, DUMMY_HASH);
-        return false;
-    }
+    return verifyAgainst(this.users.get(name)?.hash, password);
   }
 
   /** Registration. Throws ERR_USER_NAME, ERR_PASSWORD_POLICY, ERR_REGISTRATION_CLOSED, ERR_USER_EXISTS. */

@@ -26,7 +26,9 @@ import {
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { IndexSizeReader } from './index-size';
 import { metricsRefusal, parseOpsOptions, type OpsOptions } from './options';
-import { cachedStorageCheck, configCheck, keysCheck, upstreamFromConfig } from './readiness';
+import { cachedStorageCheck, notificationsCheck, configCheck, keysCheck, upstreamFromConfig } from './readiness';
+import { databaseSettingsOf } from '../registry-core/database/index';
+import { clusterLink } from '../registry-core/database/cluster';
 import { renderMetrics } from './render';
 import { methodLabel, routeLabel } from './route-label';
 import { originalUrlOf, pluginHostOf, remoteUserOf } from '../verdaccio-boundary/index';
@@ -59,6 +61,12 @@ export default class RegistryOps {
     registerReadyCheck(state.lockbPath, 'storage', cachedStorageCheck(layout.storageDir));
     registerReadyCheck(state.lockbPath, 'keys', () => keysCheck(state.lockbPath));
     registerReadyCheck(state.lockbPath, 'config', () => configCheck(state.lockbPath));
+    // several nodes on one PostgreSQL (docs/cluster.md): a node that lost its database is not ready
+    const backend = databaseSettingsOf(config, process.env);
+    if (backend.backend === 'postgres') {
+      const link = clusterLink(backend.url);
+      registerReadyCheck(state.lockbPath, 'notifications', () => notificationsCheck(() => link.status()));
+    }
 
     const index = new IndexSizeReader(state.lockbPath);
     let lastRead: { records: number; bytes: number } | null = null;

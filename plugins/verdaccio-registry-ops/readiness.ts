@@ -67,3 +67,15 @@ export function upstreamFromConfig(uplinks: unknown): ReadyCheckResult {
   const names = typeof uplinks === 'object' && uplinks !== null ? Object.keys(uplinks) : [];
   return { ok: true, state: names.length === 0 ? 'not configured' : `configured (${names.join(', ')}), not probed` };
 }
+
+/**
+ * The `notifications` check (PostgreSQL backend, docs/cluster.md): the node's LISTEN connection is
+ * up. Without it the node would not hear other nodes' changes (config, revocations, packages) at
+ * once, so the balancer drops it until it has reconnected; the storage part's `database` check
+ * probes the database itself.
+ */
+export function notificationsCheck(listen: () => { listening: boolean; error: string | null; reconnects: number }): ReadyCheckResult {
+  const status = listen();
+  if (status.listening) return { ok: true, state: `listening (connections made: ${status.reconnects})` };
+  return { ok: false, state: `not listening (${status.error ?? 'reconnecting'})` };
+}

@@ -5,7 +5,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { ConfigFile, bootMark, lockbPathFor, bootRegistry, debugLog, registerReadyCheck, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
+import { SIGNING_KEY_FILE, ConfigFile, bootMark, lockbPathFor, bootRegistry, debugLog, registerReadyCheck, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
 import { VersionSigner } from './signatures';
 import { indexMatches, storedStates } from './verify';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
@@ -18,6 +18,7 @@ import { IndexMirror, PgIndexSink } from './pg-index';
 import { PgPackageStore } from './pg-store';
 import type { PackageStore } from './store';
 import { TokenLedger } from './tokens';
+import { shareFolderSync } from '../registry-core/database/shared-files';
 import { type StorageConfig, StoragePluginAdapter } from './verdaccio-adapter';
 import { registerStorePort } from './store-port';
 import { registerLocalPackages } from '../registry-core/local-packages';
@@ -68,7 +69,12 @@ export function openSigningRing(config: Partial<Config> & Record<string, unknown
   const days = config.signing_key_days;
   if (dir !== undefined && (typeof dir !== 'string' || dir === '')) throw new Error('registry-storage: `signing_keys_dir` must be a folder path');
   if (days !== undefined && typeof days !== 'number') throw new Error(`registry-storage: \`signing_key_days\` must be a number of days (got ${JSON.stringify(days)})`);
-  return SigningKeyRing.open(signingKeysDir(configDirOf(config), dir as string | undefined), { keyDays: days as number | undefined });
+  const folder = signingKeysDir(configDirOf(config), dir as string | undefined);
+  const ring = SigningKeyRing.open(folder, { keyDays: days as number | undefined });
+  // PostgreSQL: every node signs with the same key (the first node's wins; the ring re-reads its folder)
+  const backend = databaseSettingsOf(config, process.env);
+  if (backend.backend === 'postgres') shareFolderSync(backend.url, 'signing-keys', folder, SIGNING_KEY_FILE);
+  return ring;
 }
 
 function warn(logger: Logger, text: string): void {
@@ -182,7 +188,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       store = fsStore;
       sink = new LockbIndexSink(lockbPath);
     }
-    const tokens = new TokenLedger(storageDir);
+    const tokens = new TokenLedger(storageDir, merged);
     const ring = openSigningRing(merged);
     const service = new PackageService(
       store,

@@ -4,7 +4,10 @@
  * so a token revoked through either path is revoked for both.
  */
 import { join } from 'node:path';
-import { TOKEN_STORE_FILE, TokenStore, TokenStoreError } from '../registry-core/token-store';
+import { TOKEN_STORE_FILE, TokenStore, TokenStoreError, type TokenRecords } from '../registry-core/token-store';
+import { databaseSettingsOf } from '../registry-core/database/index';
+import { clusterLink } from '../registry-core/database/cluster';
+import { PgTokenStore } from '../registry-core/database/token-store-pg';
 import { StorageError } from './errors';
 
 /** Verdaccio's token shape (@verdaccio/types Token), without importing Verdaccio here. */
@@ -26,18 +29,20 @@ function toMillis(value: number | string | undefined): number {
 
 export class TokenLedger {
   readonly file: string;
-  private readonly store: TokenStore;
+  private readonly store: TokenRecords;
 
-  constructor(storageDir: string) {
+  /** `config`: Verdaccio's config, for the backend choice (PostgreSQL: the store every node shares, docs/cluster.md) */
+  constructor(storageDir: string, config?: unknown) {
     this.file = join(storageDir, TOKEN_STORE_FILE);
-    this.store = TokenStore.open(this.file);
+    const backend = databaseSettingsOf(config, process.env);
+    this.store = backend.backend === 'postgres' ? PgTokenStore.open(clusterLink(backend.url)) : TokenStore.open(this.file);
   }
 
   async save(token: LedgerToken): Promise<void> {
     if (typeof token?.user !== 'string' || typeof token.key !== 'string' || typeof token.token !== 'string') {
       throw new StorageError('ERR_BAD_MANIFEST', 'token record needs user, key and token');
     }
-    this.store.save({
+    await this.store.save({
       key: token.key,
       user: token.user,
       created: toMillis(token.created),
@@ -49,6 +54,7 @@ export class TokenLedger {
   }
 
   async read(user: string): Promise<LedgerToken[]> {
+    await this.store.sync();
     return this.store.list(user).map((record) => ({
       user: record.user,
       token: record.token,
@@ -61,7 +67,7 @@ export class TokenLedger {
 
   async delete(user: string, key: string): Promise<void> {
     try {
-      this.store.revoke(user, key);
+      await this.store.revoke(user, key);
     } catch (error) {
       if (error instanceof TokenStoreError && error.code === 'ERR_TOKEN_NOT_FOUND') throw new StorageError('ERR_NOT_FOUND', error.message);
       throw error;

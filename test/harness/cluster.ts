@@ -5,7 +5,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT, startRegistry, type RunningRegistry, type StartOptions } from './registry';
@@ -20,17 +19,8 @@ export function haproxyBinary(): string | null {
   return null;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+export { freePort } from '../../scripts/lib/ports';
+import { freePort } from '../../scripts/lib/ports';
 
 /** templates/haproxy.cfg with its placeholders filled in. */
 export function renderHaproxyConfig(bind: string, servers: ReadonlyArray<{ name: string; host: string; port: number }>): string {

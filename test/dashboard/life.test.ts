@@ -300,7 +300,13 @@ describe('15.7 dashboard: a package cached from the upstream', () => {
     const tarball = Buffer.from(await (await fetch(`${ours.url}/up-cached/-/up-cached-1.0.0.tgz`)).arrayBuffer());
     assert.ok(tarball.length > 0);
 
-    const listing = (await request(ours, '/_dashboard/api/packages?q=up-cached&limit=10')).body as Page;
+    // the cache fill answers the client first and commits (tarball + its `cache` index record)
+    // under the package lock right after (docs/upstream.md): poll, bounded, for the commit
+    let listing = (await request(ours, '/_dashboard/api/packages?q=up-cached&limit=10')).body as Page;
+    for (let tries = 0; tries < 100 && listing.cached === 0; tries++) {
+      await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+      listing = (await request(ours, '/_dashboard/api/packages?q=up-cached&limit=10')).body as Page;
+    }
     assert.deepEqual(listing.packages.map((row) => [row.name, row.source]), [['up-cached', 'cached']]);
     assert.deepEqual([listing.local, listing.cached], [0, 1]);
     const view = (await request(ours, '/_dashboard/api/package?name=up-cached')).body as View;

@@ -28,7 +28,7 @@ const PASSWORD = 'dashboard-bench-1';
 
 const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-function percentile(values: readonly number[], p: number): number {
+export function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
@@ -60,7 +60,7 @@ async function timeGets(url: string, count: number, headers: Record<string, stri
 type ConfigMessage = { type: string; flags?: { DEBUG?: boolean } };
 
 /** An open terminal socket with a "resolve when the next config message says DEBUG is X" helper. */
-async function openSocket(server: BenchServer): Promise<{ nextDebug(expected: boolean, timeoutMs: number): Promise<number>; close(): void }> {
+export async function openSocket(server: BenchServer): Promise<{ nextDebug(expected: boolean, timeoutMs: number): Promise<number>; close(): void }> {
   const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/_dashboard/terminal`);
   let waiter: { expected: boolean; resolve: (at: number) => void } | undefined;
   ws.on('message', (data) => {
@@ -92,13 +92,13 @@ async function openSocket(server: BenchServer): Promise<{ nextDebug(expected: bo
   };
 }
 
-async function currentDebug(server: BenchServer): Promise<boolean> {
+export async function currentDebug(server: BenchServer): Promise<boolean> {
   const response = await fetch(`${server.url}/_dashboard/api/config`);
   if (!response.ok) throw new Error(`GET /_dashboard/api/config: ${response.status}`);
   return ((await response.json()) as ConfigMessage).flags?.DEBUG === true;
 }
 
-function runCli(args: string[]): { exited: Promise<{ code: number | null; at: number; output: string }>; spawnedAt: number } {
+export function runCli(args: string[]): { exited: Promise<{ code: number | null; at: number; output: string }>; spawnedAt: number } {
   const spawnedAt = nowMs();
   const child = spawn(NODE_BIN, [CONFIG_CLI, ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -26,6 +26,7 @@ import { renderChart } from './chart';
 import { formatProfile, readProfile, summarizeProfile } from './profile';
 import { evaluateRow, formatTable, makeRow, summarize } from './report';
 import { appendIndex, changesSincePrevious, currentCommit, runBaseName, writeRecordedChart } from './results';
+import { CLUSTER_SETTINGS, runClusterBench } from './cluster-bench';
 import { SCALE_SETTINGS, runScaleBench } from './scale-bench';
 import { UPSTREAM_SETTINGS, runUpstreamBench } from './upstream-bench';
 import { runStartupBench, STARTUP_SETTINGS } from './startup-bench';
@@ -48,7 +49,7 @@ import {
 import type { BenchRow } from './types';
 
 /** Groups of rows, selectable with `--only`. Order = run order: in-process micro benches first, on a quiet machine. */
-const GROUPS = ['config', 'auth', 'startup', 'read', 'publish', 'install', 'whoami', 'upstream', 'scale', 'dashboard', 'terminal'] as const;
+const GROUPS = ['config', 'auth', 'startup', 'read', 'publish', 'install', 'whoami', 'upstream', 'scale', 'cluster', 'dashboard', 'terminal'] as const;
 type Group = (typeof GROUPS)[number];
 
 /** Bench modules written by the other parts' owners: `run<X>Bench({quick})` → BenchRow[]. */
@@ -271,6 +272,11 @@ export async function runBench(options: BenchOptions): Promise<{ rows: BenchRow[
     const settings = SCALE_SETTINGS[mode];
     log(`\n[scale] how cost grows (${settings.label}): stock (JWT mode) and ours, fresh servers, interleaved`);
     await timed('scale', async () => mergeOutcome(outcome, await runScaleBench(settings, log)));
+  }
+  if (wants('cluster')) {
+    const settings = CLUSTER_SETTINGS[mode];
+    log(`\n[cluster] ours only: 1 node on files, 1 node on PostgreSQL, 3 nodes on PostgreSQL behind HAProxy (${settings.label}), one setup at a time`);
+    await timed('cluster', async () => mergeOutcome(outcome, await runClusterBench(settings, log)));
   }
   for (const group of ['dashboard', 'terminal'] as const) {
     if (!wants(group)) continue;

@@ -144,7 +144,7 @@ function both(): Values {
   return { stock: [], ours: [] };
 }
 
-interface Started {
+export interface Started {
   server: BenchServer;
   token: string;
   agent: Agent;
@@ -335,7 +335,7 @@ async function restartOnce(side: Side, dir: string): Promise<Restart> {
 }
 
 /** Raw PUTs of `names` with `concurrency` in flight; the tarballs are prebuilt. Returns the wall ms. */
-async function publishBatch(target: Started, names: readonly string[], tarballs: readonly Buffer[], concurrency: number): Promise<number> {
+export async function publishBatch(target: Started, names: readonly string[], tarballs: readonly Buffer[], concurrency: number): Promise<number> {
   const bodies = names.map((name, i) => publishBody(target.server.url, name, '1.0.0', tarballs[i]).body);
   let next = 0;
   const startedAt = performance.now();

@@ -114,6 +114,7 @@ describe('bench report (pure)', () => {
     assert.ok(parseArgs([]).budgetMs <= 600_000);
     assert.deepEqual([...parseArgs(['--quick', '--only', 'scale']).only], ['scale']);
     assert.deepEqual([...parseArgs(['--quick', '--only', 'upstream']).only], ['upstream']);
+    assert.deepEqual([...parseArgs(['--quick', '--only', 'cluster']).only], ['cluster']);
     assert.equal(parseArgs(['--record']).record, true);
     // docs/bench.svg is the picture of a full run of every group, never of a quick or partial one.
     assert.throws(() => parseArgs(['--record', '--quick']), /--record/);

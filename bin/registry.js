@@ -197,15 +197,16 @@ function runTool(verb, args) {
 
 function main() {
   const argv = process.argv.slice(2);
-  const pkg = readPackageJson();
+  // read only where it is used (usage, start): a tool call such as `registry config get` skips it
+  const pkg = () => readPackageJson();
   const verb = argv[0] === 'start' || Object.hasOwn(TOOL_VERBS, argv[0] ?? '') ? argv[0] : undefined;
   const args = verb === undefined ? argv : argv.slice(1);
   if (verb === undefined && argv[0] !== undefined && !argv[0].startsWith('-')) {
-    process.stderr.write(usage(pkg));
+    process.stderr.write(usage(pkg()));
     die(`unknown command \`${argv[0]}\``);
   }
   if ((verb === undefined || verb === 'start') && (args.includes('-h') || args.includes('--help'))) {
-    process.stdout.write(usage(pkg));
+    process.stdout.write(usage(pkg()));
     return;
   }
   if (nodeMajor(process.versions.node) < MIN_NODE_MAJOR) {
@@ -216,7 +217,8 @@ function main() {
     runTool(verb, args);
     return;
   }
-  say(`${pkg.name}@${pkg.version} on Node ${process.version} (${process.execPath})`);
+  const startPkg = pkg();
+  say(`${startPkg.name}@${startPkg.version} on Node ${process.version} (${process.execPath})`);
 
   const startScript = path.join(PACKAGE_DIR, 'build', 'scripts', 'start.js');
   if (!fs.existsSync(startScript)) die(`the package is incomplete: ${startScript} is missing`);
@@ -226,7 +228,7 @@ function main() {
     const configPath = path.resolve('config.yaml');
     if (!fs.existsSync(configPath)) {
       try {
-        writeNewFile(configPath, renderDefaultConfig(pkg));
+        writeNewFile(configPath, renderDefaultConfig(startPkg));
       } catch (error) {
         die(`cannot write the default ${configPath}: ${error.message}`);
       }

@@ -10,6 +10,12 @@ cd "$(dirname "$0")/.."
 
 stamp=node_modules/.install-stamp
 if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+  # `bun --bun run start` puts Bun on PATH as `node`; npm ci then runs on Bun and fails half-way
+  if node -e 'process.exit(process.versions.bun ? 0 : 1)' >/dev/null 2>&1; then
+    echo "setup: \`node\` here is Bun ($(command -v node)), and node_modules is missing or stale: npm ci needs a real Node." >&2
+    echo "setup: run \`npm ci\` (or \`bun run start:bun\`, without --bun) once with Node 22+, then start again (docs/operations.md, \"Bun\")." >&2
+    exit 1
+  fi
   echo "setup: installing npm packages (npm ci)…"
   npm ci --no-audit --no-fund --loglevel=error
   touch "$stamp"

@@ -31,13 +31,17 @@
  * the lock back (also when the owner file cannot be written on a full or read-only disk).
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { mkdir, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { RegistryCoreError } from './errors';
 
-const HOST = hostname();
+/**
+ * node:fs/promises and node:os are required when a lock is first taken, not at load: this module is
+ * on the path of `registry config get` (≤ 1.3× `node -e 0`), which takes no lock.
+ */
+const fsp = (): typeof import('node:fs/promises') => require('node:fs/promises') as typeof import('node:fs/promises');
+let cachedHost: string | undefined;
+const lockHost = (): string => (cachedHost ??= (require('node:os') as typeof import('node:os')).hostname());
 const BREAK_STALE_MS = 2_000;
 const FILE_LOCK_STALE_MS = 5_000;
 const FILE_LOCK_TIMEOUT_MS = 10_000;
@@ -86,7 +90,7 @@ function ownerDead(paths: LockPaths, staleMs: number): boolean {
     text = null;
   }
   const [host, pidText] = text === null ? [] : text.split('\n');
-  if (host === HOST && pidText !== undefined && pidText !== '') {
+  if (host === lockHost() && pidText !== undefined && pidText !== '') {
     const pid = Number(pidText);
     if (pid === process.pid) return !heldHere.has(paths.lockDir);
     return !pidAlive(pid);
@@ -108,7 +112,7 @@ function take(paths: LockPaths, staleMs: number, onCompromised?: (error: Error) 
   }
   heldHere.add(paths.lockDir);
   try {
-    writeFileSync(paths.owner, `${HOST}\n${process.pid}\n`);
+    writeFileSync(paths.owner, `${lockHost()}\n${process.pid}\n`);
   } catch (error) {
     // a full or read-only disk (ENOSPC, EROFS) fails here with the lock already taken: give it back
     heldHere.delete(paths.lockDir);
@@ -217,22 +221,22 @@ function breakAndTake(paths: LockPaths, staleMs: number, onCompromised?: (error:
 /** `take`, with the syscalls on the thread pool: a contended file-system journal never blocks the event loop. */
 async function takeAsync(paths: LockPaths, staleMs: number, onCompromised?: (error: Error) => void): Promise<Attempt> {
   try {
-    await mkdir(paths.lockDir);
+    await fsp().mkdir(paths.lockDir);
   } catch (error) {
     if (errnoOf(error) === 'EEXIST') return { ok: false };
     throw error;
   }
   heldHere.add(paths.lockDir);
   try {
-    await writeFile(paths.owner, `${HOST}\n${process.pid}\n`);
+    await fsp().writeFile(paths.owner, `${lockHost()}\n${process.pid}\n`);
   } catch (error) {
     heldHere.delete(paths.lockDir);
-    await rmdir(paths.lockDir).catch(() => undefined);
+    await fsp().rmdir(paths.lockDir).catch(() => undefined);
     throw error;
   }
   return held(paths, staleMs, onCompromised, async () => {
-    await unlink(paths.owner).catch(() => undefined);
-    await rmdir(paths.lockDir).catch(() => undefined);
+    await fsp().unlink(paths.owner).catch(() => undefined);
+    await fsp().rmdir(paths.lockDir).catch(() => undefined);
   });
 }
 
@@ -391,7 +395,7 @@ export class KeyedLock {
         if (errnoOf(error) === 'ENOENT' && !recreated) {
           // the locks folder was removed while running: make it again rather than fail every write
           recreated = true;
-          await mkdir(this.directory, { recursive: true });
+          await fsp().mkdir(this.directory, { recursive: true });
           continue;
         }
         throw error;

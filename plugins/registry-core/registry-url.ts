@@ -1,4 +1,3 @@
-import { x86 } from 'murmurhash3js-revisited';
 import { RegistryCoreError } from './errors';
 
 export const LOCAL_REGISTRY_URL = 'http://localhost:4873';
@@ -39,6 +38,8 @@ const encoder = new TextEncoder();
 
 /** MurmurHash3 x86_32, seed 0, of the UTF-8 bytes of the normalized URL (unsigned). */
 export function hashRegistryUrl(url: string): number {
+  // required on first use, not at load: `registry config get` loads this module but rarely hashes
+  const { x86 } = require('murmurhash3js-revisited') as typeof import('murmurhash3js-revisited');
   return x86.hash32(encoder.encode(normalizeRegistryUrl(url)), 0) >>> 0;
 }
 

@@ -7,6 +7,7 @@ import {
   HEADER_SIZE,
   RegistryCoreError,
   crc8,
+  crc8Bitwise,
   decodeHeader,
   defaultFields,
   describeConfig,
@@ -40,6 +41,18 @@ test('documented test vectors (docs/config-format.md): murmur3 and CRC-8/SMBUS',
   assert.equal(hashRegistryUrl('http://localhost:4873'), 0xceb6960a);
   assert.equal(hashRegistryUrl('https://registry.mycompany.com'), 0x4469efac);
   assert.equal(crc8(new TextEncoder().encode('123456789')), 0xf4);
+});
+
+test('15.1 crc8 (written-out table) equals the bitwise CRC-8/SMBUS definition: every single byte, and any bytes and range (property)', () => {
+  for (let byte = 0; byte < 256; byte++) assert.equal(crc8(Uint8Array.of(byte)), crc8Bitwise(Uint8Array.of(byte)), `byte 0x${byte.toString(16)}`);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(), fc.nat(), (bytes, a, b) => {
+      const start = bytes.length === 0 ? 0 : a % (bytes.length + 1);
+      const end = start + (bytes.length - start === 0 ? 0 : b % (bytes.length - start + 1));
+      return crc8(bytes, start, end) === crc8Bitwise(bytes, start, end);
+    }),
+  );
+  assert.equal(crc8Bitwise(new TextEncoder().encode('123456789')), 0xf4, 'the reference itself meets the check value');
 });
 
 test('URL normalization: default ports, trailing slash and host case do not change the hash', () => {

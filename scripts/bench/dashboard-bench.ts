@@ -13,7 +13,7 @@
  *   inotify watch on registry.lockb, or the CLI's exit if that comes first (no inotify) — to the
  *   socket message. Spawn → message (Node start-up of the CLI included) is printed alongside.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { watch } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
@@ -111,6 +111,39 @@ export function runCli(args: string[]): { exited: Promise<{ code: number | null;
   return { exited, spawnedAt };
 }
 
+/**
+ * The terminal client's first full frame (docs/targets.md: ≤ 1 s): `registry term` spawned on a
+ * real pseudo terminal (util-linux `script`, 80×24) against the running registry, timed from spawn
+ * to the first frame whose status line says the socket is live (config loaded, connected, painted).
+ * null when `script` is missing (the row then says so).
+ */
+async function terminalFirstFrame(url: string, runs: number): Promise<number[] | null> {
+  if (spawnSync('script', ['--version'], { stdio: 'ignore' }).status !== 0) return null;
+  const bin = join(PROJECT_ROOT, 'bin', 'registry.js');
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const spawnedAt = nowMs();
+    const child = spawn('script', ['-qfec', `stty cols 80 rows 24; exec '${NODE_BIN}' '${bin}' term --registry ${url}`, '/dev/null'], {
+      env: { ...cleanEnv(), TERM: 'xterm-256color' },
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    const at = await new Promise<number>((resolveFrame, reject) => {
+      let seen = '';
+      const timer = setTimeout(() => reject(new Error(`registry term showed no live frame within 10 s: ${JSON.stringify(seen.slice(-200))}`)), 10_000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        seen += chunk.toString('latin1');
+        if (seen.includes('live')) {
+          clearTimeout(timer);
+          resolveFrame(nowMs());
+        }
+      });
+    }).finally(() => child.kill('SIGKILL'));
+    await new Promise((resolveExit) => (child.exitCode !== null || child.signalCode !== null ? resolveExit(null) : child.once('exit', resolveExit)));
+    times.push(at - spawnedAt);
+  }
+  return times;
+}
+
 export async function runDashboardBench(options: { quick: boolean }): Promise<BenchRow[]> {
   const gets = options.quick ? 2_000 : 10_000;
   const apiChanges = options.quick ? 60 : 300;
@@ -184,7 +217,10 @@ export async function runDashboardBench(options: { quick: boolean }): Promise<Be
         `${median(cliEndToEnd).toFixed(0)} ms from spawning the CLI (${cliChanges} changes)`,
     );
 
+    const frames = await terminalFirstFrame(server.url, options.quick ? 3 : 7);
+    log(frames ? `registry term first live frame: median ${median(frames).toFixed(0)} ms over ${frames.length} spawns` : 'terminal first frame: skipped: util-linux `script` is missing');
     return [
+      ...(frames ? [makeRow('terminal: first full frame (registry term spawned on a pty, 80x24, to the first live frame, median)', Number(median(frames).toFixed(0)), null, 'ms', '≤ 1000 ms')] : []),
       makeRow('GET /_dashboard p50 (keep-alive, br)', Number(median(page).toFixed(3)), null, 'ms', 'p50 ≤ 1 ms'),
       makeRow('GET /-/ping p50 (same server: stack floor)', Number(median(ping).toFixed(3)), null, 'ms', 'info'),
       makeRow('config change → WS event p50, via the API', Number(median(apiLatencies).toFixed(3)), null, 'ms', 'p50 ≤ 5 ms'),

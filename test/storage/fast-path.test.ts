@@ -45,7 +45,7 @@ function raw(registry: { url: string }, path: string, options: { method?: string
       res.on('end', () => {
         const body = Buffer.concat(chunks);
         const encoding = res.headers['content-encoding'];
-        const decoded = encoding === 'gzip' ? gunzipSync(body) : encoding === 'br' ? brotliDecompressSync(body) : body;
+        const decoded = body.length === 0 ? body : encoding === 'gzip' ? gunzipSync(body) : encoding === 'br' ? brotliDecompressSync(body) : body;
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body, decoded });
       });
       res.on('error', reject);
@@ -282,7 +282,7 @@ describe('17.x fast_path: false', { timeout: 240_000 }, () => {
         for (const name of ['@secret/same', '@mycompany/same']) assert.equal((await publishRaw(registry.url, token, name, '1.0.0', { extra: LONG })).status, 201);
         const rows: string[] = [];
         const describeAnswer = (what: string, answer: Raw): void => {
-          const headers = ['content-type', 'content-encoding', 'vary', 'access-control-allow-origin', 'x-powered-by'].map((name) => `${name}=${String(answer.headers[name])}`);
+          const headers = ['content-type', 'content-encoding', 'vary', ...(what.startsWith('head') ? ['content-length'] : []), 'access-control-allow-origin', 'x-powered-by'].map((name) => `${name}=${String(answer.headers[name])}`);
           rows.push(`${what}: ${answer.status} ${headers.join(' ')} ${normalised(answer.decoded.toString(), registry.url)}`);
         };
         const full = await warm(registry, '/@mycompany%2fsame');
@@ -291,6 +291,9 @@ describe('17.x fast_path: false', { timeout: 240_000 }, () => {
         describeAnswer('abbreviated', await warm(registry, '/@mycompany%2fsame', { headers: { accept: ABBREVIATED } }));
         describeAnswer('304', await raw(registry, '/@mycompany%2fsame', { headers: { 'if-none-match': full.headers.etag as string } }));
         describeAnswer('head', await raw(registry, '/@mycompany%2fsame', { method: 'HEAD' }));
+        describeAnswer('head gzip', await raw(registry, '/@mycompany%2fsame', { method: 'HEAD', headers: { 'accept-encoding': 'gzip' } }));
+        describeAnswer('304 gzip', await raw(registry, '/@mycompany%2fsame', { headers: { 'if-none-match': full.headers.etag as string, 'accept-encoding': 'gzip' } }));
+        describeAnswer('whoami', await raw(registry, '/-/whoami', { token: bob }));
         await warm(registry, '/@secret%2fsame', { token });
         describeAnswer('anonymous', await raw(registry, '/@secret%2fsame'));
         describeAnswer('bob', await raw(registry, '/@secret%2fsame', { token: bob }));

@@ -298,6 +298,8 @@ describe('17.x fast_path: false', { timeout: 240_000 }, () => {
         describeAnswer('head', await raw(registry, '/@mycompany%2fsame', { method: 'HEAD' }));
         describeAnswer('head gzip', await raw(registry, '/@mycompany%2fsame', { method: 'HEAD', headers: { 'accept-encoding': 'gzip' } }));
         describeAnswer('304 gzip', await raw(registry, '/@mycompany%2fsame', { headers: { 'if-none-match': full.headers.etag as string, 'accept-encoding': 'gzip' } }));
+        describeAnswer('304 br', await raw(registry, '/@mycompany%2fsame', { headers: { 'if-none-match': full.headers.etag as string, 'accept-encoding': 'br' } }));
+        describeAnswer('br', await warm(registry, '/@mycompany%2fsame', { headers: { 'accept-encoding': 'br' } }));
         describeAnswer('whoami', await raw(registry, '/-/whoami', { token: bob }));
         await warm(registry, '/@secret%2fsame', { token });
         describeAnswer('anonymous', await raw(registry, '/@secret%2fsame'));

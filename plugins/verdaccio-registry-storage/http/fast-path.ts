@@ -154,14 +154,17 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
   const cacheHeader = (req: IncomingMessage): string[] => (wantsCacheHeader(req.headers) ? [CACHE_HEADER, 'hit'] : []);
 
   const replay = (req: IncomingMessage, res: ServerResponse, key: string, hit: CachedResponse): void => {
+    const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD ? cachedVariantFor(req.headers['accept-encoding']) : 'identity';
     const ifNoneMatch = req.headers['if-none-match'];
     if (ifNoneMatch !== undefined && noneMatchFresh(ifNoneMatch, hit.etag)) {
-      // express's 304: no body, no Content-Type / Length, so compression() adds no Vary either
-      res.writeHead(304, [...common, ...cacheHeader(req), 'ETag', hit.etag]);
+      // express's 304: no body, no Content-Type / Length, so compression() adds no Vary either — but
+      // compression() has already chosen its encoding (the body was there when the headers were
+      // made), so the full path's 304 says `Content-Encoding: gzip` where the 200 would be gzip: same here
+      const coded = encoding !== 'identity' && encoding !== null && cache !== null ? ['Content-Encoding', encoding] : [];
+      res.writeHead(304, [...common, ...cacheHeader(req), 'ETag', hit.etag, ...coded]);
       res.end();
       return;
     }
-    const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD ? cachedVariantFor(req.headers['accept-encoding']) : 'identity';
     const body = encoding === 'identity' || encoding === null || cache === null ? hit.body : cache.variantOf(key, hit, encoding);
     const headers = [...common, ...cacheHeader(req), 'Content-Type', hit.contentType, 'ETag', hit.etag];
     if (body !== hit.body) headers.push('Content-Encoding', encoding as string);

@@ -1,0 +1,317 @@
+/**
+ * The read fast path (plugins/verdaccio-registry-storage/http/fast-path.ts, issues 12 and 17)
+ * through real registries: access rules and granular token limits hold on cache hits warmed by
+ * an authorised user, conditional/HEAD/encoded answers match the full path, a stale proxied
+ * packument is revalidated with the upstream (OFFLINE serves the held copy), a publish is never
+ * followed by the old document, and `fast_path: false` turns it off with identical answers.
+ *
+ * Every check first proves the cache is warm (`x-registry-cache: hit`), so the fast path was in play.
+ */
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { CACHE_HEADER, DEBUG_REQUEST_HEADER } from '../../plugins/registry-core/index';
+import { RACY_WINDOW_MS } from '../../plugins/verdaccio-registry-storage/fs-store';
+import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
+import { publishRaw } from './lib/packages';
+import { startRelay, type Relay } from './lib/relay';
+
+const PASSWORD = 'correct-horse-battery';
+const CONFIG_CLI = join(PROJECT_ROOT, 'build', 'scripts', 'config-cli.js');
+const FULL = 'application/json';
+const ABBREVIATED = 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*';
+/** a description large enough that the document is compressed (response-cache.ts COMPRESSION_THRESHOLD) */
+const LONG = { description: 'fast path '.repeat(400) };
+
+interface Raw {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** the bytes on the wire */
+  body: Buffer;
+  /** the bytes after Content-Encoding is undone */
+  decoded: Buffer;
+}
+
+/** A raw HTTP request (fetch would decode Content-Encoding itself and hide what was sent). */
+function raw(registry: { url: string }, path: string, options: { method?: string; headers?: Record<string, string>; token?: string } = {}): Promise<Raw> {
+  const headers: Record<string, string> = { accept: FULL, [DEBUG_REQUEST_HEADER]: 'cache', ...options.headers };
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  return new Promise((resolve, reject) => {
+    const req = request(`${registry.url}${path}`, { method: options.method ?? 'GET', headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const encoding = res.headers['content-encoding'];
+        try {
+          // a 304 / HEAD may name an encoding and carry no body
+          const decoded = body.length === 0 ? body : encoding === 'gzip' ? gunzipSync(body) : encoding === 'br' ? brotliDecompressSync(body) : body;
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, decoded });
+        } catch (error) {
+          reject(error as Error); // a broken encoding fails the test (and its finally still stops the registries)
+        }
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** GETs until the answer comes from the cache (bounded); returns that answer. */
+async function warm(registry: RunningRegistry, path: string, options: { headers?: Record<string, string>; token?: string } = {}): Promise<Raw> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const answer = await raw(registry, path, options);
+    assert.equal(answer.status, 200, `warming ${path}: ${answer.decoded.toString()}`);
+    if (answer.headers[CACHE_HEADER] === 'hit') return answer;
+    await new Promise((resolve) => setTimeout(resolve, RACY_WINDOW_MS + 20));
+  }
+  assert.fail(`${path} never came from the cache`);
+}
+
+describe('17.x fast path: access, conditionals, encodings, first read after a write', { timeout: 240_000 }, () => {
+  let registry: RunningRegistry;
+  let aliceToken: string;
+  let bobToken: string;
+
+  before(async () => {
+    registry = await startRegistry({
+      editConfig: (config) => {
+        config.packages = {
+          '@secret/*': { access: 'alice', publish: 'alice', unpublish: 'alice' },
+          ...(config.packages as Record<string, unknown>),
+        };
+      },
+    });
+    aliceToken = await addUser(registry, 'alice', PASSWORD);
+    bobToken = await addUser(registry, 'bob', PASSWORD);
+    for (const [name, extra] of [
+      ['@secret/pkg', LONG],
+      ['other-pkg', LONG],
+      ['@mycompany/fast', LONG],
+    ] as const) {
+      const published = await publishRaw(registry.url, aliceToken, name, '1.0.0', { extra });
+      assert.equal(published.status, 201, `${name}: ${published.text}`);
+    }
+  });
+  after(async () => {
+    await registry?.stop();
+  });
+
+  test('17.1 a restricted package warmed by its reader: anonymous 401, another user 403, a token limited to another package 403', async () => {
+    const path = '/@secret%2fpkg';
+    const warmed = await warm(registry, path, { token: aliceToken });
+    assert.equal(JSON.parse(warmed.decoded.toString()).name, '@secret/pkg');
+    const alice = createClientDir(registry, { token: aliceToken });
+    const created = await alice.npm(['token', 'create', `--password=${PASSWORD}`, '--json', '--packages=other-pkg', '--packages-and-scopes-permission=read-only']);
+    assert.equal(created.code, 0, created.stderr);
+    const limited = (JSON.parse(created.stdout) as { token: string }).token;
+    for (let round = 0; round < 2; round++) {
+      // twice: the access memo must not turn a refusal into a permission (or the other way)
+      const anonymous = await raw(registry, path);
+      assert.equal(anonymous.status, 401, anonymous.decoded.toString());
+      const bob = await raw(registry, path, { token: bobToken });
+      assert.equal(bob.status, 403, bob.decoded.toString());
+      const other = await raw(registry, path, { token: limited });
+      assert.equal(other.status, 403, other.decoded.toString());
+      for (const answer of [anonymous, bob, other]) assert.doesNotMatch(answer.decoded.toString(), /fast path fast path/, 'no byte of the document');
+      // the tarball too (held in memory after the first read)
+      const tarball = `/@secret/pkg/-/pkg-1.0.0.tgz`;
+      assert.equal((await raw(registry, tarball, { token: aliceToken })).status, 200);
+      assert.equal((await raw(registry, tarball)).status, 401);
+      assert.equal((await raw(registry, tarball, { token: bobToken })).status, 403);
+      assert.equal((await raw(registry, tarball, { token: limited })).status, 403);
+    }
+    // the limited token still reads its own package, and the cache is still warm for alice
+    assert.equal((await raw(registry, '/other-pkg', { token: limited })).status, 200);
+    assert.equal((await raw(registry, path, { token: aliceToken })).headers[CACHE_HEADER], 'hit');
+  });
+
+  test('17.2 If-None-Match → 304 with the ETag; HEAD → headers only', async () => {
+    const path = '/@mycompany%2ffast';
+    const full = await warm(registry, path);
+    const etag = full.headers.etag as string;
+    assert.ok(etag);
+    const notModified = await raw(registry, path, { headers: { 'if-none-match': etag } });
+    assert.equal(notModified.status, 304);
+    assert.equal(notModified.headers.etag, etag);
+    assert.equal(notModified.body.length, 0);
+    const changed = await raw(registry, path, { headers: { 'if-none-match': '"something-else"' } });
+    assert.equal(changed.status, 200);
+    assert.deepEqual(changed.decoded, full.decoded);
+    const head = await raw(registry, path, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    assert.equal(head.headers.etag, etag);
+    assert.equal(head.headers['content-type'], full.headers['content-type']);
+    assert.equal(head.headers['content-length'], String(full.body.length));
+  });
+
+  test('17.3 gzip, br and identity decode to the same bytes; abbreviated and full are distinct entries', async () => {
+    const path = '/@mycompany%2ffast';
+    const identity = await warm(registry, path, { headers: { 'accept-encoding': 'identity' } });
+    assert.equal(identity.headers['content-encoding'], undefined);
+    const gzip = await warm(registry, path, { headers: { 'accept-encoding': 'gzip' } });
+    assert.equal(gzip.headers['content-encoding'], 'gzip');
+    const br = await warm(registry, path, { headers: { 'accept-encoding': 'br' } });
+    assert.equal(br.headers['content-encoding'], 'br');
+    for (const answer of [gzip, br]) {
+      assert.deepEqual(answer.decoded, identity.decoded);
+      assert.equal(answer.headers.etag, identity.headers.etag);
+      assert.match(String(answer.headers.vary), /Accept-Encoding/i);
+      assert.equal(answer.headers['content-length'], String(answer.body.length));
+    }
+    const abbreviated = await warm(registry, path, { headers: { accept: ABBREVIATED, 'accept-encoding': 'gzip' } });
+    assert.match(String(abbreviated.headers['content-type']), /application\/vnd\.npm\.install-v1\+json/);
+    assert.notEqual(abbreviated.headers.etag, identity.headers.etag);
+    const short = JSON.parse(abbreviated.decoded.toString()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const long = JSON.parse(identity.decoded.toString()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.equal(short.description, undefined, 'the abbreviated document has no description');
+    assert.equal(long.versions['1.0.0'].description, LONG.description);
+    // and the full document is still the full one after the abbreviated entry was made
+    assert.deepEqual((await warm(registry, path)).decoded, identity.decoded);
+  });
+
+  test('17.4 a publish then an immediate GET never serves the old document', async () => {
+    const path = '/@mycompany%2ffast';
+    for (let minor = 1; minor <= 4; minor++) {
+      await warm(registry, path);
+      await warm(registry, path, { headers: { accept: ABBREVIATED, 'accept-encoding': 'br' } });
+      const version = `1.${minor}.0`;
+      const published = await publishRaw(registry.url, aliceToken, '@mycompany/fast', version, { extra: LONG });
+      assert.equal(published.status, 201, published.text);
+      const full = JSON.parse((await raw(registry, path)).decoded.toString()) as { versions: Record<string, unknown>; 'dist-tags': Record<string, string> };
+      assert.ok(version in full.versions, `${version} in the first full read`);
+      assert.equal(full['dist-tags'].latest, version);
+      const short = JSON.parse((await raw(registry, path, { headers: { accept: ABBREVIATED, 'accept-encoding': 'br' } })).decoded.toString()) as { versions: Record<string, unknown> };
+      assert.ok(version in short.versions, `${version} in the first abbreviated read`);
+    }
+  });
+});
+
+describe('12.x fast path with an upstream: stale packuments revalidate, OFFLINE serves held copies', { timeout: 240_000 }, () => {
+  let upstream: RunningRegistry;
+  let relay: Relay;
+
+  before(async () => {
+    upstream = await startRegistry();
+    const token = await addUser(upstream, 'publisher', 'publisher-password-1');
+    for (const name of ['up-stale', 'up-fresh']) {
+      const published = await publishRaw(upstream.url, token, name, '1.0.0', { extra: LONG });
+      assert.equal(published.status, 201, published.text);
+    }
+    relay = await startRelay(upstream.url);
+  });
+  after(async () => {
+    await relay?.close();
+    await upstream?.stop();
+  });
+
+  const proxying = (maxage: string): Promise<RunningRegistry> =>
+    startRegistry({
+      editConfig: (config) => {
+        config.uplinks = { upstream: { url: relay.url, maxage, timeout: '3s' } };
+      },
+    });
+
+  test('12.f1 past maxage: every GET revalidates with the upstream (not the fast path); OFFLINE then serves the held copy with no upstream request', async () => {
+    const ours = await proxying('0s');
+    try {
+      for (let round = 0; round < 4; round++) {
+        const before = relay.count('/up-stale');
+        const answer = await raw(ours, '/up-stale');
+        assert.equal(answer.status, 200);
+        assert.equal(JSON.parse(answer.decoded.toString()).name, 'up-stale');
+        assert.equal(relay.count('/up-stale') - before, 1, `round ${round}: one revalidation`);
+        await new Promise((resolve) => setTimeout(resolve, RACY_WINDOW_MS + 20));
+      }
+      const toggled = await run(NODE_BIN, [CONFIG_CLI, '--file', ours.lockbPath, 'toggle', 'OFFLINE'], { env: cleanEnv() });
+      assert.equal(toggled.code, 0, toggled.stderr);
+      const before = relay.requests.length;
+      const held = await warm(ours, '/up-stale');
+      assert.equal(JSON.parse(held.decoded.toString()).name, 'up-stale');
+      assert.equal((await raw(ours, '/up-stale', { headers: { 'if-none-match': held.headers.etag as string } })).status, 304);
+      assert.equal(relay.requests.length, before, `upstream requests while OFFLINE: ${JSON.stringify(relay.requests.slice(before))}`);
+    } finally {
+      await ours.stop();
+    }
+  });
+
+  test('12.f2 while fresh: the held copy is answered with no upstream request', async () => {
+    const ours = await proxying('10m');
+    try {
+      await warm(ours, '/up-fresh');
+      const before = relay.count('/up-fresh');
+      for (let round = 0; round < 3; round++) {
+        const answer = await raw(ours, '/up-fresh');
+        assert.equal(answer.headers[CACHE_HEADER], 'hit');
+      }
+      assert.equal(relay.count('/up-fresh'), before);
+    } finally {
+      await ours.stop();
+    }
+  });
+});
+
+/** What differs between two registries for the same publishes: their URL, times, revisions and signing keys. */
+function normalised(text: string, url: string): string {
+  return text
+    .split(url)
+    .join('<url>')
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
+    .replace(/"_rev":\s*"[^"]*"/g, '"_rev":"<rev>"')
+    .replace(/"(keyid|sig)": "[^"]*"/g, '"$1": "<signature>"');
+}
+
+describe('17.x fast_path: false', { timeout: 240_000 }, () => {
+  test('17.5 fast_path: false turns it off (the boot line says so) and the answers are identical', async () => {
+    const restrict = (config: Record<string, unknown>): void => {
+      config.packages = { '@secret/*': { access: 'alice', publish: 'alice', unpublish: 'alice' }, ...(config.packages as Record<string, unknown>) };
+    };
+    const on = await startRegistry({ editConfig: restrict });
+    const off = await startRegistry({
+      editConfig: (config) => {
+        restrict(config);
+        config.middlewares = { ...(config.middlewares as Record<string, unknown>), 'registry-storage-http': { fast_path: false } };
+      },
+    });
+    try {
+      assert.match(off.logs(), /storage-http: fast path off: fast_path: false in config\.yaml/);
+      assert.match(on.logs(), /storage-http: fast path on/);
+      const seen: string[][] = [];
+      for (const registry of [on, off]) {
+        const token = await addUser(registry, 'alice', PASSWORD);
+        const bob = await addUser(registry, 'bob', PASSWORD);
+        for (const name of ['@secret/same', '@mycompany/same']) assert.equal((await publishRaw(registry.url, token, name, '1.0.0', { extra: LONG })).status, 201);
+        const rows: string[] = [];
+        const describeAnswer = (what: string, answer: Raw): void => {
+          const headers = ['content-type', 'content-encoding', 'vary', ...(what.startsWith('head') ? ['content-length'] : []), 'access-control-allow-origin', 'x-powered-by'].map((name) => `${name}=${String(answer.headers[name])}`);
+          rows.push(`${what}: ${answer.status} ${headers.join(' ')} ${normalised(answer.decoded.toString(), registry.url)}`);
+        };
+        const full = await warm(registry, '/@mycompany%2fsame');
+        describeAnswer('full', full);
+        describeAnswer('gzip', await warm(registry, '/@mycompany%2fsame', { headers: { 'accept-encoding': 'gzip' } }));
+        describeAnswer('abbreviated', await warm(registry, '/@mycompany%2fsame', { headers: { accept: ABBREVIATED } }));
+        describeAnswer('304', await raw(registry, '/@mycompany%2fsame', { headers: { 'if-none-match': full.headers.etag as string } }));
+        describeAnswer('head', await raw(registry, '/@mycompany%2fsame', { method: 'HEAD' }));
+        describeAnswer('head gzip', await raw(registry, '/@mycompany%2fsame', { method: 'HEAD', headers: { 'accept-encoding': 'gzip' } }));
+        describeAnswer('304 gzip', await raw(registry, '/@mycompany%2fsame', { headers: { 'if-none-match': full.headers.etag as string, 'accept-encoding': 'gzip' } }));
+        describeAnswer('304 br', await raw(registry, '/@mycompany%2fsame', { headers: { 'if-none-match': full.headers.etag as string, 'accept-encoding': 'br' } }));
+        describeAnswer('br', await warm(registry, '/@mycompany%2fsame', { headers: { 'accept-encoding': 'br' } }));
+        describeAnswer('whoami', await raw(registry, '/-/whoami', { token: bob }));
+        await warm(registry, '/@secret%2fsame', { token });
+        describeAnswer('anonymous', await raw(registry, '/@secret%2fsame'));
+        describeAnswer('bob', await raw(registry, '/@secret%2fsame', { token: bob }));
+        describeAnswer('tarball', await raw(registry, '/@mycompany/same/-/same-1.0.0.tgz'));
+        describeAnswer('tarball again', await raw(registry, '/@mycompany/same/-/same-1.0.0.tgz'));
+        seen.push(rows);
+      }
+      assert.deepEqual(seen[1], seen[0]);
+    } finally {
+      await on.stop();
+      await off.stop();
+    }
+  });
+});

@@ -37,7 +37,7 @@ function mutatedPublish(registryUrl: string): fc.Arbitrary<FuzzRequest> {
       const file = Object.keys(body._attachments)[0];
       switch (target) {
         case 'version':
-          body.versions = { [String(value)]: meta };
+          body.versions = { [(() => { try { return String(value); } catch { return "unprintable"; } })()]: meta };
           break;
         case 'attachment-key':
           body._attachments = { [key]: body._attachments[file] };

@@ -400,6 +400,14 @@ export class PackageService {
       this.inflight.set(pkg.name, next);
       try {
         await write(next);
+      } catch (error) {
+        // the packument write failed (ENOSPC, EROFS…): the file is untouched (atomic), so a version
+        // it would have added must leave no committed tarball behind, or the next publish of that
+        // version would meet it and be refused as already present
+        const files = changes.added.filter((version) => isValidVersion(version)).map((version) => tarballNameFor(pkg, version));
+        this.forgetDeferred(pkg.name, files);
+        for (const file of files) await this.store.deleteTarball(pkg, file).catch(() => undefined);
+        throw error;
       } finally {
         this.inflight.delete(pkg.name);
       }

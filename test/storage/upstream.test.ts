@@ -224,13 +224,20 @@ describe('issue 12: one upstream, proxied and cached', () => {
     const bytes = Buffer.from(await response.arrayBuffer());
     const original = Buffer.from(await (await fetch(`${tree.upstream.url}/dep-leaf/-/dep-leaf-1.1.0.tgz`)).arrayBuffer());
     assert.ok(bytes.equals(original));
+    // the verified tarball's last chunk goes out before its locked commit (docs/upstream.md): poll, bounded
+    for (let tries = 0; tries < 100 && !cacheFiles(ours).includes(join('dep-leaf', 'dep-leaf-1.1.0.tgz')); tries++) await new Promise((resolveWait) => setTimeout(resolveWait, 50));
     assert.ok(cacheFiles(ours).includes(join('dep-leaf', 'dep-leaf-1.1.0.tgz')));
     const again = Buffer.from(await (await fetch(`${ours.url}/dep-leaf/-/dep-leaf-1.1.0.tgz`)).arrayBuffer());
     assert.ok(again.equals(original));
     assert.equal(tree.relay.count('/dep-leaf/-/dep-leaf-1.1.0.tgz'), 1);
     const index = PackageIndex.open(ours.lockbPath);
     try {
-      const records = index.readAll().filter((record) => record.kind === 'cache' && record.name === 'dep-leaf');
+      let records = index.readAll().filter((record) => record.kind === 'cache' && record.name === 'dep-leaf');
+      // appended by the same locked commit, right after the file (bounded poll)
+      for (let tries = 0; tries < 100 && records.length === 0; tries++) {
+        await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+        records = index.readAll().filter((record) => record.kind === 'cache' && record.name === 'dep-leaf');
+      }
       assert.equal(records.length, 1);
       assert.equal(records[0].version, '1.1.0');
       assert.equal(records[0].sha512, createHash('sha512').update(original).digest('hex'));

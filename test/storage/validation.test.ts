@@ -17,7 +17,9 @@ function tree(dir: string): Map<string, number> {
   for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
     const full = join(entry.parentPath, entry.name);
-    files.set(relative(dir, full), statSync(full).mtimeMs);
+    // a lock's owner file can go between the listing and the stat (released after the answer)
+    const info = statSync(full, { throwIfNoEntry: false });
+    if (info) files.set(relative(dir, full), info.mtimeMs);
   }
   return files;
 }

@@ -3,7 +3,7 @@
  * registers for the registry whose config is a registry.lockb path, and another part looks up by
  * the same path (resolved, so spellings agree). Two registries in one process never see each
  * other's entries. The tables are module state: plugins import the core from the same build
- * folder, so they share them. Used by token-verifier.ts, package-owners.ts, local-packages.ts and
+ * folder, so they share them. Used by token-verifier.ts, package-owners.ts and
  * the storage part's store-port.ts.
  */
 import { resolve } from 'node:path';

@@ -21,7 +21,6 @@ import { TokenLedger } from './tokens';
 import { shareFolderSync } from '../registry-core/database/shared-files';
 import { type StorageConfig, StoragePluginAdapter } from './verdaccio-adapter';
 import { registerStorePort } from './store-port';
-import { registerLocalPackages } from '../registry-core/local-packages';
 import { scanPackagesSync } from './scan';
 import { heldInCache } from './upstream/held';
 import { UpstreamProxy } from './upstream/proxy';
@@ -223,7 +222,6 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       listNames,
       upstream: this.upstreamProxy,
     });
-    registerLocalPackages(lockbPath, listNames); // the dashboard's package list (core local-packages.ts)
 
     bootMark(stored === null ? `storage ready: PostgreSQL ${store.location} (upstream cache in ${join(storageDir, UPSTREAM_CACHE_DIR)})` : `storage ready: ${storageDir} (${stored.length} packages)`);
     announcePluginLoaded('storage', storageDir);

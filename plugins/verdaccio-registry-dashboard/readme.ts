@@ -47,6 +47,22 @@ export function isAllowedLink(url: string): boolean {
 const md = new MarkdownIt({ html: false, linkify: false, typographer: false, breaks: false });
 md.validateLink = isAllowedLink;
 
+// markdown-it calls validateLink only on a non-empty destination: `[x]()` still becomes `<a href="">`,
+// which would point at the dashboard itself. A link whose href is not allowed is unwrapped to its text.
+md.core.ruler.push('drop_disallowed_links', (state) => {
+  for (const block of state.tokens) {
+    if (block.type !== 'inline' || block.children === null) continue;
+    const kept = [];
+    let dropping = false;
+    for (const token of block.children) {
+      if (token.type === 'link_open' && !isAllowedLink(String(token.attrGet('href') ?? ''))) { dropping = true; continue; }
+      if (token.type === 'link_close' && dropping) { dropping = false; continue; }
+      kept.push(token);
+    }
+    block.children = kept;
+  }
+});
+
 const defaultLinkOpen = md.renderer.rules.link_open ?? ((tokens, idx, options, _env, self) => self.renderToken(tokens, idx, options));
 md.renderer.rules.link_open = (tokens, idx, options, env, self) => {
   tokens[idx].attrSet('rel', 'noopener noreferrer nofollow');

@@ -20,6 +20,9 @@ import { join } from 'node:path';
 const RUNS = Number(process.env.README_FUZZ_RUNS ?? 3000);
 
 const HOSTILE = [
+  // an empty destination skips markdown-it's validateLink (found by this property, seed 614438642)
+  '[ok]: https://ok.invalid/ref\n\n[ok]()',
+  '[x]() [y](<>) [z]( )',
   '<script>alert(1)</script>',
   '<SCRIPT SRC=//evil.invalid/x.js></SCRIPT>',
   '<img src=x onerror=alert(1)>',

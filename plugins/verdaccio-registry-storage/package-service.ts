@@ -13,10 +13,11 @@ import { StorageError } from './errors';
 import { verifyDist } from './integrity';
 import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, tarballFileOf, tarballNameFor } from './names';
 import { type Actor, type Maintainer, maintainersOf, ownershipProblem } from './owners';
-import { forgetUpload, isAnnouncedUpload, takeIntent } from './publish-intent';
+import { endUpload, forgetUpload, isAnnouncedUpload, noteCommittedUpload, takeIntent, uploadsInFlight } from './publish-intent';
 import type { VersionSigner } from './signatures';
 import type { Manifest, PackageStore, TarballReader, TarballWriter } from './store';
 import type { IndexRecord } from '../registry-core/index';
+import { LRUCache } from 'lru-cache';
 
 export const PACKUMENT_FILE = 'package.json';
 const PENDING_TTL_MS = 10 * 60_000;
@@ -138,6 +139,10 @@ function newRegistrations(before: ReadonlySet<string>, after: Record<string, Att
   return added;
 }
 
+function uploadKeyOf(name: string, fileName: string): string {
+  return `${name}\0${fileName}`;
+}
+
 export class PackageService {
   readonly store: PackageStore;
   private readonly sink: IndexSink;
@@ -148,6 +153,13 @@ export class PackageService {
   private readonly inflight = new Map<string, Manifest>();
   /** Registrations of announced uploads (publish-intent.ts), written with the version that follows. */
   private readonly deferred = new Map<string, { files: Record<string, AttachmentEntry>; expires: number }>();
+
+  /**
+   * Tarballs of failed publishes this process committed and could not remove when the request
+   * ended (the lock cannot be taken on a full disk): `<name>\0<file>` → sha512. The next publish
+   * of that file reclaims it at once (reclaimAbandonedTarball) instead of after ABANDONED_TARBALL_MS.
+   */
+  private readonly abandoned = new LRUCache<string, string>({ max: 10_000 });
 
   /** Registry signatures (signatures.ts); null: versions are stored and served unsigned. */
   private readonly signer: VersionSigner | null;
@@ -528,12 +540,18 @@ export class PackageService {
   private async rollbackRefusedTarballs(pkg: ParsedName, original: Manifest, existedOnDisk: boolean, files: string[]): Promise<void> {
     this.forgetDeferred(pkg.name, files);
     try {
+      let registered = false;
       for (const file of files) {
         await this.store.deleteTarball(pkg, file);
-        if (original._attachments) delete original._attachments[file];
+        this.abandoned.delete(uploadKeyOf(pkg.name, file));
+        if (original._attachments && Object.prototype.hasOwnProperty.call(original._attachments, file)) {
+          delete original._attachments[file];
+          registered = true;
+        }
       }
       if (existedOnDisk) {
-        await this.store.writePackument(pkg, original);
+        // the file is rewritten only if it carries a registration to take back
+        if (registered) await this.store.writePackument(pkg, original);
         return;
       }
       if (Object.keys(original._attachments ?? {}).length > 0) {
@@ -542,9 +560,56 @@ export class PackageService {
       }
       this.pending.delete(pkg.name);
       await this.store.removePackageContainer(pkg);
-      await this.store.updateDb((db) => ({ ...db, list: db.list.filter((item) => item !== pkg.name) }));
+      if ((await this.store.readDb()).list.includes(pkg.name)) await this.store.updateDb((db) => ({ ...db, list: db.list.filter((item) => item !== pkg.name) }));
     } catch (error) {
       this.log.error(`${pkg.name}: cleanup after a refused publish failed: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * The request of an announced upload (publish-intent.ts) was answered with an error, or its
+   * client left before the answer. A refused publish changes nothing: whatever it left and no
+   * version write claimed — the tarball this process committed for it (Verdaccio commits it
+   * before the package lock is taken, so a refusal after that left it behind and the next
+   * publish of the version met it as "already present"), its deferred registration, the
+   * in-memory template of a package it was creating — is taken back under the package lock.
+   * When even that lock cannot be taken (a full disk), the tarball is remembered and the next
+   * publish of it reclaims it at once.
+   */
+  async publishFailed(name: string, fileName: string): Promise<void> {
+    const { last, committed } = endUpload(name, fileName);
+    if (!last) return; // another request of the same upload is in flight here: it settles what is left
+    let pkg: ParsedName;
+    try {
+      pkg = parsePackageName(name, 'read');
+      parseTarballName(pkg, fileName);
+    } catch {
+      return;
+    }
+    try {
+      await this.store.withLock(pkg.name, async () => {
+        const onDisk = await this.store.readPackument(pkg);
+        if (onDisk !== null && isReferenced(onDisk, fileName)) return; // its version was written: the request failed after (that write stands)
+        const ours = committed !== null && (await this.store.tarballDigest(pkg, fileName))?.sha512 === committed;
+        const files = ours ? [fileName] : [];
+        if (onDisk !== null) {
+          await this.rollbackRefusedTarballs(pkg, onDisk, true, files);
+          return;
+        }
+        const template = this.pendingOf(pkg.name);
+        if (template === null || uploadsInFlight(pkg.name, fileName)) {
+          // another version's first publish still needs the template (and a package folder)
+          this.forgetDeferred(pkg.name, files);
+          for (const file of files) await this.store.deleteTarball(pkg, file);
+          if (template?._attachments) delete template._attachments[fileName];
+          return;
+        }
+        // the template of the package this publish was creating goes too (else the name reads as local for PENDING_TTL_MS)
+        await this.rollbackRefusedTarballs(pkg, template, false, files);
+      });
+    } catch (error) {
+      if (committed !== null) this.abandoned.set(uploadKeyOf(pkg.name, fileName), committed);
+      this.log.warn(`${pkg.name}: could not take back ${fileName} of a refused publish now (${(error as Error).message}); its next publish removes it`);
     }
   }
 
@@ -580,14 +645,24 @@ export class PackageService {
   uploadTarball(name: string, fileName: string): TarballWriter {
     const pkg = parsePackageName(name, 'read');
     parseTarballName(pkg, fileName);
-    return this.store.createTarball(pkg, fileName, {
+    const announced = isAnnouncedUpload(pkg.name, fileName);
+    const writer = this.store.createTarball(pkg, fileName, {
       precheck: async () => {
         await this.parseForWrite(name);
       },
       reclaim: () => this.reclaimAbandonedTarball(pkg, fileName),
       // a JSON publish's tarball: the version write that follows fsyncs the same folder
-      deferFolderSync: isAnnouncedUpload(pkg.name, fileName),
+      deferFolderSync: announced,
     });
+    if (!announced) return writer;
+    // the tarball is this process's own from here: a refusal of its publish takes it back (publishFailed)
+    const commit = writer.commit.bind(writer);
+    writer.commit = async () => {
+      const digest = await commit();
+      noteCommittedUpload(pkg.name, fileName, digest.sha512);
+      return digest;
+    };
+    return writer;
   }
 
   /**
@@ -599,11 +674,15 @@ export class PackageService {
     return this.store.withLock(pkg.name, async () => {
       const age = await this.store.tarballAgeMs(pkg, fileName);
       if (age === null) return true;
-      if (age < ABANDONED_TARBALL_MS) return false;
+      // a refused publish of this process left it (publishFailed could not take it back then)
+      const refusedHere = this.abandoned.get(uploadKeyOf(pkg.name, fileName));
+      if (age < ABANDONED_TARBALL_MS && refusedHere === undefined) return false;
       const manifest = (await this.store.readPackument(pkg)) ?? this.pendingOf(pkg.name);
       if (manifest && isReferenced(manifest, fileName)) return false;
+      if (age < ABANDONED_TARBALL_MS && (await this.store.tarballDigest(pkg, fileName))?.sha512 !== refusedHere) return false;
       await this.store.deleteTarball(pkg, fileName);
-      this.log.warn(`${pkg.name}: removed ${fileName}, left by an interrupted publish ${Math.round(age / 1000)} s ago and never part of a version`);
+      this.abandoned.delete(uploadKeyOf(pkg.name, fileName));
+      this.log.warn(`${pkg.name}: removed ${fileName}, left by ${refusedHere === undefined ? 'an interrupted' : 'a refused'} publish ${Math.round(age / 1000)} s ago and never part of a version`);
       return true;
     });
   }

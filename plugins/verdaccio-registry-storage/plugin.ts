@@ -220,6 +220,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       changeOwners: (name, maintainers, actor) => service.changeOwners(name, maintainers, actor),
       heldTarballBytes: (name, fileName, stamp) => service.heldTarballBytes(name, fileName, stamp),
       listNames,
+      publishFailed: (name, fileName) => service.publishFailed(name, fileName),
       upstream: this.upstreamProxy,
     });
 

@@ -39,13 +39,27 @@ export function takeIntent(versionMeta: unknown): PublishIntent | null {
 
 /**
  * The tarballs of JSON publishes the entry let through (guard + ownership passed), in this
- * process: `<name>\0<file>` → expiry. The store uses it for what only such a publish allows —
- * the tarball's attachment registration and its folder fsync go into the one packument write of
- * the version that follows in the same request (PackageService.updatePackage). A tarball that
- * is not announced (the legacy `PUT /:package/-/:file` upload, acknowledged by itself) is
- * registered and made durable at once, as before.
+ * process: `<name>\0<file>` → its requests in flight. The store uses it for what only such a
+ * publish allows — the tarball's attachment registration and its folder fsync go into the one
+ * packument write of the version that follows in the same request (PackageService.updatePackage).
+ * A tarball that is not announced (the legacy `PUT /:package/-/:file` upload, acknowledged by
+ * itself) is registered and made durable at once, as before.
+ *
+ * It also tells a failed publish's cleanup (PackageService.publishFailed) whether the tarball on
+ * disk is this process's own: Verdaccio commits the tarball BEFORE the package lock is taken for
+ * the version, so a refusal after that point (the lock cannot be taken on a full disk, the
+ * registration or the version write fails…) left a committed tarball no version names, and the
+ * next publish of that version met it as "already present".
  */
-const announced = new Map<string, number>();
+interface AnnouncedUpload {
+  expires: number;
+  /** requests of this upload in flight in this process */
+  live: number;
+  /** sha512 of the tarball this process committed for it; null: none (yet) */
+  committed: string | null;
+}
+
+const announced = new Map<string, AnnouncedUpload>();
 const ANNOUNCE_TTL_MS = 10 * 60_000;
 
 function uploadKey(name: string, file: string): string {
@@ -54,15 +68,52 @@ function uploadKey(name: string, file: string): string {
 
 export function announceUpload(name: string, file: string): void {
   const now = Date.now();
-  if (announced.size > 1_000) for (const [key, expires] of announced) if (expires < now) announced.delete(key);
-  announced.set(uploadKey(name, file), now + ANNOUNCE_TTL_MS);
+  if (announced.size > 1_000) for (const [key, entry] of announced) if (entry.expires < now) announced.delete(key);
+  const key = uploadKey(name, file);
+  const entry = announced.get(key);
+  if (entry !== undefined && entry.expires >= now) {
+    entry.live += 1;
+    entry.expires = now + ANNOUNCE_TTL_MS;
+  } else {
+    announced.set(key, { expires: now + ANNOUNCE_TTL_MS, live: 1, committed: null });
+  }
 }
 
 export function isAnnouncedUpload(name: string, file: string): boolean {
-  const expires = announced.get(uploadKey(name, file));
-  return expires !== undefined && expires >= Date.now();
+  const entry = announced.get(uploadKey(name, file));
+  return entry !== undefined && entry.expires >= Date.now();
 }
 
+/** This process committed the announced tarball (link succeeded: no other writer has that name). */
+export function noteCommittedUpload(name: string, file: string, sha512: string): void {
+  const entry = announced.get(uploadKey(name, file));
+  if (entry !== undefined) entry.committed = sha512;
+}
+
+/**
+ * One request of the upload has ended. `last`: no other request of it is in flight here, so the
+ * caller settles what it left; `committed`: the sha512 of the tarball this process committed for
+ * it and no version write has claimed yet (forgetUpload), else null.
+ */
+export function endUpload(name: string, file: string): { last: boolean; committed: string | null } {
+  const key = uploadKey(name, file);
+  const entry = announced.get(key);
+  if (entry === undefined) return { last: true, committed: null };
+  entry.live -= 1;
+  if (entry.live > 0) return { last: false, committed: null };
+  announced.delete(key);
+  return { last: true, committed: entry.committed };
+}
+
+/** Whether an upload of another file of this package is in flight here (its first publish shares the template). */
+export function uploadsInFlight(name: string, exceptFile: string): boolean {
+  const prefix = `${name}\0`;
+  const except = uploadKey(name, exceptFile);
+  for (const key of announced.keys()) if (key !== except && key.startsWith(prefix)) return true;
+  return false;
+}
+
+/** The version write that names the tarball is durable: nothing of the upload is left to settle. */
 export function forgetUpload(name: string, file: string): void {
   announced.delete(uploadKey(name, file));
 }

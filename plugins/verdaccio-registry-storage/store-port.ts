@@ -30,6 +30,8 @@ export interface StorePort {
   heldTarballBytes(name: string, fileName: string, stamp: string): Promise<Buffer | null>;
   /** every locally stored package name */
   listNames(): Promise<string[]>;
+  /** a JSON publish of this tarball was answered with an error (or its client left): take back what it left (PackageService.publishFailed) */
+  publishFailed(name: string, fileName: string): Promise<void>;
   upstream: UpstreamPort;
 }
 

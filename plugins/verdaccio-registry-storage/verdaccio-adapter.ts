@@ -348,6 +348,8 @@ export interface StorageHttpHost {
   readonly forwardedProtoHeader: string;
   /** OUR store plugin's package list; null when the store is another one. */
   readonly listNames: (() => Promise<string[]>) | null;
+  /** OUR store plugin's cleanup after a refused JSON publish (StorePort.publishFailed); null when the store is another one. */
+  readonly publishFailed: ((name: string, fileName: string) => Promise<void>) | null;
   /** Verdaccio's auth chain (auth.allow_<action>) for req.remote_user; false on any denial or error. */
   allowed(action: HttpAction, packageName: string, req: Request, done: (allowed: boolean) => void): void;
   /**
@@ -412,6 +414,7 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
     packumentRevision: port ? (name: string) => port.packumentRevision(name) : null,
     ownerStore: port ? { owners: (name: string) => port.owners(name), change: (name: string, maintainers: Maintainer[], actor: Actor) => port.changeOwners(name, maintainers, actor) } : null,
     listNames: port ? () => port.listNames() : null,
+    publishFailed: port ? (name: string, fileName: string) => port.publishFailed(name, fileName) : null,
     actor(req) {
       return actorOf(rawRemoteUserOf(req));
     },

@@ -12,7 +12,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { type StorageHttpHost, verdaccioAcceptsPackageName } from '../verdaccio-adapter';
 import { type Maintainer, ownershipProblem, parseOwnersBody } from '../owners';
-import { announceUpload, attachIntent } from '../publish-intent';
+import { announceUpload, attachIntent, endUpload } from '../publish-intent';
 import { bareNameOf, checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
 import { cachedVariantFor, COMPRESSION_THRESHOLD, type ResponseCache } from './response-cache';
 import type { RegistryEventBus } from '../../registry-core/index';
@@ -92,7 +92,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   };
 
   /** The publish intent (publish-intent.ts) and `_npmUser` from the authenticated user, never from the body. */
-  const stampPublish = (req: Request): void => {
+  const stampPublish = (req: Request, res: Response): void => {
     const body = req.body as Record<string, unknown>;
     const versions = body.versions as Record<string, Record<string, unknown>>;
     const [version] = Object.keys(versions);
@@ -103,7 +103,18 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
     const tags = isPlainObject(body['dist-tags']) ? (body['dist-tags'] as Record<string, string>) : {};
     attachIntent(meta, { actor, tags: { ...tags } });
     // the guard checked the attachment is `<bare>-<version>.tgz` (or `<name>-<version>.tgz`): Verdaccio stores its basename
-    announceUpload(String(body.name), `${bareNameOf(String(body.name))}-${version}.tgz`);
+    const name = String(body.name);
+    const file = `${bareNameOf(name)}-${version}.tgz`;
+    announceUpload(name, file);
+    // a refused publish changes nothing: what it left is taken back once Verdaccio's flow has answered
+    res.once('close', () => {
+      const answered = res.writableFinished && res.statusCode >= 200 && res.statusCode < 300;
+      if (answered || host.publishFailed === null) {
+        endUpload(name, file);
+        return;
+      }
+      host.publishFailed(name, file).catch((error: unknown) => warn(`cleanup after a refused publish of ${name}: ${(error as Error).message}`));
+    });
   };
 
   const changeOwners = (req: Request, res: Response, name: string): void => {
@@ -158,7 +169,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
         return;
       }
       withOwnership(req, res, name, tagWrite ? 'move the dist-tags of' : WHAT[kind], () => {
-        if (kind === 'publish') stampPublish(req);
+        if (kind === 'publish') stampPublish(req, res);
         next();
       });
     };

@@ -351,6 +351,11 @@ export class KeyedLock {
     this.lingering.set(key, entry);
   }
 
+  /** Whether a holder of this process has key, waits for it or keeps it parked. */
+  busy(key: string): boolean {
+    return this.tails.has(key) || this.lingering.has(key);
+  }
+
   /** The parked lock of key, if it is still ours on disk (its directory may have been removed under us). */
   private reuse(key: string): (() => void | Promise<void>) | null {
     const entry = this.lingering.get(key);
@@ -453,6 +458,11 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 /** Synchronous variant for CLI-style one-shot operations (repair, rebuild-index). Blocks the thread while waiting. */
 export function withFileLockSync<T>(path: string, critical: () => T): T {
+  // an asynchronous holder of this process (withFileLock) cannot finish while this thread waits:
+  // waiting would stall the event loop for the whole timeout, so it is refused at once
+  if (fileLocks.get(dirname(path))?.busy(basename(path))) {
+    throw new RegistryCoreError('ERR_LOCK_TIMEOUT', `could not lock ${path}: this process is writing it right now; nothing was changed, retry`);
+  }
   const paths = pathsOf(path);
   const deadline = Date.now() + FILE_LOCK_TIMEOUT_MS;
   let delay = 1;

@@ -13,7 +13,7 @@ import { REPAIR_HINT, RegistryCoreError } from './errors';
 import { missingFile } from './header-file';
 import { decodeRecordAt, encodeRecord, RECORD_MAGIC, type IndexRecord } from './index-record';
 import { HEADER_SIZE, MAGIC } from './layout';
-import { withFileLockSync } from './lock';
+import { withFileLock, withFileLockSync } from './lock';
 
 export const REBUILD_HINT = 'run `npm run config -- rebuild-index` to rebuild the index from the storage folder';
 
@@ -121,6 +121,21 @@ export class PackageIndex {
       });
       throw this.#broken;
     }
+  }
+
+  /**
+   * The records of one write, appended under the registry.lockb lock — the lock `rebuild-index`
+   * (index-rebuild.ts) and the config writers take, on the same path (the file's real path) — so
+   * a rebuild that read the storage folder before this write never truncates the append away: it
+   * waits for the rebuild and lands after it. O_APPEND alone keeps appenders from interleaving,
+   * not from a truncate. The wait is asynchronous (the thread pool), in the same in-process queue
+   * as the config writes.
+   */
+  async appendLocked(records: readonly IndexRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await withFileLock(this.path, () => {
+      for (const record of records) this.append(record);
+    });
   }
 
   /** Re-reads the file (sees other processes' appends). A torn tail being written right now is left out, not cut. */

@@ -1,6 +1,7 @@
 /**
- * Index records go to registry.lockb (core `PackageIndex`: one O_APPEND write per record, so
- * appends from several processes never interleave) and, as events, to the process-local bus the
+ * Index records go to registry.lockb (core `PackageIndex.appendLocked`: one O_APPEND write per
+ * record, so appends from several processes never interleave, under the registry.lockb lock, so a
+ * rebuild-index in another process never truncates one away) and, as events, to the process-local bus the
  * dashboard listens on.
  */
 import { PackageIndex, registryEvents, type IndexRecord, type RegistryEvent } from '../registry-core/index';
@@ -65,8 +66,9 @@ export class LockbIndexSink implements IndexSink {
     this.events = registryEvents(lockbPath);
   }
 
-  append(records: IndexRecord[], context: { user?: string }): void {
-    for (const record of records) this.index.append(record);
+  async append(records: IndexRecord[], context: { user?: string }): Promise<void> {
+    // under the registry.lockb lock: a concurrent `registry rebuild-index` cannot truncate it away
+    await this.index.appendLocked(records);
     for (const event of eventsOf(records, context.user)) {
       try {
         this.events.emit(event);

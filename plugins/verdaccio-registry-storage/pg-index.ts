@@ -99,9 +99,11 @@ export class IndexMirror {
         'index-pull',
       );
       const remoteNames = new Set<string>();
-      for (const row of rows) {
-        const record = decode(row.record, row.id);
-        this.#index.append(record);
+      const records = rows.map((row) => decode(row.record, row.id));
+      // one registry.lockb lock per batch (the lock rebuild-index takes)
+      await this.#index.appendLocked(records);
+      for (const [i, row] of rows.entries()) {
+        const record = records[i];
         this.#position = BigInt(row.id);
         if (this.#local.delete(row.id)) continue;
         remoteNames.add(record.name);

@@ -3,8 +3,9 @@
  * Every test runs TWO real Node processes (or the test process and a child) against one folder.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -13,6 +14,7 @@ import { PackageIndex, createConfigFile, defaultFields } from '../../plugins/reg
 import { withFileLockSync } from '../../plugins/registry-core/lock';
 import { TOKEN_STORE_FILE, TokenStore } from '../../plugins/registry-core/token-store';
 import { UserStore } from '../../plugins/verdaccio-registry-auth/users';
+import { LockbIndexSink } from '../../plugins/verdaccio-registry-storage/lockb-sink';
 
 const execFileAsync = promisify(execFile);
 const WORKER = join(__dirname, 'fixtures', 'store-worker.js');
@@ -105,6 +107,50 @@ test('16.4 rebuild-index: the storage folder is read after the lock is taken, so
   const index = PackageIndex.open(lockb);
   try {
     assert.deepEqual([...new Set(index.readAll().map((record) => record.name))].sort(), ['before-lock', 'while-locked']);
+  } finally {
+    index.close();
+  }
+});
+
+test('rebuild-index racing a running server: an index append made while the rebuild holds the lock lands after it, never truncated away', { skip: process.platform === 'win32' ? 'needs a named pipe (mkfifo)' : false }, async () => {
+  const dir = freshDir();
+  const lockb = join(dir, 'registry.lockb');
+  const storage = join(dir, 'storage');
+  createConfigFile(lockb, defaultFields());
+  const packumentOf = (name: string) => JSON.stringify({ name, versions: { '1.0.0': { dist: {} } }, time: { '1.0.0': '2026-01-01T00:00:00.000Z' }, 'dist-tags': { latest: '1.0.0' } });
+  mkdirSync(join(storage, 'early'), { recursive: true });
+  writeFileSync(join(storage, 'early', 'package.json'), packumentOf('early'));
+  // the rebuild blocks reading this package.json (a named pipe) until the test writes it: a
+  // deterministic moment after the rebuild took the lock and listed the folder, before it truncates
+  mkdirSync(join(storage, 'slow'));
+  const pipe = join(storage, 'slow', 'package.json');
+  execFileSync('mkfifo', [pipe]);
+  // the server's own sink (the storage plugin's LockbIndexSink), opened before the rebuild starts
+  const sink = new LockbIndexSink(lockb);
+  const child = spawn(process.execPath, [WORKER, 'rebuild', lockb, storage, join(dir, 'ready'), join(dir, 'output')], { stdio: 'inherit' });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    const writer = await Promise.race([
+      open(pipe, 'w'), // returns once the rebuild opened the pipe to read it: it holds the lock now
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the rebuild never read the storage folder')), 30_000))),
+    ]).finally(() => clearTimeout(timer));
+    // a publish of the running server: packument durable (after the rebuild listed the folder), then its index record
+    mkdirSync(join(storage, 'late'));
+    writeFileSync(join(storage, 'late', 'package.json'), packumentOf('late'));
+    const appended = sink.append([{ kind: 'publish', name: 'late', version: '1.0.0', sha512: '', time: Date.now(), detail: '' }], { user: 'alice' });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the append has every chance to land before the truncate
+    await writer.writeFile(packumentOf('slow'));
+    await writer.close();
+    assert.equal(await exited, 0);
+    await appended;
+  } finally {
+    child.kill();
+    sink.close();
+  }
+  const index = PackageIndex.open(lockb);
+  try {
+    assert.deepEqual([...new Set(index.readAll().map((record) => record.name))].sort(), ['early', 'late', 'slow']);
   } finally {
     index.close();
   }

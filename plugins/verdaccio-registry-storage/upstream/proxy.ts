@@ -449,10 +449,12 @@ export class UpstreamProxy {
   }
 
   #appendRecord(name: string, version: string, dist: Record<string, unknown> | undefined, url: string): void {
+    const report = (error: unknown): void => this.#deps.log.error(`registry.lockb: could not append the cache record of ${name}@${version}: ${(error as Error).message}`);
     try {
-      this.#deps.sink.append([{ kind: 'cache', name, version, sha512: sha512HexOf(dist), time: this.#now(), detail: url }], {});
+      // the lockb sink appends under the registry.lockb lock (asynchronously): its failure is reported, never unhandled
+      Promise.resolve(this.#deps.sink.append([{ kind: 'cache', name, version, sha512: sha512HexOf(dist), time: this.#now(), detail: url }], {})).catch(report);
     } catch (error) {
-      this.#deps.log.error(`registry.lockb: could not append the cache record of ${name}@${version}: ${(error as Error).message}`);
+      report(error);
     }
   }
 }

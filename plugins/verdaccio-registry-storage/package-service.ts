@@ -694,9 +694,15 @@ export class PackageService {
     } catch {
       throw notFound(`tarball ${JSON.stringify(fileName)}`);
     }
-    let reader = await this.store.readTarball(pkg, fileName);
-    // a cached tarball only for a package that is not local (never mixed)
-    if (!reader && this.cache !== null && this.cacheServes(pkg.name) && !(await this.isLocal(pkg.name))) reader = await this.cache.readTarball(pkg, fileName);
+    // The local store's tarballs only for a package with a local packument: without one, a tarball
+    // there is what a publish left that did not complete (interrupted before its version, or in
+    // flight) — never served, never preferred to the upstream's copy, whose bytes the cache fill
+    // verified against the upstream's integrity. The fast path answers the same way by its stamp
+    // (heldTarballBytes: a local stamp exists only with a local packument).
+    const local = await this.store.packumentExists(pkg);
+    let reader = local ? await this.store.readTarball(pkg, fileName) : null;
+    // a cached tarball only for a package that is not local, nor being first published (never mixed)
+    if (!local && this.cache !== null && this.cacheServes(pkg.name) && this.pendingOf(pkg.name) === null) reader = await this.cache.readTarball(pkg, fileName);
     if (!reader) throw notFound(`tarball ${fileName}`);
     return reader;
   }

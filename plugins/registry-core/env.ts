@@ -230,7 +230,10 @@ export function setEnvFileValue(envFile: string, key: string, value: string): vo
     }
   }
   if (!replaced) out.push(line);
-  writeFileAtomicSync(target, `${out.join('\n')}\n`);
+  const text = `${out.join('\n')}\n`;
+  // every start sets the URL it runs with: an unchanged file is not rewritten (temp + 2 fsyncs + rename per restart)
+  if (text === existing) return;
+  writeFileAtomicSync(target, text);
   urlCache.delete(target);
 }
 

@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describeConfig } from './describe';
 import { ENV_FILE_NAME, applyEnv, loadRegistrySettings, parseEnvText, setEnvFileValue } from './env';
 import { RegistryCoreError } from './errors';
-import { migrateLegacyFormat } from './format-version';
+import { LEGACY_FORMAT_VERSION, migrateLegacyFormat } from './format-version';
 import { createConfigFile, readHeaderBytes } from './header-file';
 import { registryUrlMatches } from './issuer';
 import { CONFIG_START, HEADER_SIZE, decodeHeader, defaultFields, encodeHeader, lockbPathFor, storageDirFor, type ConfigFields } from './layout';
@@ -190,7 +190,8 @@ export function bootRegistry(
       delete env.BUN_REGISTRY_URL;
       if (prepared.created) bootMark(`created ${prepared.lockbPath} with defaults for ${prepared.registryUrl}`);
       // version 0 = legacy format: the index is regenerated from storage, then version 1 (docs/config-format.md)
-      const migration = migrateLegacyFormat(prepared.lockbPath, layout.storageDir);
+      // (the version was read under the lock just now and only ever goes up: a current file needs no second lock)
+      const migration = prepared.fields.version === LEGACY_FORMAT_VERSION ? migrateLegacyFormat(prepared.lockbPath, layout.storageDir) : null;
       const state = migration === null ? prepared : { ...prepared, fields: { ...prepared.fields, version: migration.to } };
       if (migration !== null) {
         bootMark(

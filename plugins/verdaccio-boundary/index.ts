@@ -10,9 +10,7 @@
  * Express request prototype) stays in that plugin's own `verdaccio-adapter.ts`, typed through
  * the helpers here. Contract: docs/architecture.md ("The Verdaccio boundary").
  */
-import { createAnonymousRemoteUser, createRemoteUser } from '@verdaccio/config';
-import { errorUtils } from '@verdaccio/core';
-import { getPublicUrl } from '@verdaccio/url';
+import { verdaccioConfig, verdaccioCore, verdaccioUrl } from './verdaccio-modules';
 import type { IncomingMessage } from 'node:http';
 
 /** Verdaccio's RemoteUser (`req.remote_user`), structurally. */
@@ -105,12 +103,12 @@ export function remoteUserOf(request: IncomingMessage): VerdaccioRemoteUser {
 
 /** Verdaccio's createAnonymousRemoteUser(): access rules like `$all` / `$anonymous` match it. */
 export function anonymousUser(): VerdaccioRemoteUser {
-  return toRemoteUser(createAnonymousRemoteUser());
+  return toRemoteUser(verdaccioConfig.createAnonymousRemoteUser());
 }
 
 /** Verdaccio's createRemoteUser(name, groups): the real groups plus `$all`, `$authenticated`… */
 export function authenticatedUser(name: string, groups: readonly string[]): VerdaccioRemoteUser {
-  return toRemoteUser(createRemoteUser(name, [...groups]));
+  return toRemoteUser(verdaccioConfig.createRemoteUser(name, [...groups]));
 }
 
 /** Express's `originalUrl` (its routers strip mount paths from `url` while routing). */
@@ -126,7 +124,7 @@ export function originalUrlOf(request: IncomingMessage): string {
  */
 export function publicBaseUrl(request: { get(name: string): string | undefined; protocol: string; headers: IncomingMessage['headers']; socket: IncomingMessage['socket'] }, urlPrefix: string | undefined): string | null {
   try {
-    const url = getPublicUrl(urlPrefix, { host: request.get('host') ?? '', protocol: request.protocol, headers: request.headers, remoteAddress: request.socket.remoteAddress });
+    const url = verdaccioUrl.getPublicUrl(urlPrefix, { host: request.get('host') ?? '', protocol: request.protocol, headers: request.headers, remoteAddress: request.socket.remoteAddress });
     return /^https?:\/\//.test(url) ? url.replace(/\/+$/, '') : null;
   } catch {
     return null;
@@ -136,7 +134,7 @@ export function publicBaseUrl(request: { get(name: string): string | undefined; 
 /** Whether Verdaccio's getPublicUrl accepts this Host header (it THROWS for one its isHost or `new URL()` refuses). */
 export function verdaccioAcceptsHost(host: string, urlPrefix: string | undefined): boolean {
   try {
-    getPublicUrl(urlPrefix, { host, protocol: 'http', headers: { host } });
+    verdaccioUrl.getPublicUrl(urlPrefix, { host, protocol: 'http', headers: { host } });
     return true;
   } catch {
     return false;
@@ -145,11 +143,11 @@ export function verdaccioAcceptsHost(host: string, urlPrefix: string | undefined
 
 /** Verdaccio's error object for an HTTP status (what its callbacks expect). */
 export function verdaccioError(status: number, message: string): VerdaccioError {
-  return errorUtils.getCode(status, message) as VerdaccioError;
+  return verdaccioCore.errorUtils.getCode(status, message) as VerdaccioError;
 }
 
 export function verdaccioInternalError(message: string): VerdaccioError {
-  return errorUtils.getInternalError(message) as VerdaccioError;
+  return verdaccioCore.errorUtils.getInternalError(message) as VerdaccioError;
 }
 
 /**

@@ -3,7 +3,8 @@
  * failed-login limiter, registration, login tokens, generated (npm token) tokens, revocation.
  */
 import { createHash } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { entryBoundedCache } from '../registry-core/bounded-cache';
 import { TokenStoreError, maskToken, type IssuedTokenRecord, type TokenRecords } from '../registry-core/token-store';
 import { AuthError } from './errors';
 import type { FirstUserRecord } from './first-user';
@@ -159,7 +160,7 @@ export function parseTokenRequest(body: unknown, maxTtlSeconds: number): TokenRe
 export class AuthService {
   private readonly options: AuthServiceOptions;
   /** bcrypt results of Basic credentials (lru-cache, bounded), each valid BASIC_CACHE_MS and for one htpasswd version */
-  private readonly basicCache = new LRUCache<string, { groups: string[]; until: number; version: number }>({ max: BASIC_CACHE_SIZE });
+  private readonly basicCache: LRUCache<string, { groups: string[]; until: number; version: number }> = entryBoundedCache(BASIC_CACHE_SIZE);
   /** couch logins that just failed: npm retries them at once on /-rev/, which must not count twice */
   private readonly couchFailures = new Map<string, number>();
 

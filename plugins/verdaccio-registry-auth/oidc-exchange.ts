@@ -11,7 +11,8 @@
  * and token generation), so ownership checks, `_npmUser` and a password change of that user
  * apply to it as to any of their tokens — and the `pkg` claim keeps it to the one package.
  */
-import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload, createRemoteJWKSet } from 'jose';
+import { jose } from './jose';
 import { OwnersUnavailableError } from '../registry-core/package-owners';
 import { TokenRejectedError, type TokenUse } from '../registry-core/token-verifier';
 import { AuthError } from './errors';
@@ -131,14 +132,14 @@ export class OidcExchange {
     let pending = this.jwks.get(provider.issuer);
     if (!pending) {
       pending = (async () => {
-        if (provider.jwksUri !== null) return createRemoteJWKSet(new URL(provider.jwksUri));
+        if (provider.jwksUri !== null) return jose().createRemoteJWKSet(new URL(provider.jwksUri));
         const discovery = new URL(`${provider.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`);
         const response = await fetch(discovery, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000) });
         if (!response.ok) throw new Error(`discovery document of ${provider.issuer} answered ${response.status}`);
         const document = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
         if (document.issuer !== provider.issuer) throw new Error(`discovery document of ${provider.issuer} names issuer ${JSON.stringify(document.issuer)}`);
         if (typeof document.jwks_uri !== 'string') throw new Error(`discovery document of ${provider.issuer} has no jwks_uri`);
-        return createRemoteJWKSet(new URL(document.jwks_uri));
+        return jose().createRemoteJWKSet(new URL(document.jwks_uri));
       })();
       // a failed discovery is retried by the next exchange, not remembered
       pending.catch(() => this.jwks.delete(provider.issuer));
@@ -154,7 +155,7 @@ export class OidcExchange {
     if (idToken.length === 0 || idToken.length > MAX_ID_TOKEN) throw new AuthError('ERR_TOKEN_INVALID', 'trusted publishing: expected an id_token as Bearer');
     let unverified: JWTPayload;
     try {
-      unverified = decodeJwt(idToken);
+      unverified = jose().decodeJwt(idToken);
     } catch {
       throw new AuthError('ERR_TOKEN_INVALID', 'trusted publishing: the Bearer credential is not a JWT id_token');
     }
@@ -168,7 +169,7 @@ export class OidcExchange {
     }
     let claims: JWTPayload;
     try {
-      ({ payload: claims } = await jwtVerify(idToken, keys, {
+      ({ payload: claims } = await jose().jwtVerify(idToken, keys, {
         issuer: provider.issuer,
         audience: this.audiences(),
         algorithms: [...ID_TOKEN_ALGORITHMS],
@@ -176,15 +177,15 @@ export class OidcExchange {
         clockTolerance: 30,
       }));
     } catch (error) {
-      if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JOSEError && error.code === 'ERR_JWKS_TIMEOUT') {
+      if (error instanceof jose().errors.JWKSTimeout || error instanceof jose().errors.JOSEError && error.code === 'ERR_JWKS_TIMEOUT') {
         throw new AuthError('ERR_UNAVAILABLE', `trusted publishing: keys of ${provider.issuer} unavailable`);
       }
       const reason =
-        error instanceof joseErrors.JWTExpired
+        error instanceof jose().errors.JWTExpired
           ? 'expired'
-          : error instanceof joseErrors.JWTClaimValidationFailed
+          : error instanceof jose().errors.JWTClaimValidationFailed
             ? `claim ${error.claim} rejected (${error.reason}); expected audience ${this.audiences().join(' or ')}`
-            : error instanceof joseErrors.JOSEError
+            : error instanceof jose().errors.JOSEError
               ? error.code
               : 'malformed';
       throw new AuthError('ERR_TOKEN_INVALID', `trusted publishing: id_token refused: ${reason}`);

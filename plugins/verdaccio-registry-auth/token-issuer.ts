@@ -17,8 +17,10 @@
  * older one stops verifying — on every channel, because every channel verifies here.
  */
 import { randomUUID } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
-import { SignJWT, compactVerify, errors as joseErrors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
+import type { LRUCache } from 'lru-cache';
+import { entryBoundedCache } from '../registry-core/bounded-cache';
+import type { CompactJWSHeaderParameters, JWTHeaderParameters, JWTPayload } from 'jose';
+import { jose } from './jose';
 import { getAudience, getIssuer, getTokenAlgorithm, type ConfigFields } from '../registry-core/index';
 import { isPackageLimited, limitsAllowPackage } from '../registry-core/request-package';
 import { TokenRejectedError, type TokenIdentity, type TokenRejectionCode, type TokenUse } from '../registry-core/token-verifier';
@@ -140,8 +142,8 @@ function invalid(reason: string, problem: TokenRejectionCode = 'invalid'): AuthE
 
 function problemFor(error: unknown): TokenRejectionCode {
   if (error instanceof InvalidTokenError) return error.problem;
-  if (error instanceof joseErrors.JWTExpired) return 'expired';
-  if (error instanceof joseErrors.JWTClaimValidationFailed && (error.claim === 'iss' || error.claim === 'aud')) return 'wrong-issuer';
+  if (error instanceof jose().errors.JWTExpired) return 'expired';
+  if (error instanceof jose().errors.JWTClaimValidationFailed && (error.claim === 'iss' || error.claim === 'aud')) return 'wrong-issuer';
   return 'invalid';
 }
 
@@ -194,12 +196,12 @@ export function identityOf(verified: VerifiedToken): TokenIdentity {
 /** A short, token-free reason for logs and 401 bodies. */
 function reasonFor(error: unknown): string {
   if (error instanceof AuthError) return error.message.replace(/^invalid token: /, '');
-  if (error instanceof joseErrors.JWTExpired) return 'expired';
-  if (error instanceof joseErrors.JWTClaimValidationFailed) return `claim ${error.claim} rejected (${error.reason})`;
-  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'signature verification failed';
-  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm not allowed';
-  if (error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JWTInvalid) return 'malformed token';
-  if (error instanceof joseErrors.JOSEError) return error.code;
+  if (error instanceof jose().errors.JWTExpired) return 'expired';
+  if (error instanceof jose().errors.JWTClaimValidationFailed) return `claim ${error.claim} rejected (${error.reason})`;
+  if (error instanceof jose().errors.JWSSignatureVerificationFailed) return 'signature verification failed';
+  if (error instanceof jose().errors.JOSEAlgNotAllowed) return 'algorithm not allowed';
+  if (error instanceof jose().errors.JWSInvalid || error instanceof jose().errors.JWTInvalid) return 'malformed token';
+  if (error instanceof jose().errors.JOSEError) return error.code;
   return 'malformed token';
 }
 
@@ -224,7 +226,7 @@ export class TokenIssuer {
     this.context = context;
     this.revocations = revocations;
     this.defaultTtlSeconds = options.defaultTtlSeconds;
-    this.cache = new LRUCache<string, VerifiedToken>({ max: options.cacheSize ?? 10_000 });
+    this.cache = entryBoundedCache(options.cacheSize ?? 10_000);
     this.urlRecheckMs = options.urlRecheckMs ?? 1000;
     this.now = options.now ?? Date.now;
   }
@@ -272,7 +274,7 @@ export class TokenIssuer {
     // empty = not limited, left out like cidr
     if (options.packages !== undefined && options.packages.length > 0) payload.packages = [...options.packages];
     if (options.scopes !== undefined && options.scopes.length > 0) payload.scopes = [...options.scopes];
-    const token = await new SignJWT(payload)
+    const token = await new (jose().SignJWT)(payload)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
       .setSubject(user)
       .setIssuer(state.issuer.url)
@@ -372,7 +374,7 @@ export class TokenIssuer {
   async verifySignatureOnly(token: string): Promise<{ jti: string; user: string; expiresAt: number | null }> {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid('malformed token');
     try {
-      const { payload: bytes } = await compactVerify(token, this.keyResolver, { algorithms: [...TOKEN_ALGORITHMS] });
+      const { payload: bytes } = await jose().compactVerify(token, this.keyResolver, { algorithms: [...TOKEN_ALGORITHMS] });
       const payload = JSON.parse(new TextDecoder().decode(bytes)) as JWTPayload;
       if (typeof payload.jti !== 'string' || typeof payload.sub !== 'string') throw invalid('missing jti or sub');
       return { jti: payload.jti, user: payload.sub, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : null };
@@ -392,7 +394,7 @@ export class TokenIssuer {
     let payload: JWTPayload;
     let header: JWTHeaderParameters;
     try {
-      ({ payload, protectedHeader: header } = await jwtVerify(token, this.keyResolver, {
+      ({ payload, protectedHeader: header } = await jose().jwtVerify(token, this.keyResolver, {
         algorithms: [...TOKEN_ALGORITHMS],
         issuer: state.issuer.url,
         audience: state.audience,

@@ -54,7 +54,7 @@ export interface ListPage {
   cached: number;
 }
 
-export { MAX_PAGE_SIZE } from './requests';
+export { MAX_PAGE_SIZE } from './request-limits';
 /**
  * A caller's access decisions for the list are reused (a user paging or searching asks for the
  * same names again). Verdaccio's `allow_access` costs ~15 µs a name (it matches the `packages:`

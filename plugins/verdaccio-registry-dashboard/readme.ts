@@ -13,7 +13,7 @@
  * tests check over generated inputs. The page's CSP (`script-src 'self'`, `img-src 'self'`) is a
  * second line of defence, not the first.
  */
-import MarkdownIt from 'markdown-it';
+import type MarkdownIt from 'markdown-it';
 
 export const MAX_README_CHARS = 256 * 1024;
 
@@ -44,47 +44,59 @@ export function isAllowedLink(url: string): boolean {
   return ALLOWED_SCHEME.test(seen) && /^(https?:\/\/[^\s/]|mailto:)/i.test(seen);
 }
 
-const md = new MarkdownIt({ html: false, linkify: false, typographer: false, breaks: false });
-md.validateLink = isAllowedLink;
+/**
+ * The renderer, built by the first readme shown: markdown-it (≈ 10 ms CPU with its parts) is not
+ * needed before a package page is opened (issue 17: cold start).
+ */
+let renderer: MarkdownIt.MarkdownIt | undefined;
 
-// markdown-it calls validateLink only on a non-empty destination: `[x]()` still becomes `<a href="">`,
-// which would point at the dashboard itself. A link whose href is not allowed is unwrapped to its text.
-md.core.ruler.push('drop_disallowed_links', (state) => {
-  for (const block of state.tokens) {
-    if (block.type !== 'inline' || block.children === null) continue;
-    const kept = [];
-    let dropping = false;
-    for (const token of block.children) {
-      if (token.type === 'link_open' && !isAllowedLink(String(token.attrGet('href') ?? ''))) { dropping = true; continue; }
-      if (token.type === 'link_close' && dropping) { dropping = false; continue; }
-      kept.push(token);
+function markdownRenderer(): MarkdownIt.MarkdownIt {
+  if (renderer) return renderer;
+  const MarkdownItClass = require('markdown-it') as typeof MarkdownIt;
+  const md = new MarkdownItClass({ html: false, linkify: false, typographer: false, breaks: false });
+  md.validateLink = isAllowedLink;
+
+  // markdown-it calls validateLink only on a non-empty destination: `[x]()` still becomes `<a href="">`,
+  // which would point at the dashboard itself. A link whose href is not allowed is unwrapped to its text.
+  md.core.ruler.push('drop_disallowed_links', (state) => {
+    for (const block of state.tokens) {
+      if (block.type !== 'inline' || block.children === null) continue;
+      const kept = [];
+      let dropping = false;
+      for (const token of block.children) {
+        if (token.type === 'link_open' && !isAllowedLink(String(token.attrGet('href') ?? ''))) { dropping = true; continue; }
+        if (token.type === 'link_close' && dropping) { dropping = false; continue; }
+        kept.push(token);
+      }
+      block.children = kept;
     }
-    block.children = kept;
-  }
-});
+  });
 
-const defaultLinkOpen = md.renderer.rules.link_open ?? ((tokens, idx, options, _env, self) => self.renderToken(tokens, idx, options));
-md.renderer.rules.link_open = (tokens, idx, options, env, self) => {
-  tokens[idx].attrSet('rel', 'noopener noreferrer nofollow');
-  return defaultLinkOpen(tokens, idx, options, env, self);
-};
-md.renderer.rules.image = (tokens, idx, options, env) => {
-  const token = tokens[idx];
-  const alt = md.renderer.renderInlineAsText(token.children ?? [], options, env);
-  const text = `image: ${alt || 'no description'}`;
-  const src = String(token.attrGet('src') ?? '');
-  const label = `<span class="readme-image">${md.utils.escapeHtml(text)}</span>`;
-  // an image is not loaded; its address (if allowed) becomes a link the reader may follow
-  return isAllowedLink(src) ? `<a href="${md.utils.escapeHtml(src)}" rel="noopener noreferrer nofollow">${label}</a>` : label;
-};
-// fenced code: no highlighter, the info string becomes a class only if it is a plain word
-md.options.highlight = null;
-md.renderer.rules.fence = (tokens, idx) => {
-  const token = tokens[idx];
-  const lang = token.info.trim().split(/\s+/)[0] ?? '';
-  const cls = /^[A-Za-z0-9_+-]{1,32}$/.test(lang) ? ` class="language-${lang}"` : '';
-  return `<pre><code${cls}>${md.utils.escapeHtml(token.content)}</code></pre>\n`;
-};
+  const defaultLinkOpen = md.renderer.rules.link_open ?? ((tokens, idx, options, _env, self) => self.renderToken(tokens, idx, options));
+  md.renderer.rules.link_open = (tokens, idx, options, env, self) => {
+    tokens[idx].attrSet('rel', 'noopener noreferrer nofollow');
+    return defaultLinkOpen(tokens, idx, options, env, self);
+  };
+  md.renderer.rules.image = (tokens, idx, options, env) => {
+    const token = tokens[idx];
+    const alt = md.renderer.renderInlineAsText(token.children ?? [], options, env);
+    const text = `image: ${alt || 'no description'}`;
+    const src = String(token.attrGet('src') ?? '');
+    const label = `<span class="readme-image">${md.utils.escapeHtml(text)}</span>`;
+    // an image is not loaded; its address (if allowed) becomes a link the reader may follow
+    return isAllowedLink(src) ? `<a href="${md.utils.escapeHtml(src)}" rel="noopener noreferrer nofollow">${label}</a>` : label;
+  };
+  // fenced code: no highlighter, the info string becomes a class only if it is a plain word
+  md.options.highlight = null;
+  md.renderer.rules.fence = (tokens, idx) => {
+    const token = tokens[idx];
+    const lang = token.info.trim().split(/\s+/)[0] ?? '';
+    const cls = /^[A-Za-z0-9_+-]{1,32}$/.test(lang) ? ` class="language-${lang}"` : '';
+    return `<pre><code${cls}>${md.utils.escapeHtml(token.content)}</code></pre>\n`;
+  };
+  renderer = md;
+  return md;
+}
 
 export interface RenderedReadme {
   html: string;
@@ -97,5 +109,5 @@ export interface RenderedReadme {
 export function renderReadme(markdown: string): RenderedReadme {
   const truncated = markdown.length > MAX_README_CHARS;
   const source = truncated ? markdown.slice(0, MAX_README_CHARS) : markdown;
-  return { html: source.trim() === '' ? '' : md.render(source), truncated, length: markdown.length };
+  return { html: source.trim() === '' ? '' : markdownRenderer().render(source), truncated, length: markdown.length };
 }

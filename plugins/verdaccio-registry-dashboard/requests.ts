@@ -5,12 +5,11 @@
  */
 import { z } from 'zod';
 import { FEATURE_FLAGS, type FeatureFlag } from '../registry-core/index';
+import { AUDIT_MAX_LIMIT, MAX_BODY_BYTES, MAX_FILTER_LENGTH, MAX_PAGE_SIZE, MAX_URL_LENGTH } from './request-limits';
+
+export { AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT, MAX_BODY_BYTES, MAX_FILTER_LENGTH, MAX_PAGE_SIZE, MAX_URL_LENGTH } from './request-limits';
 
 const FLAG_NAMES = Object.keys(FEATURE_FLAGS) as [FeatureFlag, ...FeatureFlag[]];
-
-/** Upper bound of a dashboard API body or WebSocket message; the longest valid one is a URL op. */
-export const MAX_BODY_BYTES = 4096;
-export const MAX_URL_LENGTH = 2048;
 
 /** `7`, `"7"`, `null`, `an array` — for error messages; long inputs are cut. */
 export function describeValue(input: unknown): string {
@@ -73,11 +72,6 @@ const singleQuery = (key: string, max: number) =>
     .optional()
     .transform((value) => (value === '' ? undefined : value));
 
-/** The longest npm package name: the longest useful name filter. */
-export const MAX_FILTER_LENGTH = 214;
-export const AUDIT_DEFAULT_LIMIT = 100;
-export const AUDIT_MAX_LIMIT = 1000;
-
 /** A whole-number query parameter in [min, max], given at most once; absent stays undefined. */
 const wholeNumberQuery = (key: string, min: number, max: number) =>
   singleQuery(key, 10)
@@ -85,9 +79,6 @@ const wholeNumberQuery = (key: string, min: number, max: number) =>
       error: `${key} must be a whole number from ${min} to ${max}`,
     })
     .transform((raw) => (raw === undefined ? undefined : Number(raw)));
-
-/** The largest page `GET /_dashboard/api/packages` answers. */
-export const MAX_PAGE_SIZE = 500;
 
 /** `GET /_dashboard/api/packages?q=&offset=&limit=` (other parameters are ignored, as they always were). */
 export const PackagesQuery = z.looseObject({

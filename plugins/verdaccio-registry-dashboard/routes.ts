@@ -26,7 +26,8 @@ import { requireAdmin, sessionOf, type Session } from './access';
 import { serveAsset, type Asset } from './assets';
 import type { ConfigService } from './config-service';
 import { DashboardHttpError, describeBodyParserError, sendError, sendJson } from './http-errors';
-import { AUDIT_DEFAULT_LIMIT, AuditQuery, ConfigOperation, describeIssues, MAX_BODY_BYTES, PackageQuery, PackagesQuery } from './requests';
+import { AUDIT_DEFAULT_LIMIT, MAX_BODY_BYTES, requestSchemas } from './request-limits';
+import type { ConfigOperation } from './requests';
 import type { UpstreamView } from './upstream-status-access';
 import { remoteUserOf, type DashboardLogger, type VerdaccioRemoteUser } from './verdaccio-adapter';
 
@@ -53,7 +54,7 @@ export interface RouteOptions {
   logger: DashboardLogger;
 }
 
-export { AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT } from './requests';
+export { AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT } from './request-limits';
 
 export interface AuditParams {
   package?: string;
@@ -62,6 +63,7 @@ export interface AuditParams {
 }
 
 export function auditParams(req: Request): AuditParams {
+  const { AuditQuery, describeIssues } = requestSchemas();
   const parsed = AuditQuery.safeParse(req.query);
   if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
   const params: AuditParams = { limit: parsed.data.limit === undefined ? AUDIT_DEFAULT_LIMIT : Number(parsed.data.limit) };
@@ -126,6 +128,7 @@ function methodNotAllowed(allowed: string): DashboardHttpError {
 }
 
 export function listQuery(req: Request): ListQuery {
+  const { PackagesQuery, describeIssues } = requestSchemas();
   const parsed = PackagesQuery.safeParse(req.query);
   if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
   const { q: filter, offset, limit } = parsed.data;
@@ -133,6 +136,7 @@ export function listQuery(req: Request): ListQuery {
 }
 
 function packageQueryName(req: Request): string | undefined {
+  const { PackageQuery, describeIssues } = requestSchemas();
   const parsed = PackageQuery.safeParse(req.query);
   if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
   return parsed.data.name;
@@ -155,6 +159,7 @@ function operationBody(req: Request): ConfigOperation {
   // With a Content-Length we know the wire size; chunked bodies are measured after parsing.
   const size = Number.isFinite(declared) ? declared : Buffer.byteLength(JSON.stringify(req.body) ?? '');
   if (size > MAX_BODY_BYTES) throw new DashboardHttpError(413, `body is too large (at most ${MAX_BODY_BYTES} bytes)`);
+  const { ConfigOperation, describeIssues } = requestSchemas();
   const parsed = ConfigOperation.safeParse(req.body);
   if (!parsed.success) throw new DashboardHttpError(400, describeIssues(parsed.error));
   return parsed.data;

@@ -16,7 +16,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import {
   COMMANDS,
   executeCommand,
@@ -33,7 +33,7 @@ import type { Session } from './access';
 import type { ConfigChange, ConfigService } from './config-service';
 import type { RenderedConfig } from './config-view';
 import { isTokenRejection, type TokenIntent, type TokenRejectionCode } from '../registry-core/token-verifier';
-import { ClientMessage, describeIssues, MAX_BODY_BYTES } from './requests';
+import { MAX_BODY_BYTES, requestSchemas } from './request-limits';
 import { DEFAULT_SOCKET_LIMITS, MessageAdmission, type SocketLimits } from './socket-limits';
 import type { SocketTokenCheck } from './token-check';
 import { anonymousUser, type AccessChecker, type DashboardLogger, type VerdaccioRemoteUser } from './verdaccio-adapter';
@@ -92,7 +92,8 @@ type EventMessage = RegistryEvent & { type: 'event' };
 export class TerminalSockets {
   readonly path: string;
   readonly #options: TerminalSocketOptions;
-  readonly #wss: WebSocketServer;
+  /** created by the first upgrade: `ws` (≈ 4 ms CPU to load) is not needed before one (issue 17: cold start) */
+  #wss: WebSocketServer | undefined;
   readonly #clients = new Set<Client>();
   readonly #history: EventMessage[] = [];
   readonly #historySize: number;
@@ -106,7 +107,6 @@ export class TerminalSockets {
     this.path = options.path;
     this.#historySize = options.historySize ?? 100;
     this.#limits = options.limits ?? DEFAULT_SOCKET_LIMITS;
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY_BYTES * 2, clientTracking: false, perMessageDeflate: false });
   }
 
   get clientCount(): number {
@@ -146,6 +146,7 @@ export class TerminalSockets {
       rejectUpgrade(socket, 400, `cannot tell the client address: ${error instanceof Error ? error.message : String(error)}`);
       return true;
     }
+    this.#wss ??= new (require('ws') as typeof import('ws')).WebSocketServer({ noServer: true, maxPayload: MAX_BODY_BYTES * 2, clientTracking: false, perMessageDeflate: false });
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, peer));
     return true;
   }
@@ -249,6 +250,7 @@ export class TerminalSockets {
       } catch {
         return sendError(client, 'message is not valid JSON');
       }
+      const { ClientMessage, describeIssues } = requestSchemas();
       const result = ClientMessage.safeParse(parsed);
       if (!result.success) return sendError(client, describeIssues(result.error));
       const message = result.data;
@@ -409,12 +411,12 @@ export class TerminalSockets {
     this.#stopPing();
     for (const client of this.#clients) client.ws.terminate();
     this.#clients.clear();
-    this.#wss.close();
+    this.#wss?.close();
   }
 }
 
 function send(client: Client, message: string): void {
-  if (client.ws.readyState !== WebSocket.OPEN) return;
+  if (client.ws.readyState !== client.ws.OPEN) return;
   if (client.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
     client.ws.terminate();
     return;

@@ -11,6 +11,7 @@ import { link, open, readFile, rmdir, stat, unlink, type FileHandle } from 'node
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
+import { entryBoundedCache } from '../registry-core/bounded-cache';
 import { ensureDir, fsyncDir, tempPathFor, unlinkDurable, writeFileAtomic } from './atomic';
 import { scanPackages } from './scan';
 import { StorageError, isErrno } from './errors';
@@ -188,7 +189,7 @@ export class FileSystemStore implements PackageStore {
   /** packument texts (hot path of every GET), bounded in entries and bytes, least recently used out first */
   private readonly packuments: LRUCache<string, CachedText>;
   /** tarball digests (small records), bounded in entries */
-  private readonly digests = new LRUCache<string, TarballDigest & { ino: bigint }>({ max: DIGEST_CACHE_ENTRIES });
+  private readonly digests = entryBoundedCache<string, TarballDigest & { ino: bigint }>(DIGEST_CACHE_ENTRIES);
   /** small tarballs (≤ 1 MB each), bounded in bytes; null when tarballCacheBytes is 0 */
   private readonly tarballs: LRUCache<string, CachedTarball> | null;
   private readonly kept = new Map<string, KeptDocument>();

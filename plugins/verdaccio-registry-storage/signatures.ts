@@ -15,7 +15,8 @@
  * it (`dist.integrity`, else the sha1 `dist.shasum` as an SRI string).
  */
 import * as ssri from 'ssri';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { entryBoundedCache } from '../registry-core/bounded-cache';
 import type { RegistrySignature, SigningKeyRing } from '../registry-core/index';
 import type { Manifest, VersionManifest } from './store';
 
@@ -46,7 +47,7 @@ function hasSignatures(meta: VersionManifest): boolean {
 export class VersionSigner {
   readonly ring: SigningKeyRing;
   /** message + keyid → signature: ECDSA signatures are randomised; one per version keeps responses stable */
-  readonly #memo = new LRUCache<string, RegistrySignature>({ max: MEMO_ENTRIES });
+  readonly #memo: LRUCache<string, RegistrySignature> = entryBoundedCache(MEMO_ENTRIES);
 
   constructor(ring: SigningKeyRing) {
     this.ring = ring;

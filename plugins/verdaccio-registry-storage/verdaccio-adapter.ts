@@ -7,10 +7,8 @@
  * "exists" = code 409/EEXISTS; anything else with an HTTP `status` reaches the client as is.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { errorUtils, validationUtils } from '@verdaccio/core';
-import { validateURL } from '@verdaccio/url';
 import { authAllows, isRecord, rawRemoteUserOf, verdaccioAcceptsHost } from '../verdaccio-boundary/index';
-import { createAnonymousRemoteUser, createRemoteUser, getUserAgent } from '@verdaccio/config';
+import { verdaccioConfig, verdaccioCore, verdaccioUrl } from '../verdaccio-boundary/verdaccio-modules';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
 import { fileSystemFailure } from '../registry-core/index';
@@ -42,19 +40,19 @@ export function toVerdaccioError(error: unknown, logger?: Logger): Error {
   if (error instanceof StorageError) {
     switch (error.status) {
       case 403:
-        return errorUtils.getForbidden(error.message);
+        return verdaccioCore.errorUtils.getForbidden(error.message);
       case 404:
-        return errorUtils.getNotFound(error.message);
+        return verdaccioCore.errorUtils.getNotFound(error.message);
       case 409:
-        return errorUtils.getConflict(error.message);
+        return verdaccioCore.errorUtils.getConflict(error.message);
       case 503:
-        return errorUtils.getServiceUnavailable(error.message);
+        return verdaccioCore.errorUtils.getServiceUnavailable(error.message);
       case 400:
-        return errorUtils.getBadRequest(error.message);
+        return verdaccioCore.errorUtils.getBadRequest(error.message);
       default:
         // ERR_STORAGE_DB names the database file: the detail is for the log only
         logger?.error({ detail: error.message }, 'registry-storage: @{detail}');
-        return errorUtils.getInternalError(`internal storage error ${error.code} (details are in the registry log)`);
+        return verdaccioCore.errorUtils.getInternalError(`internal storage error ${error.code} (details are in the registry log)`);
     }
   }
   if (hasStatus(error)) return error;
@@ -63,10 +61,10 @@ export function toVerdaccioError(error: unknown, logger?: Logger): Error {
   const failure = fileSystemFailure(error);
   if (failure) {
     logger?.error({ detail }, 'registry-storage: @{detail}');
-    return errorUtils.getCode(failure.status, failure.message);
+    return verdaccioCore.errorUtils.getCode(failure.status, failure.message);
   }
   logger?.error({ detail }, 'registry-storage: @{detail}');
-  return errorUtils.getInternalError('internal storage error (details are in the registry log)');
+  return verdaccioCore.errorUtils.getInternalError('internal storage error (details are in the registry log)');
 }
 
 /** What Verdaccio's addTarball pipes into: a PassThrough with done()/abort(). */
@@ -370,12 +368,12 @@ export interface StorageHttpHost {
  * asking the access rules whether a package is public (`npm access get status`).
  */
 export function asAnonymous(req: Request): Request {
-  return Object.create(req, { remote_user: { value: createAnonymousRemoteUser(), enumerable: true } }) as Request;
+  return Object.create(req, { remote_user: { value: verdaccioConfig.createAnonymousRemoteUser(), enumerable: true } }) as Request;
 }
 
 /** Verdaccio's own package-name check for route params (validatePackage, no "*"): names it refuses never reach a handler. */
 export function verdaccioAcceptsPackageName(name: string): boolean {
-  return validationUtils.validatePackage(name) && !name.includes('*');
+  return verdaccioCore.validationUtils.validatePackage(name) && !name.includes('*');
 }
 
 function proxiedUplinks(config: any): string[] {
@@ -407,7 +405,7 @@ export function adaptStorageHttpHost(auth: unknown, storage: unknown, config: un
   if (uplinks.length > 0) blockers.push(`packages: proxy to uplinks (${uplinks.join(', ')}) merges remote metadata into packuments`);
   const header = process.env.VERDACCIO_FORWARDED_PROTO;
   // getPublicUrl ignores the Host header when VERDACCIO_PUBLIC_URL is a valid URL
-  const publicUrlFixed = validateURL(process.env.VERDACCIO_PUBLIC_URL);
+  const publicUrlFixed = verdaccioUrl.validateURL(process.env.VERDACCIO_PUBLIC_URL);
   const hostVerdicts = new Map<string, boolean>();
   const urlPrefix = typeof c?.url_prefix === 'string' ? c.url_prefix : '';
   return {
@@ -551,7 +549,7 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
   if (logsRequests) blockers.push('the log level prints every request (http or more verbose): Verdaccio\'s request logger must see them');
   if (c?.experiments?.tarball_url_redirect !== undefined) blockers.push('experiments.tarball_url_redirect is set');
   const common: [string, string][] = [];
-  if (c?.user_agent) common.push(['X-Powered-By', getUserAgent(c.user_agent)]);
+  if (c?.user_agent) common.push(['X-Powered-By', verdaccioConfig.getUserAgent(c.user_agent)]);
   common.push(['Access-Control-Allow-Origin', '*']);
 
   // auth.allow_access is a pure function of (rule, user) when the first plugin answering it is the
@@ -561,13 +559,13 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
   const answering = Array.isArray(a?.plugins) ? a.plugins.filter((plugin: any) => typeof plugin?.allow_access === 'function') : [];
   const memoable = answering[0]?.constructor?.name === 'RegistryAuthPlugin';
   const decisions = new Map<string, boolean>();
-  const anonymousRemote = createAnonymousRemoteUser();
+  const anonymousRemote = verdaccioConfig.createAnonymousRemoteUser();
   const anonymous: ReadUser = { name: null, remote: anonymousRemote };
   const host: FastPathHost = {
     commonHeaders: common,
     anonymous,
     userOf(identity) {
-      return { name: identity.user, remote: createRemoteUser(identity.user, [...identity.groups]) };
+      return { name: identity.user, remote: verdaccioConfig.createRemoteUser(identity.user, [...identity.groups]) };
     },
     mayAccess(name, user, done) {
       const remote = user.remote as any;
@@ -600,7 +598,7 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
     },
     attachUser(req, user) {
       // a fresh anonymous object per request, as Verdaccio's middleware makes (nothing downstream may share one)
-      const remote = user === anonymous ? createAnonymousRemoteUser() : user.remote;
+      const remote = user === anonymous ? verdaccioConfig.createAnonymousRemoteUser() : user.remote;
       (req as any).remote_user = remote;
       const res = (req as any).res;
       if (res?.locals) res.locals.remote_user = remote;

@@ -7,7 +7,7 @@
  * listening is re-read from the tables (NOTIFY is only a wake-up call, never the record).
  */
 import { randomBytes } from 'node:crypto';
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { sharedDatabase, type Database } from './database';
 
 export const CLUSTER_CHANNELS = ['registry_config', 'registry_events', 'registry_tokens', 'registry_users', 'registry_packages'] as const;
@@ -127,7 +127,9 @@ export class ClusterLink {
 
   async #connect(): Promise<void> {
     if (this.#closed) return;
-    const client = new Client({ connectionString: this.database.url, application_name: 'mycompany-registry listen', connectionTimeoutMillis: 5000 });
+    // `pg` loaded here, not at import: a registry on files never opens this link (database.ts)
+    const { Client: PgClient } = require('pg') as typeof import('pg');
+    const client = new PgClient({ connectionString: this.database.url, application_name: 'mycompany-registry listen', connectionTimeoutMillis: 5000 });
     const lost = (reason: string): void => {
       if (this.#client !== client) return;
       this.#client = null;

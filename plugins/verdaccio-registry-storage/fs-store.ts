@@ -193,8 +193,12 @@ export class FileSystemStore implements PackageStore {
   private readonly dbPath: string;
   /** packument texts (hot path of every GET), bounded in entries and bytes, least recently used out first */
   private readonly packuments: LRUCache<string, CachedText>;
-  /** tarball digests (small records), bounded in entries */
-  private readonly digests = new LRUCache<string, TarballDigest & { ino: bigint }>({ max: DIGEST_CACHE_ENTRIES });
+  /**
+   * tarball digests (small records), bounded in entries. As `maxSize` (each entry 1), not `max`:
+   * lru-cache preallocates its arrays for `max` entries up front, ≈ 2.7 MB of resident memory per
+   * store for 100,000 (two stores per server: local and the upstream cache), most of it never used.
+   */
+  private readonly digests = new LRUCache<string, TarballDigest & { ino: bigint }>({ maxSize: DIGEST_CACHE_ENTRIES, sizeCalculation: () => 1 });
   /** small tarballs (≤ 1 MB each), bounded in bytes; null when tarballCacheBytes is 0 */
   private readonly tarballs: LRUCache<string, CachedTarball> | null;
   private readonly kept = new Map<string, KeptDocument>();

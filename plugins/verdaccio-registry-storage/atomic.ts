@@ -19,7 +19,36 @@ export function tempPathFor(finalPath: string): string {
   return join(dirname(finalPath), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}-${basename(finalPath)}`);
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
+/** Per folder: the fsync running now, and the one every later caller waits for (not started yet). */
+const dirSyncs = new Map<string, { running: Promise<void>; next: Promise<void> | null }>();
+
+/**
+ * Makes the folder's entries durable. Callers that ask while an fsync of the same folder runs
+ * share the next one: the running one may have started before their change, the next starts
+ * after it, so it covers every change made before the call (group commit). Concurrent new
+ * packages of one scope, or `.verdaccio-db.json` rewrites in the storage root, then cost about
+ * two fsyncs of that folder instead of one each, and nobody waits for more than two.
+ */
+export function fsyncDir(dir: string): Promise<void> {
+  const slot = dirSyncs.get(dir);
+  if (slot === undefined) return startDirSync(dir);
+  const ignore = (): void => undefined;
+  slot.next ??= slot.running.then(ignore, ignore).then(() => startDirSync(dir));
+  return slot.next;
+}
+
+function startDirSync(dir: string): Promise<void> {
+  const running = syncDirNow(dir);
+  const slot = { running, next: null as Promise<void> | null };
+  dirSyncs.set(dir, slot);
+  const done = (): void => {
+    if (dirSyncs.get(dir) === slot && slot.next === null) dirSyncs.delete(dir);
+  };
+  running.then(done, done);
+  return running;
+}
+
+async function syncDirNow(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

@@ -87,6 +87,12 @@ interface CachedTarball {
   bytes: Buffer;
 }
 
+interface DbChange {
+  mutate(db: StorageDb): StorageDb;
+  resolve(db: StorageDb): void;
+  reject(error: unknown): void;
+}
+
 function parseDb(text: string, path: string): StorageDb {
   let parsed: unknown;
   try {
@@ -197,6 +203,8 @@ export class FileSystemStore implements PackageStore {
   private readonly checkedOut = new Map<string, KeptDocument>();
   private keptBytes = 0;
   private dbCache: { key: string; db: StorageDb } | null = null;
+  /** updateDb changes waiting for the next rewrite of `.verdaccio-db.json` (group commit). */
+  private dbWaiting: DbChange[] = [];
 
   /** Synchronous so a Verdaccio plugin constructor can fail loudly when the folder is unusable. */
   constructor(root: string, options: FileSystemStoreOptions = {}) {
@@ -540,13 +548,50 @@ export class FileSystemStore implements PackageStore {
     return { ...db, list: [...db.list] };
   }
 
+  /**
+   * Group commit: the changes asked for while a rewrite runs (or waits for the lock) are applied
+   * together, in order, in the next rewrite, and each caller is answered once that rewrite is
+   * durable. A burst of first publishes then rewrites and fsyncs the list about twice, not once per
+   * package one after another (each rewrite: temp + fsync + rename + fsync of the storage folder).
+   */
   updateDb(mutate: (db: StorageDb) => StorageDb): Promise<StorageDb> {
-    return this.withLock(DB_LOCK_KEY, async () => {
-      const next = mutate(await this.readDb());
-      await writeFileAtomic(this.dbPath, JSON.stringify(next));
-      this.dbCache = null;
-      return next;
+    return new Promise<StorageDb>((resolve, reject) => {
+      this.dbWaiting.push({ mutate, resolve, reject });
+      if (this.dbWaiting.length > 1) return; // the rewrite already asked for takes this one too
+      this.withLock(DB_LOCK_KEY, () => this.rewriteDb(this.dbWaiting.splice(0))).catch((error: unknown) => {
+        // the lock was never taken: nobody took the waiting changes
+        for (const waiting of this.dbWaiting.splice(0)) waiting.reject(error);
+      });
     });
+  }
+
+  private async rewriteDb(batch: DbChange[]): Promise<void> {
+    const applied: Array<{ change: DbChange; db: StorageDb }> = [];
+    try {
+      const before = await this.readDb();
+      let db = before;
+      for (const change of batch) {
+        try {
+          db = change.mutate(db);
+          applied.push({ change, db });
+        } catch (error) {
+          change.reject(error); // this change only: the others still apply
+        }
+      }
+      // every change already held (a name added twice): the file says it already
+      if (db !== before) {
+        try {
+          await writeFileAtomic(this.dbPath, JSON.stringify(db));
+        } finally {
+          this.dbCache = null;
+        }
+      }
+    } catch (error) {
+      for (const { change } of applied) change.reject(error);
+      if (applied.length === 0) for (const change of batch) change.reject(error);
+      return;
+    }
+    for (const { change, db } of applied) change.resolve(db);
   }
 
   /** Sync read for the constructor (package count in the boot line). */

@@ -1,5 +1,5 @@
 /**
- * `node build/scripts/bench/publish-profile.js [--side ours|stock] [--versions N] [--packages M] [--svg <file>]`
+ * `node build/scripts/bench/publish-profile.js [--side ours|stock] [--versions N] [--packages M] [--burst C] [--svg <file>]`
  *
  * One server (ours by default) under `node --cpu-prof`, fed the raw `PUT` publishes of the scale
  * group (`publishBody`, kept-alive connection): 10 untimed warm-up publishes, then N versions of
@@ -7,7 +7,11 @@
  * CPU from `/proc` (utime+stime, all threads: robust on a loaded box) and the main-thread profile
  * split into the publish stages (inclusive time of each stage's frames, so nested stages overlap),
  * and with `--svg` writes a flame graph of the publish windows (the bench README's figure).
+ * `--burst C` adds, after those (and outside their figures), C concurrent publishes of new packages
+ * with the scale group's burst tarball (`--burst-mb`, default 2: random hex, ~1.1 MB gzipped) and
+ * prints their server CPU and their own stage table.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
@@ -222,6 +226,9 @@ async function main(argv: readonly string[]): Promise<void> {
   const versions = Number(argValue(argv, '--versions', '200'));
   const packages = Number(argValue(argv, '--packages', '200'));
   const svg = argValue(argv, '--svg', '');
+  const burst = Number(argValue(argv, '--burst', '0'));
+  const burstMb = Number(argValue(argv, '--burst-mb', '2'));
+  const burstWindows: Window[] = [];
   const dir = tempDir(`publish-profile-${side}`);
   const profileDir = join(dir, 'cpuprofile');
   mkdirSync(profileDir, { recursive: true });
@@ -258,6 +265,20 @@ async function main(argv: readonly string[]): Promise<void> {
     );
     windows.push({ startUs: start, endUs: monotonicUs() });
     cpu.bulk = ((processCpuMs(pid) ?? 0) - before) / packages;
+    if (burst > 0) {
+      // as the scale group's burst: random bytes as hex compress about 2:1
+      const blob = randomBytes(Math.round((burstMb * 1024 * 1024) / 2)).toString('hex');
+      const tarball = makeTarball({ ...packageFiles('@mycompany/profile-burst', '1.0.0'), 'blob.txt': blob });
+      const burstNames = Array.from({ length: burst }, (_, i) => `@mycompany/profile-burst-${i + 1}`);
+      const burstBodies = burstNames.map((name) => Buffer.from(publishBody(server.url, name, '1.0.0', tarball).body));
+      const burstAgent = new Agent({ keepAlive: true, maxSockets: burst });
+      before = processCpuMs(pid) ?? 0;
+      start = monotonicUs();
+      await Promise.all(burstNames.map((name, i) => putPublish(server.url, burstAgent, token, name, burstBodies[i])));
+      burstWindows.push({ startUs: start, endUs: monotonicUs() });
+      cpu.burst = (processCpuMs(pid) ?? 0) - before;
+      burstAgent.destroy();
+    }
     agent.destroy();
   } finally {
     await server.stop();
@@ -282,6 +303,16 @@ async function main(argv: readonly string[]): Promise<void> {
     console.log('| --- | ---: |');
     const ours = (frame: CallFrame): boolean => frame.url.includes('/plugins/') || frame.url.includes('node_modules/verdaccio/') || frame.url.includes('node_modules/@verdaccio/');
     for (const row of topInclusive(timed, Number(process.env.PROFILE_INCLUSIVE), ours)) console.log(`| ${row.label} | ${(row.ms / count).toFixed(3)} |`);
+  }
+  if (burst > 0) {
+    const inBurst = sampleTimes(join(profileDir, file), burstWindows);
+    console.log(`${side}: ${burst} concurrent ${burstMb} MB publishes: server CPU ${cpu.burst.toFixed(0)} ms (/proc, all threads), main thread busy ${inBurst.busyMs.toFixed(0)} ms`);
+    console.log('| stage in the burst (inclusive, main thread) | ms per publish |');
+    console.log('| --- | ---: |');
+    for (const row of stageTable(inBurst)) console.log(`| ${row.stage} | ${(row.ms / burst).toFixed(2)} |`);
+    console.log('| self time in the burst, top functions | ms per publish |');
+    console.log('| --- | ---: |');
+    for (const row of topSelf(inBurst, 15)) console.log(`| ${row.label} | ${(row.ms / burst).toFixed(3)} |`);
   }
   if (svg) {
     writeFileSync(svg, renderFlame(flameOf(timed), `${side}: CPU of ${count} raw-PUT publishes (${versions} versions of one package + ${packages} new packages), main thread, ${(timed.busyMs / count).toFixed(2)} ms per publish`));

@@ -126,6 +126,26 @@ test('sweepTempFiles removes temps of dead processes only', () => {
   assert.ok(existsSync(mine));
 });
 
+test('18 .verdaccio-db.json group commit: concurrent changes all land, in order; a failing change fails alone', async () => {
+  const store = freshStore();
+  const names = Array.from({ length: 20 }, (_, i) => `pkg-${i}`);
+  const failing = store.updateDb(() => {
+    throw new Error('refused change');
+  });
+  const added = names.map((name) => store.updateDb((db) => ({ ...db, list: [...db.list, name] })));
+  const removed = store.updateDb((db) => ({ ...db, list: db.list.filter((item) => item !== 'pkg-3') }));
+  const secret = store.updateDb((db) => ({ ...db, secret: 's3cret' }));
+  await assert.rejects(failing, /refused change/);
+  await Promise.all([...added, removed, secret]);
+  const onDisk = JSON.parse(readFileSync(join(store.root, '.verdaccio-db.json'), 'utf8')) as { list: string[]; secret: string };
+  assert.deepEqual(onDisk.list, names.filter((name) => name !== 'pkg-3'), 'every add, then the removal that was asked after them');
+  assert.equal(onDisk.secret, 's3cret');
+  assert.deepEqual((await store.readDb()).list, onDisk.list);
+  // a change that changes nothing is still answered (and the file still says it)
+  assert.deepEqual((await store.updateDb((db) => db)).list, onDisk.list);
+  assert.deepEqual(listAll(store.root).filter((file) => file.includes('.tmp-')), [], 'no temp file left');
+});
+
 test('a corrupt .verdaccio-db.json stops the store from opening (never silently replaced)', () => {
   const dir = join(root, 'corrupt-db');
   mkdirSync(dir);

@@ -454,6 +454,33 @@ export async function withFileLock<T>(path: string, critical: () => T): Promise<
   return lock.withLock(basename(path), async () => critical());
 }
 
+/** A file lock taken by holdFileLock: held until release() (which resolves once it is given back). */
+export interface FileLockHold {
+  release(): Promise<void>;
+}
+
+/**
+ * The lock of `path` (the same one withFileLock takes), held until the caller releases it: for a
+ * caller that takes it ahead of time so the acquisition overlaps other work (the index append of
+ * a publish, taken while the packument is written). Rejects when it cannot be taken.
+ */
+export function holdFileLock(path: string): Promise<FileLockHold> {
+  return new Promise<FileLockHold>((resolveHeld, reject) => {
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    let held = false;
+    // the section's critical returns `finished`: withFileLock holds the lock until it settles
+    const section: Promise<void> = withFileLock(path, () => {
+      held = true;
+      resolveHeld({ release: () => (finish(), section) });
+      return finished;
+    }).then(() => undefined);
+    section.catch((error: unknown) => {
+      if (!held) reject(error);
+    });
+  });
+}
+
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 /** Synchronous variant for CLI-style one-shot operations (repair, rebuild-index). Blocks the thread while waiting. */

@@ -13,7 +13,7 @@ import { REPAIR_HINT, RegistryCoreError } from './errors';
 import { missingFile } from './header-file';
 import { decodeRecordAt, encodeRecord, RECORD_MAGIC, type IndexRecord } from './index-record';
 import { HEADER_SIZE, MAGIC } from './layout';
-import { withFileLock, withFileLockSync } from './lock';
+import { holdFileLock, withFileLockSync } from './lock';
 
 export const REBUILD_HINT = 'run `npm run config -- rebuild-index` to rebuild the index from the storage folder';
 
@@ -68,6 +68,14 @@ function checkHeaderMagic(buf: Buffer, path: string): void {
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** The registry.lockb lock held for one write's records (PackageIndex.reserveAppend). */
+export interface IndexAppendSlot {
+  /** appends under the held lock (synchronous, like append) */
+  append(records: readonly IndexRecord[]): void;
+  /** gives the lock back; resolves once it is */
+  release(): Promise<void>;
+}
 
 export class PackageIndex {
   readonly path: string;
@@ -133,9 +141,34 @@ export class PackageIndex {
    */
   async appendLocked(records: readonly IndexRecord[]): Promise<void> {
     if (records.length === 0) return;
-    await withFileLock(this.path, () => {
-      for (const record of records) this.append(record);
-    });
+    const slot = await this.reserveAppend();
+    try {
+      slot.append(records);
+    } finally {
+      await slot.release();
+    }
+  }
+
+  /**
+   * The same lock, taken ahead of the records: a writer starts it before its own durable write
+   * (the packument) so the acquisition — four file-system metadata operations, ~0.4 ms on a busy
+   * ext4 and far more right after an fsync — overlaps that write instead of following it, and
+   * gives it back without making its client wait. Lock order: a package lock, then this one
+   * (rebuild-index, the config writers and the PostgreSQL mirror take this one alone).
+   */
+  async reserveAppend(): Promise<IndexAppendSlot> {
+    const hold = await holdFileLock(this.path);
+    let open = true;
+    return {
+      append: (records) => {
+        if (!open) throw new Error(`${this.path}: index append slot already released`);
+        for (const record of records) this.append(record);
+      },
+      release: () => {
+        open = false;
+        return hold.release();
+      },
+    };
   }
 
   /** Re-reads the file (sees other processes' appends). A torn tail being written right now is left out, not cut. */

@@ -5,7 +5,7 @@
  * dashboard listens on.
  */
 import { PackageIndex, registryEvents, type IndexRecord, type RegistryEvent } from '../registry-core/index';
-import type { IndexSink } from './package-service';
+import type { IndexSink, IndexSinkSlot } from './package-service';
 
 /** The dashboard/audit event of one index record (also the PostgreSQL backend's, pg-index.ts). */
 export function eventOf(record: IndexRecord, user: string | undefined): RegistryEvent {
@@ -69,6 +69,22 @@ export class LockbIndexSink implements IndexSink {
   async append(records: IndexRecord[], context: { user?: string }): Promise<void> {
     // under the registry.lockb lock: a concurrent `registry rebuild-index` cannot truncate it away
     await this.index.appendLocked(records);
+    this.emit(records, context);
+  }
+
+  /** The registry.lockb lock taken ahead of a write's records (PackageService starts it before the packument write). */
+  async reserve(): Promise<IndexSinkSlot> {
+    const slot = await this.index.reserveAppend();
+    return {
+      append: (records, context) => {
+        slot.append(records);
+        this.emit(records, context);
+      },
+      release: () => slot.release(),
+    };
+  }
+
+  private emit(records: IndexRecord[], context: { user?: string }): void {
     for (const event of eventsOf(records, context.user)) {
       try {
         this.events.emit(event);

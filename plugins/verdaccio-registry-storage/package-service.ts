@@ -31,11 +31,23 @@ const ABANDONED_TARBALL_MS = 120_000;
 export interface IndexSink {
   append(records: IndexRecord[], context: { user?: string }): void | Promise<void>;
   /**
+   * The sink's lock taken ahead of a write's records (registry.lockb: the lock rebuild-index
+   * takes), started before the packument write so its acquisition overlaps that write; absent:
+   * append() is called after the write.
+   */
+  reserve?(): Promise<IndexSinkSlot>;
+  /**
    * true: the records are part of the write's transaction, so a failure fails the write (the
    * PostgreSQL sink). false/absent: the manifest is durable already and the index can be
    * rebuilt from it, so a failure is logged (registry.lockb).
    */
   readonly atomic?: boolean;
+}
+
+/** A sink's lock held for one write's records (IndexSink.reserve). */
+export interface IndexSinkSlot {
+  append(records: IndexRecord[], context: { user?: string }): void;
+  release(): Promise<void>;
 }
 
 export interface ServiceLog {
@@ -410,9 +422,13 @@ export class PackageService {
       }
 
       this.inflight.set(pkg.name, next);
+      // the index lock is taken while the packument is written (overlapped), its records appended once it is durable
+      const slot = !isEmpty(changes) && this.sink.reserve ? this.sink.reserve() : null;
+      slot?.catch(() => undefined); // a failure to take it is reported by appendRecords
       try {
         await write(next);
       } catch (error) {
+        if (slot) void slot.then((held) => held.release()).catch(() => undefined);
         // the packument write failed (ENOSPC, EROFS…): the file is untouched (atomic), so a version
         // it would have added must leave no committed tarball behind, or the next publish of that
         // version would meet it and be refused as already present
@@ -427,7 +443,7 @@ export class PackageService {
       if (deferredFiles.length > 0) this.forgetDeferred(pkg.name, deferredFiles);
       if (!isEmpty(changes)) {
         const user = changes.added.map((v) => next.versions[v]?._npmUser?.name).find((n) => typeof n === 'string');
-        await this.appendRecords(recordsFor(pkg.name, changes, published, Date.now()), { user });
+        await this.appendRecords(recordsFor(pkg.name, changes, published, Date.now()), { user }, slot);
       }
     });
   }
@@ -489,9 +505,19 @@ export class PackageService {
     });
   }
 
-  private async appendRecords(records: IndexRecord[], context: { user?: string }): Promise<void> {
+  private async appendRecords(records: IndexRecord[], context: { user?: string }, slot: Promise<IndexSinkSlot> | null = null): Promise<void> {
     try {
-      await this.sink.append(records, context);
+      if (slot === null) {
+        await this.sink.append(records, context);
+        return;
+      }
+      const held = await slot;
+      try {
+        held.append(records, context);
+      } finally {
+        // given back without making the client wait (the next holder of this process queues behind it)
+        held.release().catch((error: unknown) => this.log.error(`registry.lockb: could not give its lock back: ${(error as Error).message}`));
+      }
     } catch (error) {
       if (this.sink.atomic) throw error;
       // the manifest (the source of truth) is durable already; the index can be rebuilt from it

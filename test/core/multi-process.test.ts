@@ -112,7 +112,7 @@ test('16.4 rebuild-index: the storage folder is read after the lock is taken, so
   }
 });
 
-test('rebuild-index racing a running server: an index append made while the rebuild holds the lock lands after it, never truncated away', { skip: process.platform === 'win32' ? 'needs a named pipe (mkfifo)' : false }, async () => {
+for (const mode of ['append', 'reserve'] as const) test(`rebuild-index racing a running server: an index append made while the rebuild holds the lock lands after it, never truncated away (sink.${mode}: ${mode === 'append' ? 'cache records' : 'a publish, lock taken before its packument write'})`, { skip: process.platform === 'win32' ? 'needs a named pipe (mkfifo)' : false }, async () => {
   const dir = freshDir();
   const lockb = join(dir, 'registry.lockb');
   const storage = join(dir, 'storage');
@@ -136,9 +136,18 @@ test('rebuild-index racing a running server: an index append made while the rebu
       new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the rebuild never read the storage folder')), 30_000))),
     ]).finally(() => clearTimeout(timer));
     // a publish of the running server: packument durable (after the rebuild listed the folder), then its index record
+    const record = { kind: 'publish' as const, name: 'late', version: '1.0.0', sha512: '', time: Date.now(), detail: '' };
+    // the publish path (PackageService) starts taking the lock before its packument write
+    const slot = mode === 'reserve' ? sink.reserve() : null;
     mkdirSync(join(storage, 'late'));
     writeFileSync(join(storage, 'late', 'package.json'), packumentOf('late'));
-    const appended = sink.append([{ kind: 'publish', name: 'late', version: '1.0.0', sha512: '', time: Date.now(), detail: '' }], { user: 'alice' });
+    const appended =
+      slot === null
+        ? sink.append([record], { user: 'alice' })
+        : slot.then(async (held) => {
+            held.append([record], { user: 'alice' });
+            await held.release();
+          });
     await new Promise((resolve) => setTimeout(resolve, 100)); // the append has every chance to land before the truncate
     await writer.writeFile(packumentOf('slow'));
     await writer.close();

@@ -118,9 +118,22 @@ export default class RegistryOps {
     bootMark(`ops: GET ${METRICS_PATH} (${access}), GET ${READY_PATH}; DEBUG request lines ${debugEnabled(this.lockbPath) ? 'on' : 'off'}`);
   }
 
+  /** Whether a server is the one built around this app, by its 'request' listener count (listeners() copies the array on every request). */
+  readonly #servers = new WeakMap<Server, { listeners: number; ours: boolean }>();
+
+  #isOurServer(server: Server): boolean {
+    if (!this.#app) return false;
+    const listeners = server.listenerCount('request');
+    const known = this.#servers.get(server);
+    if (known !== undefined && known.listeners === listeners) return known.ours;
+    const ours = server.listeners('request').includes(this.#app as never);
+    this.#servers.set(server, { listeners, ours });
+    return ours;
+  }
+
   readonly #onRequest = (message: unknown): void => {
     const { request, response, server } = message as { request: IncomingMessage; response: ServerResponse; server: Server };
-    if (!this.#app || !server.listeners('request').includes(this.#app as never)) return;
+    if (!this.#isOurServer(server)) return;
     const started = process.hrtime.bigint();
     response.once('finish', () => this.#observe(request, response, started));
   };

@@ -6,7 +6,7 @@
  * Additions of ours live in dot-folders no package name can take: `.locks/`.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
 import { link, open, readFile, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -27,6 +27,8 @@ export const DB_LOCK_KEY = '.verdaccio-db';
 /** the upstream cache: a second store rooted here (docs/upstream.md) */
 export const UPSTREAM_CACHE_DIR = '.upstream';
 const PACKUMENT = 'package.json';
+/** A changed packument up to this size is re-read synchronously (readPackumentText). */
+const SYNC_REREAD_MAX_BYTES = 256n * 1024n;
 /** The in-memory caches' bounds (lru-cache, least recently used out first). */
 export const PACKUMENT_CACHE_ENTRIES = 10_000;
 export const PACKUMENT_CACHE_BYTES = 128 * 1024 * 1024;
@@ -308,6 +310,11 @@ export class FileSystemStore implements PackageStore {
         return null;
       }
       if (info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs && settled(info.mtimeNs)) return cached.text;
+      // changed (or just written, within the racy window) and small: the file was written a moment
+      // ago, so its pages are in memory — one synchronous read (≈ 15 µs for 8 KB) instead of four
+      // thread-pool round trips (open, fstat, read, close), which were most of the latency of the
+      // first GET after a publish (issue 17). Large documents keep the asynchronous read.
+      if (info.size <= SYNC_REREAD_MAX_BYTES) return this.rereadSync(path);
     }
     // a package that does not exist (every first publish asks): one sync stat instead of a failing open
     if (!cached && !existsSync(path)) return null;
@@ -324,6 +331,28 @@ export class FileSystemStore implements PackageStore {
       return text;
     } finally {
       await handle.close();
+    }
+  }
+
+  /** readPackumentText's synchronous re-read: fstat + read through one descriptor, like the asynchronous one. */
+  private rereadSync(path: string): string | null {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (error) {
+      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) {
+        this.packuments.delete(path);
+        return null;
+      }
+      throw error;
+    }
+    try {
+      const info = fstatSync(fd, { bigint: true });
+      const text = readFileSync(fd, 'utf8');
+      this.packuments.set(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, text });
+      return text;
+    } finally {
+      closeSync(fd);
     }
   }
 

@@ -573,7 +573,19 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
   // are then remembered per (package, user, groups): no minimatch of every rule on every request
   const answering = Array.isArray(a?.plugins) ? a.plugins.filter((plugin: any) => typeof plugin?.allow_access === 'function') : [];
   const memoable = answering[0]?.constructor?.name === 'RegistryAuthPlugin';
-  const decisions = new Map<string, boolean>();
+  // per user (name + groups), then per package: a cache hit builds no key string for the anonymous user
+  const decisions = new Map<string, Map<string, boolean>>();
+  let remembered = 0;
+  const userKeys = new WeakMap<ReadUser, string>();
+  const userKeyOf = (user: ReadUser): string => {
+    let key = userKeys.get(user);
+    if (key === undefined) {
+      const remote = user.remote as any;
+      key = `${user.name ?? ''}\u0000${(remote?.groups ?? []).join('\u0000')}`;
+      userKeys.set(user, key);
+    }
+    return key;
+  };
   const anonymousRemote = createAnonymousRemoteUser();
   const anonymous: ReadUser = { name: null, remote: anonymousRemote };
   const host: FastPathHost = {
@@ -584,9 +596,9 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
     },
     mayAccess(name, user, done) {
       const remote = user.remote as any;
-      const key = memoable ? `${name}\u0000${user.name ?? ''}\u0000${(remote?.groups ?? []).join('\u0000')}` : '';
-      if (memoable) {
-        const known = decisions.get(key);
+      const perUser = memoable ? decisions.get(userKeyOf(user)) : undefined;
+      if (perUser !== undefined) {
+        const known = perUser.get(name);
         if (known !== undefined) {
           done(known);
           return;
@@ -599,8 +611,18 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
           answered = true;
           const allowed = !err && ok === true;
           if (memoable) {
-            if (decisions.size >= 4096) decisions.clear();
-            decisions.set(key, allowed);
+            if (remembered >= 4096) {
+              decisions.clear();
+              remembered = 0;
+            }
+            const userKey = userKeyOf(user);
+            let map = decisions.get(userKey);
+            if (map === undefined) {
+              map = new Map();
+              decisions.set(userKey, map);
+            }
+            if (!map.has(name)) remembered++;
+            map.set(name, allowed);
           }
           done(allowed);
         });

@@ -153,6 +153,27 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
   // the cache header only when asked for (x-registry-debug: cache, docs/http-api.md)
   const cacheHeader = (req: IncomingMessage): string[] => (wantsCacheHeader(req.headers) ? [CACHE_HEADER, 'hit'] : []);
 
+  /**
+   * The 200 header list of a cached entry per encoding, made once per entry (a cache hit used to
+   * build it from spreads on every request); the debug cache header is added only when asked for.
+   */
+  const heads = new WeakMap<CachedResponse, Partial<Record<'identity' | 'gzip' | 'br', string[]>>>();
+  const headersOf = (hit: CachedResponse, encoding: 'identity' | 'gzip' | 'br', length: number): string[] => {
+    let made = heads.get(hit);
+    if (made === undefined) {
+      made = {};
+      heads.set(hit, made);
+    }
+    let list = made[encoding];
+    if (list === undefined) {
+      list = [...common, 'Content-Type', hit.contentType, 'ETag', hit.etag];
+      if (encoding !== 'identity') list.push('Content-Encoding', encoding);
+      list.push('Content-Length', String(length), 'Vary', 'Accept-Encoding');
+      made[encoding] = list;
+    }
+    return list;
+  };
+
   const replay = (req: IncomingMessage, res: ServerResponse, key: string, hit: CachedResponse): void => {
     const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD ? cachedVariantFor(req.headers['accept-encoding']) : 'identity';
     const ifNoneMatch = req.headers['if-none-match'];
@@ -166,10 +187,8 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       return;
     }
     const body = encoding === 'identity' || encoding === null || cache === null ? hit.body : cache.variantOf(key, hit, encoding);
-    const headers = [...common, ...cacheHeader(req), 'Content-Type', hit.contentType, 'ETag', hit.etag];
-    if (body !== hit.body) headers.push('Content-Encoding', encoding as string);
-    headers.push('Content-Length', String(body.length), 'Vary', 'Accept-Encoding');
-    res.writeHead(200, headers);
+    const list = headersOf(hit, body === hit.body ? 'identity' : (encoding as 'gzip' | 'br'), body.length);
+    res.writeHead(200, wantsCacheHeader(req.headers) ? [...common, ...cacheHeader(req), ...list.slice(common.length)] : list);
     if (req.method === 'HEAD') res.end();
     else res.end(body);
   };

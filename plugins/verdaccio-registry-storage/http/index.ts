@@ -203,6 +203,8 @@ export default class RegistryStorageHttpPlugin {
     }
     const upstream = host.upstream;
     const lockbPath = this.#lockbPath;
+    const hits = this.#metrics.counter('registry_packument_cache_requests_total', { outcome: 'hit' });
+    const misses = this.#metrics.counter('registry_packument_cache_requests_total', { outcome: 'miss' });
     const port = storePortOf(resolveStoragePaths(this.#config as unknown as Record<string, unknown>).lockbPath);
     setup.install(
       createFastPath({
@@ -212,7 +214,7 @@ export default class RegistryStorageHttpPlugin {
         upstreamServesHeld: upstream !== null ? (name) => upstream.servesHeldCopy(name) : null,
         tarballBytes: port ? (name, fileName, stamp) => port.heldTarballBytes(name, fileName, stamp) : null,
         verifyToken: (token, use) => verifyRegistryToken(lockbPath, token, use),
-        onCacheLookup: (hit) => this.#metrics.inc('registry_packument_cache_requests_total', { outcome: hit ? 'hit' : 'miss' }),
+        onCacheLookup: (hit) => (hit ? hits : misses).inc(),
       }),
     );
     bootMark(`storage-http: fast path on (cached packuments${this.cache ? '' : ' — cache off'}, held tarballs, whoami with a token) before Verdaccio's middlewares`);

@@ -1,8 +1,9 @@
 /**
- * The read fast path (issues 12 and 17, docs/performance.md): cache hits answered at the front of
- * Verdaccio's express app, right after express's own request setup and BEFORE Verdaccio's
- * app-level middlewares (CORS, request logger, compression, body parser, credentials) and every
- * plugin route. Verdaccio-free: what it needs of Verdaccio comes through `FastPathHost`
+ * The read fast path (issues 12 and 17, docs/performance.md): cache hits answered in front of
+ * Verdaccio's express app — before express's own request setup (query parser, expressInit, router)
+ * and Verdaccio's app-level middlewares (CORS, request logger, compression, body parser,
+ * credentials) and every plugin route; the adapter wraps `app.handle`, so a declined request goes
+ * on to express untouched. Verdaccio-free: what it needs of Verdaccio comes through `FastPathHost`
  * (verdaccio-adapter.ts), what it needs of the rest of the registry through the core's seams.
  *
  * It answers exactly what the full path (routes.ts, then Verdaccio) would answer, or declines
@@ -48,7 +49,7 @@ export interface FastPathHost {
   mayAccess(name: string, user: ReadUser, done: (allowed: boolean) => void): void;
   /** Sets the request's remote user as Verdaccio's middleware would (the DEBUG line and metrics read it). */
   attachUser(req: IncomingMessage, user: ReadUser): void;
-  /** express's req.protocol and req.ip (trustProxy applies), for the cache key and token CIDR limits. */
+  /** req.protocol and req.ip as express computes them (trustProxy applies; express has not run yet), for the cache key and token CIDR limits. */
   protocolOf(req: IncomingMessage): string;
   clientIpOf(req: IncomingMessage): string;
   /** Verdaccio's Host check (tarball URLs are built from it). */

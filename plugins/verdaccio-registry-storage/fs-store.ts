@@ -489,6 +489,15 @@ export class FileSystemStore implements PackageStore {
     return writer;
   }
 
+  peekTarball(pkg: ParsedName, fileName: string): Buffer | undefined {
+    const path = this.tarballPath(pkg, fileName);
+    const cached = this.tarballs?.get(path);
+    if (!cached) return undefined;
+    const info = this.turnStat(path);
+    // anything but an exact, settled match: readTarball decides (and drops or refills the entry)
+    return info && info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs && settled(info.mtimeNs) ? cached.bytes : undefined;
+  }
+
   async readTarball(pkg: ParsedName, fileName: string): Promise<TarballReader | null> {
     const path = this.tarballPath(pkg, fileName);
     const cached = this.tarballs?.get(path);

@@ -67,6 +67,8 @@ export interface FastPathDeps {
   upstreamServesHeld: ((name: string) => boolean) | null;
   /** The store's in-memory tarball bytes for a stamp (package-service.ts heldTarballBytes); null: tarballs not served here. */
   tarballBytes: ((name: string, fileName: string, stamp: string) => Promise<Buffer | null>) | null;
+  /** The same without a promise when the bytes are in memory (package-service.ts heldTarballBytesNow); undefined: ask tarballBytes. */
+  tarballBytesNow?: ((name: string, fileName: string, stamp: string) => Buffer | undefined) | null;
   /** The core token seam, bound to this registry (verifyRegistryToken). */
   verifyToken: (token: string, use: TokenUse) => Promise<TokenIdentity>;
   onCacheLookup?: (hit: boolean) => void;
@@ -232,16 +234,25 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       next();
       return;
     }
+    const send = (bytes: Buffer): void => {
+      res.writeHead(200, [...common, 'Content-Type', TARBALL_TYPE, 'Content-Length', String(bytes.length)]);
+      if (req.method === 'HEAD') res.end();
+      else res.end(bytes);
+    };
     withAccess(req, name, next, () => {
+      // a repeated download: the bytes are in memory, no promise round trip
+      const now = deps.tarballBytesNow?.(name, fileName, stamp);
+      if (now !== undefined) {
+        send(now);
+        return;
+      }
       read(name, fileName, stamp).then(
         (bytes) => {
           if (bytes === null) {
             next(); // absent or large: Verdaccio streams it (or fetches it from the upstream) or answers 404
             return;
           }
-          res.writeHead(200, [...common, 'Content-Type', TARBALL_TYPE, 'Content-Length', String(bytes.length)]);
-          if (req.method === 'HEAD') res.end();
-          else res.end(bytes);
+          send(bytes);
         },
         () => next(),
       );

@@ -218,6 +218,7 @@ export default class RegistryStorageHttpPlugin {
         revisionOf,
         upstreamServesHeld: upstream !== null ? (name) => upstream.servesHeldCopy(name) : null,
         tarballBytes: port ? (name, fileName, stamp) => port.heldTarballBytes(name, fileName, stamp) : null,
+        tarballBytesNow: port ? (name, fileName, stamp) => port.heldTarballBytesNow(name, fileName, stamp) : null,
         verifyToken: (token, use) => verifyRegistryToken(lockbPath, token, use),
         onCacheLookup: (hit) => (hit ? hits : misses).inc(),
       }),

@@ -489,6 +489,7 @@ export class FileSystemStore implements PackageStore {
     return writer;
   }
 
+  /** The held bytes while the file still holds exactly them (same ino, size, mtime, settled); the one check of readTarball too. */
   peekTarball(pkg: ParsedName, fileName: string): Buffer | undefined {
     const path = this.tarballPath(pkg, fileName);
     const cached = this.tarballs?.get(path);
@@ -499,15 +500,12 @@ export class FileSystemStore implements PackageStore {
   }
 
   async readTarball(pkg: ParsedName, fileName: string): Promise<TarballReader | null> {
+    const held = this.peekTarball(pkg, fileName);
+    if (held !== undefined) return { bytes: held, size: held.length };
     const path = this.tarballPath(pkg, fileName);
-    const cached = this.tarballs?.get(path);
-    if (cached) {
-      const info = this.turnStat(path);
-      if (info && info.ino === cached.ino && info.size === cached.size && info.mtimeNs === cached.mtimeNs && settled(info.mtimeNs)) {
-        return { bytes: cached.bytes, size: cached.bytes.length };
-      }
-      this.dropTarballCache(path);
-      if (!info) return null;
+    if (this.tarballs?.has(path)) {
+      this.dropTarballCache(path); // changed, or still within the racy window: read again
+      if (!this.turnStat(path)) return null;
     }
     const handle = await openIfExists(path);
     if (!handle) return null;

@@ -28,7 +28,13 @@ export function negotiateEncoding(header: string | undefined, available: readonl
   return choice;
 }
 
+/** compressionEncoding's own memo, by header alone: it runs on every cache-hit GET (no key string to build). */
+const compressionMemo = new Map<string | undefined, string | undefined>();
+
 /** What compression() will encode a compressible response with for this Accept-Encoding. */
 export function compressionEncoding(header: string | undefined): string | undefined {
-  return negotiateEncoding(header, COMPRESSION_ENCODINGS, COMPRESSION_PREFERRED);
+  if (compressionMemo.has(header)) return compressionMemo.get(header);
+  const choice = negotiateEncoding(header, COMPRESSION_ENCODINGS, COMPRESSION_PREFERRED);
+  if (compressionMemo.size < MEMO_MAX) compressionMemo.set(header, choice);
+  return choice;
 }

@@ -141,6 +141,7 @@ export const DEBUG_REQUEST_HEADER = 'x-registry-debug';
 /** true when the request asked for the cache header (`x-registry-debug: cache`, among comma-separated words). */
 export function wantsCacheHeader(headers: { [name: string]: string | string[] | undefined }): boolean {
   const raw = headers[DEBUG_REQUEST_HEADER];
-  const text = Array.isArray(raw) ? raw.join(',') : (raw ?? '');
+  if (raw === undefined) return false; // every cache hit asks: no split of an empty string
+  const text = Array.isArray(raw) ? raw.join(',') : raw;
   return text.split(',').some((word) => word.trim().toLowerCase() === 'cache');
 }

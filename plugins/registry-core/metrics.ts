@@ -93,6 +93,21 @@ export interface RegistryMetrics {
   snapshot(): MetricSnapshot[];
   /** a counter summed over its label sets (only those `match` accepts, when given): what a live chart needs, without a full snapshot */
   total(name: CounterName, match?: (labels: Readonly<Record<string, string>>) => boolean): number;
+  /**
+   * One label set of a counter, resolved once: `inc()` on it is `inc(name, labels)` without the
+   * label checks and key building (hot paths: every request counts).
+   */
+  counter(name: CounterName, labels?: Labels): BoundCounter;
+  /** One label set of a histogram, resolved once (as `counter`). */
+  histogram(name: HistogramName, labels?: Labels): BoundHistogram;
+}
+
+export interface BoundCounter {
+  inc(by?: number): void;
+}
+
+export interface BoundHistogram {
+  observe(value: number): void;
 }
 
 const TABLE_KEY = Symbol.for('mycompany-registry:metrics');
@@ -130,6 +145,25 @@ function seriesKey(state: MetricState, name: string, labels: Labels): string {
   return JSON.stringify(names.map(() => OVERFLOW));
 }
 
+/** A bound series' key at use: its own, or overflow when the metric filled up before it first counted. */
+function boundKey(state: MetricState, key: string, overflow: string): string {
+  return state.series.has(key) || state.series.size < MAX_SERIES ? key : overflow;
+}
+
+function observeInto(state: MetricState, name: string, key: string, value: number): void {
+  const buckets = state.definition.buckets ?? [];
+  let series = state.series.get(key) as HistogramSeries | undefined;
+  if (!series) {
+    series = { counts: buckets.map(() => 0), sum: 0, count: 0 };
+    state.series.set(key, series);
+  }
+  finite(name, value);
+  // cumulative, like Prometheus buckets: every bound ≥ value counts it
+  for (let i = 0; i < buckets.length; i++) if (value <= buckets[i]) series.counts[i]++;
+  series.sum += value;
+  series.count++;
+}
+
 function labelObject(state: MetricState, key: string): Record<string, string> {
   const values = JSON.parse(key) as string[];
   return Object.fromEntries(state.definition.labelNames.map((label, i) => [label, values[i]]));
@@ -161,18 +195,25 @@ export function registryMetrics(lockbPath: string): RegistryMetrics {
     },
     observe(name, value, labels = {}) {
       const state = stateOf(table, name, 'histogram');
-      const key = seriesKey(state, name, labels);
-      const buckets = state.definition.buckets ?? [];
-      let series = state.series.get(key) as HistogramSeries | undefined;
-      if (!series) {
-        series = { counts: buckets.map(() => 0), sum: 0, count: 0 };
-        state.series.set(key, series);
-      }
-      finite(name, value);
-      // cumulative, like Prometheus buckets: every bound ≥ value counts it
-      for (let i = 0; i < buckets.length; i++) if (value <= buckets[i]) series.counts[i]++;
-      series.sum += value;
-      series.count++;
+      observeInto(state, name, seriesKey(state, name, labels), value);
+    },
+    counter(name, labels = {}) {
+      const state = stateOf(table, name, 'counter');
+      const own = seriesKey({ ...state, series: new Map() }, name, labels); // checks the labels; the key whatever the fill
+      const overflow = JSON.stringify(state.definition.labelNames.map(() => OVERFLOW));
+      return {
+        inc(by = 1) {
+          if (finite(name, by) < 0) throw new RangeError(`registry-core metrics: counter ${name} cannot decrease (by ${by})`);
+          const key = boundKey(state, own, overflow);
+          state.series.set(key, ((state.series.get(key) as number | undefined) ?? 0) + by);
+        },
+      };
+    },
+    histogram(name, labels = {}) {
+      const state = stateOf(table, name, 'histogram');
+      const own = seriesKey({ ...state, series: new Map() }, name, labels);
+      const overflow = JSON.stringify(state.definition.labelNames.map(() => OVERFLOW));
+      return { observe: (value) => observeInto(state, name, boundKey(state, own, overflow), value) };
     },
     total(name, match) {
       const state = stateOf(table, name, 'counter');

@@ -21,6 +21,8 @@ import {
   registryLayoutOf,
   registryMetrics,
   runReadyChecks,
+  type BoundCounter,
+  type BoundHistogram,
   type RegistryMetrics,
 } from '../registry-core/index';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
@@ -118,21 +120,65 @@ export default class RegistryOps {
     bootMark(`ops: GET ${METRICS_PATH} (${access}), GET ${READY_PATH}; DEBUG request lines ${debugEnabled(this.lockbPath) ? 'on' : 'off'}`);
   }
 
+  /** Whether a server is the one built around this app, by its 'request' listener count (listeners() copies the array on every request). */
+  readonly #servers = new WeakMap<Server, { listeners: number; ours: boolean }>();
+
+  #isOurServer(server: Server): boolean {
+    if (!this.#app) return false;
+    const listeners = server.listenerCount('request');
+    const known = this.#servers.get(server);
+    if (known !== undefined && known.listeners === listeners) return known.ours;
+    const ours = server.listeners('request').includes(this.#app as never);
+    this.#servers.set(server, { listeners, ours });
+    return ours;
+  }
+
   readonly #onRequest = (message: unknown): void => {
     const { request, response, server } = message as { request: IncomingMessage; response: ServerResponse; server: Server };
-    if (!this.#app || !server.listeners('request').includes(this.#app as never)) return;
+    if (!this.#isOurServer(server)) return;
     const started = process.hrtime.bigint();
     response.once('finish', () => this.#observe(request, response, started));
   };
+
+  /** Route labels by request target, and the series of each (method, route, status): resolved once, not per request. */
+  readonly #routes = new Map<string, string>();
+  readonly #series = new Map<string, { count: BoundCounter; duration: BoundHistogram }>();
+
+  #routeOf(url: string): string {
+    let route = this.#routes.get(url);
+    if (route === undefined) {
+      route = routeLabel(url);
+      if (url.length > 512) return route; // bounded in bytes too: long targets are labelled each time
+      if (this.#routes.size >= 4096) this.#routes.clear();
+      this.#routes.set(url, route);
+    }
+    return route;
+  }
+
+  #seriesOf(method: string, route: string, status: string): { count: BoundCounter; duration: BoundHistogram } {
+    const key = `${method} ${route} ${status}`;
+    let series = this.#series.get(key);
+    if (series === undefined) {
+      series = {
+        count: this.#metrics.counter('registry_http_requests_total', { method, route, status }),
+        duration: this.#metrics.histogram('registry_http_request_duration_seconds', { method, route }),
+      };
+      // the label values are bounded (methods, ROUTE_LABELS, statuses); the metric caps its series itself
+      if (this.#series.size >= 4096) this.#series.clear();
+      this.#series.set(key, series);
+    }
+    return series;
+  }
 
   #observe(request: IncomingMessage, response: ServerResponse, started: bigint): void {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const url = originalUrlOf(request);
     const method = methodLabel(request.method);
-    const route = routeLabel(url);
+    const route = this.#routeOf(url);
     const status = String(response.statusCode);
-    this.#metrics.inc('registry_http_requests_total', { method, route, status });
-    this.#metrics.observe('registry_http_request_duration_seconds', seconds, { method, route });
+    const series = this.#seriesOf(method, route, status);
+    series.count.inc();
+    series.duration.observe(seconds);
     if (debugEnabled(this.lockbPath)) {
       process.stdout.write(
         formatDebugLine('http', `${request.method ?? '?'} ${redactUrl(url)} ${status} ${(seconds * 1000).toFixed(1)} ms`, { user: remoteUserOf(request).name ?? '-', route }),

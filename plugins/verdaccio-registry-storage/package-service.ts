@@ -739,6 +739,19 @@ export class PackageService {
    * in flight) the upstream cache only — exactly where readTarball would find it. null: not held
    * in memory-sized form (absent, or a large file read as a stream): the caller takes the full path.
    */
+  /** heldTarballBytes without a promise when the store holds the bytes in memory (every repeated download); undefined: ask heldTarballBytes. */
+  heldTarballBytesNow(name: string, fileName: string, stamp: string): Buffer | undefined {
+    let pkg: ParsedName;
+    try {
+      pkg = this.forRead(name);
+      parseTarballName(pkg, fileName);
+    } catch {
+      return undefined;
+    }
+    const store = stamp.startsWith('upstream:') ? this.cache : this.store;
+    return store?.peekTarball?.(pkg, fileName);
+  }
+
   async heldTarballBytes(name: string, fileName: string, stamp: string): Promise<Buffer | null> {
     let pkg: ParsedName;
     try {

@@ -219,6 +219,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       owners: (name) => service.ownersOf(name),
       changeOwners: (name, maintainers, actor) => service.changeOwners(name, maintainers, actor),
       heldTarballBytes: (name, fileName, stamp) => service.heldTarballBytes(name, fileName, stamp),
+      heldTarballBytesNow: (name, fileName, stamp) => service.heldTarballBytesNow(name, fileName, stamp),
       listNames,
       publishFailed: (name, fileName) => service.publishFailed(name, fileName),
       upstream: this.upstreamProxy,

@@ -28,6 +28,8 @@ export interface StorePort {
   changeOwners(name: string, maintainers: Maintainer[], actor: Actor): Promise<void>;
   /** the tarball's bytes for a packument stamp (the HTTP fast path); null when not held in memory-sized form */
   heldTarballBytes(name: string, fileName: string, stamp: string): Promise<Buffer | null>;
+  /** the same, synchronously, when the bytes are in memory and still valid; undefined: ask heldTarballBytes */
+  heldTarballBytesNow(name: string, fileName: string, stamp: string): Buffer | undefined;
   /** every locally stored package name */
   listNames(): Promise<string[]>;
   /** a JSON publish of this tarball was answered with an error (or its client left): take back what it left (PackageService.publishFailed) */

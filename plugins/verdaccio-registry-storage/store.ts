@@ -108,6 +108,11 @@ export interface PackageStore {
 
   createTarball(pkg: ParsedName, fileName: string, options?: TarballWriteOptions): TarballWriter;
   readTarball(pkg: ParsedName, fileName: string): Promise<TarballReader | null>;
+  /**
+   * Optional: the tarball's bytes when this store holds them in memory and the file still holds
+   * exactly them (checked as readTarball checks them), synchronously; undefined: ask readTarball.
+   */
+  peekTarball?(pkg: ParsedName, fileName: string): Buffer | undefined;
   /** Digest of a stored tarball (memoised from the upload when possible). */
   tarballDigest(pkg: ParsedName, fileName: string): Promise<TarballDigest | null>;
   /** ms since the tarball was written, null when there is none. */

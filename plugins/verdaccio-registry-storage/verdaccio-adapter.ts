@@ -524,27 +524,43 @@ export interface FastPathSetup {
   host: FastPathHost;
   /** Why the fast path must stay off with this configuration (empty: it may run). */
   blockers: string[];
-  /** Puts the handler right after express's `expressInit`, before Verdaccio's first app-level middleware. */
+  /** Puts the handler in front of the app: it sees every request before express does (`app.handle`). */
   install(handler: FastPathHandler): void;
 }
 
 /**
  * What the fast path needs of Verdaccio 6.10.4 (src/api/index.ts `defineAPI`): the app stack is
  * `query > expressInit > cors() > log > errorReportingMiddleware > [X-Powered-By] > compression >
- * favicon > jsonParser > credentials > plugins > API router`; the fast path goes right after
- * `expressInit` (so req.ip / req.protocol are express's, trustProxy included) and repeats what
- * the skipped middlewares put on a cache hit: cors()'s `Access-Control-Allow-Origin: *`, the
- * X-Powered-By of `user_agent`, compression()'s `Vary`. Verdaccio's request logger is skipped,
- * so the fast path stays off while the log level would print its lines (`http` or more verbose).
+ * favicon > jsonParser > credentials > plugins > API router`. The fast path runs in front of all
+ * of it, express's own request setup included: `app.handle` (what the http.Server's `request`
+ * listener, the app function itself, calls) is wrapped, so the server's listener stays the app
+ * (the ops part and the dashboard find the server by it) and a declined request goes on to
+ * express untouched. express's router alone (query parser, expressInit's two setPrototypeOf,
+ * layer matching) cost about as much CPU per cache hit as the rest of the answer (issue 17).
+ * Without express, req.protocol and req.ip are computed here with the app's own compiled
+ * `trust proxy fn` (express's getters, same rules). The fast path repeats what the skipped
+ * middlewares put on a cache hit: cors()'s `Access-Control-Allow-Origin: *`, the X-Powered-By of
+ * `user_agent`, compression()'s `Vary`. Verdaccio's request logger is skipped, so the fast path
+ * stays off while the log level would print its lines (`http` or more verbose).
  */
 export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, logger: unknown, packumentHost: StorageHttpHost): FastPathSetup {
   const a = auth as any;
   const c = config as any;
   const l = logger as any;
   const blockers: string[] = [];
-  const stack: any[] | undefined = (app as any)?._router?.stack;
-  const initAt = Array.isArray(stack) ? stack.findIndex((layer) => layer?.handle?.name === 'expressInit') : -1;
-  if (initAt === -1) blockers.push("express's expressInit layer was not found in the app (unsupported Verdaccio version?)");
+  const express = app as any;
+  const handle: unknown = express?.handle;
+  const settings: Record<string, unknown> | undefined = express?.settings;
+  // express 4's request getters, with this app's settings (lib/request.js `protocol`, `ip`)
+  const expressRequest = typeof express?.request === 'object' && express.request !== null ? Object.getPrototypeOf(express.request) : null;
+  const ipGetter = expressRequest === null ? undefined : Object.getOwnPropertyDescriptor(expressRequest, 'ip')?.get;
+  if (typeof handle !== 'function' || settings === undefined || typeof ipGetter !== 'function') {
+    blockers.push("express's app.handle, settings or request.ip getter was not found (unsupported Verdaccio version?)");
+  }
+  const trustOf = (): ((address: string | undefined, hop: number) => boolean) => {
+    const trust = settings?.['trust proxy fn'];
+    return typeof trust === 'function' ? (trust as (address: string | undefined, hop: number) => boolean) : () => false;
+  };
   const logsRequests = typeof l?.isLevelEnabled === 'function' ? l.isLevelEnabled('http') === true : true;
   if (logsRequests) blockers.push('the log level prints every request (http or more verbose): Verdaccio\'s request logger must see them');
   if (c?.experiments?.tarball_url_redirect !== undefined) blockers.push('experiments.tarball_url_redirect is set');
@@ -558,7 +574,19 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
   // are then remembered per (package, user, groups): no minimatch of every rule on every request
   const answering = Array.isArray(a?.plugins) ? a.plugins.filter((plugin: any) => typeof plugin?.allow_access === 'function') : [];
   const memoable = answering[0]?.constructor?.name === 'RegistryAuthPlugin';
-  const decisions = new Map<string, boolean>();
+  // per user (name + groups), then per package: a cache hit builds no key string for the anonymous user
+  const decisions = new Map<string, Map<string, boolean>>();
+  let remembered = 0;
+  const userKeys = new WeakMap<ReadUser, string>();
+  const userKeyOf = (user: ReadUser): string => {
+    let key = userKeys.get(user);
+    if (key === undefined) {
+      const remote = user.remote as any;
+      key = `${user.name ?? ''}\u0000${(remote?.groups ?? []).join('\u0000')}`;
+      userKeys.set(user, key);
+    }
+    return key;
+  };
   const anonymousRemote = verdaccioConfig.createAnonymousRemoteUser();
   const anonymous: ReadUser = { name: null, remote: anonymousRemote };
   const host: FastPathHost = {
@@ -569,9 +597,9 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
     },
     mayAccess(name, user, done) {
       const remote = user.remote as any;
-      const key = memoable ? `${name}\u0000${user.name ?? ''}\u0000${(remote?.groups ?? []).join('\u0000')}` : '';
-      if (memoable) {
-        const known = decisions.get(key);
+      const perUser = memoable ? decisions.get(userKeyOf(user)) : undefined;
+      if (perUser !== undefined) {
+        const known = perUser.get(name);
         if (known !== undefined) {
           done(known);
           return;
@@ -584,8 +612,18 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
           answered = true;
           const allowed = !err && ok === true;
           if (memoable) {
-            if (decisions.size >= 4096) decisions.clear();
-            decisions.set(key, allowed);
+            if (remembered >= 4096) {
+              decisions.clear();
+              remembered = 0;
+            }
+            const userKey = userKeyOf(user);
+            let map = decisions.get(userKey);
+            if (map === undefined) {
+              map = new Map();
+              decisions.set(userKey, map);
+            }
+            if (!map.has(name)) remembered++;
+            map.set(name, allowed);
           }
           done(allowed);
         });
@@ -604,10 +642,19 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
       if (res?.locals) res.locals.remote_user = remote;
     },
     protocolOf(req) {
-      return (req as any).protocol as string;
+      // express's req.protocol: the socket's, or the first X-Forwarded-Proto value when the peer is trusted
+      const socket = req.socket as any;
+      const proto = socket?.encrypted ? 'https' : 'http';
+      if (!trustOf()(socket?.remoteAddress, 0)) return proto;
+      const raw = req.headers['x-forwarded-proto'];
+      const header = (Array.isArray(raw) ? raw[0] : raw) || proto;
+      const comma = header.indexOf(',');
+      return comma !== -1 ? header.substring(0, comma).trim() : header.trim();
     },
     clientIpOf(req) {
-      return ((req as any).ip as string | undefined) ?? req.socket.remoteAddress ?? '';
+      // express's req.ip getter (proxy-addr with the app's trust function), on a view of this request
+      const view = { app: express, connection: req.socket, socket: req.socket, headers: req.headers };
+      return ((ipGetter as (this: unknown) => string | undefined).call(view) as string | undefined) ?? req.socket.remoteAddress ?? '';
     },
     hostHeaderUsable: (hostHeader) => packumentHost.hostHeaderUsable(hostHeader),
     acceptsPackageName: verdaccioAcceptsPackageName,
@@ -617,10 +664,11 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
     host,
     blockers,
     install(handler) {
-      if (!Array.isArray(stack) || initAt === -1) throw new Error('registry-storage-http: no place for the fast path in the app');
-      (app as any).use(handler);
-      const layer = stack.pop();
-      stack.splice(initAt + 1, 0, layer);
+      if (typeof handle !== 'function') throw new Error('registry-storage-http: no place for the fast path in the app');
+      // an own property shadows express's prototype method; `app(req, res)` looks it up per request
+      express.handle = function fastPathFront(this: unknown, req: any, res: any, callback: unknown): void {
+        handler(req, res, () => handle.call(this, req, res, callback));
+      };
     },
   };
 }

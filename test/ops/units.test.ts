@@ -136,6 +136,34 @@ describe('core metrics table', () => {
     assert.deepEqual(values.at(-1), { value: 50, labels: { method: 'overflow', route: 'overflow', status: 'overflow' } });
   });
 
+  test('17.x bound series (counter()/histogram()) count exactly what inc()/observe() count, refuse what they refuse, and overflow the same way', () => {
+    const bound = fresh();
+    const plain = fresh();
+    const hit = bound.counter('registry_packument_cache_requests_total', { outcome: 'hit' });
+    const duration = bound.histogram('registry_http_request_duration_seconds', { method: 'GET', route: '/:package' });
+    for (const seconds of [0.0005, 0.002, 3]) {
+      hit.inc();
+      duration.observe(seconds);
+      plain.inc('registry_packument_cache_requests_total', { outcome: 'hit' });
+      plain.observe('registry_http_request_duration_seconds', seconds, { method: 'GET', route: '/:package' });
+    }
+    hit.inc(2);
+    plain.inc('registry_packument_cache_requests_total', { outcome: 'hit' }, 2);
+    const of = (metrics: ReturnType<typeof registryMetrics>, name: string): unknown => metrics.snapshot().find((metric) => metric.name === name)?.values;
+    for (const name of ['registry_packument_cache_requests_total', 'registry_http_request_duration_seconds']) assert.deepEqual(of(bound, name), of(plain, name), name);
+    assert.throws(() => bound.counter('registry_packument_cache_requests_total', { path: '/x' }), /has no label "path"/);
+    assert.throws(() => hit.inc(-1), /cannot decrease/);
+    assert.throws(() => duration.observe(Number.NaN), /finite/);
+    // bound before the metric filled up, first counted after: overflow, like inc()
+    const capped = fresh();
+    const late = capped.counter('registry_http_requests_total', { method: 'GET', route: 'late', status: '200' });
+    for (let i = 0; i < MAX_SERIES; i++) capped.inc('registry_http_requests_total', { method: 'GET', route: `r${i}`, status: '200' });
+    late.inc();
+    const values = (of(capped, 'registry_http_requests_total') ?? []) as { value: number; labels: Record<string, string> }[];
+    assert.equal(values.length, MAX_SERIES + 1);
+    assert.deepEqual(values.at(-1), { value: 1, labels: { method: 'overflow', route: 'overflow', status: 'overflow' } });
+  });
+
   test('15.4 metrics: a gauge source is read at snapshot time; a throwing source shows no value', () => {
     const metrics = fresh();
     let clients = 4;

@@ -8,6 +8,7 @@
  * Every check first proves the cache is warm (`x-registry-cache: hit`), so the fast path was in play.
  */
 import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -188,6 +189,74 @@ describe('17.x fast path: access, conditionals, encodings, first read after a wr
       const short = JSON.parse((await raw(registry, path, { headers: { accept: ABBREVIATED, 'accept-encoding': 'br' } })).decoded.toString()) as { versions: Record<string, unknown> };
       assert.ok(version in short.versions, `${version} in the first abbreviated read`);
     }
+  });
+  test('17.6 a token revoked after it warmed the cache is refused on the next hit, packument and tarball alike', async () => {
+    const path = '/@secret%2fpkg';
+    const alice = createClientDir(registry, { token: aliceToken });
+    const created = await alice.npm(['token', 'create', `--password=${PASSWORD}`, '--json']);
+    assert.equal(created.code, 0, created.stderr);
+    const { token } = JSON.parse(created.stdout) as { token: string };
+    const key = decodeJwt(token).jti as string; // what `npm token list` shows as the key
+    await warm(registry, path, { token });
+    const tarball = '/@secret/pkg/-/pkg-1.0.0.tgz';
+    assert.equal((await raw(registry, tarball, { token })).status, 200);
+    const revoked = await alice.npm(['token', 'revoke', key]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    for (const target of [path, tarball]) {
+      const answer = await raw(registry, target, { token });
+      assert.equal(answer.status, 401, `${target}: ${answer.decoded.toString()}`);
+      assert.doesNotMatch(answer.decoded.toString(), /fast path fast path/, 'no byte of the document');
+    }
+    // alice's own token still reads it from the cache
+    assert.equal((await raw(registry, path, { token: aliceToken })).headers[CACHE_HEADER], 'hit');
+  });
+});
+
+describe('17.x fast path behind a reverse proxy (server.trustProxy): the client address and protocol are express\'s', { timeout: 240_000 }, () => {
+  let registry: RunningRegistry;
+  let aliceToken: string;
+
+  before(async () => {
+    registry = await startRegistry({
+      editConfig: (config) => {
+        config.server = { ...(config.server as Record<string, unknown> | undefined), trustProxy: 'loopback' };
+        config.packages = { '@secret/*': { access: 'alice', publish: 'alice', unpublish: 'alice' }, ...(config.packages as Record<string, unknown>) };
+      },
+    });
+    aliceToken = await addUser(registry, 'alice', PASSWORD);
+    assert.equal((await publishRaw(registry.url, aliceToken, '@secret/proxied', '1.0.0', { extra: LONG })).status, 201);
+  });
+  after(async () => {
+    await registry?.stop();
+  });
+
+  test('17.7 a token limited to 10.0.0.0/8 reads a cached packument only when X-Forwarded-For (from a trusted proxy) says 10.x', async () => {
+    const path = '/@secret%2fproxied';
+    await warm(registry, path, { token: aliceToken });
+    const alice = createClientDir(registry, { token: aliceToken });
+    const created = await alice.npm(['token', 'create', `--password=${PASSWORD}`, '--json', '--cidr=10.0.0.0/8']);
+    assert.equal(created.code, 0, created.stderr);
+    const limited = (JSON.parse(created.stdout) as { token: string }).token;
+    for (let round = 0; round < 2; round++) {
+      const inside = await raw(registry, path, { token: limited, headers: { 'x-forwarded-for': '10.1.2.3' } });
+      assert.equal(inside.status, 200, inside.decoded.toString());
+      assert.equal(inside.headers[CACHE_HEADER], 'hit');
+      for (const forwarded of [undefined, '192.168.7.7', '10.1.2.3, 192.168.7.7']) {
+        const outside = await raw(registry, path, { token: limited, headers: forwarded === undefined ? {} : { 'x-forwarded-for': forwarded } });
+        assert.notEqual(outside.status, 200, `X-Forwarded-For ${String(forwarded)}: ${outside.decoded.toString()}`);
+        assert.doesNotMatch(outside.decoded.toString(), /fast path fast path/, 'no byte of the document');
+      }
+    }
+  });
+
+  test('17.8 X-Forwarded-Proto: https and plain requests are distinct cache entries with their own tarball URLs', async () => {
+    const path = '/@secret%2fproxied';
+    const plain = await warm(registry, path, { token: aliceToken });
+    const https = await warm(registry, path, { token: aliceToken, headers: { 'x-forwarded-proto': 'https' } });
+    const tarballOf = (answer: Raw): string => (JSON.parse(answer.decoded.toString()) as { versions: Record<string, { dist: { tarball: string } }> }).versions['1.0.0'].dist.tarball;
+    assert.match(tarballOf(plain), /^http:\/\//);
+    assert.match(tarballOf(https), /^https:\/\//);
+    assert.match(tarballOf(await raw(registry, path, { token: aliceToken })), /^http:\/\//);
   });
 });
 

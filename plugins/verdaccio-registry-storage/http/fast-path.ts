@@ -1,8 +1,9 @@
 /**
- * The read fast path (issues 12 and 17, docs/performance.md): cache hits answered at the front of
- * Verdaccio's express app, right after express's own request setup and BEFORE Verdaccio's
- * app-level middlewares (CORS, request logger, compression, body parser, credentials) and every
- * plugin route. Verdaccio-free: what it needs of Verdaccio comes through `FastPathHost`
+ * The read fast path (issues 12 and 17, docs/performance.md): cache hits answered in front of
+ * Verdaccio's express app — before express's own request setup (query parser, expressInit, router)
+ * and Verdaccio's app-level middlewares (CORS, request logger, compression, body parser,
+ * credentials) and every plugin route; the adapter wraps `app.handle`, so a declined request goes
+ * on to express untouched. Verdaccio-free: what it needs of Verdaccio comes through `FastPathHost`
  * (verdaccio-adapter.ts), what it needs of the rest of the registry through the core's seams.
  *
  * It answers exactly what the full path (routes.ts, then Verdaccio) would answer, or declines
@@ -48,7 +49,7 @@ export interface FastPathHost {
   mayAccess(name: string, user: ReadUser, done: (allowed: boolean) => void): void;
   /** Sets the request's remote user as Verdaccio's middleware would (the DEBUG line and metrics read it). */
   attachUser(req: IncomingMessage, user: ReadUser): void;
-  /** express's req.protocol and req.ip (trustProxy applies), for the cache key and token CIDR limits. */
+  /** req.protocol and req.ip as express computes them (trustProxy applies; express has not run yet), for the cache key and token CIDR limits. */
   protocolOf(req: IncomingMessage): string;
   clientIpOf(req: IncomingMessage): string;
   /** Verdaccio's Host check (tarball URLs are built from it). */
@@ -66,6 +67,8 @@ export interface FastPathDeps {
   upstreamServesHeld: ((name: string) => boolean) | null;
   /** The store's in-memory tarball bytes for a stamp (package-service.ts heldTarballBytes); null: tarballs not served here. */
   tarballBytes: ((name: string, fileName: string, stamp: string) => Promise<Buffer | null>) | null;
+  /** The same without a promise when the bytes are in memory (package-service.ts heldTarballBytesNow); undefined: ask tarballBytes. */
+  tarballBytesNow?: ((name: string, fileName: string, stamp: string) => Buffer | undefined) | null;
   /** The core token seam, bound to this registry (verifyRegistryToken). */
   verifyToken: (token: string, use: TokenUse) => Promise<TokenIdentity>;
   onCacheLookup?: (hit: boolean) => void;
@@ -153,6 +156,27 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
   // the cache header only when asked for (x-registry-debug: cache, docs/http-api.md)
   const cacheHeader = (req: IncomingMessage): string[] => (wantsCacheHeader(req.headers) ? [CACHE_HEADER, 'hit'] : []);
 
+  /**
+   * The 200 header list of a cached entry per encoding, made once per entry (a cache hit used to
+   * build it from spreads on every request); the debug cache header is added only when asked for.
+   */
+  const heads = new WeakMap<CachedResponse, Partial<Record<'identity' | 'gzip' | 'br', string[]>>>();
+  const headersOf = (hit: CachedResponse, encoding: 'identity' | 'gzip' | 'br', length: number): string[] => {
+    let made = heads.get(hit);
+    if (made === undefined) {
+      made = {};
+      heads.set(hit, made);
+    }
+    let list = made[encoding];
+    if (list === undefined) {
+      list = [...common, 'Content-Type', hit.contentType, 'ETag', hit.etag];
+      if (encoding !== 'identity') list.push('Content-Encoding', encoding);
+      list.push('Content-Length', String(length), 'Vary', 'Accept-Encoding');
+      made[encoding] = list;
+    }
+    return list;
+  };
+
   const replay = (req: IncomingMessage, res: ServerResponse, key: string, hit: CachedResponse): void => {
     const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD ? cachedVariantFor(req.headers['accept-encoding']) : 'identity';
     const ifNoneMatch = req.headers['if-none-match'];
@@ -166,10 +190,8 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       return;
     }
     const body = encoding === 'identity' || encoding === null || cache === null ? hit.body : cache.variantOf(key, hit, encoding);
-    const headers = [...common, ...cacheHeader(req), 'Content-Type', hit.contentType, 'ETag', hit.etag];
-    if (body !== hit.body) headers.push('Content-Encoding', encoding as string);
-    headers.push('Content-Length', String(body.length), 'Vary', 'Accept-Encoding');
-    res.writeHead(200, headers);
+    const list = headersOf(hit, body === hit.body ? 'identity' : (encoding as 'gzip' | 'br'), body.length);
+    res.writeHead(200, wantsCacheHeader(req.headers) ? [...common, ...cacheHeader(req), ...list.slice(common.length)] : list);
     if (req.method === 'HEAD') res.end();
     else res.end(body);
   };
@@ -212,16 +234,25 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       next();
       return;
     }
+    const send = (bytes: Buffer): void => {
+      res.writeHead(200, [...common, 'Content-Type', TARBALL_TYPE, 'Content-Length', String(bytes.length)]);
+      if (req.method === 'HEAD') res.end();
+      else res.end(bytes);
+    };
     withAccess(req, name, next, () => {
+      // a repeated download: the bytes are in memory, no promise round trip
+      const now = deps.tarballBytesNow?.(name, fileName, stamp);
+      if (now !== undefined) {
+        send(now);
+        return;
+      }
       read(name, fileName, stamp).then(
         (bytes) => {
           if (bytes === null) {
             next(); // absent or large: Verdaccio streams it (or fetches it from the upstream) or answers 404
             return;
           }
-          res.writeHead(200, [...common, 'Content-Type', TARBALL_TYPE, 'Content-Length', String(bytes.length)]);
-          if (req.method === 'HEAD') res.end();
-          else res.end(bytes);
+          send(bytes);
         },
         () => next(),
       );

@@ -52,6 +52,9 @@ const LISTEN_START = 'tracing:net.server.listen:asyncStart';
 
 const DEFAULTS = { entries: 1000, mb: 64 };
 
+/** After 'listening': the start-up probe's first /-/ping is answered before fetch's module is loaded. */
+const UNDICI_PRELOAD_DELAY_MS = 30;
+
 function positiveInteger(value: unknown, key: string, fallback: number, max: number): number {
   if (value === undefined || value === null) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
@@ -104,6 +107,7 @@ export default class RegistryStorageHttpPlugin {
   readonly #lockbPath: string;
   readonly #metrics: RegistryMetrics;
   #app: Application | undefined;
+  #hasUpstream = false;
 
   constructor(pluginConfig: unknown, options: { config: Config; logger: Logger }) {
     // The first of our plugins to load prepares registry.lockb/.env.local and arms the presence guard (idempotent).
@@ -128,6 +132,7 @@ export default class RegistryStorageHttpPlugin {
       `storage-http: bodies ≤ ${Math.round(limits.smallBytes / 1024)} KB before parsing, publish ≤ ${formatMb(publishBytes)} (tarballs up to ~${formatMb(maxTarballBytes(publishBytes))})`,
     );
     const host = adaptStorageHttpHost(auth, storage, this.#config, storePortOf(resolveStoragePaths(this.#config as unknown as Record<string, unknown>).lockbPath));
+    this.#hasUpstream = host.upstream !== null;
     const off: string[] = [];
     if (!this.options.packumentCache) off.push('packument_cache: false in config.yaml');
     if (host.packumentRevision === null) off.push(host.storeProblem);
@@ -203,6 +208,8 @@ export default class RegistryStorageHttpPlugin {
     }
     const upstream = host.upstream;
     const lockbPath = this.#lockbPath;
+    const hits = this.#metrics.counter('registry_packument_cache_requests_total', { outcome: 'hit' });
+    const misses = this.#metrics.counter('registry_packument_cache_requests_total', { outcome: 'miss' });
     const port = storePortOf(resolveStoragePaths(this.#config as unknown as Record<string, unknown>).lockbPath);
     setup.install(
       createFastPath({
@@ -211,8 +218,9 @@ export default class RegistryStorageHttpPlugin {
         revisionOf,
         upstreamServesHeld: upstream !== null ? (name) => upstream.servesHeldCopy(name) : null,
         tarballBytes: port ? (name, fileName, stamp) => port.heldTarballBytes(name, fileName, stamp) : null,
+        tarballBytesNow: port ? (name, fileName, stamp) => port.heldTarballBytesNow(name, fileName, stamp) : null,
         verifyToken: (token, use) => verifyRegistryToken(lockbPath, token, use),
-        onCacheLookup: (hit) => this.#metrics.inc('registry_packument_cache_requests_total', { outcome: hit ? 'hit' : 'miss' }),
+        onCacheLookup: (hit) => (hit ? hits : misses).inc(),
       }),
     );
     bootMark(`storage-http: fast path on (cached packuments${this.cache ? '' : ' — cache off'}, held tarballs, whoami with a token) before Verdaccio's middlewares`);
@@ -222,6 +230,13 @@ export default class RegistryStorageHttpPlugin {
     const server = (message as { server?: Server }).server;
     if (!server || !this.#app || !server.listeners('request').includes(this.#app as never)) return;
     applyServerLimits(server, this.options.server);
+    if (this.#hasUpstream) {
+      // Node loads fetch's implementation (undici) on its first use: 25–130 ms of blocked event loop
+      // measured here, which the first proxied request of every fresh server paid (the cold
+      // install rows, issue 12). Loaded shortly after 'listening' instead — not before, so start-up
+      // and the first /-/ping are not delayed; `Headers` is the same lazily loaded module.
+      server.once('listening', () => setTimeout(() => void new Headers(), UNDICI_PRELOAD_DELAY_MS).unref());
+    }
     const { headersTimeoutMs, requestTimeoutMs, idleTimeoutMs } = this.options.server;
     bootMark(`storage-http: headers within ${headersTimeoutMs / 1000} s, requests within ${requestTimeoutMs / 1000} s, idle sockets closed after ${idleTimeoutMs / 1000} s`);
   };

@@ -9,7 +9,15 @@ import { lockbPathFor, storageDirFor } from '../../plugins/registry-core/layout'
  * would load the package's CommonJS build as a second copy (≈ 4 ms CPU and its memory at every
  * start, issue 17). Resolved next to the CommonJS entry: the package exports no subpath for it.
  */
-const yaml = require(join(dirname(require.resolve('js-yaml')), 'js-yaml.mjs')) as typeof import('js-yaml');
+const yaml = ((): typeof import('js-yaml') => {
+  try {
+    return require(join(dirname(require.resolve('js-yaml')), 'js-yaml.mjs')) as typeof import('js-yaml');
+  } catch (error) {
+    // Node 22.0–22.11 cannot require() an ES module (ERR_REQUIRE_ESM): the CommonJS build, the same parser
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_REQUIRE_ESM') throw error;
+    return require('js-yaml') as typeof import('js-yaml');
+  }
+})();
 
 /** YAML text → value (js-yaml's `load`, the copy Verdaccio uses). */
 export function loadYaml(text: string): unknown {

@@ -14,6 +14,18 @@ type VerdaccioCore = typeof import('@verdaccio/core');
 type VerdaccioConfig = typeof import('@verdaccio/config');
 type VerdaccioUrl = typeof import('@verdaccio/url');
 
-export const verdaccioCore = require('@verdaccio/core/build/index.mjs') as VerdaccioCore;
-export const verdaccioConfig = require('@verdaccio/config/build/index.mjs') as VerdaccioConfig;
-export const verdaccioUrl = require('@verdaccio/url/build/index.mjs') as VerdaccioUrl;
+function verdaccioPackage<T>(name: '@verdaccio/core' | '@verdaccio/config' | '@verdaccio/url'): T {
+  try {
+    return require(`${name}/build/index.mjs`) as T;
+  } catch (error) {
+    // Node 22.0–22.11 cannot require() an ES module (ERR_REQUIRE_ESM; allowed from 22.12, which
+    // `engines: >=22` admits): there the package's CommonJS build serves — the same functions, as
+    // the second copy described above. Any other failure is a broken install and is thrown.
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_REQUIRE_ESM') throw error;
+    return require(name) as T;
+  }
+}
+
+export const verdaccioCore = verdaccioPackage<VerdaccioCore>('@verdaccio/core');
+export const verdaccioConfig = verdaccioPackage<VerdaccioConfig>('@verdaccio/config');
+export const verdaccioUrl = verdaccioPackage<VerdaccioUrl>('@verdaccio/url');

@@ -208,7 +208,7 @@ export default class RegistryAuthPlugin {
     const generated = ring.created.length > 0 ? `generated ${ring.created.length} key file(s) in ${ring.dir}` : `from ${ring.dir}`;
     bootMark(`keys loaded (${state.alg} signs; ${kids}; ${generated})`);
     if (TOKEN_ALGORITHMS.some((alg) => !ring.byAlg[alg])) {
-      ring.ready.then(
+      ring.loaded.then(
         () => bootMark(`keys generated: ${TOKEN_ALGORITHMS.map((alg) => `${alg} kid ${ring.require(alg).kid}`).join(', ')} in ${ring.dir}`),
         (error: unknown) => {
           const message = error instanceof Error ? error.message : String(error);

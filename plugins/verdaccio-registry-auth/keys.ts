@@ -21,7 +21,9 @@ import {
   type KeyObject,
   type webcrypto,
 } from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { LISTEN_END_CHANNEL } from '../registry-core/server-channels';
 import { createFileOnceSync } from '../registry-core/atomic-file';
 import { basename, dirname, join } from 'node:path';
 import { AuthError } from './errors';
@@ -186,12 +188,21 @@ export interface KeyDiskEvent {
   message: string;
 }
 
+/** Background mode: when nothing has started the RSA generation (no server listened, nothing asked), it starts after this long. */
+export const GENERATION_FALLBACK_MS = 2000;
+
 /** How often the key files are checked besides the folder watch (which misses a removed folder). */
 export const KEY_CHECK_INTERVAL_MS = 5000;
 
 /**
  * Both key pairs of the issuer. A key still being generated (first start, background mode) is
- * missing from `byAlg` until `ready` settles; `signingKey(alg)` waits for it.
+ * missing from `byAlg` until `loaded` settles; `signingKey(alg)` waits for it.
+ *
+ * In background mode the RSA generation (10–120 ms CPU on the thread pool) starts once the server
+ * listens, not in the plugin constructor: on a first start it then no longer competes with the
+ * rest of start-up for the cores (issue 17: first start). Whatever needs the key before that
+ * (`signingKey`, `jwks`, `ready`) starts it at once; a process that never listens starts it
+ * after GENERATION_FALLBACK_MS.
  */
 export class KeyRing {
   readonly dir: string;
@@ -199,8 +210,10 @@ export class KeyRing {
   readonly byKid = new Map<string, SigningKey>();
   /** files generated so far (empty when every key already existed) */
   readonly created: string[] = [];
-  /** settles when every key is loaded; rejects (ERR_KEY_FILE) when a background generation failed */
-  readonly ready: Promise<void>;
+  /** settles when every key is loaded; rejects (ERR_KEY_FILE) when a background generation failed. Starts nothing. */
+  readonly loaded: Promise<void>;
+  /** starts a pending background generation (idempotent) */
+  readonly #startGeneration: () => void;
   /** The key files as loaded: what is written back when one goes missing while running. */
   readonly #fileTexts = new Map<TokenAlgorithm, string>();
   /** Conflicts already reported (reported once each, not every check). */
@@ -209,13 +222,17 @@ export class KeyRing {
   private constructor(dir: string, background: boolean) {
     this.dir = dir;
     const pending: Promise<void>[] = [];
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    this.#startGeneration = open;
     for (const spec of SPECS) {
       const file = join(dir, spec.file);
       if (existsSync(file)) {
         this.add(loadKey(spec, dir));
       } else if (background && spec.generateAsync) {
+        const generateAsync = spec.generateAsync;
         pending.push(
-          spec.generateAsync().then(
+          gate.then(generateAsync).then(
             (key) => {
               publishGenerated(spec, dir, key, this.created);
               this.add(loadKey(spec, dir));
@@ -230,8 +247,23 @@ export class KeyRing {
         this.add(loadKey(spec, dir));
       }
     }
-    this.ready = Promise.all(pending).then(() => undefined);
-    this.ready.catch(() => undefined); // handled by whoever awaits it; never an unhandled rejection
+    this.loaded = Promise.all(pending).then(() => undefined);
+    this.loaded.catch(() => undefined); // handled by whoever awaits it; never an unhandled rejection
+    if (pending.length === 0) return;
+    const onListen = (): void => open();
+    diagnosticsChannel.subscribe(LISTEN_END_CHANNEL, onListen);
+    const fallback = setTimeout(open, GENERATION_FALLBACK_MS);
+    fallback.unref();
+    void gate.then(() => {
+      diagnosticsChannel.unsubscribe(LISTEN_END_CHANNEL, onListen);
+      clearTimeout(fallback);
+    });
+  }
+
+  /** `loaded`, starting a pending background generation now. */
+  get ready(): Promise<void> {
+    this.#startGeneration();
+    return this.loaded;
   }
 
   /**

@@ -14,9 +14,8 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
-import { load } from 'js-yaml';
 import { PackageIndex, bootMark, type IndexRecord } from '../../plugins/registry-core/index';
-import { readVerdaccioConfig } from './verdaccio-config';
+import { loadYaml, readVerdaccioConfig } from './verdaccio-config';
 
 /*
  * The publishing side (libnpmpublish, npm-registry-fetch, sigstore…) is loaded only when a start
@@ -43,7 +42,7 @@ export function readSelfPublishSettings(
   configPath: string,
   env: Record<string, string | undefined> = process.env,
 ): SelfPublishSettings | undefined {
-  const yaml = load(readFileSync(configPath, 'utf8')) as Record<string, unknown> | null;
+  const yaml = loadYaml(readFileSync(configPath, 'utf8')) as Record<string, unknown> | null;
   const flag = yaml?.self_publish;
   if (flag === undefined || flag === false) return undefined;
   if (flag !== true) throw new Error(`self_publish in ${configPath} must be true or false, not ${JSON.stringify(flag)}`);

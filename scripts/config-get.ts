@@ -8,7 +8,7 @@
  * table, ConfigFile (realpath, a poll timer) — each CommonJS module costs about a million
  * instructions to resolve, read, wrap and compile before it does anything. bin/registry.js tries
  * runFastGet() first: it loads only what decoding and printing the 13 bytes needs (this file,
- * layout + crc8 + errors + registry-url, describe, env + atomic-file, fd-read) and takes only the
+ * layout + crc8 + errors + registry-url, describe, env-file, fd-read) and takes only the
  * plain shape `[--file F] [--config C] get`. Anything else — another command, another spelling,
  * no --file (then config.yaml must be parsed, with js-yaml), any failure — returns false having
  * printed nothing, and the full CLI (config-cli.ts) runs the command from scratch, so its usage
@@ -19,7 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { readFromStart } from '../plugins/registry-core/fd-read';
 import { HEADER_SIZE, decodeHeader, type ConfigFields } from '../plugins/registry-core/layout';
 import { describeConfig, formatConfig } from '../plugins/registry-core/describe';
-import { ENV_FILE_NAME, readRegistryUrl } from '../plugins/registry-core/env';
+import { ENV_FILE_NAME, readRegistryUrl } from '../plugins/registry-core/env-file';
 
 /** The repository (or installed package) root: build/scripts → ../.. */
 const PROJECT_ROOT = resolve(__dirname, '..', '..');

@@ -3,8 +3,8 @@
  * writes (setByteUnlocked), locked read-modify-write (update/toggleFeature) and change notification
  * (watchConfig). All handles opened on one real path in a process share one state, so every
  * plugin sees an in-process write at once. Other processes' writes are seen through inotify
- * (fs.watch on the file's folder, for the whole life of the state), with a slow safety poll behind
- * it; see "Freshness" below.
+ * (fs.watch, for the whole life of the state), with a slow safety poll behind it; see "Freshness"
+ * below.
  */
 import { closeSync, existsSync, fstatSync, openSync, realpathSync, statSync, statfsSync, watch, writeSync, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -42,12 +42,14 @@ export interface ConfigSnapshot {
 export type ConfigListener = (next: ConfigSnapshot, prev: ConfigSnapshot) => void;
 
 /**
- * Freshness. The primary signal is inotify on the folder holding the file, filtered by its name:
- * a folder watch sees a positioned write (IN_MODIFY), an atomic replace by rename (IN_MOVED_TO —
- * a watch on the file itself would stay on the old inode), a delete and a re-create alike, so
- * nothing has to be re-armed. Each event costs one stat and one 17-byte read. Behind it, a safety
- * poll (the same stat + read) catches what inotify cannot report: a watch that failed or was
- * dropped, an event queue overflow. Its period is the idle cost: the earlier 50 ms poll woke the
+ * Freshness. The primary signal is inotify on the file: a positioned write is IN_MODIFY; an atomic
+ * replace by rename (an editor, a restore) or a delete drops the old inode's link count, IN_ATTRIB.
+ * Each event costs one stat of the path and one 17-byte read; when the path now names another
+ * inode, the file is reopened and the watch moved to it. While nothing is at the path, the watch
+ * is on the folder instead (filtered by the file's name) until a file is back. Not the folder all
+ * the time: the lock directory and owner file of every update() live there too, and each of their
+ * events would wake the process. Behind inotify, a safety poll (the same stat + read) catches what
+ * it cannot report: a watch that failed or was dropped, an event queue overflow. Its period is the idle cost: the earlier 50 ms poll woke the
  * process 20 times a second for ≈ 18–180 s CPU per hour (config bench, loaded machine); 1 s is 20×
  * fewer wake-ups.
  *
@@ -144,8 +146,10 @@ interface SharedState {
   snapshot: Snapshot;
   readonly listeners: Set<ConfigListener>;
   handles: number;
-  /** inotify on the folder (events for this file's name only), for the whole life of the state */
+  /** inotify for the whole life of the state: on the file (inode `watchedIno`), or on its folder while the path is empty */
   watcher: FSWatcher | undefined;
+  /** the inode the file watch is on; undefined while the watch is on the folder (or there is none) */
+  watchedIno: number | undefined;
   poll: NodeJS.Timeout | undefined;
   pollMs: number;
   retry: NodeJS.Timeout | undefined;
@@ -224,7 +228,13 @@ function followPath(state: SharedState): boolean {
 function checkState(state: SharedState): void {
   if (states.get(state.path) !== state) return; // closed meanwhile (a late event or retry)
   try {
-    if (!followPath(state)) return;
+    const present = followPath(state);
+    // the watch follows the path too: onto the new inode, or onto the folder while nothing is there
+    if (state.watcher !== undefined && state.watchedIno !== (present ? state.ino : undefined)) {
+      disarmWatcher(state);
+      armWatcher(state);
+    }
+    if (!present) return;
     const header = readHeaderBytes(state.fd);
     if (header.length === HEADER_SIZE && sameHeader(header, state.mirror)) return;
     const fields = decodeHeader(header);
@@ -245,18 +255,26 @@ function checkState(state: SharedState): void {
 }
 
 /**
- * inotify on the folder, filtered by the file's name. `persistent: false`: it never keeps the
- * process alive. On an error (folder gone, watch limit) it is dropped and the next poll tick
- * tries to arm it again.
+ * inotify on the file while it exists (on the inode at the path now), else on its folder filtered
+ * by the file's name. `persistent: false`: it never keeps the process alive. On an error (folder
+ * gone, watch limit) it is dropped and the next poll tick tries to arm it again.
  */
 function armWatcher(state: SharedState): void {
   if (state.watcher) return;
   const name = basename(state.path);
   try {
-    const watcher = watch(dirname(state.path), { persistent: false }, (_event, filename) => {
-      // filename is null where the platform does not say: then it may be ours
-      if (filename === null || filename === name) checkState(state);
-    });
+    let watcher: FSWatcher;
+    if (existsSync(state.path)) {
+      watcher = watch(state.path, { persistent: false }, () => checkState(state));
+      // the inode at the path once the watch exists; if it was replaced in between, the first event re-arms
+      state.watchedIno = state.ino;
+    } else {
+      watcher = watch(dirname(state.path), { persistent: false }, (_event, filename) => {
+        // filename is null where the platform does not say: then it may be ours
+        if (filename === null || filename === name) checkState(state);
+      });
+      state.watchedIno = undefined;
+    }
     watcher.on('error', () => {
       watcher.close();
       if (state.watcher === watcher) state.watcher = undefined;
@@ -265,6 +283,12 @@ function armWatcher(state: SharedState): void {
   } catch {
     state.watcher = undefined; // no inotify here (or no watches left): the poll alone
   }
+}
+
+function disarmWatcher(state: SharedState): void {
+  state.watcher?.close();
+  state.watcher = undefined;
+  state.watchedIno = undefined;
 }
 
 function pollTick(state: SharedState): void {
@@ -285,8 +309,7 @@ function stopWatching(state: SharedState): void {
   state.poll = undefined;
   if (state.retry) clearTimeout(state.retry);
   state.retry = undefined;
-  state.watcher?.close();
-  state.watcher = undefined;
+  disarmWatcher(state);
 }
 
 function openState(realPath: string): SharedState {
@@ -303,6 +326,7 @@ function openState(realPath: string): SharedState {
       listeners: new Set(),
       handles: 0,
       watcher: undefined,
+      watchedIno: undefined,
       poll: undefined,
       pollMs: pollPeriodFor(realPath),
       retry: undefined,

@@ -49,9 +49,9 @@ export type ConfigListener = (next: ConfigSnapshot, prev: ConfigSnapshot) => voi
  * is on the folder instead (filtered by the file's name) until a file is back. Not the folder all
  * the time: the lock directory and owner file of every update() live there too, and each of their
  * events would wake the process. Behind inotify, a safety poll (the same stat + read) catches what
- * it cannot report: a watch that failed or was dropped, an event queue overflow. Its period is the idle cost: the earlier 50 ms poll woke the
- * process 20 times a second for ≈ 18–180 s CPU per hour (config bench, loaded machine); 1 s is 20×
- * fewer wake-ups.
+ * it cannot report: a watch that failed or was dropped, an event queue overflow. Its period is the
+ * idle cost: the earlier 50 ms poll woke the process 20 times a second for ≈ 15–180 s CPU per hour
+ * (config bench, loaded machine); 1 s is 20× fewer wake-ups.
  *
  * On network and FUSE-like file systems (NFS, SMB, 9p, virtiofs, FUSE, Ceph…) inotify reports only
  * this host's own writes, so there the poll stays at 50 ms: another host's write is then still
@@ -224,8 +224,12 @@ function followPath(state: SharedState): boolean {
   return true;
 }
 
-/** One look at the file (an inotify event, a poll tick): adopts the header when it changed and is valid. */
-function checkState(state: SharedState): void {
+/**
+ * One look at the file (an inotify event, a poll tick): adopts the header when it changed and is
+ * valid. `retry` marks the one quick second look after a failed one (never a third: a lasting
+ * problem must not turn into a 10 ms loop).
+ */
+function checkState(state: SharedState, retry = false): void {
   if (states.get(state.path) !== state) return; // closed meanwhile (a late event or retry)
   try {
     const present = followPath(state);
@@ -244,10 +248,10 @@ function checkState(state: SharedState): void {
     // A half-written or damaged header is never adopted; memory keeps the last valid config. A
     // torn read is retried shortly (the writer is mid-write); a lasting problem is reported by
     // reload() / start-up, and the poll keeps looking.
-    if (state.retry === undefined) {
+    if (!retry && state.retry === undefined) {
       state.retry = setTimeout(() => {
         state.retry = undefined;
-        checkState(state);
+        checkState(state, true);
       }, TORN_RETRY_MS);
       state.retry.unref();
     }

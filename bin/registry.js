@@ -138,7 +138,8 @@ function writeNewFile(file, text) {
 
 /** Verbs other than `start`: each runs one built script in this process. */
 const TOOL_VERBS = {
-  config: { script: ['build', 'scripts', 'config-cli.js'], what: 'the command language on registry.lockb (get, set, toggle, url, env, packages, watch, repair, rebuild-index)' },
+  // `fast`: tried first; its runFastGet(args) answers the plain `get` alone, or returns false (see there)
+  config: { script: ['build', 'scripts', 'config-cli.js'], fast: ['build', 'scripts', 'config-get.js'], what: 'the command language on registry.lockb (get, set, toggle, url, env, packages, watch, repair, rebuild-index)' },
   term: { script: ['build', 'terminal', 'main.js'], what: 'the terminal client of a running registry' },
   'self-publish': { script: ['build', 'scripts', 'self-publish.js'], what: 'pack this package and publish it to a registry' },
   warm: { script: ['build', 'scripts', 'warm.js'], what: 'fetch everything a lockfile names through the registry (fills its upstream cache)' },
@@ -187,6 +188,13 @@ function runTool(verb, args) {
   if (verb === 'config' && !args.some((arg) => /^--(config|file)(=|$)/.test(arg))) {
     const local = path.resolve('config.yaml');
     if (fs.existsSync(local)) toolArgs = ['--config', local, ...args];
+  }
+  // `registry config get`: a handful of small modules, no compile cache (enabling it costs more
+  // instructions than it saves on them, callgrind), no process.argv rewrite
+  const fast = TOOL_VERBS[verb].fast;
+  if (fast !== undefined) {
+    const fastScript = path.join(PACKAGE_DIR, ...fast);
+    if (fs.existsSync(fastScript) && require(fastScript).runFastGet(toolArgs)) return;
   }
   // V8's code cache on disk: a tool call is mostly module compilation, the cache skips it
   require('node:module').enableCompileCache?.();

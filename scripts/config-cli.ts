@@ -3,19 +3,20 @@
  * registry.lockb FILE, whether or not the registry runs (a running registry sees the change
  * through its watcher). Exit codes: 0 ok, 1 error, 2 usage.
  */
-import { existsSync, writeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs as parseCliArgs } from 'node:util';
 // Imported by path, not through the core's index: `registry config get` is a command people type,
 // and loading the whole core (index rebuild, package index, token store, start-up) would be most of
 // its run time. What only some commands need is required when they run (see the lazy loaders below).
 import { ConfigFile, type ConfigSnapshot } from '../plugins/registry-core/config-file';
-import { changeRegistryUrl, executeCommand, formatConfig, helpText, parseCommand, type Command, type CommandContext } from '../plugins/registry-core/commands';
-import { describeConfig, describeConfigChange } from '../plugins/registry-core/describe';
-import { ENV_FILE_NAME, readRegistryUrl } from '../plugins/registry-core/env';
+import { changeRegistryUrl, executeCommand, helpText, parseCommand, type Command, type CommandContext } from '../plugins/registry-core/commands';
+import { describeConfig, describeConfigChange, formatConfig } from '../plugins/registry-core/describe';
+import { readRegistryUrl } from '../plugins/registry-core/env';
 import { lockbPathFor } from '../plugins/registry-core/layout';
 import { RegistryCoreError, formatError } from '../plugins/registry-core/errors';
 import { repairConfigFile } from '../plugins/registry-core/header-file';
+import { configPathOf, envFileOf, writeLine } from './config-get';
 
 type PackageIndexModule = typeof import('../plugins/registry-core/package-index');
 type IndexSummaryModule = typeof import('../plugins/registry-core/index-summary');
@@ -27,15 +28,13 @@ const indexRebuildModule = (): IndexRebuildModule => require('../plugins/registr
 /** js-yaml is loaded only when config.yaml must be read (no --file, or a command that needs storage:). */
 const verdaccioConfigModule = (): VerdaccioConfigModule => require('./lib/verdaccio-config') as VerdaccioConfigModule;
 
-const PROJECT_ROOT = resolve(__dirname, '..', '..');
-
 class UsageError extends Error {}
 
 const USAGE = `usage: npm run config -- [--file PATH] [--config PATH] <command>
 
   --file PATH     the registry.lockb to act on (default: next to config.yaml, or its registry_lockb:)
   --config PATH   the config.yaml whose storage:, registry_lockb: and .env.local to use
-                  (default: ${join(PROJECT_ROOT, 'config.yaml')})
+                  (default: ${configPathOf(undefined)})
 
 commands:
 ${helpText('cli')}`;
@@ -76,7 +75,7 @@ interface Locations {
 }
 
 function locate(options: CliOptions, needsStorage: boolean): Locations {
-  const configPath = resolve(options.config ?? join(PROJECT_ROOT, 'config.yaml'));
+  const configPath = configPathOf(options.config);
   const configDir = dirname(configPath);
   let storageDir: string | undefined;
   let lockbFromConfig: string | undefined;
@@ -90,30 +89,7 @@ function locate(options: CliOptions, needsStorage: boolean): Locations {
     throw new RegistryCoreError('ERR_LOCKB_MISSING', `no config file at ${configPath}`);
   }
   const lockbPath = resolve(options.file ?? lockbFromConfig ?? lockbPathFor(configDir, undefined));
-  return { configPath, lockbPath, envFile: join(configDir, ENV_FILE_NAME), storageDir };
-}
-
-/** Set once a descriptor refused a direct write: from then on its stream, so lines stay in order. */
-const useStream = { 1: false, 2: false };
-
-/**
- * One line, written with write(2) on the descriptor itself. Creating `process.stdout` for a pipe
- * builds a net.Socket (net + streams: about a fifth of a bare `node -e 0`, measured with callgrind),
- * which alone is most of what `registry config get` may cost beyond Node's own start (≤ 1.3×).
- * A descriptor that refuses (non-blocking and full: EAGAIN, or closed) falls back to the stream
- * for the rest, as before.
- */
-function writeLine(fd: 1 | 2, text: string): void {
-  let data = Buffer.from(`${text}\n`, 'utf8');
-  if (!useStream[fd]) {
-    try {
-      while (data.length > 0) data = data.subarray(writeSync(fd, data));
-      return;
-    } catch {
-      useStream[fd] = true;
-    }
-  }
-  (fd === 1 ? process.stdout : process.stderr).write(data);
+  return { configPath, lockbPath, envFile: envFileOf(configPath), storageDir };
 }
 
 const out = (text: string): void => writeLine(1, text);

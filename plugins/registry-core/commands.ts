@@ -3,7 +3,7 @@
  * config CLI: parse a line into a Command, run it against a CommandContext, get text back.
  */
 import type { ConfigFile, ConfigSnapshot } from './config-file';
-import type { ConfigView } from './describe';
+import { formatConfig, type ConfigView } from './describe';
 import { exportEnv, setEnvFileValue } from './env';
 import { RegistryCoreError, formatError } from './errors';
 import type { PackageSummary } from './index-summary';
@@ -117,25 +117,6 @@ export async function changeRegistryUrl(config: Pick<ConfigFile, 'update'>, envF
   const normalized = normalizeRegistryUrl(url);
   setEnvFileValue(envFile, 'BUN_REGISTRY_URL', normalized);
   return config.update((fields) => ({ ...fields, registryHash: hashRegistryUrl(normalized) }));
-}
-
-/** Text form of a config for terminals and the CLI. */
-export function formatConfig(view: ConfigView, registryUrl?: string): string {
-  const offsets = Array.from({ length: 13 }, (_, i) => (i + 4).toString(16).padStart(2, '0'));
-  const bytes = [...(view.hex.match(/../g) ?? []), view.check];
-  const fieldRow = Array.from({ length: 13 }, (_, i) => {
-    const name = fieldAt(i + 4);
-    return ({ version: 'v ', registryHash: 'h ', featureFlags: 'f ', terminalMode: 'm ', rows: 'r ', cols: 'c ', check: '✓ ', magic: '  ' } as const)[name];
-  });
-  const on = FEATURE_FLAG_NAMES.filter((f) => view.flags[f]);
-  const lines = [
-    `offset  ${offsets.join(' ')}`,
-    `bytes   ${bytes.join(' ')}`,
-    `field   ${fieldRow.join(' ')}  (v version, h registryHash, f featureFlags, m terminalMode, r rows, c cols, ✓ check)`,
-    `version ${view.fields.version} · registryHash ${view.fields.registryHash}${registryUrl ? ` (${registryUrl})` : ''}`,
-    `featureFlags ${view.fields.featureFlags} [${on.length > 0 ? on.join(', ') : 'none'}] · terminalMode ${view.fields.terminalMode} · ${view.fields.rows}×${view.fields.cols} · check 0x${view.check}`,
-  ];
-  return lines.join('\n');
 }
 
 function formatPackages(packages: PackageSummary[], filter: string | undefined): string {

@@ -2,11 +2,12 @@
  * The live 13-byte config of one registry.lockb: in-memory snapshot (getConfig), positioned
  * writes (setByteUnlocked), locked read-modify-write (update/toggleFeature) and change notification
  * (watchConfig). All handles opened on one real path in a process share one state, so every
- * plugin sees an in-process write at once; other processes' writes are picked up by fs.watch
- * with a 50 ms poll as the safety net (inotify misses events on some mounts and after renames).
+ * plugin sees an in-process write at once. Other processes' writes are seen through inotify
+ * (fs.watch, for the whole life of the state), with a slow safety poll behind it; see "Freshness"
+ * below.
  */
-import { closeSync, existsSync, fstatSync, openSync, realpathSync, statSync, watch, writeSync, type FSWatcher } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, existsSync, fstatSync, openSync, realpathSync, statSync, statfsSync, watch, writeSync, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { crc8 } from './crc8';
 import { RegistryCoreError } from './errors';
 import { describeConfig, type ConfigView } from './describe';
@@ -40,7 +41,55 @@ export interface ConfigSnapshot {
 
 export type ConfigListener = (next: ConfigSnapshot, prev: ConfigSnapshot) => void;
 
-export const WATCH_POLL_MS = 50;
+/**
+ * Freshness. The primary signal is inotify on the file: a positioned write is IN_MODIFY; an atomic
+ * replace by rename (an editor, a restore) or a delete drops the old inode's link count, IN_ATTRIB.
+ * Each event costs one stat of the path and one 17-byte read; when the path now names another
+ * inode, the file is reopened and the watch moved to it. While nothing is at the path, the watch
+ * is on the folder instead (filtered by the file's name) until a file is back. Not the folder all
+ * the time: the lock directory and owner file of every update() live there too, and each of their
+ * events would wake the process. Behind inotify, a safety poll (the same stat + read) catches what
+ * it cannot report: a watch that failed or was dropped, an event queue overflow. Its period is the
+ * idle cost: the earlier 50 ms poll woke the process 20 times a second for ≈ 15–180 s CPU per hour
+ * (config bench, loaded machine); 1 s is 20× fewer wake-ups.
+ *
+ * On network and FUSE-like file systems (NFS, SMB, 9p, virtiofs, FUSE, Ceph…) inotify reports only
+ * this host's own writes, so there the poll stays at 50 ms: another host's write is then still
+ * seen within 100 ms (docs/config-format.md), as before.
+ */
+export const WATCH_POLL_MS = 1_000;
+export const WATCH_POLL_REMOTE_MS = 50;
+
+/** statfs f_type of file systems whose inotify misses other hosts' writes (linux/magic.h). */
+const REMOTE_FS_TYPES: ReadonlySet<number> = new Set([
+  0x6969, // nfs
+  0xff534d42, // cifs
+  0xfe534d42, // smb2
+  0x517b, // smbfs
+  0x65735546, // fuse (sshfs, gcsfuse, Docker Desktop file sharing, …)
+  0x01021997, // v9fs (WSL2, some VMs)
+  0x6a656a63, // virtiofs
+  0x00c36400, // ceph
+  0x01161970, // gfs2
+  0x47504653, // gpfs
+  0x0bd00bd0, // lustre
+  0x5346414f, // afs
+  0x6b414653, // kafs
+  0x564c, // ncp
+  0x73757245, // coda
+]);
+
+/** The safety poll's period for a file: 50 ms where inotify cannot be trusted with other hosts' writes, else 1 s. */
+function pollPeriodFor(path: string): number {
+  try {
+    return REMOTE_FS_TYPES.has(Number(statfsSync(path).type)) ? WATCH_POLL_REMOTE_MS : WATCH_POLL_MS;
+  } catch {
+    return WATCH_POLL_REMOTE_MS; // cannot tell: assume the worst
+  }
+}
+
+/** A check that read a half-written header (a writer between its write and our read) is retried this soon, not at the next poll. */
+const TORN_RETRY_MS = 10;
 
 /**
  * Immutable. Holds the decoded fields; `bytes` and `view` are derived on first use, so setByteUnlocked()
@@ -97,8 +146,13 @@ interface SharedState {
   snapshot: Snapshot;
   readonly listeners: Set<ConfigListener>;
   handles: number;
+  /** inotify for the whole life of the state: on the file (inode `watchedIno`), or on its folder while the path is empty */
   watcher: FSWatcher | undefined;
+  /** the inode the file watch is on; undefined while the watch is on the folder (or there is none) */
+  watchedIno: number | undefined;
   poll: NodeJS.Timeout | undefined;
+  pollMs: number;
+  retry: NodeJS.Timeout | undefined;
   /** serialises this process's locked updates so they do not spin against each other on the lock directory */
   queue: Promise<unknown>;
 }
@@ -145,66 +199,121 @@ function adopt(state: SharedState, fields: ConfigFields): Snapshot {
 
 /** Reads and verifies the header from disk; adopts it (notifying watchers) when it differs from memory. */
 function reloadState(state: SharedState): Snapshot {
+  // a replaced file is followed first, so a locked update never writes into an inode nobody reads
+  if (!followPath(state)) throw missingFile(state.path);
   const header = readHeaderBytes(state.fd);
   const fields = decodeHeader(header);
   state.mirror.set(header);
   return adopt(state, fields);
 }
 
-function pollState(state: SharedState): void {
+/**
+ * Follows the path, not the descriptor: when the file was replaced (an atomic rename from an
+ * editor, a restore from backup), reopen it. False when nothing is at the path (deleted): the
+ * last valid config stays in memory until a file is back.
+ */
+function followPath(state: SharedState): boolean {
+  const stat = statSync(state.path, { throwIfNoEntry: false });
+  if (stat === undefined) return false;
+  if (stat.ino !== state.ino) {
+    const fd = openSync(state.path, 'r+');
+    closeSync(state.fd);
+    state.fd = fd;
+    state.ino = fstatSync(fd).ino; // the file now open, even if it was replaced once more since the stat
+  }
+  return true;
+}
+
+/**
+ * One look at the file (an inotify event, a poll tick): adopts the header when it changed and is
+ * valid. `retry` marks the one quick second look after a failed one (never a third: a lasting
+ * problem must not turn into a 10 ms loop).
+ */
+function checkState(state: SharedState, retry = false): void {
+  if (states.get(state.path) !== state) return; // closed meanwhile (a late event or retry)
   try {
-    const ino = statSync(state.path).ino;
-    if (ino !== state.ino) {
-      // someone replaced the file (editor, restore from backup): follow the path, not the old inode
-      const fd = openSync(state.path, 'r+');
-      closeSync(state.fd);
-      state.fd = fd;
-      state.ino = ino;
+    const present = followPath(state);
+    // the watch follows the path too: onto the new inode, or onto the folder while nothing is there
+    if (state.watcher !== undefined && state.watchedIno !== (present ? state.ino : undefined)) {
+      disarmWatcher(state);
+      armWatcher(state);
     }
+    if (!present) return;
     const header = readHeaderBytes(state.fd);
     if (header.length === HEADER_SIZE && sameHeader(header, state.mirror)) return;
     const fields = decodeHeader(header);
     state.mirror.set(header);
     adopt(state, fields);
   } catch {
-    // A half-written or damaged header is never adopted; memory keeps the last valid config and
-    // the next tick tries again. (A lasting problem is reported by reload() / start-up.)
+    // A half-written or damaged header is never adopted; memory keeps the last valid config. A
+    // torn read is retried shortly (the writer is mid-write); a lasting problem is reported by
+    // reload() / start-up, and the poll keeps looking.
+    if (!retry && state.retry === undefined) {
+      state.retry = setTimeout(() => {
+        state.retry = undefined;
+        checkState(state, true);
+      }, TORN_RETRY_MS);
+      state.retry.unref();
+    }
   }
-}
-
-/** The 50 ms poll runs for the whole life of the state, so getConfig() is never more than ~50 ms behind another process. */
-function startPolling(state: SharedState): void {
-  if (state.poll) return;
-  state.poll = setInterval(() => pollState(state), WATCH_POLL_MS);
-  state.poll.unref();
 }
 
 /**
- * inotify only while someone listens: it makes notification near-instant, but every write to a
- * watched file pays for the event in the kernel (~200 ns, measured by the config bench).
+ * inotify on the file while it exists (on the inode at the path now), else on its folder filtered
+ * by the file's name. `persistent: false`: it never keeps the process alive. On an error (folder
+ * gone, watch limit) it is dropped and the next poll tick tries to arm it again.
  */
-function startInotify(state: SharedState): void {
+function armWatcher(state: SharedState): void {
   if (state.watcher) return;
+  const name = basename(state.path);
   try {
-    state.watcher = watch(state.path, { persistent: false }, () => pollState(state));
-    state.watcher.on('error', () => {
-      state.watcher?.close();
-      state.watcher = undefined; // the poll keeps going
+    let watcher: FSWatcher;
+    if (existsSync(state.path)) {
+      watcher = watch(state.path, { persistent: false }, () => checkState(state));
+      // the inode at the path once the watch exists; if it was replaced in between, the first event re-arms
+      state.watchedIno = state.ino;
+    } else {
+      watcher = watch(dirname(state.path), { persistent: false }, (_event, filename) => {
+        // filename is null where the platform does not say: then it may be ours
+        if (filename === null || filename === name) checkState(state);
+      });
+      state.watchedIno = undefined;
+    }
+    watcher.on('error', () => {
+      watcher.close();
+      if (state.watcher === watcher) state.watcher = undefined;
     });
+    state.watcher = watcher;
   } catch {
-    state.watcher = undefined; // no inotify here: the poll alone still meets the 100 ms bound
+    state.watcher = undefined; // no inotify here (or no watches left): the poll alone
   }
 }
 
-function stopInotify(state: SharedState): void {
+function disarmWatcher(state: SharedState): void {
   state.watcher?.close();
   state.watcher = undefined;
+  state.watchedIno = undefined;
+}
+
+function pollTick(state: SharedState): void {
+  if (state.watcher === undefined) armWatcher(state);
+  checkState(state);
+}
+
+/** Both run for the whole life of the state, so getConfig() follows another process for every plugin, listener or not. */
+function startWatching(state: SharedState): void {
+  armWatcher(state);
+  if (state.poll) return;
+  state.poll = setInterval(() => pollTick(state), state.pollMs);
+  state.poll.unref(); // never keeps the process alive
 }
 
 function stopWatching(state: SharedState): void {
   if (state.poll) clearInterval(state.poll);
   state.poll = undefined;
-  stopInotify(state);
+  if (state.retry) clearTimeout(state.retry);
+  state.retry = undefined;
+  disarmWatcher(state);
 }
 
 function openState(realPath: string): SharedState {
@@ -221,7 +330,10 @@ function openState(realPath: string): SharedState {
       listeners: new Set(),
       handles: 0,
       watcher: undefined,
+      watchedIno: undefined,
       poll: undefined,
+      pollMs: pollPeriodFor(realPath),
+      retry: undefined,
       queue: Promise.resolve(),
     };
     return state;
@@ -257,8 +369,10 @@ export class ConfigFile {
    * Opens (sync) and verifies the header. Every open() on the same real path in this process
    * shares one state; each returned handle must be closed once. Throws ERR_LOCKB_MISSING (unless
    * `createWith` is given), ERR_LOCKB_TRUNCATED / _MAGIC / _CHECK or ERR_CONFIG_FIELD.
+   * `safetyPollMs` overrides the safety poll's period (WATCH_POLL_MS / WATCH_POLL_REMOTE_MS) when
+   * this call is the first open of the path in this process; tests use an hour to see inotify alone.
    */
-  static open(path: string, options: { createWith?: ConfigFields } = {}): ConfigFile {
+  static open(path: string, options: { createWith?: ConfigFields; safetyPollMs?: number } = {}): ConfigFile {
     const absolute = resolve(path);
     if (!existsSync(absolute)) {
       if (!options.createWith) throw missingFile(absolute);
@@ -273,11 +387,9 @@ export class ConfigFile {
     let state = states.get(realPath);
     if (!state) {
       state = openState(realPath);
+      if (options.safetyPollMs !== undefined) state.pollMs = options.safetyPollMs;
       states.set(realPath, state);
-      // Poll for the whole life of the state, not only while listeners exist, so getConfig()
-      // reflects another process's write within 100 ms for every plugin (unref'd: it never
-      // keeps the process alive).
-      startPolling(state);
+      startWatching(state);
     }
     state.handles++;
     return new ConfigFile(state);
@@ -375,10 +487,9 @@ export class ConfigFile {
     const state = this.#live();
     state.listeners.add(listener);
     this.#ownListeners.add(listener);
-    startInotify(state);
     return () => {
       this.#ownListeners.delete(listener);
-      if (state.listeners.delete(listener) && state.listeners.size === 0) stopInotify(state);
+      state.listeners.delete(listener);
     };
   }
 
@@ -388,7 +499,6 @@ export class ConfigFile {
     this.#state = undefined;
     for (const listener of this.#ownListeners) state.listeners.delete(listener);
     this.#ownListeners.clear();
-    if (state.listeners.size === 0) stopInotify(state);
     if (--state.handles === 0) {
       stopWatching(state);
       closeSync(state.fd);

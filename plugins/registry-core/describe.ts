@@ -1,5 +1,5 @@
 /** The JSON view of the config used by the dashboard API, the WebSocket and the CLI. */
-import { FEATURE_FLAG_NAMES, HEADER_SIZE, TERMINAL_MODES, hasFeature, writeConfigBytes, type ConfigFields, type FeatureFlag, type TerminalModeName } from './layout';
+import { FEATURE_FLAG_NAMES, HEADER_SIZE, TERMINAL_MODES, fieldAt, hasFeature, writeConfigBytes, type ConfigFields, type FeatureFlag, type TerminalModeName } from './layout';
 import { formatHash } from './registry-url';
 
 export interface ConfigView {
@@ -75,4 +75,26 @@ export function describeConfigChange(prev: ConfigFields, next: ConfigFields): st
     parts.push(part);
   }
   return parts.length > 0 ? parts.join(', ') : NO_CONFIG_CHANGE;
+}
+
+/**
+ * Text form of a config for terminals and the CLI (`get`). Here rather than in commands.ts so that
+ * the fast `registry config get` entry (scripts/config-get.ts) loads it without the command table.
+ */
+export function formatConfig(view: ConfigView, registryUrl?: string): string {
+  const offsets = Array.from({ length: 13 }, (_, i) => (i + 4).toString(16).padStart(2, '0'));
+  const bytes = [...(view.hex.match(/../g) ?? []), view.check];
+  const fieldRow = Array.from({ length: 13 }, (_, i) => {
+    const name = fieldAt(i + 4);
+    return ({ version: 'v ', registryHash: 'h ', featureFlags: 'f ', terminalMode: 'm ', rows: 'r ', cols: 'c ', check: '✓ ', magic: '  ' } as const)[name];
+  });
+  const on = FEATURE_FLAG_NAMES.filter((f) => view.flags[f]);
+  const lines = [
+    `offset  ${offsets.join(' ')}`,
+    `bytes   ${bytes.join(' ')}`,
+    `field   ${fieldRow.join(' ')}  (v version, h registryHash, f featureFlags, m terminalMode, r rows, c cols, ✓ check)`,
+    `version ${view.fields.version} · registryHash ${view.fields.registryHash}${registryUrl ? ` (${registryUrl})` : ''}`,
+    `featureFlags ${view.fields.featureFlags} [${on.length > 0 ? on.join(', ') : 'none'}] · terminalMode ${view.fields.terminalMode} · ${view.fields.rows}×${view.fields.cols} · check 0x${view.check}`,
+  ];
+  return lines.join('\n');
 }

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -196,17 +196,88 @@ test('watchConfig sees a write from another process within 100 ms', async () => 
   assert.ok(passed, `change not observed within 100 ms in 3 attempts: ${latencies.map((l) => l.toFixed(1)).join(', ')} ms`);
 });
 
-test('getConfig() follows another process\'s write even without a registered watcher', async () => {
-  const path = freshFile();
-  const config = ConfigFile.open(path);
-  await execFileAsync(process.execPath, [WORKER, 'toggle', path, 'DEBUG', '1'], { timeout: 30_000 });
-  let seen = false;
-  for (let i = 0; i < 40 && !seen; i++) {
-    seen = config.getConfig().fields.featureFlags === 7;
-    if (!seen) await new Promise((resolve) => setTimeout(resolve, 25));
+/** Waits (bounded) until `ok()` holds; throws naming `what` otherwise. Not a timing assertion: the bound is generous. */
+async function eventually(what: string, ok: () => boolean, boundMs = 10_000): Promise<void> {
+  const until = Date.now() + boundMs;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error(`${what}: not within ${boundMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  config.close();
-  assert.ok(seen, 'the 50 ms poll picked up the change within 1 s');
+}
+
+/** The safety poll out of the way (an hour): what these tests see, inotify delivered. */
+const INOTIFY_ONLY = { safetyPollMs: 3_600_000 };
+
+test('getConfig() follows another process\'s write even without a registered watcher (inotify, no poll)', async () => {
+  const path = freshFile();
+  const config = ConfigFile.open(path, INOTIFY_ONLY);
+  try {
+    await execFileAsync(process.execPath, [WORKER, 'toggle', path, 'DEBUG', '1'], { timeout: 30_000 });
+    await eventually('the other process\'s toggle in getConfig()', () => config.getConfig().fields.featureFlags === 7);
+  } finally {
+    config.close();
+  }
+});
+
+test('another process replaces the file by rename, then writes the new one: both seen, by inotify alone', async () => {
+  const path = freshFile();
+  const config = ConfigFile.open(path, INOTIFY_ONLY);
+  const seen: ConfigSnapshot[] = [];
+  const stop = config.watchConfig((next) => seen.push(next));
+  try {
+    const inodeBefore = statSync(path).ino;
+    await execFileAsync(process.execPath, [WORKER, 'replace', path, '40'], { timeout: 30_000 });
+    assert.notEqual(statSync(path).ino, inodeBefore, 'the worker must have replaced the inode');
+    await eventually('the replaced file (rows 40)', () => config.getConfig().fields.rows === 40);
+    // the old inode is gone from the path: a watch on it would miss this one
+    await execFileAsync(process.execPath, [WORKER, 'toggle', path, 'DEBUG', '1'], { timeout: 30_000 });
+    await eventually('a write into the new inode (DEBUG on)', () => config.getConfig().fields.featureFlags === 7);
+    assert.deepEqual(
+      seen.map((s) => [s.fields.rows, s.fields.featureFlags]),
+      [
+        [40, 3],
+        [40, 7],
+      ],
+    );
+    // and a locked update from here lands in the file that is at the path now
+    await config.update((fields) => ({ ...fields, cols: 120 }));
+    assert.equal(bytes(path)[15], 120);
+  } finally {
+    stop();
+    config.close();
+  }
+});
+
+test('the file deleted, then created again by another process: memory keeps the last config, then follows the new file', async () => {
+  const path = freshFile();
+  const config = ConfigFile.open(path, INOTIFY_ONLY);
+  try {
+    await config.update((fields) => ({ ...fields, rows: 33 }));
+    rmSync(path);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // let the delete event be handled
+    assert.equal(config.getConfig().fields.rows, 33, 'no file is not a config: the last valid one stays');
+    await assert.rejects(config.update((fields) => fields), isCoreError('ERR_LOCKB_MISSING'));
+    await execFileAsync(process.execPath, [WORKER, 'create', path, '42'], { timeout: 30_000 });
+    await eventually('the re-created file (rows 42)', () => config.getConfig().fields.rows === 42);
+    await config.update((fields) => ({ ...fields, cols: 90 }));
+    assert.equal(bytes(path)[15], 90);
+  } finally {
+    config.close();
+  }
+});
+
+test('the safety poll alone (no inotify event can help: a write through a hard link in another folder) still follows', async () => {
+  const path = freshFile();
+  const otherDir = mkdtempSync(join(root, 'link-'));
+  const alias = join(otherDir, 'alias.lockb');
+  linkSync(path, alias); // same inode; an event for it goes to otherDir's watchers, not to path's folder
+  const config = ConfigFile.open(path, { safetyPollMs: 100 });
+  try {
+    await execFileAsync(process.execPath, [WORKER, 'toggle', alias, 'DEBUG', '1'], { timeout: 30_000 });
+    await eventually('the write through the link', () => config.getConfig().fields.featureFlags === 7);
+  } finally {
+    config.close();
+  }
 });
 
 test('a damaged header written by another party is never adopted by a watcher', async () => {

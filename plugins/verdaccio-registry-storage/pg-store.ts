@@ -140,6 +140,7 @@ class PgTarballWriter implements TarballWriter {
     await this.options.precheck?.();
     // fail fast (before the body is read) when the tarball is published already
     if ((await this.store.committedTarballExists(this.pkg, this.fileName)) && !(await this.options.reclaim?.())) {
+      this.store.forget(this.pkg.name); // another node published it: what this node remembers may predate that
       throw new StorageError('ERR_EXISTS', `${this.pkg.name}/${this.fileName} already exists`);
     }
     this.stream.emit('open');
@@ -321,6 +322,9 @@ export class PgPackageStore implements PackageStore {
     const row = rows[0];
     // inside a transaction the row may still roll back; after a change began, the row may be old
     const remember = !inside && generation === this.#generationOf(pkg.name);
+    // a locked read that sees another revision than the one remembered: another node committed
+    // and its NOTIFY is still on its way; what is remembered is stale now, whatever this section does
+    if (inside && this.#revisions.has(pkg.name) && this.#revisions.get(pkg.name) !== (row?.revision ?? null)) this.forget(pkg.name);
     if (!row) {
       if (remember) {
         this.#revisions.set(pkg.name, null);
@@ -459,11 +463,18 @@ export class PgPackageStore implements PackageStore {
       [pkg.name, fileName, digest.sha512, CLAIM_EXPIRY_S],
       'tarball-claim',
     );
-    if (rows.length === 0) throw new StorageError('ERR_EXISTS', `${pkg.name}/${fileName} already exists (or is being published right now)`);
+    if (rows.length === 0) {
+      // another upload (perhaps on another node) holds or published it: this node's cached
+      // revision may predate that commit, and its NOTIFY may not have arrived yet when the
+      // client, told 409, reads the package here (read-your-writes across nodes, test 14.3)
+      this.forget(pkg.name);
+      throw new StorageError('ERR_EXISTS', `${pkg.name}/${fileName} already exists (or is being published right now)`);
+    }
     // READ COMMITTED: the INSERT may have waited for a winner's claim row and gone ahead once the
     // winner's COMMIT deleted it, with a snapshot from before that COMMIT. A new statement sees it.
     if (await this.committedTarballExists(pkg, fileName)) {
       await this.query('DELETE FROM tarball_claims WHERE package = $1 AND file = $2 AND sha512 = $3', [pkg.name, fileName, digest.sha512]);
+      this.forget(pkg.name);
       throw new StorageError('ERR_EXISTS', `${pkg.name}/${fileName} already exists`);
     }
   }

@@ -563,8 +563,10 @@ async function burstPart(settings: ScaleSettings, dirs: string[], log: Log, outc
   const wallName = SCALE_ROWS.burstWall(publishes, megabytes);
   const rssName = SCALE_ROWS.burstRss(publishes, megabytes);
   try {
-    // Random bytes as hex compress about 2:1, so twice the size in text gives a tarball of ~S MB.
-    const blob = randomBytes(Math.round((megabytes * 1024 * 1024) / 2)).toString('hex');
+    // Random bytes as hex carry 4 bits per character and gzip to about half the text (≈ 0.55×):
+    // S MiB of random bytes as 2·S MiB of hex give a tarball of ≈ 1.1·S MiB (the note below prints it).
+    // (Before 2026-12-02 15:55 the text was S MiB, so the "5 MB" tarballs were ≈ 2.8 MB.)
+    const blob = randomBytes(Math.round(megabytes * 1024 * 1024)).toString('hex');
     const tarball = makeTarball({ ...packageFiles('@mycompany/burst', '1.0.0'), 'blob.txt': blob });
     const runs: Record<Side, Burst[]> = { stock: [], ours: [] };
     for (let round = 0; round < rounds; round += 1) {

@@ -1,3 +1,4 @@
+import { lazyModule } from './lazy-module';
 import { RegistryCoreError } from './errors';
 
 export const LOCAL_REGISTRY_URL = 'http://localhost:4873';
@@ -36,11 +37,12 @@ export function normalizeRegistryUrl(url: string): string {
 
 const encoder = new TextEncoder();
 
+// required on first use, not at load: `registry config get` loads this module but rarely hashes
+const murmur = lazyModule(() => require('murmurhash3js-revisited') as typeof import('murmurhash3js-revisited'));
+
 /** MurmurHash3 x86_32, seed 0, of the UTF-8 bytes of the normalized URL (unsigned). */
 export function hashRegistryUrl(url: string): number {
-  // required on first use, not at load: `registry config get` loads this module but rarely hashes
-  const { x86 } = require('murmurhash3js-revisited') as typeof import('murmurhash3js-revisited');
-  return x86.hash32(encoder.encode(normalizeRegistryUrl(url)), 0) >>> 0;
+  return murmur().x86.hash32(encoder.encode(normalizeRegistryUrl(url)), 0) >>> 0;
 }
 
 /** `0xceb6960a` — how hashes are shown everywhere. */

@@ -3,6 +3,6 @@
  * it is one ≈ 15 ms CPU module (issue 17: cold start) and nothing at start-up needs it — the key
  * files are read and checked with node:crypto (keys.ts), so a bad key still stops start-up.
  */
-export function jose(): typeof import('jose') {
-  return require('jose') as typeof import('jose');
-}
+import { lazyModule } from '../registry-core/lazy-module';
+
+export const jose = lazyModule(() => require('jose') as typeof import('jose'));

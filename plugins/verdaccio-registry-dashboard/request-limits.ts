@@ -5,6 +5,7 @@
  * (zod itself ≈ 25 ms CPU to load, the schemas ≈ 10 ms to build) are loaded at the first request
  * that is validated (issue 17: cold start).
  */
+import { lazyModule } from '../registry-core/lazy-module';
 
 /** Upper bound of a dashboard API body or WebSocket message; the longest valid one is a URL op. */
 export const MAX_BODY_BYTES = 4096;
@@ -17,6 +18,4 @@ export const AUDIT_MAX_LIMIT = 1000;
 export const MAX_PAGE_SIZE = 500;
 
 /** requests.ts (the zod schemas), loaded once, by the first request or message that needs one. */
-export function requestSchemas(): typeof import('./requests') {
-  return require('./requests') as typeof import('./requests');
-}
+export const requestSchemas = lazyModule(() => require('./requests') as typeof import('./requests'));

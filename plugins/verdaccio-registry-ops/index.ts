@@ -28,7 +28,7 @@ import {
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { IndexSizeReader } from './index-size';
 import { metricsRefusal, parseOpsOptions, type OpsOptions } from './options';
-import { cachedStorageCheck, notificationsCheck, configCheck, keysCheck, upstreamFromConfig } from './readiness';
+import { cachedStorageCheck, notificationsCheck, configCheck, keysCheck, upstreamCheck } from './readiness';
 import { databaseSettingsOf } from '../registry-core/database/index';
 import { clusterLink } from '../registry-core/database/cluster';
 import { renderMetrics } from './render';
@@ -107,7 +107,7 @@ export default class RegistryOps {
     app.get(READY_PATH, (_req: Request, res: Response) => {
       runReadyChecks(this.lockbPath).then(
         ({ ready, checks }) => {
-          if (checks.upstream === undefined) checks.upstream = upstreamFromConfig(this.#uplinks);
+          if (checks.upstream === undefined) checks.upstream = upstreamCheck(this.lockbPath, this.#uplinks);
           const failing = Object.entries(checks).filter(([, check]) => !check.ok).map(([name]) => name);
           const states = Object.fromEntries(Object.entries(checks).map(([name, check]) => [name, check.state]));
           if (ready && failing.length === 0) sendJson(res, 200, { ready: true, checks: states });

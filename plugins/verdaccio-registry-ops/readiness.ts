@@ -3,13 +3,14 @@
  * storage folder, at most once a second), keys loaded (the auth plugin registered its token
  * verifier, which it does once its keys are loaded), config ok (registry.lockb's header reads and
  * its check byte verifies). Other parts register theirs through the core (`registerReadyCheck`);
- * `upstream` defaults to what config.yaml says (never probed here: a local-first registry serves
- * its own packages without it). docs/operations.md.
+ * `upstream` is what the storage part reports it proxies (core upstream-status), else what
+ * config.yaml says — never probed here and never a failure: a local-first registry serves its own
+ * packages without it. docs/operations.md.
  */
 import { randomBytes } from 'node:crypto';
 import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileSystemFailure, inspectConfigFile, type ReadyCheckResult } from '../registry-core/index';
+import { fileSystemFailure, inspectConfigFile, upstreamStatus, type ReadyCheckResult } from '../registry-core/index';
 import { hasTokenVerifier } from '../registry-core/token-verifier';
 
 /** The storage plugin's temp prefix: it sweeps `.tmp-<pid>-…` files a killed process left behind. */
@@ -60,6 +61,22 @@ export function keysCheck(lockbPath: string): ReadyCheckResult {
 export function configCheck(lockbPath: string): ReadyCheckResult {
   const inspected = inspectConfigFile(lockbPath);
   return inspected.ok ? { ok: true, state: 'ok' } : { ok: false, state: `${inspected.error.code}: ${inspected.error.message.replace(lockbPath, 'registry.lockb')}` };
+}
+
+/**
+ * The upstream as the storage part reports it (core upstream-status: the URL it resolved — from
+ * REGISTRY_UPSTREAM_URL, config.yaml or the user's npm — and its last outcome), else what
+ * config.yaml says. Never a failure: a local-first registry serves what it holds with the upstream
+ * down, so a balancer must not drop the node for it.
+ */
+export function upstreamCheck(lockbPath: string, uplinks: unknown, now: number = Date.now()): ReadyCheckResult {
+  const status = upstreamStatus(lockbPath);
+  if (status.url === null) return upstreamFromConfig(uplinks);
+  if (status.offline) return { ok: true, state: `OFFLINE (${status.url} not contacted)` };
+  const failedLast = status.lastFailure !== null && (status.lastSuccess === null || status.lastFailure.time > status.lastSuccess);
+  if (failedLast && status.lastFailure) return { ok: true, state: `proxying ${status.url}; last request failed ${Math.round((now - status.lastFailure.time) / 1000)} s ago: ${status.lastFailure.error}` };
+  if (status.lastSuccess !== null) return { ok: true, state: `proxying ${status.url}; last answer ${Math.round((now - status.lastSuccess) / 1000)} s ago` };
+  return { ok: true, state: `proxying ${status.url}; not contacted yet` };
 }
 
 /** What config.yaml says about the upstream, when no part registered a live `upstream` check. */

@@ -187,6 +187,10 @@ describe('issue 12: one upstream, proxied and cached', () => {
       }
       assert.ok(hit, 'a proxied packument never came from the response cache');
       assert.match(fresh.logs(), /packument cache on/);
+      // /-/ready names the upstream the storage part proxies and its last outcome (not config.yaml's view)
+      const ready = (await (await fetch(`${fresh.url}/-/ready`)).json()) as { ready: boolean; checks: Record<string, string> };
+      assert.equal(ready.ready, true);
+      assert.match(ready.checks.upstream, new RegExp(`^proxying ${tree.relay.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}; last answer \\d+ s ago$`));
     } finally {
       await fresh.stop();
     }

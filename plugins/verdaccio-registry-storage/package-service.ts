@@ -734,25 +734,12 @@ export class PackageService {
   }
 
   /**
-   * The bytes of a tarball for the HTTP fast path, by the packument stamp the caller just took:
-   * a local stamp reads the local store only, an `upstream:` stamp (no local packument, no publish
-   * in flight) the upstream cache only — exactly where readTarball would find it. null: not held
-   * in memory-sized form (absent, or a large file read as a stream): the caller takes the full path.
+   * Where the HTTP fast path finds a tarball, by the packument stamp the caller just took: a local
+   * stamp reads the local store only, an `upstream:` stamp (no local packument, no publish in
+   * flight) the upstream cache only — exactly where readTarball would find it. null: not a
+   * tarball of this package, or no upstream cache.
    */
-  /** heldTarballBytes without a promise when the store holds the bytes in memory (every repeated download); undefined: ask heldTarballBytes. */
-  heldTarballBytesNow(name: string, fileName: string, stamp: string): Buffer | undefined {
-    let pkg: ParsedName;
-    try {
-      pkg = this.forRead(name);
-      parseTarballName(pkg, fileName);
-    } catch {
-      return undefined;
-    }
-    const store = stamp.startsWith('upstream:') ? this.cache : this.store;
-    return store?.peekTarball?.(pkg, fileName);
-  }
-
-  async heldTarballBytes(name: string, fileName: string, stamp: string): Promise<Buffer | null> {
+  private heldTarballSource(name: string, fileName: string, stamp: string): { store: PackageStore; pkg: ParsedName } | null {
     let pkg: ParsedName;
     try {
       pkg = this.forRead(name);
@@ -761,8 +748,20 @@ export class PackageService {
       return null;
     }
     const store = stamp.startsWith('upstream:') ? this.cache : this.store;
-    if (store === null) return null;
-    const reader = await store.readTarball(pkg, fileName);
+    return store === null ? null : { store, pkg };
+  }
+
+  /** heldTarballBytes without a promise when the store holds the bytes in memory (every repeated download); undefined: ask heldTarballBytes. */
+  heldTarballBytesNow(name: string, fileName: string, stamp: string): Buffer | undefined {
+    const source = this.heldTarballSource(name, fileName, stamp);
+    return source?.store.peekTarball?.(source.pkg, fileName);
+  }
+
+  /** The bytes of a tarball for the fast path (heldTarballSource); null: not held in memory-sized form (absent, or a large file read as a stream): the caller takes the full path. */
+  async heldTarballBytes(name: string, fileName: string, stamp: string): Promise<Buffer | null> {
+    const source = this.heldTarballSource(name, fileName, stamp);
+    if (source === null) return null;
+    const reader = await source.store.readTarball(source.pkg, fileName);
     if (reader === null) return null;
     if ('bytes' in reader) return reader.bytes;
     reader.stream.destroy();

@@ -295,21 +295,32 @@ function disarmWatcher(state: SharedState): void {
   state.watchedIno = undefined;
 }
 
+/**
+ * The next safety poll: its own period while inotify watches the file, the fast one while no watch
+ * could be armed (no inotify, or no watches left), so another process's write is still seen within
+ * 100 ms (SPEC §2).
+ */
+function schedulePoll(state: SharedState): void {
+  const period = state.watcher === undefined ? Math.min(state.pollMs, WATCH_POLL_REMOTE_MS) : state.pollMs;
+  state.poll = setTimeout(() => pollTick(state), period);
+  state.poll.unref(); // never keeps the process alive
+}
+
 function pollTick(state: SharedState): void {
   if (state.watcher === undefined) armWatcher(state);
   checkState(state);
+  if (states.get(state.path) === state) schedulePoll(state);
 }
 
 /** Both run for the whole life of the state, so getConfig() follows another process for every plugin, listener or not. */
 function startWatching(state: SharedState): void {
   armWatcher(state);
   if (state.poll) return;
-  state.poll = setInterval(() => pollTick(state), state.pollMs);
-  state.poll.unref(); // never keeps the process alive
+  schedulePoll(state);
 }
 
 function stopWatching(state: SharedState): void {
-  if (state.poll) clearInterval(state.poll);
+  if (state.poll) clearTimeout(state.poll);
   state.poll = undefined;
   if (state.retry) clearTimeout(state.retry);
   state.retry = undefined;

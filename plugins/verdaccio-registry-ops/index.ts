@@ -7,6 +7,7 @@
  * server Verdaccio built around this app only), so every answer counts — also those the auth
  * plugin or storage-http give before Verdaccio's routers run.
  */
+import { entryBoundedCache } from '../registry-core/bounded-cache';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Application, Request, Response } from 'express';
@@ -42,6 +43,9 @@ const REQUEST_START = 'http.server.request.start';
 function sendJson(res: Response, status: number, body: unknown): void {
   res.status(status).set('cache-control', 'no-store').type('application/json').send(JSON.stringify(body));
 }
+
+/** Request targets (and their series) whose route label is remembered; least recently used out first. */
+const ROUTE_MEMO_ENTRIES = 4096;
 
 export default class RegistryOps {
   readonly options: OpsOptions;
@@ -141,15 +145,14 @@ export default class RegistryOps {
   };
 
   /** Route labels by request target, and the series of each (method, route, status): resolved once, not per request. */
-  readonly #routes = new Map<string, string>();
-  readonly #series = new Map<string, { count: BoundCounter; duration: BoundHistogram }>();
+  readonly #routes = entryBoundedCache<string, string>(ROUTE_MEMO_ENTRIES);
+  readonly #series = entryBoundedCache<string, { count: BoundCounter; duration: BoundHistogram }>(ROUTE_MEMO_ENTRIES);
 
   #routeOf(url: string): string {
     let route = this.#routes.get(url);
     if (route === undefined) {
       route = routeLabel(url);
       if (url.length > 512) return route; // bounded in bytes too: long targets are labelled each time
-      if (this.#routes.size >= 4096) this.#routes.clear();
       this.#routes.set(url, route);
     }
     return route;
@@ -164,7 +167,6 @@ export default class RegistryOps {
         duration: this.#metrics.histogram('registry_http_request_duration_seconds', { method, route }),
       };
       // the label values are bounded (methods, ROUTE_LABELS, statuses); the metric caps its series itself
-      if (this.#series.size >= 4096) this.#series.clear();
       this.#series.set(key, series);
     }
     return series;

@@ -8,7 +8,26 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { emptyOutcome, type RowOutcome } from './http-bench';
 import { makeRow, median } from './report';
-import { CLOCK_TICKS_PER_SECOND, cpuSnapshot, createClient, interleave, packageFiles, type BenchServer, type Budget, type Log, type RunResult, type Side } from './stock';
+import {
+  CLOCK_TICKS_PER_SECOND,
+  cpuSnapshot,
+  createClient,
+  errorSummary,
+  interleave,
+  interleaveSides,
+  packageFiles,
+  removeDir,
+  startCeiling,
+  startRelay,
+  tempDir,
+  type BenchServer,
+  type Budget,
+  type Log,
+  type RecordedResponse,
+  type RelayedGet,
+  type RunResult,
+  type Side,
+} from './stock';
 
 export interface ClientTarget {
   server: BenchServer;
@@ -38,12 +57,14 @@ export function timeRow(
   runs: { stock: (number | string)[]; ours: (number | string)[]; skippedRounds: number },
   unit: string,
   target: string,
+  /** what the "stock" and "ours" columns hold, for the notes (the ceiling rows put the ceiling in one of them) */
+  labels: Record<Side, string> = { stock: 'stock', ours: 'ours' },
 ): RowOutcome {
   const outcome = emptyOutcome();
   const notes: string[] = [];
   const numbers = (side: Side): number[] => runs[side].filter((v): v is number => typeof v === 'number');
   for (const side of ['stock', 'ours'] as const) {
-    for (const value of runs[side]) if (typeof value === 'string') notes.push(value.replace(/^ERROR /, `ERROR ${side}: `));
+    for (const value of runs[side]) if (typeof value === 'string') notes.push(value.replace(/^ERROR /, `ERROR ${labels[side]}: `));
   }
   if (runs.skippedRounds > 0) notes.push(`${runs.skippedRounds} round(s) skipped: time budget`);
   notes.push(`${numbers('ours').length} round(s) per side`);
@@ -138,40 +159,173 @@ export function missingInstall(project: string, packages: readonly string[]): st
   return missing.length > 0 ? `ERROR install left out ${missing.length} package(s), e.g. ${missing[0]}` : null;
 }
 
+export type InstallClient = 'npm' | 'bun';
+
+/**
+ * One `npm install` / `bun install` of a fresh project depending on `roots` (`^1.0.0`) from a
+ * brand-new client folder (config, cache, HOME) against `url`, anonymously; wall ms, or an ERROR
+ * string when the client failed or left out one of `all`.
+ */
+export async function installOnce(client: InstallClient, url: string, roots: readonly string[], all: readonly string[] = roots): Promise<number | string> {
+  const clientDir = createClient(url);
+  try {
+    const project = join(clientDir.dir, 'app');
+    writeProject(project, roots);
+    const result =
+      client === 'npm'
+        ? await clientDir.npm(['install', '--no-audit', '--no-fund', '--ignore-scripts'], project)
+        : await clientDir.bun(['install', '--ignore-scripts'], project);
+    if (result.code !== 0) return failure(`${client} install`, result);
+    return missingInstall(project, all) ?? result.ms;
+  } finally {
+    clientDir.remove();
+  }
+}
+
+export interface InstallCeiling {
+  server: BenchServer;
+  /** what was recorded: requests, packuments / tarballs, the Accept and encodings seen */
+  notes: string[];
+}
+
+/**
+ * One untimed install through a recording relay in front of `server`: the GETs the client made and
+ * the answers it got, and the relay's origin (which the server wrote into tarball URLs). Throws
+ * when the install fails.
+ */
+export async function recordedInstall(
+  client: InstallClient,
+  server: BenchServer,
+  roots: readonly string[],
+  all: readonly string[],
+): Promise<{ recorded: readonly RelayedGet[]; origin: string }> {
+  const relay = await startRelay(server.url, { record: true });
+  try {
+    const result = await installOnce(client, relay.url, roots, all);
+    if (typeof result === 'string') throw new Error(`${client} install through a recording relay: ${result}`);
+    return { recorded: relay.recorded(), origin: relay.url };
+  } finally {
+    await relay.close();
+  }
+}
+
+/**
+ * The ceiling of one client's install (issue 17/12): one untimed install of the same project
+ * through a recording relay in front of `server`, so the client's own requests (its paths, its
+ * Accept and Accept-Encoding) are what is recorded, with ours' exact answers (status, headers,
+ * bytes as sent); then a bare node:http child replaying them from memory, the relay's origin in
+ * the bodies replaced by its own once at load (ceiling-server.ts). Throws when the install or the
+ * ceiling fails.
+ */
+export async function recordInstallCeiling(
+  client: InstallClient,
+  server: BenchServer,
+  roots: readonly string[],
+  all: readonly string[],
+  dir: string,
+): Promise<InstallCeiling> {
+  const { recorded, origin } = await recordedInstall(client, server, roots, all);
+  const routes: Record<string, RecordedResponse> = {};
+  const accepts = new Set<string>();
+  const encodings = new Set<string>();
+  let repeated = 0;
+  let tarballs = 0;
+  for (const get of recorded) {
+    if (Object.hasOwn(routes, get.path)) {
+      repeated += 1;
+      continue;
+    }
+    routes[get.path] = get.response;
+    const header = (name: string): string | undefined => get.response.headers.find(([key]) => key.toLowerCase() === name)?.[1];
+    if (get.path.endsWith('.tgz')) tarballs += 1;
+    else accepts.add(String(get.requestHeaders.accept ?? '(none)'));
+    encodings.add(`${get.path.endsWith('.tgz') ? 'tarball' : 'packument'} ${header('content-encoding') ?? 'identity'}`);
+  }
+  const paths = Object.keys(routes).length;
+  const notes = [
+    `ceiling = bare node:http replaying from memory ours' answers to ${client}'s ${recorded.length} GETs of one untimed install (${paths - tarballs} packuments, ${tarballs} tarballs${repeated ? `, ${repeated} repeated paths` : ''}); ${client}'s packument Accept: ${[...accepts].join(' | ')}; ${[...encodings].join(', ')}`,
+  ];
+  return { server: await startCeiling(dir, routes, 15000, origin), notes };
+}
+
+/** Row names of the two ceiling rows beside an install row (`base` = what is installed, `tail` = the rest of the row name). */
+export function ceilingRowNames(base: string, tail: string): { ceilingStock: string; oursCeiling: string } {
+  return {
+    ceilingStock: `${base}: ceiling ÷ stock (info: bare node:http replaying ours' answers${tail})`,
+    oursCeiling: `${base}: ours ÷ ceiling (info${tail})`,
+  };
+}
+
+/**
+ * The two info rows of an install row's ceiling, from the same interleaved rounds: ceiling ÷ stock
+ * (what a server answering in no time at all would reach: the part of the target that is the
+ * client's own work) and ours ÷ ceiling (what is left for ours).
+ */
+export function installCeilingRows(
+  names: { ceilingStock: string; oursCeiling: string },
+  runs: Record<Side | 'ceiling', (number | string)[]>,
+  skippedRounds: number,
+  recordNotes: readonly string[],
+): RowOutcome {
+  const outcome = emptyOutcome();
+  const physics = timeRow(names.ceilingStock, { stock: runs.stock, ours: runs.ceiling, skippedRounds }, 'ms', 'info', { stock: 'stock', ours: 'ceiling' });
+  physics.notes[names.ceilingStock].push('the "ours" column is the ceiling', ...recordNotes);
+  const left = timeRow(names.oursCeiling, { stock: runs.ceiling, ours: runs.ours, skippedRounds }, 'ms', 'info', { stock: 'ceiling', ours: 'ours' });
+  left.notes[names.oursCeiling].push('the "stock" column is the ceiling');
+  for (const part of [physics, left]) {
+    outcome.rows.push(...part.rows);
+    Object.assign(outcome.notes, part.notes);
+    Object.assign(outcome.samples, part.samples);
+  }
+  return outcome;
+}
+
 /**
  * Installs anonymously (no token): reads are public in both configs, so no auth path is measured
- * here (stock runs in JWT mode anyway, like in every row).
+ * here (stock runs in JWT mode anyway, like in every row). Three sides interleaved: stock, ours and
+ * the ceiling recorded from ours for this client. Before the rounds each server gets one untimed
+ * install through a recording relay (ours' is the recording; stock's the same warm-up for stock).
  */
 async function installRow(
-  client: 'npm' | 'bun',
+  client: InstallClient,
   targets: Record<Side, ClientTarget>,
   packages: readonly string[],
   rounds: number,
   budget: Budget,
   log: Log,
 ): Promise<RowOutcome> {
-  const name = `${client} install × ${packages.length} packages (fresh project + client cache, anonymous)`;
-  const runs = await interleave(rounds, budget, async (side): Promise<number | string> => {
-    const clientDir = createClient(targets[side].server.url);
+  const base = `${client} install × ${packages.length} packages`;
+  const name = `${base} (fresh project + client cache, anonymous)`;
+  const ceilingDir = tempDir(`ceiling-${client}`);
+  let ceiling: InstallCeiling | null = null;
+  let ceilingError = '';
+  try {
     try {
-      const project = join(clientDir.dir, 'app');
-      writeProject(project, packages);
-      const result =
-        client === 'npm'
-          ? await clientDir.npm(['install', '--no-audit', '--no-fund', '--ignore-scripts'], project)
-          : await clientDir.bun(['install', '--ignore-scripts'], project);
-      if (result.code !== 0) return failure(`${client} install`, result);
-      const missing = missingInstall(project, packages);
-      if (missing) return missing;
-      log(`  ${name} ${side}: ${result.ms.toFixed(0)} ms`);
-      return result.ms;
-    } finally {
-      clientDir.remove();
+      ceiling = await recordInstallCeiling(client, targets.ours.server, packages, packages, ceilingDir);
+      // The same untimed install for stock: ours' recording must not be a warm-up stock lacks.
+      await recordedInstall(client, targets.stock.server, packages, packages);
+    } catch (error) {
+      ceilingError = `ERROR ceiling not started: ${errorSummary(error)}`;
+      log(`  ${name}: ${ceilingError}`);
     }
-  });
-  return timeRow(name, runs, 'ms', '≤ 0.9× stock time');
+    const result = await interleaveSides(['stock', 'ours', 'ceiling'] as const, rounds, budget, async (side): Promise<number | string> => {
+      if (side === 'ceiling' && !ceiling) return ceilingError;
+      const url = side === 'ceiling' ? (ceiling as InstallCeiling).server.url : targets[side].server.url;
+      const ms = await installOnce(client, url, packages);
+      if (typeof ms === 'number') log(`  ${name} ${side}: ${ms.toFixed(0)} ms`);
+      return ms;
+    });
+    const outcome = timeRow(name, { stock: result.runs.stock, ours: result.runs.ours, skippedRounds: result.skippedRounds }, 'ms', '≤ 0.9× stock time');
+    const ceilingRows = installCeilingRows(ceilingRowNames(base, ', fresh project + client cache'), result.runs, result.skippedRounds, ceiling?.notes ?? []);
+    outcome.rows.push(...ceilingRows.rows);
+    Object.assign(outcome.notes, ceilingRows.notes);
+    Object.assign(outcome.samples, ceilingRows.samples);
+    return outcome;
+  } finally {
+    await ceiling?.server.stop();
+    removeDir(ceilingDir);
+  }
 }
-
 export async function runInstallBench(
   targets: Record<Side, ClientTarget>,
   packages: readonly string[],

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request, type Agent } from 'node:http';
+import { Agent, createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { freePort } from '../lib/ports';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -292,9 +292,17 @@ const CEILING_SCRIPT = join(PROJECT_ROOT, 'build', 'scripts', 'bench', 'ceiling-
 
 /**
  * Starts `ceiling-server.js` (a child on the same Node as the servers) answering `GET <path>` with
- * the recorded status, headers and bytes; every other path is a 404.
+ * the recorded status, headers and bytes; every other path is a 404. With `origin` (the origin the
+ * recorded bodies name, e.g. the relay ours was recorded through), the child replaces it in every
+ * body by its own origin once, at load (decoding and re-encoding a gzip/deflate/br body), so the
+ * tarball URLs of a replayed packument lead a client back to the ceiling.
  */
-export async function startCeiling(dir: string, routes: Record<string, RecordedResponse>, timeoutMs = 15000): Promise<BenchServer> {
+export async function startCeiling(
+  dir: string,
+  routes: Record<string, RecordedResponse>,
+  timeoutMs = 15000,
+  origin?: string,
+): Promise<BenchServer> {
   mkdirSync(dir, { recursive: true });
   const manifest = Object.entries(routes).map(([path, response], i) => {
     const bodyFile = join(dir, `body-${i}.bin`);
@@ -304,7 +312,7 @@ export async function startCeiling(dir: string, routes: Record<string, RecordedR
   });
   const manifestFile = join(dir, 'routes.json');
   writeFileSync(manifestFile, JSON.stringify(manifest));
-  const child = spawn(NODE_BIN, [CEILING_SCRIPT, manifestFile], { cwd: dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE_BIN, [CEILING_SCRIPT, manifestFile, ...(origin ? [origin] : [])], { cwd: dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
@@ -316,6 +324,80 @@ export async function startCeiling(dir: string, routes: Record<string, RecordedR
     await stopChild(child);
     throw error;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A counting (optionally recording) relay
+
+/** One GET that went through a recording relay: what the client asked and what the server answered. */
+export interface RelayedGet {
+  path: string;
+  /** the client's request headers (lower-case names, as node:http gives them) */
+  requestHeaders: Record<string, string | string[] | undefined>;
+  response: RecordedResponse;
+}
+
+/**
+ * A relay in front of a server: every request is counted, then forwarded with its own Host header,
+ * so a registry behind it writes tarball URLs that point at the relay (downloads pass it too).
+ * One relay per side: the counts never mix. With `record`, every GET's request headers and the
+ * full answer (status, raw headers, body bytes as sent: a compressed body stays compressed) are
+ * kept, for the ceiling to replay exactly what that client got.
+ */
+export interface CountingRelay {
+  url: string;
+  count(): number;
+  /** the GETs relayed since the start (empty unless started with `record`), in arrival order */
+  recorded(): readonly RelayedGet[];
+  close(): Promise<void>;
+}
+
+export async function startRelay(upstreamUrl: string, options: { record?: boolean } = {}): Promise<CountingRelay> {
+  const target = new URL(upstreamUrl);
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  let count = 0;
+  const recorded: RelayedGet[] = [];
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    count += 1;
+    const forward = request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
+      (upstreamRes) => {
+        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+        if (options.record && req.method === 'GET') {
+          const chunks: Buffer[] = [];
+          upstreamRes.on('data', (chunk: Buffer) => chunks.push(chunk));
+          upstreamRes.on('end', () => {
+            const headers: [string, string][] = [];
+            for (let i = 0; i + 1 < upstreamRes.rawHeaders.length; i += 2) headers.push([upstreamRes.rawHeaders[i], upstreamRes.rawHeaders[i + 1]]);
+            recorded.push({ path: req.url ?? '', requestHeaders: { ...req.headers }, response: { status: upstreamRes.statusCode ?? 0, headers, body: Buffer.concat(chunks) } });
+          });
+        }
+        upstreamRes.pipe(res);
+      },
+    );
+    forward.on('error', (error) => {
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: `relay: ${error.message}` }));
+    });
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolveListen());
+  });
+  const address = server.address();
+  const port = address && typeof address === 'object' ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    count: () => count,
+    recorded: () => recorded,
+    close: () =>
+      new Promise((resolveClose) => {
+        agent.destroy();
+        server.closeAllConnections();
+        server.close(() => resolveClose());
+      }),
+  };
 }
 
 /** VmRSS of a live process in MiB (Linux /proc); null when it cannot be read. */

@@ -10,25 +10,26 @@
  * concurrency (fresh servers, concurrent packument misses).
  */
 import { CACHE_HEADER, DEBUG_REQUEST_HEADER } from '../../plugins/registry-core/debug-log';
-import { Agent, createServer, request, type IncomingMessage, type Server } from 'node:http';
-import { join } from 'node:path';
-import { failure, missingInstall, timeRow, writeProject } from './clients-bench';
+import { Agent } from 'node:http';
+import { ceilingRowNames, installCeilingRows, installOnce, recordInstallCeiling, timeRow, type InstallCeiling, type InstallClient } from './clients-bench';
 import { HTTP_SETTINGS, emptyOutcome, mergeOutcome, throughputRow, type Endpoint, type HttpBenchSettings, type RowOutcome } from './http-bench';
 import { makeRow, median } from './report';
 import {
   addUser,
-  createClient,
   errorSummary,
   interleave,
+  interleaveSides,
   packagePath,
   publishRaw,
   rawGet,
   removeDir,
+  startRelay,
   startServer,
   tempDir,
   timedRequest,
   type BenchServer,
   type Budget,
+  type CountingRelay,
   type Log,
   type Side,
 } from './stock';
@@ -65,10 +66,17 @@ export function upstreamRows(settings: UpstreamSettings): Record<string, string>
     npmWarm: `proxied npm install × ${size}, warm (server cache warm, fresh client cache; ${tag})`,
     bunCold: `proxied bun install × ${size}, cold (fresh server cache; ${tag})`,
     bunWarm: `proxied bun install × ${size}, warm (server cache warm, fresh client cache; ${tag})`,
+    ...prefixed('npmWarm', ceilingRowNames(`proxied npm install × ${size}, warm`, `; ${tag}`)),
+    ...prefixed('bunWarm', ceilingRowNames(`proxied bun install × ${size}, warm`, `; ${tag}`)),
     packument: `proxied packument GET (full document, server cache warm; ${tag})`,
     perThousand: `upstream requests per 1,000 client requests, ${settings.concurrency} concurrent packument misses (${tag})`,
     perPackage: `upstream requests per proxied package under ${settings.concurrency} concurrent misses (${tag})`,
   };
+}
+
+/** `{ceilingStock, oursCeiling}` → `{<prefix>CeilingStock, <prefix>OursCeiling}` */
+function prefixed(prefix: string, names: { ceilingStock: string; oursCeiling: string }): Record<string, string> {
+  return { [`${prefix}CeilingStock`]: names.ceilingStock, [`${prefix}OursCeiling`]: names.oursCeiling };
 }
 
 /** The dependency tree: top-i → mid-i, mid-(i+1) → leaf-i, leaf-(i+1); the project depends on every top-i. */
@@ -85,53 +93,8 @@ export function upstreamTree(tier: number): { name: string; dependencies: Record
   return packages;
 }
 
-/**
- * A counting relay in front of the upstream: every request is counted, then forwarded with its own
- * Host header, so the upstream writes tarball URLs that point at the relay and tarball downloads
- * are counted too. One relay per side: the counts never mix.
- */
-export interface CountingRelay {
-  url: string;
-  count(): number;
-  close(): Promise<void>;
-}
-
-export async function startRelay(upstreamUrl: string): Promise<CountingRelay> {
-  const target = new URL(upstreamUrl);
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  let count = 0;
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    count += 1;
-    const forward = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent },
-      (upstreamRes) => {
-        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-        upstreamRes.pipe(res);
-      },
-    );
-    forward.on('error', (error) => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: `relay: ${error.message}` }));
-    });
-    req.pipe(forward);
-  });
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolveListen());
-  });
-  const address = server.address();
-  const port = address && typeof address === 'object' ? address.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    count: () => count,
-    close: () =>
-      new Promise((resolveClose) => {
-        agent.destroy();
-        server.closeAllConnections();
-        server.close(() => resolveClose());
-      }),
-  };
-}
+/** The counting relay (stock.ts: it can also record what it relays, for the install ceiling). */
+export { startRelay, type CountingRelay };
 
 interface Proxies {
   relays: Record<Side, CountingRelay>;
@@ -160,26 +123,18 @@ async function withProxy<T>(side: Side, proxies: Proxies, baseConfig: string | u
 
 type Pair = { cold: number | string; warm: number | string; coldUpstream: number; warmUpstream: number } | string;
 
-async function installOnce(client: 'npm' | 'bun', server: BenchServer, roots: readonly string[], all: readonly string[]): Promise<number | string> {
-  const clientDir = createClient(server.url);
-  try {
-    const project = join(clientDir.dir, 'app');
-    writeProject(project, roots);
-    const result =
-      client === 'npm'
-        ? await clientDir.npm(['install', '--no-audit', '--no-fund', '--ignore-scripts'], project)
-        : await clientDir.bun(['install', '--ignore-scripts'], project);
-    if (result.code !== 0) return failure(`${client} install`, result);
-    return missingInstall(project, all) ?? result.ms;
-  } finally {
-    clientDir.remove();
-  }
-}
-
+/**
+ * Cold and warm rows of one client; with them, the warm install's ceiling (issue 17/12): in ours'
+ * first round that got through its warm install, one more untimed install (fresh client again)
+ * through a recording relay in front of that still-warm server; a bare node:http child then
+ * replays those answers for the rest of the rounds (the ceiling side runs a warm install only: a
+ * replay has no cold state). The three sides interleave: stock, ours, ceiling, then reversed — so
+ * the ceiling's first turn always comes after ours' first round.
+ */
 async function installRows(
-  client: 'npm' | 'bun',
+  client: InstallClient,
   rounds: number,
-  names: { cold: string; warm: string },
+  names: { cold: string; warm: string; warmCeilingStock: string; warmOursCeiling: string },
   proxies: Proxies,
   tree: readonly { name: string }[],
   roots: readonly string[],
@@ -188,26 +143,71 @@ async function installRows(
   baseConfig?: string,
 ): Promise<RowOutcome> {
   const all = tree.map((pkg) => pkg.name);
-  const runs = await interleave(rounds, budget, async (side): Promise<Pair> => {
-    try {
-      return await withProxy(side, proxies, baseConfig, async (server) => {
-        const relay = proxies.relays[side];
-        const before = relay.count();
-        const cold = await installOnce(client, server, roots, all);
-        const afterCold = relay.count();
-        const warm = await installOnce(client, server, roots, all);
-        const pair = { cold, warm, coldUpstream: afterCold - before, warmUpstream: relay.count() - afterCold };
-        const ms = (v: number | string): string => (typeof v === 'number' ? `${v.toFixed(0)} ms` : 'ERROR');
-        log(`  proxied ${client} install ${side}: cold ${ms(cold)} (${pair.coldUpstream} upstream requests), warm ${ms(warm)} (${pair.warmUpstream})`);
-        return pair;
-      });
-    } catch (error) {
-      return `ERROR ${errorSummary(error)}`;
-    }
-  });
+  const ceilingDir = tempDir(`upstream-ceiling-${client}`);
+  let ceiling: InstallCeiling | null = null;
+  let ceilingError = 'ERROR ceiling not recorded: ours has not completed a warm install yet';
+  try {
+    const result = await interleaveSides(['stock', 'ours', 'ceiling'] as const, rounds, budget, async (side): Promise<Pair> => {
+      if (side === 'ceiling') {
+        if (!ceiling) return ceilingError;
+        const warm = await installOnce(client, ceiling.server.url, roots, all);
+        log(`  proxied ${client} install ceiling: warm ${typeof warm === 'number' ? `${warm.toFixed(0)} ms` : 'ERROR'}`);
+        return { cold: 'ERROR no cold install on a replay', warm, coldUpstream: 0, warmUpstream: 0 };
+      }
+      try {
+        return await withProxy(side, proxies, baseConfig, async (server) => {
+          const relay = proxies.relays[side];
+          const before = relay.count();
+          const cold = await installOnce(client, server.url, roots, all);
+          const afterCold = relay.count();
+          const warm = await installOnce(client, server.url, roots, all);
+          const pair = { cold, warm, coldUpstream: afterCold - before, warmUpstream: relay.count() - afterCold };
+          const ms = (v: number | string): string => (typeof v === 'number' ? `${v.toFixed(0)} ms` : 'ERROR');
+          log(`  proxied ${client} install ${side}: cold ${ms(cold)} (${pair.coldUpstream} upstream requests), warm ${ms(warm)} (${pair.warmUpstream})`);
+          if (side === 'ours' && !ceiling && typeof warm === 'number') {
+            try {
+              ceiling = await recordInstallCeiling(client, server, roots, all, ceilingDir);
+            } catch (error) {
+              ceilingError = `ERROR ceiling not started: ${errorSummary(error)}`;
+              log(`  proxied ${client} install: ${ceilingError}`);
+            }
+          }
+          return pair;
+        });
+      } catch (error) {
+        return `ERROR ${errorSummary(error)}`;
+      }
+    });
+    const runs = { ...result.runs, skippedRounds: result.skippedRounds };
+    const warmCeiling = installCeilingRows(
+      { ceilingStock: names.warmCeilingStock, oursCeiling: names.warmOursCeiling },
+      {
+        stock: pickPhase(runs.stock, 'warm'),
+        ours: pickPhase(runs.ours, 'warm'),
+        ceiling: pickPhase(runs.ceiling, 'warm'),
+      },
+      runs.skippedRounds,
+      [...((ceiling as InstallCeiling | null)?.notes ?? []), 'recorded from ours right after its first warm install (a fresh client once more), replayed in every later round'],
+    );
+    return mergeInstallRows(runs, names, warmCeiling);
+  } finally {
+    await (ceiling as InstallCeiling | null)?.server.stop();
+    removeDir(ceilingDir);
+  }
+}
+
+function pickPhase(pairs: readonly Pair[], phase: 'cold' | 'warm'): (number | string)[] {
+  return pairs.map((pair) => (typeof pair === 'string' ? pair : pair[phase]));
+}
+
+function mergeInstallRows(
+  runs: { stock: Pair[]; ours: Pair[]; skippedRounds: number },
+  names: { cold: string; warm: string },
+  warmCeiling: RowOutcome,
+): RowOutcome {
   const outcome = emptyOutcome();
   for (const phase of ['cold', 'warm'] as const) {
-    const pick = (side: Side): (number | string)[] => runs[side].map((pair) => (typeof pair === 'string' ? pair : pair[phase]));
+    const pick = (side: Side): (number | string)[] => pickPhase(runs[side], phase);
     const name = names[phase];
     const row = timeRow(name, { stock: pick('stock'), ours: pick('ours'), skippedRounds: runs.skippedRounds }, 'ms', '≤ 0.9× stock time');
     const upstream = (side: Side): number =>
@@ -215,6 +215,7 @@ async function installRows(
     row.notes[name].push(`upstream requests per install (median): stock ${upstream('stock')}, ours ${upstream('ours')}`);
     row.notes[name].push('a fresh state folder per side and round (empty server cache); warm = the second install on that server');
     mergeOutcome(outcome, row);
+    if (phase === 'warm') mergeOutcome(outcome, warmCeiling);
   }
   return outcome;
 }
@@ -370,11 +371,17 @@ export async function runUpstreamBench(settings: UpstreamSettings, budget: Budge
     relays.ours = await startRelay(upstream.url);
     const proxies: Proxies = { relays: relays as Record<Side, CountingRelay>, dirs };
     log(`  upstream: stock Verdaccio at ${upstream.url} with ${tree.length} packages (${roots.length} roots); relays stock ${relays.stock.url}, ours ${relays.ours.url}`);
-    for (const [client, rounds, cold, warm] of [
-      ['npm', settings.npmRounds, rows.npmCold, rows.npmWarm],
-      ['bun', settings.bunRounds, rows.bunCold, rows.bunWarm],
+    for (const [client, rounds] of [
+      ['npm', settings.npmRounds],
+      ['bun', settings.bunRounds],
     ] as const) {
-      mergeOutcome(outcome, await installRows(client, rounds, { cold, warm }, proxies, tree, roots, budget, log, baseConfig));
+      const names = {
+        cold: rows[`${client}Cold`],
+        warm: rows[`${client}Warm`],
+        warmCeilingStock: rows[`${client}WarmCeilingStock`],
+        warmOursCeiling: rows[`${client}WarmOursCeiling`],
+      };
+      mergeOutcome(outcome, await installRows(client, rounds, names, proxies, tree, roots, budget, log, baseConfig));
     }
     mergeOutcome(outcome, await packumentRow(settings, rows.packument, proxies, roots[0], budget, log, baseConfig));
     mergeOutcome(outcome, await concurrencyRows(settings, rows, proxies, tree.map((pkg) => pkg.name), budget, log, baseConfig));

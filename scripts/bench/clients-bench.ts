@@ -301,9 +301,12 @@ async function installRow(
   let ceilingError = '';
   try {
     try {
+      const started = performance.now();
       ceiling = await recordInstallCeiling(client, targets.ours.server, packages, packages, ceilingDir);
+      const recordedAt = performance.now();
       // The same untimed install for stock: ours' recording must not be a warm-up stock lacks.
       await recordedInstall(client, targets.stock.server, packages, packages);
+      log(`  ${name}: ceiling recorded from ours in ${(recordedAt - started).toFixed(0)} ms, stock's untimed install ${(performance.now() - recordedAt).toFixed(0)} ms`);
     } catch (error) {
       ceilingError = `ERROR ceiling not started: ${errorSummary(error)}`;
       log(`  ${name}: ${ceilingError}`);

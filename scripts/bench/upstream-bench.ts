@@ -166,7 +166,9 @@ async function installRows(
           log(`  proxied ${client} install ${side}: cold ${ms(cold)} (${pair.coldUpstream} upstream requests), warm ${ms(warm)} (${pair.warmUpstream})`);
           if (side === 'ours' && !ceiling && typeof warm === 'number') {
             try {
+              const started = performance.now();
               ceiling = await recordInstallCeiling(client, server, roots, all, ceilingDir);
+              log(`  proxied ${client} install: ceiling recorded from ours (warm) in ${(performance.now() - started).toFixed(0)} ms`);
             } catch (error) {
               ceilingError = `ERROR ceiling not started: ${errorSummary(error)}`;
               log(`  proxied ${client} install: ${ceilingError}`);

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { renderChart } from '../../scripts/bench/chart';
-import { runPublishBench } from '../../scripts/bench/clients-bench';
+import { CLIENT_SETTINGS, ceilingRowNames, runInstallBench, runPublishBench } from '../../scripts/bench/clients-bench';
 import { CONFIG_ROWS, runConfigBench } from '../../scripts/bench/config-bench';
 import { CEILING_TARGET, READ_ROWS, cannon, runFirstReadBench, throughputRow, type Endpoint } from '../../scripts/bench/http-bench';
 import { parseArgs } from '../../scripts/bench/main';
@@ -28,6 +28,7 @@ import {
   interleave,
   interleaveSides,
   makeTarball,
+  publishRaw,
   rawGet,
   removeDir,
   rssMiB,
@@ -340,6 +341,70 @@ describe('bench against real servers (stock in JWT mode, ours, the ceiling)', { 
     assert.equal(vsCeiling.ratio, vsCeiling.ours / (vsCeiling.baseline ?? Number.NaN));
     assert.ok(!(outcome.notes['ping ÷ ceiling'] ?? []).some((note) => note.startsWith('ERROR')), outcome.notes['ping ÷ ceiling']?.join('\n'));
     assert.equal(lines.length, 3, 'one log line per side: stock, ours, ceiling');
+  });
+
+  it('the ceiling rewrites the recorded origin in its bodies once at load, compressed or not, with a content-length that fits', async () => {
+    const dir = tempDir('smoke-ceiling-origin');
+    dirs.push(dir);
+    const origin = 'http://127.0.0.1:1';
+    const document = JSON.stringify({ a: `${origin}/a/-/a-1.0.0.tgz`, b: `${origin}/b/-/b-1.0.0.tgz` });
+    const ceiling = await startCeiling(
+      dir,
+      {
+        '/plain': { status: 200, headers: [['Content-Type', 'application/json']], body: Buffer.from(document) },
+        '/gzip': { status: 200, headers: [['Content-Type', 'application/json'], ['Content-Encoding', 'gzip']], body: gzipSync(document) },
+        '/other': { status: 200, headers: [], body: Buffer.from('no origin here') },
+      },
+      15000,
+      origin,
+    );
+    servers.push(ceiling);
+    const expected = document.split(origin).join(ceiling.url);
+    const plain = await rawGet(`${ceiling.url}/plain`);
+    assert.equal(plain.body.toString(), expected);
+    const gzip = await rawGet(`${ceiling.url}/gzip`);
+    assert.equal(gunzipSync(gzip.body).toString(), expected);
+    for (const response of [plain, gzip]) {
+      assert.equal(response.headers.find(([name]) => name.toLowerCase() === 'content-length')?.[1], String(response.body.length));
+    }
+    assert.equal((await rawGet(`${ceiling.url}/other`)).body.toString(), 'no origin here');
+  });
+
+  it('install rows: stock, ours and the ceiling recorded from ours for that client, in the same rounds', async () => {
+    const packages = ['@mycompany/smoke-install-1', '@mycompany/smoke-install-2'];
+    const targets = {
+      stock: { server: stock, token: await addUser(stock.url, 'smoke-inst', 'smoke-password-1') },
+      ours: { server: ours, token: await addUser(ours.url, 'smoke-inst', 'smoke-password-1') },
+    };
+    for (const side of ['stock', 'ours'] as const) {
+      for (const name of packages) await publishRaw(targets[side].server.url, targets[side].token, name, '1.0.0');
+    }
+    const lines: string[] = [];
+    const settings = { ...CLIENT_SETTINGS.quick, installRounds: 1, bunRounds: 1 };
+    const outcome = await runInstallBench(targets, packages, settings, new Budget(120_000), (line) => lines.push(line));
+    const names = outcome.rows.map((row) => row.name);
+    for (const client of ['npm', 'bun']) {
+      const base = `${client} install × 2 packages`;
+      const ceilingRows = ceilingRowNames(base, ', fresh project + client cache');
+      const main = outcome.rows.find((row) => row.name === `${base} (fresh project + client cache, anonymous)`);
+      const physics = outcome.rows.find((row) => row.name === ceilingRows.ceilingStock);
+      const left = outcome.rows.find((row) => row.name === ceilingRows.oursCeiling);
+      assert.ok(main && physics && left, names.join('\n'));
+      assert.equal(main.target, '≤ 0.9× stock time');
+      for (const row of [main, physics, left]) {
+        const notes = outcome.notes[row.name] ?? [];
+        assert.ok(!notes.some((note) => note.startsWith('ERROR')), `${row.name}: ${notes.join('; ')}`);
+        assert.ok(Number.isFinite(row.ours) && row.baseline !== null && Number.isFinite(row.baseline), `${row.name}: both figures`);
+      }
+      // the same rounds: the ceiling row's ceiling is the physics row's, ours and stock the main row's
+      assert.equal(physics.baseline, main.baseline);
+      assert.equal(left.ours, main.ours);
+      assert.equal(left.baseline, physics.ours);
+      assert.equal(evaluateRow(physics, outcome.notes[physics.name]), 'info');
+      // what was recorded: that client's own GETs, one packument and one tarball per package
+      assert.ok((outcome.notes[physics.name] ?? []).some((note) => note.includes(`${client}'s 4 GETs`) && note.includes('2 packuments, 2 tarballs')), outcome.notes[physics.name]?.join('; '));
+      assert.equal(lines.filter((line) => line.startsWith(`  ${base}`) && line.endsWith(' ms') && line.includes(' ceiling: ')).length, 1);
+    }
   });
 
   it('first read after a publish: one row, a sample per pair, the new version already listed', async () => {

@@ -16,6 +16,8 @@ import {
   interleave,
   interleaveSides,
   packageFiles,
+  processCpuMs,
+  reapedChildrenCpuMs,
   removeDir,
   startCeiling,
   startRelay,
@@ -182,6 +184,42 @@ export async function installOnce(client: InstallClient, url: string, roots: rea
   }
 }
 
+/** One install with the CPU it cost: the server's (`/proc/<pid>`) and the client's own (reaped children). */
+export interface MeasuredInstall {
+  ms: number | string;
+  serverCpuMs: number | null;
+  clientCpuMs: number | null;
+}
+
+export async function measuredInstall(client: InstallClient, url: string, serverPid: number | undefined, roots: readonly string[], all: readonly string[] = roots): Promise<MeasuredInstall> {
+  const server = processCpuMs(serverPid);
+  const reaped = reapedChildrenCpuMs();
+  const ms = await installOnce(client, url, roots, all);
+  const reapedAfter = reapedChildrenCpuMs();
+  const serverAfter = processCpuMs(serverPid);
+  return {
+    ms,
+    serverCpuMs: server === null || serverAfter === null ? null : serverAfter - server,
+    clientCpuMs: reaped === null || reapedAfter === null ? null : reapedAfter - reaped,
+  };
+}
+
+/**
+ * "server CPU per install … client CPU per install …" (medians over the successful installs): a
+ * busy box stretches wall time, not these; they say whose work the install's time is.
+ */
+export function installCpuNote(runs: Partial<Record<Side | 'ceiling', readonly MeasuredInstall[]>>): string {
+  const parts = (pick: (m: MeasuredInstall) => number | null): string =>
+    Object.entries(runs)
+      .map(([side, measured]) => {
+        const values = (measured ?? []).filter((m) => typeof m.ms === 'number').map(pick).filter((v): v is number => v !== null);
+        return values.length > 0 ? `${side} ${median(values).toFixed(0)}` : null;
+      })
+      .filter((part): part is string => part !== null)
+      .join(', ');
+  return `CPU per install (median, ms; /proc, 10 ms ticks): server — ${parts((m) => m.serverCpuMs)}; client (the install command and its children) — ${parts((m) => m.clientCpuMs)}`;
+}
+
 export interface InstallCeiling {
   server: BenchServer;
   /** what was recorded: requests, packuments / tarballs, the Accept and encodings seen */
@@ -311,15 +349,22 @@ async function installRow(
       ceilingError = `ERROR ceiling not started: ${errorSummary(error)}`;
       log(`  ${name}: ${ceilingError}`);
     }
-    const result = await interleaveSides(['stock', 'ours', 'ceiling'] as const, rounds, budget, async (side): Promise<number | string> => {
-      if (side === 'ceiling' && !ceiling) return ceilingError;
-      const url = side === 'ceiling' ? (ceiling as InstallCeiling).server.url : targets[side].server.url;
-      const ms = await installOnce(client, url, packages);
-      if (typeof ms === 'number') log(`  ${name} ${side}: ${ms.toFixed(0)} ms`);
-      return ms;
+    const result = await interleaveSides(['stock', 'ours', 'ceiling'] as const, rounds, budget, async (side): Promise<MeasuredInstall> => {
+      if (side === 'ceiling' && !ceiling) return { ms: ceilingError, serverCpuMs: null, clientCpuMs: null };
+      const server = side === 'ceiling' ? (ceiling as InstallCeiling).server : targets[side].server;
+      const measured = await measuredInstall(client, server.url, server.child.pid, packages);
+      if (typeof measured.ms === 'number') log(`  ${name} ${side}: ${measured.ms.toFixed(0)} ms`);
+      return measured;
     });
-    const outcome = timeRow(name, { stock: result.runs.stock, ours: result.runs.ours, skippedRounds: result.skippedRounds }, 'ms', '≤ 0.9× stock time');
-    const ceilingRows = installCeilingRows(ceilingRowNames(base, ', fresh project + client cache'), result.runs, result.skippedRounds, ceiling?.notes ?? []);
+    const ms = (side: Side | 'ceiling'): (number | string)[] => result.runs[side].map((m) => m.ms);
+    const outcome = timeRow(name, { stock: ms('stock'), ours: ms('ours'), skippedRounds: result.skippedRounds }, 'ms', '≤ 0.9× stock time');
+    outcome.notes[name].push(installCpuNote(result.runs));
+    const ceilingRows = installCeilingRows(
+      ceilingRowNames(base, ', fresh project + client cache'),
+      { stock: ms('stock'), ours: ms('ours'), ceiling: ms('ceiling') },
+      result.skippedRounds,
+      [...(ceiling?.notes ?? []), installCpuNote(result.runs)],
+    );
     outcome.rows.push(...ceilingRows.rows);
     Object.assign(outcome.notes, ceilingRows.notes);
     Object.assign(outcome.samples, ceilingRows.samples);

@@ -11,7 +11,18 @@
  */
 import { CACHE_HEADER, DEBUG_REQUEST_HEADER } from '../../plugins/registry-core/debug-log';
 import { Agent } from 'node:http';
-import { ceilingRowNames, installCeilingRows, installOnce, recordInstallCeiling, timeRow, type InstallCeiling, type InstallClient } from './clients-bench';
+import {
+  ceilingRowNames,
+  installCeilingRows,
+  installCpuNote,
+  installOnce,
+  measuredInstall,
+  recordInstallCeiling,
+  timeRow,
+  type InstallCeiling,
+  type InstallClient,
+  type MeasuredInstall,
+} from './clients-bench';
 import { HTTP_SETTINGS, emptyOutcome, mergeOutcome, throughputRow, type Endpoint, type HttpBenchSettings, type RowOutcome } from './http-bench';
 import { makeRow, median } from './report';
 import {
@@ -121,7 +132,7 @@ async function withProxy<T>(side: Side, proxies: Proxies, baseConfig: string | u
   }
 }
 
-type Pair = { cold: number | string; warm: number | string; coldUpstream: number; warmUpstream: number } | string;
+type Pair = { cold: number | string; warm: number | string; coldUpstream: number; warmUpstream: number; warmCpu: MeasuredInstall } | string;
 
 /**
  * Cold and warm rows of one client; with them, the warm install's ceiling (issue 17/12): in ours'
@@ -150,9 +161,10 @@ async function installRows(
     const result = await interleaveSides(['stock', 'ours', 'ceiling'] as const, rounds, budget, async (side): Promise<Pair> => {
       if (side === 'ceiling') {
         if (!ceiling) return ceilingError;
-        const warm = await installOnce(client, ceiling.server.url, roots, all);
+        const warmCpu = await measuredInstall(client, ceiling.server.url, ceiling.server.child.pid, roots, all);
+        const warm = warmCpu.ms;
         log(`  proxied ${client} install ceiling: warm ${typeof warm === 'number' ? `${warm.toFixed(0)} ms` : 'ERROR'}`);
-        return { cold: 'ERROR no cold install on a replay', warm, coldUpstream: 0, warmUpstream: 0 };
+        return { cold: 'ERROR no cold install on a replay', warm, coldUpstream: 0, warmUpstream: 0, warmCpu };
       }
       try {
         return await withProxy(side, proxies, baseConfig, async (server) => {
@@ -160,8 +172,9 @@ async function installRows(
           const before = relay.count();
           const cold = await installOnce(client, server.url, roots, all);
           const afterCold = relay.count();
-          const warm = await installOnce(client, server.url, roots, all);
-          const pair = { cold, warm, coldUpstream: afterCold - before, warmUpstream: relay.count() - afterCold };
+          const warmCpu = await measuredInstall(client, server.url, server.child.pid, roots, all);
+          const warm = warmCpu.ms;
+          const pair = { cold, warm, coldUpstream: afterCold - before, warmUpstream: relay.count() - afterCold, warmCpu };
           const ms = (v: number | string): string => (typeof v === 'number' ? `${v.toFixed(0)} ms` : 'ERROR');
           log(`  proxied ${client} install ${side}: cold ${ms(cold)} (${pair.coldUpstream} upstream requests), warm ${ms(warm)} (${pair.warmUpstream})`);
           if (side === 'ours' && !ceiling && typeof warm === 'number') {
@@ -191,7 +204,12 @@ async function installRows(
       runs.skippedRounds,
       [...((ceiling as InstallCeiling | null)?.notes ?? []), 'recorded from ours right after its first warm install (a fresh client once more), replayed in every later round'],
     );
-    return mergeInstallRows(runs, names, warmCeiling);
+    const cpuOf = (pairs: readonly Pair[]): MeasuredInstall[] => pairs.flatMap((pair) => (typeof pair === 'string' ? [] : [pair.warmCpu]));
+    const cpuNote = installCpuNote({ stock: cpuOf(runs.stock), ours: cpuOf(runs.ours), ceiling: cpuOf(runs.ceiling) });
+    warmCeiling.notes[names.warmCeilingStock]?.push(cpuNote);
+    const outcome = mergeInstallRows(runs, names, warmCeiling);
+    outcome.notes[names.warm]?.push(`warm installs: ${cpuNote}`);
+    return outcome;
   } finally {
     await (ceiling as InstallCeiling | null)?.server.stop();
     removeDir(ceilingDir);

@@ -391,6 +391,7 @@ describe('bench against real servers (stock in JWT mode, ours, the ceiling)', { 
       const left = outcome.rows.find((row) => row.name === ceilingRows.oursCeiling);
       assert.ok(main && physics && left, names.join('\n'));
       assert.equal(main.target, '≤ 0.9× stock time');
+      assert.ok((outcome.notes[main.name] ?? []).some((note) => /^CPU per install .*server — stock \d+, ours \d+, ceiling \d+; client .* — stock \d+/.test(note)), outcome.notes[main.name]?.join('; '));
       for (const row of [main, physics, left]) {
         const notes = outcome.notes[row.name] ?? [];
         assert.ok(!notes.some((note) => note.startsWith('ERROR')), `${row.name}: ${notes.join('; ')}`);

@@ -1,8 +1,9 @@
 /**
  * Wall-time rows with the real clients: `npm publish` of 20 distinct packages (against stock in
  * JWT mode; its default AES mode as info), `npm install` and `bun install` of the 20 seeded
- * packages in a fresh project with a fresh cache. Each measurement
- * gets a brand-new client folder (config, cache, HOME), so nothing is served from a client cache.
+ * packages in a fresh project with a fresh cache, against stock, ours and the ceiling (ours'
+ * answers to that client replayed by a bare node:http child). Each measurement gets a brand-new
+ * client folder (config, cache, HOME), so nothing is served from a client cache.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

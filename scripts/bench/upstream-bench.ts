@@ -5,7 +5,8 @@
  * requests reaching the upstream are counted per side.
  *
  * Rows: proxied npm / bun install, cold (fresh state folder = empty server cache, per side and
- * round) and warm (a second install, fresh client cache, same now-warm server); autocannon
+ * round) and warm (a second install, fresh client cache, same now-warm server; with the ceiling
+ * replaying ours' answers to that warm install as a third side); autocannon
  * packument GET of a proxied package; upstream requests per 1,000 client requests under
  * concurrency (fresh servers, concurrent packument misses).
  */

@@ -77,7 +77,9 @@ export class VersionSigner {
     if (isProxiedPackument(manifest) || manifest.versions === null || typeof manifest.versions !== 'object') return manifest;
     let versions: Manifest['versions'] | null = null;
     let keyid: string | null = null; // asked once per packument: active() looks at the keys folder
-    for (const [version, meta] of Object.entries(manifest.versions)) {
+    // every GET of a full packument asks (the first after a publish too): no [key, value] pair per version
+    for (const version of Object.keys(manifest.versions)) {
+      const meta = manifest.versions[version];
       if (meta === null || typeof meta !== 'object' || hasSignatures(meta)) continue;
       const message = signedMessage(manifest.name, version, meta.dist);
       if (message === null) continue;

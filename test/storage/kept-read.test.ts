@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSystemStore, RACY_WINDOW_MS } from '../../plugins/verdaccio-registry-storage/fs-store';
 import { jsonCopy } from '../../plugins/verdaccio-registry-storage/json-copy';
+import fc from 'fast-check';
 import { parsePackageName } from '../../plugins/verdaccio-registry-storage/names';
 import type { Manifest } from '../../plugins/verdaccio-registry-storage/store';
 
@@ -23,6 +24,23 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 function viaJson(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value));
 }
+
+test('property: jsonCopy of any value reads as JSON.parse(JSON.stringify(value)), same text and key order', () => {
+  // fc.anything: nested objects and arrays of every primitive (undefined, -0, NaN), boxed values, dates, sparse arrays, null prototypes, odd keys
+  fc.assert(
+    fc.property(fc.anything({ withNullPrototype: true, withSparseArray: true, withBoxedValues: true, withDate: true, maxDepth: 4 }), (value) => {
+      const text = JSON.stringify(value);
+      const copied = jsonCopy(value);
+      if (text === undefined) {
+        assert.equal(copied, undefined);
+        return;
+      }
+      assert.deepStrictEqual(copied, JSON.parse(text));
+      assert.equal(JSON.stringify(copied), text);
+    }),
+    { numRuns: 2_000 },
+  );
+});
 
 test('jsonCopy reads a value exactly as JSON.parse(JSON.stringify(value)) does', () => {
   class Point {

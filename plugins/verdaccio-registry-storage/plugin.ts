@@ -3,13 +3,16 @@
  * merged config. It either comes up fully (storage folder usable, index open, tokens readable)
  * and announces itself, or throws, so `scripts/start.ts` refuses to serve without it.
  */
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { SIGNING_KEY_FILE, ConfigFile, bootMark, lockbPathFor, bootRegistry, debugLog, registerReadyCheck, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
+import { SIGNING_KEY_FILE, ConfigFile, bootMark, lockbPathFor, bootRegistry, debugLog, registerReadyCheck, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, readIndexRecordsOnly, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
 import { VersionSigner } from './signatures';
-import { indexMatches, storedStates } from './verify';
+import { checkAgainstIndex } from './verify';
+import { VERIFIED_FILE, encodeVerified, readVerified, storedPackageFiles, type VerifiedStates } from './verified';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
-import { sweepTempFiles } from './atomic';
+import { sweepTempFiles, writeFileAtomic } from './atomic';
+import { writeFileAtomicSync } from '../registry-core/atomic-file';
 import { FileSystemStore, UPSTREAM_CACHE_DIR } from './fs-store';
 import { LockbIndexSink } from './lockb-sink';
 import { PackageService, type IndexSink } from './package-service';
@@ -84,9 +87,14 @@ function warn(logger: Logger, text: string): void {
  * The index must describe exactly what is stored: a storage adopted from stock Verdaccio (or
  * edited by hand, or a publish killed between its package.json and its index record, or a
  * dist-tag / deprecate record dropped as a torn tail) is re-indexed from the package.json files
- * before the first request. Versions, dist-tags and deprecations are all compared.
+ * before the first request. Versions, dist-tags and deprecations are all compared. A package whose
+ * package.json identity and index entry are both unchanged since the last check recorded in
+ * `.registry-verified` is not read again (verified.ts says why that still detects each of those).
  */
-function reconcileIndex(lockbPath: string, storageDir: string, storedNames: string[], logger: Logger): void {
+function reconcileIndex(lockbPath: string, storageDir: string, logger: Logger): { names: string[]; verified: VerifiedStates; changed: boolean } {
+  // the wall clock before the first stat (verified.ts: racy timestamps)
+  const takenAtNs = BigInt(Date.now()) * 1_000_000n;
+  const files = storedPackageFiles(storageDir);
   const index = PackageIndex.open(lockbPath);
   let indexed: Map<string, IndexedPackage>;
   try {
@@ -99,13 +107,21 @@ function reconcileIndex(lockbPath: string, storageDir: string, storedNames: stri
   } finally {
     index.close();
   }
-  const stored = storedStates(storageDir, storedNames);
-  const differing: string[] = [];
-  for (const [name, state] of stored) if (!indexMatches(indexed.get(name), state)) differing.push(name);
+  const previous = readVerified(storageDir);
+  if (previous.problem !== undefined) {
+    warn(logger, `${previous.problem}; every package.json is read`);
+    bootMark(`storage: ${previous.problem}; every package.json is read`);
+  }
+  const check = checkAgainstIndex(files, indexed, previous.states, takenAtNs);
+  const names = files.map((file) => file.name);
+  const stored = new Set(names);
+  const differing = [...check.differing];
   for (const [name, entry] of indexed) {
     if (!stored.has(name) && (entry.versions.length > 0 || Object.keys(entry.distTags).length > 0)) differing.push(name);
   }
-  if (differing.length === 0) return;
+  bootMark(`storage: index checked against ${files.length} package.json file(s), ${check.read} read, ${files.length - check.read} unchanged since the last check`);
+  const changed = check.read > 0 || previous.states === null || previous.states.entries.size !== check.verified.entries.size;
+  if (differing.length === 0) return { names, verified: check.verified, changed };
   const { records, skipped } = rebuildIndex(lockbPath, storageDir);
   const text =
     `registry.lockb did not match the storage folder for ${differing.length} package(s) ` +
@@ -113,6 +129,37 @@ function reconcileIndex(lockbPath: string, storageDir: string, storedNames: stri
     (skipped.length > 0 ? `; unreadable: ${skipped.map((item) => `${item.path} (${item.reason})`).join(', ')}` : '');
   warn(logger, text);
   bootMark(`storage: ${text}`);
+  // the packages that matched stay recorded (each entry vouches for its file against its own index digest); the differing ones are read again next time
+  return { names, verified: check.verified, changed: true };
+}
+
+/**
+ * The same check again when the process exits normally (Verdaccio's graceful stop ends in
+ * process.exit): what was published since start-up is read and compared now, so the next start
+ * trusts it instead of reading it. Read-only on registry.lockb (an index ending in a torn record is
+ * left to the next start's open); nothing is recorded that does not match. Skipped when the
+ * storage folder is gone (a test's temp folder).
+ */
+function checkpointVerified(lockbPath: string, storageDir: string, previous: VerifiedStates): void {
+  if (!existsSync(storageDir)) return;
+  const takenAtNs = BigInt(Date.now()) * 1_000_000n;
+  const files = storedPackageFiles(storageDir);
+  const records = readIndexRecordsOnly(lockbPath);
+  if (records === null) return;
+  const check = checkAgainstIndex(files, foldIndex(records), previous, takenAtNs);
+  if (check.read === 0 && check.verified.entries.size === previous.entries.size) return;
+  writeFileAtomicSync(join(storageDir, VERIFIED_FILE), encodeVerified(check.verified), 0o644);
+}
+
+/** One 'exit' listener for every storage plugin of the process (tests construct many). */
+const exitCheckpoints = new Map<string, () => void>();
+function onExitCheckpoint(storageDir: string, run: () => void): void {
+  if (exitCheckpoints.size === 0) {
+    process.once('exit', () => {
+      for (const checkpoint of exitCheckpoints.values()) checkpoint();
+    });
+  }
+  exitCheckpoints.set(storageDir, run);
 }
 
 export default class RegistryStoragePlugin extends StoragePluginAdapter {
@@ -182,8 +229,21 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       });
       const swept = sweepTempFiles(storageDir);
       if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted write`);
-      stored = scanPackagesSync(storageDir);
-      reconcileIndex(lockbPath, storageDir, stored, logger);
+      const reconciled = reconcileIndex(lockbPath, storageDir, logger);
+      stored = reconciled.names;
+      const verified = reconciled.verified;
+      const verifiedPath = join(storageDir, VERIFIED_FILE);
+      if (reconciled.changed) {
+        // off the start-up path (temp + fsync + rename on the thread pool); lost, it only means the next start reads more
+        writeFileAtomic(verifiedPath, encodeVerified(verified)).catch((error: unknown) => warn(logger, `${verifiedPath} not written: ${(error as Error).message}`));
+      }
+      onExitCheckpoint(storageDir, () => {
+        try {
+          checkpointVerified(lockbPath, storageDir, verified);
+        } catch (error) {
+          warn(logger, `${verifiedPath} not updated at exit: ${(error as Error).message}`);
+        }
+      });
       store = fsStore;
       sink = new LockbIndexSink(lockbPath);
     }

@@ -6,10 +6,10 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { SIGNING_KEY_FILE, ConfigFile, bootMark, lockbPathFor, bootRegistry, debugLog, registerReadyCheck, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, readIndexRecordsOnly, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
+import { SIGNING_KEY_FILE, ConfigFile, bootMark, lockbPathFor, bootRegistry, debugLog, registerReadyCheck, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, readIndexRecordsOnly, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing } from '../registry-core/index';
 import { VersionSigner } from './signatures';
 import { checkAgainstIndex } from './verify';
-import { VERIFIED_FILE, encodeVerified, readVerified, storedPackageFiles, type VerifiedStates } from './verified';
+import { FolderListings, VERIFIED_FILE, encodeVerified, foldersStillUnchanged, readVerified, sameRecord, storedPackageFiles, withFolders, type VerifiedStates } from './verified';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { sweepTempFiles, writeFileAtomic } from './atomic';
 import { writeFileAtomicSync } from '../registry-core/atomic-file';
@@ -91,28 +91,22 @@ function warn(logger: Logger, text: string): void {
  * package.json identity and index entry are both unchanged since the last check recorded in
  * `.registry-verified` is not read again (verified.ts says why that still detects each of those).
  */
-function reconcileIndex(lockbPath: string, storageDir: string, logger: Logger): { names: string[]; verified: VerifiedStates; changed: boolean } {
-  // the wall clock before the first stat (verified.ts: racy timestamps)
-  const takenAtNs = BigInt(Date.now()) * 1_000_000n;
+function reconcileIndex(
+  lockbPath: string,
+  storageDir: string,
+  index: PackageIndex,
+  previous: VerifiedStates | null,
+  takenAtNs: bigint,
+  logger: Logger,
+): { names: string[]; verified: VerifiedStates } {
   const files = storedPackageFiles(storageDir);
-  const index = PackageIndex.open(lockbPath);
-  let indexed: Map<string, IndexedPackage>;
-  try {
-    if (index.recovered) {
-      const text = `registry.lockb: dropped a torn last record (${index.recovered.droppedBytes} bytes: ${index.recovered.reason}); the index verifies again`;
-      warn(logger, text);
-      bootMark(`storage: ${text}`);
-    }
-    indexed = foldIndex(index.readAll());
-  } finally {
-    index.close();
+  if (index.recovered) {
+    const text = `registry.lockb: dropped a torn last record (${index.recovered.droppedBytes} bytes: ${index.recovered.reason}); the index verifies again`;
+    warn(logger, text);
+    bootMark(`storage: ${text}`);
   }
-  const previous = readVerified(storageDir);
-  if (previous.problem !== undefined) {
-    warn(logger, `${previous.problem}; every package.json is read`);
-    bootMark(`storage: ${previous.problem}; every package.json is read`);
-  }
-  const check = checkAgainstIndex(files, indexed, previous.states, takenAtNs);
+  const indexed = foldIndex(index.readAll());
+  const check = checkAgainstIndex(files, indexed, previous, takenAtNs);
   const names = files.map((file) => file.name);
   const stored = new Set(names);
   const differing = [...check.differing];
@@ -120,8 +114,7 @@ function reconcileIndex(lockbPath: string, storageDir: string, logger: Logger): 
     if (!stored.has(name) && (entry.versions.length > 0 || Object.keys(entry.distTags).length > 0)) differing.push(name);
   }
   bootMark(`storage: index checked against ${files.length} package.json file(s), ${check.read} read, ${files.length - check.read} unchanged since the last check`);
-  const changed = check.read > 0 || previous.states === null || previous.states.entries.size !== check.verified.entries.size;
-  if (differing.length === 0) return { names, verified: check.verified, changed };
+  if (differing.length === 0) return { names, verified: check.verified };
   const { records, skipped } = rebuildIndex(lockbPath, storageDir);
   const text =
     `registry.lockb did not match the storage folder for ${differing.length} package(s) ` +
@@ -130,7 +123,7 @@ function reconcileIndex(lockbPath: string, storageDir: string, logger: Logger): 
   warn(logger, text);
   bootMark(`storage: ${text}`);
   // the packages that matched stay recorded (each entry vouches for its file against its own index digest); the differing ones are read again next time
-  return { names, verified: check.verified, changed: true };
+  return { names, verified: check.verified };
 }
 
 /**
@@ -147,8 +140,9 @@ function checkpointVerified(lockbPath: string, storageDir: string, previous: Ver
   const records = readIndexRecordsOnly(lockbPath);
   if (records === null) return;
   const check = checkAgainstIndex(files, foldIndex(records), previous, takenAtNs);
-  if (check.read === 0 && check.verified.entries.size === previous.entries.size) return;
-  writeFileAtomicSync(join(storageDir, VERIFIED_FILE), encodeVerified(check.verified), 0o644);
+  const next = withFolders(check.verified, storageDir, foldersStillUnchanged(previous));
+  if (sameRecord(previous, next)) return;
+  writeFileAtomicSync(join(storageDir, VERIFIED_FILE), encodeVerified(next), 0o644);
 }
 
 /** One 'exit' listener for every storage plugin of the process (tests construct many). */
@@ -227,13 +221,30 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
         onLockCompromised: (key, error) =>
           logger.error({ key, detail: error.message }, 'registry-storage: lock for @{key} was taken over while held (@{detail})'),
       });
-      const swept = sweepTempFiles(storageDir);
+      const previous = readVerified(storageDir);
+      if (previous.problem !== undefined) {
+        warn(logger, `${previous.problem}; every package.json is read`);
+        bootMark(`storage: ${previous.problem}; every package.json is read`);
+      }
+      // the wall clock before the first stat of the sweep and the check (verified.ts: racy timestamps)
+      const takenAtNs = BigInt(Date.now()) * 1_000_000n;
+      const listings = new FolderListings(storageDir, previous.states);
+      const swept = sweepTempFiles(storageDir, undefined, listings);
       if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted write`);
-      const reconciled = reconcileIndex(lockbPath, storageDir, logger);
+      // one open (every record verified once) for the check and then the sink's appends; a rebuild
+      // rewrites the file in place, so the descriptors stay valid and readAll sees the new records
+      const index = PackageIndex.open(lockbPath);
+      let reconciled: ReturnType<typeof reconcileIndex>;
+      try {
+        reconciled = reconcileIndex(lockbPath, storageDir, index, previous.states, takenAtNs, logger);
+      } catch (error) {
+        index.close();
+        throw error;
+      }
       stored = reconciled.names;
-      const verified = reconciled.verified;
+      const verified = withFolders(reconciled.verified, storageDir, (_name, dir) => listings.clean.get(dir) ?? null);
       const verifiedPath = join(storageDir, VERIFIED_FILE);
-      if (reconciled.changed) {
+      if (!sameRecord(previous.states, verified)) {
         // off the start-up path (temp + fsync + rename on the thread pool); lost, it only means the next start reads more
         writeFileAtomic(verifiedPath, encodeVerified(verified)).catch((error: unknown) => warn(logger, `${verifiedPath} not written: ${(error as Error).message}`));
       }
@@ -245,7 +256,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
         }
       });
       store = fsStore;
-      sink = new LockbIndexSink(lockbPath);
+      sink = new LockbIndexSink(lockbPath, index);
     }
     const tokens = new TokenLedger(storageDir, merged);
     const ring = openSigningRing(merged);

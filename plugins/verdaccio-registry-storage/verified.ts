@@ -24,6 +24,10 @@
  * Limit: a wall clock stepped back by more than the margin between two starts could, in theory,
  * give a rewritten file its old timestamps to the nanosecond; ctime, size and inode must match too.
  *
+ * The same record lets the start-up sweep skip listing a package folder whose identity is unchanged
+ * since a listing that held no temp file (FolderListings; a directory's mtime and ctime change with
+ * every entry added, removed or renamed in it), by the same racy rule.
+ *
  * A missing file means "read everything" (first start, adopted storage); a damaged one (its
  * SHA-256 over the body does not verify, or any line does not parse) too, and is reported.
  */
@@ -32,6 +36,7 @@ import { closeSync, fstatSync, openSync, readFileSync, statSync, type BigIntStat
 import { join } from 'node:path';
 import { packageFolders } from '../registry-core/storage-folders';
 import type { IndexedPackage } from '../registry-core/index';
+import type { PackageFolderListing } from './atomic';
 import { isErrno } from './errors';
 
 export const VERIFIED_FILE = '.registry-verified';
@@ -50,6 +55,12 @@ export interface FileIdentity {
 export interface VerifiedEntry extends FileIdentity {
   /** indexDigest of the index entry the file was found to match */
   digest: string;
+  /**
+   * The package folder's identity, stat'ed before a listing that held no temp file (start-up sweep,
+   * atomic.ts): while it is unchanged no entry was added or removed, so the sweep need not list it.
+   * null: list it at the next start.
+   */
+  folder: FileIdentity | null;
 }
 
 export interface VerifiedStates {
@@ -83,13 +94,95 @@ export function indexDigest(entry: IndexedPackage | undefined): string {
 /** Whether a package can be taken as matching the index without reading its package.json. */
 export function trustedEntry(previous: VerifiedStates | null, name: string, now: FileIdentity, digest: string, marginNs = RACY_MARGIN_NS): VerifiedEntry | null {
   const entry = previous?.entries.get(name);
-  if (previous === null || entry === undefined || entry.digest !== digest || !sameIdentity(entry, now)) return null;
+  if (previous === null || entry === undefined || entry.digest !== digest) return null;
+  return unchangedSince(previous, entry, now, marginNs) ? entry : null;
+}
+
+/** Same identity as recorded, and the recorded timestamps older than the record's time minus the margin (racy). */
+function unchangedSince(previous: VerifiedStates, recorded: FileIdentity, now: FileIdentity, marginNs: bigint): boolean {
   const limit = previous.takenAtNs - marginNs;
-  return entry.mtimeNs < limit && entry.ctimeNs < limit ? entry : null;
+  return sameIdentity(recorded, now) && recorded.mtimeNs < limit && recorded.ctimeNs < limit;
+}
+
+/** The folder of a package's files (what the sweep passes to PackageFolderListing). */
+export function packageDirOf(storageDir: string, name: string): string {
+  return join(storageDir, ...name.split('/'));
+}
+
+/**
+ * The start-up sweep's PackageFolderListing from the previous record: a package folder whose
+ * identity is unchanged (and not racy) is not listed; a folder that is listed has its identity
+ * taken BEFORE the listing, kept in `clean` when the listing held no temp file.
+ */
+export class FolderListings implements PackageFolderListing {
+  /** package folder → the identity to record for it */
+  readonly clean = new Map<string, FileIdentity>();
+  readonly #before = new Map<string, FileIdentity>();
+  readonly #previous: VerifiedStates | null;
+  readonly #recorded = new Map<string, FileIdentity>();
+  readonly #marginNs: bigint;
+
+  constructor(storageDir: string, previous: VerifiedStates | null, marginNs = RACY_MARGIN_NS) {
+    this.#previous = previous;
+    this.#marginNs = marginNs;
+    for (const [name, entry] of previous?.entries ?? []) if (entry.folder !== null) this.#recorded.set(packageDirOf(storageDir, name), entry.folder);
+  }
+
+  unchanged(dir: string): boolean {
+    const stat = statSync(dir, { bigint: true, throwIfNoEntry: false });
+    if (stat === undefined) return false;
+    const now = identityOf(stat);
+    const recorded = this.#recorded.get(dir);
+    if (this.#previous !== null && recorded !== undefined && unchangedSince(this.#previous, recorded, now, this.#marginNs)) {
+      this.clean.set(dir, recorded);
+      return true;
+    }
+    this.#before.set(dir, now);
+    return false;
+  }
+
+  listed(dir: string, clean: boolean): void {
+    const before = this.#before.get(dir);
+    if (clean && before !== undefined) this.clean.set(dir, before);
+  }
+}
+
+/** `states` with each entry's folder identity from `folderOf` (null: list that folder next time). */
+export function withFolders(states: VerifiedStates, storageDir: string, folderOf: (name: string, dir: string) => FileIdentity | null): VerifiedStates {
+  const entries = new Map<string, VerifiedEntry>();
+  for (const [name, entry] of states.entries) entries.set(name, { ...entry, folder: folderOf(name, packageDirOf(storageDir, name)) });
+  return { takenAtNs: states.takenAtNs, entries };
+}
+
+/**
+ * At exit (no sweep runs): a folder identity recorded at start-up is kept only while the folder
+ * still has it — a write since then (a publish's temp file, a new tarball) changed it.
+ */
+export function foldersStillUnchanged(previous: VerifiedStates): (name: string, dir: string) => FileIdentity | null {
+  return (name, dir) => {
+    const recorded = previous.entries.get(name)?.folder ?? null;
+    if (recorded === null) return null;
+    const stat = statSync(dir, { bigint: true, throwIfNoEntry: false });
+    return stat !== undefined && sameIdentity(recorded, identityOf(stat)) ? recorded : null;
+  };
 }
 
 const DIGEST = /^(?:-|[0-9a-f]{32})$/;
 const NUMBER = /^(?:0|[1-9][0-9]*)$/;
+
+function sameFolder(a: FileIdentity | null, b: FileIdentity | null): boolean {
+  return a === null || b === null ? a === b : sameIdentity(a, b);
+}
+
+/** Whether `next` records exactly what `previous` does (its time apart): then there is nothing to write. */
+export function sameRecord(previous: VerifiedStates | null, next: VerifiedStates): boolean {
+  if (previous === null || previous.entries.size !== next.entries.size) return false;
+  for (const [name, entry] of next.entries) {
+    const before = previous.entries.get(name);
+    if (before === undefined || before.digest !== entry.digest || !sameIdentity(before, entry) || !sameFolder(before.folder, entry.folder)) return false;
+  }
+  return true;
+}
 
 /** Names that can sit on one line of the file; any other folder name is simply read at every start. */
 export function recordableName(name: string): boolean {
@@ -100,7 +193,8 @@ export function encodeVerified(states: VerifiedStates): string {
   const lines = [`${states.takenAtNs}`];
   for (const [name, e] of states.entries) {
     if (!recordableName(name)) continue;
-    lines.push(`${name}\t${e.dev}\t${e.ino}\t${e.size}\t${e.mtimeNs}\t${e.ctimeNs}\t${e.digest}`);
+    const folder = e.folder === null ? '-' : `${e.folder.dev}:${e.folder.ino}:${e.folder.size}:${e.folder.mtimeNs}:${e.folder.ctimeNs}`;
+    lines.push(`${name}\t${e.dev}\t${e.ino}\t${e.size}\t${e.mtimeNs}\t${e.ctimeNs}\t${e.digest}\t${folder}`);
   }
   const body = `${lines.join('\n')}\n`;
   return `${MAGIC_LINE}${hash('sha256', body, 'hex')}\n${body}`;
@@ -121,11 +215,18 @@ export function decodeVerified(text: string): DecodedVerified {
   const entries = new Map<string, VerifiedEntry>();
   for (let i = 1; i < lines.length; i += 1) {
     const fields = lines[i].split('\t');
-    if (fields.length !== 7) return { ok: false, reason: `line ${i + 2}: ${fields.length} fields, expected 7` };
-    const [name, dev, ino, size, mtimeNs, ctimeNs, digest] = fields;
+    if (fields.length !== 8) return { ok: false, reason: `line ${i + 2}: ${fields.length} fields, expected 8` };
+    const [name, dev, ino, size, mtimeNs, ctimeNs, digest, folderField] = fields;
     if (!recordableName(name) || entries.has(name)) return { ok: false, reason: `line ${i + 2}: empty or repeated name` };
     if (![dev, ino, size, mtimeNs, ctimeNs].every((field) => NUMBER.test(field)) || !DIGEST.test(digest)) return { ok: false, reason: `line ${i + 2}: malformed field` };
-    entries.set(name, { dev: BigInt(dev), ino: BigInt(ino), size: BigInt(size), mtimeNs: BigInt(mtimeNs), ctimeNs: BigInt(ctimeNs), digest });
+    let folder: FileIdentity | null = null;
+    if (folderField !== '-') {
+      const parts = folderField.split(':');
+      if (parts.length !== 5 || !parts.every((part) => NUMBER.test(part))) return { ok: false, reason: `line ${i + 2}: malformed folder identity` };
+      const [fdev, fino, fsize, fmtime, fctime] = parts.map((part) => BigInt(part));
+      folder = { dev: fdev, ino: fino, size: fsize, mtimeNs: fmtime, ctimeNs: fctime };
+    }
+    entries.set(name, { dev: BigInt(dev), ino: BigInt(ino), size: BigInt(size), mtimeNs: BigInt(mtimeNs), ctimeNs: BigInt(ctimeNs), digest, folder });
   }
   return { ok: true, states: { takenAtNs: BigInt(lines[0]), entries } };
 }

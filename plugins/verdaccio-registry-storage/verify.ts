@@ -95,7 +95,7 @@ export function checkAgainstIndex(
     } catch {
       state = null;
     }
-    if (indexMatches(known, state)) entries.set(file.name, { ...identity, digest });
+    if (indexMatches(known, state)) entries.set(file.name, { ...identity, digest, folder: null });
     else differing.push(file.name);
   }
   return { differing, verified: { takenAtNs, entries }, read };

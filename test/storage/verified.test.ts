@@ -5,14 +5,16 @@
  * size and mtime, a racy same-tick change, a damaged sidecar, an index that changed.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { IndexedPackage } from '../../plugins/registry-core/index';
+import { TEMP_PREFIX, sweepTempFiles } from '../../plugins/verdaccio-registry-storage/atomic';
 import { checkAgainstIndex } from '../../plugins/verdaccio-registry-storage/verify';
 import {
+  FolderListings,
   VERIFIED_FILE,
   decodeVerified,
   encodeVerified,
@@ -20,6 +22,7 @@ import {
   indexDigest,
   readVerified,
   storedPackageFiles,
+  withFolders,
   type VerifiedEntry,
   type VerifiedStates,
 } from '../../plugins/verdaccio-registry-storage/verified';
@@ -108,7 +111,7 @@ describe('the check against the index with .registry-verified', () => {
     const now = identityOf(statSync(file, { bigint: true }));
     const forged = (takenAtNs: bigint): VerifiedStates => ({
       takenAtNs,
-      entries: new Map<string, VerifiedEntry>([['a', { ...now, digest: indexDigest(indexed.get('a')) }]]),
+      entries: new Map<string, VerifiedEntry>([['a', { ...now, digest: indexDigest(indexed.get('a')), folder: null }]]),
     });
     const racy = checkAgainstIndex(storedPackageFiles(dir), indexed, forged(now.ctimeNs + 1_000_000n), later());
     assert.ok(racy.differing.includes('a'), 'a file changed within the margin was trusted');
@@ -147,15 +150,69 @@ describe('the check against the index with .registry-verified', () => {
   });
 });
 
+describe('the start-up sweep with .registry-verified (package folders not listed while unchanged)', () => {
+  /** One start's sweep + check + record, as plugin.ts does it, at `takenAtNs`. */
+  function start(dir: string, indexed: Map<string, IndexedPackage>, previous: VerifiedStates | null, takenAtNs: bigint) {
+    const listed: string[] = [];
+    const listings = new FolderListings(dir, previous);
+    const swept = sweepTempFiles(dir, undefined, {
+      unchanged: (folder) => listings.unchanged(folder),
+      listed: (folder, clean) => {
+        listed.push(folder);
+        listings.listed(folder, clean);
+      },
+    });
+    const check = checkAgainstIndex(storedPackageFiles(dir), indexed, previous, takenAtNs);
+    return { swept, listed, verified: withFolders(check.verified, dir, (_name, folder) => listings.clean.get(folder) ?? null) };
+  }
+  /** A temp file of a dead process, old enough to be abandoned. */
+  function deadTemp(folder: string): string {
+    const path = join(folder, `${TEMP_PREFIX}999999999-0123456789ab-package.json`);
+    writeFileSync(path, '{');
+    return path;
+  }
+
+  test('a clean, unchanged folder is not listed; a temp file written into it later is still swept', () => {
+    const { dir, indexed } = fixture();
+    const first = start(dir, indexed, null, later());
+    assert.equal(first.listed.length, 2, 'no record yet: every package folder is listed');
+    assert.ok([...first.verified.entries.values()].every((e) => e.folder !== null), 'clean listings are recorded');
+    const second = start(dir, indexed, first.verified, later());
+    assert.deepEqual(second.listed, [], 'unchanged folders are not listed');
+    const temp = deadTemp(join(dir, 'a'));
+    const third = start(dir, indexed, second.verified, later());
+    assert.deepEqual(third.listed, [join(dir, 'a')], 'the folder that changed is listed');
+    assert.deepEqual(third.swept, [temp]);
+    assert.ok(!existsSync(temp));
+  });
+
+  test('a folder listed with a temp file in it is not recorded as clean', () => {
+    const { dir, indexed } = fixture();
+    deadTemp(join(dir, 'a'));
+    const first = start(dir, indexed, null, later());
+    assert.equal(first.verified.entries.get('a')?.folder, null);
+    assert.notEqual(first.verified.entries.get('@s/b')?.folder, null);
+  });
+
+  test('racy: a folder recorded within the margin of its timestamps is listed again', () => {
+    const { dir, indexed } = fixture();
+    // recorded "now": the folders' timestamps are within the margin of the record's time
+    const first = start(dir, indexed, null, BigInt(Date.now()) * 1_000_000n);
+    const second = start(dir, indexed, first.verified, later());
+    assert.equal(second.listed.length, 2);
+  });
+});
+
 describe('.registry-verified format (fast-check)', () => {
   const digit = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
   const name = fc.string({ minLength: 1, maxLength: 30 }).filter((n) => !/[\t\n\r]/.test(n));
   const digest = fc.oneof(fc.constant('-'), fc.stringMatching(/^[0-9a-f]{32}$/));
+  const identity = fc.record({ dev: digit, ino: digit, size: digit, mtimeNs: digit, ctimeNs: digit }).map((id) => ({ ...id }));
   const states = fc
-    .tuple(digit, fc.uniqueArray(fc.tuple(name, digit, digit, digit, digit, digit, digest), { selector: (e) => e[0], maxLength: 20 }))
+    .tuple(digit, fc.uniqueArray(fc.tuple(name, identity, digest, fc.option(identity, { nil: null })), { selector: (e) => e[0], maxLength: 20 }))
     .map(([takenAtNs, rows]): VerifiedStates => ({
       takenAtNs,
-      entries: new Map(rows.map(([n, dev, ino, size, mtimeNs, ctimeNs, d]) => [n, { dev, ino, size, mtimeNs, ctimeNs, digest: d }])),
+      entries: new Map(rows.map(([n, id, d, folder]) => [n, { ...id, digest: d, folder }])),
     }));
 
   test('decode(encode(x)) is x', () => {

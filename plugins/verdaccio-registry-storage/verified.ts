@@ -21,8 +21,10 @@
  * takenAtNs − (clock tick + the file system's granularity). So an entry is trusted only if its
  * mtime and ctime are older than takenAtNs − RACY_MARGIN_NS, a margin (2 s) above any tick and
  * the coarsest granularity in use (FAT: 2 s, ext3/HFS+: 1 s); younger files are always read.
- * Limit: a wall clock stepped back by more than the margin between two starts could, in theory,
- * give a rewritten file its old timestamps to the nanosecond; ctime, size and inode must match too.
+ * Limits: the file timestamps are taken to come from this host's clock (a network file system
+ * whose server clock runs behind by more than the margin weakens the racy rule), and a wall clock
+ * stepped back by more than the margin could, in theory, give a rewritten file its old timestamps
+ * to the nanosecond; ctime, size and inode must match too.
  *
  * The same record lets the start-up sweep skip listing a package folder whose identity is unchanged
  * since a listing that held no temp file (FolderListings; a directory's mtime and ctime change with

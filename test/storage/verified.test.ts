@@ -251,8 +251,10 @@ test('a real restart: a package.json edited behind the index between two starts 
     await new Promise((done) => setTimeout(done, 2200));
     registry = await startRegistry({ dir: registry.dir });
     assert.match(registry.logs(), /index checked against 1 package\.json file\(s\), 1 read/);
-    await registry.stop();
     const storage = join(registry.dir, 'storage');
+    // the record is written off the start-up path: give it a moment before the (SIGTERM) stop
+    for (let i = 0; i < 50 && !readVerified(storage).states?.entries.has('edited-pkg'); i++) await new Promise((done) => setTimeout(done, 100));
+    await registry.stop();
     const verified = readVerified(storage);
     assert.ok(verified.states?.entries.has('edited-pkg'), 'the start recorded the package it checked');
 

@@ -145,6 +145,42 @@ function checkpointVerified(lockbPath: string, storageDir: string, previous: Ver
   writeFileAtomicSync(join(storageDir, VERIFIED_FILE), encodeVerified(next), 0o644);
 }
 
+/**
+ * The files backend's start-up checks: the temp-file sweep, then the index against the storage
+ * folder (reconcileIndex), both with what `.registry-verified` recorded; the new record is written
+ * in the background when it changed. A function of its own so the previous record and the sweep's
+ * listings are garbage once it returns (closures of the constructor would keep them alive). Returns
+ * the open index (every record verified once) for the sink's appends: a rebuild rewrites the file
+ * in place, so its descriptors stay valid and readAll sees the new records.
+ */
+function startUpCheck(lockbPath: string, storageDir: string, logger: Logger): { index: PackageIndex; names: string[]; verified: VerifiedStates } {
+  const previous = readVerified(storageDir);
+  if (previous.problem !== undefined) {
+    warn(logger, `${previous.problem}; every package.json is read`);
+    bootMark(`storage: ${previous.problem}; every package.json is read`);
+  }
+  // the wall clock before the first stat of the sweep and the check (verified.ts: racy timestamps)
+  const takenAtNs = BigInt(Date.now()) * 1_000_000n;
+  const listings = new FolderListings(storageDir, previous.states);
+  const swept = sweepTempFiles(storageDir, undefined, listings);
+  if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted write`);
+  const index = PackageIndex.open(lockbPath);
+  let reconciled: ReturnType<typeof reconcileIndex>;
+  try {
+    reconciled = reconcileIndex(lockbPath, storageDir, index, previous.states, takenAtNs, logger);
+  } catch (error) {
+    index.close();
+    throw error;
+  }
+  const verified = withFolders(reconciled.verified, storageDir, (_name, dir) => listings.clean.get(dir) ?? null);
+  if (!sameRecord(previous.states, verified)) {
+    const path = join(storageDir, VERIFIED_FILE);
+    // off the start-up path (temp + fsync + rename on the thread pool); lost, it only means the next start reads more
+    writeFileAtomic(path, encodeVerified(verified)).catch((error: unknown) => warn(logger, `${path} not written: ${(error as Error).message}`));
+  }
+  return { index, names: reconciled.names, verified };
+}
+
 /** One 'exit' listener for every storage plugin of the process (tests construct many). */
 const exitCheckpoints = new Map<string, () => void>();
 function onExitCheckpoint(storageDir: string, run: () => void): void {
@@ -221,42 +257,18 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
         onLockCompromised: (key, error) =>
           logger.error({ key, detail: error.message }, 'registry-storage: lock for @{key} was taken over while held (@{detail})'),
       });
-      const previous = readVerified(storageDir);
-      if (previous.problem !== undefined) {
-        warn(logger, `${previous.problem}; every package.json is read`);
-        bootMark(`storage: ${previous.problem}; every package.json is read`);
-      }
-      // the wall clock before the first stat of the sweep and the check (verified.ts: racy timestamps)
-      const takenAtNs = BigInt(Date.now()) * 1_000_000n;
-      const listings = new FolderListings(storageDir, previous.states);
-      const swept = sweepTempFiles(storageDir, undefined, listings);
-      if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted write`);
-      // one open (every record verified once) for the check and then the sink's appends; a rebuild
-      // rewrites the file in place, so the descriptors stay valid and readAll sees the new records
-      const index = PackageIndex.open(lockbPath);
-      let reconciled: ReturnType<typeof reconcileIndex>;
-      try {
-        reconciled = reconcileIndex(lockbPath, storageDir, index, previous.states, takenAtNs, logger);
-      } catch (error) {
-        index.close();
-        throw error;
-      }
-      stored = reconciled.names;
-      const verified = withFolders(reconciled.verified, storageDir, (_name, dir) => listings.clean.get(dir) ?? null);
+      const checked = startUpCheck(lockbPath, storageDir, logger);
+      stored = checked.names;
       const verifiedPath = join(storageDir, VERIFIED_FILE);
-      if (!sameRecord(previous.states, verified)) {
-        // off the start-up path (temp + fsync + rename on the thread pool); lost, it only means the next start reads more
-        writeFileAtomic(verifiedPath, encodeVerified(verified)).catch((error: unknown) => warn(logger, `${verifiedPath} not written: ${(error as Error).message}`));
-      }
       onExitCheckpoint(storageDir, () => {
         try {
-          checkpointVerified(lockbPath, storageDir, verified);
+          checkpointVerified(lockbPath, storageDir, checked.verified);
         } catch (error) {
           warn(logger, `${verifiedPath} not updated at exit: ${(error as Error).message}`);
         }
       });
       store = fsStore;
-      sink = new LockbIndexSink(lockbPath, index);
+      sink = new LockbIndexSink(lockbPath, checked.index);
     }
     const tokens = new TokenLedger(storageDir, merged);
     const ring = openSigningRing(merged);

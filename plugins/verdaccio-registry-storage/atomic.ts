@@ -155,26 +155,41 @@ export function isAbandonedTemp(path: string, maxAgeMs = 3_600_000): boolean {
 }
 
 /**
+ * Lets the start-up sweep pass over package folders whose listing is known not to have changed
+ * (verified.ts records each folder's identity when its listing held no temp file).
+ */
+export interface PackageFolderListing {
+  /** true: the package folder `dir` is unchanged since it was last listed clean — not listed now */
+  unchanged(dir: string): boolean;
+  /** `dir` was listed; `clean`: no temp file of any age or owner in it */
+  listed(dir: string, clean: boolean): void;
+}
+
+/**
  * Abandoned temp files (isAbandonedTemp) in the storage root, scope folders and package folders:
  * what the start-up sweep removes and `registry doctor` reports.
  */
-export function abandonedTempFiles(root: string, maxAgeMs = 3_600_000): string[] {
+export function abandonedTempFiles(root: string, maxAgeMs = 3_600_000, folders?: PackageFolderListing): string[] {
   const found: string[] = [];
   const visit = (dir: string, depth: number): void => {
+    if (depth === 2 && folders?.unchanged(dir) === true) return;
     let entries;
     try {
       entries = readdirSync(dir, { withFileTypes: true });
     } catch {
       return;
     }
+    let clean = true;
     for (const entry of entries) {
       const full = join(dir, entry.name);
       if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX)) {
+        clean = false;
         if (isAbandonedTemp(full, maxAgeMs)) found.push(full);
       } else if (entry.isDirectory() && depth < 2 && !entry.name.startsWith('.')) {
         visit(full, entry.name.startsWith('@') ? depth + 1 : 2);
       }
     }
+    if (depth === 2) folders?.listed(dir, clean);
   };
   visit(root, 0);
   return found;
@@ -184,9 +199,9 @@ export function abandonedTempFiles(root: string, maxAgeMs = 3_600_000): string[]
  * Removes temp files left by dead processes (or older than maxAgeMs) in the storage root, scope
  * folders and package folders. Synchronous: runs once in the plugin constructor.
  */
-export function sweepTempFiles(root: string, maxAgeMs = 3_600_000): string[] {
+export function sweepTempFiles(root: string, maxAgeMs = 3_600_000, folders?: PackageFolderListing): string[] {
   const removed: string[] = [];
-  for (const file of abandonedTempFiles(root, maxAgeMs)) {
+  for (const file of abandonedTempFiles(root, maxAgeMs, folders)) {
     try {
       unlinkSync(file);
       removed.push(file);

@@ -60,9 +60,10 @@ export class LockbIndexSink implements IndexSink {
   readonly index: PackageIndex;
   private readonly events: ReturnType<typeof registryEvents>;
 
-  constructor(lockbPath: string) {
+  /** `index`: one already opened on lockbPath (start-up reconciliation's, so its records are not verified twice) */
+  constructor(lockbPath: string, index?: PackageIndex) {
     this.lockbPath = lockbPath;
-    this.index = PackageIndex.open(lockbPath);
+    this.index = index ?? PackageIndex.open(lockbPath);
     this.events = registryEvents(lockbPath);
   }
 

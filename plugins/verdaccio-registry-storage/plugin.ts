@@ -3,13 +3,16 @@
  * merged config. It either comes up fully (storage folder usable, index open, tokens readable)
  * and announces itself, or throws, so `scripts/start.ts` refuses to serve without it.
  */
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config, Logger } from '@verdaccio/types';
-import { SIGNING_KEY_FILE, ConfigFile, bootMark, lockbPathFor, bootRegistry, debugLog, registerReadyCheck, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing, type IndexedPackage } from '../registry-core/index';
+import { SIGNING_KEY_FILE, ConfigFile, bootMark, lockbPathFor, bootRegistry, debugLog, registerReadyCheck, registerUpstreamKeys, SIGNING_KEY_TYPE, type PublishedKey, explicitUpstreamError, hasFeature, foldIndex, isLocalScope, localScopesOf, readIndexRecordsOnly, rebuildIndex, registryMetrics, reportUpstreamStatus, sharedUpstream, signingKeysDir, startAuditTrail, PackageIndex, SigningKeyRing } from '../registry-core/index';
 import { VersionSigner } from './signatures';
-import { indexMatches, storedStates } from './verify';
+import { checkAgainstIndex } from './verify';
+import { FolderListings, VERIFIED_FILE, encodeVerified, foldersStillUnchanged, readVerified, sameRecord, storedPackageFiles, withFolders, type VerifiedStates } from './verified';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
-import { sweepTempFiles } from './atomic';
+import { sweepTempFiles, writeFileAtomic } from './atomic';
+import { writeFileAtomicSync } from '../registry-core/atomic-file';
 import { FileSystemStore, UPSTREAM_CACHE_DIR } from './fs-store';
 import { LockbIndexSink } from './lockb-sink';
 import { PackageService, type IndexSink } from './package-service';
@@ -84,28 +87,34 @@ function warn(logger: Logger, text: string): void {
  * The index must describe exactly what is stored: a storage adopted from stock Verdaccio (or
  * edited by hand, or a publish killed between its package.json and its index record, or a
  * dist-tag / deprecate record dropped as a torn tail) is re-indexed from the package.json files
- * before the first request. Versions, dist-tags and deprecations are all compared.
+ * before the first request. Versions, dist-tags and deprecations are all compared. A package whose
+ * package.json identity and index entry are both unchanged since the last check recorded in
+ * `.registry-verified` is not read again (verified.ts says why that still detects each of those).
  */
-function reconcileIndex(lockbPath: string, storageDir: string, storedNames: string[], logger: Logger): void {
-  const index = PackageIndex.open(lockbPath);
-  let indexed: Map<string, IndexedPackage>;
-  try {
-    if (index.recovered) {
-      const text = `registry.lockb: dropped a torn last record (${index.recovered.droppedBytes} bytes: ${index.recovered.reason}); the index verifies again`;
-      warn(logger, text);
-      bootMark(`storage: ${text}`);
-    }
-    indexed = foldIndex(index.readAll());
-  } finally {
-    index.close();
+function reconcileIndex(
+  lockbPath: string,
+  storageDir: string,
+  index: PackageIndex,
+  previous: VerifiedStates | null,
+  takenAtNs: bigint,
+  logger: Logger,
+): { names: string[]; verified: VerifiedStates } {
+  const files = storedPackageFiles(storageDir);
+  if (index.recovered) {
+    const text = `registry.lockb: dropped a torn last record (${index.recovered.droppedBytes} bytes: ${index.recovered.reason}); the index verifies again`;
+    warn(logger, text);
+    bootMark(`storage: ${text}`);
   }
-  const stored = storedStates(storageDir, storedNames);
-  const differing: string[] = [];
-  for (const [name, state] of stored) if (!indexMatches(indexed.get(name), state)) differing.push(name);
+  const indexed = foldIndex(index.readAll());
+  const check = checkAgainstIndex(files, indexed, previous, takenAtNs);
+  const names = files.map((file) => file.name);
+  const stored = new Set(names);
+  const differing = [...check.differing];
   for (const [name, entry] of indexed) {
     if (!stored.has(name) && (entry.versions.length > 0 || Object.keys(entry.distTags).length > 0)) differing.push(name);
   }
-  if (differing.length === 0) return;
+  bootMark(`storage: index checked against ${files.length} package.json file(s), ${check.read} read, ${files.length - check.read} unchanged since the last check`);
+  if (differing.length === 0) return { names, verified: check.verified };
   const { records, skipped } = rebuildIndex(lockbPath, storageDir);
   const text =
     `registry.lockb did not match the storage folder for ${differing.length} package(s) ` +
@@ -113,6 +122,74 @@ function reconcileIndex(lockbPath: string, storageDir: string, storedNames: stri
     (skipped.length > 0 ? `; unreadable: ${skipped.map((item) => `${item.path} (${item.reason})`).join(', ')}` : '');
   warn(logger, text);
   bootMark(`storage: ${text}`);
+  // the packages that matched stay recorded (each entry vouches for its file against its own index digest); the differing ones are read again next time
+  return { names, verified: check.verified };
+}
+
+/**
+ * The same check again when the process exits normally (Verdaccio's graceful stop ends in
+ * process.exit): what was published since start-up is read and compared now, so the next start
+ * trusts it instead of reading it. Read-only on registry.lockb (an index ending in a torn record is
+ * left to the next start's open); nothing is recorded that does not match. Skipped when the
+ * storage folder is gone (a test's temp folder).
+ */
+function checkpointVerified(lockbPath: string, storageDir: string, previous: VerifiedStates): void {
+  if (!existsSync(storageDir)) return;
+  const takenAtNs = BigInt(Date.now()) * 1_000_000n;
+  const files = storedPackageFiles(storageDir);
+  const records = readIndexRecordsOnly(lockbPath);
+  if (records === null) return;
+  const check = checkAgainstIndex(files, foldIndex(records), previous, takenAtNs);
+  const next = withFolders(check.verified, storageDir, foldersStillUnchanged(previous));
+  if (sameRecord(previous, next)) return;
+  writeFileAtomicSync(join(storageDir, VERIFIED_FILE), encodeVerified(next), 0o644);
+}
+
+/**
+ * The files backend's start-up checks: the temp-file sweep, then the index against the storage
+ * folder (reconcileIndex), both with what `.registry-verified` recorded; the new record is written
+ * in the background when it changed. A function of its own so the previous record and the sweep's
+ * listings are garbage once it returns (closures of the constructor would keep them alive). Returns
+ * the open index (every record verified once) for the sink's appends: a rebuild rewrites the file
+ * in place, so its descriptors stay valid and readAll sees the new records.
+ */
+function startUpCheck(lockbPath: string, storageDir: string, logger: Logger): { index: PackageIndex; names: string[]; verified: VerifiedStates } {
+  const previous = readVerified(storageDir);
+  if (previous.problem !== undefined) {
+    warn(logger, `${previous.problem}; every package.json is read`);
+    bootMark(`storage: ${previous.problem}; every package.json is read`);
+  }
+  // the wall clock before the first stat of the sweep and the check (verified.ts: racy timestamps)
+  const takenAtNs = BigInt(Date.now()) * 1_000_000n;
+  const listings = new FolderListings(storageDir, previous.states);
+  const swept = sweepTempFiles(storageDir, undefined, listings);
+  if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted write`);
+  const index = PackageIndex.open(lockbPath);
+  let reconciled: ReturnType<typeof reconcileIndex>;
+  try {
+    reconciled = reconcileIndex(lockbPath, storageDir, index, previous.states, takenAtNs, logger);
+  } catch (error) {
+    index.close();
+    throw error;
+  }
+  const verified = withFolders(reconciled.verified, storageDir, (_name, dir) => listings.clean.get(dir) ?? null);
+  if (!sameRecord(previous.states, verified)) {
+    const path = join(storageDir, VERIFIED_FILE);
+    // off the start-up path (temp + fsync + rename on the thread pool); lost, it only means the next start reads more
+    writeFileAtomic(path, encodeVerified(verified)).catch((error: unknown) => warn(logger, `${path} not written: ${(error as Error).message}`));
+  }
+  return { index, names: reconciled.names, verified };
+}
+
+/** One 'exit' listener for every storage plugin of the process (tests construct many). */
+const exitCheckpoints = new Map<string, () => void>();
+function onExitCheckpoint(storageDir: string, run: () => void): void {
+  if (exitCheckpoints.size === 0) {
+    process.once('exit', () => {
+      for (const checkpoint of exitCheckpoints.values()) checkpoint();
+    });
+  }
+  exitCheckpoints.set(storageDir, run);
 }
 
 export default class RegistryStoragePlugin extends StoragePluginAdapter {
@@ -180,12 +257,18 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
         onLockCompromised: (key, error) =>
           logger.error({ key, detail: error.message }, 'registry-storage: lock for @{key} was taken over while held (@{detail})'),
       });
-      const swept = sweepTempFiles(storageDir);
-      if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted write`);
-      stored = scanPackagesSync(storageDir);
-      reconcileIndex(lockbPath, storageDir, stored, logger);
+      const checked = startUpCheck(lockbPath, storageDir, logger);
+      stored = checked.names;
+      const verifiedPath = join(storageDir, VERIFIED_FILE);
+      onExitCheckpoint(storageDir, () => {
+        try {
+          checkpointVerified(lockbPath, storageDir, checked.verified);
+        } catch (error) {
+          warn(logger, `${verifiedPath} not updated at exit: ${(error as Error).message}`);
+        }
+      });
       store = fsStore;
-      sink = new LockbIndexSink(lockbPath);
+      sink = new LockbIndexSink(lockbPath, checked.index);
     }
     const tokens = new TokenLedger(storageDir, merged);
     const ring = openSigningRing(merged);

@@ -12,6 +12,7 @@ import { verifyDist } from './integrity';
 import { maintainersOf } from './owners';
 import { scanPackagesSync } from './scan';
 import type { Manifest } from './store';
+import { RACY_MARGIN_NS, indexDigest, readWithIdentity, trustedEntry, type StoredPackageFile, type VerifiedEntry, type VerifiedStates } from './verified';
 
 export interface StoredState {
   versions: Set<string>;
@@ -20,30 +21,84 @@ export interface StoredState {
 }
 
 /**
- * What each stored package.json says, read by the same rules rebuildIndex (core
- * index-rebuild.ts) turns into records: string dist-tags, non-empty string deprecations.
- * An unreadable one never matches (rebuildIndex reports it).
+ * What one package.json says, read by the same rules rebuildIndex (core index-rebuild.ts) turns
+ * into records: string dist-tags, non-empty string deprecations. Throws on text that is not JSON.
  */
+export function parseStoredState(text: string): StoredState {
+  const manifest = JSON.parse(text) as {
+    versions?: Record<string, { deprecated?: unknown } | null>;
+    'dist-tags'?: Record<string, unknown>;
+  };
+  const distTags: Record<string, string> = {};
+  for (const [tag, version] of Object.entries(manifest?.['dist-tags'] ?? {})) if (typeof version === 'string') distTags[tag] = version;
+  const deprecated: Record<string, string> = {};
+  for (const [version, meta] of Object.entries(manifest?.versions ?? {})) {
+    if (typeof meta?.deprecated === 'string' && meta.deprecated !== '') deprecated[version] = meta.deprecated;
+  }
+  return { versions: new Set(Object.keys(manifest?.versions ?? {})), distTags, deprecated };
+}
+
+/** What each stored package.json says (parseStoredState). An unreadable one never matches (rebuildIndex reports it). */
 export function storedStates(storageDir: string, names: string[]): Map<string, StoredState | null> {
   const stored = new Map<string, StoredState | null>();
   for (const name of names) {
     try {
-      const manifest = JSON.parse(readFileSync(join(storageDir, ...name.split('/'), 'package.json'), 'utf8')) as {
-        versions?: Record<string, { deprecated?: unknown } | null>;
-        'dist-tags'?: Record<string, unknown>;
-      };
-      const distTags: Record<string, string> = {};
-      for (const [tag, version] of Object.entries(manifest?.['dist-tags'] ?? {})) if (typeof version === 'string') distTags[tag] = version;
-      const deprecated: Record<string, string> = {};
-      for (const [version, meta] of Object.entries(manifest?.versions ?? {})) {
-        if (typeof meta?.deprecated === 'string' && meta.deprecated !== '') deprecated[version] = meta.deprecated;
-      }
-      stored.set(name, { versions: new Set(Object.keys(manifest?.versions ?? {})), distTags, deprecated });
+      stored.set(name, parseStoredState(readFileSync(join(storageDir, ...name.split('/'), 'package.json'), 'utf8')));
     } catch {
       stored.set(name, null);
     }
   }
   return stored;
+}
+
+export interface IndexCheck {
+  /** stored packages whose package.json the index does not describe (or that cannot be read) */
+  differing: string[];
+  /** the packages found to match, to record for the next check (verified.ts) */
+  verified: VerifiedStates;
+  /** package.json files read and parsed (the others were trusted from `previous`) */
+  read: number;
+}
+
+/**
+ * The start-up comparison of every stored package with the folded index: a package whose
+ * package.json identity and index digest are unchanged since `previous` (trustedEntry) is taken as
+ * matching; every other package.json is read and compared (indexMatches). `takenAtNs` is the wall
+ * clock before `files` was stat'ed (verified.ts: racy timestamps). Indexed packages with no
+ * package.json are the caller's to compare (no file to read).
+ */
+export function checkAgainstIndex(
+  files: readonly StoredPackageFile[],
+  indexed: Map<string, IndexedPackage>,
+  previous: VerifiedStates | null,
+  takenAtNs: bigint,
+  marginNs = RACY_MARGIN_NS,
+): IndexCheck {
+  const differing: string[] = [];
+  const entries = new Map<string, VerifiedEntry>();
+  let read = 0;
+  for (const file of files) {
+    const known = indexed.get(file.name);
+    const digest = indexDigest(known);
+    const trusted = trustedEntry(previous, file.name, file.identity, digest, marginNs);
+    if (trusted !== null) {
+      entries.set(file.name, trusted);
+      continue;
+    }
+    read += 1;
+    let state: StoredState | null = null;
+    let identity = file.identity;
+    try {
+      const seen = readWithIdentity(file.path);
+      identity = seen.identity;
+      state = parseStoredState(seen.text);
+    } catch {
+      state = null;
+    }
+    if (indexMatches(known, state)) entries.set(file.name, { ...identity, digest, folder: null });
+    else differing.push(file.name);
+  }
+  return { differing, verified: { takenAtNs, entries }, read };
 }
 
 function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {

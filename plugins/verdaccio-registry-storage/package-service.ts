@@ -359,7 +359,14 @@ export class PackageService {
         } else {
           throw notFound(`package ${name}`);
         }
-        if (deferred !== null && deferredFiles.length > 0) doc._attachments = { ...structuredClone(deferred), ...(doc._attachments ?? {}) };
+        if (deferred !== null && deferredFiles.length > 0) {
+          // added in place, an entry the document already has winning: a spread of every attachment
+          // into a new object was most of this function at 1,000 versions (issue 18, third pass)
+          const attachments = (doc._attachments ??= {});
+          for (const [file, entry] of Object.entries(structuredClone(deferred))) {
+            if (!Object.prototype.hasOwnProperty.call(attachments, file)) attachments[file] = entry;
+          }
+        }
         return doc;
       };
       const current = compose(onDisk);
@@ -389,14 +396,14 @@ export class PackageService {
       try {
         refuseDroppingListedTarballs(pkg.name, [...attachmentsBefore], next);
         after = snapshotOf(next);
-        const added = diffSnapshots(before, after).added;
-        if (added.length > 0) {
-          this.applyPublishIntents(pkg.name, ownersBefore, next, added);
+        changes = diffSnapshots(before, after);
+        if (changes.added.length > 0) {
+          this.applyPublishIntents(pkg.name, ownersBefore, next, changes.added);
           // the intents set dist-tags, _npmUser and maintainers: of the snapshot, only the tags can change
           after = withDistTagsOf(after, next);
+          changes = diffSnapshots(before, after);
         }
         refuseDanglingTags(pkg.name, next);
-        changes = diffSnapshots(before, after);
         if (changes.added.length > 0) published = await this.verifyAddedVersions(pkg, next, changes.added);
         // signed in the same write as the version, over the integrity that was just verified (docs/signatures.md)
         if (this.signer !== null) for (const version of changes.added) this.signer.signPublished(pkg.name, version, next.versions[version]);

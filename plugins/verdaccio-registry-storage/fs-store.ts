@@ -666,11 +666,12 @@ export class FileSystemStore implements PackageStore {
       }
       // every change already held (a name added twice): the file says it already
       if (db !== before) {
-        this.dbCache = null;
         // The stamp of exactly the file written (its new inode) keys the copy kept: the next publish's
         // readDb answers from memory instead of reading and parsing the whole list again — at 3,000
         // packages that re-read + parse was ≈ 0.5–1 ms of main thread per new package (issue 18).
-        // Another process's rewrite is a new inode, so it is seen and read, as before.
+        // Another process's rewrite is a new inode, so it is seen and read, as before. The old copy
+        // stays keyed to the old file while this one is written: a reader meanwhile gets what the
+        // file still says, without a parse; once renamed, the old key no longer matches.
         const info = await writeFileAtomic(this.dbPath, JSON.stringify(db));
         this.dbCache = { key: `${info.ino}:${info.size}:${info.mtimeNs}`, db: { ...db, list: [...db.list] } };
       }

@@ -25,18 +25,29 @@ function stringOrEmpty(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
 
-export function snapshotOf(manifest: Manifest | null): ManifestSnapshot {
-  const versions = new Map<string, { deprecated: string; integrity: unknown }>();
+function distTagsOf(manifest: Manifest | null): Record<string, string> {
   const distTags: Record<string, string> = {};
   if (manifest) {
-    for (const [version, meta] of Object.entries(manifest.versions ?? {})) {
-      versions.set(version, { deprecated: stringOrEmpty(meta?.deprecated), integrity: meta?.dist?.integrity });
-    }
     for (const [tag, version] of Object.entries(manifest['dist-tags'] ?? {})) {
       if (typeof version === 'string') distTags[tag] = version;
     }
   }
-  return { versions, distTags };
+  return distTags;
+}
+
+export function snapshotOf(manifest: Manifest | null): ManifestSnapshot {
+  const versions = new Map<string, { deprecated: string; integrity: unknown }>();
+  if (manifest) {
+    for (const [version, meta] of Object.entries(manifest.versions ?? {})) {
+      versions.set(version, { deprecated: stringOrEmpty(meta?.deprecated), integrity: meta?.dist?.integrity });
+    }
+  }
+  return { versions, distTags: distTagsOf(manifest) };
+}
+
+/** `snapshot` with the dist-tags of `manifest`: for a change known to touch no version's snapshot fields. */
+export function withDistTagsOf(snapshot: ManifestSnapshot, manifest: Manifest): ManifestSnapshot {
+  return { versions: snapshot.versions, distTags: distTagsOf(manifest) };
 }
 
 export function diffSnapshots(before: ManifestSnapshot, after: ManifestSnapshot): ManifestChanges {

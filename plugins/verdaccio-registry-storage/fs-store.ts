@@ -1,7 +1,7 @@
 /**
  * `PackageStore` on the local file system, in Verdaccio's local-storage layout so an existing
  * storage folder is adopted as it is:
- *   <root>/<name>/package.json (tab-indented JSON), <root>/<name>/<name>-<version>.tgz,
+ *   <root>/<name>/package.json (JSON; stock writes it tab-indented, we compact), <root>/<name>/<name>-<version>.tgz,
  *   <root>/@scope/<name>/…, <root>/.verdaccio-db.json {list, secret}.
  * Additions of ours live in dot-folders no package name can take: `.locks/`.
  */
@@ -508,8 +508,12 @@ export class FileSystemStore implements PackageStore {
     }
     const dir = packageDirOf(this.root, pkg);
     const path = join(dir, PACKUMENT);
-    // tab-indented like stock Verdaccio's local-storage (and what tests and adopted folders expect)
-    const text = JSON.stringify(manifest, null, '\t');
+    // Compact JSON (stock's local-storage writes it tab-indented; every reader — stock Verdaccio
+    // adopting the folder, our store, the offline tools — parses it, none reads the layout): V8's
+    // stringify has a fast path only without indentation, and at 1,000 versions the tabs are 16 %
+    // of the bytes written, fsynced and re-read. Measured on a 1,000-version packument (issue 18,
+    // third pass): 12.1 → 7.2 ms CPU per stringify, 1,055 → 885 KB.
+    const text = JSON.stringify(manifest);
     const bytes = Buffer.from(text);
     await ensureDir(this.root, dir);
     this.packuments.delete(path);
@@ -719,11 +723,14 @@ export class FileSystemStore implements PackageStore {
       }
       // every change already held (a name added twice): the file says it already
       if (db !== before) {
-        try {
-          await writeFileAtomic(this.dbPath, JSON.stringify(db));
-        } finally {
-          this.dbCache = null;
-        }
+        // The stamp of exactly the file written (its new inode) keys the copy kept: the next publish's
+        // readDb answers from memory instead of reading and parsing the whole list again — at 3,000
+        // packages that re-read + parse was ≈ 0.5–1 ms of main thread per new package (issue 18).
+        // Another process's rewrite is a new inode, so it is seen and read, as before. The old copy
+        // stays keyed to the old file while this one is written: a reader meanwhile gets what the
+        // file still says, without a parse; once renamed, the old key no longer matches.
+        const info = await writeFileAtomic(this.dbPath, JSON.stringify(db));
+        this.dbCache = { key: `${info.ino}:${info.size}:${info.mtimeNs}`, db: { ...db, list: [...db.list] } };
       }
     } catch (error) {
       for (const { change } of applied) change.reject(error);

@@ -1,5 +1,5 @@
 /**
- * `node build/scripts/bench/publish-profile.js [--side ours|stock] [--versions N] [--packages M] [--burst C] [--svg <file>]`
+ * `node build/scripts/bench/publish-profile.js [--side ours|stock] [--versions N] [--packages M] [--burst C] [--segments K] [--svg <file>]`
  *
  * One server (ours by default) under `node --cpu-prof`, fed the raw `PUT` publishes of the scale
  * group (`publishBody`, kept-alive connection): 10 untimed warm-up publishes, then N versions of
@@ -229,10 +229,15 @@ async function main(argv: readonly string[]): Promise<void> {
   const burst = Number(argValue(argv, '--burst', '0'));
   const burstMb = Number(argValue(argv, '--burst-mb', '2'));
   const burstWindows: Window[] = [];
+  const segments = Number(argValue(argv, '--segments', '1'));
+  const segmentRows: string[] = [];
+  const segmentWindows: Array<{ series: string; label: string; count: number; window: Window }> = [];
   const dir = tempDir(`publish-profile-${side}`);
   const profileDir = join(dir, 'cpuprofile');
   mkdirSync(profileDir, { recursive: true });
-  const server = await startServer(side === 'ours' ? 'ours' : 'stock-jwt', join(dir, 'state'), { cpuProfDir: profileDir });
+  // PROFILE_SERVER_NODE_OPTIONS: e.g. a `--require` of a counting shim (the README's call counts)
+  const serverOptions = process.env.PROFILE_SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.PROFILE_SERVER_NODE_OPTIONS } : undefined;
+  const server = await startServer(side === 'ours' ? 'ours' : 'stock-jwt', join(dir, 'state'), { cpuProfDir: profileDir, env: serverOptions });
   const windows: Window[] = [];
   const cpu: Record<string, number> = {};
   try {
@@ -245,7 +250,21 @@ async function main(argv: readonly string[]): Promise<void> {
     const bodies = Array.from({ length: versions }, (_, i) => publishBody(server.url, pkg, `1.0.${i + 1}`, makeTarball(packageFiles(pkg, `1.0.${i + 1}`))).body);
     let before = processCpuMs(pid) ?? 0;
     let start = monotonicUs();
-    for (const body of bodies) await putPublish(server.url, agent, token, pkg, body);
+    let segmentCpu = before;
+    let segmentUs = start;
+    const step = Math.ceil(versions / Math.max(1, segments));
+    for (let i = 0; i < bodies.length; i += 1) {
+      await putPublish(server.url, agent, token, pkg, bodies[i]);
+      if (segments > 1 && ((i + 1) % step === 0 || i + 1 === bodies.length)) {
+        const now = processCpuMs(pid) ?? 0;
+        const count = (i % step) + 1;
+        const label = `versions ${i + 2 - count}..${i + 1}`;
+        segmentRows.push(`${label}: ${((now - segmentCpu) / count).toFixed(2)} ms`);
+        segmentWindows.push({ series: 'versions', label, count, window: { startUs: segmentUs, endUs: monotonicUs() } });
+        segmentCpu = now;
+        segmentUs = monotonicUs();
+      }
+    }
     windows.push({ startUs: start, endUs: monotonicUs() });
     cpu.versions = ((processCpuMs(pid) ?? 0) - before) / versions;
 
@@ -253,16 +272,26 @@ async function main(argv: readonly string[]): Promise<void> {
     const bulk = names.map((name) => publishBody(server.url, name, '1.0.0').body);
     before = processCpuMs(pid) ?? 0;
     start = monotonicUs();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        while (next < names.length) {
-          const i = next;
-          next += 1;
-          await putPublish(server.url, agent, token, names[i], bulk[i]);
-        }
-      }),
-    );
+    // --segments K: the new packages in K consecutive groups (4 in flight within each), each group's
+    // CPU per publish printed, so a cost that grows with the number of stored packages shows
+    const size = Math.ceil(packages / Math.max(1, segments));
+    for (let from = 0; from < names.length; from += size) {
+      const to = Math.min(names.length, from + size);
+      const segmentStart = processCpuMs(pid) ?? 0;
+      const segmentStartUs = monotonicUs();
+      let next = from;
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (next < to) {
+            const i = next;
+            next += 1;
+            await putPublish(server.url, agent, token, names[i], bulk[i]);
+          }
+        }),
+      );
+      segmentWindows.push({ series: 'packages', label: `packages ${from + 1}..${to}`, count: to - from, window: { startUs: segmentStartUs, endUs: monotonicUs() } });
+      if (segments > 1) segmentRows.push(`packages ${from + 1}..${to}: ${(((processCpuMs(pid) ?? 0) - segmentStart) / (to - from)).toFixed(2)} ms`);
+    }
     windows.push({ startUs: start, endUs: monotonicUs() });
     cpu.bulk = ((processCpuMs(pid) ?? 0) - before) / packages;
     if (burst > 0) {
@@ -291,6 +320,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const timed = sampleTimes(join(profileDir, file), windows);
   const count = versions + packages;
   console.log(`${side}: server CPU per publish (/proc utime+stime, all threads): ${cpu.versions.toFixed(2)} ms over ${versions} versions of one package, ${cpu.bulk.toFixed(2)} ms over ${packages} new packages (4 in flight)`);
+  if (segmentRows.length > 0) console.log(`${side}: server CPU per publish by segment: ${segmentRows.join('; ')}`);
   console.log(`${side}: main-thread profile in the publish windows: ${timed.busyMs.toFixed(0)} ms busy = ${(timed.busyMs / count).toFixed(2)} ms per publish`);
   console.log('| stage (inclusive, main thread) | ms per publish | share of busy |');
   console.log('| --- | ---: | ---: |');
@@ -303,6 +333,29 @@ async function main(argv: readonly string[]): Promise<void> {
     console.log('| --- | ---: |');
     const ours = (frame: CallFrame): boolean => frame.url.includes('/plugins/') || frame.url.includes('node_modules/verdaccio/') || frame.url.includes('node_modules/@verdaccio/');
     for (const row of topInclusive(timed, Number(process.env.PROFILE_INCLUSIVE), ours)) console.log(`| ${row.label} | ${(row.ms / count).toFixed(3)} |`);
+  }
+  for (const series of segments > 1 ? ['versions', 'packages'] : []) {
+    // what grows with the packument size / the number of stored packages: the first and the last group side by side
+    const inSeries = segmentWindows.filter((segment) => segment.series === series);
+    if (inSeries.length < 2) continue;
+    const first = inSeries[0];
+    const last = inSeries[inSeries.length - 1];
+    const a = sampleTimes(join(profileDir, file), [first.window]);
+    const b = sampleTimes(join(profileDir, file), [last.window]);
+    const perA = new Map(topSelf(a, 400).map((row) => [row.label, row.ms / first.count]));
+    const perB = new Map(topSelf(b, 400).map((row) => [row.label, row.ms / last.count]));
+    const labels = [...new Set([...perA.keys(), ...perB.keys()])];
+    const grown = labels.map((label) => ({ label, a: perA.get(label) ?? 0, b: perB.get(label) ?? 0 })).sort((x, y) => y.b - y.a - (x.b - x.a));
+    console.log(`| self time, ${first.label} vs ${last.label} (main thread, ms per publish; busy ${(a.busyMs / first.count).toFixed(2)} vs ${(b.busyMs / last.count).toFixed(2)}) | first | last |`);
+    console.log('| --- | ---: | ---: |');
+    for (const row of grown.slice(0, 20)) console.log(`| ${row.label} | ${row.a.toFixed(3)} | ${row.b.toFixed(3)} |`);
+    const incA = new Map(topInclusive(a, 400, () => true).map((row) => [row.label, row.ms / first.count]));
+    const incB = new Map(topInclusive(b, 400, () => true).map((row) => [row.label, row.ms / last.count]));
+    const incLabels = [...new Set([...incA.keys(), ...incB.keys()])];
+    const incGrown = incLabels.map((label) => ({ label, a: incA.get(label) ?? 0, b: incB.get(label) ?? 0 })).sort((x, y) => y.b - y.a - (x.b - x.a));
+    console.log(`| inclusive, ${first.label} vs ${last.label}, largest growth | first | last |`);
+    console.log('| --- | ---: | ---: |');
+    for (const row of incGrown.slice(0, 25)) console.log(`| ${row.label} | ${row.a.toFixed(3)} | ${row.b.toFixed(3)} |`);
   }
   if (burst > 0) {
     const inBurst = sampleTimes(join(profileDir, file), burstWindows);

@@ -126,7 +126,10 @@ test('a kept document is never served once the file holds other bytes, even with
     // another process edits the file in place: same inode, same size, and the mtime put back, so
     // (ino, size, mtime) still match what the store wrote
     const before = statSync(path, { bigint: true });
-    const edited = readFileSync(path, 'utf8').replace('"latest": "1.0.1"', '"latest": "1.0.0"');
+    const original = readFileSync(path, 'utf8');
+    // whatever the layout (compact or indented), only the tag's value changes
+    const edited = original.replace(/("latest":\s*)"1\.0\.1"/, '$1"1.0.0"');
+    assert.notEqual(edited, original, 'the edit changes the file');
     assert.equal(Buffer.byteLength(edited), Number(before.size));
     writeFileSync(path, edited);
     // the exact nanoseconds back (utimes through Node takes a double: GNU touch sets them as given)

@@ -15,7 +15,6 @@
  */
 import { writeFileAtomicSync } from './atomic-file';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
-import { isErrno } from './fs-errors';
 import { fileLockKey, withFileLockSync } from './lock';
 import { dirname, resolve } from 'node:path';
 
@@ -222,13 +221,11 @@ const openStores = new Map<string, { store: TokenStore; refs: number }>();
 
 /** What identifies one version of the file: a rename (every write) changes the inode. */
 function stampOf(file: string): string {
-  try {
-    const stats = statSync(file);
-    return `${stats.ino}:${stats.mtimeMs}:${stats.size}`;
-  } catch (error) {
-    if (isErrno(error, 'ENOENT')) return 'missing';
-    throw error;
-  }
+  // every token check stats the file (isRevoked, generation), and on a registry where nobody has
+  // logged in yet it does not exist: throwIfNoEntry keeps that common case from building an
+  // ENOENT error (with its stack) per check — that was a quarter of a token issue + verify
+  const stats = statSync(file, { throwIfNoEntry: false });
+  return stats === undefined ? 'missing' : `${stats.ino}:${stats.mtimeMs}:${stats.size}`;
 }
 
 export class TokenStore implements TokenRecords {

@@ -18,7 +18,7 @@ import { scanPackages } from './scan';
 import { StorageError, isErrno } from './errors';
 import { KeyedLock } from './lock';
 import { packageDirOf, parsePackageName, parseTarballName, type ParsedName } from './names';
-import type { Manifest, PackageStore, PackumentWriteOptions, StorageDb, TarballDigest, TarballReader, TarballWriteOptions, TarballWriter } from './store';
+import { packumentText, type Manifest, type PackageStore, type PackumentWriteOptions, type StorageDb, type TarballDigest, type TarballReader, type TarballWriteOptions, type TarballWriter } from './store';
 
 export const DB_FILE = '.verdaccio-db.json';
 const LEGACY_DB_FILE = '.sinopia-db.json';
@@ -508,12 +508,7 @@ export class FileSystemStore implements PackageStore {
     }
     const dir = packageDirOf(this.root, pkg);
     const path = join(dir, PACKUMENT);
-    // Compact JSON (stock's local-storage writes it tab-indented; every reader — stock Verdaccio
-    // adopting the folder, our store, the offline tools — parses it, none reads the layout): V8's
-    // stringify has a fast path only without indentation, and at 1,000 versions the tabs are 16 %
-    // of the bytes written, fsynced and re-read. Measured on a 1,000-version packument (issue 18,
-    // third pass): 12.1 → 7.2 ms CPU per stringify, 1,055 → 885 KB.
-    const text = JSON.stringify(manifest);
+    const text = packumentText(manifest);
     const bytes = Buffer.from(text);
     await ensureDir(this.root, dir);
     this.packuments.delete(path);

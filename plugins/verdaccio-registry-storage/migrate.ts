@@ -21,7 +21,7 @@ import { PackageIndex, createConfigFile, defaultFields, encodeRecord, decodeReco
 import { FileSystemStore } from './fs-store';
 import { packageDirOf, parsePackageName, parseTarballName, type ParsedName } from './names';
 import { scanPackagesSync } from './scan';
-import type { Manifest } from './store';
+import { packumentText, type Manifest } from './store';
 
 /** Record kinds that belong to one node (docs/database.md): not part of the shared index. */
 const NODE_LOCAL_KINDS = new Set<IndexRecord['kind']>(['cache', 'self-reference']);
@@ -132,7 +132,7 @@ export async function migrateFilesToPostgres(
       const pkg = parsePackageName(name, 'read');
       const manifest = await store.readPackument(pkg);
       if (manifest === null) continue;
-      await client.query({ name: 'm-packument', text: 'INSERT INTO packuments (name, body) VALUES ($1, $2)', values: [pkg.name, JSON.stringify(manifest, null, '\t')] });
+      await client.query({ name: 'm-packument', text: 'INSERT INTO packuments (name, body) VALUES ($1, $2)', values: [pkg.name, packumentText(manifest)] });
       summary.packages += 1;
       summary.versions += versionsOf(manifest);
       for (const file of tarballFilesOf(source.storageDir, pkg)) {

@@ -26,7 +26,7 @@ import type { PoolClient, QueryResultRow } from 'pg';
 import { type Database, isConnectionError, isLockTimeout, type PackageChangeBus } from '../registry-core/database/index';
 import { StorageError } from './errors';
 import { parseTarballName, type ParsedName } from './names';
-import type { Manifest, PackageStore, StorageDb, TarballDigest, TarballReader, TarballWriteOptions, TarballWriter } from './store';
+import { packumentText, type Manifest, type PackageStore, type StorageDb, type TarballDigest, type TarballReader, type TarballWriteOptions, type TarballWriter } from './store';
 
 /** pg_advisory_xact_lock(int4, int4) namespace of package locks: 'REGP'. */
 export const PACKAGE_LOCK_NAMESPACE = 0x52454750;
@@ -370,7 +370,7 @@ export class PgPackageStore implements PackageStore {
         `INSERT INTO packuments (name, body) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, revision = nextval('packument_revision'), updated_at = now()
          RETURNING revision::text AS revision`,
-        [pkg.name, JSON.stringify(manifest, null, '\t')],
+        [pkg.name, packumentText(manifest)],
         'packument-write',
       );
       const revision = rows[0].revision;

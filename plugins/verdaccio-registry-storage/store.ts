@@ -31,6 +31,18 @@ export interface Manifest {
   [key: string]: unknown;
 }
 
+/**
+ * The stored text of a packument, for every backend (files, PostgreSQL, a migration into it).
+ * Compact JSON: stock's local-storage writes it tab-indented, but every reader (stock adopting the
+ * folder, our stores, the offline tools) parses it and none reads the layout; V8's stringify has a
+ * fast path only without indentation, and at 1,000 versions the tabs are 16 % of the bytes written,
+ * fsynced and re-read. Measured on a 1,000-version packument (issue 18, third pass): 12.1 → 7.2 ms
+ * CPU per stringify, 1,055 → 885 KB.
+ */
+export function packumentText(manifest: Manifest): string {
+  return JSON.stringify(manifest);
+}
+
 export interface TarballDigest {
   sha512: string; // hex
   sha1: string; // hex

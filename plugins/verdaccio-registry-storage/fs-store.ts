@@ -18,7 +18,7 @@ import { scanPackages } from './scan';
 import { StorageError, isErrno } from './errors';
 import { KeyedLock } from './lock';
 import { packageDirOf, parsePackageName, parseTarballName, type ParsedName } from './names';
-import { packumentText, type Manifest, type PackageStore, type PackumentWriteOptions, type StorageDb, type TarballDigest, type TarballReader, type TarballWriteOptions, type TarballWriter } from './store';
+import { packumentText, type Manifest, type PackageStore, type PackumentWriteOptions, type ReadOptions, type StorageDb, type TarballDigest, type TarballReader, type TarballWriteOptions, type TarballWriter } from './store';
 
 export const DB_FILE = '.verdaccio-db.json';
 const LEGACY_DB_FILE = '.sinopia-db.json';
@@ -262,6 +262,11 @@ export class FileSystemStore implements PackageStore {
     return this.locks.withLock(key, fn);
   }
 
+  /** How many packument texts the read cache holds (what a `keep: false` read must not add to). */
+  get cachedPackumentTexts(): number {
+    return this.packuments.size;
+  }
+
   /** statSync (bigint, undefined when absent), shared within this event-loop turn (turnStats). */
   private turnStat(path: string): BigIntStats | undefined {
     const known = this.turnStats.get(path);
@@ -312,12 +317,12 @@ export class FileSystemStore implements PackageStore {
 
   // ---- packuments -----------------------------------------------------------------------
 
-  async readPackument(pkg: ParsedName): Promise<Manifest | null> {
+  async readPackument(pkg: ParsedName, options: ReadOptions = {}): Promise<Manifest | null> {
     // the document this store wrote, while the file still holds exactly it: a copy of it is what a
     // parse of the file would give, for less than half the CPU (the first GET after a publish)
     const kept = this.keptForRead(this.packumentPath(pkg));
     if (kept) return jsonCopy(kept.doc);
-    const text = await this.readPackumentText(pkg);
+    const text = await this.readPackumentText(pkg, options.keep !== false);
     if (text === null) return null;
     try {
       return JSON.parse(text) as Manifest;
@@ -327,7 +332,7 @@ export class FileSystemStore implements PackageStore {
   }
 
   /** The file text, from memory while (ino, size, mtime ns) say it is unchanged on disk. */
-  private async readPackumentText(pkg: ParsedName): Promise<string | null> {
+  private async readPackumentText(pkg: ParsedName, keep = true): Promise<string | null> {
     const path = this.packumentPath(pkg);
     const cached = this.packuments.get(path);
     if (cached) {
@@ -343,7 +348,7 @@ export class FileSystemStore implements PackageStore {
       // ago, so its pages are in memory — one synchronous read (≈ 15 µs for 8 KB) instead of four
       // thread-pool round trips (open, fstat, read, close), which were most of the latency of the
       // first GET after a publish (issue 17). Large documents keep the asynchronous read.
-      if (info.size <= SYNC_REREAD_MAX_BYTES) return this.rereadSync(path);
+      if (info.size <= SYNC_REREAD_MAX_BYTES) return this.rereadSync(path, keep);
     }
     // a package that does not exist (every first publish asks): one sync stat instead of a failing open
     if (!cached && !existsSync(path)) return null;
@@ -356,7 +361,9 @@ export class FileSystemStore implements PackageStore {
       // fstat + read through one descriptor: the cached stat belongs to exactly this text
       const info = await handle.stat({ bigint: true });
       const text = await handle.readFile('utf8');
-      this.packuments.set(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, text });
+      if (keep) this.packuments.set(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, text });
+      // a stale entry must not outlive a read that saw the file changed
+      else this.packuments.delete(path);
       return text;
     } finally {
       await handle.close();
@@ -364,7 +371,7 @@ export class FileSystemStore implements PackageStore {
   }
 
   /** readPackumentText's synchronous re-read: fstat + read through one descriptor, like the asynchronous one. */
-  private rereadSync(path: string): string | null {
+  private rereadSync(path: string, keep: boolean): string | null {
     let fd: number;
     try {
       fd = openSync(path, 'r');
@@ -378,7 +385,8 @@ export class FileSystemStore implements PackageStore {
     try {
       const info = fstatSync(fd, { bigint: true });
       const text = readFileSync(fd, 'utf8');
-      this.packuments.set(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, text });
+      if (keep) this.packuments.set(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, text });
+      else this.packuments.delete(path);
       return text;
     } finally {
       closeSync(fd);

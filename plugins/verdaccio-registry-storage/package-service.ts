@@ -15,7 +15,7 @@ import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, ta
 import { type Actor, type Maintainer, maintainersOf, ownershipProblem } from './owners';
 import { endUpload, forgetUpload, isAnnouncedUpload, noteCommittedUpload, takeIntent, uploadsInFlight } from './publish-intent';
 import type { VersionSigner } from './signatures';
-import type { Manifest, PackageStore, TarballReader, TarballWriter } from './store';
+import type { Manifest, PackageStore, ReadOptions, TarballReader, TarballWriter } from './store';
 import type { IndexRecord } from '../registry-core/index';
 import { LRUCache } from 'lru-cache';
 
@@ -226,10 +226,11 @@ export class PackageService {
 
   // ---- manifests ------------------------------------------------------------------------
 
-  async readPackage(name: string): Promise<Manifest> {
+  /** `options.keep: false`: a one-off read that fills no text cache (store.ts ReadOptions). */
+  async readPackage(name: string, options?: ReadOptions): Promise<Manifest> {
     const pkg = this.forRead(name);
-    const local = await this.store.readPackument(pkg);
-    const manifest = local ?? (this.cache !== null && !this.pendingOf(pkg.name) && this.cacheServes(pkg.name) ? (this.upstreamFilling(pkg.name) ?? (await this.cache.readPackument(pkg))) : null);
+    const local = await this.store.readPackument(pkg, options);
+    const manifest = local ?? (this.cache !== null && !this.pendingOf(pkg.name) && this.cacheServes(pkg.name) ? (this.upstreamFilling(pkg.name) ?? (await this.cache.readPackument(pkg, options))) : null);
     if (!manifest) throw notFound(`package ${name}`);
     const served = withoutDanglingTags(manifest);
     // only local versions are ours to sign: a cached (upstream) packument keeps exactly the

@@ -90,11 +90,20 @@ export interface StorageDb {
   secret: string;
 }
 
+export interface ReadOptions {
+  keep?: boolean;
+}
+
 export interface PackageStore {
   /** Human-readable location (folder, connection string without secrets). */
   readonly location: string;
 
-  readPackument(pkg: ParsedName): Promise<Manifest | null>;
+  /**
+   * `keep: false`: a one-off read (Verdaccio's start-up search reindex reads every packument once)
+   * that must not fill an in-memory text cache — 3,000 packuments were ≈ 25 MB resident after a
+   * restart (issue 17). What is already cached is still used. Default true.
+   */
+  readPackument(pkg: ParsedName, options?: ReadOptions): Promise<Manifest | null>;
   packumentExists(pkg: ParsedName): Promise<boolean>;
   /**
    * A cheap token that changes whenever the stored packument changes (also by another process);

@@ -11,7 +11,7 @@ import { authAllows, isRecord, rawRemoteUserOf, verdaccioAcceptsHost } from '../
 import { verdaccioConfig, verdaccioCore, verdaccioUrl } from '../verdaccio-boundary/verdaccio-modules';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
-import { fileSystemFailure } from '../registry-core/index';
+import { currentRequestActor, fileSystemFailure } from '../registry-core/index';
 import { StorageError } from './errors';
 import { type Actor, type Maintainer, actorOf } from './owners';
 import type { PackageService } from './package-service';
@@ -113,7 +113,12 @@ export class PackageHandler implements ILocalPackageManager {
   }
 
   readPackage(_name: string, cb: VerdaccioCallback): void {
-    this.settle(this.deps.service.readPackage(this.name), cb, true);
+    // Outside any request (the auth middleware runs every request, anonymous ones too, inside a
+    // request context) the reader is Verdaccio's own start-up search reindex, which reads every
+    // packument once: those texts are not kept in the store's cache (≈ 25 MB resident after a
+    // restart with 3,000 packages; issue 17). Requests keep filling it as before.
+    const keep = currentRequestActor() !== undefined;
+    this.settle(this.deps.service.readPackage(this.name, keep ? undefined : { keep: false }), cb, true);
   }
 
   createPackage(_name: string, manifest: Package, cb: VerdaccioCallback): void {

@@ -111,6 +111,33 @@ test('packument cache: sees writes by another process (in place, same size, same
   assert.equal(await store.readPackument(pkg), null);
 });
 
+test('readPackument keep: false (the start-up reindex) fills no text cache, still uses and drops what is cached', async () => {
+  const writer = freshStore();
+  const names = ['one', 'two', 'three'];
+  const past = new Date(Date.now() - 60_000);
+  for (const name of names) {
+    await writer.writePackument(parsePackageName(name), { name, versions: {}, 'dist-tags': { latest: `${name}-a` } });
+    // settled files (outside the racy window), so a cached text is served from memory
+    utimesSync(join(writer.root, name, 'package.json'), past, past);
+  }
+  // a second store on the same folder: nothing kept or cached in it yet (a restarted process)
+  const store = new FileSystemStore(writer.root);
+  for (const name of names) assert.equal((await store.readPackument(parsePackageName(name), { keep: false }))?.['dist-tags'].latest, `${name}-a`);
+  assert.equal(store.cachedPackumentTexts, 0, 'a one-off scan leaves no texts resident');
+  const pkg = parsePackageName('one');
+  assert.equal((await store.readPackument(pkg))?.['dist-tags'].latest, 'one-a');
+  assert.equal(store.cachedPackumentTexts, 1, 'a request read still fills the cache');
+  assert.equal((await store.readPackument(pkg, { keep: false }))?.['dist-tags'].latest, 'one-a');
+  assert.equal(store.cachedPackumentTexts, 1, 'a cached text is used as it is');
+  // changed on disk: the keep: false read returns the new bytes and the stale entry is gone
+  const path = join(writer.root, 'one', 'package.json');
+  writeFileSync(path, readFileSync(path, 'utf8').replace('one-a', 'one-bb'));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal((await store.readPackument(pkg, { keep: false }))?.['dist-tags'].latest, 'one-bb');
+  assert.equal(store.cachedPackumentTexts, 0);
+  assert.equal((await store.readPackument(pkg))?.['dist-tags'].latest, 'one-bb');
+});
+
 test('writePackument is compact JSON (what stock Verdaccio parses, without its tab indent) and refuses a foreign name', async () => {
   const store = freshStore();
   const pkg = parsePackageName('@a/b');

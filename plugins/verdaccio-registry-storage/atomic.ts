@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { readdirSync, statSync, unlinkSync, type BigIntStats } from 'node:fs';
-import { basename, dirname, join, relative, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { isErrno } from './errors';
 import { pidAlive } from './lock';
 
@@ -59,18 +59,20 @@ async function syncDirNow(dir: string): Promise<void> {
 
 /**
  * mkdir -p below root, fsyncing the parent of every folder it creates (a new folder entry is
- * only durable once its parent is synced).
+ * only durable once its parent is synced). Resolves true only when this call's mkdir made `dir` itself (so
+ * nothing was in it before this call: the caller's "does the file already exist?" probe has its
+ * answer without a syscall), false otherwise.
  */
-export async function ensureDir(root: string, dir: string): Promise<void> {
+export async function ensureDir(root: string, dir: string): Promise<boolean> {
   // the common case (every publish of an existing package): one sync stat, no recursive mkdir
-  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
+  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return false;
   let first: string | undefined;
   try {
     first = await mkdir(dir, { recursive: true });
   } catch (error) {
     throw isErrno(error, 'ENOENT') ? await realMkdirError(root, dir, error) : error;
   }
-  if (first === undefined) return;
+  if (first === undefined) return false; // another writer made it between the stat and the mkdir
   const created = relative(root, dir).split(sep);
   let current = root;
   const toSync = new Set<string>();
@@ -80,6 +82,9 @@ export async function ensureDir(root: string, dir: string): Promise<void> {
     current = next;
   }
   for (const folder of toSync) await fsyncDir(folder);
+  // dir itself came from this mkdir only when it is the first folder made (when an ancestor was,
+  // another writer may still have made dir in between and put a file in it)
+  return resolve(first) === resolve(dir);
 }
 
 /**

@@ -147,11 +147,13 @@ class FileTarballWriter implements TarballWriter {
 
   private async prepare(): Promise<void> {
     await this.options.precheck?.();
-    // Fail fast (before reading the body) when the tarball exists; commit() re-checks atomically.
-    if (existsSync(this.finalPath) && !(await this.options.reclaim?.())) {
+    // Fail fast (before reading the body) when the tarball exists; commit() re-checks atomically
+    // (link() refuses an existing name). A package folder this call just made holds no tarball:
+    // the probe is only asked of a folder that was there (every new package saves one syscall).
+    const created = await ensureDir(this.root, this.dir);
+    if (!created && existsSync(this.finalPath) && !(await this.options.reclaim?.())) {
       throw new StorageError('ERR_EXISTS', `${this.finalPath.slice(this.root.length + 1)} already exists`);
     }
-    await ensureDir(this.root, this.dir);
     this.handle = await open(this.tempPath, 'wx', 0o644);
     this.stream.emit('open');
   }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { FileSystemStore } from '../../plugins/verdaccio-registry-storage/fs-store';
-import { sweepTempFiles } from '../../plugins/verdaccio-registry-storage/atomic';
+import { ensureDir, sweepTempFiles } from '../../plugins/verdaccio-registry-storage/atomic';
 import { StorageError } from '../../plugins/verdaccio-registry-storage/errors';
 import { parsePackageName } from '../../plugins/verdaccio-registry-storage/names';
 import { PackageService, type IndexSink } from '../../plugins/verdaccio-registry-storage/package-service';
@@ -254,4 +254,15 @@ test('service: no package.json exists before the first version is added (tarball
   assert.equal(existsSync(join(store.root, 'fresh', 'package.json')), false);
   await assert.rejects(service.createPackage('fresh', { name: 'fresh', versions: {}, 'dist-tags': {} }), /already exists/);
   await assert.rejects(service.readPackage('fresh'), /not found/);
+});
+
+test('ensureDir says "made it" only when its own mkdir made the folder itself (the tarball probe is skipped only then)', async () => {
+  const base = join(root, 'ensure-dir');
+  mkdirSync(base, { recursive: true });
+  assert.equal(await ensureDir(base, join(base, 'pkg')), true, 'a new folder under an existing parent');
+  assert.equal(await ensureDir(base, join(base, 'pkg')), false, 'an existing folder');
+  // a new scope: the first folder made is the scope, not the package folder, so it is not proven empty
+  assert.equal(await ensureDir(base, join(base, '@scope', 'pkg')), false);
+  assert.ok(existsSync(join(base, '@scope', 'pkg')));
+  // the refusal of a tarball already there is pinned by 'tarball: an existing file is refused before the body is read'
 });

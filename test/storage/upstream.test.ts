@@ -196,6 +196,37 @@ describe('issue 12: one upstream, proxied and cached', () => {
     }
   });
 
+  test('12.5 a cold fill\'s answer is recorded at once: the next GET of the package is a cache hit, with the same document (issue 17)', async () => {
+    const fresh = await startProxying(tree.relay, { maxage: '10m' });
+    try {
+      const before = tree.relay.count('/burst-2');
+      const cold = await packument(fresh, 'burst-2', { [DEBUG_REQUEST_HEADER]: 'cache' });
+      assert.equal(cold.status, 200);
+      assert.equal(cold.headers.get(CACHE_HEADER), 'miss', 'the cold fill renders');
+      // wait for the durable write behind the answer (the file appears), then GET again at once:
+      // the file is inside the racy window, so only the store's vouching for its own write lets
+      // the recorded answer be replayed
+      const file = join(fresh.storageDir, CACHE_DIR, 'burst-2', 'package.json');
+      await eventually(() => existsSync(file), 'the cold fill is written');
+      const next = await packument(fresh, 'burst-2', { [DEBUG_REQUEST_HEADER]: 'cache' });
+      assert.equal(next.status, 200);
+      assert.equal(next.headers.get(CACHE_HEADER), 'hit', 'the first GET after the cold fill is answered from the response cache');
+      assert.deepEqual(next.json, cold.json);
+      assert.equal(next.headers.get('etag'), cold.headers.get('etag'));
+      assert.equal(tree.relay.count('/burst-2') - before, 1, 'one upstream request');
+      // a change of the stored file by another writer (an offline tool; new mtime) is seen at once
+      const edited = readFileSync(file, 'utf8').replace(/"latest":"1\.0\.0"/, '"latest":"1.0.0","edited":"1.0.0"');
+      assert.notEqual(edited, readFileSync(file, 'utf8'), 'the edit changes the file');
+      await new Promise((resolve) => setTimeout(resolve, 20)); // another timestamp tick
+      writeFileSync(file, edited);
+      const after = await packument(fresh, 'burst-2', { [DEBUG_REQUEST_HEADER]: 'cache' });
+      assert.notEqual(after.headers.get(CACHE_HEADER), 'hit', 'not replayed (inside its racy window the edited file is not even recorded)');
+      assert.equal(after.json['dist-tags'].edited, '1.0.0', 'the edited file is what is served');
+    } finally {
+      await fresh.stop();
+    }
+  });
+
   test('12.3 revalidation sends If-None-Match and a 304 renews the cached copy (verdaccio#6115: a 304 is no error; fetch\'s implicit no-cache would forbid it)', async () => {
     const first = await packument(ours, 'dep-top');
     assert.equal(first.status, 200);

@@ -114,6 +114,12 @@ export class UpstreamProxy {
   readonly #tarballs = new Map<string, Promise<void>>();
   /** packuments fetched and checked, whose locked durable write is still running: served from here meanwhile */
   readonly #filling = new Map<string, Manifest>();
+  /**
+   * Per name, the last fill's revision for the response cache (`revision`), and the store's stamp
+   * of the file that fill wrote (`stamp`, once written): see revisionOf.
+   */
+  readonly #fills = new Map<string, { revision: string; stamp: string | null }>();
+  #fillCount = 0;
   readonly #now: () => number;
   #cachedPackages: number;
   #cachedBytes: number;
@@ -166,6 +172,22 @@ export class UpstreamProxy {
   filling(name: string): Manifest | null {
     const manifest = this.#filling.get(name);
     return manifest === undefined ? null : structuredClone(manifest);
+  }
+
+  /**
+   * The packument revision (routes.ts, the response cache's key) of a cold fill's answer, given
+   * the cache store's current stamp of the file: `upstream:fill:<n>` while the fill's copy is
+   * served from memory, and afterwards while the stored file is exactly what that fill wrote (the
+   * store vouches for its own write: `writtenStamp`). So the answer rendered during the fill is
+   * recorded and replayed at once (the first warm install used to render every packument again).
+   * null otherwise: the store's stamp is the revision.
+   */
+  revisionOf(name: string, storedStamp: string | null): string | null {
+    const fill = this.#fills.get(name);
+    if (fill === undefined) return null;
+    if (this.#filling.has(name) || (fill.stamp !== null && fill.stamp === storedStamp)) return fill.revision;
+    this.#fills.delete(name); // the file changed (or was never written): its own stamp from now on
+    return null;
   }
 
   /** Makes sure the cached packument of a non-local name is there and fresh enough (see the file comment). */
@@ -267,27 +289,35 @@ export class UpstreamProxy {
     // (it used to cost the client 4–25 ms of lock + fsync per package on a busy disk). Until it
     // is done the copy is served from memory and counts as held (no second upstream request).
     this.#filling.set(name, manifest);
+    const fill = { revision: `upstream:fill:${++this.#fillCount}`, stamp: null as string | null };
+    this.#fills.set(name, fill);
     this.#fresh.set(name, this.#now() + upstream.maxAgeMs);
-    this.#writeBehind(name, pkg, manifest, cached !== null);
+    this.#writeBehind(name, pkg, manifest, cached !== null, fill);
     return { kind: 'cached' };
   }
 
-  #writeBehind(name: string, pkg: ParsedName, manifest: Manifest, replacing: boolean): void {
+  #writeBehind(name: string, pkg: ParsedName, manifest: Manifest, replacing: boolean, fill: { revision: string; stamp: string | null }): void {
     this.#deps
       .withLock(pkg.name, async () => {
         if (await this.#deps.isLocal(name)) return false; // published here meanwhile: local wins, nothing merged
         await this.#deps.cache.writePackument(pkg, manifest);
+        // still under the lock, right after the rename: the stamp of exactly this write (null if
+        // the store cannot vouch for it: the fill's revision then ends with the fill)
+        fill.stamp = this.#deps.cache.writtenStamp?.(pkg) ?? null;
         return true;
       })
       .then(
         (stored) => {
-          if (!stored) this.#fresh.delete(name);
-          else if (!replacing) this.#cachedPackages++;
+          if (!stored) {
+            this.#fresh.delete(name);
+            if (this.#fills.get(name) === fill) this.#fills.delete(name);
+          } else if (!replacing) this.#cachedPackages++;
           this.#status({});
         },
         (error: unknown) => {
           // not stored: the next request fetches it again; the client already had the upstream's copy
           this.#fresh.delete(name);
+          if (this.#fills.get(name) === fill) this.#fills.delete(name);
           this.#deps.log.error(`upstream: ${name}: the cached packument could not be written (${describe(error)}); not cached`);
         },
       )

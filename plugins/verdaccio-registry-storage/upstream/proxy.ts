@@ -437,16 +437,18 @@ export class UpstreamProxy {
         held = bytes;
         if (!diskOk) await new Promise((r) => writer.stream.once('drain', r).once('error', r));
       }
+      // verified against the bytes as they came from the upstream (the ones the client got and the
+      // temp file holds): the client gets its last chunk now, without waiting for the temp file's
+      // last writes; the locked commit (fsync, link, folder fsync) follows once they are done, and
+      // later clients of this tarball wait for it (the in-flight entry) and read the store
+      const digest: TarballDigest = { sha512: sha512.digest('hex'), sha1: sha1.digest('hex'), size };
+      verifyDist(`${label} from the upstream`, dist, digest);
+      answered = true;
+      if (!res.destroyed) res.end(held ?? undefined);
       await new Promise<void>((resolveEnd, rejectEnd) => {
         writer.stream.once('error', rejectEnd);
         writer.stream.end(() => resolveEnd());
       });
-      const digest: TarballDigest = { sha512: sha512.digest('hex'), sha1: sha1.digest('hex'), size };
-      verifyDist(`${label} from the upstream`, dist, digest);
-      // verified: the client gets its last chunk now; the locked commit (fsync, link, folder fsync)
-      // follows, and later clients of this tarball wait for it (the in-flight entry) and read the store
-      answered = true;
-      if (!res.destroyed) res.end(held ?? undefined);
       const committed = await this.#deps.withLock(pkg.name, async () => {
         if (await this.#deps.isLocal(pkg.name)) return false;
         try {

@@ -282,6 +282,27 @@ describe('issue 12: one upstream, proxied and cached', () => {
     }
   });
 
+  test('12.4 concurrent tarball fills: one `cache` record per version, each exactly once (records of fills that commit together share one registry.lockb append)', async () => {
+    const fresh = await startProxying(tree.relay, { maxage: '10m' });
+    const names = Array.from({ length: 6 }, (_, i) => `burst-${i}`);
+    const index = PackageIndex.open(fresh.lockbPath);
+    try {
+      const answers = await Promise.all(names.map((name) => fetch(`${fresh.url}/${name}/-/${name}-1.0.0.tgz`).then(async (response) => ({ status: response.status, bytes: Buffer.from(await response.arrayBuffer()) }))));
+      for (const answer of answers) assert.equal(answer.status, 200);
+      const cached = (): string[] => index.readAll().filter((record) => record.kind === 'cache').map((record) => `${record.name}@${record.version}`).sort();
+      for (let tries = 0; tries < 100 && cached().length < names.length; tries++) await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+      await new Promise((resolveWait) => setTimeout(resolveWait, 200)); // a duplicate would show up by now
+      assert.deepEqual(cached(), names.map((name) => `${name}@1.0.0`).sort());
+      for (const [i, name] of names.entries()) {
+        const record = index.readAll().find((item) => item.kind === 'cache' && item.name === name);
+        assert.equal(record?.sha512, createHash('sha512').update(answers[i].bytes).digest('hex'), `${name}: the record names the bytes served`);
+      }
+    } finally {
+      index.close();
+      await fresh.stop();
+    }
+  });
+
   test('12.4 an upstream that alters tarball bytes: refused, the client gets an error, nothing stored', async () => {
     await packument(ours, 'flip-me');
     tree.relay.mode = 'flip';

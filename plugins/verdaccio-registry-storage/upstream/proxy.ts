@@ -26,6 +26,7 @@ import { StorageError } from '../errors';
 import { sha512HexOf, verifyDist } from '../integrity';
 import { type ParsedName, parsePackageName, parseTarballName } from '../names';
 import type { IndexSink } from '../package-service';
+import type { IndexRecord } from '../../registry-core/index';
 import type { Manifest, PackageStore, TarballDigest } from '../store';
 
 /** Counts relays through registries of ours: one that (indirectly) proxies to itself stops here. */
@@ -480,13 +481,41 @@ export class UpstreamProxy {
     }
   }
 
+  /** `cache` records of committed fills waiting for the running `registry.lockb` append (#flushRecords). */
+  #records: Array<{ record: IndexRecord; label: string }> = [];
+  #flushing = false;
+
+  /**
+   * After the commit, off the client's path (as before). Group commit: records of fills that
+   * commit while an append holds the `registry.lockb` lock go in together with the next one —
+   * one lock cycle (mkdir, owner file, unlink, rmdir) for all of them instead of one each. No
+   * record waits for a timer: an append starts as soon as none is running.
+   */
   #appendRecord(name: string, version: string, dist: Record<string, unknown> | undefined, url: string): void {
-    const report = (error: unknown): void => this.#deps.log.error(`registry.lockb: could not append the cache record of ${name}@${version}: ${(error as Error).message}`);
+    const label = `${name}@${version}`;
     try {
-      // the lockb sink appends under the registry.lockb lock (asynchronously): its failure is reported, never unhandled
-      Promise.resolve(this.#deps.sink.append([{ kind: 'cache', name, version, sha512: sha512HexOf(dist), time: this.#now(), detail: url }], {})).catch(report);
+      this.#records.push({ record: { kind: 'cache', name, version, sha512: sha512HexOf(dist), time: this.#now(), detail: url }, label });
     } catch (error) {
-      report(error);
+      this.#deps.log.error(`registry.lockb: could not append the cache record of ${label}: ${(error as Error).message}`);
+      return;
+    }
+    if (!this.#flushing) void this.#flushRecords();
+  }
+
+  async #flushRecords(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#records.length > 0) {
+        const batch = this.#records.splice(0);
+        try {
+          // the lockb sink appends under the registry.lockb lock: its failure is reported, never unhandled
+          await this.#deps.sink.append(batch.map((item) => item.record), {});
+        } catch (error) {
+          this.#deps.log.error(`registry.lockb: could not append the cache record of ${batch.map((item) => item.label).join(', ')}: ${(error as Error).message}`);
+        }
+      }
+    } finally {
+      this.#flushing = false;
     }
   }
 }

@@ -79,6 +79,22 @@ interface KeptDocument {
   doc: Manifest;
 }
 
+/**
+ * A packument this store wrote itself (writeFileAtomic: temp + fsync + rename, this process): the
+ * file's identity right after the rename and its exact bytes. Needed only while the mtime is inside
+ * the racy window (afterwards the identity alone is trusted, as for every file): bounded, and
+ * dropped once settled.
+ */
+interface WrittenFile {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  bytes: Buffer;
+}
+
+const WRITTEN_MAX_ENTRIES = 256;
+const WRITTEN_MAX_BYTES = 32 * 1024 * 1024;
+
 /** Kept documents: the packages being published right now; bounded so a bulk import does not hold every packument. */
 const KEPT_MAX_ENTRIES = 16;
 const KEPT_MAX_BYTES = 32 * 1024 * 1024;
@@ -206,6 +222,9 @@ export class FileSystemStore implements PackageStore {
   /** small tarballs (≤ 1 MB each), bounded in bytes; null when tarballCacheBytes is 0 */
   private readonly tarballs: LRUCache<string, CachedTarball> | null;
   private readonly kept = new Map<string, KeptDocument>();
+  /** Packuments this store wrote, for the stamps inside the racy window (holdsOwnWrite); oldest first. */
+  private readonly written = new Map<string, WrittenFile>();
+  private writtenBytes = 0;
   /** Kept documents handed out by readPackumentForUpdate and not yet written or given back. */
   private readonly checkedOut = new Map<string, KeptDocument>();
   private keptBytes = 0;
@@ -229,11 +248,14 @@ export class FileSystemStore implements PackageStore {
    * as turnStats: the next check phase, or any write of this store.
    */
   private readonly turnKept = new Map<string, KeptDocument>();
+  /** Written files proven (holdsOwnWrite) for the stamps of this turn: same lifetime as turnKept. */
+  private readonly turnWritten = new Map<string, WrittenFile>();
   private turnArmed = false;
   private readonly endTurn = (): void => {
     this.turnArmed = false;
     this.turnStats.clear();
     this.turnKept.clear();
+    this.turnWritten.clear();
   };
 
   /** Synchronous so a Verdaccio plugin constructor can fail loudly when the folder is unusable. */
@@ -290,6 +312,7 @@ export class FileSystemStore implements PackageStore {
   private forgetTurnStats(): void {
     this.turnStats.clear();
     this.turnKept.clear();
+    this.turnWritten.clear();
   }
 
   /** Resolved paths by name (and file): every cache-hit GET asks for one (docs/performance.md); bounded, rebuilt when full. */
@@ -403,17 +426,65 @@ export class FileSystemStore implements PackageStore {
   private validKept(path: string): KeptDocument | null {
     const entry = this.kept.get(path);
     if (!entry) return null;
-    const info = statSync(path, { bigint: true, throwIfNoEntry: false });
-    let valid = info !== undefined && info.ino === entry.ino && info.size === entry.size && info.mtimeNs === entry.mtimeNs;
-    if (valid && !settled(entry.mtimeNs)) {
-      try {
-        valid = this.fileHolds(path, entry.bytes);
-      } catch {
-        valid = false;
-      }
-    }
+    const valid = this.holdsOwnWrite(path, statSync(path, { bigint: true, throwIfNoEntry: false }), entry);
     if (!valid) this.dropKept(path);
     return valid ? entry : null;
+  }
+
+  /**
+   * THE rule for trusting, from memory, a file this store wrote itself (kept documents, the stamps
+   * of written packuments): the file's stat `info` is the identity (ino, size, mtime) recorded
+   * right after the write, and — while the mtime is within the racy window, when another writer's
+   * in-place edit in the same timestamp tick would leave the same identity — the file holds
+   * exactly the bytes written (one read and a memcmp). Past the window the identity is trusted by
+   * design, as for every file (readPackumentText, packumentStamp).
+   */
+  private holdsOwnWrite(path: string, info: BigIntStats | undefined, own: WrittenFile): boolean {
+    if (info === undefined || info.ino !== own.ino || info.size !== own.size || info.mtimeNs !== own.mtimeNs) return false;
+    if (settled(own.mtimeNs)) return true;
+    try {
+      return this.fileHolds(path, own.bytes);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Whether the packument file at path (stat `info`, inside the racy window) is the one this store
+   * wrote, proven once per turn (turnWritten, like turnKept). Settled or disproven entries are
+   * dropped: they are never needed again.
+   */
+  private vouchesForWrite(path: string, info: BigIntStats): boolean {
+    const own = this.written.get(path);
+    if (own === undefined) return false;
+    if (this.turnWritten.get(path) === own) return true;
+    if (settled(own.mtimeNs) || !this.holdsOwnWrite(path, info, own)) {
+      this.dropWritten(path);
+      return false;
+    }
+    this.turnWritten.set(path, own);
+    this.armTurn();
+    return true;
+  }
+
+  private dropWritten(path: string): void {
+    this.turnWritten.delete(path);
+    const own = this.written.get(path);
+    if (own === undefined) return;
+    this.written.delete(path);
+    this.writtenBytes -= own.bytes.length;
+  }
+
+  private recordWritten(path: string, own: WrittenFile): void {
+    this.dropWritten(path);
+    if (own.bytes.length > WRITTEN_MAX_BYTES) return;
+    for (const [key, value] of this.written) {
+      if (this.written.size < WRITTEN_MAX_ENTRIES && this.writtenBytes + own.bytes.length <= WRITTEN_MAX_BYTES) break;
+      this.written.delete(key);
+      this.writtenBytes -= value.bytes.length;
+    }
+    this.written.set(path, own);
+    this.writtenBytes += own.bytes.length;
   }
 
   /** validKept for the reads (never for an update: that one proves it again), shared by the reads of one turn (turnKept). */
@@ -505,11 +576,31 @@ export class FileSystemStore implements PackageStore {
   }
 
   packumentStamp(pkg: ParsedName): string | null {
-    const info = this.turnStat(this.packumentPath(pkg));
+    const path = this.packumentPath(pkg);
+    const info = this.turnStat(path);
     if (!info) return null;
-    // a file changed within the racy window gets a stamp that never repeats: nothing reuses it
-    const racy = settled(info.mtimeNs) ? '' : `:racy-${process.hrtime.bigint()}`;
-    return `${info.ino}:${info.size}:${info.mtimeNs}${racy}`;
+    const stamp = `${info.ino}:${info.size}:${info.mtimeNs}`;
+    if (settled(info.mtimeNs)) {
+      if (this.written.size > 0) this.dropWritten(path);
+      return stamp;
+    }
+    // Inside the racy window the stamp is reusable only for the file this store wrote itself,
+    // while it still holds exactly those bytes (holdsOwnWrite): a cold-filled upstream copy, or a
+    // publish, can then be recorded by the response cache at once. Any other file changed within
+    // the window — an in-place edit by another writer included — gets a stamp that never repeats.
+    return this.vouchesForWrite(path, info) ? stamp : `${stamp}:racy-${process.hrtime.bigint()}`;
+  }
+
+  writtenStamp(pkg: ParsedName): string | null {
+    const path = this.packumentPath(pkg);
+    const own = this.written.get(path);
+    if (own === undefined) return null;
+    const info = this.turnStat(path);
+    if (!this.holdsOwnWrite(path, info, own)) {
+      this.dropWritten(path);
+      return null;
+    }
+    return `${own.ino}:${own.size}:${own.mtimeNs}`;
   }
 
   async writePackument(pkg: ParsedName, manifest: Manifest, options: PackumentWriteOptions = {}): Promise<void> {
@@ -523,6 +614,7 @@ export class FileSystemStore implements PackageStore {
     await ensureDir(this.root, dir);
     this.packuments.delete(path);
     this.dropKept(path);
+    this.dropWritten(path);
     this.checkedOut.delete(path);
     this.forgetTurnStats();
     // the stamp of exactly the file we wrote: if another process replaced it meanwhile, the next
@@ -530,6 +622,7 @@ export class FileSystemStore implements PackageStore {
     const info = await writeFileAtomic(path, bytes);
     this.forgetTurnStats();
     this.packuments.set(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, text });
+    this.recordWritten(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, bytes });
     if (options.keep) this.keep(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, bytes, doc: manifest });
   }
 
@@ -537,6 +630,7 @@ export class FileSystemStore implements PackageStore {
     const path = this.packumentPath(pkg);
     this.packuments.delete(path);
     this.dropKept(path);
+    this.dropWritten(path);
     this.checkedOut.delete(path);
     this.forgetTurnStats();
     try {

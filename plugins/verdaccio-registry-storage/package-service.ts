@@ -193,6 +193,8 @@ export class PackageService {
   cacheServes: (name: string) => boolean = () => true;
   /** The upstream proxy's packument whose durable write is still running (upstream/proxy.ts `filling`): read before the cache store. */
   upstreamFilling: (name: string) => Manifest | null = () => null;
+  /** The upstream proxy's revision of a cold fill's answer (proxy.ts revisionOf); null: the cache store's stamp. */
+  upstreamRevision: (name: string, storedStamp: string | null) => string | null = () => null;
 
   constructor(store: PackageStore, sink: IndexSink, log: ServiceLog, signer: VersionSigner | null = null) {
     this.store = store;
@@ -246,8 +248,10 @@ export class PackageService {
       if (local !== null || this.cache === null || !this.cacheServes(pkg.name)) return local;
       // a first publish in flight, or an upstream copy not yet on disk: nothing to replay (a racy stamp never repeats)
       if (this.pendingOf(pkg.name) !== null) return `pending:racy-${process.hrtime.bigint()}`;
-      if (this.upstreamFilling(pkg.name) !== null) return `upstream:filling:racy-${process.hrtime.bigint()}`;
       const cached = this.cache.packumentStamp(pkg);
+      // a cold fill's answer keeps one revision from the fill to its stored file (proxy.ts revisionOf)
+      const fill = this.upstreamRevision(pkg.name, cached);
+      if (fill !== null) return fill;
       return cached === null ? null : `upstream:${cached}`;
     } catch {
       return null;

@@ -349,6 +349,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
       initialCache: heldInCache(cacheRoot),
     });
     service.upstreamFilling = (name) => proxy.filling(name);
+    service.upstreamRevision = (name, storedStamp) => proxy.revisionOf(name, storedStamp);
 
     // the status getter shows the flag as it is, also while no request reaches the upstream
     flags.watchConfig((next, prev) => {

@@ -112,6 +112,12 @@ export interface PackageStore {
   packumentStamp(pkg: ParsedName): string | null;
   writePackument(pkg: ParsedName, manifest: Manifest, options?: PackumentWriteOptions): Promise<void>;
   /**
+   * Optional: the `packumentStamp` of the packument this store itself last wrote (in this
+   * process), while the file is still exactly that write (identity, and its bytes while the mtime
+   * is racy); null otherwise. What a caller that wrote a document can tie its own state to.
+   */
+  writtenStamp?(pkg: ParsedName): string | null;
+  /**
    * Optional (the read-modify-write under the package lock): like `readPackument`, but may return
    * the very object the last `writePackument(…, { keep: true })` stored, once it is proven to be
    * what the file still holds (stat, and the bytes while the mtime is racy). Handed out once: the

@@ -149,6 +149,40 @@ test('a kept document is never served once the file holds other bytes, even with
   assert.ok(checked, `no attempt stayed inside the ${RACY_WINDOW_MS} ms racy window`);
 });
 
+test('inside the racy window the stamp of the store\'s own write is reusable, until another writer edits the file in place (same size and stamp)', async () => {
+  // as above: only inside the racy window; a slow attempt is tried again with a fresh store
+  let checked = false;
+  for (let attempt = 0; attempt < 5 && !checked; attempt += 1) {
+    const store = new FileSystemStore(join(root, `s${++counter}`));
+    const pkg = parsePackageName('kept-pkg', 'read');
+    await store.writePackument(pkg, manifest(['1.0.0', '1.0.1'])); // no keep: a cache fill's write
+    const path = join(store.root, 'kept-pkg', 'package.json');
+    const before = statSync(path, { bigint: true });
+    const plain = `${before.ino}:${before.size}:${before.mtimeNs}`;
+    assert.equal(store.writtenStamp(pkg), plain, 'the store vouches for its own write');
+    assert.equal(store.packumentStamp(pkg), plain, 'a reusable stamp inside the racy window');
+    await nextTurn();
+    assert.equal(store.packumentStamp(pkg), plain, 'proven again in the next turn');
+    // another process edits the file in place, the (ino, size, mtime) put back
+    const original = readFileSync(path, 'utf8');
+    const edited = original.replace(/("latest":\s*)"1\.0\.1"/, '$1"1.0.0"');
+    assert.notEqual(edited, original, 'the edit changes the file');
+    writeFileSync(path, edited);
+    const ns = before.mtimeNs % 1_000_000_000n;
+    execFileSync('touch', ['-m', '-d', `@${before.mtimeNs / 1_000_000_000n}.${ns.toString().padStart(9, '0')}`, path]);
+    assert.equal(statSync(path, { bigint: true }).mtimeNs, before.mtimeNs, 'the stamp is what the store wrote');
+    await nextTurn();
+    if (Date.now() - Number(before.mtimeNs / 1_000_000n) > RACY_WINDOW_MS - 20) continue;
+    const stamp = store.packumentStamp(pkg);
+    assert.notEqual(stamp, plain, 'the bytes are compared, not only the stamp');
+    assert.notEqual(store.packumentStamp(pkg), stamp, 'a stamp that never repeats: nothing reuses it');
+    assert.equal(store.writtenStamp(pkg), null, 'no longer the store\'s own write');
+    assert.equal((await store.readPackument(pkg))?.['dist-tags'].latest, '1.0.0');
+    checked = true;
+  }
+  assert.ok(checked, `no attempt stayed inside the ${RACY_WINDOW_MS} ms racy window`);
+});
+
 test("a write of this store is seen by the reads of the same turn (no proof outlives the store's own write)", async () => {
   const store = new FileSystemStore(join(root, `s${++counter}`));
   const pkg = parsePackageName('kept-pkg', 'read');

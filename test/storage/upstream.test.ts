@@ -196,6 +196,37 @@ describe('issue 12: one upstream, proxied and cached', () => {
     }
   });
 
+  test('12.5 a cold fill\'s answer is recorded at once: the next GET of the package is a cache hit, with the same document (issue 17)', async () => {
+    const fresh = await startProxying(tree.relay, { maxage: '10m' });
+    try {
+      const before = tree.relay.count('/burst-2');
+      const cold = await packument(fresh, 'burst-2', { [DEBUG_REQUEST_HEADER]: 'cache' });
+      assert.equal(cold.status, 200);
+      assert.equal(cold.headers.get(CACHE_HEADER), 'miss', 'the cold fill renders');
+      // wait for the durable write behind the answer (the file appears), then GET again at once:
+      // the file is inside the racy window, so only the store's vouching for its own write lets
+      // the recorded answer be replayed
+      const file = join(fresh.storageDir, CACHE_DIR, 'burst-2', 'package.json');
+      await eventually(() => existsSync(file), 'the cold fill is written');
+      const next = await packument(fresh, 'burst-2', { [DEBUG_REQUEST_HEADER]: 'cache' });
+      assert.equal(next.status, 200);
+      assert.equal(next.headers.get(CACHE_HEADER), 'hit', 'the first GET after the cold fill is answered from the response cache');
+      assert.deepEqual(next.json, cold.json);
+      assert.equal(next.headers.get('etag'), cold.headers.get('etag'));
+      assert.equal(tree.relay.count('/burst-2') - before, 1, 'one upstream request');
+      // a change of the stored file by another writer (an offline tool; new mtime) is seen at once
+      const edited = readFileSync(file, 'utf8').replace(/"latest":"1\.0\.0"/, '"latest":"1.0.0","edited":"1.0.0"');
+      assert.notEqual(edited, readFileSync(file, 'utf8'), 'the edit changes the file');
+      await new Promise((resolve) => setTimeout(resolve, 20)); // another timestamp tick
+      writeFileSync(file, edited);
+      const after = await packument(fresh, 'burst-2', { [DEBUG_REQUEST_HEADER]: 'cache' });
+      assert.notEqual(after.headers.get(CACHE_HEADER), 'hit', 'not replayed (inside its racy window the edited file is not even recorded)');
+      assert.equal(after.json['dist-tags'].edited, '1.0.0', 'the edited file is what is served');
+    } finally {
+      await fresh.stop();
+    }
+  });
+
   test('12.3 revalidation sends If-None-Match and a 304 renews the cached copy (verdaccio#6115: a 304 is no error; fetch\'s implicit no-cache would forbid it)', async () => {
     const first = await packument(ours, 'dep-top');
     assert.equal(first.status, 200);
@@ -248,6 +279,27 @@ describe('issue 12: one upstream, proxied and cached', () => {
       assert.equal(records[0].detail, tree.relay.url);
     } finally {
       index.close();
+    }
+  });
+
+  test('12.4 concurrent tarball fills: one `cache` record per version, each exactly once (records of fills that commit together share one registry.lockb append)', async () => {
+    const fresh = await startProxying(tree.relay, { maxage: '10m' });
+    const names = Array.from({ length: 6 }, (_, i) => `burst-${i}`);
+    const index = PackageIndex.open(fresh.lockbPath);
+    try {
+      const answers = await Promise.all(names.map((name) => fetch(`${fresh.url}/${name}/-/${name}-1.0.0.tgz`).then(async (response) => ({ status: response.status, bytes: Buffer.from(await response.arrayBuffer()) }))));
+      for (const answer of answers) assert.equal(answer.status, 200);
+      const cached = (): string[] => index.readAll().filter((record) => record.kind === 'cache').map((record) => `${record.name}@${record.version}`).sort();
+      for (let tries = 0; tries < 100 && cached().length < names.length; tries++) await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+      await new Promise((resolveWait) => setTimeout(resolveWait, 200)); // a duplicate would show up by now
+      assert.deepEqual(cached(), names.map((name) => `${name}@1.0.0`).sort());
+      for (const [i, name] of names.entries()) {
+        const record = index.readAll().find((item) => item.kind === 'cache' && item.name === name);
+        assert.equal(record?.sha512, createHash('sha512').update(answers[i].bytes).digest('hex'), `${name}: the record names the bytes served`);
+      }
+    } finally {
+      index.close();
+      await fresh.stop();
     }
   });
 

@@ -26,6 +26,7 @@ import { StorageError } from '../errors';
 import { sha512HexOf, verifyDist } from '../integrity';
 import { type ParsedName, parsePackageName, parseTarballName } from '../names';
 import type { IndexSink } from '../package-service';
+import type { IndexRecord } from '../../registry-core/index';
 import type { Manifest, PackageStore, TarballDigest } from '../store';
 
 /** Counts relays through registries of ours: one that (indirectly) proxies to itself stops here. */
@@ -114,6 +115,12 @@ export class UpstreamProxy {
   readonly #tarballs = new Map<string, Promise<void>>();
   /** packuments fetched and checked, whose locked durable write is still running: served from here meanwhile */
   readonly #filling = new Map<string, Manifest>();
+  /**
+   * Per name, the last fill's revision for the response cache (`revision`), and the store's stamp
+   * of the file that fill wrote (`stamp`, once written): see revisionOf.
+   */
+  readonly #fills = new Map<string, { revision: string; stamp: string | null }>();
+  #fillCount = 0;
   readonly #now: () => number;
   #cachedPackages: number;
   #cachedBytes: number;
@@ -166,6 +173,22 @@ export class UpstreamProxy {
   filling(name: string): Manifest | null {
     const manifest = this.#filling.get(name);
     return manifest === undefined ? null : structuredClone(manifest);
+  }
+
+  /**
+   * The packument revision (routes.ts, the response cache's key) of a cold fill's answer, given
+   * the cache store's current stamp of the file: `upstream:fill:<n>` while the fill's copy is
+   * served from memory, and afterwards while the stored file is exactly what that fill wrote (the
+   * store vouches for its own write: `writtenStamp`). So the answer rendered during the fill is
+   * recorded and replayed at once (the first warm install used to render every packument again).
+   * null otherwise: the store's stamp is the revision.
+   */
+  revisionOf(name: string, storedStamp: string | null): string | null {
+    const fill = this.#fills.get(name);
+    if (fill === undefined) return null;
+    if (this.#filling.has(name) || (fill.stamp !== null && fill.stamp === storedStamp)) return fill.revision;
+    this.#fills.delete(name); // the file changed (or was never written): its own stamp from now on
+    return null;
   }
 
   /** Makes sure the cached packument of a non-local name is there and fresh enough (see the file comment). */
@@ -267,27 +290,35 @@ export class UpstreamProxy {
     // (it used to cost the client 4–25 ms of lock + fsync per package on a busy disk). Until it
     // is done the copy is served from memory and counts as held (no second upstream request).
     this.#filling.set(name, manifest);
+    const fill = { revision: `upstream:fill:${++this.#fillCount}`, stamp: null as string | null };
+    this.#fills.set(name, fill);
     this.#fresh.set(name, this.#now() + upstream.maxAgeMs);
-    this.#writeBehind(name, pkg, manifest, cached !== null);
+    this.#writeBehind(name, pkg, manifest, cached !== null, fill);
     return { kind: 'cached' };
   }
 
-  #writeBehind(name: string, pkg: ParsedName, manifest: Manifest, replacing: boolean): void {
+  #writeBehind(name: string, pkg: ParsedName, manifest: Manifest, replacing: boolean, fill: { revision: string; stamp: string | null }): void {
     this.#deps
       .withLock(pkg.name, async () => {
         if (await this.#deps.isLocal(name)) return false; // published here meanwhile: local wins, nothing merged
         await this.#deps.cache.writePackument(pkg, manifest);
+        // still under the lock, right after the rename: the stamp of exactly this write (null if
+        // the store cannot vouch for it: the fill's revision then ends with the fill)
+        fill.stamp = this.#deps.cache.writtenStamp?.(pkg) ?? null;
         return true;
       })
       .then(
         (stored) => {
-          if (!stored) this.#fresh.delete(name);
-          else if (!replacing) this.#cachedPackages++;
+          if (!stored) {
+            this.#fresh.delete(name);
+            if (this.#fills.get(name) === fill) this.#fills.delete(name);
+          } else if (!replacing) this.#cachedPackages++;
           this.#status({});
         },
         (error: unknown) => {
           // not stored: the next request fetches it again; the client already had the upstream's copy
           this.#fresh.delete(name);
+          if (this.#fills.get(name) === fill) this.#fills.delete(name);
           this.#deps.log.error(`upstream: ${name}: the cached packument could not be written (${describe(error)}); not cached`);
         },
       )
@@ -407,16 +438,18 @@ export class UpstreamProxy {
         held = bytes;
         if (!diskOk) await new Promise((r) => writer.stream.once('drain', r).once('error', r));
       }
+      // verified against the bytes as they came from the upstream (the ones the client got and the
+      // temp file holds): the client gets its last chunk now, without waiting for the temp file's
+      // last writes; the locked commit (fsync, link, folder fsync) follows once they are done, and
+      // later clients of this tarball wait for it (the in-flight entry) and read the store
+      const digest: TarballDigest = { sha512: sha512.digest('hex'), sha1: sha1.digest('hex'), size };
+      verifyDist(`${label} from the upstream`, dist, digest);
+      answered = true;
+      if (!res.destroyed) res.end(held ?? undefined);
       await new Promise<void>((resolveEnd, rejectEnd) => {
         writer.stream.once('error', rejectEnd);
         writer.stream.end(() => resolveEnd());
       });
-      const digest: TarballDigest = { sha512: sha512.digest('hex'), sha1: sha1.digest('hex'), size };
-      verifyDist(`${label} from the upstream`, dist, digest);
-      // verified: the client gets its last chunk now; the locked commit (fsync, link, folder fsync)
-      // follows, and later clients of this tarball wait for it (the in-flight entry) and read the store
-      answered = true;
-      if (!res.destroyed) res.end(held ?? undefined);
       const committed = await this.#deps.withLock(pkg.name, async () => {
         if (await this.#deps.isLocal(pkg.name)) return false;
         try {
@@ -448,13 +481,41 @@ export class UpstreamProxy {
     }
   }
 
+  /** `cache` records of committed fills waiting for the running `registry.lockb` append (#flushRecords). */
+  #records: Array<{ record: IndexRecord; label: string }> = [];
+  #flushing = false;
+
+  /**
+   * After the commit, off the client's path (as before). Group commit: records of fills that
+   * commit while an append holds the `registry.lockb` lock go in together with the next one —
+   * one lock cycle (mkdir, owner file, unlink, rmdir) for all of them instead of one each. No
+   * record waits for a timer: an append starts as soon as none is running.
+   */
   #appendRecord(name: string, version: string, dist: Record<string, unknown> | undefined, url: string): void {
-    const report = (error: unknown): void => this.#deps.log.error(`registry.lockb: could not append the cache record of ${name}@${version}: ${(error as Error).message}`);
+    const label = `${name}@${version}`;
     try {
-      // the lockb sink appends under the registry.lockb lock (asynchronously): its failure is reported, never unhandled
-      Promise.resolve(this.#deps.sink.append([{ kind: 'cache', name, version, sha512: sha512HexOf(dist), time: this.#now(), detail: url }], {})).catch(report);
+      this.#records.push({ record: { kind: 'cache', name, version, sha512: sha512HexOf(dist), time: this.#now(), detail: url }, label });
     } catch (error) {
-      report(error);
+      this.#deps.log.error(`registry.lockb: could not append the cache record of ${label}: ${(error as Error).message}`);
+      return;
+    }
+    if (!this.#flushing) void this.#flushRecords();
+  }
+
+  async #flushRecords(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#records.length > 0) {
+        const batch = this.#records.splice(0);
+        try {
+          // the lockb sink appends under the registry.lockb lock: its failure is reported, never unhandled
+          await this.#deps.sink.append(batch.map((item) => item.record), {});
+        } catch (error) {
+          this.#deps.log.error(`registry.lockb: could not append the cache record of ${batch.map((item) => item.label).join(', ')}: ${(error as Error).message}`);
+        }
+      }
+    } finally {
+      this.#flushing = false;
     }
   }
 }

@@ -348,21 +348,24 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
       withOwners(res, name, next);
       return;
     }
+    // everything Verdaccio's rendering reads from the request: abbreviated or not, tarball URL base
+    const key = packumentCacheKey(name, req.headers.accept, req.protocol, req.headers.host, req.headers[host.forwardedProtoHeader]);
+    const hit = cache.get(key, revision);
+    onCacheLookup(hit !== undefined);
+    if (!hit) {
+      // a miss needs no access check of ours: Verdaccio renders it only for a caller its
+      // `packages:` rules let read it, and only that 200 is recorded (the first GET after a
+      // publish or a cold fill is a miss: this keeps the check off it)
+      record(req, res, key, name, revision);
+      withOwners(res, name, next);
+      return;
+    }
     host.allowed('access', name, req, (allowed) => {
       if (!allowed) {
         next(); // Verdaccio asks again and answers 401/403 itself
         return;
       }
-      // everything Verdaccio's rendering reads from the request: abbreviated or not, tarball URL base
-      const key = packumentCacheKey(name, req.headers.accept, req.protocol, req.headers.host, req.headers[host.forwardedProtoHeader]);
-      const hit = cache.get(key, revision);
-      onCacheLookup(hit !== undefined);
-      if (hit) {
-        replay(req, res, key, hit);
-        return;
-      }
-      record(req, res, key, name, revision);
-      withOwners(res, name, next);
+      replay(req, res, key, hit);
     });
   };
 

@@ -44,6 +44,14 @@ export interface FileSystemStoreOptions {
   onLockWait?: (key: string, waitedMs: number) => void;
   /** Keep tarballs up to this size in memory after the first read (0 disables). */
   tarballCacheBytes?: number;
+  /**
+   * Remember the bytes of every packument this store writes, so its stamp is reusable inside the
+   * racy window while the file still holds exactly them (holdsOwnWrite): the upstream cache, where
+   * a cold fill's answer is then recorded by the response cache at once. Off (default) for the
+   * local storage: there the first GET after a publish would pay for the byte proof and the record
+   * (the "first read after a publish" row), and a GET 100 ms later is a cache hit anyway.
+   */
+  recordOwnWrites?: boolean;
   /** packument texts kept in memory: at most this many (default PACKUMENT_CACHE_ENTRIES) … */
   packumentCacheEntries?: number;
   /** … and this many bytes (default PACKUMENT_CACHE_BYTES) */
@@ -221,6 +229,7 @@ export class FileSystemStore implements PackageStore {
   private readonly digests = entryBoundedCache<string, TarballDigest & { ino: bigint }>(DIGEST_CACHE_ENTRIES);
   /** small tarballs (≤ 1 MB each), bounded in bytes; null when tarballCacheBytes is 0 */
   private readonly tarballs: LRUCache<string, CachedTarball> | null;
+  private readonly recordOwnWrites: boolean;
   private readonly kept = new Map<string, KeptDocument>();
   /** Packuments this store wrote, for the stamps inside the racy window (holdsOwnWrite); oldest first. */
   private readonly written = new Map<string, WrittenFile>();
@@ -272,6 +281,7 @@ export class FileSystemStore implements PackageStore {
     });
     this.dbPath = existsSync(join(root, LEGACY_DB_FILE)) && !existsSync(join(root, DB_FILE)) ? join(root, LEGACY_DB_FILE) : join(root, DB_FILE);
     const tarballBytes = options.tarballCacheBytes ?? 64 * 1024 * 1024;
+    this.recordOwnWrites = options.recordOwnWrites ?? false;
     this.tarballs = tarballBytes > 0 ? new LRUCache<string, CachedTarball>({ maxSize: tarballBytes, sizeCalculation: (entry) => Math.max(1, entry.bytes.length) }) : null;
     this.packuments = new LRUCache<string, CachedText>({
       max: options.packumentCacheEntries ?? PACKUMENT_CACHE_ENTRIES,
@@ -622,7 +632,7 @@ export class FileSystemStore implements PackageStore {
     const info = await writeFileAtomic(path, bytes);
     this.forgetTurnStats();
     this.packuments.set(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, text });
-    this.recordWritten(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, bytes });
+    if (this.recordOwnWrites) this.recordWritten(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, bytes });
     if (options.keep) this.keep(path, { ino: info.ino, size: info.size, mtimeNs: info.mtimeNs, bytes, doc: manifest });
   }
 

@@ -327,7 +327,7 @@ export default class RegistryStoragePlugin extends StoragePluginAdapter {
     const explicitProblem = explicitUpstreamError(config, process.env, registryUrl);
     if (explicitProblem !== null) throw new Error(`registry-storage: ${explicitProblem}`);
     const cacheRoot = join(storageDir, UPSTREAM_CACHE_DIR);
-    const cache = new FileSystemStore(cacheRoot, { tarballCacheBytes: 16 * 1024 * 1024 });
+    const cache = new FileSystemStore(cacheRoot, { tarballCacheBytes: 16 * 1024 * 1024, recordOwnWrites: true });
     const swept = sweepTempFiles(cacheRoot);
     if (swept.length > 0) warn(logger, `removed ${swept.length} temp file(s) left by an interrupted upstream cache fill`);
     service.cache = cache;

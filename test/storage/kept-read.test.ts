@@ -153,12 +153,20 @@ test('inside the racy window the stamp of the store\'s own write is reusable, un
   // as above: only inside the racy window; a slow attempt is tried again with a fresh store
   let checked = false;
   for (let attempt = 0; attempt < 5 && !checked; attempt += 1) {
-    const store = new FileSystemStore(join(root, `s${++counter}`));
+    const store = new FileSystemStore(join(root, `s${++counter}`), { recordOwnWrites: true }); // as the upstream cache is made
     const pkg = parsePackageName('kept-pkg', 'read');
     await store.writePackument(pkg, manifest(['1.0.0', '1.0.1'])); // no keep: a cache fill's write
     const path = join(store.root, 'kept-pkg', 'package.json');
     const before = statSync(path, { bigint: true });
     const plain = `${before.ino}:${before.size}:${before.mtimeNs}`;
+    // the local storage (no recordOwnWrites) vouches for nothing inside the window
+    const local = new FileSystemStore(join(root, `s${++counter}`));
+    await local.writePackument(pkg, manifest(['1.0.0']));
+    const localInfo = statSync(join(local.root, 'kept-pkg', 'package.json'), { bigint: true });
+    if (Date.now() - Number(localInfo.mtimeNs / 1_000_000n) < RACY_WINDOW_MS - 20) {
+      assert.equal(local.writtenStamp(pkg), null, 'the local store keeps no record of its writes');
+      assert.match(local.packumentStamp(pkg) ?? '', /:racy-/, 'inside the window a local stamp never repeats');
+    }
     assert.equal(store.writtenStamp(pkg), plain, 'the store vouches for its own write');
     assert.equal(store.packumentStamp(pkg), plain, 'a reusable stamp inside the racy window');
     await nextTurn();

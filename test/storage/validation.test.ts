@@ -12,15 +12,33 @@ import { PackageIndex } from '../../plugins/registry-core/index';
 import { addUser, startRegistry, type RunningRegistry } from '../harness/registry';
 import { getBytes, getJson, makeTarball, publishBody, publishRaw, putPackage, sha1Hex, tarballUrl, useOurStorage } from './lib/packages';
 
-function tree(dir: string): Map<string, number> {
+/**
+ * Every file under dir with its mtime, not descending into the folders `skip` names: the lock
+ * folders (`.locks`) appear and vanish by design — a package lock is given back one event-loop turn
+ * after the answer — so a recursive listing that enters one can meet a folder already gone.
+ */
+function tree(dir: string, skip: (relativeDir: string) => boolean = (rel) => rel === '.locks' || rel.endsWith('/.locks')): Map<string, number> {
   const files = new Map<string, number>();
-  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const full = join(entry.parentPath, entry.name);
-    // a lock's owner file can go between the listing and the stat (released after the answer)
-    const info = statSync(full, { throwIfNoEntry: false });
-    if (info) files.set(relative(dir, full), info.mtimeMs);
-  }
+  const walk = (current: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(current, { withFileTypes: true });
+    } catch (error) {
+      if (current !== dir && (error as NodeJS.ErrnoException).code === 'ENOENT') return; // gone since its parent was listed
+      throw error;
+    }
+    for (const entry of entries) {
+      const full = join(current, entry.name);
+      if (entry.isDirectory()) {
+        if (!skip(relative(dir, full))) walk(full);
+        continue;
+      }
+      if (!entry.isFile()) continue;
+      const info = statSync(full, { throwIfNoEntry: false });
+      if (info) files.set(relative(dir, full), info.mtimeMs);
+    }
+  };
+  walk(dir);
   return files;
 }
 

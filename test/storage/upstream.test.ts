@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CACHE_HEADER, DEBUG_REQUEST_HEADER, PackageIndex } from '../../plugins/registry-core/index';
 import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
-import { makeTarball, publishRaw, sha512Base64 } from './lib/packages';
+import { makeTarball, publishRaw, sha512Base64, storedFiles } from './lib/packages';
 import { startRelay, type Relay } from './lib/relay';
 import type { PublishedKey } from '../../plugins/registry-core/index';
 import { UPSTREAM_CACHE_DIR } from '../../plugins/verdaccio-registry-storage/plugin';
@@ -113,7 +113,7 @@ async function packument(registry: RunningRegistry, name: string, headers: Recor
 function cacheFiles(registry: RunningRegistry): string[] {
   const root = join(registry.storageDir, CACHE_DIR);
   if (!existsSync(root)) return [];
-  return (readdirSync(root, { recursive: true }) as string[]).filter((path) => !path.startsWith('.locks')).sort();
+  return [...storedFiles(root).keys()].sort();
 }
 
 describe('issue 12: one upstream, proxied and cached', () => {

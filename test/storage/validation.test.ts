@@ -5,45 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PackageIndex } from '../../plugins/registry-core/index';
 import { addUser, startRegistry, type RunningRegistry } from '../harness/registry';
-import { getBytes, getJson, makeTarball, publishBody, publishRaw, putPackage, sha1Hex, tarballUrl, useOurStorage } from './lib/packages';
-
-/**
- * Every file under dir with its mtime, not descending into the folders `skip` names: the lock
- * folders (`.locks`) appear and vanish by design — a package lock is given back one event-loop turn
- * after the answer — so a recursive listing that enters one can meet a folder already gone.
- */
-function tree(dir: string, skip: (relativeDir: string) => boolean = (rel) => rel === '.locks' || rel.endsWith('/.locks')): Map<string, number> {
-  const files = new Map<string, number>();
-  const walk = (current: string): void => {
-    let entries;
-    try {
-      entries = readdirSync(current, { withFileTypes: true });
-    } catch (error) {
-      if (current !== dir && (error as NodeJS.ErrnoException).code === 'ENOENT') return; // gone since its parent was listed
-      throw error;
-    }
-    for (const entry of entries) {
-      const full = join(current, entry.name);
-      if (entry.isDirectory()) {
-        if (!skip(relative(dir, full))) walk(full);
-        continue;
-      }
-      if (!entry.isFile()) continue;
-      const info = statSync(full, { throwIfNoEntry: false });
-      if (info) files.set(relative(dir, full), info.mtimeMs);
-    }
-  };
-  walk(dir);
-  return files;
-}
+import { getBytes, getJson, makeTarball, publishBody, publishRaw, putPackage, sha1Hex, storedFiles, tarballUrl, useOurStorage } from './lib/packages';
 
 function storageFiles(registry: RunningRegistry): string[] {
-  return [...tree(registry.storageDir).keys()].filter((f) => !f.startsWith('.locks')).sort();
+  return [...storedFiles(registry.storageDir).keys()].sort();
 }
 
 function recordNames(registry: RunningRegistry): string[] {
@@ -113,7 +83,7 @@ describe('publish validation and path safety', () => {
   });
 
   test('path traversal in package names and tarball names: 4xx, no file outside storage, storage unchanged', async () => {
-    const outsideBefore = [...tree(dirname(registry.storageDir)).keys()].filter((f) => !f.startsWith('storage/')).sort();
+    const outsideBefore = [...storedFiles(dirname(registry.storageDir)).keys()].filter((f) => !f.startsWith('storage/')).sort();
     const storageBefore = storageFiles(registry);
     const recordsBefore = recordNames(registry);
     const attempts: Array<{ label: string; run: () => Promise<number> }> = [];
@@ -162,7 +132,7 @@ describe('publish validation and path safety', () => {
       const status = await attempt.run();
       assert.ok(status >= 400 && status < 500, `${attempt.label}: expected 4xx, got ${status}`);
     }
-    const outsideAfter = [...tree(dirname(registry.storageDir)).keys()].filter((f) => !f.startsWith('storage/')).sort();
+    const outsideAfter = [...storedFiles(dirname(registry.storageDir)).keys()].filter((f) => !f.startsWith('storage/')).sort();
     assert.deepEqual(outsideAfter, outsideBefore);
     assert.deepEqual(storageFiles(registry), storageBefore);
     assert.deepEqual(recordNames(registry), recordsBefore);

@@ -5,6 +5,8 @@
  * spawning a CLI per request.
  */
 import { createHash } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 function tarHeader(path: string, size: number): Buffer {
@@ -137,4 +139,35 @@ export function tarballUrl(registryUrl: string, name: string, version: string): 
 /** config.yaml already names our store; tests say so explicitly so they never run against stock storage. */
 export function useOurStorage(config: Record<string, unknown>): void {
   config.store = { 'registry-storage': {} };
+}
+
+/**
+ * Every file under dir (relative path → mtime) of a running registry's folder, not descending into
+ * the lock folders (`.locks`): they appear and vanish by design — a package lock is given back one
+ * event-loop turn after the answer — so a recursive listing that enters one can meet a folder
+ * already gone. A subfolder removed between its parent's listing and its own is simply gone.
+ */
+export function storedFiles(dir: string): Map<string, number> {
+  const files = new Map<string, number>();
+  const walk = (current: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(current, { withFileTypes: true });
+    } catch (error) {
+      if (current !== dir && (error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    for (const entry of entries) {
+      const full = join(current, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== '.locks') walk(full);
+        continue;
+      }
+      if (!entry.isFile()) continue;
+      const info = statSync(full, { throwIfNoEntry: false }); // a file can go between the listing and the stat
+      if (info) files.set(relative(dir, full), info.mtimeMs);
+    }
+  };
+  walk(dir);
+  return files;
 }

@@ -106,6 +106,51 @@ const WRITTEN_MAX_BYTES = 32 * 1024 * 1024;
 /** Kept documents: the packages being published right now; bounded so a bulk import does not hold every packument. */
 const KEPT_MAX_ENTRIES = 16;
 const KEPT_MAX_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Entries that hold file bytes, bounded in count and in bytes, oldest first out (a read does not
+ * make an entry younger: these are the last few writes, not a read cache). An entry larger than the
+ * byte budget is not kept at all.
+ */
+class BytesBoundedMap<V extends { bytes: Buffer }> {
+  readonly #entries = new Map<string, V>();
+  #bytes = 0;
+  readonly #maxEntries: number;
+  readonly #maxBytes: number;
+
+  constructor(maxEntries: number, maxBytes: number) {
+    this.#maxEntries = maxEntries;
+    this.#maxBytes = maxBytes;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(key: string): V | undefined {
+    return this.#entries.get(key);
+  }
+
+  delete(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
+    this.#entries.delete(key);
+    this.#bytes -= entry.bytes.length;
+  }
+
+  /** Replaces key's entry (dropped first, also when the new one is too large to keep). */
+  set(key: string, entry: V): void {
+    this.delete(key);
+    if (entry.bytes.length > this.#maxBytes) return;
+    for (const [oldest, value] of this.#entries) {
+      if (this.#entries.size < this.#maxEntries && this.#bytes + entry.bytes.length <= this.#maxBytes) break;
+      this.#entries.delete(oldest);
+      this.#bytes -= value.bytes.length;
+    }
+    this.#entries.set(key, entry);
+    this.#bytes += entry.bytes.length;
+  }
+}
 /** validKept compares a racy file through one reused buffer up to this size (larger: a fresh read). */
 const PROOF_BUFFER_MAX_BYTES = 1024 * 1024;
 
@@ -230,13 +275,11 @@ export class FileSystemStore implements PackageStore {
   /** small tarballs (≤ 1 MB each), bounded in bytes; null when tarballCacheBytes is 0 */
   private readonly tarballs: LRUCache<string, CachedTarball> | null;
   private readonly recordOwnWrites: boolean;
-  private readonly kept = new Map<string, KeptDocument>();
+  private readonly kept = new BytesBoundedMap<KeptDocument>(KEPT_MAX_ENTRIES, KEPT_MAX_BYTES);
   /** Packuments this store wrote, for the stamps inside the racy window (holdsOwnWrite); oldest first. */
-  private readonly written = new Map<string, WrittenFile>();
-  private writtenBytes = 0;
+  private readonly written = new BytesBoundedMap<WrittenFile>(WRITTEN_MAX_ENTRIES, WRITTEN_MAX_BYTES);
   /** Kept documents handed out by readPackumentForUpdate and not yet written or given back. */
   private readonly checkedOut = new Map<string, KeptDocument>();
-  private keptBytes = 0;
   private dbCache: { key: string; db: StorageDb } | null = null;
   /** updateDb changes waiting for the next rewrite of `.verdaccio-db.json` (group commit). */
   private dbWaiting: DbChange[] = [];
@@ -479,22 +522,12 @@ export class FileSystemStore implements PackageStore {
 
   private dropWritten(path: string): void {
     this.turnWritten.delete(path);
-    const own = this.written.get(path);
-    if (own === undefined) return;
     this.written.delete(path);
-    this.writtenBytes -= own.bytes.length;
   }
 
   private recordWritten(path: string, own: WrittenFile): void {
-    this.dropWritten(path);
-    if (own.bytes.length > WRITTEN_MAX_BYTES) return;
-    for (const [key, value] of this.written) {
-      if (this.written.size < WRITTEN_MAX_ENTRIES && this.writtenBytes + own.bytes.length <= WRITTEN_MAX_BYTES) break;
-      this.written.delete(key);
-      this.writtenBytes -= value.bytes.length;
-    }
+    this.turnWritten.delete(path);
     this.written.set(path, own);
-    this.writtenBytes += own.bytes.length;
   }
 
   /** validKept for the reads (never for an update: that one proves it again), shared by the reads of one turn (turnKept). */
@@ -535,22 +568,12 @@ export class FileSystemStore implements PackageStore {
 
   private dropKept(path: string): void {
     this.turnKept.delete(path);
-    const entry = this.kept.get(path);
-    if (!entry) return;
     this.kept.delete(path);
-    this.keptBytes -= entry.bytes.length;
   }
 
   private keep(path: string, entry: KeptDocument): void {
-    this.dropKept(path);
-    if (entry.bytes.length > KEPT_MAX_BYTES) return;
-    for (const [key, value] of this.kept) {
-      if (this.kept.size < KEPT_MAX_ENTRIES && this.keptBytes + entry.bytes.length <= KEPT_MAX_BYTES) break;
-      this.kept.delete(key);
-      this.keptBytes -= value.bytes.length;
-    }
+    this.turnKept.delete(path);
     this.kept.set(path, entry);
-    this.keptBytes += entry.bytes.length;
   }
 
   async readPackumentForUpdate(pkg: ParsedName): Promise<Manifest | null> {

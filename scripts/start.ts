@@ -13,11 +13,13 @@
  * unchanged and start-up costs one Node boot, not two.
  */
 import './lib/compile-cache';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { armSelfPublishOnStart } from './lib/self-publish-on-start';
 import { readVerdaccioConfig } from './lib/verdaccio-config';
-import { RegistryCoreError, bootRegistry, describeStartupError, registryLayoutOf } from '../plugins/registry-core/index';
+import { LISTEN_START_CHANNEL, RegistryCoreError, bootRegistry, describeStartupError, registryLayoutOf } from '../plugins/registry-core/index';
 import { databaseSettingsOf } from '../plugins/registry-core/database/settings';
 
 function fail(message: string): never {
@@ -38,6 +40,40 @@ function splitConfigArgument(args: string[]): { configPath: string; verdaccioArg
   return { configPath, verdaccioArgs: ['-c', configPath, ...args] };
 }
 
+/** How long a stop signal waits for in-flight requests (a slow download) before the process exits anyway. */
+const STOP_GRACE_MS = 10_000;
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * A stop signal (Ctrl-C, `kill`, a service manager's SIGTERM) ends the process through
+ * `process.exit`, not by the signal's default: only then do the exit-time checkpoints run
+ * (`audit.log.checkpoint`, `.registry-verified`), so the next start verifies what changed since
+ * instead of everything (docs/operations.md, "Stopping"). Verdaccio closes its server gracefully
+ * when VERDACCIO_HANDLE_KILL_SIGNALS is `true` (in-flight requests finish, idle keep-alive
+ * connections close, the dashboard ends its WebSockets), then exits 0; an operator who sets it to
+ * anything else keeps the signals' defaults. Bounded: a signal before the server listens, a second
+ * signal, or STOP_GRACE_MS without the close finishing exits at once — through 'exit' as well,
+ * which is safe at any moment: the checkpoints only read and record what matches, every write is
+ * atomic and a lock left behind is taken over from its dead owner.
+ */
+function armGracefulStop(env: NodeJS.ProcessEnv): void {
+  env.VERDACCIO_HANDLE_KILL_SIGNALS ??= 'true';
+  if (env.VERDACCIO_HANDLE_KILL_SIGNALS !== 'true') return;
+  // Verdaccio installs its own handlers right after it calls listen(); before that nobody closes anything
+  let serving = false;
+  diagnosticsChannel.subscribe(LISTEN_START_CHANNEL, () => (serving = true));
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (!serving || stopping) process.exit(128 + constants.signals[signal]);
+    stopping = true;
+    setTimeout(() => {
+      process.stderr.write(`registry: still closing ${STOP_GRACE_MS / 1000} s after ${signal}; exiting now\n`);
+      process.exit(0);
+    }, STOP_GRACE_MS).unref();
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+}
+
 function main(): void {
   const { configPath, verdaccioArgs } = splitConfigArgument(process.argv.slice(2));
   if (!existsSync(configPath)) fail(`no config file at ${configPath}`);
@@ -51,6 +87,7 @@ function main(): void {
   // files or PostgreSQL (docs/database.md): a malformed choice stops here, before anything listens
   databaseSettingsOf(verdaccioConfig.mapping, process.env);
   armSelfPublishOnStart(configPath);
+  armGracefulStop(process.env);
 
   const verdaccioBin = join(dirname(require.resolve('verdaccio/package.json')), 'bin', 'verdaccio');
   process.argv = [process.execPath, verdaccioBin, ...verdaccioArgs];

@@ -15,6 +15,7 @@ import { currentRequestActor, fileSystemFailure } from '../registry-core/index';
 import { StorageError } from './errors';
 import { type Actor, type Maintainer, actorOf } from './owners';
 import type { PackageService } from './package-service';
+import { releaseAttachment } from './publish-intent';
 import type { Manifest, TarballWriter } from './store';
 import type { TokenLedger } from './tokens';
 import type { StorePort, UpstreamPort } from './store-port';
@@ -180,6 +181,8 @@ export class PackageHandler implements ILocalPackageManager {
     writer.stream.on('error', fail);
     upload.pipe(writer.stream);
     upload.done = () => {
+      // Verdaccio calls done() right after it wrote the decoded tarball: the body's base64 copy is dead weight from here
+      releaseAttachment(this.name, fileName);
       const commit = (): void => {
         if (settled) return;
         writer.commit().then(

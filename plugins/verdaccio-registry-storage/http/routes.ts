@@ -12,7 +12,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { type StorageHttpHost, verdaccioAcceptsPackageName } from '../verdaccio-adapter';
 import { type Maintainer, ownershipProblem, parseOwnersBody } from '../owners';
-import { announceUpload, attachIntent, endUpload } from '../publish-intent';
+import { announceUpload, attachIntent, endUpload, runInPublish } from '../publish-intent';
 import { bareNameOf, checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
 import { cachedVariantFor, COMPRESSION_THRESHOLD, type ResponseCache } from './response-cache';
 import type { RegistryEventBus } from '../../registry-core/index';
@@ -91,8 +91,12 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
     if (!res.headersSent) res.status(status).json({ error: message });
   };
 
-  /** The publish intent (publish-intent.ts) and `_npmUser` from the authenticated user, never from the body. */
-  const stampPublish = (req: Request, res: Response): void => {
+  /**
+   * The publish intent (publish-intent.ts) and `_npmUser` from the authenticated user, never from
+   * the body; then Verdaccio's flow (`proceed`) inside runInPublish, so the store can drop the
+   * attachment's base64 string once it is decoded (releaseAttachment).
+   */
+  const stampPublish = (req: Request, res: Response, proceed: () => void): void => {
     const body = req.body as Record<string, unknown>;
     const versions = body.versions as Record<string, Record<string, unknown>>;
     const [version] = Object.keys(versions);
@@ -115,6 +119,10 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
       }
       host.publishFailed(name, file).catch((error: unknown) => warn(`cleanup after a refused publish of ${name}: ${(error as Error).message}`));
     });
+    // the guard checked there is exactly one attachment, an object (checkPublish)
+    const attachments = body._attachments as Record<string, Record<string, unknown>>;
+    const [key] = Object.keys(attachments);
+    runInPublish(name, file, attachments[key], proceed);
   };
 
   const changeOwners = (req: Request, res: Response, name: string): void => {
@@ -169,8 +177,8 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
         return;
       }
       withOwnership(req, res, name, tagWrite ? 'move the dist-tags of' : WHAT[kind], () => {
-        if (kind === 'publish') stampPublish(req, res);
-        next();
+        if (kind === 'publish') stampPublish(req, res, next);
+        else next();
       });
     };
     // without a remote_user (Verdaccio's router would authenticate later) the body is checked regardless

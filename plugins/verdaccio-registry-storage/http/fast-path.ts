@@ -234,6 +234,17 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
     });
   };
 
+  /** The 200 header list of held tarball bytes, made once per held buffer (as headersOf for packuments). */
+  const tarballHeads = new WeakMap<Buffer, string[]>();
+  const tarballHeadersOf = (bytes: Buffer): string[] => {
+    let list = tarballHeads.get(bytes);
+    if (list === undefined) {
+      list = [...common, 'Content-Type', TARBALL_TYPE, 'Content-Length', String(bytes.length)];
+      tarballHeads.set(bytes, list);
+    }
+    return list;
+  };
+
   const tarball = (req: IncomingMessage, res: ServerResponse, next: () => void, name: string, fileName: string): void => {
     const read = deps.tarballBytes;
     const stamp = read === null ? null : revisionOf(name);
@@ -242,7 +253,7 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       return;
     }
     const send = (bytes: Buffer): void => {
-      res.writeHead(200, [...common, 'Content-Type', TARBALL_TYPE, 'Content-Length', String(bytes.length)]);
+      res.writeHead(200, tarballHeadersOf(bytes));
       if (req.method === 'HEAD') res.end();
       else res.end(bytes);
     };

@@ -101,6 +101,9 @@ const LOGOUT_TOKEN_PATH = /\/-\/user\/token\/([^/?#]+)/i;
  * routing matches as before); null when the URL carries none (or it is redacted already).
  */
 export function splitLogoutToken(url: string): { token: string; redacted: string } | null {
+  // every match holds `/-/` literally (no letters, so case does not matter): the regex is run only
+  // for those URLs — this rule runs on every request (auth's request-start subscriber)
+  if (!url.includes('/-/')) return null;
   const match = LOGOUT_TOKEN_PATH.exec(url);
   if (!match || match[1] === REDACTED) return null;
   const end = match.index + match[0].length;

@@ -7,7 +7,6 @@
  * server Verdaccio built around this app only), so every answer counts — also those the auth
  * plugin or storage-http give before Verdaccio's routers run.
  */
-import { entryBoundedCache } from '../registry-core/bounded-cache';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Application, Request, Response } from 'express';
@@ -46,6 +45,18 @@ function sendJson(res: Response, status: number, body: unknown): void {
 
 /** Request targets (and their series) whose route label is remembered; least recently used out first. */
 const ROUTE_MEMO_ENTRIES = 4096;
+
+/** The two series a request updates. */
+interface Series {
+  count: BoundCounter;
+  duration: BoundHistogram;
+}
+
+/** A request target's route label and its series by (method, status). */
+interface Target {
+  route: string;
+  series: Map<string, Series>;
+}
 
 export default class RegistryOps {
   readonly options: OpsOptions;
@@ -141,33 +152,42 @@ export default class RegistryOps {
     const { request, response, server } = message as { request: IncomingMessage; response: ServerResponse; server: Server };
     if (!this.#isOurServer(server)) return;
     const started = process.hrtime.bigint();
-    response.once('finish', () => this.#observe(request, response, started));
+    // `on`, not `once`: a response finishes once, and once's wrapper and its removal were ≈ 1 µs per request (issue 17)
+    response.on('finish', () => this.#observe(request, response, started));
   };
 
-  /** Route labels by request target, and the series of each (method, route, status): resolved once, not per request. */
-  readonly #routes = entryBoundedCache<string, string>(ROUTE_MEMO_ENTRIES);
-  readonly #series = entryBoundedCache<string, { count: BoundCounter; duration: BoundHistogram }>(ROUTE_MEMO_ENTRIES);
+  /**
+   * Per request target (bounded in entries and in target length; rebuilt when full): its route
+   * label and the series of each (method, status) seen with it — resolved once, not per request.
+   * Plain maps: the per-request lookups were lru-cache gets (recency bookkeeping, ≈ 1 µs for the
+   * two; issue 17), and nothing here needs least-recently-used order.
+   */
+  readonly #targets = new Map<string, Target>();
 
-  #routeOf(url: string): string {
-    let route = this.#routes.get(url);
-    if (route === undefined) {
-      route = routeLabel(url);
-      if (url.length > 512) return route; // bounded in bytes too: long targets are labelled each time
-      this.#routes.set(url, route);
+  #targetOf(url: string): Target {
+    let target = this.#targets.get(url);
+    if (target === undefined) {
+      target = { route: routeLabel(url), series: new Map() };
+      if (url.length > 512) return target; // long targets are labelled each time
+      if (this.#targets.size >= ROUTE_MEMO_ENTRIES) this.#targets.clear();
+      this.#targets.set(url, target);
     }
-    return route;
+    return target;
   }
 
-  #seriesOf(method: string, route: string, status: string): { count: BoundCounter; duration: BoundHistogram } {
-    const key = `${method} ${route} ${status}`;
-    let series = this.#series.get(key);
+  #seriesOf(target: Target, rawMethod: string | undefined, statusCode: number): Series {
+    // the raw method: Node's parser admits only its known methods, so the key set stays small
+    const key = `${rawMethod ?? ''} ${statusCode}`;
+    let series = target.series.get(key);
     if (series === undefined) {
+      const method = methodLabel(rawMethod);
+      const route = target.route;
       series = {
-        count: this.#metrics.counter('registry_http_requests_total', { method, route, status }),
+        count: this.#metrics.counter('registry_http_requests_total', { method, route, status: String(statusCode) }),
         duration: this.#metrics.histogram('registry_http_request_duration_seconds', { method, route }),
       };
       // the label values are bounded (methods, ROUTE_LABELS, statuses); the metric caps its series itself
-      this.#series.set(key, series);
+      target.series.set(key, series);
     }
     return series;
   }
@@ -175,15 +195,16 @@ export default class RegistryOps {
   #observe(request: IncomingMessage, response: ServerResponse, started: bigint): void {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const url = originalUrlOf(request);
-    const method = methodLabel(request.method);
-    const route = this.#routeOf(url);
-    const status = String(response.statusCode);
-    const series = this.#seriesOf(method, route, status);
+    const target = this.#targetOf(url);
+    const series = this.#seriesOf(target, request.method, response.statusCode);
     series.count.inc();
     series.duration.observe(seconds);
     if (debugEnabled(this.lockbPath)) {
       process.stdout.write(
-        formatDebugLine('http', `${request.method ?? '?'} ${redactUrl(url)} ${status} ${(seconds * 1000).toFixed(1)} ms`, { user: remoteUserOf(request).name ?? '-', route }),
+        formatDebugLine('http', `${request.method ?? '?'} ${redactUrl(url)} ${response.statusCode} ${(seconds * 1000).toFixed(1)} ms`, {
+          user: remoteUserOf(request).name ?? '-',
+          route: target.route,
+        }),
       );
     }
   }

@@ -11,7 +11,7 @@
 import { type ManifestSnapshot, diffSnapshots, isEmpty, recordsFor, snapshotOf, withDistTagsOf } from './changes';
 import { StorageError } from './errors';
 import { verifyDist } from './integrity';
-import { type ParsedName, isValidVersion, parsePackageName, parseTarballName, tarballFileOf, tarballNameFor } from './names';
+import { type ParsedName, isValidVersion, parsePackageName, parseReadName, parseTarballName, tarballFileOf, tarballNameFor } from './names';
 import { type Actor, type Maintainer, maintainersOf, ownershipProblem } from './owners';
 import { endUpload, forgetUpload, isAnnouncedUpload, noteCommittedUpload, takeIntent, uploadsInFlight } from './publish-intent';
 import type { VersionSigner } from './signatures';
@@ -206,7 +206,7 @@ export class PackageService {
   /** Names that cannot exist in this storage read as "not found" (Verdaccio turns other read errors into 500). */
   private forRead(name: string): ParsedName {
     try {
-      return parsePackageName(name, 'read');
+      return parseReadName(name);
     } catch {
       throw notFound(`package ${JSON.stringify(name)}`);
     }
@@ -243,7 +243,7 @@ export class PackageService {
   /** Changes whenever the packument of name changes; null for no (or an impossible) package. */
   packumentStamp(name: string): string | null {
     try {
-      const pkg = parsePackageName(name, 'read');
+      const pkg = parseReadName(name);
       const local = this.store.packumentStamp(pkg);
       if (local !== null || this.cache === null || !this.cacheServes(pkg.name)) return local;
       // a first publish in flight, or an upstream copy not yet on disk: nothing to replay (a racy stamp never repeats)

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -195,6 +196,60 @@ describe('ops: DEBUG, metrics, ready', () => {
     const findings = `${checked.stdout}${checked.stderr}`.split('\n').filter((line) => line.trim() !== '');
     const ours = findings.filter((line) => !/^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(line));
     assert.deepEqual(ours, [], `promtool findings: ${findings.join('\n')}`);
+  });
+
+  test('15.4 cache hits answered in front of express: counted per method and status, DEBUG lines name the user (anonymous and token)', async () => {
+    const pkg = writePackage(client.dir, { name: '@acme/fast-lines', version: '1.0.0' });
+    const published = await client.npm(['publish'], { cwd: pkg });
+    assert.equal(published.code, 0, published.stderr);
+    const path = '/@acme%2ffast-lines';
+    // node:http, not fetch: exactly these request headers (fetch adds its own Accept-Encoding, and conditional handling)
+    const get = (init: { method?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; headers: { get(name: string): string | null } }> =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest(`${registry.url}${path}`, { method: init.method ?? 'GET', headers: { [DEBUG_REQUEST_HEADER]: 'cache', ...init.headers } }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            const header = (name: string): string | null => {
+              const value = res.headers[name.toLowerCase()];
+              return value === undefined ? null : String(value);
+            };
+            resolve({ status: res.statusCode ?? 0, headers: { get: header } });
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    // past the racy window, until the cache answers
+    let warm = await get();
+    for (let i = 0; i < 60 && warm.headers.get(CACHE_HEADER) !== 'hit'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      warm = await get();
+    }
+    assert.equal(warm.headers.get(CACHE_HEADER), 'hit', 'the packument never came from the cache');
+    const etag = warm.headers.get('etag') ?? '';
+    const before = (await families(registry)).get('registry_http_requests_total');
+    const count = (family: ParsedFamily | undefined, method: string, status: string): number => sum(family, { method, route: '/:package', status });
+    assert.equal(await toggleDebug(registry, admin), true);
+    try {
+      const answers = [
+        await get(),
+        await get({ headers: { authorization: `Bearer ${admin}` } }),
+        await get({ method: 'HEAD' }),
+        await get({ headers: { 'if-none-match': etag } }),
+      ];
+      assert.deepEqual(answers.map((answer) => answer.status), [200, 200, 200, 304]);
+      for (const answer of answers) assert.equal(answer.headers.get(CACHE_HEADER), 'hit', 'answered by the fast path');
+      await waitForLog(registry, /registry debug http: GET \/@acme%2ffast-lines 200 [\d.]+ ms user=- route=\/:package/, 'anonymous hit line');
+      await waitForLog(registry, /registry debug http: GET \/@acme%2ffast-lines 200 [\d.]+ ms user=alice route=\/:package/, 'token hit line');
+      await waitForLog(registry, /registry debug http: HEAD \/@acme%2ffast-lines 200 [\d.]+ ms user=- route=\/:package/, 'HEAD hit line');
+      await waitForLog(registry, /registry debug http: GET \/@acme%2ffast-lines 304 [\d.]+ ms user=- route=\/:package/, '304 line');
+    } finally {
+      assert.equal(await toggleDebug(registry, admin), false);
+    }
+    const after = (await families(registry)).get('registry_http_requests_total');
+    assert.equal(count(after, 'GET', '200'), count(before, 'GET', '200') + 2);
+    assert.equal(count(after, 'HEAD', '200'), count(before, 'HEAD', '200') + 1);
+    assert.equal(count(after, 'GET', '304'), count(before, 'GET', '304') + 1);
   });
 
   test('15.4 /-/metrics is loopback-only by default: a proxied request is refused with a JSON error', async () => {

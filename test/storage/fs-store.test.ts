@@ -266,3 +266,28 @@ test('ensureDir says "made it" only when its own mkdir made the folder itself (t
   assert.ok(existsSync(join(base, '@scope', 'pkg')));
   // the refusal of a tarball already there is pinned by 'tarball: an existing file is refused before the body is read'
 });
+
+test('peekTarball: held bytes proven once per event-loop turn; another process\'s same-size rewrite is seen from the next turn, never served after it', async () => {
+  const store = freshStore();
+  const pkg = parsePackageName('held');
+  const dir = join(store.root, 'held');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'held-1.0.0.tgz');
+  const past = new Date(Date.now() - 60_000);
+  writeFileSync(file, 'aaaa');
+  utimesSync(file, past, past); // settled: outside the racy window, so the bytes may be held
+  const first = await store.readTarball(pkg, 'held-1.0.0.tgz');
+  assert.ok(first && 'bytes' in first);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(store.peekTarball(pkg, 'held-1.0.0.tgz')?.toString(), 'aaaa');
+  assert.equal(store.peekTarball(pkg, 'held-1.0.0.tgz')?.toString(), 'aaaa', 'the same turn: the same proven answer');
+  // rewritten in place by another process: same size, an mtime as old (only the stat identity differs)
+  writeFileSync(file, 'bbbb');
+  const older = new Date(Date.now() - 120_000);
+  utimesSync(file, older, older);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(store.peekTarball(pkg, 'held-1.0.0.tgz'), undefined, 'the next turn stats again and the held bytes no longer match');
+  const again = await store.readTarball(pkg, 'held-1.0.0.tgz');
+  assert.ok(again && 'bytes' in again);
+  assert.equal(again.bytes.toString(), 'bbbb');
+});

@@ -720,8 +720,8 @@ const ABBREVIATED_MEDIA = 'application/vnd.npm.install-v1+json';
  * `getPublicUrl` once per version — a `new URL`, validator's `isURL` and a thrown `TypeError`
  * each time: the largest single cost of a first read): the base URL is a pure function of
  * (url_prefix, Host, the forwarded-proto header, the protocol, VERDACCIO_PUBLIC_URL), so it is
- * asked once per render, and each stored tarball URL's file name (`extractTarballFromUrl`, a
- * `new URL` per version) is remembered. The objects are built with the same spreads in the same
+ * asked once per such combination, and each stored tarball URL's file name
+ * (`extractTarballFromUrl`, a `new URL` per version) is remembered. The objects are built with the same spreads in the same
  * order, so `JSON.stringify` sees the same keys. Any error — the package missing, an unreadable
  * packument, a tarball URL `new URL` refuses — is `null`: the caller lets the full path answer.
  * Used only where the packument cache may be (no filters, no proxied uplinks: cacheBlockers).
@@ -732,6 +732,7 @@ export function adaptPackumentRender(storage: unknown, config: unknown): Packume
   const urlPrefix: string = typeof (config as any)?.url_prefix === 'string' ? (config as any).url_prefix : '';
   const fullType = setCharset(verdaccioCore.HEADERS.JSON);
   const abbreviatedType = setCharset(ABBREVIATED_MEDIA);
+  // extractTarballFromUrl (a `new URL` each) per stored tarball URL: a version's URL never changes
   const fileNames = new Map<string, string>();
   const fileNameOf = (uri: string): string => {
     let file = fileNames.get(uri);
@@ -742,19 +743,33 @@ export function adaptPackumentRender(storage: unknown, config: unknown): Packume
     }
     return file;
   };
+  // getPublicUrl's answer per (protocol, Host, forwarded-proto value): the same inputs the response
+  // cache key holds, read with the header name and VERDACCIO_PUBLIC_URL of the start (as that key and
+  // hostHeaderUsable are); its throws are never remembered. Bounded like hostHeaderUsable's verdicts.
+  const forwardedHeader = (process.env.VERDACCIO_FORWARDED_PROTO?.toLocaleLowerCase() ?? verdaccioCore.HEADERS.FORWARDED_PROTO.toLowerCase()) as string;
+  const bases = new Map<string, string>();
+  const publicBase = (request: PackumentRenderRequest): string => {
+    const forwarded = request.headers[forwardedHeader];
+    const key = `${request.protocol}\u0000${request.headers.host ?? ''}\u0000${Array.isArray(forwarded) ? '\u0001' : (forwarded ?? '')}`;
+    let base = bases.get(key);
+    if (base === undefined) {
+      // host: unused by getPublicUrl (it reads headers.host); the route passes req.hostname
+      base = verdaccioUrl.getPublicUrl(urlPrefix, { protocol: request.protocol, headers: request.headers as Record<string, string>, host: request.headers.host ?? '', remoteAddress: request.remoteAddress });
+      if (bases.size < 256) bases.set(key, base);
+    }
+    return base;
+  };
   const localUrls = (pkg: any, request: PackumentRenderRequest): any => {
     // @verdaccio/tarball convertDistRemoteToLocalTarballUrls + convertDistVersionToLocalTarballsUrl + getLocalRegistryTarballUri
     const { name, versions } = pkg;
     const converted = { ...pkg };
-    // host: unused by getPublicUrl (it reads headers.host); the route passes req.hostname
-    const requestOptions = { protocol: request.protocol, headers: request.headers as Record<string, string>, host: request.headers.host ?? '', remoteAddress: request.remoteAddress };
     let base: string | undefined;
     for (const ver in pkg.versions) {
       if (!Object.prototype.hasOwnProperty.call(pkg.versions, ver)) continue;
       const version = versions[ver];
       const dist = version.dist;
       if (dist && dist.tarball) {
-        const tarball = request.headers.host ? `${(base ??= verdaccioUrl.getPublicUrl(urlPrefix, requestOptions))}${name}/-/${fileNameOf(dist.tarball)}` : dist.tarball;
+        const tarball = request.headers.host ? `${(base ??= publicBase(request))}${name}/-/${fileNameOf(dist.tarball)}` : dist.tarball;
         versions[ver] = { ...version, dist: { ...dist, tarball } };
       }
     }

@@ -6,6 +6,7 @@
  * Error contract Verdaccio relies on (src/lib/local-storage.ts): "not found" = code 404/ENOENT,
  * "exists" = code 409/EEXISTS; anything else with an HTTP `status` reaches the client as is.
  */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { authAllows, isRecord, rawRemoteUserOf, verdaccioAcceptsHost } from '../verdaccio-boundary/index';
 import { verdaccioConfig, verdaccioCore, verdaccioUrl } from '../verdaccio-boundary/verdaccio-modules';
@@ -686,3 +687,143 @@ export function adaptFastPathHost(app: unknown, auth: unknown, config: unknown, 
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
+
+// ---- the fast path's render of a packument miss (http/fast-path.ts, issue 17) --------------------
+/* eslint-disable @typescript-eslint/no-explicit-any -- Verdaccio internals */
+
+/** What Verdaccio's packument route and final() read of the request (src/api/endpoint/api/package.ts). */
+export interface PackumentRenderRequest {
+  readonly accept: string | undefined;
+  /** req.protocol as express computes it (FastPathHost.protocolOf) */
+  readonly protocol: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly remoteAddress: string | undefined;
+  /** handed to Verdaccio's storage.getPackage as its `req` (read only for uplinks, which a cached configuration has none of) */
+  readonly req: IncomingMessage;
+}
+
+/** Verdaccio's 200 for `GET /<name>`, before our `maintainers` are put back (routes.ts withMaintainers). */
+export interface RenderedByVerdaccio {
+  /** final()'s `JSON.stringify(body, undefined, '  ') + '\n'` */
+  readonly text: string;
+  /** what express's res.send leaves in Content-Type (charset added) */
+  readonly contentType: string;
+  /** final()'s quoted MD5 of `text` */
+  readonly etag: string;
+  /** the full document (application/json), where routes.ts puts the maintainers back; false: abbreviated */
+  readonly full: boolean;
+}
+
+export type PackumentRender = (name: string, request: PackumentRenderRequest, done: (rendered: RenderedByVerdaccio | null) => void) => void;
+
+const ABBREVIATED_MEDIA = 'application/vnd.npm.install-v1+json';
+
+/**
+ * Verdaccio 6.10.4's packument route for `GET /:package` (no version) and final(), without its
+ * app stack: its own `storage.getPackage` (the local read, uplink sync, filters, dist-tag
+ * normalisation, `_attachments` emptied, the abbreviated form), then
+ * `convertDistRemoteToLocalTarballUrls` and final()'s text and ETag. Only the URL rewrite is
+ * spelled out here (@verdaccio/tarball is not a dependency of ours, and its loop asks
+ * `getPublicUrl` once per version — a `new URL`, validator's `isURL` and a thrown `TypeError`
+ * each time: the largest single cost of a first read): the base URL is a pure function of
+ * (url_prefix, Host, the forwarded-proto header, the protocol, VERDACCIO_PUBLIC_URL), so it is
+ * asked once per such combination, and each stored tarball URL's file name
+ * (`extractTarballFromUrl`, a `new URL` per version) is remembered. The objects are built with the same spreads in the same
+ * order, so `JSON.stringify` sees the same keys. Any error — the package missing, an unreadable
+ * packument, a tarball URL `new URL` refuses — is `null`: the caller lets the full path answer.
+ * Used only where the packument cache may be (no filters, no proxied uplinks: cacheBlockers).
+ */
+export function adaptPackumentRender(storage: unknown, config: unknown): PackumentRender | null {
+  const s = storage as any;
+  if (typeof s?.getPackage !== 'function') return null;
+  const urlPrefix: string = typeof (config as any)?.url_prefix === 'string' ? (config as any).url_prefix : '';
+  const fullType = setCharset(verdaccioCore.HEADERS.JSON);
+  const abbreviatedType = setCharset(ABBREVIATED_MEDIA);
+  // extractTarballFromUrl (a `new URL` each) per stored tarball URL: a version's URL never changes
+  const fileNames = new Map<string, string>();
+  const fileNameOf = (uri: string): string => {
+    let file = fileNames.get(uri);
+    if (file === undefined) {
+      file = verdaccioCore.tarballUtils.extractTarballFromUrl(uri);
+      if (fileNames.size >= 50_000) fileNames.clear();
+      fileNames.set(uri, file);
+    }
+    return file;
+  };
+  // getPublicUrl's answer per (protocol, Host, forwarded-proto value): the same inputs the response
+  // cache key holds, read with the header name and VERDACCIO_PUBLIC_URL of the start (as that key and
+  // hostHeaderUsable are); its throws are never remembered. Bounded like hostHeaderUsable's verdicts.
+  const forwardedHeader = (process.env.VERDACCIO_FORWARDED_PROTO?.toLocaleLowerCase() ?? verdaccioCore.HEADERS.FORWARDED_PROTO.toLowerCase()) as string;
+  const bases = new Map<string, string>();
+  const publicBase = (request: PackumentRenderRequest): string => {
+    const forwarded = request.headers[forwardedHeader];
+    const key = `${request.protocol}\u0000${request.headers.host ?? ''}\u0000${Array.isArray(forwarded) ? '\u0001' : (forwarded ?? '')}`;
+    let base = bases.get(key);
+    if (base === undefined) {
+      // host: unused by getPublicUrl (it reads headers.host); the route passes req.hostname
+      base = verdaccioUrl.getPublicUrl(urlPrefix, { protocol: request.protocol, headers: request.headers as Record<string, string>, host: request.headers.host ?? '', remoteAddress: request.remoteAddress });
+      if (bases.size < 256) bases.set(key, base);
+    }
+    return base;
+  };
+  const localUrls = (pkg: any, request: PackumentRenderRequest): any => {
+    // @verdaccio/tarball convertDistRemoteToLocalTarballUrls + convertDistVersionToLocalTarballsUrl + getLocalRegistryTarballUri
+    const { name, versions } = pkg;
+    const converted = { ...pkg };
+    let base: string | undefined;
+    for (const ver in pkg.versions) {
+      if (!Object.prototype.hasOwnProperty.call(pkg.versions, ver)) continue;
+      const version = versions[ver];
+      const dist = version.dist;
+      if (dist && dist.tarball) {
+        const tarball = request.headers.host ? `${(base ??= publicBase(request))}${name}/-/${fileNameOf(dist.tarball)}` : dist.tarball;
+        versions[ver] = { ...version, dist: { ...dist, tarball } };
+      }
+    }
+    return { ...converted, versions };
+  };
+  return (name, request, done) => {
+    let answered = false;
+    const finish = (rendered: RenderedByVerdaccio | null): void => {
+      if (answered) return;
+      answered = true;
+      done(rendered);
+    };
+    const abbreviated = verdaccioCore.stringUtils.getByQualityPriorityValue(request.accept as string) === ABBREVIATED_MEDIA;
+    const rendered = (err: unknown, metadata: unknown): RenderedByVerdaccio | null => {
+      if (err || !isRecord(metadata)) return null;
+      const text = `${JSON.stringify(localUrls(metadata, request), undefined, '  ')}\n`;
+      return { text, contentType: abbreviated ? abbreviatedType : fullType, etag: `"${verdaccioCore.cryptoUtils.stringToMD5(text)}"`, full: !abbreviated };
+    };
+    try {
+      s.getPackage({
+        name,
+        uplinksLook: true,
+        req: request.req,
+        abbreviated,
+        callback: (err: unknown, metadata: unknown) => {
+          // called from inside Verdaccio's async code: nothing may throw out of here
+          let answer: RenderedByVerdaccio | null = null;
+          try {
+            answer = rendered(err, metadata);
+          } catch {
+            answer = null;
+          }
+          finish(answer);
+        },
+      });
+    } catch {
+      finish(null);
+    }
+  };
+}
+
+/** express 4's own helper (lib/utils.js), what its res.send applies to a string body's Content-Type. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const expressUtils = require('express/lib/utils') as { setCharset(type: string, charset: string): string };
+
+/** express 4's res.send for a string body: the Content-Type set before it, with `charset=utf-8`. */
+function setCharset(type: string): string {
+  return expressUtils.setCharset(type, 'utf-8');
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */

@@ -190,6 +190,59 @@ describe('17.x fast path: access, conditionals, encodings, first read after a wr
       assert.ok(version in short.versions, `${version} in the first abbreviated read`);
     }
   });
+  test('17.9 the first GET after a publish (rendered by the fast path, not from the cache) answers what the full path answers, byte for byte', async () => {
+    const path = '/@mycompany%2ffast';
+    const shapes: { what: string; method?: string; headers: Record<string, string>; length: boolean }[] = [
+      { what: 'full', headers: {}, length: true },
+      { what: 'abbreviated, gzip', headers: { accept: ABBREVIATED, 'accept-encoding': 'gzip' }, length: false },
+      { what: 'full, br', headers: { 'accept-encoding': 'br' }, length: false },
+      { what: 'X-Forwarded-Proto: https', headers: { 'x-forwarded-proto': 'https' }, length: true },
+      { what: 'another Host', headers: { host: `localhost:${registry.port}` }, length: true },
+      { what: 'HEAD', method: 'HEAD', headers: {}, length: true },
+    ];
+    const headerNames = ['content-type', 'content-encoding', 'etag', 'vary', 'access-control-allow-origin', 'x-powered-by'];
+    let minor = 0;
+    const published = async (): Promise<string> => {
+      const version = `3.${minor++}.0`;
+      const answer = await publishRaw(registry.url, aliceToken, '@mycompany/fast', version, { extra: LONG });
+      assert.equal(answer.status, 201, answer.text);
+      return version;
+    };
+    for (const shape of shapes) {
+      let compared = false;
+      // each round publishes again: the comparison is only a comparison while the new revision is in no cache entry
+      for (let attempt = 0; attempt < 5 && !compared; attempt++) {
+        const version = await published();
+        // `Cache-Control: no-cache` is never taken by the fast path: Verdaccio renders it (inside the racy window nothing is recorded)
+        const full = await raw(registry, path, { method: shape.method, headers: { ...shape.headers, 'cache-control': 'no-cache' } });
+        const fast = await raw(registry, path, { method: shape.method, headers: shape.headers });
+        if (fast.headers[CACHE_HEADER] === 'hit') continue; // the window had passed and the full path recorded its answer: not a render
+        assert.equal(fast.status, 200, `${shape.what}: ${fast.decoded.toString()}`);
+        assert.equal(fast.status, full.status, shape.what);
+        for (const name of [...headerNames, ...(shape.length ? ['content-length'] : [])]) assert.equal(fast.headers[name], full.headers[name], `${shape.what}: ${name}`);
+        assert.deepEqual(fast.decoded, full.decoded, `${shape.what}: body`);
+        if (shape.method !== 'HEAD') {
+          const doc = JSON.parse(fast.decoded.toString()) as { versions: Record<string, unknown>; maintainers?: { name: string }[] };
+          assert.ok(version in doc.versions, `${shape.what}: ${version} listed`);
+          if (shape.what === 'full') assert.ok(doc.maintainers?.some((m) => m.name === 'alice'), 'the maintainers are put back');
+        }
+        compared = true;
+      }
+      assert.ok(compared, `${shape.what}: every round came from the cache`);
+    }
+    // the render's ETag is the one a conditional GET is answered against, on the first GET already
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await published();
+      const full = await raw(registry, path, { headers: { 'cache-control': 'no-cache' } });
+      const conditional = await raw(registry, path, { headers: { 'if-none-match': full.headers.etag as string } });
+      if (conditional.headers[CACHE_HEADER] === 'hit') continue;
+      assert.equal(conditional.status, 304);
+      assert.equal(conditional.headers.etag, full.headers.etag);
+      return;
+    }
+    assert.fail('every conditional round came from the cache');
+  });
+
   test('17.6 a token revoked after it warmed the cache is refused on the next hit, packument and tarball alike', async () => {
     const path = '/@secret%2fpkg';
     const alice = createClientDir(registry, { token: aliceToken });

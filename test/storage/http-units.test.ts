@@ -2,7 +2,7 @@
  * Units of the storage part's middleware entry (plugins/verdaccio-registry-storage/http), in
  * process and without a server: the publish-body guard (against the bodies real clients send,
  * hostile variants, and fast-check properties checked with Verdaccio's own functions), the route
- * matching, the bounded response cache and the gzip negotiation.
+ * matching, the bounded response cache, the gzip negotiation and the fast path's render of a miss.
  */
 import assert from 'node:assert/strict';
 import { basename, join } from 'node:path';
@@ -15,6 +15,8 @@ import { tarballFileOf } from '../../plugins/verdaccio-registry-storage/names';
 import { cachedVariantFor, ResponseCache, type CachedResponse } from '../../plugins/verdaccio-registry-storage/http/response-cache';
 import { encodeScope, matchDistTagPath, matchPackumentPath, matchPublishPath } from '../../plugins/verdaccio-registry-storage/http/route-match';
 import { isSettledRevision } from '../../plugins/verdaccio-registry-storage/http/routes';
+import { createFastPath, type FastPathHandler, type FastPathHost, type RenderedPackument } from '../../plugins/verdaccio-registry-storage/http/fast-path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PROJECT_ROOT } from '../harness/registry';
 import { makeTarball, sha1Hex, sha512Base64 } from './lib/packages';
 
@@ -464,5 +466,107 @@ describe('17.3 encoding negotiation matches compression() for the cases served p
     assert.equal(cache.variantOf('k', hit, 'br'), br, 'made once');
     assert.deepEqual(brotliDecompressSync(br), body);
     assert.equal(cache.stats().bytes, before + br.length);
+  });
+});
+
+describe('17.9 the fast path renders a local packument miss and records it only under the full path\'s rule', () => {
+  const host: FastPathHost = {
+    commonHeaders: [['Access-Control-Allow-Origin', '*']],
+    anonymous: { name: null, remote: {} },
+    userOf: (identity) => ({ name: identity.user, remote: {} }),
+    mayAccess: (_name, _user, done) => done(true),
+    attachUser: () => undefined,
+    protocolOf: () => 'http',
+    clientIpOf: () => '127.0.0.1',
+    hostHeaderUsable: () => true,
+    acceptsPackageName: () => true,
+    forwardedProtoHeader: 'x-forwarded-proto',
+  };
+  const rendered = (text: string): RenderedPackument => ({ body: Buffer.from(text), contentType: 'application/json; charset=utf-8', etag: `"${text.length}"` });
+
+  /** One GET through the handler: what it wrote, or that it declined. */
+  const get = (handler: FastPathHandler, headers: Record<string, string> = {}): Promise<{ declined: boolean; status?: number; body?: string; headers?: string[] }> =>
+    new Promise((resolve) => {
+      const req = { method: 'GET', url: '/pkg', headers: { host: 'registry.test', ...headers } } as unknown as IncomingMessage;
+      let status: number | undefined;
+      let written: string[] | undefined;
+      const res: { headersSent: boolean; writeHead(code: number, list: string[]): void; end(body?: Buffer): void; destroy(): void } = {
+        headersSent: false,
+        writeHead(code, list) {
+          status = code;
+          written = list;
+          res.headersSent = true;
+        },
+        end(body) {
+          resolve({ declined: false, status, body: body?.toString(), headers: written });
+        },
+        destroy() {
+          resolve({ declined: false, status: -1 });
+        },
+      };
+      handler(req, res as unknown as ServerResponse, () => resolve({ declined: true }));
+    });
+
+  const setup = (revisions: string[], answers: (RenderedPackument | null)[]) => {
+    const cache = new ResponseCache({ maxEntries: 10, maxBytes: 1 << 20 });
+    const lookups: boolean[] = [];
+    let renders = 0;
+    let asked = 0;
+    const handler = createFastPath({
+      host,
+      cache,
+      // each call takes the next revision (the last one repeats): the store as seen before and after the read
+      revisionOf: () => revisions[Math.min(asked++, revisions.length - 1)],
+      upstreamServesHeld: null,
+      tarballBytes: null,
+      verifyToken: () => Promise.reject(new Error('no tokens here')),
+      onCacheLookup: (hit) => lookups.push(hit),
+      render: (_req, _name, _protocol, done) => {
+        const answer = answers[Math.min(renders++, answers.length - 1)];
+        setImmediate(() => done(answer));
+      },
+    });
+    return { handler, cache, lookups, renders: () => renders };
+  };
+
+  test('inside the racy window: rendered and answered, never looked up nor recorded', async () => {
+    const { handler, cache, lookups, renders } = setup(['1:2:3:racy-9'], [rendered('{"name":"pkg"}')]);
+    const answer = await get(handler);
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body, '{"name":"pkg"}');
+    assert.deepEqual(answer.headers, ['Access-Control-Allow-Origin', '*', 'Content-Type', 'application/json; charset=utf-8', 'ETag', '"14"', 'Content-Length', '14', 'Vary', 'Accept-Encoding']);
+    assert.equal(cache.stats().entries, 0);
+    assert.deepEqual(lookups, []);
+    await get(handler);
+    assert.equal(renders(), 2, 'a racy revision is rendered again');
+  });
+
+  test('a settled revision still current after the read: recorded (one miss counted), the next GET is a hit', async () => {
+    const { handler, cache, lookups, renders } = setup(['1:2:3'], [rendered('{"name":"pkg","v":1}')]);
+    const first = await get(handler, { 'x-registry-debug': 'cache' });
+    assert.equal(first.status, 200);
+    assert.ok(first.headers?.includes('miss'), `the debug header says miss: ${first.headers?.join(' ')}`);
+    assert.equal(cache.stats().entries, 1);
+    const second = await get(handler, { 'x-registry-debug': 'cache' });
+    assert.equal(second.body, first.body);
+    assert.ok(second.headers?.includes('hit'));
+    assert.equal(renders(), 1);
+    assert.deepEqual(lookups, [false, true]);
+  });
+
+  test('the revision changed during the render: answered, not recorded', async () => {
+    const { handler, cache } = setup(['1:2:3', '4:5:6'], [rendered('{"name":"pkg"}')]);
+    const answer = await get(handler);
+    assert.equal(answer.status, 200);
+    assert.equal(cache.stats().entries, 0);
+  });
+
+  test('a render Verdaccio would not answer with a 200 goes to the full path, nothing written; a proxied miss is never rendered', async () => {
+    const local = setup(['1:2:3'], [null]);
+    assert.deepEqual(await get(local.handler), { declined: true });
+    assert.equal(local.cache.stats().entries, 0);
+    const proxied = setup(['upstream:1:2:3'], [rendered('{}')]);
+    assert.deepEqual(await get(proxied.handler), { declined: true });
+    assert.equal(proxied.renders(), 0);
   });
 });

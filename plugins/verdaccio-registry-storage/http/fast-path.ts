@@ -12,6 +12,12 @@
  *   current, settled revision (the key of routes.ts); a proxied package only while its cached copy
  *   is fresh (`maxage`) or OFFLINE is set — a stale one is revalidated by the full path;
  *   `If-None-Match` → 304; Accept-Encoding → the identity, gzip or brotli variant (made once);
+ * - `GET|HEAD /<package>` of a local package that is not in the cache — the first GET after a
+ *   publish, inside the racy window too — rendered by `deps.render` (Verdaccio's own getPackage
+ *   and final() without its app stack, routes.ts createPackumentRender) and answered like a hit;
+ *   recorded only as the full path records (a settled revision still current after the read).
+ *   The full path's middleware stack (express's router, CORS, request logger, compression stream,
+ *   body parser, credentials, Verdaccio's route) was most of that GET's CPU (issue 17, third pass);
  * - `GET|HEAD /<package>/-/<file>.tgz` held in memory by the store (local, or cached from the
  *   upstream for a package that is not local);
  * - `GET /-/whoami` with a Bearer token the auth plugin accepts.
@@ -72,9 +78,24 @@ export interface FastPathDeps {
   /** The core token seam, bound to this registry (verifyRegistryToken). */
   verifyToken: (token: string, use: TokenUse) => Promise<TokenIdentity>;
   onCacheLookup?: (hit: boolean) => void;
+  /**
+   * Renders a miss of a local packument here instead of handing it to the full path (the first
+   * GET after a publish: issue 17); null/undefined: misses go to the full path.
+   */
+  render?: FastPathRender | null;
 }
 
 export type FastPathHandler = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+
+/** A packument answer rendered as the full path would send it (routes.ts createPackumentRender). */
+export interface RenderedPackument {
+  readonly body: Buffer;
+  readonly contentType: string;
+  readonly etag: string;
+}
+
+/** Renders a local packument miss (req, name, req.protocol); null: the full path answers. */
+export type FastPathRender = (req: IncomingMessage, name: string, protocol: string, done: (rendered: RenderedPackument | null) => void) => void;
 
 /** express res.header('Content-Type', 'application/octet-stream') adds the charset. */
 const TARBALL_TYPE = 'application/octet-stream; charset=utf-8';
@@ -126,6 +147,7 @@ const ROUTE_MEMO_PATH_LENGTH = 512;
 export function createFastPath(deps: FastPathDeps): FastPathHandler {
   const { host, cache, revisionOf } = deps;
   const onCacheLookup = deps.onCacheLookup ?? (() => undefined);
+  const render = deps.render ?? null;
   const common = host.commonHeaders.flatMap(([name, value]) => [name, value]);
 
   /** Resolves who is asking (null: decline), then runs `then` with the user. */
@@ -160,9 +182,6 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
     );
   };
 
-  // the cache header only when asked for (x-registry-debug: cache, docs/http-api.md)
-  const cacheHeader = (req: IncomingMessage): string[] => (wantsCacheHeader(req.headers) ? [CACHE_HEADER, 'hit'] : []);
-
   /**
    * The 200 header list of a cached entry per encoding, made once per entry (a cache hit used to
    * build it from spreads on every request); the debug cache header is added only when asked for.
@@ -184,7 +203,10 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
     return list;
   };
 
-  const replay = (req: IncomingMessage, res: ServerResponse, key: string, hit: CachedResponse): void => {
+  const replay = (req: IncomingMessage, res: ServerResponse, key: string, hit: CachedResponse, label: 'hit' | 'miss' | null = 'hit'): void => {
+    // the debug cache header (only when asked for: x-registry-debug: cache, docs/http-api.md) as the
+    // full path sets it: `hit`, `miss` for a settled revision's lookup, none inside the racy window
+    const cacheHeader = (request: IncomingMessage): string[] => (label !== null && wantsCacheHeader(request.headers) ? [CACHE_HEADER, label] : []);
     const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD ? cachedVariantFor(req.headers['accept-encoding']) : 'identity';
     const ifNoneMatch = req.headers['if-none-match'];
     if (ifNoneMatch !== undefined && noneMatchFresh(ifNoneMatch, hit.etag)) {
@@ -214,23 +236,54 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       return;
     }
     const revision = revisionOf(name);
-    if (revision === null || !isSettledRevision(revision)) {
+    if (revision === null) {
       next();
       return;
     }
-    if (revision.startsWith('upstream:') && (deps.upstreamServesHeld === null || !deps.upstreamServesHeld(name))) {
+    const settled = isSettledRevision(revision);
+    const upstream = revision.startsWith('upstream:');
+    // a proxied package: cache hits only (a miss or a racy copy is the full path's: the upstream step)
+    if (upstream && (!settled || deps.upstreamServesHeld === null || !deps.upstreamServesHeld(name))) {
       next(); // stale (or no proxy): the full path revalidates, single-flight, with its warnings
       return;
     }
+    if (!settled && render === null) {
+      next();
+      return;
+    }
     withAccess(req, name, next, () => {
-      const key = packumentCacheKey(name, req.headers.accept, host.protocolOf(req), req.headers.host, req.headers[host.forwardedProtoHeader]);
-      const hit = cache.get(key, revision);
-      if (hit === undefined) {
+      const protocol = host.protocolOf(req);
+      const key = packumentCacheKey(name, req.headers.accept, protocol, req.headers.host, req.headers[host.forwardedProtoHeader]);
+      // a revision inside the racy window is never looked up nor recorded (it never repeats)
+      const hit = settled ? cache.get(key, revision) : undefined;
+      if (hit !== undefined) {
+        onCacheLookup(true);
+        replay(req, res, key, hit);
+        return;
+      }
+      if (render === null || upstream) {
         next(); // counted as the miss by the full path, which records the rendering
         return;
       }
-      onCacheLookup(true);
-      replay(req, res, key, hit);
+      render(req, name, protocol, (rendered) => {
+        if (rendered === null) {
+          next(); // the full path answers (and counts its lookup)
+          return;
+        }
+        const entry: CachedResponse = { revision, body: rendered.body, contentType: rendered.contentType, etag: rendered.etag };
+        // recorded as the full path records: a settled revision the store still reports after the read
+        if (settled) {
+          onCacheLookup(false);
+          if (revisionOf(name) === revision) cache.set(key, entry);
+        }
+        try {
+          replay(req, res, key, entry, settled ? 'miss' : null);
+        } catch (error) {
+          // nothing else writes this response; should writeHead ever throw, the full path answers if it still can
+          if (!res.headersSent) next();
+          else res.destroy(error as Error);
+        }
+      });
     });
   };
 

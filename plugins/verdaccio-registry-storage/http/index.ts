@@ -22,12 +22,12 @@ import { verifyRegistryToken } from '../../registry-core/token-verifier';
 import { openSigningRing, resolveStoragePaths } from '../plugin';
 import { announcePluginLoaded } from '../../registry-core/plugin-presence';
 import { storePortOf } from '../store-port';
-import { adaptFastPathHost, adaptStorageHttpHost, configuredMaxBodySize, createPublishVerdict, replaceAppJsonParser } from '../verdaccio-adapter';
+import { adaptFastPathHost, adaptPackumentRender, adaptStorageHttpHost, configuredMaxBodySize, createPublishVerdict, replaceAppJsonParser } from '../verdaccio-adapter';
 import { createFastPath } from './fast-path';
 import { DEFAULT_BODY_LIMIT_KB, createBodyLimitParser, formatMb, maxTarballBytes, parseSize, type BodyLimits } from './body-limit';
 import { DEFAULT_SERVER_LIMITS, applyServerLimits, type ServerLimits } from './server-limits';
 import { ResponseCache } from './response-cache';
-import { createStorageHttpHandler } from './routes';
+import { createPackumentRender, createStorageHttpHandler } from './routes';
 import { createSearchHandler } from './search-source';
 import { addAccessRoutes } from './access-routes';
 import { registerPackageOwners } from '../../registry-core/package-owners';
@@ -211,6 +211,8 @@ export default class RegistryStorageHttpPlugin {
     const hits = this.#metrics.counter('registry_packument_cache_requests_total', { outcome: 'hit' });
     const misses = this.#metrics.counter('registry_packument_cache_requests_total', { outcome: 'miss' });
     const port = storePortOf(resolveStoragePaths(this.#config as unknown as Record<string, unknown>).lockbPath);
+    // misses of local packuments (the first GET after a publish) rendered without Verdaccio's app stack
+    const renderByVerdaccio = adaptPackumentRender(storage, this.#config);
     setup.install(
       createFastPath({
         host: setup.host,
@@ -221,6 +223,7 @@ export default class RegistryStorageHttpPlugin {
         tarballBytesNow: port ? (name, fileName, stamp) => port.heldTarballBytesNow(name, fileName, stamp) : null,
         verifyToken: (token, use) => verifyRegistryToken(lockbPath, token, use),
         onCacheLookup: (hit) => (hit ? hits : misses).inc(),
+        render: this.cache === null || renderByVerdaccio === null ? null : createPackumentRender(host.ownerStore, renderByVerdaccio),
       }),
     );
     bootMark(`storage-http: fast path on (cached packuments${this.cache ? '' : ' — cache off'}, held tarballs, whoami with a token) before Verdaccio's middlewares`);

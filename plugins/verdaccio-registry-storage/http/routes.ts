@@ -10,7 +10,8 @@
  * Any request this does not recognise goes straight on (`next()`).
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { type StorageHttpHost, verdaccioAcceptsPackageName } from '../verdaccio-adapter';
+import { type OwnerStore, type PackumentRender, type StorageHttpHost, verdaccioAcceptsPackageName } from '../verdaccio-adapter';
+import type { FastPathRender } from './fast-path';
 import { type Maintainer, ownershipProblem, parseOwnersBody } from '../owners';
 import { announceUpload, attachIntent, endUpload, runInPublish } from '../publish-intent';
 import { bareNameOf, checkDistTagBody, checkPublishBody, type GuardVerdict, isPlainObject, type PublishKind } from './publish-guard';
@@ -54,6 +55,42 @@ export function headerText(value: string | string[] | undefined): string {
  */
 export function packumentCacheKey(name: string, accept: string | string[] | undefined, protocol: string, host: string | string[] | undefined, forwardedProto: string | string[] | undefined): string {
   return `${name}\u0000${headerText(accept)}\u0000${protocol}\u0000${headerText(host)}\u0000${headerText(forwardedProto)}`;
+}
+
+/**
+ * Verdaccio's full packument text (final()'s `JSON.stringify(doc, null, 2)`) with the maintainers
+ * put back as its first field (Verdaccio's whitelist drops them, so `npm owner ls` would never see
+ * one). The one spelling for the full path (withOwners) and the fast path's render. The ETag stays
+ * final()'s, made before this insertion (what the full path has always sent).
+ */
+export function withMaintainers(text: string, owners: readonly Maintainer[] | null): string {
+  if (owners === null || owners.length === 0 || !/^\{\s*"/.test(text)) return text;
+  return `{\n  "maintainers": ${JSON.stringify(owners)},${text.slice(1)}`;
+}
+
+/**
+ * The fast path's render of a packument miss (fast-path.ts `FastPathDeps.render`): the owners
+ * read first, then Verdaccio's own rendering without its app stack (verdaccio-adapter.ts
+ * adaptPackumentRender) — what the full path's withOwners + Verdaccio's route + final() send.
+ * null (the full path answers, with its own errors): the owners or the packument unreadable,
+ * the package missing, anything Verdaccio would not answer with a 200.
+ */
+export function createPackumentRender(ownerStore: OwnerStore | null, render: PackumentRender): FastPathRender {
+  return (req, name, protocol, done) => {
+    const owners: Promise<Maintainer[] | null> = ownerStore === null ? Promise.resolve(null) : ownerStore.owners(name);
+    owners.then(
+      (list) =>
+        render(name, { accept: req.headers.accept, protocol, headers: req.headers, remoteAddress: req.socket.remoteAddress, req }, (rendered) => {
+          if (rendered === null) {
+            done(null);
+            return;
+          }
+          const text = rendered.full ? withMaintainers(rendered.text, list) : rendered.text;
+          done({ body: Buffer.from(text, 'utf8'), contentType: rendered.contentType, etag: rendered.etag });
+        }),
+      () => done(null),
+    );
+  };
 }
 
 export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler {
@@ -237,10 +274,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
             res.send = send;
             const type = res.getHeader('content-type');
             const full = typeof type === 'string' && type.split(';')[0].trim() === 'application/json';
-            if (res.statusCode === 200 && full && typeof body === 'string' && /^\{\s*"/.test(body)) {
-              return send.call(this, `{\n  "maintainers": ${JSON.stringify(owners)},${body.slice(1)}`);
-            }
-            return send.call(this, body);
+            return send.call(this, res.statusCode === 200 && full && typeof body === 'string' ? withMaintainers(body, owners) : body);
           } as Response['send'];
         }
         then();

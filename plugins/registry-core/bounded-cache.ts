@@ -14,3 +14,32 @@ export function entryBoundedCache<K extends {}, V extends {}>(maxEntries: number
   if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new RangeError(`maxEntries must be a positive integer (got ${maxEntries})`);
   return new LRUCache<K, V>({ maxSize: maxEntries, sizeCalculation: () => 1 });
 }
+
+/**
+ * Results of a pure function by key, bounded in entries: when full it starts over. No recency
+ * bookkeeping on a hit — the memos of the hot read path (route of a path, a parsed name, a file's
+ * path, a metrics target), where an lru-cache get's cost showed (issue 17) and losing every entry
+ * at once only means recomputing them.
+ */
+export class ClearingMemo<K, V> {
+  readonly #entries = new Map<K, V>();
+  readonly #maxEntries: number;
+
+  constructor(maxEntries: number) {
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new RangeError(`maxEntries must be a positive integer (got ${maxEntries})`);
+    this.#maxEntries = maxEntries;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(key: K): V | undefined {
+    return this.#entries.get(key);
+  }
+
+  set(key: K, value: V): void {
+    if (this.#entries.size >= this.#maxEntries) this.#entries.clear();
+    this.#entries.set(key, value);
+  }
+}

@@ -25,6 +25,7 @@ import {
   type BoundHistogram,
   type RegistryMetrics,
 } from '../registry-core/index';
+import { ClearingMemo } from '../registry-core/bounded-cache';
 import { announcePluginLoaded } from '../registry-core/plugin-presence';
 import { IndexSizeReader } from './index-size';
 import { metricsRefusal, parseOpsOptions, type OpsOptions } from './options';
@@ -162,14 +163,13 @@ export default class RegistryOps {
    * Plain maps: the per-request lookups were lru-cache gets (recency bookkeeping, ≈ 1 µs for the
    * two; issue 17), and nothing here needs least-recently-used order.
    */
-  readonly #targets = new Map<string, Target>();
+  readonly #targets = new ClearingMemo<string, Target>(ROUTE_MEMO_ENTRIES);
 
   #targetOf(url: string): Target {
     let target = this.#targets.get(url);
     if (target === undefined) {
       target = { route: routeLabel(url), series: new Map() };
       if (url.length > 512) return target; // long targets are labelled each time
-      if (this.#targets.size >= ROUTE_MEMO_ENTRIES) this.#targets.clear();
       this.#targets.set(url, target);
     }
     return target;

@@ -11,7 +11,7 @@ import { link, open, readFile, rmdir, stat, unlink, type FileHandle } from 'node
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
-import { entryBoundedCache } from '../registry-core/bounded-cache';
+import { ClearingMemo, entryBoundedCache } from '../registry-core/bounded-cache';
 import { ensureDir, fsyncDir, tempPathFor, unlinkDurable, writeFileAtomic } from './atomic';
 import { jsonCopy } from './json-copy';
 import { scanPackages } from './scan';
@@ -383,7 +383,7 @@ export class FileSystemStore implements PackageStore {
    * (docs/performance.md); bounded, rebuilt when full. A hit builds no key string and no closure
    * (issue 17).
    */
-  private readonly paths = new Map<string, string>();
+  private readonly paths = new ClearingMemo<string, string>(10_000);
   private readonly tarballPaths = new Map<string, Map<string, string>>();
   private tarballPathCount = 0;
 
@@ -391,7 +391,6 @@ export class FileSystemStore implements PackageStore {
     let path = this.paths.get(pkg.name);
     if (path === undefined) {
       path = join(packageDirOf(this.root, pkg), PACKUMENT);
-      if (this.paths.size >= 10_000) this.paths.clear();
       this.paths.set(pkg.name, path);
     }
     return path;

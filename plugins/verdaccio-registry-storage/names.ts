@@ -4,6 +4,7 @@
  */
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import semver from 'semver';
+import { ClearingMemo } from '../registry-core/bounded-cache';
 import { StorageError } from './errors';
 
 const MAX_NAME_LENGTH = 214;
@@ -52,7 +53,7 @@ export function parsePackageName(name: unknown, mode: NameMode = 'write'): Parse
 }
 
 /** Valid read-mode parses by name (a pure function of the text): bounded, rebuilt when full. */
-const readParses = new Map<string, ParsedName>();
+const readParses = new ClearingMemo<string, ParsedName>(10_000);
 
 /**
  * parsePackageName(name, 'read'), remembered for valid names: every cache-hit GET parses its
@@ -63,7 +64,6 @@ export function parseReadName(name: string): ParsedName {
   const known = readParses.get(name);
   if (known !== undefined) return known;
   const parsed = Object.freeze(parsePackageName(name, 'read'));
-  if (readParses.size >= 10_000) readParses.clear();
   readParses.set(name, parsed);
   return parsed;
 }

@@ -12,6 +12,7 @@ import { authAllows, isRecord, rawRemoteUserOf, verdaccioAcceptsHost } from '../
 import { verdaccioConfig, verdaccioCore, verdaccioUrl } from '../verdaccio-boundary/verdaccio-modules';
 import type { Request } from 'express';
 import type { Config, ILocalPackageManager, IPluginStorage, IPackageStorage, Logger, Package, Token, onEndSearchPackage, onSearchPackage, onValidatePackage } from '@verdaccio/types';
+import { ClearingMemo } from '../registry-core/bounded-cache';
 import { currentRequestActor, fileSystemFailure } from '../registry-core/index';
 import { StorageError } from './errors';
 import { type Actor, type Maintainer, actorOf } from './owners';
@@ -740,12 +741,11 @@ export function adaptPackumentRender(storage: unknown, config: unknown): Packume
   const fullType = setCharset(verdaccioCore.HEADERS.JSON);
   const abbreviatedType = setCharset(ABBREVIATED_MEDIA);
   // extractTarballFromUrl (a `new URL` each) per stored tarball URL: a version's URL never changes
-  const fileNames = new Map<string, string>();
+  const fileNames = new ClearingMemo<string, string>(50_000);
   const fileNameOf = (uri: string): string => {
     let file = fileNames.get(uri);
     if (file === undefined) {
       file = verdaccioCore.tarballUtils.extractTarballFromUrl(uri);
-      if (fileNames.size >= 50_000) fileNames.clear();
       fileNames.set(uri, file);
     }
     return file;

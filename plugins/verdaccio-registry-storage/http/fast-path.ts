@@ -32,6 +32,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ClearingMemo } from '../../registry-core/bounded-cache';
 import type { TokenIdentity, TokenUse } from '../../registry-core/token-verifier';
 import { isSettledRevision, packumentCacheKey } from './routes';
 import { CACHE_HEADER, wantsCacheHeader } from '../../registry-core/index';
@@ -352,7 +353,7 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
    * and Verdaccio's package-name check (validatePackage) are all pure functions of the path, and
    * together were ≈ 2 µs of every cache hit (issue 17). Bounded, rebuilt when full.
    */
-  const routes = new Map<string, PathRoute>();
+  const routes = new ClearingMemo<string, PathRoute>(ROUTE_MEMO_ENTRIES);
   const routeOf = (path: string): PathRoute => {
     let route = routes.get(path);
     if (route !== undefined) return route;
@@ -362,10 +363,7 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       const tarballRoute = matchTarballPath(path);
       route = tarballRoute !== null && host.acceptsPackageName(tarballRoute.name) ? { kind: 'tarball', ...tarballRoute } : NO_ROUTE;
     }
-    if (path.length <= ROUTE_MEMO_PATH_LENGTH) {
-      if (routes.size >= ROUTE_MEMO_ENTRIES) routes.clear();
-      routes.set(path, route);
-    }
+    if (path.length <= ROUTE_MEMO_PATH_LENGTH) routes.set(path, route);
     return route;
   };
 
@@ -397,14 +395,13 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
 }
 
 /** Verdaccio's whoami answer: `final()`'s `JSON.stringify(body, undefined, '  ') + '\n'` and its MD5 ETag. */
-const whoamiBodies = new Map<string, { bytes: Buffer; etag: string }>();
+const whoamiBodies = new ClearingMemo<string, { bytes: Buffer; etag: string }>(1024);
 
 function whoamiBody(name: string): { bytes: Buffer; etag: string } {
   let body = whoamiBodies.get(name);
   if (body === undefined) {
     const text = `${JSON.stringify({ username: name }, undefined, '  ')}\n`;
     body = { bytes: Buffer.from(text, 'utf8'), etag: `"${createHash('md5').update(text, 'utf8').digest('hex')}"` };
-    if (whoamiBodies.size >= 1024) whoamiBodies.clear();
     whoamiBodies.set(name, body);
   }
   return body;

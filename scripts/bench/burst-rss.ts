@@ -14,15 +14,16 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import * as local from './stock';
 import { median } from './report';
 
 type Launch = (dir: string, env: Record<string, string>) => Promise<local.BenchServer>;
 
-function option(name: string): string | undefined {
-  const index = process.argv.indexOf(`--${name}`);
-  return index === -1 ? undefined : process.argv[index + 1];
-}
+/** The command line (util.parseArgs: an unknown flag is an error, not a silently ignored word). */
+const { values: flags } = parseArgs({
+  options: { rounds: { type: 'string' }, publishes: { type: 'string' }, mb: { type: 'string' }, base: { type: 'string' }, 'ours-env': { type: 'string' } },
+});
 
 const MIB = 1024 * 1024;
 const SAMPLER = join(__dirname, 'memory-sampler.js');
@@ -72,19 +73,19 @@ async function burst(launch: Launch, label: string, tarball: Buffer, publishes: 
 }
 
 async function main(): Promise<void> {
-  const rounds = Number(option('rounds') ?? 6);
-  const publishes = Number(option('publishes') ?? 20);
-  const megabytes = Number(option('mb') ?? 5);
+  const rounds = Number(flags.rounds ?? 6);
+  const publishes = Number(flags.publishes ?? 20);
+  const megabytes = Number(flags.mb ?? 5);
   const sides: Array<[string, Launch]> = [
     ['stock', (dir, env) => local.startServer('stock-jwt', dir, { env })],
     ['ours', (dir, env) => local.startServer('ours', dir, { env })],
   ];
-  const base = option('base');
+  const base = flags.base;
   if (base !== undefined) {
     const other = (await import(join(base, 'build', 'scripts', 'bench', 'stock.js'))) as typeof local;
     sides.push(['base', (dir, env) => other.startServer('ours', dir, { env })]);
   }
-  const oursEnv = option('ours-env');
+  const oursEnv = flags['ours-env'];
   if (oursEnv !== undefined) {
     const [key, ...value] = oursEnv.split('=');
     sides.push([`ours+${key}`, (dir, env) => local.startServer('ours', dir, { env: { ...env, [key]: value.join('=') } })]);

@@ -14,6 +14,7 @@
 import { Agent } from 'node:http';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { median } from './report';
 import {
   addUser,
@@ -37,10 +38,6 @@ import {
 type Flavour = 'ours' | 'ours-empty' | 'stock' | 'stock-empty';
 const KIND: Record<Flavour, Exclude<ServerKind, 'ceiling'>> = { ours: 'ours', 'ours-empty': 'ours', stock: 'stock-jwt', 'stock-empty': 'stock-jwt' };
 
-function option(args: readonly string[], name: string): string | undefined {
-  const at = args.indexOf(name);
-  return at >= 0 ? args[at + 1] : undefined;
-}
 
 async function seed(base: string, packages: number): Promise<void> {
   for (const flavour of ['ours', 'stock', 'ours-empty', 'stock-empty'] as const) {
@@ -117,20 +114,55 @@ async function measure(base: string, rounds: number, flavours: Flavour[], cpuPro
   }
 }
 
+const USAGE = 'usage: restart-profile.js seed <base> [--packages N] | measure <base> [--rounds R] [--sides a,b] [--cpu-prof <dir> [--require <preload>]]';
+const FLAVOURS: readonly Flavour[] = ['ours', 'ours-empty', 'stock', 'stock-empty'];
+
+function usageError(message: string): never {
+  console.error(`${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+/** A positive whole number of a flag, or the default; anything else is a usage error, not a NaN run. */
+function count(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  return Number.isInteger(parsed) && parsed > 0 ? parsed : usageError(`${flag} wants a positive whole number, not ${JSON.stringify(value)}`);
+}
+
 async function main(): Promise<void> {
-  const [command, baseArg, ...rest] = process.argv.slice(2);
-  if (!baseArg || (command !== 'seed' && command !== 'measure')) {
-    console.error('usage: restart-profile.js seed <base> [--packages N] | measure <base> [--rounds R] [--sides a,b] [--cpu-prof <dir>]');
-    process.exit(2);
+  // util.parseArgs: an unknown flag or a flag without its value is an error, not a silently ignored word
+  let parsed: ReturnType<typeof parseCommandLine>;
+  try {
+    parsed = parseCommandLine();
+  } catch (error) {
+    usageError(error instanceof Error ? error.message : String(error));
   }
+  const { values, positionals } = parsed;
+  const [command, baseArg, ...extra] = positionals;
+  if (!baseArg || extra.length > 0 || (command !== 'seed' && command !== 'measure')) usageError('expected seed or measure, then one folder');
   const base = resolve(baseArg);
-  if (command === 'seed') await seed(base, Number(option(rest, '--packages') ?? 3000));
+  if (command === 'seed') await seed(base, count(values.packages, 3000, '--packages'));
   else {
-    const sides = (option(rest, '--sides') ?? 'ours-empty,ours,stock').split(',') as Flavour[];
-    const cpuProf = option(rest, '--cpu-prof');
-    const preload = option(rest, '--require');
-    await measure(base, Number(option(rest, '--rounds') ?? 5), sides, cpuProf ? resolve(cpuProf) : undefined, preload ? resolve(preload) : undefined);
+    const sides = (values.sides ?? 'ours-empty,ours,stock').split(',');
+    const unknown = sides.filter((side) => !FLAVOURS.includes(side as Flavour));
+    if (unknown.length > 0) usageError(`unknown side(s) ${unknown.join(', ')}; the sides are ${FLAVOURS.join(', ')}`);
+    const preload = values.require;
+    if (preload !== undefined && values['cpu-prof'] === undefined) usageError('--require goes with --cpu-prof');
+    await measure(base, count(values.rounds, 5, '--rounds'), sides as Flavour[], values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined, preload ? resolve(preload) : undefined);
   }
+}
+
+function parseCommandLine() {
+  return parseArgs({
+    allowPositionals: true,
+    options: {
+      packages: { type: 'string' },
+      rounds: { type: 'string' },
+      sides: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      require: { type: 'string' },
+    },
+  });
 }
 
 main().catch((error: unknown) => {

@@ -8,8 +8,10 @@
  * Every check first proves the cache is warm (`x-registry-cache: hit`), so the fast path was in play.
  */
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { decodeJwt } from 'jose';
 import { request } from 'node:http';
+import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
@@ -36,8 +38,9 @@ interface Raw {
 }
 
 /** A raw HTTP request (fetch would decode Content-Encoding itself and hide what was sent). */
-function raw(registry: { url: string }, path: string, options: { method?: string; headers?: Record<string, string>; token?: string } = {}): Promise<Raw> {
-  const headers: Record<string, string> = { accept: FULL, [DEBUG_REQUEST_HEADER]: 'cache', ...options.headers };
+function raw(registry: { url: string }, path: string, options: { method?: string; headers?: Record<string, string>; token?: string; exact?: boolean } = {}): Promise<Raw> {
+  // `exact`: only the given headers (and the debug header that names a cache hit), no default Accept
+  const headers: Record<string, string> = { ...(options.exact === true ? {} : { accept: FULL }), [DEBUG_REQUEST_HEADER]: 'cache', ...options.headers };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   return new Promise((resolve, reject) => {
     const req = request(`${registry.url}${path}`, { method: options.method ?? 'GET', headers }, (res) => {
@@ -434,6 +437,117 @@ describe('17.x fast_path: false', { timeout: 240_000 }, () => {
     } finally {
       await on.stop();
       await off.stop();
+    }
+  });
+});
+
+/** One request with exactly these headers (nothing added but the debug header that names a cache hit). */
+function exact(registry: { url: string }, path: string, method: string, headers: Record<string, string>): Promise<Raw> {
+  return raw(registry, path, { method, headers, exact: true });
+}
+
+describe('17.x property: whatever a client sends, the fast path answers what the full path answers', { timeout: 240_000 }, () => {
+  test('17.10 random methods, paths, Accept, Accept-Encoding, Host, X-Forwarded-Proto, If-None-Match, Range and credentials: the same status, headers and body with the fast path on and off (fast-check, one storage)', async () => {
+    const restrict = (config: Record<string, unknown>): void => {
+      config.packages = { '@secret/*': { access: 'alice', publish: 'alice', unpublish: 'alice' }, ...(config.packages as Record<string, unknown>) };
+    };
+    // one storage for both sides: published once, then copied, so every byte (times, _rev,
+    // signatures, the JWT secret) is the same and only the fast path differs
+    const seed = await startRegistry({ editConfig: restrict });
+    let on: RunningRegistry | undefined;
+    let off: RunningRegistry | undefined;
+    try {
+      const alice = await addUser(seed, 'alice', PASSWORD);
+      const bob = await addUser(seed, 'bob', PASSWORD);
+      for (const [name, extra] of [
+        ['@mycompany/prop', LONG],
+        ['prop-small', {}],
+        ['@secret/prop', LONG],
+      ] as const) {
+        assert.equal((await publishRaw(seed.url, alice, name, '1.0.0', { extra })).status, 201, name);
+      }
+      await seed.stop();
+      const copy = `${seed.dir}-off`;
+      cpSync(seed.dir, copy, { recursive: true });
+      on = await startRegistry({ dir: seed.dir, editConfig: restrict });
+      off = await startRegistry({
+        dir: copy,
+        editConfig: (config) => {
+          restrict(config);
+          config.middlewares = { ...(config.middlewares as Record<string, unknown>), 'registry-storage-http': { fast_path: false } };
+        },
+      });
+      const sides = { on, off };
+      const headerToken = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/);
+      const coding = fc.constantFrom('gzip', 'br', 'deflate', 'identity', '*', 'x-gzip');
+      const weighted = fc.tuple(coding, fc.option(fc.constantFrom('0', '0.5', '1'), { nil: undefined })).map(([name, q]) => (q === undefined ? name : `${name};q=${q}`));
+      const request = fc.record(
+        {
+          method: fc.constantFrom('GET', 'HEAD'),
+          path: fc.constantFrom(
+            '/@mycompany%2fprop',
+            '/@mycompany/prop',
+            '/@mycompany%2Fprop',
+            '/prop-small',
+            '/@secret%2fprop',
+            '/@mycompany/prop/-/prop-1.0.0.tgz',
+            '/@secret/prop/-/prop-1.0.0.tgz',
+            '/prop-small/-/prop-small-1.0.0.tgz',
+            '/prop-small/-/prop-small-9.9.9.tgz',
+            '/no-such-package',
+          ),
+          accept: fc.oneof(fc.constantFrom(FULL, ABBREVIATED, 'application/vnd.npm.install-v1+json', '*/*', 'text/html', 'application/vnd.npm.install-v1+json; q=0', 'application/json, application/vnd.npm.install-v1+json'), headerToken),
+          acceptEncoding: fc.array(weighted, { maxLength: 3 }).map((list) => list.join(', ')),
+          host: fc.oneof(fc.constant('registry.test:4873'), fc.constant('127.0.0.1:1'), fc.domain().map((domain) => `${domain}:8443`)),
+          forwardedProto: fc.constantFrom('https', 'http', 'HTTPS', 'https, http', 'gopher'),
+          ifNoneMatch: fc.constantFrom('*', '"nope"', 'W/"nope"', 'the etag', 'W/the etag', 'the etag, "x"'),
+          range: fc.constantFrom('bytes=0-10', 'bytes=-5', 'bytes=100000-'),
+          // no wrong password: failed logins are rate limited per user with a countdown in the answer,
+          // which differs between two servers by the second it is asked in
+          credentials: fc.constantFrom('alice', 'bob', 'Bearer not-a-token', `Basic ${Buffer.from(`alice:${PASSWORD}`).toString('base64')}`, 'Basic Z2FyYmFnZQ==', 'Bearer ', 'Negotiate abc'),
+        },
+        // each header is present or not
+        { requiredKeys: ['method', 'path', 'host'] },
+      );
+      const compared = ['content-type', 'content-encoding', 'etag', 'vary', 'access-control-allow-origin', 'x-powered-by', 'accept-ranges', 'content-range', 'cache-control'];
+      let hits = 0;
+      await fc.assert(
+        fc.asyncProperty(request, async (sent) => {
+          const headers: Record<string, string> = { host: sent.host };
+          if (sent.accept !== undefined) headers.accept = sent.accept;
+          if (sent.acceptEncoding !== undefined) headers['accept-encoding'] = sent.acceptEncoding;
+          if (sent.forwardedProto !== undefined) headers['x-forwarded-proto'] = sent.forwardedProto;
+          if (sent.range !== undefined) headers.range = sent.range;
+          if (sent.credentials !== undefined) headers.authorization = sent.credentials === 'alice' ? `Bearer ${alice}` : sent.credentials === 'bob' ? `Bearer ${bob}` : sent.credentials;
+          if (sent.ifNoneMatch !== undefined) {
+            let value: string = sent.ifNoneMatch;
+            if (value.includes('the etag')) {
+              // the ETag this very request would get without the condition (from the full path); asked
+              // of both sides, so what the server counts (failed logins: 429 after a few) stays the same
+              await exact(sides.on, sent.path, 'GET', headers);
+              const plain = await exact(sides.off, sent.path, 'GET', headers);
+              value = value.replace('the etag', String(plain.headers.etag ?? '"none"'));
+            }
+            headers['if-none-match'] = value;
+          }
+          // fast path first, so a hit it serves is the cache's answer, not the full path's fresh one
+          const fast = await exact(sides.on, sent.path, sent.method, headers);
+          const full = await exact(sides.off, sent.path, sent.method, headers);
+          if (fast.headers[CACHE_HEADER] === 'hit') hits++;
+          const what = `${sent.method} ${sent.path} ${JSON.stringify(headers)}`;
+          assert.equal(fast.status, full.status, `${what}: status (${fast.decoded.toString().slice(0, 200)} | ${full.decoded.toString().slice(0, 200)})`);
+          for (const name of compared) assert.equal(fast.headers[name], full.headers[name], `${what}: ${name}`);
+          if (fast.headers['content-encoding'] === undefined) assert.equal(fast.headers['content-length'], full.headers['content-length'], `${what}: content-length`);
+          assert.equal(fast.decoded.toString(), full.decoded.toString(), `${what}: body`);
+        }),
+        { numRuns: 150 },
+      );
+      // the comparison is only one if the fast path was in play
+      assert.ok(hits >= 10, `only ${hits} of the answers came from the fast path's cache`);
+    } finally {
+      await seed.stop();
+      await on?.stop();
+      await off?.stop();
     }
   });
 });

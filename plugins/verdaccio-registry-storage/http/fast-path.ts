@@ -211,11 +211,11 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
     const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD ? cachedVariantFor(req.headers['accept-encoding']) : 'identity';
     const ifNoneMatch = req.headers['if-none-match'];
     if (ifNoneMatch !== undefined && noneMatchFresh(ifNoneMatch, hit.etag)) {
-      // express's 304: no body, no Content-Type / Length, so compression() adds no Vary either — but
-      // compression() has already chosen its encoding (the body was there when the headers were
-      // made), so the full path's 304 says `Content-Encoding: gzip` where the 200 would be gzip: same here
-      const coded = encoding !== 'identity' && encoding !== null && cache !== null ? ['Content-Encoding', encoding] : [];
-      res.writeHead(304, [...common, ...cacheHeader(req), 'ETag', hit.etag, ...coded]);
+      // Verdaccio's own 304 (express's: no body, no Content-Type / Length, so compression() adds no
+      // Vary and no Content-Encoding either), and the full path's replay of a hit (routes.ts): a 304
+      // names no encoding — it has no body, and a cache that merges a 304's headers into the
+      // response it holds must not relabel an identity body as gzip (RFC 9110 §15.4.5)
+      res.writeHead(304, [...common, ...cacheHeader(req), 'ETag', hit.etag]);
       res.end();
       return;
     }

@@ -288,7 +288,9 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
     res.setHeader('Content-Type', hit.contentType);
     res.setHeader('ETag', hit.etag);
     const encoding = req.method === 'GET' && hit.body.length >= COMPRESSION_THRESHOLD && cache !== null ? cachedVariantFor(req.headers['accept-encoding']) : null;
-    if (encoding === 'gzip' || encoding === 'br') {
+    // `req.fresh` (the ETag is set): express answers 304 without a body, and a 304 names no
+    // encoding — as Verdaccio's own 304 of the same request (fast-path.ts replay)
+    if ((encoding === 'gzip' || encoding === 'br') && !req.fresh) {
       res.setHeader('Content-Encoding', encoding); // compression() passes an encoded body through (and still adds Vary)
       res.send(cache?.variantOf(key, hit, encoding));
       return;

@@ -446,6 +446,88 @@ function exact(registry: { url: string }, path: string, method: string, headers:
   return raw(registry, path, { method, headers, exact: true });
 }
 
+interface Sides {
+  on: RunningRegistry;
+  off: RunningRegistry;
+  /** The Authorization header a named credential stands for on a side (tokens are per registry unless the storage is shared). */
+  authorization(side: 'on' | 'off', credential: string): string;
+}
+
+const withFastPathOff = (config: Record<string, unknown>): void => {
+  config.middlewares = { ...(config.middlewares as Record<string, unknown>), 'registry-storage-http': { fast_path: false } };
+};
+
+/**
+ * Random requests (method, one of `paths`, Accept, Accept-Encoding, Host, X-Forwarded-Proto,
+ * If-None-Match, Range, credentials) sent to both sides: the same status, headers and body.
+ * Returns how many of the fast path's answers came from its cache (the comparison only means
+ * something when the fast path was in play).
+ */
+async function answersAlike(sides: Sides, paths: readonly string[], numRuns: number): Promise<number> {
+  const headerToken = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/);
+  const coding = fc.constantFrom('gzip', 'br', 'deflate', 'identity', '*', 'x-gzip');
+  const weighted = fc.tuple(coding, fc.option(fc.constantFrom('0', '0.5', '1'), { nil: undefined })).map(([name, q]) => (q === undefined ? name : `${name};q=${q}`));
+  const request = fc.record(
+    {
+      method: fc.constantFrom('GET', 'HEAD'),
+      path: fc.constantFrom(...paths),
+      accept: fc.oneof(fc.constantFrom(FULL, ABBREVIATED, 'application/vnd.npm.install-v1+json', '*/*', 'text/html', 'application/vnd.npm.install-v1+json; q=0', 'application/json, application/vnd.npm.install-v1+json'), headerToken),
+      acceptEncoding: fc.array(weighted, { maxLength: 3 }).map((list) => list.join(', ')),
+      host: fc.oneof(fc.constant('registry.test:4873'), fc.constant('127.0.0.1:1'), fc.domain().map((domain) => `${domain}:8443`)),
+      forwardedProto: fc.constantFrom('https', 'http', 'HTTPS', 'https, http', 'gopher'),
+      ifNoneMatch: fc.constantFrom('*', '"nope"', 'W/"nope"', 'the etag', 'W/the etag', 'the etag, "x"'),
+      range: fc.constantFrom('bytes=0-10', 'bytes=-5', 'bytes=100000-'),
+      // no wrong password: failed logins are rate limited per user with a countdown in the answer,
+      // which differs between two servers by the second it is asked in
+      credentials: fc.constantFrom('alice', 'bob', 'alice basic', 'Bearer not-a-token', 'Basic Z2FyYmFnZQ==', 'Bearer ', 'Negotiate abc'),
+    },
+    // each header is present or not
+    { requiredKeys: ['method', 'path', 'host'] },
+  );
+  const compared = ['content-type', 'content-encoding', 'etag', 'vary', 'access-control-allow-origin', 'x-powered-by', 'accept-ranges', 'content-range', 'cache-control', 'warning'];
+  let hits = 0;
+  await fc.assert(
+    fc.asyncProperty(request, async (sent) => {
+      const headersOf = (side: 'on' | 'off'): Record<string, string> => {
+        const headers: Record<string, string> = { host: sent.host };
+        if (sent.accept !== undefined) headers.accept = sent.accept;
+        if (sent.acceptEncoding !== undefined) headers['accept-encoding'] = sent.acceptEncoding;
+        if (sent.forwardedProto !== undefined) headers['x-forwarded-proto'] = sent.forwardedProto;
+        if (sent.range !== undefined) headers.range = sent.range;
+        if (sent.credentials !== undefined) headers.authorization = sides.authorization(side, sent.credentials);
+        return headers;
+      };
+      const on = headersOf('on');
+      const off = headersOf('off');
+      if (sent.ifNoneMatch !== undefined) {
+        let value: string = sent.ifNoneMatch;
+        if (value.includes('the etag')) {
+          // the ETag this very request would get without the condition (from the full path); asked
+          // of both sides, so what the servers count and cache stays the same on both
+          await exact(sides.on, sent.path, 'GET', on);
+          const plain = await exact(sides.off, sent.path, 'GET', off);
+          value = value.replace('the etag', String(plain.headers.etag ?? '"none"'));
+        }
+        on['if-none-match'] = value;
+        off['if-none-match'] = value;
+      }
+      // fast path first, so a hit it serves is the cache's answer, not the full path's fresh one
+      const fast = await exact(sides.on, sent.path, sent.method, on);
+      const full = await exact(sides.off, sent.path, sent.method, off);
+      if (fast.headers[CACHE_HEADER] === 'hit') hits++;
+      const what = `${sent.method} ${sent.path} ${JSON.stringify({ ...off, authorization: sent.credentials })}`;
+      assert.equal(fast.status, full.status, `${what}: status (${fast.decoded.toString().slice(0, 200)} | ${full.decoded.toString().slice(0, 200)})`);
+      for (const name of compared) assert.equal(fast.headers[name], full.headers[name], `${what}: ${name}`);
+      if (fast.headers['content-encoding'] === undefined) assert.equal(fast.headers['content-length'], full.headers['content-length'], `${what}: content-length`);
+      assert.equal(fast.decoded.toString(), full.decoded.toString(), `${what}: body`);
+    }),
+    { numRuns },
+  );
+  return hits;
+}
+
+const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
 describe('17.x property: whatever a client sends, the fast path answers what the full path answers', { timeout: 240_000 }, () => {
   test('17.10 random methods, paths, Accept, Accept-Encoding, Host, X-Forwarded-Proto, If-None-Match, Range and credentials: the same status, headers and body with the fast path on and off (fast-check, one storage)', async () => {
     const restrict = (config: Record<string, unknown>): void => {
@@ -470,93 +552,84 @@ describe('17.x property: whatever a client sends, the fast path answers what the
       const copy = `${seed.dir}-off`;
       cpSync(seed.dir, copy, { recursive: true });
       on = await startRegistry({ dir: seed.dir, editConfig: restrict });
-      off = await startRegistry({
-        dir: copy,
-        editConfig: (config) => {
-          restrict(config);
-          config.middlewares = { ...(config.middlewares as Record<string, unknown>), 'registry-storage-http': { fast_path: false } };
-        },
-      });
-      const sides = { on, off };
-      const headerToken = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/);
-      const coding = fc.constantFrom('gzip', 'br', 'deflate', 'identity', '*', 'x-gzip');
-      const weighted = fc.tuple(coding, fc.option(fc.constantFrom('0', '0.5', '1'), { nil: undefined })).map(([name, q]) => (q === undefined ? name : `${name};q=${q}`));
-      const request = fc.record(
-        {
-          method: fc.constantFrom('GET', 'HEAD'),
-          path: fc.constantFrom(
-            '/@mycompany%2fprop',
-            '/@mycompany/prop',
-            '/@mycompany%2Fprop',
-            '/prop-small',
-            '/@secret%2fprop',
-            '/@mycompany/prop/-/prop-1.0.0.tgz',
-            '/@secret/prop/-/prop-1.0.0.tgz',
-            '/prop-small/-/prop-small-1.0.0.tgz',
-            '/prop-small/-/prop-small-9.9.9.tgz',
-            '/no-such-package',
-            // spellings: a query, an encoded @, a trailing slash, upper case, the scoped tarball's long form, whoami
-            '/@mycompany%2fprop?write=true',
-            '/prop-small?x=1',
-            '/%40mycompany%2fprop',
-            '/prop-small/',
-            '/PROP-SMALL',
-            '/@mycompany/prop/-/@mycompany/prop-1.0.0.tgz',
-            '/prop-small/-/prop-small-1.0.0.tgz?x=1',
-            '/-/whoami',
-          ),
-          accept: fc.oneof(fc.constantFrom(FULL, ABBREVIATED, 'application/vnd.npm.install-v1+json', '*/*', 'text/html', 'application/vnd.npm.install-v1+json; q=0', 'application/json, application/vnd.npm.install-v1+json'), headerToken),
-          acceptEncoding: fc.array(weighted, { maxLength: 3 }).map((list) => list.join(', ')),
-          host: fc.oneof(fc.constant('registry.test:4873'), fc.constant('127.0.0.1:1'), fc.domain().map((domain) => `${domain}:8443`)),
-          forwardedProto: fc.constantFrom('https', 'http', 'HTTPS', 'https, http', 'gopher'),
-          ifNoneMatch: fc.constantFrom('*', '"nope"', 'W/"nope"', 'the etag', 'W/the etag', 'the etag, "x"'),
-          range: fc.constantFrom('bytes=0-10', 'bytes=-5', 'bytes=100000-'),
-          // no wrong password: failed logins are rate limited per user with a countdown in the answer,
-          // which differs between two servers by the second it is asked in
-          credentials: fc.constantFrom('alice', 'bob', 'Bearer not-a-token', `Basic ${Buffer.from(`alice:${PASSWORD}`).toString('base64')}`, 'Basic Z2FyYmFnZQ==', 'Bearer ', 'Negotiate abc'),
-        },
-        // each header is present or not
-        { requiredKeys: ['method', 'path', 'host'] },
-      );
-      const compared = ['content-type', 'content-encoding', 'etag', 'vary', 'access-control-allow-origin', 'x-powered-by', 'accept-ranges', 'content-range', 'cache-control'];
-      let hits = 0;
-      await fc.assert(
-        fc.asyncProperty(request, async (sent) => {
-          const headers: Record<string, string> = { host: sent.host };
-          if (sent.accept !== undefined) headers.accept = sent.accept;
-          if (sent.acceptEncoding !== undefined) headers['accept-encoding'] = sent.acceptEncoding;
-          if (sent.forwardedProto !== undefined) headers['x-forwarded-proto'] = sent.forwardedProto;
-          if (sent.range !== undefined) headers.range = sent.range;
-          if (sent.credentials !== undefined) headers.authorization = sent.credentials === 'alice' ? `Bearer ${alice}` : sent.credentials === 'bob' ? `Bearer ${bob}` : sent.credentials;
-          if (sent.ifNoneMatch !== undefined) {
-            let value: string = sent.ifNoneMatch;
-            if (value.includes('the etag')) {
-              // the ETag this very request would get without the condition (from the full path); asked
-              // of both sides, so what the server counts (failed logins: 429 after a few) stays the same
-              await exact(sides.on, sent.path, 'GET', headers);
-              const plain = await exact(sides.off, sent.path, 'GET', headers);
-              value = value.replace('the etag', String(plain.headers.etag ?? '"none"'));
-            }
-            headers['if-none-match'] = value;
-          }
-          // fast path first, so a hit it serves is the cache's answer, not the full path's fresh one
-          const fast = await exact(sides.on, sent.path, sent.method, headers);
-          const full = await exact(sides.off, sent.path, sent.method, headers);
-          if (fast.headers[CACHE_HEADER] === 'hit') hits++;
-          const what = `${sent.method} ${sent.path} ${JSON.stringify(headers)}`;
-          assert.equal(fast.status, full.status, `${what}: status (${fast.decoded.toString().slice(0, 200)} | ${full.decoded.toString().slice(0, 200)})`);
-          for (const name of compared) assert.equal(fast.headers[name], full.headers[name], `${what}: ${name}`);
-          if (fast.headers['content-encoding'] === undefined) assert.equal(fast.headers['content-length'], full.headers['content-length'], `${what}: content-length`);
-          assert.equal(fast.decoded.toString(), full.decoded.toString(), `${what}: body`);
-        }),
-        { numRuns: 150 },
-      );
-      // the comparison is only one if the fast path was in play
+      off = await startRegistry({ dir: copy, editConfig: (config) => (restrict(config), withFastPathOff(config)) });
+      const named: Record<string, string> = { alice: `Bearer ${alice}`, bob: `Bearer ${bob}`, 'alice basic': basic('alice', PASSWORD) };
+      const paths = [
+        '/@mycompany%2fprop',
+        '/@mycompany/prop',
+        '/@mycompany%2Fprop',
+        '/prop-small',
+        '/@secret%2fprop',
+        '/@mycompany/prop/-/prop-1.0.0.tgz',
+        '/@secret/prop/-/prop-1.0.0.tgz',
+        '/prop-small/-/prop-small-1.0.0.tgz',
+        '/prop-small/-/prop-small-9.9.9.tgz',
+        '/no-such-package',
+        // spellings: a query, an encoded @, a trailing slash, upper case, the scoped tarball's long form, whoami
+        '/@mycompany%2fprop?write=true',
+        '/prop-small?x=1',
+        '/%40mycompany%2fprop',
+        '/prop-small/',
+        '/PROP-SMALL',
+        '/@mycompany/prop/-/@mycompany/prop-1.0.0.tgz',
+        '/prop-small/-/prop-small-1.0.0.tgz?x=1',
+        '/-/whoami',
+      ];
+      const hits = await answersAlike({ on, off, authorization: (_side, credential) => named[credential] ?? credential }, paths, 150);
       assert.ok(hits >= 10, `only ${hits} of the answers came from the fast path's cache`);
     } finally {
       await seed.stop();
       await on?.stop();
       await off?.stop();
+    }
+  });
+
+  test('12.f3 the same for proxied packages: two registries in front of one upstream, the fast path on and off (fast-check)', async () => {
+    const upstream = await startRegistry();
+    const sides: { on?: RunningRegistry; off?: RunningRegistry } = {};
+    try {
+      const publisher = await addUser(upstream, 'publisher', 'publisher-password-1');
+      for (const [name, extra] of [
+        ['up-prop', LONG],
+        ['up-small', {}],
+        ['@upscope/prop', LONG],
+      ] as const) {
+        assert.equal((await publishRaw(upstream.url, publisher, name, '1.0.0', { extra })).status, 201, name);
+      }
+      const proxying = (config: Record<string, unknown>): void => {
+        config.uplinks = { upstream: { url: upstream.url, maxage: '10m', timeout: '5s' } };
+      };
+      sides.on = await startRegistry({ editConfig: proxying });
+      sides.off = await startRegistry({ editConfig: (config) => (proxying(config), withFastPathOff(config)) });
+      const tokens = { on: {} as Record<string, string>, off: {} as Record<string, string> };
+      for (const side of ['on', 'off'] as const) {
+        const registry = sides[side] as RunningRegistry;
+        tokens[side].alice = `Bearer ${await addUser(registry, 'alice', PASSWORD)}`;
+        tokens[side].bob = `Bearer ${await addUser(registry, 'bob', PASSWORD)}`;
+        tokens[side]['alice basic'] = basic('alice', PASSWORD);
+      }
+      const paths = [
+        '/up-prop',
+        '/up-small',
+        '/@upscope%2fprop',
+        '/@upscope/prop',
+        '/up-prop/-/up-prop-1.0.0.tgz',
+        '/up-small/-/up-small-1.0.0.tgz',
+        '/@upscope/prop/-/prop-1.0.0.tgz',
+        '/up-small/-/up-small-9.9.9.tgz',
+        '/up-missing',
+        '/up-prop?write=true',
+      ];
+      const hits = await answersAlike(
+        { on: sides.on, off: sides.off, authorization: (side, credential) => tokens[side][credential] ?? credential },
+        paths,
+        200,
+      );
+      assert.ok(hits >= 10, `only ${hits} of the answers came from the fast path's cache`);
+    } finally {
+      await sides.on?.stop();
+      await sides.off?.stop();
+      await upstream.stop();
     }
   });
 });

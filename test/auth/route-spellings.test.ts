@@ -11,11 +11,11 @@
  * as Express 4.22 compiles Verdaccio's route strings), not by a copy of our rules.
  */
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { jsonRequestBody, rawRequest } from '../harness/raw-http';
 import { startRegistry, type RunningRegistry } from '../harness/registry';
 import { couchPut, http, login, useAuthPlugin, whoami } from './helpers';
 
@@ -32,34 +32,19 @@ interface Raw {
 }
 
 /** A request with the path sent byte for byte (fetch would normalise it). */
-function raw(registry: RunningRegistry, method: string, path: string, options: { token?: string; body?: unknown; from?: string } = {}): Promise<Raw> {
-  const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-  const headers: Record<string, string> = {};
+async function raw(registry: RunningRegistry, method: string, path: string, options: { token?: string; body?: unknown; from?: string } = {}): Promise<Raw> {
+  const json = jsonRequestBody(options.body);
+  const headers: Record<string, string> = { ...(json.headers as Record<string, string>) };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
-  if (payload !== undefined) {
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = String(Buffer.byteLength(payload));
-  }
   if (options.from) headers['x-forwarded-for'] = options.from;
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: registry.port, method, path, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => {
-        let body: Record<string, unknown> = {};
-        try {
-          body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-        } catch {
-          body = {};
-        }
-        resolve({ status: res.statusCode ?? 0, text, body });
-      });
-    });
-    req.on('error', reject);
-    req.setTimeout(15_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
-    req.end(payload);
-  });
+  const { status, text } = await rawRequest(registry, { method, path, headers, body: json.body });
+  let body: Record<string, unknown> = {};
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    body = {};
+  }
+  return { status, text, body };
 }
 
 const fastAuth = (config: Record<string, unknown>): void => {

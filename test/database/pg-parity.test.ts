@@ -9,10 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { request } from 'node:http';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { usePostgres } from '../harness/postgres';
+import { jsonRequestBody, rawRequest } from '../harness/raw-http';
 import { addUser, startRegistry, type RunningRegistry } from '../harness/registry';
 import { bareName, publishRaw } from '../storage/lib/packages';
 
@@ -53,34 +53,11 @@ interface Side {
   token: string;
 }
 
-/** One request (node:http: fetch would not send our Host header, and the tarball URLs are made from it). */
-function call(side: Side, method: string, path: string, body?: unknown, accept = 'application/json'): Promise<{ status: number; text: string; bytes: Buffer }> {
-  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${side.registry.url}${path}`,
-      {
-        method,
-        headers: {
-          host: HOST,
-          accept,
-          authorization: `Bearer ${side.token}`,
-          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(payload.length) }),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const bytes = Buffer.concat(chunks);
-          resolve({ status: res.statusCode ?? 0, text: bytes.toString('utf8'), bytes });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+/** One request (raw: fetch would not send our Host header, and the tarball URLs are made from it). */
+async function call(side: Side, method: string, path: string, body?: unknown, accept = 'application/json'): Promise<{ status: number; text: string; bytes: Buffer }> {
+  const json = jsonRequestBody(body);
+  const answer = await rawRequest(side.registry, { method, path, body: json.body, headers: { host: HOST, accept, authorization: `Bearer ${side.token}`, ...json.headers } });
+  return { status: answer.status, text: answer.text, bytes: answer.body };
 }
 
 const encoded = (pkg: string): string => encodeURIComponent(pkg);

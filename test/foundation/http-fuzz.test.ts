@@ -9,33 +9,13 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { rawRequest } from '../harness/raw-http';
 import { addUser, startRegistry, type RunningRegistry } from '../harness/registry';
 import { publishRaw, storedFiles } from '../storage/lib/packages';
 
 const RUNS = Number(process.env.HTTP_FUZZ_RUNS ?? 400);
-
-interface Answer {
-  status: number;
-  text: string;
-}
-
-/** The path is sent byte for byte (fetch would normalise it), the body as given. */
-function send(registry: RunningRegistry, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: registry.port, method, path, headers: { ...headers, ...(body === undefined ? {} : { 'content-length': String(body.length) }) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${path}: no answer in 10 s`)));
-    req.end(body);
-  });
-}
 
 /** What a client can read back or what the registry keeps: stored files and their sizes, registry.lockb, the users. */
 function state(registry: RunningRegistry): string {
@@ -102,13 +82,13 @@ describe('11.x random requests of every kind never reach a 5xx, never stop the r
         if (one.contentType !== undefined) headers['content-type'] = one.contentType;
         if (one.accept !== undefined) headers.accept = one.accept;
         if (one.credential !== undefined) headers.authorization = credentials[one.credential] ?? one.credential;
-        const answer = await send(registry, one.method, one.path, headers, one.method === 'GET' || one.method === 'HEAD' ? undefined : one.body);
+        const answer = await rawRequest(registry, { method: one.method, path: one.path, headers, body: one.method === 'GET' || one.method === 'HEAD' ? undefined : one.body, timeoutMs: 10_000 });
         statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
         assert.ok(answer.status >= 100 && answer.status < 500, `${one.method} ${one.path} (${one.credential ?? 'anonymous'}, ${one.contentType ?? 'no type'}): ${answer.status} ${answer.text.slice(0, 300)}`);
       }),
       { numRuns: RUNS },
     );
-    assert.equal((await send(registry, 'GET', '/-/ping', {}, undefined)).status, 200, 'the registry still answers');
+    assert.equal((await rawRequest(registry, { path: '/-/ping' })).status, 200, 'the registry still answers');
     assert.equal(registry.process.exitCode, null, 'the process is still running');
     // bounded wait: a refused write may still be giving its lock back (one turn after the answer)
     let after = state(registry);

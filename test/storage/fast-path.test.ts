@@ -13,7 +13,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeJwt } from 'jose';
-import { request } from 'node:http';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,6 +20,7 @@ import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { CACHE_HEADER, DEBUG_REQUEST_HEADER } from '../../plugins/registry-core/index';
 import { RACY_WINDOW_MS } from '../../plugins/verdaccio-registry-storage/fs-store';
 import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
+import { rawRequest } from '../harness/raw-http';
 import { publishRaw } from './lib/packages';
 import { startRelay, type Relay } from './lib/relay';
 
@@ -41,30 +41,15 @@ interface Raw {
 }
 
 /** A raw HTTP request (fetch would decode Content-Encoding itself and hide what was sent). */
-function raw(registry: { url: string }, path: string, options: { method?: string; headers?: Record<string, string>; token?: string; exact?: boolean } = {}): Promise<Raw> {
+async function raw(registry: { port: number }, path: string, options: { method?: string; headers?: Record<string, string>; token?: string; exact?: boolean } = {}): Promise<Raw> {
   // `exact`: only the given headers (and the debug header that names a cache hit), no default Accept
   const headers: Record<string, string> = { ...(options.exact === true ? {} : { accept: FULL }), [DEBUG_REQUEST_HEADER]: 'cache', ...options.headers };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
-  return new Promise((resolve, reject) => {
-    const req = request(`${registry.url}${path}`, { method: options.method ?? 'GET', headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const encoding = res.headers['content-encoding'];
-        try {
-          // a 304 / HEAD may name an encoding and carry no body
-          const decoded = body.length === 0 ? body : encoding === 'gzip' ? gunzipSync(body) : encoding === 'br' ? brotliDecompressSync(body) : body;
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, decoded });
-        } catch (error) {
-          reject(error as Error); // a broken encoding fails the test (and its finally still stops the registries)
-        }
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  const answer = await rawRequest(registry, { method: options.method, path, headers });
+  const encoding = answer.headers['content-encoding'];
+  // a 304 / HEAD may name an encoding and carry no body; a broken encoding throws and fails the test
+  const decoded = answer.body.length === 0 ? answer.body : encoding === 'gzip' ? gunzipSync(answer.body) : encoding === 'br' ? brotliDecompressSync(answer.body) : answer.body;
+  return { status: answer.status, headers: answer.headers, body: answer.body, decoded };
 }
 
 /** GETs until the answer comes from the cache (bounded); returns that answer. */
@@ -445,7 +430,7 @@ describe('17.x fast_path: false', { timeout: 240_000 }, () => {
 });
 
 /** One request with exactly these headers (nothing added but the debug header that names a cache hit). */
-function exact(registry: { url: string }, path: string, method: string, headers: Record<string, string>): Promise<Raw> {
+function exact(registry: { port: number }, path: string, method: string, headers: Record<string, string>): Promise<Raw> {
   return raw(registry, path, { method, headers, exact: true });
 }
 

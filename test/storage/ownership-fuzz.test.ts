@@ -8,10 +8,11 @@
  * packument's integrity, every dist-tag names a version, the index describes the storage).
  */
 import assert from 'node:assert/strict';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { verifyStorage } from '../../plugins/verdaccio-registry-storage/verify';
+import { jsonRequestBody, rawRequest } from '../harness/raw-http';
 import { addUser, startRegistry, type RunningRegistry } from '../harness/registry';
 import { makeTarball, publishRaw, sha1Hex, sha512Base64, useOurStorage } from './lib/packages';
 
@@ -176,19 +177,11 @@ describe('2,000+ generated publish / dist-tag / owner requests against a real re
     await registry?.stop();
   });
 
-  function send(method: string, path: string, body: unknown, who: ActorName): Promise<{ status: number; text: string }> {
-    return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-      const token = tokens[who];
-      const headers: Record<string, string | number> = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) };
-      const req = request({ host: '127.0.0.1', port: registry.port, method, path, headers, agent }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
-      req.on('error', reject);
-      req.end(payload);
-    });
+  async function send(method: string, path: string, body: unknown, who: ActorName): Promise<{ status: number; text: string }> {
+    const token = tokens[who];
+    const json = jsonRequestBody(body);
+    const { status, text } = await rawRequest(registry, { method, path, agent, body: json.body, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...json.headers } });
+    return { status, text };
   }
 
   /** The owners of pkg right now (null: no such package). */

@@ -9,12 +9,12 @@
  * packument), so a pass means the cache was in play, not bypassed.
  */
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CACHE_HEADER, DEBUG_REQUEST_HEADER } from '../../plugins/registry-core/index';
 import { RACY_WINDOW_MS } from '../../plugins/verdaccio-registry-storage/fs-store';
+import { rawRequest } from '../harness/raw-http';
 import { addUser, createClientDir, startRegistry, writePackage, type ClientDir, type RunningRegistry } from '../harness/registry';
 import { publishBody, publishRaw, putPackage, useOurStorage } from './lib/packages';
 
@@ -147,14 +147,7 @@ describe('packument cache: never stale after a write, access rules hold', () => 
 
   test('If-None-Match with the cached ETag gets 304; HEAD gets headers only', async () => {
     const warmAnswer = await warm(registry, path);
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = request(`${registry.url}${path}`, { headers: { ...FULL, 'if-none-match': warmAnswer.etag ?? '' } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+    const { status } = await rawRequest(registry, { path, headers: { ...FULL, 'if-none-match': warmAnswer.etag ?? '' } });
     assert.equal(status, 304);
     const head = await fetch(`${registry.url}${path}`, { method: 'HEAD', headers: FULL });
     assert.equal(head.status, 200);
@@ -253,14 +246,7 @@ describe('packument cache: never stale after a write, access rules hold', () => 
 
   test('a Host header Verdaccio cannot build tarball URLs from is a 400, and the server lives on', async () => {
     for (const host of ['bad_host', 'a b', 'x..y', 'u:C7', 'h:k#x']) {
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: registry.port, path, headers: { host } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+      const { status } = await rawRequest(registry, { path, headers: { host } });
       assert.equal(status, 400, host);
     }
     assert.equal((await fetch(`${registry.url}/-/ping`)).status, 200);

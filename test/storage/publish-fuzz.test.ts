@@ -5,9 +5,9 @@
  * accepted must still be a well-formed package.
  */
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { jsonRequestBody, rawRequest } from '../harness/raw-http';
 import { addUser, startRegistry, type RunningRegistry } from '../harness/registry';
 import { makeTarball, publishBody, publishRaw, sha1Hex, sha512Base64, useOurStorage } from './lib/packages';
 
@@ -68,20 +68,10 @@ function otherRequests(): fc.Arbitrary<FuzzRequest> {
   );
 }
 
-function send(registry: RunningRegistry, token: string, item: FuzzRequest): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = item.body === undefined ? undefined : Buffer.from(JSON.stringify(item.body));
-    const req = request(
-      { host: '127.0.0.1', port: registry.port, method: item.method, path: item.path, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+async function send(registry: RunningRegistry, token: string, item: FuzzRequest): Promise<{ status: number; text: string }> {
+  const json = jsonRequestBody(item.body);
+  const { status, text } = await rawRequest(registry, { method: item.method, path: item.path, body: json.body, headers: { authorization: `Bearer ${token}`, ...json.headers } });
+  return { status, text };
 }
 
 describe('hostile publish traffic against a real registry', () => {
@@ -129,14 +119,7 @@ describe('hostile publish traffic against a real registry', () => {
     const hostLike = fc.oneof(printable, fc.tuple(fc.stringMatching(/^[a-z0-9._-]{1,12}$/), printable).map(([name, port]) => `${name}:${port}`));
     await fc.assert(
       fc.asyncProperty(hostLike, fc.constantFrom(`/${encodeURIComponent(NAME)}`, '/@fuzz/pkg/1.0.0', '/-/verdaccio/data/sidebar/@fuzz/pkg', '/'), async (host, path) => {
-        const status = await new Promise<number>((resolve, reject) => {
-          const req = request({ host: '127.0.0.1', port: registry.port, path, headers: { host } }, (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode ?? 0));
-          });
-          req.on('error', reject);
-          req.end();
-        }).catch((error: unknown) => assert.fail(`Host ${JSON.stringify(host)} ${path}: ${String(error)}; exit code ${registry.process.exitCode}\n${registry.logs().slice(-3000)}`));
+        const { status } = await rawRequest(registry, { path, headers: { host } }).catch((error: unknown) => assert.fail(`Host ${JSON.stringify(host)} ${path}: ${String(error)}; exit code ${registry.process.exitCode}\n${registry.logs().slice(-3000)}`));
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
         assert.ok(status < 500, `Host ${JSON.stringify(host)} ${path} → ${status}`);
       }),

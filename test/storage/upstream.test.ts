@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { CACHE_HEADER, DEBUG_REQUEST_HEADER, PackageIndex } from '../../plugins/registry-core/index';
 import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
 import { makeTarball, publishRaw, sha512Base64, storedFiles } from './lib/packages';
+import { rawRequest } from '../harness/raw-http';
 import { startRelay, type Relay } from './lib/relay';
 import type { PublishedKey } from '../../plugins/registry-core/index';
 import { UPSTREAM_CACHE_DIR } from '../../plugins/verdaccio-registry-storage/plugin';
@@ -55,6 +56,8 @@ async function publishPublicTree(registry: RunningRegistry, token: string): Prom
   await put('@mycompany/only-upstream', '1.0.0');
   await put('shadowed', '1.0.0');
   await put('shadowed', '7.0.0');
+  await put('head-first', '1.0.0');
+  await put('head-after', '1.0.0');
   await put('warm-leaf', '1.0.0');
   await put('warm-top', '1.0.0', { 'warm-leaf': '^1.0.0' });
 }
@@ -280,6 +283,32 @@ describe('issue 12: one upstream, proxied and cached', () => {
     } finally {
       index.close();
     }
+  });
+
+  test('12.4 HEAD of a proxied tarball answers as a GET does: a first HEAD fills the cache, one right after a GET waits for its commit; every answer says the Content-Length', async () => {
+    const original = (name: string): Promise<Buffer> => fetch(`${tree.upstream.url}/${name}/-/${name}-1.0.0.tgz`).then(async (response) => Buffer.from(await response.arrayBuffer()));
+    // nothing held yet: the HEAD is a fill (stored, headers only)
+    const first = await rawRequest(ours, { method: 'HEAD', path: '/head-first/-/head-first-1.0.0.tgz' });
+    const firstBytes = await original('head-first');
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.headers['content-length'], String(firstBytes.length));
+    assert.equal(first.body.length, 0);
+    const got = await rawRequest(ours, { path: '/head-first/-/head-first-1.0.0.tgz' });
+    assert.ok(got.body.equals(firstBytes));
+    assert.equal(tree.relay.count('/head-first/-/head-first-1.0.0.tgz'), 1, 'the HEAD stored it: one upstream download');
+    // a GET that fills it, then at once a HEAD and a GET (the commit may still be running: they wait for it)
+    const fill = await rawRequest(ours, { path: '/head-after/-/head-after-1.0.0.tgz' });
+    const afterBytes = await original('head-after');
+    assert.equal(fill.headers['content-length'], String(afterBytes.length), 'a fill streams with the upstream\'s length');
+    assert.ok(fill.body.equals(afterBytes));
+    const [head, get] = await Promise.all([
+      rawRequest(ours, { method: 'HEAD', path: '/head-after/-/head-after-1.0.0.tgz' }),
+      rawRequest(ours, { path: '/head-after/-/head-after-1.0.0.tgz' }),
+    ]);
+    assert.equal(head.status, 200, head.text);
+    assert.equal(head.headers['content-length'], String(afterBytes.length));
+    assert.ok(get.body.equals(afterBytes));
+    assert.equal(tree.relay.count('/head-after/-/head-after-1.0.0.tgz'), 1);
   });
 
   test('12.4 concurrent tarball fills: one `cache` record per version, each exactly once (records of fills that commit together share one registry.lockb append)', async () => {

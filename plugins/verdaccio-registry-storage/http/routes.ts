@@ -318,8 +318,8 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   };
 
   /**
-   * The upstream step (docs/upstream.md) before a packument or tarball GET of a name that is not
-   * local: only for callers Verdaccio's `packages:` lets read it (others go on to its 401/403).
+   * The upstream step (docs/upstream.md) before a packument or tarball GET (or HEAD) of a name that
+   * is not local: only for callers Verdaccio's `packages:` lets read it (others go on to its 401/403).
    */
   const viaUpstream = (req: Request, res: Response, next: NextFunction, name: string, proceed: () => void): void => {
     const upstream = host.upstream;
@@ -331,7 +331,9 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
     }
     const hops = Number.parseInt(headerText(req.headers[HOPS_HEADER]) || '0', 10);
     const run = (): void => {
-      const tarball = req.method === 'GET' ? matchTarballPath(req.path) : null;
+      // HEAD as GET (RFC 9110 §9.3.2: the same header fields): Node's response drops the body of a
+      // HEAD, so a fill started by one stores the tarball and answers its headers only
+      const tarball = req.method === 'GET' || req.method === 'HEAD' ? matchTarballPath(req.path) : null;
       if (tarball !== null) {
         upstream.tarball(tarball.name, tarball.fileName, res, Number.isInteger(hops) ? hops : 0).then(
           (outcome) => (outcome === 'pass' ? proceed() : undefined),
@@ -362,7 +364,7 @@ export function createStorageHttpHandler(deps: StorageHttpDeps): RequestHandler 
   };
 
   const serveTarball = (req: Request, res: Response, next: NextFunction): boolean => {
-    if (req.method !== 'GET' || host.upstream === null) return false;
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || host.upstream === null) return false;
     const route = matchTarballPath(req.path);
     if (route === null || !verdaccioAcceptsPackageName(route.name)) return false;
     viaUpstream(req, res, next, route.name, next);

@@ -424,6 +424,10 @@ export class UpstreamProxy {
     let answered = false;
     res.statusCode = 200;
     res.setHeader('content-type', 'application/octet-stream');
+    // the upstream's length, when the bytes fetch hands over are the ones it counted (no content
+    // coding undone): what a HEAD answers and a progress bar reads, as for a stored tarball
+    const length = response.headers.get('content-length');
+    if (length !== null && /^\d{1,15}$/.test(length) && response.headers.get('content-encoding') === null) res.setHeader('content-length', length);
     if (res.req !== undefined && wantsCacheHeader(res.req.headers)) res.setHeader(CACHE_HEADER, 'upstream');
     const source = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
     try {

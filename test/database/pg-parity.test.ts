@@ -3,7 +3,9 @@
  * behaviour): one random sequence of writes — publishes (new packages, new versions, a version
  * again, other tags), dist-tag adds and removals, deprecations, unpublishes of a version and of a
  * package — sent by raw HTTP to a registry on files and to one on PostgreSQL, and after every step
- * the same statuses and, for the packuments (full and abbreviated), tarballs and search, the same content.
+ * the same statuses and, for the packuments (full and abbreviated), tarballs, search and the
+ * dashboard's list, the same content; on each side the dashboard's list (made from the index) says
+ * what the packuments say.
  * What two independent registries cannot share is normalised away: times, revisions, signatures
  * (their keys differ) and nothing else; tarball URLs are made the same by one Host header.
  */
@@ -143,6 +145,22 @@ async function observe(side: Side): Promise<string[]> {
       seen.push(`${pkg}@${v} tarball: ${tarball.status} ${tarball.status === 200 ? createHash('sha256').update(tarball.bytes).digest('hex') : ''}`);
     }
   }
+  // the dashboard's list is made from the index (registry.lockb), not from the packuments: each
+  // side's list must say what its packuments say, and the two sides' lists must agree
+  const listed = await call(side, 'GET', '/_dashboard/api/packages');
+  assert.equal(listed.status, 200, listed.text);
+  const page = JSON.parse(listed.text) as { packages: { name: string; versions: string[]; distTags: Record<string, string>; source: string }[] };
+  for (const pkg of NAMES) {
+    const entry = page.packages.find((listedPackage) => listedPackage.name === pkg);
+    const full = await call(side, 'GET', `/${encoded(pkg)}`);
+    const doc = full.status === 200 ? (JSON.parse(full.text) as Packument) : null;
+    const where = `${side.registry.dir}: ${pkg}`;
+    assert.equal(entry !== undefined, doc !== null, `${where}: listed by the dashboard ⇔ its packument is served (${full.status})`);
+    if (entry === undefined || doc === null) continue;
+    assert.deepEqual([...entry.versions].sort(), Object.keys(doc.versions ?? {}).sort(), `${where}: the index's versions are the packument's`);
+    assert.deepEqual(entry.distTags, doc['dist-tags'] ?? {}, `${where}: the index's dist-tags are the packument's`);
+  }
+  seen.push(`dashboard: ${JSON.stringify(page.packages.map(({ name: listedName, versions, distTags, source }) => ({ name: listedName, versions: [...versions].sort(), distTags, source })))}`);
   // search reads the package list and the index, not the packuments: what it finds must agree too
   const search = await call(side, 'GET', '/-/v1/search?text=par&size=20');
   const found = search.status === 200 ? (JSON.parse(search.text) as { objects: { package: { name: string; version: string } }[]; total: number }) : null;
@@ -150,7 +168,7 @@ async function observe(side: Side): Promise<string[]> {
   return seen;
 }
 
-test('14.8 one random sequence of writes on files and on PostgreSQL: the same statuses and the same packuments and tarballs after every step (fast-check)', { timeout: 300_000 }, async (t) => {
+test('14.8 one random sequence of writes on files and on PostgreSQL: the same statuses, packuments, tarballs, search and dashboard list after every step; each dashboard list (the index) agrees with its packuments (fast-check)', { timeout: 300_000 }, async (t) => {
   const pg = postgres();
   if (!pg.ok) return t.skip(pg.reason);
   const url = await pg.cluster.createDatabase('pg_parity');

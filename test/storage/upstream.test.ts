@@ -332,10 +332,19 @@ describe('issue 12: one upstream, proxied and cached', () => {
     }
   });
 
-  test('12.4 an upstream that alters tarball bytes: refused, the client gets an error, nothing stored', async () => {
+  test('12.4 an upstream that alters tarball bytes: refused (HEAD and GET), the client gets an error, nothing stored', async () => {
     await packument(ours, 'flip-me');
     tree.relay.mode = 'flip';
     try {
+      // a HEAD sends its headers only for verified bytes: the refusal is a clean 502
+      const head = await rawRequest(ours, { method: 'HEAD', path: '/flip-me/-/flip-me-1.0.0.tgz' });
+      assert.equal(head.status, 502);
+      assert.equal(head.headers['content-length'], undefined, 'not the tarball\'s length');
+      // a tarball that arrives in one chunk is refused before anything is sent: a whole JSON 502
+      // (framed by its own length, not the tarball's)
+      const small = await rawRequest(ours, { path: '/flip-me/-/flip-me-1.0.0.tgz', timeoutMs: 5_000 });
+      assert.equal(small.status, 502, small.text);
+      assert.match((JSON.parse(small.text) as { error: string }).error, /refused flip-me@1\.0\.0 from the upstream/);
       let failed = false;
       try {
         const response = await fetch(`${ours.url}/flip-me/-/flip-me-1.0.0.tgz`);

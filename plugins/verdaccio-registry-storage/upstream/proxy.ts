@@ -358,6 +358,9 @@ export class UpstreamProxy {
     const version = manifest ? Object.entries(manifest.versions ?? {}).find(([, meta]) => basename(meta?.dist?.tarball) === fileName) : undefined;
     if (!manifest || !version) return fail(404, `${fileName} is not a tarball of any version of ${name} the upstream lists`);
     const key = `${name}\u0000${fileName}`;
+    // committed while the packument was (re)validated — another client's fill ended meanwhile: the
+    // store serves it, no second download (the in-flight entry is read again after this await)
+    if (!this.#tarballs.has(key) && (await this.#deps.cache.tarballAgeMs(pkg, fileName)) !== null) return 'pass';
     const inflight = this.#tarballs.get(key);
     if (inflight) {
       // one upstream download per tarball: later clients are served from the store once it is committed
@@ -422,6 +425,7 @@ export class UpstreamProxy {
     let size = 0;
     let held: Buffer | null = null;
     let answered = false;
+    const headOnly = res.req?.method === 'HEAD';
     res.statusCode = 200;
     res.setHeader('content-type', 'application/octet-stream');
     // the upstream's length, when the bytes fetch hands over are the ones it counted (no content
@@ -437,8 +441,10 @@ export class UpstreamProxy {
         sha1.update(bytes);
         size += bytes.length;
         const diskOk = writer.stream.write(bytes);
-        // the last chunk is held back until the bytes are verified: a mismatch never completes the response
-        if (held !== null && !res.destroyed && !res.write(held)) await new Promise((r) => res.once('drain', r).once('close', r));
+        // the last chunk is held back until the bytes are verified: a mismatch never completes the
+        // response. A HEAD writes nothing before that (Node would drop the bytes anyway), so its
+        // headers go out only for verified bytes, and a mismatch is a clean 502
+        if (held !== null && !headOnly && !res.destroyed && !res.write(held)) await new Promise((r) => res.once('drain', r).once('close', r));
         held = bytes;
         if (!diskOk) await new Promise((r) => writer.stream.once('drain', r).once('error', r));
       }
@@ -449,7 +455,7 @@ export class UpstreamProxy {
       const digest: TarballDigest = { sha512: sha512.digest('hex'), sha1: sha1.digest('hex'), size };
       verifyDist(`${label} from the upstream`, dist, digest);
       answered = true;
-      if (!res.destroyed) res.end(held ?? undefined);
+      if (!res.destroyed) res.end(headOnly ? undefined : (held ?? undefined));
       await new Promise<void>((resolveEnd, rejectEnd) => {
         writer.stream.once('error', rejectEnd);
         writer.stream.end(() => resolveEnd());
@@ -479,6 +485,7 @@ export class UpstreamProxy {
         res.statusCode = 502;
         res.setHeader('content-type', 'application/json; charset=utf-8');
         res.removeHeader(CACHE_HEADER);
+        res.removeHeader('content-length'); // the tarball's, not this error's
         res.end(JSON.stringify({ error: reason }));
       } else res.destroy(); // the client sees a failed download, never a complete one
       throw error;

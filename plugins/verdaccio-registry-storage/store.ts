@@ -12,6 +12,13 @@
 import type { Readable, Writable } from 'node:stream';
 import type { ParsedName } from './names';
 
+/**
+ * The Content-Type of every tarball answer: Verdaccio's own (express's `res.header('Content-Type',
+ * 'application/octet-stream')` adds the charset), so the fast path's held bytes and an upstream
+ * fill say what a stored tarball says.
+ */
+export const TARBALL_CONTENT_TYPE = 'application/octet-stream; charset=utf-8';
+
 export interface VersionManifest {
   name?: string;
   version?: string;

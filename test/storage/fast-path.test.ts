@@ -447,7 +447,8 @@ const withFastPathOff = (config: Record<string, unknown>): void => {
 
 /**
  * Random requests (method, one of `paths`, Accept, Accept-Encoding, Host, X-Forwarded-Proto,
- * If-None-Match, Range, credentials) sent to both sides: the same status, headers and body.
+ * If-None-Match, Range, credentials) sent to both sides: the same status, headers and body; a HEAD
+ * also says what the GET after it says.
  * Returns how many of the fast path's answers came from its cache (the comparison only means
  * something when the fast path was in play).
  */
@@ -508,6 +509,14 @@ async function answersAlike(sides: Sides, paths: readonly string[], numRuns: num
       for (const name of compared) assert.equal(fast.headers[name], full.headers[name], `${what}: ${name}`);
       if (fast.headers['content-encoding'] === undefined) assert.equal(fast.headers['content-length'], full.headers['content-length'], `${what}: content-length`);
       assert.equal(fast.decoded.toString(), full.decoded.toString(), `${what}: body`);
+      if (sent.method === 'HEAD') {
+        // a HEAD says what the GET would (RFC 9110 §9.3.2), on both sides — but its encoding:
+        // compression() never encodes a HEAD (Verdaccio's answer, which the fast path keeps)
+        const [fastGet, fullGet] = [await exact(sides.on, sent.path, 'GET', on), await exact(sides.off, sent.path, 'GET', off)];
+        for (const name of ['content-type', 'etag']) assert.equal(fast.headers[name], fastGet.headers[name], `${what}: HEAD and GET ${name}`);
+        assert.equal(fast.status, fastGet.status, `${what}: HEAD and GET status (${fastGet.decoded.toString().slice(0, 200)})`);
+        assert.equal(fullGet.status, fastGet.status, `${what}: the GET after it`);
+      }
     }),
     { numRuns },
   );
@@ -562,6 +571,11 @@ describe('17.x property: whatever a client sends, the fast path answers what the
         '/@mycompany/prop/-/@mycompany/prop-1.0.0.tgz',
         '/prop-small/-/prop-small-1.0.0.tgz?x=1',
         '/-/whoami',
+        // one version, by number and by tag (Verdaccio's route, never the fast path's)
+        '/prop-small/1.0.0',
+        '/prop-small/latest',
+        '/@mycompany%2fprop/1.0.0',
+        '/@secret%2fprop/latest',
       ];
       const hits = await answersAlike({ on, off, authorization: (_side, credential) => named[credential] ?? credential }, paths, 150);
       assert.ok(hits >= 10, `only ${hits} of the answers came from the fast path's cache`);
@@ -607,6 +621,8 @@ describe('17.x property: whatever a client sends, the fast path answers what the
         '/up-small/-/up-small-9.9.9.tgz',
         '/up-missing',
         '/up-prop?write=true',
+        '/up-prop/1.0.0',
+        '/up-small/latest',
       ];
       const hits = await answersAlike(
         { on: sides.on, off: sides.off, authorization: (side, credential) => tokens[side][credential] ?? credential },

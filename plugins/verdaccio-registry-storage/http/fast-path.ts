@@ -38,6 +38,7 @@ import { isSettledRevision, packumentCacheKey } from './routes';
 import { CACHE_HEADER, wantsCacheHeader } from '../../registry-core/index';
 import { cachedVariantFor, COMPRESSION_THRESHOLD, type CachedResponse, type ResponseCache } from './response-cache';
 import { matchPackumentPath, matchTarballPath } from './route-match';
+import { TARBALL_CONTENT_TYPE } from '../store';
 
 /** Who is asking, as the access rules see it; `remote` is Verdaccio's object, opaque here. */
 export interface ReadUser {
@@ -98,8 +99,6 @@ export interface RenderedPackument {
 /** Renders a local packument miss (req, name, req.protocol); null: the full path answers. */
 export type FastPathRender = (req: IncomingMessage, name: string, protocol: string, done: (rendered: RenderedPackument | null) => void) => void;
 
-/** express res.header('Content-Type', 'application/octet-stream') adds the charset. */
-const TARBALL_TYPE = 'application/octet-stream; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 type Credentials = { kind: 'anonymous' } | { kind: 'bearer'; token: string } | { kind: 'other' };
@@ -293,7 +292,7 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
   const tarballHeadersOf = (bytes: Buffer): string[] => {
     let list = tarballHeads.get(bytes);
     if (list === undefined) {
-      list = [...common, 'Content-Type', TARBALL_TYPE, 'Content-Length', String(bytes.length)];
+      list = [...common, 'Content-Type', TARBALL_CONTENT_TYPE, 'Content-Length', String(bytes.length)];
       tarballHeads.set(bytes, list);
     }
     return list;

@@ -27,7 +27,7 @@ import { sha512HexOf, verifyDist } from '../integrity';
 import { type ParsedName, parsePackageName, parseTarballName } from '../names';
 import type { IndexSink } from '../package-service';
 import type { IndexRecord } from '../../registry-core/index';
-import type { Manifest, PackageStore, TarballDigest } from '../store';
+import { TARBALL_CONTENT_TYPE, type Manifest, type PackageStore, type TarballDigest } from '../store';
 
 /** Counts relays through registries of ours: one that (indirectly) proxies to itself stops here. */
 export const HOPS_HEADER = 'x-registry-upstream-hops';
@@ -427,7 +427,7 @@ export class UpstreamProxy {
     let answered = false;
     const headOnly = res.req?.method === 'HEAD';
     res.statusCode = 200;
-    res.setHeader('content-type', 'application/octet-stream');
+    res.setHeader('content-type', TARBALL_CONTENT_TYPE);
     // the upstream's length, when the bytes fetch hands over are the ones it counted (no content
     // coding undone): what a HEAD answers and a progress bar reads, as for a stored tarball
     const length = response.headers.get('content-length');

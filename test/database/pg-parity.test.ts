@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { usePostgres } from '../harness/postgres';
+import { answersAlike, basic, withFastPathOff } from '../storage/lib/answers-alike';
 import { jsonRequestBody, rawRequest } from '../harness/raw-http';
 import { addUser, startRegistry, type RunningRegistry } from '../harness/registry';
 import { bareName, publishRaw } from '../storage/lib/packages';
@@ -195,4 +196,27 @@ test('14.8 one random sequence of writes on files and on PostgreSQL: the same st
     { numRuns: 12 },
   );
   assert.ok(steps >= 12, `${steps} steps`);
+});
+
+test('14.9 two nodes on one database, the fast path on one and off on the other: random requests answered alike (fast-check, the fast-path property of 17.10)', { timeout: 300_000 }, async (t) => {
+  const pg = postgres();
+  if (!pg.ok) return t.skip(pg.reason);
+  const url = await pg.cluster.createDatabase('pg_fast_path');
+  const on = await startRegistry({ env: { REGISTRY_DATABASE_URL: url } });
+  running.push(on);
+  const off = await startRegistry({ env: { REGISTRY_DATABASE_URL: url }, editConfig: withFastPathOff });
+  running.push(off);
+  // the first user is the admin; a cluster's users and signing keys are shared (docs/cluster.md)
+  const alice = await addUser(on, 'alice', 'correct-horse-battery');
+  const bob = await addUser(on, 'bob', 'correct-horse-battery');
+  for (const [pkg, extra] of [
+    ['@mycompany/pg-prop', { description: 'fast path '.repeat(400) }],
+    ['pg-small', {}],
+  ] as const) {
+    assert.equal((await publishRaw(on.url, alice, pkg, '1.0.0', { extra })).status, 201, pkg);
+  }
+  const named: Record<string, string> = { alice: `Bearer ${alice}`, bob: `Bearer ${bob}`, 'alice basic': basic('alice', 'correct-horse-battery') };
+  const paths = ['/@mycompany%2fpg-prop', '/@mycompany/pg-prop', '/pg-small', '/@mycompany/pg-prop/-/pg-prop-1.0.0.tgz', '/pg-small/-/pg-small-1.0.0.tgz', '/pg-small/-/pg-small-9.9.9.tgz', '/pg-missing', '/pg-small/1.0.0', '/-/whoami'];
+  const hits = await answersAlike({ on, off, authorization: (_side, credential) => named[credential] ?? credential }, paths, 150);
+  assert.ok(hits >= 10, `only ${hits} of the answers came from the fast path's cache`);
 });

@@ -44,19 +44,13 @@ function sendJson(res: Response, status: number, body: unknown): void {
   res.status(status).set('cache-control', 'no-store').type('application/json').send(JSON.stringify(body));
 }
 
-/** Request targets (and their series) whose route label is remembered; least recently used out first. */
+/** Request targets whose route label is remembered (bounded; the memo starts over when full). */
 const ROUTE_MEMO_ENTRIES = 4096;
 
 /** The two series a request updates. */
 interface Series {
   count: BoundCounter;
   duration: BoundHistogram;
-}
-
-/** A request target's route label and its series by (method, status). */
-interface Target {
-  route: string;
-  series: Map<string, Series>;
 }
 
 export default class RegistryOps {
@@ -158,36 +152,41 @@ export default class RegistryOps {
   };
 
   /**
-   * Per request target (bounded in entries and in target length; rebuilt when full): its route
-   * label and the series of each (method, status) seen with it — resolved once, not per request.
-   * Plain maps: the per-request lookups were lru-cache gets (recency bookkeeping, ≈ 1 µs for the
-   * two; issue 17), and nothing here needs least-recently-used order.
+   * Route labels by request target (bounded in entries and in target length), and the series of
+   * each (route, method, status) — resolved once, not per request. Plain maps: the per-request
+   * lookups were lru-cache gets (recency bookkeeping, ≈ 1 µs for the two; issue 17), and nothing
+   * here needs least-recently-used order. The series are kept by route label, a bounded set
+   * (ROUTE_LABELS), so targets that share a label share them.
    */
-  readonly #targets = new ClearingMemo<string, Target>(ROUTE_MEMO_ENTRIES);
+  readonly #routes = new ClearingMemo<string, string>(ROUTE_MEMO_ENTRIES);
+  readonly #series = new Map<string, Map<string, Series>>();
 
-  #targetOf(url: string): Target {
-    let target = this.#targets.get(url);
-    if (target === undefined) {
-      target = { route: routeLabel(url), series: new Map() };
-      if (url.length > 512) return target; // long targets are labelled each time
-      this.#targets.set(url, target);
+  #routeOf(url: string): string {
+    let route = this.#routes.get(url);
+    if (route === undefined) {
+      route = routeLabel(url);
+      if (url.length <= 512) this.#routes.set(url, route); // long targets are labelled each time
     }
-    return target;
+    return route;
   }
 
-  #seriesOf(target: Target, rawMethod: string | undefined, statusCode: number): Series {
+  #seriesOf(route: string, rawMethod: string | undefined, statusCode: number): Series {
+    let byRoute = this.#series.get(route);
+    if (byRoute === undefined) {
+      byRoute = new Map();
+      this.#series.set(route, byRoute);
+    }
     // the raw method: Node's parser admits only its known methods, so the key set stays small
     const key = `${rawMethod ?? ''} ${statusCode}`;
-    let series = target.series.get(key);
+    let series = byRoute.get(key);
     if (series === undefined) {
       const method = methodLabel(rawMethod);
-      const route = target.route;
       series = {
         count: this.#metrics.counter('registry_http_requests_total', { method, route, status: String(statusCode) }),
         duration: this.#metrics.histogram('registry_http_request_duration_seconds', { method, route }),
       };
       // the label values are bounded (methods, ROUTE_LABELS, statuses); the metric caps its series itself
-      target.series.set(key, series);
+      byRoute.set(key, series);
     }
     return series;
   }
@@ -195,15 +194,15 @@ export default class RegistryOps {
   #observe(request: IncomingMessage, response: ServerResponse, started: bigint): void {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const url = originalUrlOf(request);
-    const target = this.#targetOf(url);
-    const series = this.#seriesOf(target, request.method, response.statusCode);
+    const route = this.#routeOf(url);
+    const series = this.#seriesOf(route, request.method, response.statusCode);
     series.count.inc();
     series.duration.observe(seconds);
     if (debugEnabled(this.lockbPath)) {
       process.stdout.write(
         formatDebugLine('http', `${request.method ?? '?'} ${redactUrl(url)} ${response.statusCode} ${(seconds * 1000).toFixed(1)} ms`, {
           user: remoteUserOf(request).name ?? '-',
-          route: target.route,
+          route,
         }),
       );
     }

@@ -17,7 +17,7 @@ import { usePostgres } from '../harness/postgres';
 import { answersAlike, basic, withFastPathOff } from '../storage/lib/answers-alike';
 import { jsonRequestBody, rawRequest } from '../harness/raw-http';
 import { addUser, startRegistry, type RunningRegistry } from '../harness/registry';
-import { bareName, publishRaw } from '../storage/lib/packages';
+import { bareName, publishEach, publishRaw } from '../storage/lib/packages';
 
 const running: RunningRegistry[] = [];
 after(async () => {
@@ -209,12 +209,10 @@ test('14.9 two nodes on one database, the fast path on one and off on the other:
   // the first user is the admin; a cluster's users and signing keys are shared (docs/cluster.md)
   const alice = await addUser(on, 'alice', 'correct-horse-battery');
   const bob = await addUser(on, 'bob', 'correct-horse-battery');
-  for (const [pkg, extra] of [
+  await publishEach(on.url, alice, [
     ['@mycompany/pg-prop', { description: 'fast path '.repeat(400) }],
     ['pg-small', {}],
-  ] as const) {
-    assert.equal((await publishRaw(on.url, alice, pkg, '1.0.0', { extra })).status, 201, pkg);
-  }
+  ]);
   const named: Record<string, string> = { alice: `Bearer ${alice}`, bob: `Bearer ${bob}`, 'alice basic': basic('alice', 'correct-horse-battery') };
   const paths = ['/@mycompany%2fpg-prop', '/@mycompany/pg-prop', '/pg-small', '/@mycompany/pg-prop/-/pg-prop-1.0.0.tgz', '/pg-small/-/pg-small-1.0.0.tgz', '/pg-small/-/pg-small-9.9.9.tgz', '/pg-missing', '/pg-small/1.0.0', '/-/whoami'];
   const hits = await answersAlike({ on, off, authorization: (_side, credential) => named[credential] ?? credential }, paths, 150);

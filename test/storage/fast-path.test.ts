@@ -19,7 +19,7 @@ import { CACHE_HEADER } from '../../plugins/registry-core/index';
 import { RACY_WINDOW_MS } from '../../plugins/verdaccio-registry-storage/fs-store';
 import { NODE_BIN, PROJECT_ROOT, addUser, cleanEnv, createClientDir, run, startRegistry, type RunningRegistry } from '../harness/registry';
 import { ABBREVIATED, answersAlike, basic, raw, withFastPathOff, type Raw } from './lib/answers-alike';
-import { publishRaw } from './lib/packages';
+import { publishEach, publishRaw } from './lib/packages';
 import { startRelay, type Relay } from './lib/relay';
 
 const PASSWORD = 'correct-horse-battery';
@@ -54,14 +54,11 @@ describe('17.x fast path: access, conditionals, encodings, first read after a wr
     });
     aliceToken = await addUser(registry, 'alice', PASSWORD);
     bobToken = await addUser(registry, 'bob', PASSWORD);
-    for (const [name, extra] of [
+    await publishEach(registry.url, aliceToken, [
       ['@secret/pkg', LONG],
       ['other-pkg', LONG],
       ['@mycompany/fast', LONG],
-    ] as const) {
-      const published = await publishRaw(registry.url, aliceToken, name, '1.0.0', { extra });
-      assert.equal(published.status, 201, `${name}: ${published.text}`);
-    }
+    ]);
   });
   after(async () => {
     await registry?.stop();
@@ -417,13 +414,11 @@ describe('17.x property: whatever a client sends, the fast path answers what the
     try {
       const alice = await addUser(seed, 'alice', PASSWORD);
       const bob = await addUser(seed, 'bob', PASSWORD);
-      for (const [name, extra] of [
+      await publishEach(seed.url, alice, [
         ['@mycompany/prop', LONG],
         ['prop-small', {}],
         ['@secret/prop', LONG],
-      ] as const) {
-        assert.equal((await publishRaw(seed.url, alice, name, '1.0.0', { extra })).status, 201, name);
-      }
+      ]);
       await seed.stop();
       const copy = `${seed.dir}-off`;
       cpSync(seed.dir, copy, { recursive: true });
@@ -470,13 +465,11 @@ describe('17.x property: whatever a client sends, the fast path answers what the
     const sides: { on?: RunningRegistry; off?: RunningRegistry } = {};
     try {
       const publisher = await addUser(upstream, 'publisher', 'publisher-password-1');
-      for (const [name, extra] of [
+      await publishEach(upstream.url, publisher, [
         ['up-prop', LONG],
         ['up-small', {}],
         ['@upscope/prop', LONG],
-      ] as const) {
-        assert.equal((await publishRaw(upstream.url, publisher, name, '1.0.0', { extra })).status, 201, name);
-      }
+      ]);
       const proxying = (config: Record<string, unknown>): void => {
         config.uplinks = { upstream: { url: upstream.url, maxage: '10m', timeout: '5s' } };
       };

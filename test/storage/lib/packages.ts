@@ -115,6 +115,14 @@ export async function publishRaw(registryUrl: string, token: string, name: strin
   return { ...(await putPackage(registryUrl, token, name, body)), tarball };
 }
 
+/** Publishes each [name, extra] at 1.0.0 (raw PUT), asserting every 201: the packages a test starts with. */
+export async function publishEach(registryUrl: string, token: string, packages: ReadonlyArray<readonly [string, Record<string, unknown>]>): Promise<void> {
+  for (const [name, extra] of packages) {
+    const published = await publishRaw(registryUrl, token, name, '1.0.0', { extra });
+    if (published.status !== 201) throw new Error(`publishing ${name}@1.0.0: ${published.status} ${published.text}`);
+  }
+}
+
 export async function getJson(url: string): Promise<{ status: number; json: Record<string, unknown> }> {
   const response = await fetch(url, { headers: { accept: 'application/json' } });
   const text = await response.text();
